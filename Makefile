@@ -1,0 +1,62 @@
+# Costline: the two commands are `make demo` (the main job) and `make test` (the whole suite).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROJECTS := instrumentation/pyproject.toml processor/pyproject.toml dashboards/pyproject.toml requirements-dev.txt
+
+# The lowest openai/anthropic releases the instrumentation supports, tested in a venv of their own.
+VENV_MIN := .venv-min
+OPENAI_MIN := 3.0.0
+ANTHROPIC_MIN := 2.0.0
+
+.PHONY: venv venv-min test test-min demo bench dashboards prometheus lint clean
+
+venv: $(STAMP) prometheus
+
+venv-min: $(VENV_MIN)/.installed
+
+$(VENV_MIN)/.installed: instrumentation/pyproject.toml
+	test -x $(VENV_MIN)/bin/python || $(PYTHON) -m venv $(VENV_MIN)
+	$(VENV_MIN)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(VENV_MIN)/bin/python -m pip install --quiet -e "./instrumentation[test]" \
+		"openai==$(OPENAI_MIN)" "anthropic==$(ANTHROPIC_MIN)"
+	touch $@
+
+$(STAMP): $(PROJECTS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet \
+		-e "./instrumentation[test]" \
+		-e "./processor[test,postgres]" \
+		-e "./dashboards[test]" \
+		-r requirements-dev.txt
+	touch $(STAMP)
+
+# Prometheus and promtool come from Debian's package (rule tests and query tests need the real binaries).
+prometheus:
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-prometheus.sh
+
+test: venv venv-min
+	$(BIN)/python -m pytest
+	$(MAKE) --no-print-directory test-min
+
+test-min: venv-min
+	$(VENV_MIN)/bin/python -m pytest -p no:cacheprovider tests/instrumentation tests/e2e/test_opentelemetry_instrument.py \
+		--ignore tests/instrumentation/test_peers.py  # peers are not installed beside the oldest SDKs
+
+demo: venv
+	$(BIN)/python demo/run.py --duration $(or $(DURATION),20)
+
+bench: venv
+	$(BIN)/python benchmarks/instrumentation_overhead.py
+
+dashboards: venv
+	$(BIN)/python -m costline.dashboards build
+
+lint: venv
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) $(VENV_MIN) .pytest_cache

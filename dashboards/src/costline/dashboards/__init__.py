@@ -1,0 +1,1 @@
+"""Costline dashboards and Prometheus rules, generated as code."""

@@ -1,0 +1,174 @@
+"""Alerting rules. Every alert carries `severity`, a `summary` and a `description` that name the owner and the
+figures, a `dashboard_url` that opens the right dashboard with its variables set, and a `runbook_url`."""
+
+from __future__ import annotations
+
+from costline.dashboards import links, metrics
+from costline.dashboards.config import MixinConfig
+from costline.dashboards.promql import selector
+from costline.dashboards.recording_rules import ELAPSED_DAYS_OF_MONTH, RuleNames, with_interval
+
+OWNER = "{{ $labels.scope }} {{ $labels.owner }}"
+"""Names a budget's owner from its labels: `team acme/marketing`, `key acme/engineering/alice/alice-laptop`,
+`project campaigns`."""
+
+SAME_SERIES = (
+    '{{ $selector := "" }}{{ range $label, $labelValue := $labels }}{{ if ne $label "__name__" }}'
+    '{{ $selector = printf "%s%s=%q," $selector $label $labelValue }}{{ end }}{{ end }}'
+)
+"""Builds `$selector`, a label matcher for exactly the alerting series, so a template can query a sibling
+recording rule of the same budget (the limit of the budget whose utilization fired)."""
+
+
+def _usd_of(series: str, decimals: int = 2) -> str:
+    """Template text printing the USD value of the sibling `series` of the alerting budget (needs SAME_SERIES)."""
+    return (
+        f'{{{{ with printf "{series}{{%s}}" $selector | query }}}}'
+        f'${{{{ . | first | value | printf "%.{decimals}f" }}}}{{{{ end }}}}'
+    )
+
+
+def _alert(config: MixinConfig, name: str, expr: str, summary: str, description: str, dashboard: str) -> dict:
+    return {
+        "alert": name,
+        "expr": expr,
+        "for": config.alert_for[name],
+        "labels": {"severity": config.alert_severity[name]},
+        "annotations": {
+            "summary": summary,
+            "description": description,
+            "dashboard_url": dashboard,
+            "runbook_url": links.runbook_url(config, name),
+        },
+    }
+
+
+def _budget_dashboard(config: MixinConfig) -> str:
+    return links.alert_dashboard_url(config, links.BUDGET_BURN_UID, "org", "team", "project")
+
+
+def budget_warning(config: MixinConfig, names: RuleNames) -> dict:
+    # Stops below the exceeded ratio, so one budget is either "warning" or "exceeded", never paged twice.
+    expr = f"{names.budget_utilization} >= {config.budget_warning_ratio} < {config.budget_exceeded_ratio}"
+    return _alert(
+        config,
+        "CostlineBudgetWarning",
+        expr,
+        f"{OWNER} has used {{{{ $value | humanizePercentage }}}} of its {{{{ $labels.period }}}} budget.",
+        SAME_SERIES + f"{OWNER} has spent {_usd_of(names.budget_spent)} of its {{{{ $labels.period }}}} budget of "
+        f"{_usd_of(names.budget_limit)} ({{{{ $value | humanizePercentage }}}}; warning at "
+        f"{config.budget_warning_ratio:.0%}).",
+        _budget_dashboard(config),
+    )
+
+
+def budget_exceeded(config: MixinConfig, names: RuleNames) -> dict:
+    return _alert(
+        config,
+        "CostlineBudgetExceeded",
+        f"{names.budget_utilization} >= {config.budget_exceeded_ratio}",
+        f"{OWNER} is over its {{{{ $labels.period }}}} budget ({{{{ $value | humanizePercentage }}}}).",
+        SAME_SERIES + f"{OWNER} has spent {_usd_of(names.budget_spent)} against a {{{{ $labels.period }}}} budget of "
+        f"{_usd_of(names.budget_limit)} ({{{{ $value | humanizePercentage }}}}). Calls are not blocked: decide "
+        "whether to raise the budget or stop the spend.",
+        _budget_dashboard(config),
+    )
+
+
+def budget_forecast_overrun(config: MixinConfig, names: RuleNames) -> dict:
+    expr = (
+        f"({names.budget_forecast_ratio} > 1)"
+        f" unless ({names.budget_utilization} >= {config.budget_exceeded_ratio})"  # already paged as exceeded
+        f" and on () ({ELAPSED_DAYS_OF_MONTH} >= {config.forecast_min_elapsed_days})"
+    )
+    return _alert(
+        config,
+        "CostlineBudgetForecastOverrun",
+        expr,
+        f"{OWNER} is on track to exceed its monthly budget.",
+        SAME_SERIES
+        + f"At its month-to-date pace {OWNER} will spend about {_usd_of(names.budget_forecast, 0)} this month, "
+        f"{{{{ $value | humanizePercentage }}}} of its monthly budget of {_usd_of(names.budget_limit)} "
+        f"(spent so far: {_usd_of(names.budget_spent)}).",
+        _budget_dashboard(config),
+    )
+
+
+def spend_anomaly(config: MixinConfig, names: RuleNames) -> dict:
+    recent = names.team_cost_rate(config.anomaly_window)
+    baseline = names.team_cost_rate(config.anomaly_baseline_window)
+    expr = (
+        f"{recent} > {config.anomaly_factor} * {baseline}"
+        f" and {recent} * 3600 >= {config.anomaly_min_usd_per_hour}"
+        # Only teams that already spent a baseline window ago: a brand-new team has no baseline to be far above
+        # (its rate over a day is its first hour's spend / 24, which would always look like a 24x jump).
+        f" and {baseline} offset {config.anomaly_baseline_window}"
+    )
+
+    def per_hour(series: str) -> str:
+        # Templates cannot multiply, so the per-hour figure is a query of its own.
+        return (
+            f'{{{{ with printf "{series}{{org=%q,team=%q}} * 3600" $labels.org $labels.team | query }}}}'
+            '${{ . | first | value | printf "%.2f" }}/h{{ end }}'
+        )
+
+    return _alert(
+        config,
+        "CostlineSpendAnomaly",
+        expr,
+        "Team {{ $labels.org }}/{{ $labels.team }} is spending far above its usual rate.",
+        f"Team {{{{ $labels.org }}}}/{{{{ $labels.team }}}} spent {per_hour(recent)} over the last "
+        f"{config.anomaly_window}, more than {config.anomaly_factor:g}x its {config.anomaly_baseline_window} "
+        f"average of {per_hour(baseline)}.",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
+    )
+
+
+def unpriced_model(config: MixinConfig, names: RuleNames) -> dict:
+    callers = (
+        f'{{{{ range $i, $caller := printf "sum by (org, team) (increase({metrics.UNPRICED_REQUESTS}'
+        f'{{%s, provider=%q, model=%q}}[{config.unpriced_window}])) > 0" "{_escape(config.costline_selector)}" '
+        '$labels.provider $labels.model | query | sortByLabel "team" }}{{ if $i }}, {{ end }}'
+        "{{ $caller.Labels.org }}/{{ $caller.Labels.team }}{{ end }}"
+    )
+    return _alert(
+        config,
+        "CostlineUnpricedModel",
+        f"{names.model_unpriced_increase} > 0",
+        "Calls to {{ $labels.provider }}/{{ $labels.model }} cannot be priced.",
+        '{{ $value | printf "%.0f" }} requests to {{ $labels.provider }}/{{ $labels.model }} in the last '
+        f"{config.unpriced_window} had no price (called by {callers}). Their cost is missing from every total and "
+        "budget: add a price override for the model to the processor config, then run `costline reprice`.",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID, "model"),
+    )
+
+
+def processor_down(config: MixinConfig, names: RuleNames) -> dict:
+    up = "up" + selector(config)
+    return _alert(
+        config,
+        "CostlineProcessorDown",
+        f"{up} == 0 or absent({up})",
+        "The Costline processor is down or not scraped.",
+        "Prometheus cannot scrape the Costline processor {{ with $labels.instance }}at {{ . }} {{ end }}"
+        f"(selector {config.costline_selector}). Spend and budget series stop updating and no budget alert "
+        "can fire until it is back; spans sent meanwhile are retried by exporters or lost.",
+        links.alert_dashboard_url(config, links.PERFORMANCE_UID),
+    )
+
+
+def _escape(text: str) -> str:
+    """Escape double quotes for a string literal inside a Go template action."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
+    names = RuleNames(config)
+    budget = [budget_warning(config, names), budget_exceeded(config, names), budget_forecast_overrun(config, names)]
+    spend = [spend_anomaly(config, names), unpriced_model(config, names)]
+    groups: list[dict[str, object]] = [
+        {"name": "costline.budget.alerts", "rules": budget},
+        {"name": "costline.spend.alerts", "rules": spend},
+        {"name": "costline.processor.alerts", "rules": [processor_down(config, names)]},
+    ]
+    return [with_interval(config, group) for group in groups]

@@ -1,0 +1,123 @@
+"""The one place to change what the mixin selects and when it pages (like kubernetes-mixin's config.libsonnet).
+
+Dashboards, recording rules and alerts all read a `MixinConfig`; nothing else in this package hard-codes a selector,
+a threshold or a window. Change a default here and run `make dashboards`, or build with overrides from Python:
+
+    from costline.dashboards.config import DEFAULT_CONFIG
+    config = DEFAULT_CONFIG.replace(costline_selector='job="llm-costs"', budget_warning_ratio=0.9)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MixinConfig:
+    # --- what to select ---------------------------------------------------------------------------------------------
+    costline_selector: str = 'job="costline"'
+    """Matchers that pick the processor's series out of everything Prometheus scrapes (the scrape job's name)."""
+
+    replica_labels: tuple[str, ...] = ("instance", "pod")
+    """Labels that differ between processor replicas. Budget gauges come from the shared ledger, so every replica
+    reports the same figure: rules take `max without (these)` instead of summing them."""
+
+    # --- budget thresholds ------------------------------------------------------------------------------------------
+    budget_warning_ratio: float = 0.8
+    """`CostlineBudgetWarning` fires at this share of a budget spent (and the "over 80 %" table lists these)."""
+
+    budget_exceeded_ratio: float = 1.0
+    """`CostlineBudgetExceeded` fires at this share; the warning stops there so one budget pages once."""
+
+    forecast_min_elapsed_days: float = 2.0
+    """`CostlineBudgetForecastOverrun` stays silent until this much of the month has passed: a projection from the
+    first hours of a month extrapolates one busy morning to thirty days."""
+
+    burn_rate_window: str = "6h"
+    """Window for the spend rate behind "days until exhausted"."""
+
+    # --- spend anomaly ----------------------------------------------------------------------------------------------
+    anomaly_window: str = "1h"
+    """Recent spend rate that is compared with the baseline."""
+
+    anomaly_baseline_window: str = "1d"
+    """The team's own baseline: its average spend rate over this window."""
+
+    anomaly_factor: float = 3.0
+    """`CostlineSpendAnomaly` fires when the recent rate exceeds the baseline by this factor ..."""
+
+    anomaly_min_usd_per_hour: float = 1.0
+    """... and the team spends at least this much per hour, so a team going from $0.01/h to $0.05/h stays quiet."""
+
+    # --- other alerts -----------------------------------------------------------------------------------------------
+    unpriced_window: str = "1h"
+    """`CostlineUnpricedModel` fires when a model had unpriced requests within this window."""
+
+    short_rate_window: str = "5m"
+    """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
+
+    alert_for: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "CostlineBudgetWarning": "15m",
+            "CostlineBudgetExceeded": "5m",
+            "CostlineBudgetForecastOverrun": "1h",
+            "CostlineSpendAnomaly": "30m",
+            "CostlineUnpricedModel": "10m",
+            "CostlineProcessorDown": "5m",
+        }
+    )
+    """How long each alert's condition must hold before it fires (the query tests set all of them to 0s)."""
+
+    alert_severity: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "CostlineBudgetWarning": "warning",
+            "CostlineBudgetExceeded": "critical",
+            "CostlineBudgetForecastOverrun": "warning",
+            "CostlineSpendAnomaly": "warning",
+            "CostlineUnpricedModel": "warning",
+            "CostlineProcessorDown": "critical",
+        }
+    )
+
+    rule_evaluation_interval: str = "1m"
+    """`interval` of the generated rule groups (empty string: Prometheus' global evaluation_interval)."""
+
+    # --- links ------------------------------------------------------------------------------------------------------
+    grafana_url: str = "http://localhost:3000"
+    """Base of the `dashboard_url` annotation on every alert."""
+
+    runbook_url: str = "https://github.com/costline/costline/blob/main/docs/dashboards.md"
+    """Base of the `runbook_url` annotation; the alert's name is appended as an anchor (`#costlinebudgetwarning`)."""
+
+    # --- dashboards -------------------------------------------------------------------------------------------------
+    dashboard_tags: tuple[str, ...] = ("costline",)
+    dashboard_refresh: str = "1m"
+    dashboard_timezone: str = "utc"
+    """UTC by default: budgets are calendar months in the processor's timezone (UTC unless configured)."""
+
+    datasource_uid: str = "prometheus"
+    """Uid of the provisioned Prometheus data source; the `$datasource` variable defaults to it."""
+
+    prometheus_url: str = "http://prometheus:9090"
+    """URL the provisioned data source points at (the compose stack's Prometheus)."""
+
+    grafana_dashboards_path: str = "/var/lib/grafana/dashboards/costline"
+    """Where the provisioned dashboard provider reads the JSON files (the compose stack mounts them there)."""
+
+    scrape_interval: str = "15s"
+    """The processor's scrape interval, told to Grafana so `$__rate_interval` covers at least four scrapes."""
+
+    top_n: int = 10
+    """How many rows "top spenders" style panels show."""
+
+    def replace(self, **changes: object) -> MixinConfig:
+        """A copy with some fields changed; `alert_for` may be given partially (merged with the defaults)."""
+        if "alert_for" in changes:
+            changes["alert_for"] = {**self.alert_for, **changes["alert_for"]}  # type: ignore[dict-item]
+        if "alert_severity" in changes:
+            changes["alert_severity"] = {**self.alert_severity, **changes["alert_severity"]}  # type: ignore[dict-item]
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+
+
+DEFAULT_CONFIG = MixinConfig()

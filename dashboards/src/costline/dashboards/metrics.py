@@ -1,0 +1,32 @@
+"""Names of the series the processor exposes (issue 3), in one place so a rename upstream is one edit here.
+
+Counters are listed with their `_total` suffix as scraped; recording rules drop it (`team:costline_cost_usd:rate5m`),
+as Prometheus' naming conventions ask.
+"""
+
+from __future__ import annotations
+
+COST = "costline_cost_usd_total"
+TOKENS = "costline_tokens_total"  # label `type`: input (uncached), output, cache_read, cache_write, reasoning
+REQUESTS = "costline_requests_total"  # label `outcome`: success, error
+UNPRICED_REQUESTS = "costline_unpriced_requests_total"
+TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
+OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
+
+BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels
+BUDGET_SPENT = "costline_budget_spent_usd"
+BUDGET_REMAINING = "costline_budget_remaining_usd"
+BUDGET_EFFECTIVE_REMAINING = "costline_budget_effective_remaining_usd"  # per key and user: most restrictive wins
+
+OWNER_LABELS: tuple[str, ...] = ("org", "team", "user", "key", "project")
+"""Labels that can name the owner of a budget, broadest first; a budget series carries those of its scope."""
+
+
+def without_total(counter: str) -> str:
+    """`costline_cost_usd_total` -> `costline_cost_usd`: the metric part of a recording rule's name."""
+    return counter.removesuffix("_total")
+
+
+RETRIES = "costline_retries_total"
+"""Not in issue 3's list: retries the SDKs made (`http.request.resend_count`), for the Performance dashboard's retry
+rate. Requested from the processor; the retry panel is empty until it is exported."""

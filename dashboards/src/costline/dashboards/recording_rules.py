@@ -1,0 +1,192 @@
+"""Recording rules, named `level:metric:operations`, for what both dashboards and alerts reuse.
+
+Levels: `team` = by (org, team), `team_model` = by (org, team, provider, model), `project` = by (org, project),
+`model` = by (provider, model), `scope` = one series per budget (its `scope`, `period` and owner labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costline.dashboards import metrics
+from costline.dashboards.config import MixinConfig
+from costline.dashboards.promql import by, owner_label, selector, without
+
+ELAPSED_DAYS_OF_MONTH = "(day_of_month() - 1 + (time() % 86400) / 86400)"
+"""Days since the start of the (UTC) month, with the fraction of today; PromQL's calendar functions are UTC."""
+
+
+@dataclass(frozen=True)
+class RuleNames:
+    """The recorded series' names for one config (windows are part of the names)."""
+
+    config: MixinConfig
+
+    def team_cost_rate(self, window: str) -> str:
+        return f"team:{metrics.without_total(metrics.COST)}:rate{window}"
+
+    @property
+    def team_model_cost_increase1h(self) -> str:
+        return f"team_model:{metrics.without_total(metrics.COST)}:increase1h"
+
+    @property
+    def project_cost_rate(self) -> str:
+        return f"project:{metrics.without_total(metrics.COST)}:rate{self.config.short_rate_window}"
+
+    @property
+    def model_cost_rate(self) -> str:
+        return f"model:{metrics.without_total(metrics.COST)}:rate{self.config.short_rate_window}"
+
+    @property
+    def model_requests_rate(self) -> str:
+        return f"model:{metrics.without_total(metrics.REQUESTS)}:rate{self.config.short_rate_window}"
+
+    @property
+    def model_error_ratio(self) -> str:
+        return f"model:costline_request_errors:ratio_rate{self.config.short_rate_window}"
+
+    @property
+    def model_ttft_bucket_rate(self) -> str:
+        return f"model:{metrics.TIME_TO_FIRST_TOKEN}_bucket:rate{self.config.short_rate_window}"
+
+    @property
+    def model_unpriced_increase(self) -> str:
+        return f"model:{metrics.without_total(metrics.UNPRICED_REQUESTS)}:increase{self.config.unpriced_window}"
+
+    @property
+    def budget_spent(self) -> str:
+        return f"scope:{metrics.BUDGET_SPENT}:max"
+
+    @property
+    def budget_limit(self) -> str:
+        return f"scope:{metrics.BUDGET_LIMIT}:max"
+
+    @property
+    def budget_remaining(self) -> str:
+        return f"scope:{metrics.BUDGET_REMAINING}:max"
+
+    @property
+    def budget_effective_remaining(self) -> str:
+        return f"scope:{metrics.BUDGET_EFFECTIVE_REMAINING}:max"
+
+    @property
+    def budget_utilization(self) -> str:
+        return "scope:costline_budget_utilization:ratio"
+
+    @property
+    def budget_month_to_date(self) -> str:
+        return f"scope:{metrics.BUDGET_SPENT}:month_to_date"
+
+    @property
+    def budget_forecast(self) -> str:
+        return f"scope:{metrics.BUDGET_SPENT}:forecast_month_end"
+
+    @property
+    def budget_forecast_ratio(self) -> str:
+        return "scope:costline_budget_forecast_utilization:ratio"
+
+    @property
+    def budget_burn_rate(self) -> str:
+        return f"scope:{metrics.BUDGET_SPENT}:rate{self.config.burn_rate_window}"
+
+    @property
+    def budget_days_until_exhausted(self) -> str:
+        return f"scope:costline_budget_days_until_exhausted:rate{self.config.burn_rate_window}"
+
+
+def _record(name: str, expr: str) -> dict[str, str]:
+    return {"record": name, "expr": expr}
+
+
+def _cost_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]:
+    cost = metrics.COST + selector(config)
+    team = by("org", "team")
+    # One rate per distinct window: the dashboards' short window, the anomaly's recent window and its baseline.
+    windows = dict.fromkeys((config.short_rate_window, config.anomaly_window, config.anomaly_baseline_window))
+    rules = [_record(names.team_cost_rate(w), f"sum {team} (rate({cost}[{w}]))") for w in windows]
+    rules += [
+        _record(
+            names.team_model_cost_increase1h,
+            f"sum {by('org', 'team', 'provider', 'model')} (increase({cost}[1h]))",
+        ),
+        _record(names.project_cost_rate, f"sum {by('org', 'project')} (rate({cost}[{config.short_rate_window}]))"),
+        _record(names.model_cost_rate, f"sum {by('provider', 'model')} (rate({cost}[{config.short_rate_window}]))"),
+    ]
+    return rules
+
+
+def _request_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]:
+    window = config.short_rate_window
+    requests = metrics.REQUESTS + selector(config)
+    errors = metrics.REQUESTS + selector(config, 'outcome="error"')
+    model = by("provider", "model")
+    return [
+        _record(names.model_requests_rate, f"sum {by('provider', 'model', 'outcome')} (rate({requests}[{window}]))"),
+        # `or ... * 0`: a model with requests but no error series yet has an error ratio of 0, not no ratio.
+        _record(
+            names.model_error_ratio,
+            f"(sum {model} (rate({errors}[{window}])) or sum {model} (rate({requests}[{window}])) * 0)"
+            f" / sum {model} (rate({requests}[{window}]))",
+        ),
+        _record(
+            names.model_ttft_bucket_rate,
+            f"sum {by('provider', 'model', 'le')} (rate({metrics.TIME_TO_FIRST_TOKEN}_bucket{selector(config)}[{window}]))",
+        ),
+        _record(
+            names.model_unpriced_increase,
+            f"sum {model} (increase({metrics.UNPRICED_REQUESTS}{selector(config)}[{config.unpriced_window}]))",
+        ),
+    ]
+
+
+def _budget_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]:
+    # The budget gauges come from the shared ledger: every replica reports the same figure, so take one of them.
+    replicas = without(config.replica_labels)
+    monthly = 'period="monthly"'
+    return [
+        # `owner` (e.g. "acme/marketing") gives legends and alert texts one label to print for any scope.
+        _record(names.budget_spent, owner_label(f"max {replicas} ({metrics.BUDGET_SPENT}{selector(config)})")),
+        _record(names.budget_limit, owner_label(f"max {replicas} ({metrics.BUDGET_LIMIT}{selector(config)})")),
+        _record(names.budget_remaining, owner_label(f"max {replicas} ({metrics.BUDGET_REMAINING}{selector(config)})")),
+        _record(
+            names.budget_effective_remaining,
+            owner_label(f"max {replicas} ({metrics.BUDGET_EFFECTIVE_REMAINING}{selector(config)})"),
+        ),
+        # `> 0`: a zero limit means "no budget", and dividing by it would report +Inf utilization.
+        _record(names.budget_utilization, f"{names.budget_spent} / ({names.budget_limit} > 0)"),
+        _record(names.budget_month_to_date, f"{names.budget_spent}{{{monthly}}}"),
+        # Linear projection: month-to-date spend / elapsed days * days in the month. Elapsed time is clamped to one
+        # hour so the first minutes of a month do not divide by ~0.
+        _record(
+            names.budget_forecast,
+            f"{names.budget_month_to_date} * scalar(days_in_month() / clamp_min({ELAPSED_DAYS_OF_MONTH}, 1 / 24))",
+        ),
+        _record(names.budget_forecast_ratio, f"{names.budget_forecast} / ({names.budget_limit}{{{monthly}}} > 0)"),
+        # rate() on the spent gauge is deliberate: it only grows within a period and drops to ~0 when the next one
+        # starts, which is exactly a counter reset, so the period boundary does not produce a negative burn rate.
+        _record(
+            names.budget_burn_rate,
+            owner_label(f"max {replicas} (rate({metrics.BUDGET_SPENT}{selector(config)}[{config.burn_rate_window}]))"),
+        ),
+        _record(
+            names.budget_days_until_exhausted,
+            f"clamp_min({names.budget_remaining}, 0) / ({names.budget_burn_rate} * 86400 > 0)",
+        ),
+    ]
+
+
+def recording_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
+    names = RuleNames(config)
+    groups: list[dict[str, object]] = [
+        {"name": "costline.cost.rules", "rules": _cost_rules(config, names)},
+        {"name": "costline.requests.rules", "rules": _request_rules(config, names)},
+        {"name": "costline.budgets.rules", "rules": _budget_rules(config, names)},
+    ]
+    return [with_interval(config, group) for group in groups]
+
+
+def with_interval(config: MixinConfig, group: dict[str, object]) -> dict[str, object]:
+    """The group with the configured evaluation interval (name, interval, rules: the order people read them in)."""
+    if not config.rule_evaluation_interval:
+        return group
+    return {"name": group["name"], "interval": config.rule_evaluation_interval, "rules": group["rules"]}

@@ -1,0 +1,86 @@
+"""The attribute contract between Costline's instrumentation and its processor.
+
+`docs/attributes.md` is the human-readable form of this module; both must stay in step. The processor imports the
+names from here, so a rename is one edit. GenAI names follow the OpenTelemetry GenAI semantic conventions
+(semantic-conventions-genai; all still "Development" stability).
+"""
+
+from __future__ import annotations
+
+# --- GenAI semantic conventions -------------------------------------------------------------------------------------
+GEN_AI_OPERATION_NAME = "gen_ai.operation.name"
+GEN_AI_PROVIDER_NAME = "gen_ai.provider.name"
+GEN_AI_SYSTEM = "gen_ai.system"  # deprecated predecessor of gen_ai.provider.name; read, never written
+GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
+GEN_AI_RESPONSE_ID = "gen_ai.response.id"
+GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
+GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK = "gen_ai.response.time_to_first_chunk"
+GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"  # includes cache read and cache write tokens
+GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"  # includes reasoning tokens
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"  # v1.41 name; read only
+GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
+GEN_AI_OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+ANTHROPIC_RESPONSE_SERVICE_TIER = "anthropic.response.service_tier"
+
+SERVER_ADDRESS = "server.address"
+SERVER_PORT = "server.port"
+ERROR_TYPE = "error.type"
+HTTP_REQUEST_RESEND_COUNT = "http.request.resend_count"  # retries the SDK made (first attempt not counted)
+
+# --- Operation names (gen_ai.operation.name values) ------------------------------------------------------------------
+OPERATION_CHAT = "chat"
+OPERATION_TEXT_COMPLETION = "text_completion"
+OPERATION_EMBEDDINGS = "embeddings"
+OPERATION_GENERATE_CONTENT = "generate_content"
+
+# --- Provider names (gen_ai.provider.name values) --------------------------------------------------------------------
+PROVIDER_OPENAI = "openai"
+PROVIDER_ANTHROPIC = "anthropic"
+PROVIDER_AZURE_OPENAI = "azure.ai.openai"
+PROVIDER_GROQ = "groq"
+PROVIDER_DEEPSEEK = "deepseek"
+PROVIDER_MISTRAL = "mistral_ai"
+PROVIDER_OPENROUTER = "openrouter"
+PROVIDER_TOGETHER = "together_ai"
+PROVIDER_OLLAMA = "ollama"
+PROVIDER_VLLM = "vllm"
+
+# --- Costline's own attributes ---------------------------------------------------------------------------------------
+COSTLINE_ORG = "costline.org"
+COSTLINE_TEAM = "costline.team"
+COSTLINE_PROJECT = "costline.project"
+COSTLINE_USER = "costline.user"
+COSTLINE_COST_CENTER = "costline.cost_center"
+COSTLINE_FEATURE = "costline.feature"
+COSTLINE_CUSTOMER = "costline.customer"
+
+OWNER_KEYS: tuple[str, ...] = (
+    COSTLINE_ORG,
+    COSTLINE_TEAM,
+    COSTLINE_PROJECT,
+    COSTLINE_USER,
+    COSTLINE_COST_CENTER,
+    COSTLINE_FEATURE,
+    COSTLINE_CUSTOMER,
+)
+"""Ownership keys: span attributes, W3C baggage entries and resource attributes all use these same names."""
+
+COSTLINE_API_KEY_FINGERPRINT = "costline.api_key.fingerprint"
+"""First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
+
+COSTLINE_COST_USD = "costline.cost.usd"
+"""Written by the processor on spans it forwards downstream, never by the instrumentation."""
+
+COSTLINE_UNPRICED = "costline.unpriced"
+"""Written by the processor on forwarded spans whose model it could not price."""
+
+DEPLOYMENT_ENVIRONMENT = "deployment.environment.name"  # resource attribute; `deployment.environment` also read
+DEPLOYMENT_ENVIRONMENT_OLD = "deployment.environment"
+SERVICE_NAME = "service.name"
+
+INSTRUMENTATION_SCOPE = "costline.instrumentation"
+"""The instrumentation scope name of the spans Costline itself creates."""

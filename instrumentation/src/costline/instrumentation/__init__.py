@@ -1,0 +1,151 @@
+"""Costline instrumentation: every openai and anthropic API call becomes one owned, priceable span.
+
+Usage
+-----
+
+Zero code: install ``costline-instrumentation`` next to ``opentelemetry-distro`` and run the unmodified app::
+
+    OTEL_SERVICE_NAME=search-api \\
+    OTEL_RESOURCE_ATTRIBUTES=costline.org=acme,costline.team=search \\
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://costline-processor:4317 \\
+    opentelemetry-instrument python app.py
+
+The plugin is registered under the ``opentelemetry_instrumentor`` entry point ``costline`` (not ``openai``, a name
+three other packages already use), so ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=costline`` turns it off.
+
+In code::
+
+    from costline.instrumentation import CostlineInstrumentor
+
+    CostlineInstrumentor().instrument(tracer_provider=provider)
+    ...
+    CostlineInstrumentor().uninstrument()  # restores every patched method
+
+Ownership, most specific first: ``costline.owner(...)`` (context manager and decorator; also puts the keys into W3C
+baggage for downstream services), incoming W3C baggage, then resource attributes::
+
+    from costline import owner
+
+    with owner(team="search", project="ranking", feature="rerank"):
+        client.chat.completions.create(model="gpt-4o", messages=[...])
+
+What each span carries is specified in ``docs/attributes.md``: operation, provider, request and response model,
+response id, input/output/cache-read/cache-write/reasoning tokens, time to first chunk on streams, service tier,
+server address, retries (``http.request.resend_count``), ``error.type`` and status on failure, the owner keys and
+``costline.api_key.fingerprint`` (first 16 hex chars of SHA-256 of the API key; the key never leaves the process).
+No prompt, completion or other content is ever recorded; other GenAI instrumentations in the process have their
+content capture defaulted to off (``COSTLINE_SUPPRESS_FOREIGN_CONTENT``).
+
+Covered: openai ``chat.completions.create`` (and ``parse``, ``stream``), ``responses.create`` (and ``stream``),
+``embeddings.create``, legacy ``completions.create`` — sync and async, streaming or not, ``OpenAI``,
+``AzureOpenAI`` (provider ``azure.ai.openai``) and OpenAI-compatible servers by ``base_url`` (provider from the
+host: OpenRouter, Groq, Together, DeepSeek, Mistral, Ollama, vLLM; else ``openai`` with ``server.address`` kept).
+anthropic ``messages.create`` (incl. ``stream=True``) and ``messages.stream(...)``, sync and async. The anthropic
+SDK's own span (on by default) is enriched instead of duplicated; with ``open_telemetry=False`` Costline makes the
+span itself.
+
+Streams pass chunks through as they arrive and end the span exactly once (exhausted, closed, ``with`` block left,
+dropped, or raised). An openai stream that did not ask for usage is sent ``stream_options.include_usage`` and the
+extra usage-only chunk is hidden from the application (``COSTLINE_OPENAI_STREAM_USAGE=false`` disables this).
+
+Errors raised by the SDK reach the caller unchanged (the same exception object). Errors inside Costline never do:
+they are logged at debug level on the ``costline.instrumentation`` logger and counted
+(``costline.instrumentation.guard.internal_errors()``).
+
+Environment variables: see ``costline.instrumentation.environment_variables``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import weakref
+from collections.abc import Collection
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+
+from costline.attributes import INSTRUMENTATION_SCOPE
+from costline.instrumentation.environment_variables import (
+    COSTLINE_INSTRUMENT_LIBRARIES,
+    COSTLINE_STAMP_FOREIGN_SPANS,
+    COSTLINE_SUPPRESS_FOREIGN_CONTENT,
+    FOREIGN_CONTENT_SWITCHES,
+)
+from costline.instrumentation.guard import internal_errors
+from costline.instrumentation.package import _instruments
+from costline.instrumentation.span_processor import CostlineSpanProcessor
+from costline.instrumentation.version import __version__
+
+__all__ = ["CostlineInstrumentor", "CostlineSpanProcessor", "internal_errors"]
+
+_LIBRARIES = ("openai", "anthropic")
+
+# One span processor per tracer provider, however often instrument() runs: SDK providers cannot remove a
+# processor, so uninstrument() disables it instead and a later instrument() enables it again.
+_processors: weakref.WeakKeyDictionary[Any, CostlineSpanProcessor] = weakref.WeakKeyDictionary()
+
+
+def _selected_libraries() -> list[str]:
+    wanted = os.environ.get(COSTLINE_INSTRUMENT_LIBRARIES)
+    names = [n.strip() for n in wanted.split(",") if n.strip()] if wanted else list(_LIBRARIES)
+    return [n for n in names if n in _LIBRARIES and importlib.util.find_spec(n) is not None]
+
+
+def _suppress_foreign_content() -> None:
+    """Default other instrumentations' content capture to off, leaving any explicit setting alone."""
+    if os.environ.get(COSTLINE_SUPPRESS_FOREIGN_CONTENT, "true").strip().lower() == "false":
+        return
+    for name, value in FOREIGN_CONTENT_SWITCHES:
+        os.environ.setdefault(name, value)
+
+
+class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """Patches the installed LLM client libraries and installs `CostlineSpanProcessor`."""
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        # Either library is enough. BaseInstrumentor would refuse to run unless *all* listed requirements are
+        # met, so only the installed ones are reported (versions are still checked for those).
+        installed = {name for name in _LIBRARIES if importlib.util.find_spec(name) is not None}
+        return [spec for spec in _instruments if spec.split()[0] in installed] or list(_instruments[:1])
+
+    def _instrument(self, **kwargs: Any) -> None:
+        tracer_provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
+        tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
+        self._install_span_processor(tracer_provider)
+        _suppress_foreign_content()
+
+        self._patchers: list[Any] = []
+        for name in _selected_libraries():
+            if name == "openai":
+                from costline.instrumentation.openai import OpenAIPatcher
+
+                patcher: Any = OpenAIPatcher(tracer)
+            else:
+                from costline.instrumentation.anthropic import AnthropicPatcher
+
+                patcher = AnthropicPatcher(tracer, tracer_provider)
+            patcher.instrument()
+            self._patchers.append(patcher)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for patcher in getattr(self, "_patchers", []):
+            patcher.uninstrument()
+        self._patchers = []
+        for processor in _processors.values():
+            processor.enabled = False
+
+    @staticmethod
+    def _install_span_processor(tracer_provider: Any) -> None:
+        if os.environ.get(COSTLINE_STAMP_FOREIGN_SPANS, "true").strip().lower() == "false":
+            return
+        # A ProxyTracerProvider has no processors: stamping then happens only on Costline's own spans.
+        if not hasattr(tracer_provider, "add_span_processor"):
+            return
+        processor = _processors.get(tracer_provider)
+        if processor is None:
+            processor = CostlineSpanProcessor()
+            tracer_provider.add_span_processor(processor)
+            _processors[tracer_provider] = processor
+        processor.enabled = True

@@ -1,0 +1,99 @@
+"""Reading usage and response metadata off openai SDK objects (chat, responses, embeddings, completions).
+
+Everything here is duck-typed with `getattr`, so a field an SDK version lacks sets nothing rather than failing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from costline import attributes as A
+from costline.instrumentation.call_span import CallSpan
+from costline.instrumentation.streams import StreamObserver
+
+
+def _int(obj: Any, name: str) -> int | None:
+    value = getattr(obj, name, None)
+    return value if isinstance(value, int) else None
+
+
+def record_usage(call: CallSpan, usage: Any) -> None:
+    """Usage of chat completions / completions / embeddings (`prompt_tokens`) or Responses (`input_tokens`)."""
+    if usage is None:
+        return
+    # Probe with a field the object has: a missing attribute on an SDK model takes pydantic's slow error path.
+    fields = getattr(usage, "__dict__", None) or {}
+    if "input_tokens" in fields:  # Responses API
+        in_details = getattr(usage, "input_tokens_details", None)
+        out_details = getattr(usage, "output_tokens_details", None)
+        call.set_usage(
+            input_tokens=_int(usage, "input_tokens"),
+            output_tokens=_int(usage, "output_tokens"),
+            cache_read=_int(in_details, "cached_tokens"),
+            cache_write=_int(in_details, "cache_write_tokens"),
+            reasoning=_int(out_details, "reasoning_tokens"),
+        )
+        return
+    # OpenAI's prompt_tokens already include cached tokens: the semconv meaning of input.
+    prompt_details = getattr(usage, "prompt_tokens_details", None)
+    completion_details = getattr(usage, "completion_tokens_details", None)
+    call.set_usage(
+        input_tokens=_int(usage, "prompt_tokens"),
+        output_tokens=_int(usage, "completion_tokens"),
+        cache_read=_int(prompt_details, "cached_tokens"),
+        reasoning=_int(completion_details, "reasoning_tokens"),
+    )
+
+
+def record_response(call: CallSpan, response: Any) -> None:
+    """Model, id, service tier and usage of a complete (non-streamed) response object."""
+    attrs = call.response_attrs
+    model = getattr(response, "model", None)
+    if isinstance(model, str) and model:
+        attrs[A.GEN_AI_RESPONSE_MODEL] = model
+    response_id = getattr(response, "id", None)
+    if isinstance(response_id, str) and response_id:
+        attrs[A.GEN_AI_RESPONSE_ID] = response_id
+    tier = getattr(response, "service_tier", None)
+    if isinstance(tier, str) and tier:
+        attrs[A.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER] = tier
+    record_usage(call, getattr(response, "usage", None))
+
+
+class ChunkStreamObserver(StreamObserver):
+    """Chat completion and legacy completion chunks. Hides the usage-only chunk Costline asked for."""
+
+    __slots__ = ("hide_usage_chunk", "_seen_meta")
+
+    def __init__(self, call: CallSpan, hide_usage_chunk: bool) -> None:
+        super().__init__(call)
+        self.hide_usage_chunk = hide_usage_chunk
+        self._seen_meta = False
+
+    def observe(self, chunk: Any) -> bool:
+        if not self._seen_meta:
+            self._seen_meta = True
+            record_response(self.call, chunk)
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            record_usage(self.call, usage)
+            # The final chunk of `include_usage` has no choices; the application did not ask for it.
+            if self.hide_usage_chunk and not getattr(chunk, "choices", None):
+                return False
+        return True
+
+
+class ResponsesStreamObserver(StreamObserver):
+    """Responses API events: model and id from `response.created`, usage from the terminal event."""
+
+    __slots__ = ()
+
+    _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
+
+    def observe(self, event: Any) -> bool:
+        kind = getattr(event, "type", None)
+        if kind == "response.created" or kind in self._TERMINAL:
+            response = getattr(event, "response", None)
+            if response is not None:
+                record_response(self.call, response)
+        return True

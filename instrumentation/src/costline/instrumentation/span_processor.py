@@ -1,0 +1,76 @@
+"""`CostlineSpanProcessor`: stamps ownership onto every GenAI span in the process, whoever made it.
+
+Spans from the anthropic SDK's own tracing, the official OpenTelemetry GenAI instrumentations, OpenLLMetry, OpenLIT
+and OpenInference are started by code Costline does not control. This processor sees each span as it starts and,
+when the span describes an LLM call, sets the owner keys from the W3C baggage of the span's parent context and the
+fingerprint of the API key in use. Costline's own spans carry these already and are skipped.
+
+It never deletes anything (a started span cannot lose attributes); what other instrumentations record is theirs.
+"""
+
+from __future__ import annotations
+
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+
+from costline import attributes as A
+from costline.instrumentation.call_span import CURRENT_FINGERPRINT, owner_attributes
+from costline.instrumentation.guard import swallow
+
+_GENAI_MARKERS = (A.GEN_AI_OPERATION_NAME, A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM, "llm.request.type")
+
+_GENAI_SCOPE_PREFIXES = (
+    "com.anthropic.sdk",
+    "opentelemetry.instrumentation.genai",
+    "opentelemetry.instrumentation.openai",
+    "opentelemetry.instrumentation.anthropic",
+    "openinference.instrumentation",
+    "openlit",
+)
+"""Scopes whose spans are LLM calls even when their GenAI attributes are only set after start."""
+
+
+def is_genai_span(span: Span) -> bool:
+    attrs = span.attributes or {}
+    for marker in _GENAI_MARKERS:
+        if marker in attrs:
+            return True
+    if attrs.get("openinference.span.kind") == "LLM":
+        return True
+    scope = span.instrumentation_scope
+    return scope is not None and scope.name.startswith(_GENAI_SCOPE_PREFIXES)
+
+
+class CostlineSpanProcessor(SpanProcessor):
+    """Adds owner keys and the API-key fingerprint to GenAI spans at start. Cheap for every other span."""
+
+    def __init__(self) -> None:
+        self.enabled = True
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if not self.enabled:
+            return
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == A.INSTRUMENTATION_SCOPE:
+                return  # Costline's own span: stamped when it was created.
+            if not is_genai_span(span):
+                return
+            attrs = span.attributes or {}
+            stamp = {k: v for k, v in owner_attributes(parent_context).items() if k not in attrs}
+            fp = CURRENT_FINGERPRINT.get()
+            if fp is not None and A.COSTLINE_API_KEY_FINGERPRINT not in attrs:
+                stamp[A.COSTLINE_API_KEY_FINGERPRINT] = fp
+            if stamp:
+                span.set_attributes(stamp)
+        except Exception:
+            swallow("stamping ownership on a span")
+
+    def on_end(self, span: ReadableSpan) -> None:
+        pass
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -1,0 +1,1 @@
+"""Costline processor: OTLP spans in, priced and attributed cost out."""

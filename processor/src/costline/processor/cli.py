@@ -1,0 +1,330 @@
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`.
+
+`costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
+`serve` is the service's lifecycle (`Service`): open the ledger, listen, reload on SIGHUP, drain on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from costline.processor import settings as settings_module
+from costline.processor.api import AdminApi, ApiError, parse_instant, parse_usage_query, render_usage
+from costline.processor.settings import Settings, SettingsError
+
+log = logging.getLogger("costline.processor")
+
+
+class Service:
+    """A running processor: the pipeline, its ledger, the listeners and the optional forwarder.
+
+    Start order matters: the API listener comes up first so `/healthz` answers and `/readyz` says 503 while the
+    ledger opens (a migration on PostgreSQL can take a while); the OTLP listeners come up only once the pipeline
+    can commit, so nothing is acknowledged before it could be persisted.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.registry = CollectorRegistry()
+        self.pipeline: Any = None
+        self.forwarder: Any = None
+        self.admin: Any = None
+        self.otlp_http: Any = None
+        self.otlp_grpc: Any = None
+        self._reload_lock = threading.Lock()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> Service:
+        from costline.processor.pipeline import build_pipeline
+        from costline.processor.receivers import BearerAuth, ReceiverStats
+        from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
+        from costline.processor.receivers.http import OTLPHttpReceiver
+        from costline.processor.server import HttpServer
+
+        s = self.settings
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        stats = ReceiverStats()
+        self.registry.register(stats)
+        if s.http is not None:
+            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY), "api").start()
+
+        if s.forward_otlp:
+            from costline.processor.forward import Forwarder
+
+            self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
+            self.registry.register(self.forwarder)
+        self.pipeline = build_pipeline(s.config_path, s.db_url, clock=self._clock, forwarder=self.forwarder)
+        self.registry.register(self.pipeline.collector)
+
+        auth = BearerAuth(s.token)
+        if s.otlp_http is not None:
+            receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
+                                        retry_after_s=s.retry_after_s)
+            self.otlp_http = HttpServer(s.otlp_http, receiver, "otlp-http").start()
+        if s.otlp_grpc is not None:
+            grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
+            self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        return self
+
+    @property
+    def ready(self) -> bool:
+        return self.pipeline is not None
+
+    def reload(self) -> str:
+        """Re-read the config file (and prices); the running config stays when the new one is invalid."""
+        from costline.processor.config import ConfigError, load_config
+
+        with self._reload_lock:
+            path = self.settings.config_path
+            try:
+                config = load_config(path) if path is not None else None
+            except ConfigError as err:
+                raise ApiError(f"config not reloaded: {err}") from None
+            self.pipeline.reload(config)
+        detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
+        log.info(detail)
+        return detail
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Refuse new exports, let those in flight commit, flush forwarding, close the ledger, then the API."""
+        if self.otlp_grpc is not None:
+            self.otlp_grpc.stop(grace_s)
+        if self.otlp_http is not None:
+            self.otlp_http.stop(grace_s)
+        if self.forwarder is not None:
+            self.forwarder.stop(min(grace_s, 5.0))
+        if self.pipeline is not None:
+            self.pipeline.close()
+        if self.admin is not None:
+            self.admin.stop(1.0)
+
+    def describe(self) -> str:
+        parts = []
+        if self.otlp_http is not None:
+            parts.append(f"OTLP/HTTP {self.otlp_http.url}/v1/traces")
+        if self.otlp_grpc is not None:
+            parts.append(f"OTLP/gRPC {self.otlp_grpc.target}")
+        if self.admin is not None:
+            parts.append(f"metrics and API {self.admin.url}")
+        return ", ".join(parts) or "no listener"
+
+
+USAGE_GROUP_BY = ("org", "team", "project", "user", "key", "provider", "model", "operation", "feature",
+                  "cost_center", "environment", "service", "hour", "day", "month")
+"""Columns `group_by` accepts; the ledger decides which it has and refuses others (checked again there)."""
+
+
+class _Backend:
+    """The API's view of a Service (api.Backend)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.registry = service.registry
+
+    def ready(self) -> bool:
+        return self._service.ready
+
+    def _pipeline(self) -> Any:
+        if self._service.pipeline is None:
+            raise ApiError("not ready: the ledger is not open yet")
+        return self._service.pipeline
+
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str]) -> list[dict[str, Any]]:
+        return list(self._pipeline().ledger.usage(start, end, list(group_by)))
+
+    def budgets(self) -> Mapping[str, Any]:
+        return self._pipeline().budgets_snapshot()
+
+    def reload(self) -> str:
+        self._pipeline()
+        return self._service.reload()
+
+
+# -- commands ----------------------------------------------------------------------------------------------------
+
+
+def _serve(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = settings_module.resolve(vars(args))
+    except SettingsError as err:
+        print(f"costline serve: {err}", file=sys.stderr)
+        return 2
+    # Signals only set a command: the work (reload, drain) runs on the main thread, outside the handler.
+    commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: commands.put("stop"))
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, lambda *_: commands.put("reload"))
+
+    service = Service(settings)
+    try:
+        service.start()
+    except Exception as err:
+        log.exception("costline serve could not start")
+        service.stop(0)
+        print(f"costline serve: cannot start: {err}", file=sys.stderr)
+        return 1
+    config = settings.config_path or "no config (list prices, owners from spans only)"
+    log.info("costline serve ready: %s; config %s; ledger %s", service.describe(), config,
+             _redact(settings.db_url))
+    while True:
+        command = commands.get()
+        if command == "reload":
+            try:
+                service.reload()
+            except ApiError as err:
+                log.error("%s", err)
+            except Exception:
+                log.exception("reload failed; the running config stays")
+        else:
+            log.info("stopping: draining in-flight exports")
+            service.stop()
+            log.info("stopped")
+            return 0
+
+
+def _redact(db_url: str) -> str:
+    """The ledger URL without its password, for logs."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def _check_config(args: argparse.Namespace) -> int:
+    from costline.processor.config import check_config
+
+    errors = list(check_config(Path(args.file)) or [])
+    for error in errors:
+        print(f"{args.file}: {error}", file=sys.stderr)
+    if errors:
+        return 1
+    print(f"{args.file}: ok")
+    return 0
+
+
+def _open_pipeline(args: argparse.Namespace) -> Any:
+    from costline.processor.config import ConfigError
+    from costline.processor.pipeline import build_pipeline
+
+    settings = settings_module.resolve({"config": args.config, "db": args.db})
+    try:
+        return build_pipeline(settings.config_path, settings.db_url)
+    except ConfigError as err:
+        raise SettingsError(f"{settings.config_path}: {err}") from None
+
+
+def _usage(args: argparse.Namespace) -> int:
+    params = {"from": args.from_, "to": args.to, "group_by": args.group_by, "format": args.format}
+    try:
+        query = parse_usage_query(params.get, USAGE_GROUP_BY)
+        pipeline = _open_pipeline(args)
+    except (ApiError, SettingsError) as err:
+        print(f"costline usage: {err}", file=sys.stderr)
+        return 2
+    try:
+        _, body = render_usage(query, list(pipeline.ledger.usage(query.start, query.end, list(query.group_by))))
+    finally:
+        pipeline.close()
+    out = sys.stdout.buffer
+    out.write(body if query.format == "csv" else body + b"\n")
+    out.flush()
+    return 0
+
+
+def _reprice(args: argparse.Namespace) -> int:
+    try:
+        since = parse_instant(args.since, "--since")
+        pipeline = _open_pipeline(args)
+    except (ApiError, SettingsError) as err:
+        print(f"costline reprice: {err}", file=sys.stderr)
+        return 2
+    try:
+        count = pipeline.ledger.reprice(since)
+    finally:
+        pipeline.close()
+    print(f"repriced {count} ledger rows since {since.isoformat()}")
+    return 0
+
+
+def _env_help(name: str) -> str:
+    return f"(env {settings_module.ENV[name]})"
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the processor's sub-commands to the `costline` parser."""
+    serve = subparsers.add_parser(
+        "serve", help="run the processor: OTLP in, Prometheus metrics, budgets and the ledger out",
+        description="Receive OTLP spans, price and attribute every LLM call, serve /metrics and the API. "
+        "Every flag is optional and has a COSTLINE_* environment variable; the flag wins. "
+        "A listener address of 'off' disables that listener. See docs/processor.md.",
+    )
+    serve.add_argument("--config", help=f"config file (default: ./costline.yaml if present, else none) "
+                                        f"{_env_help('config')}")
+    serve.add_argument("--db", help=f"ledger URL (default {settings_module.DEFAULT_DB}) {_env_help('db')}")
+    serve.add_argument("--otlp-http", dest="otlp_http",
+                       help=f"OTLP/HTTP listen address (default {settings_module.DEFAULT_OTLP_HTTP}) "
+                            f"{_env_help('otlp_http')}")
+    serve.add_argument("--otlp-grpc", dest="otlp_grpc",
+                       help=f"OTLP/gRPC listen address (default {settings_module.DEFAULT_OTLP_GRPC}) "
+                            f"{_env_help('otlp_grpc')}")
+    serve.add_argument("--http", help=f"metrics and API listen address (default {settings_module.DEFAULT_HTTP}) "
+                                      f"{_env_help('http')}")
+    serve.add_argument("--token-file", dest="token_file",
+                       help=f"file holding the bearer token OTLP clients must send {_env_help('token_file')}; "
+                            f"or set {settings_module.ENV['token']} (a flag would show the token in `ps`)")
+    serve.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
+                       help=f"largest OTLP request, compressed and decompressed (default "
+                            f"{settings_module.DEFAULT_MAX_BODY_BYTES}) {_env_help('max_body_bytes')}")
+    serve.add_argument("--forward-otlp", dest="forward_otlp", metavar="URL",
+                       help=f"forward every span to this OTLP/HTTP endpoint {_env_help('forward_otlp')}")
+    serve.add_argument("--forward-queue-spans", dest="forward_queue_spans", type=int,
+                       help=f"spans buffered for forwarding before dropping (default "
+                            f"{settings_module.DEFAULT_FORWARD_QUEUE_SPANS}) {_env_help('forward_queue_spans')}")
+    serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
+                       choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
+    serve.set_defaults(func=_serve)
+
+    check = subparsers.add_parser("check-config", help="validate a config file; non-zero exit naming key and rule")
+    check.add_argument("file")
+    check.set_defaults(func=_check_config)
+
+    usage = subparsers.add_parser("usage", help="cost and tokens from the ledger, grouped (CSV or JSON)",
+                                  description="Reads the ledger directly; same options and output as "
+                                  "GET /api/v1/usage.")
+    _ledger_flags(usage)
+    usage.add_argument("--from", dest="from_", help="start, ISO date or datetime (default: the beginning)")
+    usage.add_argument("--to", help="end, exclusive; a bare date includes that day (default: now)")
+    usage.add_argument("--group-by", dest="group_by", default="team,model",
+                       help=f"comma-separated columns among {','.join(USAGE_GROUP_BY)} (default team,model)")
+    usage.add_argument("--format", choices=["csv", "json"], default="csv")
+    usage.set_defaults(func=_usage)
+
+    reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
+                                    description="Rows recorded as unpriced become priced once a price exists.")
+    _ledger_flags(reprice)
+    reprice.add_argument("--since", required=True, help="ISO date or datetime")
+    reprice.set_defaults(func=_reprice)
+
+
+def _ledger_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help=f"config file (prices, owners) {_env_help('config')}")
+    parser.add_argument("--db", help=f"ledger URL (default {settings_module.DEFAULT_DB}) {_env_help('db')}")

@@ -1,0 +1,267 @@
+"""The processor's configuration: one typed object, validated with errors that name the key and the rule.
+
+    timezone: UTC
+    orgs:
+      - name: acme
+        budget: {monthly_usd: 3000}
+        teams:
+          - name: engineering
+            budget: {monthly_usd: 2000}
+            users:
+              - name: alice
+                budget: {monthly_usd: 100}
+                keys:
+                  - {name: alice-laptop, fingerprint: b3180bc5c5db03d7, budget: {monthly_usd: 50, daily_usd: 5}}
+    projects:
+      - {name: campaigns, budget: {monthly_usd: 200}}
+    prices:
+      - {provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}
+    metrics:
+      user_label: false          # user and key live in the ledger; as labels they multiply series
+      key_label: false
+      cardinality_limit: 1000    # distinct values per label before `__overflow__`
+
+Every key is documented in `docs/configuration.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used. `errors` are `key.path: rule` strings, one per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budget(_Strict):
+    monthly_usd: Decimal | None = Field(default=None, ge=0)
+    daily_usd: Decimal | None = Field(default=None, ge=0)
+
+    def periods(self) -> Iterator[tuple[str, Decimal]]:
+        if self.monthly_usd is not None:
+            yield "monthly", self.monthly_usd
+        if self.daily_usd is not None:
+            yield "daily", self.daily_usd
+
+
+class _Named(_Strict):
+    name: str
+    budget: Budget | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value) or value in ("unattributed", "__overflow__"):
+            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit, "
+                             "and not a reserved name (unattributed, __overflow__)")
+        return value
+
+
+class Key(_Named):
+    fingerprint: str
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _valid_fingerprint(cls, value: str) -> str:
+        if not _FINGERPRINT.match(value):
+            raise ValueError("must be 16 lowercase hex characters (`costline fingerprint KEY` prints it)")
+        return value
+
+
+class User(_Named):
+    keys: list[Key] = Field(default_factory=list)
+
+
+class Team(_Named):
+    users: list[User] = Field(default_factory=list)
+
+
+class Org(_Named):
+    teams: list[Team] = Field(default_factory=list)
+
+
+class Project(_Named):
+    pass
+
+
+class PriceOverride(_Strict):
+    """A negotiated, discounted or self-hosted price, per million tokens. Covers the model's dated snapshots."""
+
+    provider: str
+    model: str
+    input_per_mtok: Decimal = Field(ge=0)
+    output_per_mtok: Decimal = Field(ge=0)
+    cache_read_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+METRIC_LABELS = ("provider", "model", "operation", "org", "team", "project", "user", "key", "feature", "cost_center",
+                 "environment")
+
+
+class MetricsConfig(_Strict):
+    user_label: bool = False
+    key_label: bool = False
+    feature_label: bool = True
+    cost_center_label: bool = True
+    environment_label: bool = True
+    cardinality_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    cardinality_limits: dict[str, int] = Field(default_factory=dict)
+    """Per-label limits that replace `cardinality_limit` for those labels, e.g. `{team: 200, model: 100}`."""
+    ttft_buckets: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]
+    )
+
+    @field_validator("cardinality_limits")
+    @classmethod
+    def _known_labels(cls, value: dict[str, int]) -> dict[str, int]:
+        for label, limit in value.items():
+            if label not in METRIC_LABELS:
+                raise ValueError(f"{label!r} is not a metric label; labels are {', '.join(METRIC_LABELS)}")
+            if not 1 <= limit <= 1_000_000:
+                raise ValueError(f"{label}: must be between 1 and 1000000")
+        return value
+
+    @field_validator("ttft_buckets")
+    @classmethod
+    def _sorted(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+            raise ValueError("must be a non-empty list of positive, strictly increasing seconds")
+        return value
+
+
+class CostlineConfig(_Strict):
+    timezone: str = "UTC"
+    orgs: list[Org] = Field(default_factory=list)
+    projects: list[Project] = Field(default_factory=list)
+    prices: list[PriceOverride] = Field(default_factory=list)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> CostlineConfig:
+        errors: list[str] = []
+        _duplicates(errors, "orgs", [o.name for o in self.orgs])
+        _duplicates(errors, "projects", [p.name for p in self.projects])
+        teams: dict[str, str] = {}
+        users: dict[str, str] = {}
+        fingerprints: dict[str, str] = {}
+        for oi, org in enumerate(self.orgs):
+            _duplicates(errors, f"orgs[{oi}].teams", [t.name for t in org.teams])
+            for ti, team in enumerate(org.teams):
+                where = f"orgs[{oi}].teams[{ti}]"
+                if team.name in teams:
+                    errors.append(f"{where}.name: team {team.name!r} is already defined at {teams[team.name]}; "
+                                  "team names are unique across orgs")
+                teams.setdefault(team.name, where)
+                for ui, user in enumerate(team.users):
+                    uwhere = f"{where}.users[{ui}]"
+                    if user.name in users:
+                        errors.append(f"{uwhere}.name: user {user.name!r} is already defined at {users[user.name]}")
+                    users.setdefault(user.name, uwhere)
+                    for ki, key in enumerate(user.keys):
+                        kwhere = f"{uwhere}.keys[{ki}]"
+                        if key.fingerprint in fingerprints:
+                            errors.append(f"{kwhere}.fingerprint: already registered at {fingerprints[key.fingerprint]}")
+                        fingerprints.setdefault(key.fingerprint, kwhere)
+        seen_prices: set[tuple[str, str]] = set()
+        for pi, price in enumerate(self.prices):
+            ident = (price.provider, price.model)
+            if ident in seen_prices:
+                errors.append(f"prices[{pi}]: a price for {price.provider}/{price.model} is already configured")
+            seen_prices.add(ident)
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _duplicates(errors: list[str], where: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.append(f"{where}[{i}].name: duplicate name {name!r}")
+        seen.add(name)
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    out: list[str] = []
+    for e in err.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against docs/configuration.md)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        for line in msg.split("\n"):
+            out.append(f"{loc}: {line}" if loc else line)
+    return out
+
+
+def parse_config(data: Any) -> CostlineConfig:
+    """Validate a decoded YAML/JSON document. Raises `ConfigError` listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping of keys (timezone, orgs, projects, prices, metrics)"])
+    try:
+        return CostlineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+def load_config(path: str | Path | None) -> CostlineConfig:
+    """The config at `path`; the empty default config when `path` is None (the processor runs without one)."""
+    if path is None:
+        return CostlineConfig()
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError([f"{path}: not valid YAML at {where}: {getattr(err, 'problem', err)}"]) from None
+    return parse_config(data)
+
+
+def check_config(path: str | Path) -> list[str]:
+    """Every problem of the config at `path` as `key: rule` lines; empty when it is valid."""
+    try:
+        load_config(path)
+    except ConfigError as err:
+        return err.errors
+    return []

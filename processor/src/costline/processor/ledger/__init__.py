@@ -1,0 +1,393 @@
+"""The exact ledger: hourly rows per owner × model × operation, in SQLite (WAL) or PostgreSQL via SQLAlchemy.
+
+Finance's numbers come from here, never from Prometheus. One ingest request is one transaction: already-billed
+spans are dropped (an exporter's retry, or a second span for the same call), the rest is aggregated in memory and
+upserted, and their dedup keys are written — then it commits, and only then does the receiver acknowledge.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, cast, create_engine, delete, desc, event, func, select, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from costline.processor.ledger.schema import (
+    CALL_COLUMNS,
+    COUNTERS,
+    DIMENSIONS,
+    OWNER_COLUMNS,
+    billed_spans,
+    metadata,
+    usage_hourly,
+)
+from costline.processor.model import LLMCall
+from costline.processor.ownership import Owner
+from costline.processor.pricing.rates import Rates
+
+PICO = Decimal(10) ** 12
+GROUP_BY_COLUMNS = (*OWNER_COLUMNS, *CALL_COLUMNS, "hour", "day", "month")
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not commit: the receivers answer 503 / UNAVAILABLE so that exporters retry."""
+
+
+@dataclass(slots=True)
+class Entry:
+    """One priced, attributed call on its way into the ledger."""
+
+    call: LLMCall
+    owner: Owner
+    cost_pico: int | None
+    """Pico-dollars (1e-12 USD); None when the model could not be priced (never $0)."""
+    keys: tuple[str, ...]
+    conflict: bool = False
+    """The declared owner disagreed with the registered key's owner (the key won)."""
+
+    @property
+    def cost(self) -> Decimal | None:
+        """USD, exact; None when unpriced."""
+        return None if self.cost_pico is None else from_pico(self.cost_pico)
+
+
+def dedup_keys(call: LLMCall) -> tuple[str, ...]:
+    """The key under which a billed call is remembered, written in the same transaction as its cost.
+
+    With a response id: the response within its trace, which an exporter's retry of the same span and a second span
+    describing the same API call (in this batch or a later one) share. Otherwise the span itself. A span without
+    ids (not valid OTLP, but some JSON senders omit them) gets no key: empty ids would make every such span look
+    like the first one and bill only that.
+    """
+    if not call.trace_id:
+        return ()
+    if call.response_id:
+        return (f"r:{call.trace_id.hex()}:{call.response_id[:120]}",)
+    if call.span_id:
+        return (f"s:{call.trace_id.hex()}{call.span_id.hex()}",)
+    return ()
+
+
+def to_pico(cost: Decimal) -> int:
+    return int((cost * PICO).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def from_pico(pico: int) -> Decimal:
+    return Decimal(pico) / PICO
+
+
+def _hour(unix_nano: int) -> int:
+    seconds = unix_nano // 1_000_000_000
+    return seconds - seconds % 3600
+
+
+def _quote(column: str) -> str:
+    return f'"{column}"'  # `user` and `key` are reserved words in PostgreSQL
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers (API, budgets) never block the writer
+            cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged batch survives a crash of the machine too
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+
+
+def _insert(engine: Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - guarded in Ledger.__init__
+        raise ValueError(engine.dialect.name)
+    return insert
+
+
+class Ledger:
+    """Thread-safe: one writer at a time (SQLite allows no more), readers in parallel."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            self.engine = _engine(url)
+            if self.engine.dialect.name not in ("sqlite", "postgresql"):
+                raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or postgresql://")
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"cannot open the ledger at {url}: {err}") from err
+        self._write_lock = threading.Lock()
+        # The two statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
+        # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        columns = (*DIMENSIONS, *COUNTERS)
+        table = usage_hourly.name
+        self._upsert_sql = (
+            f"INSERT INTO {table} ({', '.join(_quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)}) "
+            f"ON CONFLICT ({', '.join(_quote(c) for c in DIMENSIONS)}) DO UPDATE SET "
+            + ", ".join(f"{_quote(c)} = {table}.{_quote(c)} + excluded.{_quote(c)}" for c in COUNTERS)
+        )
+        self._billed_sql = f"INSERT INTO {billed_spans.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
+        self._last_retention = 0.0
+        self.tz = ZoneInfo("UTC")
+        """Time zone of `day`/`month` grouping (the pipeline sets the configured one)."""
+        self.rates_for: Any = None
+        """`(provider, model, hour_unix_seconds) -> Rates | None`, for `reprice` (the pipeline sets it)."""
+
+    # --- writing ------------------------------------------------------------------------------------------------
+    def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
+        """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
+        this batch). `now` (unix seconds) stamps the dedup keys for retention."""
+        if not entries:
+            return []
+        now = int(time.time()) if now is None else now
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                all_keys = list({k for e in entries for k in e.keys})
+                seen: set[str] = set()
+                for chunk in _chunks(all_keys, 5000):
+                    seen.update(conn.execute(select(billed_spans.c.dedup_key).where(
+                        billed_spans.c.dedup_key.in_(chunk))).scalars())
+                fresh: list[Entry] = []
+                for e in entries:
+                    # A key already billed (an exporter's retry), or met earlier in this batch (the same span twice,
+                    # or two spans with one response id), is not billed again.
+                    if not any(k in seen for k in e.keys):
+                        fresh.append(e)
+                        seen.update(e.keys)
+                if fresh:
+                    conn.exec_driver_sql(self._upsert_sql, _aggregate(fresh))
+                    conn.exec_driver_sql(self._billed_sql, [(k, now) for e in fresh for k in e.keys])
+                if time.monotonic() - self._last_retention > 600:
+                    self._last_retention = time.monotonic()
+                    conn.execute(delete(billed_spans).where(billed_spans.c.billed_at < now - retention_hours * 3600))
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        return fresh
+
+    # --- reading ------------------------------------------------------------------------------------------------
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo | None = None
+              ) -> list[dict[str, Any]]:
+        """Exact totals between `start` (inclusive) and `end` (exclusive, hour granularity), grouped by columns.
+
+        `hour`, `day` and `month` group by time (in `tz`, default UTC). Rows are sorted by cost, highest first.
+        """
+        unknown = [g for g in group_by if g not in GROUP_BY_COLUMNS]
+        if unknown:
+            raise ValueError(f"group_by: unknown {', '.join(unknown)}; allowed: {', '.join(GROUP_BY_COLUMNS)}")
+        tz = tz or self.tz
+        time_groups = [g for g in group_by if g in ("hour", "day", "month")]
+        sql_groups = [usage_hourly.c[g] for g in group_by if g not in ("hour", "day", "month")]
+        if time_groups:
+            sql_groups.append(usage_hourly.c.hour)
+        # Integer sums from both backends (PostgreSQL's SUM(bigint) is NUMERIC), so rows need no conversion.
+        sums = [cast(func.sum(usage_hourly.c[name]), BigInteger).label(name) for name in COUNTERS]
+        query = (select(*sql_groups, *sums)
+                 .where(usage_hourly.c.hour >= int(start.timestamp()) - int(start.timestamp()) % 3600)
+                 .where(usage_hourly.c.hour < int(end.timestamp())))
+        if sql_groups:
+            query = query.group_by(*sql_groups)
+            if not time_groups:  # the final order, from the database: cost, highest first, then the groups
+                query = query.order_by(desc(sums[COUNTERS.index("cost_pico_usd")]), *sql_groups)
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.execute(query).all()
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        n_sql = len(sql_groups)
+        if time_groups:
+            # SQL grouped by hour too; fold hours into the requested local hour/day/month here, where the zone is.
+            labels: dict[int, dict[str, str]] = {}
+            folded: dict[tuple, list[int]] = {}
+            for row in raw:
+                if row[n_sql] is None:
+                    continue
+                hour = row[n_sql - 1]
+                names = labels.get(hour)
+                if names is None:
+                    local = datetime.fromtimestamp(hour, tz=timezone.utc).astimezone(tz)
+                    names = labels[hour] = {"hour": local.strftime("%Y-%m-%dT%H:00%z"),
+                                            "day": local.strftime("%Y-%m-%d"), "month": local.strftime("%Y-%m")}
+                columns = iter(row[: n_sql - 1])
+                key = tuple(names[g] if g in names else next(columns) for g in group_by)
+                acc = folded.get(key)
+                if acc is None:
+                    folded[key] = [int(v or 0) for v in row[n_sql:]]
+                else:
+                    for i, v in enumerate(row[n_sql:]):
+                        acc[i] += int(v or 0)
+            grouped = folded.items()
+        else:
+            names = (*group_by, *COUNTERS)
+            rows = [dict(zip(names, row, strict=True)) for row in raw if row[n_sql] is not None]
+            for out in rows:
+                out["cost_usd"] = from_pico(out.pop("cost_pico_usd"))
+            return rows
+        cost_index = COUNTERS.index("cost_pico_usd")
+        token_names = [(i, name) for i, name in enumerate(COUNTERS) if i != cost_index]
+        rows = []
+        for key, sums in grouped:
+            out: dict[str, Any] = dict(zip(group_by, key, strict=True))
+            for i, name in token_names:
+                out[name] = sums[i]
+            out["cost_usd"] = from_pico(sums[cost_index])
+            out["_pico"] = sums[cost_index]
+            rows.append(out)
+        rows.sort(key=lambda r: (-r["_pico"], [str(r[g]) for g in group_by]))
+        for r in rows:
+            del r["_pico"]
+        return rows
+
+    def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]]
+                    ) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
+        """Cost in pico-dollars since `since`, per scope: `{("org", "team"): {"engineering", ...}}` sums by
+        (org, team) the rows whose team is one of those names. Only owners that have budgets are read, so a
+        flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
+        start = int(since.timestamp())
+        out: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {}
+        try:
+            with self.engine.connect() as conn:
+                for columns, names in scopes.items():
+                    cols = [usage_hourly.c[c] for c in columns]
+                    totals = out[columns] = {}
+                    for chunk in _chunks(sorted(names), 5000):
+                        query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
+                                 .where(usage_hourly.c.hour >= start - start % 3600)
+                                 .where(cols[-1].in_(chunk)).group_by(*cols))
+                        for *values, cost in conn.execute(query):
+                            totals[tuple(values)] = int(cost or 0)
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return out
+
+    def reprice(self, since: datetime, rates_for: Any = None) -> int:
+        """Price the unpriced tokens of rows since `since` whose model now has a price; returns rows changed.
+
+        `rates_for(provider, model, hour_unix_seconds)` returns `Rates` or None.
+        """
+        rates_for = rates_for or self.rates_for
+        if rates_for is None:
+            raise ValueError("reprice needs prices: open the ledger through the pipeline")
+        start = int(since.timestamp())
+        changed = 0
+        try:
+            with self._write_lock, self.engine.begin() as conn:
+                rows = conn.execute(select(usage_hourly).where(usage_hourly.c.hour >= start - start % 3600)
+                                    .where(usage_hourly.c.unpriced_requests > 0)).mappings().all()
+                for row in rows:
+                    rates = rates_for(row["provider"], row["model"], row["hour"])
+                    if rates is None:
+                        continue
+                    if rates.tiered:
+                        # The row sums many calls, so its total input says nothing about any one call's tier:
+                        # bill the base tier rather than push every call over the long-context cliff.
+                        rates = Rates(rates.source, rates.model_id, rates.flat)
+                    tokens = LLMCall(
+                        provider=row["provider"], request_model=row["model"], response_model=None,
+                        operation=row["operation"], input_tokens=row["unpriced_input_tokens"],
+                        output_tokens=row["unpriced_output_tokens"],
+                        cache_read_tokens=row["unpriced_cache_read_tokens"],
+                        cache_write_tokens=row["unpriced_cache_write_tokens"],
+                    )
+                    conn.execute(update(usage_hourly).where(usage_hourly.c.id == row["id"]).values(
+                        cost_pico_usd=usage_hourly.c.cost_pico_usd + rates.cost_pico(tokens),
+                        unpriced_requests=0, unpriced_input_tokens=0, unpriced_output_tokens=0,
+                        unpriced_cache_read_tokens=0, unpriced_cache_write_tokens=0,
+                    ))
+                    changed += 1
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"reprice failed: {err}") from err
+        return changed
+
+    def ping(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(select(1))
+            return True
+        except SQLAlchemyError:
+            return False
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+_DIMENSION_WIDTH = usage_hourly.c.org.type.length
+
+
+def _dimension(value: str) -> str:
+    """A value PostgreSQL accepts in a VARCHAR(255) (no NUL, not too long): a poison value would fail every retry
+    of its batch, for ever."""
+    if len(value) <= _DIMENSION_WIDTH and "\x00" not in value:
+        return value
+    return value.replace("\x00", "")[:_DIMENSION_WIDTH]
+
+
+def _aggregate(entries: Iterable[Entry]) -> list[tuple]:
+    """One row per hour × owner × model × operation: DIMENSIONS then COUNTERS, as tuples for executemany."""
+    rows: dict[tuple, list[int]] = {}
+    for e in entries:
+        call, owner = e.call, e.owner
+        ident = (
+            _hour(call.start_time_unix_nano or time.time_ns()),
+            owner.org, owner.team, owner.project, owner.user, owner.key, owner.feature, owner.cost_center,
+            owner.environment, call.provider, call.model or "", call.operation, call.service_name or "",
+        )
+        row = rows.get(ident)
+        if row is None:
+            row = rows[ident] = [0] * len(COUNTERS)
+        # Indices follow schema.COUNTERS.
+        row[0] += 1
+        row[1] += call.error_type is not None
+        row[3] += call.input_tokens
+        row[4] += call.output_tokens
+        row[5] += call.cache_read_tokens
+        row[6] += call.cache_write_tokens
+        row[7] += call.reasoning_tokens
+        if e.cost_pico is None:
+            row[2] += 1
+            row[8] += call.input_tokens
+            row[9] += call.output_tokens
+            row[10] += call.cache_read_tokens
+            row[11] += call.cache_write_tokens
+        else:
+            row[12] += e.cost_pico
+    out = []
+    for ident, counters in rows.items():
+        values = ident[1:]
+        # Fast path in C for the usual row; only a row with a bad value pays for fixing each value.
+        if max(map(len, values)) > _DIMENSION_WIDTH or "\x00" in "".join(values):
+            values = tuple(_dimension(v) for v in values)
+        out.append((ident[0], *values, *counters))
+    return out
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
+    """Start of the current calendar month and day in `tz`, as aware datetimes."""
+    local = now.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"monthly": day.replace(day=1), "daily": day}
+
+
+def next_period_start(start: datetime, period: str) -> datetime:
+    if period == "daily":
+        return (start + timedelta(days=1, hours=2)).replace(hour=0)
+    return (start.replace(day=28) + timedelta(days=5)).replace(day=1)

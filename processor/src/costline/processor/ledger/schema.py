@@ -1,0 +1,51 @@
+"""Ledger tables. Costs are integer pico-dollars (1e-12 USD): exact on SQLite, whose NUMERIC is a float."""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+
+metadata = MetaData()
+
+OWNER_COLUMNS = ("org", "team", "project", "user", "key", "feature", "cost_center", "environment")
+CALL_COLUMNS = ("provider", "model", "operation", "service")
+DIMENSIONS = ("hour", *OWNER_COLUMNS, *CALL_COLUMNS)
+"""The identity of a ledger row: one hour × owner × model × operation."""
+
+COUNTERS = (
+    "requests",
+    "errors",
+    "unpriced_requests",
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
+    "unpriced_input_tokens",
+    "unpriced_output_tokens",
+    "unpriced_cache_read_tokens",
+    "unpriced_cache_write_tokens",
+    "cost_pico_usd",
+)
+"""Summed columns. `input_tokens` are uncached input; `unpriced_*` are the tokens of calls not yet priced (a
+subset of the totals), kept so that `reprice` can bill them once a price exists."""
+
+usage_hourly = Table(
+    "costline_usage_hourly",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start
+    *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
+    *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
+    UniqueConstraint(*DIMENSIONS, name="uq_costline_usage_hourly_row"),
+)
+Index("ix_costline_usage_hourly_hour", usage_hourly.c.hour)
+
+billed_spans = Table(
+    "costline_billed_spans",
+    metadata,
+    # `s:<trace><span>` for every billed span, `r:<trace>:<response id>` where the call has one: a retried export,
+    # or a second span for the same API call, finds its key here and is not billed again.
+    Column("dedup_key", String(200), primary_key=True),
+    Column("billed_at", BigInteger, nullable=False),  # unix seconds, for retention
+)
+Index("ix_costline_billed_spans_billed_at", billed_spans.c.billed_at)

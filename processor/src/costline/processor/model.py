@@ -1,0 +1,64 @@
+"""The processor's internal data model: what `normalize` makes of a span and what the rest of the pipeline consumes.
+
+`LLMCall` is the seam between span decoding (`costline.processor.normalize`) and pricing, ownership, aggregation
+and the ledger. Token fields use *billing* semantics, which differ from the semconv attributes on purpose:
+`input_tokens` here is **uncached** input, so that the five token types are disjoint and sum to the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class LLMCall:
+    """One LLM API call, as normalised from one span of any supported instrumentation."""
+
+    provider: str
+    """Semconv provider name (`openai`, `anthropic`, `azure.ai.openai`, ...); `unknown` when no source says."""
+    request_model: str | None
+    response_model: str | None
+    operation: str
+    """`chat`, `text_completion`, `embeddings`, ... (semconv `gen_ai.operation.name`)."""
+
+    input_tokens: int = 0
+    """Uncached input tokens: semconv input minus cache read minus cache write. Never negative."""
+    output_tokens: int = 0
+    """All output tokens, including reasoning (reasoning is billed at the output rate)."""
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
+    """Subset of `output_tokens`; reported separately, never billed twice."""
+    has_usage: bool = False
+    """True when the span reported any token count; a failed call without usage bills nothing."""
+
+    error_type: str | None = None
+    """`error.type`, or `_OTHER` when the span status is ERROR without one. None on success."""
+    time_to_first_token_s: float | None = None
+    stream: bool = False
+
+    response_id: str | None = None
+    trace_id: bytes = b""
+    span_id: bytes = b""
+    parent_span_id: bytes = b""
+    start_time_unix_nano: int = 0
+    end_time_unix_nano: int = 0
+    source: str = "semconv"
+    """Which instrumentation produced the span (`costline`, `otel-genai`, `anthropic-sdk`, `openllmetry`, `openlit`,
+    `openinference`, `semconv`): the key of the row in the normalisation table that matched."""
+    server_address: str | None = None
+
+    owner: dict[str, str] = field(default_factory=dict)
+    """Ownership keys found on the span then the resource (`costline.team` -> `search`), span winning per key."""
+    api_key_fingerprint: str | None = None
+    environment: str | None = None
+    service_name: str | None = None
+
+    @property
+    def model(self) -> str | None:
+        """The model to price: the response model (what was billed) when present, else the requested one."""
+        return self.response_model or self.request_model
+
+    @property
+    def total_input_tokens(self) -> int:
+        return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens

@@ -1,0 +1,121 @@
+"""`dedupe_calls`: several spans of one batch that describe the same API call become one call.
+
+Two instrumentations on one SDK (e.g. OpenLLMetry and Costline) each emit a span for the same call, one usually
+wrapping the other. Billing both would double the cost. Two spans are the same call when
+
+* they share (trace id, `gen_ai.response.id`), or
+* one is the parent of the other and both name the same provider and model (a wrapper span), or
+* they come from different instrumentations, share provider and response id, overlap in time, and that response id
+  appears at most once per instrumentation in the batch. Some peers do not make their span current (OpenLLMetry's
+  Responses API span), so the other instrumentation's span lands in another trace. The once-per-source condition
+  keeps non-unique ids (a fake or self-hosted provider answering every call with the same id) from merging
+  distinct calls.
+
+A parent with several such children is not a wrapper but an aggregate (an agent or workflow span summing its calls'
+usage): it is dropped, its children kept, so the usage is billed once, by the calls that incurred it.
+
+The survivor of a group is the most trustworthy span: Costline's own first, then one with usage, then the innermost.
+Owner keys and the API key fingerprint it lacks are taken from the others (owner stamping may have reached only one).
+"""
+
+from __future__ import annotations
+
+from costline.processor.model import LLMCall
+
+
+def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
+    if len(calls) < 2:
+        return calls
+    parent = list(range(len(calls)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[rj] = ri
+
+    by_response: dict[tuple[bytes, str], int] = {}
+    by_span: dict[tuple[bytes, bytes], int] = {}
+    across_traces: dict[tuple[str, str], list[int]] = {}
+    for i, call in enumerate(calls):
+        if call.response_id:
+            first = by_response.setdefault((call.trace_id, call.response_id), i)
+            if first != i:
+                union(first, i)
+            across_traces.setdefault((call.provider, call.response_id), []).append(i)
+        if call.span_id:
+            by_span[(call.trace_id, call.span_id)] = i
+
+    for members in across_traces.values():
+        if len(members) < 2:
+            continue
+        sources = [calls[i].source for i in members]
+        if len(set(sources)) != len(sources):
+            continue  # the id repeats within one instrumentation: not unique, not evidence of one call
+        for a, b in zip(members, members[1:], strict=False):  # consecutive pairs
+            if _overlap(calls[a], calls[b]):
+                union(a, b)
+
+    children: dict[int, list[int]] = {}
+    for i, call in enumerate(calls):
+        if not call.parent_span_id:
+            continue
+        p = by_span.get((call.trace_id, call.parent_span_id))
+        if p is not None and p != i and _same_call_shape(calls[p], call):
+            children.setdefault(p, []).append(i)
+
+    dropped: set[int] = set()
+    depth_bonus: dict[int, int] = {}
+    for p, kids in children.items():
+        if len(kids) == 1:
+            union(p, kids[0])
+            depth_bonus[kids[0]] = depth_bonus.get(kids[0], 0) + 1
+        else:
+            dropped.add(p)
+            for kid in kids:
+                _inherit(calls[kid], calls[p])
+
+    groups: dict[int, list[int]] = {}
+    for i in range(len(calls)):
+        if i not in dropped:
+            groups.setdefault(find(i), []).append(i)
+    if len(groups) == len(calls):
+        return calls
+
+    result: list[LLMCall] = []
+    for members in groups.values():
+        if len(members) == 1:
+            result.append(calls[members[0]])
+            continue
+        best = max(members, key=lambda i: (calls[i].source == "costline", calls[i].has_usage,
+                                           depth_bonus.get(i, 0), -i))
+        keeper = calls[best]
+        for i in members:
+            if i != best:
+                _inherit(keeper, calls[i])
+        result.append(keeper)
+    return result
+
+
+def _same_call_shape(outer: LLMCall, inner: LLMCall) -> bool:
+    if outer.provider != inner.provider:
+        return False
+    outer_models = {outer.request_model, outer.response_model} - {None}
+    inner_models = {inner.request_model, inner.response_model} - {None}
+    return not outer_models or not inner_models or bool(outer_models & inner_models)
+
+
+def _overlap(a: LLMCall, b: LLMCall) -> bool:
+    return a.start_time_unix_nano <= b.end_time_unix_nano and b.start_time_unix_nano <= a.end_time_unix_nano
+
+
+def _inherit(keeper: LLMCall, other: LLMCall) -> None:
+    for key, value in other.owner.items():
+        keeper.owner.setdefault(key, value)
+    if keeper.api_key_fingerprint is None:
+        keeper.api_key_fingerprint = other.api_key_fingerprint

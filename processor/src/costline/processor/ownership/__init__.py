@@ -1,0 +1,117 @@
+"""Who a call belongs to: the org → team → user → key hierarchy and projects from the config.
+
+A registered API-key fingerprint is the durable identity: it wins over the team, user or org a span declares
+(those come from code, baggage or resource attributes, which anyone can set). A call that declares an owner that
+disagrees with its registered key is a conflict, counted so that someone can fix the app's attributes. A user or
+team known to the config brings its parents. No owner at all is team `unattributed`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from costline import attributes as A
+from costline.processor.config import CostlineConfig
+
+UNATTRIBUTED = "unattributed"
+
+
+@dataclass(frozen=True, slots=True)
+class Owner:
+    org: str
+    team: str
+    project: str
+    user: str
+    key: str
+    feature: str
+    cost_center: str
+    environment: str
+
+
+@dataclass(frozen=True, slots=True)
+class _KeyEntry:
+    org: str
+    team: str
+    user: str
+    name: str
+
+
+MAX_OWNER_VALUE = 255
+"""The ledger's column width; longer values are not names anyone typed."""
+
+
+def _usable(value: object) -> str:
+    """An owner value as a label and ledger value, or "" when it cannot be one: not a string, control characters
+    (NUL, newlines), or longer than a ledger column. Such a value is treated as absent, so the call falls back to
+    the next source or to `unattributed`, instead of minting a garbage owner."""
+    if type(value) is not str or len(value) > MAX_OWNER_VALUE or not value.isprintable():
+        return ""
+    return value
+
+
+_MEMO_LIMIT = 50_000
+
+
+class Hierarchy:
+    """Immutable lookup tables built from one config. Replace the object to reload."""
+
+    def __init__(self, config: CostlineConfig) -> None:
+        self.keys: dict[str, _KeyEntry] = {}
+        self.user_parent: dict[str, tuple[str, str]] = {}
+        self.team_org: dict[str, str] = {}
+        self._memo: dict[tuple, tuple[Owner, bool]] = {}
+        for org in config.orgs:
+            for team in org.teams:
+                self.team_org[team.name] = org.name
+                for user in team.users:
+                    self.user_parent[user.name] = (org.name, team.name)
+                    for key in user.keys:
+                        self.keys[key.fingerprint] = _KeyEntry(org.name, team.name, user.name, key.name)
+
+    def resolve(self, owner_attrs: dict[str, str], fingerprint: str | None, environment: str | None
+                ) -> tuple[Owner, bool]:
+        """(owner, conflict). `owner_attrs` are the `costline.*` keys of the span, then its resource.
+
+        Memoised: a batch repeats the same few owners, and the result depends on nothing else (`Owner` is frozen).
+        """
+        memo_key = (*owner_attrs.items(), fingerprint, environment)
+        found = self._memo.get(memo_key)
+        if found is None:
+            if len(self._memo) >= _MEMO_LIMIT:  # bounded: a flood of distinct owners cannot exhaust memory
+                self._memo.clear()
+            found = self._memo[memo_key] = self._resolve(owner_attrs, fingerprint, environment)
+        return found
+
+    def _resolve(self, owner_attrs: dict[str, str], fingerprint: str | None, environment: str | None
+                 ) -> tuple[Owner, bool]:
+        org = _usable(owner_attrs.get(A.COSTLINE_ORG))
+        team = _usable(owner_attrs.get(A.COSTLINE_TEAM))
+        user = _usable(owner_attrs.get(A.COSTLINE_USER))
+        key = ""
+        conflict = False
+        entry = self.keys.get(fingerprint) if fingerprint else None
+        if entry is not None:
+            conflict = bool(
+                (org and org != entry.org) or (team and team != entry.team) or (user and user != entry.user)
+            )
+            org, team, user, key = entry.org, entry.team, entry.user, entry.name
+        else:
+            if fingerprint:
+                key = _usable(fingerprint)  # unregistered keys are still told apart, by their (non-secret) fingerprint
+            # The config's hierarchy is authoritative for the names it knows: a span that names a configured user
+            # or team belongs under that user's team and that team's org, whatever parents it declares, so that
+            # budgets up the chain see the spend.
+            if user in self.user_parent:
+                org, team = self.user_parent[user]
+            elif team in self.team_org:
+                org = self.team_org[team]
+        return Owner(
+            org=org or UNATTRIBUTED,
+            team=team or UNATTRIBUTED,
+            project=_usable(owner_attrs.get(A.COSTLINE_PROJECT)),
+            user=user,
+            key=key,
+            feature=_usable(owner_attrs.get(A.COSTLINE_FEATURE)),
+            cost_center=_usable(owner_attrs.get(A.COSTLINE_COST_CENTER)),
+            environment=_usable(environment),
+        ), conflict

@@ -1,0 +1,213 @@
+"""The processor's pipeline: OTLP request in → normalise → dedupe → price → attribute → ledger commit → metrics.
+
+`Pipeline.ingest` is what both receivers call. It returns only after the ledger transaction has committed, so the
+receiver's acknowledgement means the cost is durable; in-memory metrics are updated after the commit, so a failed
+commit (`LedgerUnavailable` → HTTP 503 / gRPC UNAVAILABLE, the exporter retries) leaves them untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from costline import attributes as A
+from costline.processor.aggregate import SeriesAggregator
+from costline.processor.budgets import Budgets
+from costline.processor.clock import Clock, system_clock
+from costline.processor.config import CostlineConfig, load_config
+from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_keys
+from costline.processor.metrics import CostlineCollector
+from costline.processor.model import LLMCall
+from costline.processor.ownership import Hierarchy
+from costline.processor.pricing import Pricer
+
+__all__ = ["IngestResult", "LedgerUnavailable", "Pipeline", "build_pipeline"]
+
+log = logging.getLogger("costline.processor.pipeline")
+
+BASE_LABELS = ("provider", "model", "operation", "org", "team", "project")
+
+
+@dataclass(slots=True)
+class IngestResult:
+    """What the receiver reports back to the exporter (OTLP partial success)."""
+
+    accepted_spans: int
+    rejected_spans: int
+    error_message: str = ""
+
+
+def metric_labels(config: CostlineConfig) -> tuple[str, ...]:
+    m = config.metrics
+    optional = [("user", m.user_label), ("key", m.key_label), ("feature", m.feature_label),
+                ("cost_center", m.cost_center_label), ("environment", m.environment_label)]
+    return BASE_LABELS + tuple(name for name, on in optional if on)
+
+
+class _State:
+    """Everything derived from one config, swapped atomically on reload."""
+
+    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock,
+                 aggregator: SeriesAggregator | None = None) -> None:
+        self.config = config
+        self.pricer = Pricer(config.prices)
+        self.hierarchy = Hierarchy(config)
+        self.budgets = Budgets(config, ledger, clock)
+        labels, m = metric_labels(config), config.metrics
+        if aggregator is None or aggregator.label_names != labels or aggregator.ttft_bounds != tuple(m.ttft_buckets):
+            # New label set or buckets: new series (Prometheus sees counters reset, which rate() handles).
+            aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
+        else:
+            aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
+        self.aggregator = aggregator
+
+
+class Pipeline:
+    def __init__(self, config: CostlineConfig, ledger: Ledger, *, clock: Clock | None = None,
+                 forwarder: Any = None) -> None:
+        self.ledger = ledger
+        self._clock = clock or system_clock
+        self._forwarder = forwarder
+        self._state = _State(config, ledger, self._clock)
+        ledger.tz = config.zone
+        ledger.rates_for = self._rates_for_hour
+        self._counts_lock = threading.Lock()
+        self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
+        self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
+                                           self._span_counts_snapshot)
+
+    @property
+    def config(self) -> CostlineConfig:
+        return self._state.config
+
+    def _span_counts_snapshot(self) -> dict[str, int]:
+        with self._counts_lock:
+            return dict(self._span_counts)
+
+    def _rates_for_hour(self, provider: str, model: str, hour_unix_seconds: int):
+        return self._state.pricer.rates(provider, model, hour_unix_seconds * 1_000_000_000)
+
+    # --- ingest ---------------------------------------------------------------------------------------------------
+    def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:
+        """Bill every LLM span of `request` once; returns after the ledger commit. Thread-safe.
+
+        Raises `LedgerUnavailable` when the commit fails: nothing was billed and no metric moved, so the exporter's
+        retry of the whole batch is safe.
+        """
+        from costline.processor import normalize
+
+        normalize_span = normalize.normalize_span
+        decode_resource = getattr(normalize, "resource_attributes", resource_attributes)
+        # A span the normaliser refuses (wrong types, absurd counts) is rejected alone, reported as partial success.
+        invalid = getattr(normalize, "InvalidSpan", None) or ValueError
+        calls: list[LLMCall] = []
+        total = rejected = 0
+        problems: list[str] = []
+        for resource_spans in request.resource_spans:
+            resource = decode_resource(resource_spans.resource)
+            for scope_spans in resource_spans.scope_spans:
+                scope = scope_spans.scope.name
+                for span in scope_spans.spans:
+                    total += 1
+                    try:
+                        call = normalize_span(span, resource, scope)
+                    except invalid as err:
+                        rejected += 1
+                        if len(problems) < 3:
+                            problems.append(str(err))
+                        continue
+                    if call is not None:
+                        calls.append(call)
+        self.ingest_calls(calls, request=request, dedupe=normalize.dedupe_calls,
+                          not_llm=total - rejected - len(calls), rejected=rejected)
+        message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
+        return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)
+
+    def ingest_calls(self, calls: list[LLMCall], *, request: ExportTraceServiceRequest | None = None,
+                     dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,
+                     rejected: int = 0) -> list[Entry]:
+        """The part of `ingest` after normalisation: dedupe, price, attribute, commit, then count. Returns the
+        entries that were billed (not seen before)."""
+        state = self._state  # one config for the whole request, even if a reload happens meanwhile
+        llm_calls = len(calls)
+        if dedupe is not None:
+            calls = dedupe(calls)
+        resolve, rates_for = state.hierarchy.resolve, state.pricer.rates
+        entries: list[Entry] = []
+        for call in calls:
+            owner, conflict = resolve(call.owner, call.api_key_fingerprint, call.environment)
+            rates = rates_for(call.provider, call.model, call.start_time_unix_nano)
+            cost_pico = rates.cost_pico(call) if rates is not None else None
+            entries.append(Entry(call, owner, cost_pico, dedup_keys(call), conflict))
+
+        fresh = self.ledger.record(entries, retention_hours=state.config.dedup_retention_hours,
+                                   now=int(self._clock().timestamp()))
+        # Committed. From here on nothing may fail the request: the exporter must not retry a billed batch.
+        state.aggregator.add(fresh, conflicts=sum(e.conflict for e in fresh))
+        state.budgets.invalidate()
+        with self._counts_lock:
+            self._span_counts["billed"] += len(fresh)
+            self._span_counts["duplicate"] += llm_calls - len(fresh)
+            self._span_counts["rejected"] += rejected
+            self._span_counts["not_llm"] += not_llm
+        if self._forwarder is not None and request is not None:
+            self._forward(request, entries)
+        return fresh
+
+    def _forward(self, request: ExportTraceServiceRequest, entries: list[Entry]) -> None:
+        try:
+            from costline.processor.forward import Enrichment
+
+            enrichments = {}
+            for e in entries:
+                owner = e.owner
+                owner_attrs = {A.COSTLINE_ORG: owner.org, A.COSTLINE_TEAM: owner.team}
+                for key, value in ((A.COSTLINE_PROJECT, owner.project), (A.COSTLINE_USER, owner.user),
+                                   (A.COSTLINE_FEATURE, owner.feature), (A.COSTLINE_COST_CENTER, owner.cost_center)):
+                    if value:
+                        owner_attrs[key] = value
+                enrichments[(e.call.trace_id, e.call.span_id)] = Enrichment(
+                    e.cost_pico / 1e12 if e.cost_pico is not None else None, e.cost_pico is None, owner_attrs)
+            self._forwarder.submit(request, enrichments)
+        except Exception:
+            log.exception("forwarding failed; the ledger already has the cost")
+
+    # --- reading and control ----------------------------------------------------------------------------------------
+    def budgets_snapshot(self) -> Mapping[str, Any]:
+        return self._state.budgets.snapshot().as_dict()
+
+    def reload(self, config: CostlineConfig | None) -> None:
+        """Swap config, hierarchy and prices atomically; `None` keeps the config and re-reads prices."""
+        config = config if config is not None else self._state.config
+        self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
+        self.ledger.tz = config.zone
+
+    def reprice(self, since: datetime) -> int:
+        return self.ledger.reprice(since)
+
+    def close(self) -> None:
+        self.ledger.close()
+
+
+def resource_attributes(resource: Any) -> dict[str, Any]:
+    """A resource's attributes as plain values (strings, numbers, bools; arrays and maps are not owner keys)."""
+    out: dict[str, Any] = {}
+    for kv in resource.attributes:
+        value = kv.value
+        kind = value.WhichOneof("value")
+        if kind in ("string_value", "int_value", "double_value", "bool_value"):
+            out[kv.key] = getattr(value, kind)
+    return out
+
+
+def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock | None = None,
+                   forwarder: Any = None) -> Pipeline:
+    """Load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`), build the pipeline."""
+    config = load_config(config_path)
+    return Pipeline(config, Ledger(db_url), clock=clock, forwarder=forwarder)

@@ -1,0 +1,77 @@
+"""Pricing LLM calls: genai-prices' bundled data, plus negotiated overrides from the config.
+
+A raw `genai_prices.calc_price` costs ~70 µs, far too slow per span, so `Pricer` resolves a model's rates once per
+(provider, model, UTC hour) — prices in genai-prices change at given instants, and an hour bucket resolves them
+at every hour boundary for one lookup per model per hour — and `Rates` prices each call with integer arithmetic in
+pico-dollars (`rates.py`), tiered long-context prices included.
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+from costline.processor.config import PriceOverride
+from costline.processor.pricing.providers import candidates
+from costline.processor.pricing.rates import PICO_PER_USD, FlatRates, Rates, from_model_price
+
+__all__ = ["PICO_PER_USD", "FlatRates", "Pricer", "Rates"]
+
+
+def _override_matches(override: PriceOverride, model: str) -> bool:
+    """`gpt-4o` covers `gpt-4o` and its dated snapshots (`gpt-4o-2024-08-06`), never `gpt-4o-mini`."""
+    name = override.model.lower()
+    model = model.lower()
+    if model == name:
+        return True
+    if not model.startswith(name + "-"):
+        return False
+    suffix = model[len(name) + 1 :]
+    # A snapshot suffix is a date: 2024-08-06, 20241022, or 2411 style.
+    return suffix.replace("-", "").isdigit()
+
+
+class Pricer:
+    """Thread-safe rate lookup with a per-(provider, model, hour) cache. Replace the object to reload prices."""
+
+    def __init__(self, overrides: list[PriceOverride]) -> None:
+        self._overrides = overrides
+        self._cache: dict[tuple[str, str, int], Rates | None] = {}
+        self._lock = threading.Lock()
+
+    def rates(self, provider: str, model: str | None, when_unix_nano: int) -> Rates | None:
+        """The rates for `model` at that time, or None when it cannot be priced (an unpriced model)."""
+        if not model:
+            return None
+        hour = when_unix_nano // 3_600_000_000_000
+        key = (provider, model, hour)
+        try:
+            return self._cache[key]
+        except KeyError:
+            pass
+        rates = self._lookup(provider, model, hour)
+        with self._lock:
+            if len(self._cache) > 100_000:  # bounded: a flood of distinct model names cannot exhaust memory
+                self._cache.clear()
+            self._cache[key] = rates
+        return rates
+
+    def _lookup(self, provider: str, model: str, hour: int) -> Rates | None:
+        for override in self._overrides:
+            if override.provider == provider and _override_matches(override, model):
+                return Rates("override", override.model, FlatRates(
+                    override.input_per_mtok, override.output_per_mtok, override.cache_read_per_mtok,
+                    override.cache_write_per_mtok))
+        from genai_prices.data_snapshot import get_snapshot
+
+        snapshot = get_snapshot()
+        when = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+        for provider_id in candidates(provider):
+            try:
+                found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
+            except LookupError:
+                continue
+            rates = from_model_price("genai-prices", f"{found_provider.id}/{info.id}", info.get_prices(when))
+            if rates is not None:
+                return rates
+        return None

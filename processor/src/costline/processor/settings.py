@@ -1,0 +1,153 @@
+"""How `costline serve` is configured at run time: listen addresses, the ledger URL, limits, the token.
+
+These are operational settings (where to listen, which database), not the business configuration (orgs, budgets,
+prices) that lives in `costline.yaml` and `config.py`. Every setting has a command-line flag and a `COSTLINE_*`
+environment variable; the flag wins, then the variable, then the default. Keeping the resolution here, apart from
+argparse, lets tests and the benchmark build `Settings` directly.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_CONFIG = "costline.yaml"
+DEFAULT_DB = "sqlite:///costline.db"
+DEFAULT_OTLP_HTTP = "127.0.0.1:4318"
+DEFAULT_OTLP_GRPC = "127.0.0.1:4317"
+DEFAULT_HTTP = "127.0.0.1:9464"
+DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
+"""16 MiB, compressed or not: a 1000-span batch of LLM spans is well under 1 MiB; the OTel Collector allows 20 MiB."""
+DEFAULT_FORWARD_QUEUE_SPANS = 100_000
+DEFAULT_RETRY_AFTER_S = 5
+
+DISABLED = ("", "off", "none", "disabled")
+"""Values that turn a listener off (`--otlp-grpc off`), e.g. when a Collector in front only speaks one protocol."""
+
+ENV = {
+    "config": "COSTLINE_CONFIG",
+    "db": "COSTLINE_DB",
+    "otlp_http": "COSTLINE_OTLP_HTTP",
+    "otlp_grpc": "COSTLINE_OTLP_GRPC",
+    "http": "COSTLINE_HTTP",
+    "token": "COSTLINE_TOKEN",
+    "token_file": "COSTLINE_TOKEN_FILE",
+    "max_body_bytes": "COSTLINE_MAX_BODY_BYTES",
+    "forward_otlp": "COSTLINE_FORWARD_OTLP",
+    "forward_queue_spans": "COSTLINE_FORWARD_QUEUE_SPANS",
+}
+"""Setting name -> environment variable. `docs/processor.md` lists the same table."""
+
+
+class SettingsError(ValueError):
+    """A setting has a value that cannot be used; the message names the flag/variable and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+def parse_address(value: str, name: str) -> Address | None:
+    """`host:port`, `[v6]:port` or `:port` (all interfaces); None when the listener is disabled."""
+    text = value.strip()
+    if text.lower() in DISABLED:
+        return None
+    host, sep, port_text = text.rpartition(":")
+    if not sep:
+        raise SettingsError(f"{name}={value!r}: expected HOST:PORT (or 'off')")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        port = int(port_text)
+    except ValueError:
+        raise SettingsError(f"{name}={value!r}: port must be an integer") from None
+    if not 0 <= port <= 65535:
+        raise SettingsError(f"{name}={value!r}: port must be between 0 and 65535")
+    return Address(host or "0.0.0.0", port)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    config_path: Path | None = None
+    """None: run without a config (everything unattributed except what spans carry, list prices only)."""
+    db_url: str = DEFAULT_DB
+    otlp_http: Address | None = field(default_factory=lambda: parse_address(DEFAULT_OTLP_HTTP, "otlp_http"))
+    otlp_grpc: Address | None = field(default_factory=lambda: parse_address(DEFAULT_OTLP_GRPC, "otlp_grpc"))
+    http: Address | None = field(default_factory=lambda: parse_address(DEFAULT_HTTP, "http"))
+    token: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    forward_otlp: str | None = None
+    forward_queue_spans: int = DEFAULT_FORWARD_QUEUE_SPANS
+    retry_after_s: int = DEFAULT_RETRY_AFTER_S
+
+
+def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings from parsed flags (None = not given), then `COSTLINE_*` variables, then defaults."""
+    env = os.environ if env is None else env
+
+    def pick(name: str, default: str | None) -> tuple[str | None, str]:
+        flag = flags.get(name)
+        if flag is not None:
+            return str(flag), "--" + name.replace("_", "-")
+        if ENV[name] in env:
+            return env[ENV[name]], ENV[name]
+        return default, ENV[name]
+
+    config_value, config_source = pick("config", None)
+    if config_value is None:
+        # The default file is optional: the processor runs with no config at all. A file the user named must exist.
+        config_path = Path(DEFAULT_CONFIG) if Path(DEFAULT_CONFIG).is_file() else None
+    elif config_value.strip() == "":
+        config_path = None
+    else:
+        config_path = Path(config_value)
+        if not config_path.is_file():
+            raise SettingsError(f"{config_source}={config_value!r}: no such file")
+
+    db_url, _ = pick("db", DEFAULT_DB)
+    addresses = {}
+    for name, default in (("otlp_http", DEFAULT_OTLP_HTTP), ("otlp_grpc", DEFAULT_OTLP_GRPC), ("http", DEFAULT_HTTP)):
+        value, source = pick(name, default)
+        addresses[name] = parse_address(value or "", source)
+
+    token = env.get(ENV["token"]) or None
+    token_file, token_source = pick("token_file", None)
+    if token_file:
+        try:
+            token = Path(token_file).read_text().strip() or None
+        except OSError as err:
+            raise SettingsError(f"{token_source}={token_file!r}: cannot read ({err.strerror})") from None
+        if token is None:
+            raise SettingsError(f"{token_source}={token_file!r}: the file is empty")
+
+    max_body_bytes = _positive_int(*pick("max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)))
+    forward_queue_spans = _positive_int(*pick("forward_queue_spans", str(DEFAULT_FORWARD_QUEUE_SPANS)))
+    forward_otlp, _ = pick("forward_otlp", None)
+
+    return Settings(
+        config_path=config_path,
+        db_url=db_url or DEFAULT_DB,
+        otlp_http=addresses["otlp_http"],
+        otlp_grpc=addresses["otlp_grpc"],
+        http=addresses["http"],
+        token=token,
+        max_body_bytes=max_body_bytes,
+        forward_otlp=forward_otlp or None,
+        forward_queue_spans=forward_queue_spans,
+    )
+
+
+def _positive_int(value: str | None, source: str) -> int:
+    try:
+        number = int(str(value).replace("_", ""))
+    except ValueError:
+        raise SettingsError(f"{source}={value!r}: must be an integer") from None
+    if number <= 0:
+        raise SettingsError(f"{source}={value!r}: must be positive")
+    return number

@@ -1,0 +1,104 @@
+"""Prometheus rules: valid for promtool, named `level:metric:operations`, every alert annotated and unit-tested
+(firing and not firing) with `promtool test rules`."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import yaml
+
+from costline.dashboards import build
+
+from .conftest import GENERATED, PROMTOOL_TESTS
+
+pytestmark = pytest.mark.prometheus
+
+RULE_FILES = [GENERATED / build.RECORDING_RULES, GENERATED / build.ALERTING_RULES]
+ALERTS = {
+    "CostlineBudgetWarning",
+    "CostlineBudgetExceeded",
+    "CostlineBudgetForecastOverrun",
+    "CostlineSpendAnomaly",
+    "CostlineUnpricedModel",
+    "CostlineProcessorDown",
+}
+RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
+
+
+def _rules(path):
+    return [rule for group in yaml.safe_load(path.read_text())["groups"] for rule in group["rules"]]
+
+
+def test_promtool_check_rules(promtool):
+    result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests(promtool):
+    files = sorted(PROMTOOL_TESTS.glob("*.test.yaml"))
+    assert files
+    # One promtool per file, side by side: the month-long forecast test dominates the run time.
+    with ThreadPoolExecutor(len(files)) as pool:
+        results = list(
+            pool.map(
+                lambda f: subprocess.run(
+                    [promtool, "test", "rules", f.name], cwd=f.parent, capture_output=True, text=True
+                ),
+                files,
+            )
+        )
+    failures = [r.stdout + r.stderr for r in results if r.returncode != 0]
+    assert not failures, "\n".join(failures)
+
+
+def test_recording_rules_are_named_level_metric_operations():
+    names = [rule["record"] for rule in _rules(RULE_FILES[0])]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert RECORD_NAME.match(name), name
+        assert not name.split(":")[1].endswith("_total"), f"{name}: drop `_total` from a rated counter's name"
+
+
+def test_the_six_alerts_with_severity_and_annotations():
+    alerts = {rule["alert"]: rule for rule in _rules(RULE_FILES[1])}
+    assert set(alerts) == ALERTS
+    for name, rule in alerts.items():
+        assert rule["labels"]["severity"] in ("warning", "critical"), name
+        annotations = rule["annotations"]
+        assert set(annotations) == {"summary", "description", "dashboard_url", "runbook_url"}, name
+        assert "{{" in annotations["description"], f"{name}: the description names the owner and figures"
+        assert annotations["runbook_url"].endswith("#" + name.lower())
+
+
+def test_every_alert_has_firing_and_quiet_unit_tests():
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in PROMTOOL_TESTS.glob("*.test.yaml"):
+        for test in yaml.safe_load(path.read_text())["tests"]:
+            for case in test.get("alert_rule_test", []):
+                (firing if case.get("exp_alerts") else quiet).add(case["alertname"])
+    assert firing == ALERTS, f"alerts without a firing test: {ALERTS - firing}"
+    assert quiet == ALERTS, f"alerts without a not-firing test: {ALERTS - quiet}"
+
+
+def test_alert_runbook_anchors_exist_in_the_docs():
+    from .conftest import REPO
+
+    docs = (REPO / "docs" / "dashboards.md").read_text("utf-8")
+    headings = {line.lstrip("#").strip().lower() for line in docs.splitlines() if line.startswith("#")}
+    assert {name.lower() for name in ALERTS} <= headings
+
+
+def test_every_config_field_is_documented():
+    import dataclasses
+
+    from costline.dashboards.config import MixinConfig
+
+    from .conftest import REPO
+
+    docs = (REPO / "docs" / "dashboards.md").read_text("utf-8")
+    missing = [f.name for f in dataclasses.fields(MixinConfig) if f"`{f.name}`" not in docs]
+    assert not missing, f"docs/dashboards.md does not describe {missing}"

@@ -1,0 +1,137 @@
+"""The ledger on SQLite and on a real PostgreSQL server: exact sums, dedup, reprice, persistence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from costline.processor.config import PriceOverride
+from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.ownership import Owner
+from costline.processor.pricing import Pricer
+
+from .conftest import make_call
+
+SEARCH = Owner("acme", "search", "ranking", "alice", "alice-laptop", "", "", "prod")
+OTHER = Owner("acme", "support", "", "", "", "", "", "prod")
+NOV1 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+DEC1 = datetime(2026, 12, 1, tzinfo=timezone.utc)
+
+
+def entry(n, owner=SEARCH, cost=Decimal("0.001"), **kw):
+    call = make_call(n, **kw)
+    return Entry(call, owner, None if cost is None else to_pico(cost), dedup_keys(call))
+
+
+def test_record_sums_exactly_and_dedups_a_retried_batch(db_url):
+    ledger = Ledger(db_url)
+    batch = [entry(i, cost=Decimal("0.000000123456")) for i in range(10)] + [entry(100, OTHER)]
+    assert len(ledger.record(batch)) == 11
+    assert ledger.record(batch) == []  # the exporter's retry of the same request
+    rows = ledger.usage(NOV1, DEC1, ["team"])
+    by_team = {r["team"]: r for r in rows}
+    assert by_team["search"]["requests"] == 10
+    assert by_team["search"]["cost_usd"] == Decimal("0.00000123456")
+    assert by_team["search"]["input_tokens"] == 10_000
+    assert by_team["support"]["cost_usd"] == Decimal("0.001")
+    ledger.close()
+
+
+def test_same_response_id_in_a_trace_is_billed_once(db_url):
+    ledger = Ledger(db_url)
+    first = entry(1, response_id="chatcmpl-1")
+    second = entry(2, response_id="chatcmpl-1")  # another span, another batch, the same API call
+    other_trace = entry(3, response_id="chatcmpl-1", trace=b"\x02" * 16)
+    assert len(ledger.record([first])) == 1
+    assert ledger.record([second]) == []
+    assert len(ledger.record([other_trace])) == 1
+    ledger.close()
+
+
+def test_unpriced_rows_keep_tokens_and_are_repriced_later(db_url):
+    ledger = Ledger(db_url)
+    ledger.record([entry(1, cost=None, model="acme-llama-70b", input_tokens=4000, output=600)])
+    row = ledger.usage(NOV1, DEC1, ["model"])[0]
+    assert (row["unpriced_requests"], row["cost_usd"], row["unpriced_input_tokens"]) == (1, Decimal(0), 4000)
+    pricer = Pricer([PriceOverride(provider="openai", model="acme-llama-70b", input_per_mtok=Decimal("1"),
+                                   output_per_mtok=Decimal("2"))])
+    changed = ledger.reprice(NOV1, lambda p, m, hour: pricer.rates(p, m, hour * 10**9))
+    assert changed == 1
+    row = ledger.usage(NOV1, DEC1, ["model"])[0]
+    assert row["unpriced_requests"] == 0
+    assert row["cost_usd"] == Decimal("0.0052")  # 4000 * 1 + 600 * 2 per million
+    assert row["input_tokens"] == 4000  # totals untouched
+    ledger.close()
+
+
+def test_survives_reopening(db_url):
+    ledger = Ledger(db_url)
+    ledger.record([entry(i) for i in range(3)])
+    ledger.close()
+    reopened = Ledger(db_url)
+    assert reopened.usage(NOV1, DEC1, [])[0]["requests"] == 3
+    assert reopened.record([entry(0)]) == []  # dedup keys survive too
+    reopened.close()
+
+
+def test_usage_groups_by_day_and_model_and_filters_time(db_url):
+    ledger = Ledger(db_url)
+    from .conftest import at
+
+    ledger.record([entry(1, start=at(2026, 11, 3)), entry(2, start=at(2026, 11, 4)), entry(3, start=at(2026, 10, 30))])
+    rows = ledger.usage(NOV1, DEC1, ["day", "model"])
+    assert sorted(r["day"] for r in rows) == ["2026-11-03", "2026-11-04"]
+    ledger.close()
+
+
+def test_values_too_long_or_with_nul_cannot_poison_a_batch(db_url):
+    """PostgreSQL refuses NUL and VARCHAR overflow: such a batch would fail every retry if written as it came."""
+    ledger = Ledger(db_url)
+    poison = Owner("acme", "t" * 300 + "\x00", "", "", "", "", "", "")
+    assert len(ledger.record([entry(1, poison), entry(2)])) == 2
+    teams = {r["team"] for r in ledger.usage(NOV1, DEC1, ["team"])}
+    assert teams == {"t" * 255, "search"}
+    ledger.close()
+
+
+def test_every_counter_column_lands_where_it_belongs(db_url):
+    ledger = Ledger(db_url)
+    call = make_call(1, input_tokens=11, output=22, cache_read=33, cache_write=44, error="rate_limit_error")
+    call.reasoning_tokens = 5
+    unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
+    ledger.record([Entry(call, SEARCH, 7, dedup_keys(call)), Entry(unpriced, SEARCH, None, dedup_keys(unpriced))])
+    [row] = ledger.usage(NOV1, DEC1, ["team"])
+    assert {k: v for k, v in row.items() if k != "team"} == {
+        "requests": 2, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
+        "cache_read_tokens": 36, "cache_write_tokens": 48, "reasoning_tokens": 5, "unpriced_input_tokens": 1,
+        "unpriced_output_tokens": 2, "unpriced_cache_read_tokens": 3, "unpriced_cache_write_tokens": 4,
+        "cost_usd": Decimal("7E-12"),
+    }
+    ledger.close()
+
+
+def test_reprice_of_a_tiered_model_does_not_push_summed_calls_over_the_cliff(db_url):
+    ledger = Ledger(db_url)
+    calls = [entry(i, cost=None, model="claude-sonnet-4-5", provider="anthropic", input_tokens=150_000, output=0)
+             for i in range(2)]  # 300k input in the row, but each call is below the 200k cliff
+    ledger.record(calls)
+    pricer = Pricer([])
+    assert ledger.reprice(NOV1, lambda p, m, hour: pricer.rates(p, m, hour * 10**9)) == 1
+    row = ledger.usage(NOV1, DEC1, ["model"])[0]
+    assert row["cost_usd"] == 2 * pricer.rates("anthropic", "claude-sonnet-4-5", calls[0].call.start_time_unix_nano
+                                               ).cost(calls[0].call) == Decimal("0.9")  # 300k at $3/MTok
+    ledger.close()
+
+
+def test_usage_folds_hours_into_local_days_in_any_group_order(db_url):
+    from zoneinfo import ZoneInfo
+
+    from .conftest import at
+
+    ledger = Ledger(db_url)
+    ledger.record([entry(1, start=at(2026, 11, 3, 14)), entry(2, start=at(2026, 11, 3, 16)),
+                   entry(3, OTHER, start=at(2026, 11, 3, 16))])
+    rows = ledger.usage(NOV1, DEC1, ["team", "day"], tz=ZoneInfo("Asia/Tokyo"))  # UTC+9: 16:00 is the 4th
+    assert [(r["team"], r["day"], r["requests"]) for r in rows] == [
+        ("search", "2026-11-03", 1), ("search", "2026-11-04", 1), ("support", "2026-11-04", 1)]
+    ledger.close()

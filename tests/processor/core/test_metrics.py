@@ -1,0 +1,116 @@
+"""Exposition: golden text, promtool check metrics, cardinality overflow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from costline.processor.aggregate import SeriesAggregator
+from costline.processor.budgets import Budgets
+from costline.processor.config import load_config
+from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.metrics import CostlineCollector
+from costline.processor.ownership import Owner
+
+from .conftest import EXAMPLE_CONFIG, at, make_call
+
+LABELS = ("provider", "model", "operation", "org", "team", "project")
+NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+
+
+def exposition(tmp_path, entries, limit=1000):
+    aggregator = SeriesAggregator(LABELS, limit, [0.5, 1.0])
+    aggregator.add(entries, conflicts=1)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger.record(entries)
+    budgets = Budgets(load_config(EXAMPLE_CONFIG), ledger, clock=lambda: NOW)
+    registry = CollectorRegistry()
+    registry.register(CostlineCollector(lambda: aggregator, lambda: budgets, lambda: {"billed": len(entries)}))
+    return generate_latest(registry).decode()
+
+
+def line(name: str, labels: dict[str, str], value: str) -> str:
+    """One exposition line as prometheus_client writes it (labels sorted by name)."""
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}} {value}"
+
+
+def test_golden_exposition(tmp_path):
+    owner = Owner("acme", "marketing", "campaigns", "", "", "", "", "")
+    ok = make_call(1, start=at(2026, 11, 20, 9), input_tokens=600, cache_read=400, output=50)
+    ok.time_to_first_token_s = 0.7
+    failed = make_call(2, start=at(2026, 11, 20, 9), input_tokens=0, output=0, error="rate_limit_error")
+    unpriced = make_call(3, start=at(2026, 11, 20, 9), model="acme-llama-70b", input_tokens=10, output=5)
+    text = exposition(tmp_path, [Entry(ok, owner, to_pico(Decimal("0.25")), dedup_keys(ok)),
+                                 Entry(failed, owner, 0, dedup_keys(failed)),
+                                 Entry(unpriced, owner, None, dedup_keys(unpriced))])
+    base = {"provider": "openai", "operation": "chat", "org": "acme", "team": "marketing", "project": "campaigns"}
+    mini = {**base, "model": "gpt-4o-mini-2024-07-18"}
+    llama = {**base, "model": "acme-llama-70b"}
+    team = {"scope": "team", "period": "monthly", "org": "acme", "team": "marketing", "user": "", "key": "",
+            "project": ""}
+    project = {"scope": "project", "period": "monthly", "org": "", "team": "", "user": "", "key": "",
+               "project": "campaigns"}
+    alice_key = {"scope": "key", "org": "acme", "team": "engineering", "user": "alice", "key": "alice-laptop"}
+    expected = [
+        line("costline_cost_usd_total", mini, "0.25"),
+        line("costline_tokens_total", {**mini, "type": "input"}, "600.0"),
+        line("costline_tokens_total", {**mini, "type": "cache_read"}, "400.0"),
+        line("costline_requests_total", {**mini, "outcome": "success"}, "1.0"),
+        line("costline_requests_total", {**mini, "outcome": "error"}, "1.0"),
+        line("costline_unpriced_requests_total", llama, "1.0"),
+        line("costline_time_to_first_token_seconds_bucket", {**mini, "le": "0.5"}, "0.0"),
+        line("costline_time_to_first_token_seconds_bucket", {**mini, "le": "1.0"}, "1.0"),
+        line("costline_time_to_first_token_seconds_bucket", {**mini, "le": "+Inf"}, "1.0"),
+        "costline_ownership_conflicts_total 1.0",
+        line("costline_budget_limit_usd", team, "500.0"),
+        line("costline_budget_spent_usd", team, "0.25"),
+        line("costline_budget_remaining_usd", project, "199.75"),
+        line("costline_budget_effective_remaining_usd", alice_key, "5.0"),
+    ]
+    lines = set(text.splitlines())
+    missing = [line for line in expected if line not in lines]
+    assert not missing, "\n".join(missing) + "\n---\n" + text
+    assert line("costline_cost_usd_total", llama, "0.0") not in lines  # unpriced is never $0
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="make venv installs Debian's prometheus package")
+def test_promtool_check_metrics(tmp_path):
+    owner = Owner("acme", "marketing", "campaigns", "", "", "", "", "")
+    call = make_call(1, start=at(2026, 11, 20, 9))
+    call.time_to_first_token_s = 0.2
+    text = exposition(tmp_path, [Entry(call, owner, to_pico(Decimal("0.1")), dedup_keys(call))])
+    result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_cardinality_limit_overflows_into_one_bucket(tmp_path):
+    aggregator = SeriesAggregator(LABELS, 3, [1.0])
+    entries = []
+    for i in range(50):
+        call = make_call(i, team=f"team-{i}")
+        entries.append(Entry(call, Owner("acme", f"team-{i}", "", "", "", "", "", ""), to_pico(Decimal("0.01")),
+                             dedup_keys(call)))
+    aggregator.add(entries)
+    series, overflows, _ = aggregator.snapshot()
+    teams = {labels[4] for labels in series}
+    assert teams == {"team-0", "team-1", "team-2", "__overflow__"}
+    assert overflows["team"] == 47
+    total = sum(s.cost_pico for s in series.values()) / Decimal(10**12)
+    assert total == Decimal("0.50")  # nothing lost, only folded
+
+
+def test_per_label_limit_replaces_the_default_for_that_label_only():
+    aggregator = SeriesAggregator(LABELS, 1000, [1.0], per_label_limits={"team": 2})
+    owner = lambda team, project: Owner("acme", team, project, "", "", "", "", "")  # noqa: E731
+    entries = [Entry(make_call(i), owner(f"team-{i}", f"project-{i}"), 1, dedup_keys(make_call(i))) for i in range(5)]
+    aggregator.add(entries)
+    series, overflows, _ = aggregator.snapshot()
+    assert sorted({labels[4] for labels in series}) == ["__overflow__", "team-0", "team-1"]
+    assert len({labels[5] for labels in series}) == 5  # projects keep the default limit
+    assert overflows["team"] == 3 and overflows["project"] == 0

@@ -1,0 +1,133 @@
+"""The `--http` router: metrics exposition, health, readiness and the usage/budgets/reload API."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+from datetime import datetime, timezone
+
+import pytest
+from prometheus_client import CollectorRegistry, Counter
+
+from costline.processor.api import AdminApi, ApiError, parse_usage_query, render_usage
+from costline.processor.server import Request
+
+GROUPS = ("org", "team", "project", "user", "key", "model", "provider", "operation")
+
+
+class Backend:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        Counter("costline_test", "a test counter", registry=self.registry).inc(3)
+        self.is_ready = True
+        self.calls: list = []
+        self.reload_error: str | None = None
+
+    def ready(self) -> bool:
+        return self.is_ready
+
+    def usage(self, start, end, group_by):
+        self.calls.append((start, end, tuple(group_by)))
+        return [{"team": "search", "model": "gpt-4o", "requests": 2, "cost_usd": 0.1 + 0.2, "input_tokens": 10},
+                {"team": "support, \"tier 1\"", "model": "claude", "requests": 1, "cost_usd": 1e-7,
+                 "input_tokens": 0}]
+
+    def budgets(self):
+        return {"budgets": [{"scope": "team", "owner": "acme/search", "period": "monthly", "limit_usd": 10.0,
+                             "spent_usd": 1.0}], "effective": []}
+
+    def reload(self) -> str:
+        if self.reload_error:
+            raise ApiError(self.reload_error)
+        return "config reloaded"
+
+
+def get(api: AdminApi, path: str, headers: dict | None = None, method: str = "GET"):
+    path, _, query = path.partition("?")
+    from urllib.parse import parse_qs
+
+    return api(Request(method, path, parse_qs(query), headers or {}))
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return Backend()
+
+
+@pytest.fixture
+def api(backend: Backend) -> AdminApi:
+    return AdminApi(backend, GROUPS)
+
+
+def test_metrics_text_openmetrics_and_gzip(api: AdminApi) -> None:
+    response = get(api, "/metrics")
+    assert response.status == 200
+    assert response.content_type.startswith("text/plain; version=0.0.4")
+    assert b"costline_test_total 3.0" in response.body
+    response = get(api, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
+    assert response.content_type.startswith("application/openmetrics-text")
+    assert response.body.endswith(b"# EOF\n")
+    response = get(api, "/metrics", {"Accept-Encoding": "gzip"})
+    assert ("Content-Encoding", "gzip") in response.headers
+    assert b"costline_test_total 3.0" in gzip.decompress(response.body)
+
+
+def test_health_and_readiness(api: AdminApi, backend: Backend) -> None:
+    assert get(api, "/healthz").status == 200
+    assert get(api, "/readyz").status == 200
+    backend.is_ready = False
+    assert get(api, "/readyz").status == 503
+    assert get(api, "/healthz").status == 200
+
+
+def test_usage_json_and_csv(api: AdminApi, backend: Backend) -> None:
+    response = get(api, "/api/v1/usage?from=2026-11-01&to=2026-11-30&group_by=team,model&format=json")
+    assert response.status == 200 and response.content_type == "application/json"
+    document = json.loads(response.body)
+    assert document["group_by"] == ["team", "model"]
+    assert document["rows"][0]["cost_usd"] == 0.1 + 0.2
+    start, end, group_by = backend.calls[-1]
+    assert start == datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert end == datetime(2026, 12, 1, tzinfo=timezone.utc)  # a bare `to` date includes that whole day
+    assert group_by == ("team", "model")
+
+    response = get(api, "/api/v1/usage?from=2026-11-01T00:00:00Z&group_by=team,model&format=csv")
+    assert response.content_type.startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.body.decode())))
+    assert rows[0] == ["team", "model", "requests", "cost_usd", "input_tokens"]
+    assert rows[1] == ["search", "gpt-4o", "2", repr(0.1 + 0.2), "10"]  # every digit, not rounded
+    assert rows[2][0] == 'support, "tier 1"'
+    assert float(rows[2][3]) == 1e-7
+
+
+def test_usage_validation_names_the_parameter(api: AdminApi) -> None:
+    for query, word in (("group_by=team,colour", "colour"), ("from=yesterday", "from"), ("format=xml", "format"),
+                        ("from=2026-11-02&to=2026-11-01", "after"), ("group_by=team,team", "twice")):
+        response = get(api, f"/api/v1/usage?{query}")
+        assert response.status == 400, query
+        assert word in json.loads(response.body)["error"]
+
+
+def test_parse_usage_query_defaults() -> None:
+    now = datetime(2026, 11, 22, 12, tzinfo=timezone.utc)
+    query = parse_usage_query(lambda name: None, GROUPS, now=lambda: now)
+    assert (query.start.year, query.end, query.group_by, query.format) == (1970, now, ("team", "model"), "json")
+    content_type, body = render_usage(query, [])
+    assert json.loads(body)["rows"] == []
+
+
+def test_budgets_and_reload(api: AdminApi, backend: Backend) -> None:
+    assert json.loads(get(api, "/api/v1/budgets").body)["budgets"][0]["owner"] == "acme/search"
+    response = get(api, "/api/v1/reload", method="POST")
+    assert response.status == 200 and json.loads(response.body)["status"] == "reloaded"
+    backend.reload_error = "orgs[0].budget.monthly_usd: must be positive"
+    response = get(api, "/api/v1/reload", method="POST")
+    assert response.status == 400 and "monthly_usd" in json.loads(response.body)["error"]
+
+
+def test_unknown_routes_and_methods(api: AdminApi) -> None:
+    assert get(api, "/nope").status == 404
+    response = get(api, "/api/v1/reload")
+    assert response.status == 405 and response.headers == [("Allow", "POST")]
