@@ -34,7 +34,7 @@ class PanelQuery:
 class VariableQuery:
     dashboard: str
     name: str
-    selector: str  # label_values(<selector>, <label>)
+    selector: str  # label_values(<selector>, <label>), Grafana variables left in: substitute() at use
     label: str
 
 
@@ -74,7 +74,7 @@ def variable_queries(dashboard_files: list[Path]) -> list[VariableQuery]:
             match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["query"])
             assert match, f"{dashboard['title']}: ${variable['name']} is not label_values(selector, label)"
             queries.append(
-                VariableQuery(dashboard["title"], variable["name"], substitute(match.group(1)), match.group(2))
+                VariableQuery(dashboard["title"], variable["name"], match.group(1), match.group(2))
             )
     return queries
 

@@ -86,7 +86,7 @@ def test_rule_expression_parses(bare_prometheus, name):
 
 def test_variable_selectors_parse(bare_prometheus):
     for variable in variable_queries(DASHBOARD_FILES):
-        bare_prometheus.api("series", **{"match[]": variable.selector})
+        bare_prometheus.api("series", **{"match[]": substitute(variable.selector)})
 
 
 def test_the_generated_rules_load_into_prometheus(bare_prometheus):

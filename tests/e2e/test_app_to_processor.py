@@ -4,14 +4,9 @@ cent-fraction. The oracle is a raw `genai_prices.calc_price` per call, not the p
 
 from __future__ import annotations
 
-import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from decimal import Decimal
 from pathlib import Path
 
@@ -19,6 +14,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from costline.testing.fake_provider import FakeProviderServer
+from tests.processor.edge.served import serve, stop
 
 APP = Path(__file__).parent / "apps" / "llm_app.py"
 BIN = Path(sys.executable).parent
@@ -38,45 +34,17 @@ prices:
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get_json(url: str):
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback
-        return json.loads(response.read())
-
-
 @pytest.fixture(scope="module")
 def processor(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    (tmp / "costline.yaml").write_text(CONFIG)
-    http, grpc, otlp_http = free_port(), free_port(), free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "costline"), "serve", "--config", str(tmp / "costline.yaml"), "--db", f"sqlite:///{tmp / 'l.db'}",
-         "--otlp-grpc", f"127.0.0.1:{grpc}", "--otlp-http", f"127.0.0.1:{otlp_http}", "--http", f"127.0.0.1:{http}"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
-    api = f"http://127.0.0.1:{http}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            get_json(f"{api}/healthz")
-            break
-        except Exception:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise AssertionError(f"costline serve did not start: {proc.stdout.read() if proc.stdout else ''}")
-            time.sleep(0.2)
-    yield api, grpc
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=15)
+    workdir = tmp_path_factory.mktemp("e2e")
+    (workdir / "costline.yaml").write_text(CONFIG)
+    served = serve(workdir, f"sqlite:///{workdir / 'l.db'}", grpc=True)
+    yield served
+    assert stop(served) == 0, served.log.read_text()
 
 
 @pytest.fixture(scope="module")
 def ledger(processor):
-    api, grpc = processor
     with FakeProviderServer() as provider:
         env = {
             **os.environ,
@@ -90,14 +58,14 @@ def ledger(processor):
             "OTEL_METRICS_EXPORTER": "none",
             "OTEL_LOGS_EXPORTER": "none",
             "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{grpc}",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://{processor.grpc_address}",
             "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,openai_v2,anthropic",
         }
         result = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(APP)], env=env,
                                 capture_output=True, text=True, timeout=120)
         assert result.returncode == 0, result.stderr
     # The exporter flushed on exit and the processor acknowledged only after its ledger commit.
-    return get_json(f"{api}/api/v1/usage?group_by=team,model&format=json")["rows"]
+    return processor.usage(group_by="team,model")
 
 
 def list_price(model: str, provider: str, **tokens: int) -> Decimal:

@@ -52,6 +52,7 @@ class Served:
     otlp_url: str
     api_url: str
     log: Path
+    grpc_address: str | None = None
 
     def usage(self, group_by: str = "team") -> list[dict]:
         return json.loads(http_get(f"{self.api_url}/api/v1/usage?group_by={group_by}&format=json"))["rows"]
@@ -63,14 +64,16 @@ class Served:
         return http_get(f"{self.api_url}/metrics").decode()
 
 
-def serve(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None) -> Served:
-    """Start `costline serve` on free ports and wait until /readyz says the ledger is open."""
+def serve(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None, grpc: bool = False) -> Served:
+    """Start `costline serve` on free ports and wait until /readyz says the ledger is open. The config is
+    `workdir/costline.yaml` when the test wrote one, else the issue's. OTLP/gRPC only when `grpc` is asked for."""
     config = workdir / "costline.yaml"
     if not config.exists():
         config.write_text(CONFIG)
     otlp_port, http_port = free_port(), free_port()
+    grpc_address = f"127.0.0.1:{free_port()}" if grpc else None
     log = workdir / f"serve-{otlp_port}.log"
-    env = {**os.environ, "COSTLINE_OTLP_GRPC": "off", **(extra_env or {})}
+    env = {**os.environ, "COSTLINE_OTLP_GRPC": grpc_address or "off", **(extra_env or {})}
     process = subprocess.Popen(
         [sys.executable, "-m", "costline.cli", "serve", "--config", str(config), "--db", db_url,
          "--otlp-http", f"127.0.0.1:{otlp_port}", "--http", f"127.0.0.1:{http_port}"],
@@ -89,7 +92,7 @@ def serve(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None
                 process.kill()
                 raise AssertionError(f"costline serve not ready:\n{log.read_text()}") from None
             time.sleep(0.1)
-    return Served(process, f"http://127.0.0.1:{otlp_port}/v1/traces", api, log)
+    return Served(process, f"http://127.0.0.1:{otlp_port}/v1/traces", api, log, grpc_address)
 
 
 def stop(served: Served, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
