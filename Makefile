@@ -11,9 +11,9 @@ VENV_MIN := .venv-min
 OPENAI_MIN := 3.0.0
 ANTHROPIC_MIN := 2.0.0
 
-.PHONY: venv venv-min test test-min demo bench dashboards prometheus lint clean
+.PHONY: venv venv-min test test-min demo bench dashboards prometheus compose-client lint clean
 
-venv: $(STAMP) prometheus
+venv: $(STAMP) prometheus compose-client
 
 venv-min: $(VENV_MIN)/.installed
 
@@ -37,6 +37,10 @@ $(STAMP): $(PROJECTS)
 # Prometheus and promtool come from Debian's package (rule tests and query tests need the real binaries).
 prometheus:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-prometheus.sh
+
+# A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
+compose-client:
+	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || bash scripts/install-docker-compose.sh
 
 test: venv venv-min
 	$(BIN)/python -m pytest

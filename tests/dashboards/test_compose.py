@@ -1,6 +1,7 @@
-"""The docker-compose stack, validated statically: no Docker engine (nor the compose plugin) runs here, so the
-tests check what `docker compose config` and the services would trip over — files that are not there, mounts that
-do not line up with the configs that use them, ports, dependencies — and run `promtool check config`."""
+"""The docker-compose stack, validated as far as a machine without a Docker engine allows: compose itself
+(`docker compose`, or Debian's `docker-compose` that `make venv` installs) checks the file against its schema and
+resolves it; the other tests check what the services would trip over — files that are not there, mounts that do
+not line up with the configs that use them, ports, dependencies — and run `promtool check config`."""
 
 from __future__ import annotations
 
@@ -179,13 +180,34 @@ def _compose_command() -> list[str] | None:
     return [legacy] if legacy else None
 
 
-def test_docker_compose_config_validates_the_file():
-    """Schema validation by compose itself, where a compose client is installed (`apt-get install docker-compose`
-    gives one; no engine is needed for `config`). Skipped where none is."""
+def _compose(*args: str) -> subprocess.CompletedProcess:
     command = _compose_command()
     if command is None:
-        pytest.skip("no docker compose client installed (Debian package docker-compose provides one)")
-    result = subprocess.run(
-        [*command, "-f", "docker-compose.yml", "config", "--quiet"], cwd=REPO, capture_output=True, text=True
-    )
+        pytest.skip("no docker compose client installed (`make venv` installs Debian's docker-compose: "
+                    "scripts/install-docker-compose.sh)")
+    return subprocess.run([*command, "-f", "docker-compose.yml", *args], cwd=REPO, capture_output=True, text=True)
+
+
+def test_docker_compose_config_validates_the_file():
+    """Schema validation by compose itself (no engine is needed for `config`): unknown keys, wrong types, services
+    that depend on services that do not exist."""
+    result = _compose("config", "--quiet")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_compose_resolves_the_file_as_these_tests_read_it():
+    """The static tests read the file with PyYAML; compose resolves the `x-` anchor and the `<<` merges of the demo
+    services itself. Both must see the same services, images, commands and environments."""
+    result = _compose("config")
+    assert result.returncode == 0, result.stdout + result.stderr
+    resolved = yaml.safe_load(result.stdout)["services"]
+    assert set(resolved) == set(SERVICES)
+    for name, service in SERVICES.items():
+        for field in ("image", "command"):
+            assert resolved[name].get(field) == service.get(field), (name, field)
+        environment = {k: str(v) for k, v in (service.get("environment") or {}).items()}
+        assert (resolved[name].get("environment") or {}) == environment, name
+    for name in (n for n in SERVICES if n.startswith("demo-")):
+        team = name.removeprefix("demo-")
+        assert resolved[name]["build"]["dockerfile"] == "deploy/Dockerfile", name
+        assert f"costline.team={team}" in resolved[name]["environment"]["OTEL_RESOURCE_ATTRIBUTES"], name
