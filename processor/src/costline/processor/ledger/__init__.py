@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, cast, create_engine, delete, desc, event, func, select, update
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.schema import (
@@ -34,6 +34,9 @@ from costline.processor.ownership import Owner
 from costline.processor.pricing.rates import Rates
 
 PICO = Decimal(10) ** 12
+NS_PER_HOUR = 3_600_000_000_000
+_KEYS_PER_LOOKUP = 5000
+"""Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
 GROUP_BY_COLUMNS = (*OWNER_COLUMNS, *CALL_COLUMNS, "hour", "day", "month")
 
 
@@ -84,11 +87,6 @@ def from_pico(pico: int) -> Decimal:
     return Decimal(pico) / PICO
 
 
-def _hour(unix_nano: int) -> int:
-    seconds = unix_nano // 1_000_000_000
-    return seconds - seconds % 3600
-
-
 def _quote(column: str) -> str:
     return f'"{column}"'  # `user` and `key` are reserved words in PostgreSQL
 
@@ -132,7 +130,7 @@ class Ledger:
         self._write_lock = threading.Lock()
         # The two statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
-        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        mark = self._mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         columns = (*DIMENSIONS, *COUNTERS)
         table = usage_hourly.name
         self._upsert_sql = (
@@ -142,6 +140,7 @@ class Ledger:
             + ", ".join(f"{_quote(c)} = {table}.{_quote(c)} + excluded.{_quote(c)}" for c in COUNTERS)
         )
         self._billed_sql = f"INSERT INTO {billed_spans.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
+        self._lookup_cache: dict[int, str] = {}
         self._last_retention = 0.0
         self.tz = ZoneInfo("UTC")
         """Time zone of `day`/`month` grouping (the pipeline sets the configured one)."""
@@ -151,24 +150,19 @@ class Ledger:
     # --- writing ------------------------------------------------------------------------------------------------
     def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
-        this batch). `now` (unix seconds) stamps the dedup keys for retention."""
+        this batch). `now` (unix seconds) stamps the dedup keys for retention.
+
+        Three statements per batch whatever its size (look up its keys, upsert its hourly rows, insert its keys),
+        all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
+        is expanded anew on every call) cost more than SQLite's work for them.
+        """
         if not entries:
             return []
         now = int(time.time()) if now is None else now
         try:
             with self._write_lock, self.engine.begin() as conn:
-                all_keys = list({k for e in entries for k in e.keys})
-                seen: set[str] = set()
-                for chunk in _chunks(all_keys, 5000):
-                    seen.update(conn.execute(select(billed_spans.c.dedup_key).where(
-                        billed_spans.c.dedup_key.in_(chunk))).scalars())
-                fresh: list[Entry] = []
-                for e in entries:
-                    # A key already billed (an exporter's retry), or met earlier in this batch (the same span twice,
-                    # or two spans with one response id), is not billed again.
-                    if not any(k in seen for k in e.keys):
-                        fresh.append(e)
-                        seen.update(e.keys)
+                seen = self._billed_among(conn, {k for e in entries for k in e.keys})
+                fresh = _first_sightings(entries, seen)
                 if fresh:
                     conn.exec_driver_sql(self._upsert_sql, _aggregate(fresh))
                     conn.exec_driver_sql(self._billed_sql, [(k, now) for e in fresh for k in e.keys])
@@ -178,6 +172,24 @@ class Ledger:
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return fresh
+
+    def _billed_among(self, conn: Connection, keys: Collection[str]) -> set[str]:
+        """Those of `keys` already in the ledger."""
+        seen: set[str] = set()
+        for chunk in _chunks(list(keys), _KEYS_PER_LOOKUP):
+            seen.update(key for (key,) in conn.exec_driver_sql(self._lookup_sql(len(chunk)), tuple(chunk)))
+        return seen
+
+    def _lookup_sql(self, count: int) -> str:
+        # Cached per placeholder count: batches come in a handful of sizes (the exporter's batch size, and the
+        # remainders), so this holds a few strings.
+        sql = self._lookup_cache.get(count)
+        if sql is None:
+            if len(self._lookup_cache) > 64:
+                self._lookup_cache.clear()
+            sql = self._lookup_cache[count] = (
+                f"SELECT dedup_key FROM {billed_spans.name} WHERE dedup_key IN ({', '.join([self._mark] * count)})")
+        return sql
 
     # --- reading ------------------------------------------------------------------------------------------------
     def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo | None = None
@@ -336,22 +348,42 @@ def _dimension(value: str) -> str:
     return value.replace("\x00", "")[:_DIMENSION_WIDTH]
 
 
+def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
+    """The entries none of whose keys is in `seen`, adding theirs as they pass: a key already billed (an exporter's
+    retry), or met earlier in this batch (the same span twice, or two spans with one response id), bills nothing."""
+    fresh: list[Entry] = []
+    for e in entries:
+        keys = e.keys
+        if len(keys) == 1:  # the usual shape (see `dedup_keys`), tested without building a generator
+            if keys[0] in seen:
+                continue
+        elif any(k in seen for k in keys):
+            continue
+        fresh.append(e)
+        seen.update(keys)
+    return fresh
+
+
 def _aggregate(entries: Iterable[Entry]) -> list[tuple]:
     """One row per hour × owner × model × operation: DIMENSIONS then COUNTERS, as tuples for executemany."""
     rows: dict[tuple, list[int]] = {}
+    now_ns = 0
     for e in entries:
-        call, owner = e.call, e.owner
-        ident = (
-            _hour(call.start_time_unix_nano or time.time_ns()),
-            owner.org, owner.team, owner.project, owner.user, owner.key, owner.feature, owner.cost_center,
-            owner.environment, call.provider, call.model or "", call.operation, call.service_name or "",
-        )
+        call = e.call
+        start = call.start_time_unix_nano
+        if not start:
+            now_ns = now_ns or time.time_ns()
+            start = now_ns
+        # `Owner` is a named tuple in OWNER_COLUMNS order: unpacked in C.
+        ident = (start // NS_PER_HOUR * 3600, *e.owner, call.provider,
+                 call.response_model or call.request_model or "", call.operation, call.service_name or "")
         row = rows.get(ident)
         if row is None:
             row = rows[ident] = [0] * len(COUNTERS)
         # Indices follow schema.COUNTERS.
         row[0] += 1
-        row[1] += call.error_type is not None
+        if call.error_type is not None:
+            row[1] += 1
         row[3] += call.input_tokens
         row[4] += call.output_tokens
         row[5] += call.cache_read_tokens
@@ -368,10 +400,11 @@ def _aggregate(entries: Iterable[Entry]) -> list[tuple]:
     out = []
     for ident, counters in rows.items():
         values = ident[1:]
-        # Fast path in C for the usual row; only a row with a bad value pays for fixing each value.
+        # Fast path in C for the usual row; only a row with a bad value pays for fixing each value. Two rows that
+        # become equal once fixed are fine: executemany runs the upsert once per row, the second one adds.
         if max(map(len, values)) > _DIMENSION_WIDTH or "\x00" in "".join(values):
-            values = tuple(_dimension(v) for v in values)
-        out.append((ident[0], *values, *counters))
+            ident = (ident[0], *(_dimension(v) for v in values))
+        out.append((*ident, *counters))
     return out
 
 

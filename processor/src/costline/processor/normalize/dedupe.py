@@ -24,7 +24,7 @@ from costline.processor.model import LLMCall
 
 
 def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
-    if len(calls) < 2:
+    if len(calls) < 2 or _all_distinct(calls):
         return calls
     parent = list(range(len(calls)))
 
@@ -100,6 +100,20 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
                 _inherit(keeper, calls[i])
         result.append(keeper)
     return result
+
+
+def _all_distinct(calls: list[LLMCall]) -> bool:
+    """True when no rule below can join two calls: no response id repeats and no call's parent is in the batch.
+
+    The usual batch (one instrumentation, parents that are application spans) is settled by this check alone,
+    in comprehensions, instead of paying for the union-find's dictionaries and lists per call. A false "not
+    distinct" only costs the full pass, which decides exactly.
+    """
+    response_ids = [call.response_id for call in calls if call.response_id]
+    if len(set(response_ids)) != len(response_ids):
+        return False
+    spans = {(call.trace_id, call.span_id) for call in calls if call.span_id}
+    return not any((call.trace_id, call.parent_span_id) in spans for call in calls if call.parent_span_id)
 
 
 def _same_call_shape(outer: LLMCall, inner: LLMCall) -> bool:

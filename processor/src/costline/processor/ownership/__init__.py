@@ -9,6 +9,7 @@ team known to the config brings its parents. No owner at all is team `unattribut
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from costline import attributes as A
 from costline.processor.config import CostlineConfig
@@ -16,8 +17,10 @@ from costline.processor.config import CostlineConfig
 UNATTRIBUTED = "unattributed"
 
 
-@dataclass(frozen=True, slots=True)
-class Owner:
+class Owner(NamedTuple):
+    """A resolved owner. A named tuple, not a dataclass: the ledger and the series key on it per call, and a
+    tuple hashes and unpacks (`(*owner, ...)`, in `OWNER_COLUMNS` order) in C."""
+
     org: str
     team: str
     project: str
