@@ -66,7 +66,7 @@ def wait_ready(url: str, processor: subprocess.Popen, timeout: float = 30.0) -> 
 
 
 def money(value: float) -> str:
-    return f"${value:,.4f}"
+    return f"-${-value:,.4f}" if value < 0 else f"${value:,.4f}"
 
 
 def spend_by(api: str, group_by: str) -> list[dict]:
@@ -115,10 +115,10 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
         flag = "  OVER BUDGET" if used >= 1 else ("  ≥ 80 %" if used >= 0.8 else "")
         print(f"  {b['scope']:<9}{b['owner']:<34}{b['period']:<9}{money(b['spent_usd']):>12}"
               f"{money(b['limit_usd']):>12}{used:>7.0%}{flag}")
-    print("\nMost restrictive budget per key (the minimum over every budget above it wins)")
-    for e in budgets.get("effective", []):
-        print(f"  key {e['key']:<18} user {e['user']:<12} remaining {money(e['remaining_usd']):>12}"
-              f"  bound by {e['bound_by']}")
+    print("\nMost restrictive budget per user and key (the minimum over every budget above it wins)")
+    for e in sorted(budgets.get("effective", []), key=lambda e: (e["user"], e["scope"] == "key", e.get("key", ""))):
+        who = f"key {e['key']}" if e["scope"] == "key" else f"user {e['user']}"
+        print(f"  {who:<26} remaining {money(e['remaining_usd']):>12}  bound by {e['bound_by']}")
 
     unpriced = [r for r in rows if r.get("unpriced_requests")]
     print("\nUnpriced models (counted, never billed as $0 — add a price to the config and run `costline reprice`)")
