@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from costline.processor.aggregate import SeriesAggregator
+from costline.processor.aggregate import COST, SeriesAggregator
 from costline.processor.budgets import Budgets
 from costline.processor.config import load_config
 from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
@@ -101,7 +101,7 @@ def test_cardinality_limit_overflows_into_one_bucket(tmp_path):
     teams = {labels[4] for labels in series}
     assert teams == {"team-0", "team-1", "team-2", "__overflow__"}
     assert overflows["team"] == 47
-    total = sum(s.cost_pico for s in series.values()) / Decimal(10**12)
+    total = sum(s[COST] for s in series.values()) / Decimal(10**12)
     assert total == Decimal("0.50")  # nothing lost, only folded
 
 

@@ -6,12 +6,25 @@ ledger), so a scrape always sees one consistent picture. Register on an injected
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
 
-from costline.processor.aggregate import TOKEN_TYPES, SeriesAggregator
+from costline.processor.aggregate import (
+    COST,
+    ERRORS,
+    PRICED,
+    SUCCESS,
+    TOKEN_SLOTS,
+    TOKEN_TYPES,
+    TTFT_BUCKETS,
+    TTFT_COUNT,
+    TTFT_SUM,
+    UNPRICED,
+    SeriesAggregator,
+)
 from costline.processor.budgets import Budgets
 
 BUDGET_OWNER_LABELS = ("org", "team", "user", "key", "project")
@@ -31,37 +44,7 @@ class CostlineCollector(Collector):
     def collect(self) -> Iterator:
         aggregator = self._aggregator()
         series, overflows, conflicts = aggregator.snapshot()
-        names = list(aggregator.label_names)
-
-        cost = CounterMetricFamily("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).",
-                                   labels=names)
-        tokens = CounterMetricFamily("costline_tokens", "Tokens by type; input is uncached input.",
-                                     labels=[*names, "type"])
-        requests = CounterMetricFamily("costline_requests", "LLM calls by outcome.", labels=[*names, "outcome"])
-        unpriced = CounterMetricFamily("costline_unpriced_requests",
-                                       "LLM calls whose model could not be priced (never counted as $0).",
-                                       labels=names)
-        ttft = HistogramMetricFamily("costline_time_to_first_token_seconds",
-                                     "Time to the first chunk of streamed responses.", labels=names)
-        bounds = [str(b) for b in aggregator.ttft_bounds]
-        for labels, s in series.items():
-            values = list(labels)
-            if s.priced:  # a series of only unpriced calls has no cost at all, not a cost of $0
-                cost.add_metric(values, s.cost_pico / 1e12)
-            for kind, count in zip(TOKEN_TYPES, s.tokens, strict=True):
-                tokens.add_metric([*values, kind], count)
-            requests.add_metric([*values, "success"], s.success)
-            requests.add_metric([*values, "error"], s.errors)
-            if s.unpriced:
-                unpriced.add_metric(values, s.unpriced)
-            if s.ttft_count:
-                cumulative, buckets = 0, []
-                for bound, n in zip(bounds, s.ttft_buckets, strict=True):
-                    cumulative += n
-                    buckets.append((bound, cumulative))
-                buckets.append(("+Inf", s.ttft_count))
-                ttft.add_metric(values, buckets, s.ttft_sum)
-        yield from (cost, tokens, requests, unpriced, ttft)
+        yield from _series_families(series, list(aggregator.label_names), aggregator.ttft_bounds)
 
         conflicts_family = CounterMetricFamily(
             "costline_ownership_conflicts",
@@ -105,3 +88,45 @@ class CostlineCollector(Collector):
             effective.add_metric([e.scope, *(owner.get(n, "") for n in ("org", "team", "user", "key"))],
                                  float(e.remaining_usd))
         yield from (limit, spent, remaining, effective)
+
+
+def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], ttft_bounds: Sequence[float]
+                     ) -> tuple[Metric, ...]:
+    """The per-series families, with `Sample`s appended directly: `add_metric` would build a label dict per sample
+    from a zip; here each series' dict is built once and shared by its samples that add no label (prometheus_client
+    only reads them), and the others copy it in C. Samples come out in the order `add_metric` would give."""
+    cost = CounterMetricFamily("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).",
+                               labels=names)
+    tokens = CounterMetricFamily("costline_tokens", "Tokens by type; input is uncached input.", labels=[*names, "type"])
+    requests = CounterMetricFamily("costline_requests", "LLM calls by outcome.", labels=[*names, "outcome"])
+    unpriced = CounterMetricFamily("costline_unpriced_requests",
+                                   "LLM calls whose model could not be priced (never counted as $0).", labels=names)
+    ttft = HistogramMetricFamily("costline_time_to_first_token_seconds",
+                                 "Time to the first chunk of streamed responses.", labels=names)
+    cost_add, tokens_add, requests_add = cost.samples.append, tokens.samples.append, requests.samples.append
+    unpriced_add, ttft_add = unpriced.samples.append, ttft.samples.append
+    cost_name, tokens_name, requests_name = "costline_cost_usd_total", "costline_tokens_total", "costline_requests_total"
+    unpriced_name = "costline_unpriced_requests_total"
+    bucket_name, count_name = "costline_time_to_first_token_seconds_bucket", "costline_time_to_first_token_seconds_count"
+    sum_name = "costline_time_to_first_token_seconds_sum"
+    token_kinds = tuple(zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True))
+    bounds = [(str(b), TTFT_BUCKETS + i) for i, b in enumerate(ttft_bounds)]
+    for values, s in series.items():
+        labels = dict(zip(names, values, strict=True))
+        if s[PRICED]:  # a series of only unpriced calls has no cost at all, not a cost of $0
+            cost_add(Sample(cost_name, labels, s[COST] / 1e12))
+        for kind, slot in token_kinds:
+            tokens_add(Sample(tokens_name, {**labels, "type": kind}, s[slot]))
+        requests_add(Sample(requests_name, {**labels, "outcome": "success"}, s[SUCCESS]))
+        requests_add(Sample(requests_name, {**labels, "outcome": "error"}, s[ERRORS]))
+        if s[UNPRICED]:
+            unpriced_add(Sample(unpriced_name, labels, s[UNPRICED]))
+        if s[TTFT_COUNT]:
+            cumulative = 0
+            for bound, slot in bounds:
+                cumulative += s[slot]
+                ttft_add(Sample(bucket_name, {**labels, "le": bound}, cumulative))
+            ttft_add(Sample(bucket_name, {**labels, "le": "+Inf"}, s[TTFT_COUNT]))
+            ttft_add(Sample(count_name, labels, s[TTFT_COUNT]))
+            ttft_add(Sample(sum_name, labels, s[TTFT_SUM]))
+    return cost, tokens, requests, unpriced, ttft
