@@ -33,9 +33,6 @@ RULE_FILES = [GENERATED / build.RECORDING_RULES, GENERATED / build.ALERTING_RULE
 PANEL_QUERIES = panel_queries(DASHBOARD_FILES)
 RULE_EXPRESSIONS = rule_expressions(RULE_FILES)
 
-PANELS_AWAITING_THE_PROCESSOR = {"Retries per request by model"}
-"""Panels on a series the processor does not export yet (`costline_retries_total`): see the xfail test below."""
-
 TEST_CONFIG = DEFAULT_CONFIG.replace(
     alert_for={name: "0s" for name in DEFAULT_CONFIG.alert_for},
     rule_evaluation_interval="1s",
@@ -164,7 +161,7 @@ def _has_values(result: list[dict]) -> bool:
     return False
 
 
-@pytest.mark.parametrize("target", [q for q in PANEL_QUERIES if q.panel not in PANELS_AWAITING_THE_PROCESSOR], ids=str)
+@pytest.mark.parametrize("target", PANEL_QUERIES, ids=str)
 def test_panel_returns_data_for_the_workload(loaded_stack, target):
     prometheus, started, _ = loaded_stack
     if target.instant:
@@ -172,13 +169,6 @@ def test_panel_returns_data_for_the_workload(loaded_stack, target):
     else:
         result = prometheus.query_range(target.expr, started - 5, time.time())
     assert _has_values(result), f"no data for {target}:\n{target.expr}"
-
-
-@pytest.mark.xfail(strict=True, reason="the processor does not export costline_retries_total yet (asked for)")
-def test_retry_panel_returns_data(loaded_stack):
-    prometheus, started, _ = loaded_stack
-    for target in (q for q in PANEL_QUERIES if q.panel in PANELS_AWAITING_THE_PROCESSOR):
-        assert _has_values(prometheus.query_range(target.expr, started - 5, time.time())), str(target)
 
 
 def test_variables_list_the_workloads_owners_and_chain(loaded_stack):

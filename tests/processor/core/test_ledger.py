@@ -98,14 +98,16 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
     ledger = Ledger(db_url)
     call = make_call(1, input_tokens=11, output=22, cache_read=33, cache_write=44, error="rate_limit_error")
     call.reasoning_tokens = 5
+    call.retries = 2
     unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
+    unpriced.retries = 1
     ledger.record([Entry(call, SEARCH, 7, dedup_keys(call)), Entry(unpriced, SEARCH, None, dedup_keys(unpriced))])
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert {k: v for k, v in row.items() if k != "team"} == {
         "requests": 2, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
         "cache_read_tokens": 36, "cache_write_tokens": 48, "reasoning_tokens": 5, "unpriced_input_tokens": 1,
         "unpriced_output_tokens": 2, "unpriced_cache_read_tokens": 3, "unpriced_cache_write_tokens": 4,
-        "cost_usd": Decimal("7E-12"),
+        "cost_usd": Decimal("7E-12"), "retries": 3,
     }
     ledger.close()
 
@@ -135,3 +137,52 @@ def test_usage_folds_hours_into_local_days_in_any_group_order(db_url):
     assert [(r["team"], r["day"], r["requests"]) for r in rows] == [
         ("search", "2026-11-03", 1), ("search", "2026-11-04", 1), ("support", "2026-11-04", 1)]
     ledger.close()
+
+
+def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_url):
+    """The schema before `retries` (the first release's): the ledger adds the column on open, rows count 0."""
+    from sqlalchemy import (
+        BigInteger,
+        Column,
+        Integer,
+        MetaData,
+        String,
+        Table,
+        UniqueConstraint,
+        create_engine,
+        inspect,
+    )
+
+    from costline.processor.ledger.schema import (
+        ADDED_COUNTERS,
+        CALL_COLUMNS,
+        COUNTERS,
+        DIMENSIONS,
+        OWNER_COLUMNS,
+        billed_spans,
+        usage_hourly,
+    )
+
+    old = MetaData()
+    Table(usage_hourly.name, old, Column("id", Integer, primary_key=True, autoincrement=True),
+          Column("hour", BigInteger, nullable=False),
+          *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
+          *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS if name not in ADDED_COUNTERS),
+          UniqueConstraint(*DIMENSIONS))
+    billed_spans.to_metadata(old)
+    engine = create_engine(db_url)
+    old.create_all(engine)
+    assert "retries" not in {c["name"] for c in inspect(engine).get_columns(usage_hourly.name)}
+    with engine.begin() as conn:
+        conn.execute(old.tables[usage_hourly.name].insert().values(
+            hour=int(NOV1.timestamp()) + 86400, org="acme", team="search", requests=4, cost_pico_usd=10**12))
+    engine.dispose()
+
+    ledger = Ledger(db_url)
+    first = make_call(1)
+    first.retries = 2
+    assert len(ledger.record([Entry(first, SEARCH, 0, dedup_keys(first))])) == 1
+    [row] = ledger.usage(NOV1, DEC1, ["team"])
+    assert (row["requests"], row["retries"], row["cost_usd"]) == (5, 2, Decimal(1))
+    ledger.close()
+    Ledger(db_url).close()  # opening an up-to-date ledger changes nothing

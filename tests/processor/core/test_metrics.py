@@ -45,6 +45,7 @@ def test_golden_exposition(tmp_path):
     ok = make_call(1, start=at(2026, 11, 20, 9), input_tokens=600, cache_read=400, output=50)
     ok.time_to_first_token_s = 0.7
     failed = make_call(2, start=at(2026, 11, 20, 9), input_tokens=0, output=0, error="rate_limit_error")
+    failed.retries = 2
     unpriced = make_call(3, start=at(2026, 11, 20, 9), model="acme-llama-70b", input_tokens=10, output=5)
     text = exposition(tmp_path, [Entry(ok, owner, to_pico(Decimal("0.25")), dedup_keys(ok)),
                                  Entry(failed, owner, 0, dedup_keys(failed)),
@@ -63,6 +64,8 @@ def test_golden_exposition(tmp_path):
         line("costline_tokens_total", {**mini, "type": "cache_read"}, "400.0"),
         line("costline_requests_total", {**mini, "outcome": "success"}, "1.0"),
         line("costline_requests_total", {**mini, "outcome": "error"}, "1.0"),
+        line("costline_retries_total", mini, "2.0"),
+        line("costline_retries_total", llama, "0.0"),  # always there: no retries is an answer, not missing data
         line("costline_unpriced_requests_total", llama, "1.0"),
         line("costline_time_to_first_token_seconds_bucket", {**mini, "le": "0.5"}, "0.0"),
         line("costline_time_to_first_token_seconds_bucket", {**mini, "le": "1.0"}, "1.0"),

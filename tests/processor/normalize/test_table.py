@@ -147,3 +147,22 @@ def test_negative_ttft_dropped_not_rejected() -> None:
 
 def test_junk_on_non_llm_span_never_raises() -> None:
     assert normalize_span(make_span({"gen_ai.usage.input_tokens": -5}), {}, "x") is None
+
+
+def test_retries_from_the_resend_count() -> None:
+    call = normalize_span(make_span({**SEMCONV_CALL, "http.request.resend_count": 2}), RESOURCE, COSTLINE)
+    assert call is not None and call.retries == 2
+    assert normalize_span(make_span(SEMCONV_CALL), RESOURCE, COSTLINE).retries == 0  # absent: no retry counted
+
+
+@pytest.mark.parametrize("value", [-1, "lots", 10**9, 1.5, True])
+def test_a_bad_resend_count_is_ignored_never_rejects_the_bill(value) -> None:
+    call = normalize_span(make_span({**SEMCONV_CALL, "http.request.resend_count": value}), RESOURCE, COSTLINE)
+    assert call is not None and call.retries == 0 and call.input_tokens == 500
+
+
+def test_peer_spans_have_no_retries() -> None:
+    attrs = {"openinference.span.kind": "LLM", "llm.model_name": "gpt-4o", "llm.provider": "openai",
+             "llm.token_count.prompt": 10, "llm.token_count.completion": 2}
+    call = normalize_span(make_span(attrs), RESOURCE, "openinference.instrumentation.openai")
+    assert call is not None and call.retries == 0

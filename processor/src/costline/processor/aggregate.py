@@ -111,6 +111,7 @@ class SeriesAggregator:
                     s[SUCCESS] += 1
                 else:
                     s[ERRORS] += 1
+                s[RETRIES] += call.retries
                 ttft = call.time_to_first_token_s
                 if ttft is not None and ttft >= 0:
                     i = bisect.bisect_left(bounds, ttft)

@@ -16,6 +16,7 @@ from costline.processor.aggregate import (
     COST,
     ERRORS,
     PRICED,
+    RETRIES,
     SUCCESS,
     TOKEN_SLOTS,
     TOKEN_TYPES,
@@ -99,13 +100,17 @@ def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], t
                                labels=names)
     tokens = CounterMetricFamily("costline_tokens", "Tokens by type; input is uncached input.", labels=[*names, "type"])
     requests = CounterMetricFamily("costline_requests", "LLM calls by outcome.", labels=[*names, "outcome"])
+    retries = CounterMetricFamily("costline_retries",
+                                  "Retries the SDKs made before their calls' answers (http.request.resend_count).",
+                                  labels=names)
     unpriced = CounterMetricFamily("costline_unpriced_requests",
                                    "LLM calls whose model could not be priced (never counted as $0).", labels=names)
     ttft = HistogramMetricFamily("costline_time_to_first_token_seconds",
                                  "Time to the first chunk of streamed responses.", labels=names)
     cost_add, tokens_add, requests_add = cost.samples.append, tokens.samples.append, requests.samples.append
-    unpriced_add, ttft_add = unpriced.samples.append, ttft.samples.append
+    unpriced_add, ttft_add, retries_add = unpriced.samples.append, ttft.samples.append, retries.samples.append
     cost_name, tokens_name, requests_name = "costline_cost_usd_total", "costline_tokens_total", "costline_requests_total"
+    retries_name = "costline_retries_total"
     unpriced_name = "costline_unpriced_requests_total"
     bucket_name, count_name = "costline_time_to_first_token_seconds_bucket", "costline_time_to_first_token_seconds_count"
     sum_name = "costline_time_to_first_token_seconds_sum"
@@ -119,6 +124,8 @@ def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], t
             tokens_add(Sample(tokens_name, {**labels, "type": kind}, s[slot]))
         requests_add(Sample(requests_name, {**labels, "outcome": "success"}, s[SUCCESS]))
         requests_add(Sample(requests_name, {**labels, "outcome": "error"}, s[ERRORS]))
+        # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
+        retries_add(Sample(retries_name, labels, s[RETRIES]))
         if s[UNPRICED]:
             unpriced_add(Sample(unpriced_name, labels, s[UNPRICED]))
         if s[TTFT_COUNT]:
@@ -129,4 +136,4 @@ def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], t
             ttft_add(Sample(bucket_name, {**labels, "le": "+Inf"}, s[TTFT_COUNT]))
             ttft_add(Sample(count_name, labels, s[TTFT_COUNT]))
             ttft_add(Sample(sum_name, labels, s[TTFT_SUM]))
-    return cost, tokens, requests, unpriced, ttft
+    return cost, tokens, requests, retries, unpriced, ttft

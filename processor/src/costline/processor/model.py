@@ -36,6 +36,8 @@ class LLMCall:
     """`error.type`, or `_OTHER` when the span status is ERROR without one. None on success."""
     time_to_first_token_s: float | None = None
     stream: bool = False
+    retries: int = 0
+    """Retries the SDK made for this call (`http.request.resend_count`; the first attempt is not one)."""
 
     response_id: str | None = None
     trace_id: bytes = b""

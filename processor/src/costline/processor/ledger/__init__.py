@@ -16,11 +16,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, cast, create_engine, delete, desc, event, func, select, update
+from sqlalchemy import BigInteger, cast, create_engine, delete, desc, event, func, inspect, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.schema import (
+    ADDED_COUNTERS,
     CALL_COLUMNS,
     COUNTERS,
     DIMENSIONS,
@@ -125,10 +126,11 @@ class Ledger:
             if self.engine.dialect.name not in ("sqlite", "postgresql"):
                 raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or postgresql://")
             metadata.create_all(self.engine)
+            _add_missing_counters(self.engine)
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot open the ledger at {url}: {err}") from err
         self._write_lock = threading.Lock()
-        # The two statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
+        # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
         mark = self._mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
         columns = (*DIMENSIONS, *COUNTERS)
@@ -348,6 +350,22 @@ def _dimension(value: str) -> str:
     return value.replace("\x00", "")[:_DIMENSION_WIDTH]
 
 
+def _add_missing_counters(engine: Engine) -> None:
+    """Bring a ledger made by an earlier schema up to date: add the counter columns it lacks (see
+    `schema.ADDED_COUNTERS`), with default 0, which is what the rows it already has counted."""
+    present = {column["name"] for column in inspect(engine).get_columns(usage_hourly.name)}
+    missing = [name for name in ADDED_COUNTERS if name not in present]
+    for name in missing:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(
+                    f"ALTER TABLE {usage_hourly.name} ADD COLUMN {_quote(name)} BIGINT NOT NULL DEFAULT 0")
+        except SQLAlchemyError:
+            # Another process opening the same ledger may have added it first; anything else is still an error.
+            if name not in {c["name"] for c in inspect(engine).get_columns(usage_hourly.name)}:
+                raise
+
+
 def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
     """The entries none of whose keys is in `seen`, adding theirs as they pass: a key already billed (an exporter's
     retry), or met earlier in this batch (the same span twice, or two spans with one response id), bills nothing."""
@@ -397,6 +415,7 @@ def _aggregate(entries: Iterable[Entry]) -> list[tuple]:
             row[11] += call.cache_write_tokens
         else:
             row[12] += e.cost_pico
+        row[13] += call.retries
     out = []
     for ident, counters in rows.items():
         values = ident[1:]

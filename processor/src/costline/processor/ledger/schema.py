@@ -25,9 +25,16 @@ COUNTERS = (
     "unpriced_cache_read_tokens",
     "unpriced_cache_write_tokens",
     "cost_pico_usd",
+    "retries",
 )
 """Summed columns. `input_tokens` are uncached input; `unpriced_*` are the tokens of calls not yet priced (a
-subset of the totals), kept so that `reprice` can bill them once a price exists."""
+subset of the totals), kept so that `reprice` can bill them once a price exists; `retries` the SDKs' retries.
+
+A column added here after a release must be in `ADDED_COUNTERS` too, so that ledgers made before it get it."""
+
+ADDED_COUNTERS = ("retries",)
+"""Counters added after the first schema: `Ledger` adds them to an existing table (`ALTER TABLE ... ADD COLUMN`,
+default 0) when it opens one that lacks them. `create_all` only creates missing tables, never missing columns."""
 
 usage_hourly = Table(
     "costline_usage_hourly",

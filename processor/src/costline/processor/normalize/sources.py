@@ -29,15 +29,15 @@ from costline import attributes as A
 Field = Literal[
     "provider", "request_model", "response_model", "operation", "input", "output", "cache_read", "cache_write",
     "reasoning", "total", "ttft", "stream", "response_id", "error_type", "server_address", "kind", "request_type",
-    "request_params",
+    "request_params", "retries",
 ]
 
 # How a field's value is decoded (compared by identity on the hot path).
-STR, TOKENS, BOOL, FLOAT, OWNER, MARKER = "str", "tokens", "bool", "float", "owner", "marker"
+STR, TOKENS, BOOL, FLOAT, OWNER, MARKER, COUNT = "str", "tokens", "bool", "float", "owner", "marker", "count"
 TOKEN_FIELDS: tuple[Field, ...] = ("input", "output", "cache_read", "cache_write", "reasoning", "total")
 DECODER: dict[str, str] = {name: STR for name in Field.__args__}  # type: ignore[attr-defined]
 DECODER.update({name: TOKENS for name in TOKEN_FIELDS})
-DECODER.update({"stream": BOOL, "ttft": FLOAT})
+DECODER.update({"stream": BOOL, "ttft": FLOAT, "retries": COUNT})
 
 # --- attribute names used by peers (not part of Costline's contract, so not in costline.attributes) -----------------
 OPENLLMETRY_PROMPT_TOKENS = "gen_ai.usage.prompt_tokens"
@@ -90,6 +90,9 @@ SEMCONV: dict[Field, tuple[str, ...]] = {
     "response_id": (A.GEN_AI_RESPONSE_ID,),
     "error_type": (A.ERROR_TYPE,),
     "server_address": (A.SERVER_ADDRESS,),
+    # Retries the SDK made before this call's answer. Costline's spans carry it; a peer that sets the semconv HTTP
+    # attribute on its LLM span means the same; spans without it made no retry anyone counted (0).
+    "retries": (A.HTTP_REQUEST_RESEND_COUNT,),
 }
 
 

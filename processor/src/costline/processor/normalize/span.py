@@ -21,6 +21,7 @@ from costline.processor.normalize.providers import UNKNOWN, canonical_provider
 from costline.processor.normalize.resource import resource_attributes, shared
 from costline.processor.normalize.sources import (
     BOOL,
+    COUNT,
     FLOAT,
     NON_CALL_OPERATIONS,
     OWNER,
@@ -30,7 +31,7 @@ from costline.processor.normalize.sources import (
     TOKENS,
     Source,
 )
-from costline.processor.normalize.values import MAX_TOKENS, InvalidSpan, as_bool, as_float, as_tokens
+from costline.processor.normalize.values import MAX_TOKENS, InvalidSpan, as_bool, as_count, as_float, as_tokens
 
 __all__ = ["normalize_span", "resource_attributes"]
 
@@ -157,6 +158,8 @@ def _decode(source: Source, attributes: Iterable[KeyValue]) -> _Decoded:
             decoded = as_bool(value)
         elif decoder is FLOAT:
             decoded = as_float(value)
+        elif decoder is COUNT:
+            decoded = as_count(value)
         else:  # marker: only identifies the row
             continue
         if decoded is None:
@@ -235,6 +238,8 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     if source.ttft_streams_only and not stream:
         ttft = None
 
+    retries: int = get("retries") or 0  # type: ignore[assignment]
+
     res = shared(resource)
     owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
 
@@ -242,7 +247,7 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
         provider=provider, request_model=request_model, response_model=response_model, operation=operation,
         input_tokens=input_uncached, output_tokens=output, cache_read_tokens=cache_read,
         cache_write_tokens=cache_write, reasoning_tokens=reasoning, has_usage=has_usage,
-        error_type=error_type, time_to_first_token_s=ttft, stream=stream,
+        error_type=error_type, time_to_first_token_s=ttft, stream=stream, retries=retries,
         response_id=get("response_id"), trace_id=span.trace_id, span_id=span.span_id,  # type: ignore[arg-type]
         parent_span_id=span.parent_span_id, start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano, source=source.name,

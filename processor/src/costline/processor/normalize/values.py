@@ -59,6 +59,27 @@ def as_float(value: AnyValue) -> float | None:
     return None
 
 
+MAX_RETRIES = 1_000
+"""SDKs retry a handful of times; more is a broken producer, and a retry count never rejects a bill."""
+
+
+def as_count(value: AnyValue) -> int | None:
+    """A small non-negative count (`http.request.resend_count`); anything else is dropped, like a bad TTFT."""
+    kind = value.WhichOneof("value")
+    if kind == "int_value":
+        count = value.int_value
+    elif kind == "string_value":
+        try:
+            count = int(value.string_value.strip())
+        except ValueError:
+            return None
+    elif kind == "double_value" and value.double_value.is_integer():
+        count = int(value.double_value)
+    else:
+        return None
+    return count if 0 <= count <= MAX_RETRIES else None
+
+
 def as_tokens(value: AnyValue, key: str) -> int | None:
     """A token count, or None when the value is not a number at all. Raises `InvalidSpan` for impossible counts."""
     kind = value.WhichOneof("value")
