@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import pytest
+
 from costline.processor.config import PriceOverride
-from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_keys, to_pico
 from costline.processor.ownership import Owner
 from costline.processor.pricing import Pricer
 
@@ -186,3 +188,11 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
     assert (row["requests"], row["retries"], row["cost_usd"]) == (5, 2, Decimal(1))
     ledger.close()
     Ledger(db_url).close()  # opening an up-to-date ledger changes nothing
+
+
+def test_an_unreachable_ledger_names_its_url_without_the_password():
+    with pytest.raises(LedgerUnavailable) as caught:
+        Ledger("postgresql+psycopg://costline:s3cret-pw@127.0.0.1:1/ledger?connect_timeout=2")
+    message = str(caught.value)
+    assert "s3cret-pw" not in message
+    assert "postgresql+psycopg://costline:***@127.0.0.1:1/ledger" in message

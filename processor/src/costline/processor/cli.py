@@ -180,9 +180,11 @@ def _serve(args: argparse.Namespace) -> int:
         service.stop(0)
         print(f"costline serve: cannot start: {err}", file=sys.stderr)
         return 1
+    from costline.processor.ledger import redact_url
+
     config = settings.config_path or "no config (list prices, owners from spans only)"
     log.info("costline serve ready: %s; config %s; ledger %s", service.describe(), config,
-             _redact(settings.db_url))
+             redact_url(settings.db_url))
     while True:
         command = commands.get()
         if command == "reload":
@@ -197,16 +199,6 @@ def _serve(args: argparse.Namespace) -> int:
             service.stop()
             log.info("stopped")
             return 0
-
-
-def _redact(db_url: str) -> str:
-    """The ledger URL without its password, for logs."""
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(db_url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable URL>"
 
 
 def _check_config(args: argparse.Namespace) -> int:

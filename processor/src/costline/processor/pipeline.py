@@ -24,6 +24,7 @@ from costline.processor.config import CostlineConfig, load_config
 from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_keys
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import LLMCall
+from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.ownership import Hierarchy
 from costline.processor.pricing import Pricer
 
@@ -100,31 +101,25 @@ class Pipeline:
         Raises `LedgerUnavailable` when the commit fails: nothing was billed and no metric moved, so the exporter's
         retry of the whole batch is safe.
         """
-        from costline.processor import normalize
-
-        normalize_span = normalize.normalize_span
-        decode_resource = getattr(normalize, "resource_attributes", resource_attributes)
-        # A span the normaliser refuses (wrong types, absurd counts) is rejected alone, reported as partial success.
-        invalid = getattr(normalize, "InvalidSpan", None) or ValueError
         calls: list[LLMCall] = []
         total = rejected = 0
         problems: list[str] = []
         for resource_spans in request.resource_spans:
-            resource = decode_resource(resource_spans.resource)
+            resource = resource_attributes(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 scope = scope_spans.scope.name
                 for span in scope_spans.spans:
                     total += 1
                     try:
                         call = normalize_span(span, resource, scope)
-                    except invalid as err:
+                    except InvalidSpan as err:
                         rejected += 1
                         if len(problems) < 3:
                             problems.append(str(err))
                         continue
                     if call is not None:
                         calls.append(call)
-        self.ingest_calls(calls, request=request, dedupe=normalize.dedupe_calls,
+        self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
                           not_llm=total - rejected - len(calls), rejected=rejected)
         message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
         return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)
@@ -193,17 +188,6 @@ class Pipeline:
 
     def close(self) -> None:
         self.ledger.close()
-
-
-def resource_attributes(resource: Any) -> dict[str, Any]:
-    """A resource's attributes as plain values (strings, numbers, bools; arrays and maps are not owner keys)."""
-    out: dict[str, Any] = {}
-    for kv in resource.attributes:
-        value = kv.value
-        kind = value.WhichOneof("value")
-        if kind in ("string_value", "int_value", "double_value", "bool_value"):
-            out[kv.key] = getattr(value, kind)
-    return out
 
 
 def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock | None = None,

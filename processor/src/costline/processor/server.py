@@ -3,8 +3,9 @@
 Why the standard library's `ThreadingHTTPServer` rather than an ASGI stack: OTLP exporters keep one HTTP/1.1
 connection open and post a batch every few seconds, so what matters is keep-alive (which `BaseHTTPRequestHandler`
 does once `protocol_version` is `HTTP/1.1`) and a thread per connection (a handful of exporters or one Collector).
-The pipeline's work is synchronous, CPU-bound and ~10 ms per 1000-span batch, so an event loop would only add a
-thread hop per request; per-request server overhead is ~0.1 ms, invisible next to the batch (see the benchmark).
+The pipeline's work is synchronous, CPU-bound and tens of milliseconds per 1000-span batch, so an event loop would
+only add a thread hop per request; per-request server overhead is ~0.1 ms, invisible next to the batch (see the
+benchmark).
 It also adds no dependency to the processor.
 
 Routers are plain functions `Request -> Response`, so the OTLP receiver and the API are testable without sockets.

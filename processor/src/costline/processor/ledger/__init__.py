@@ -117,6 +117,16 @@ def _insert(engine: Engine):
     return insert
 
 
+def redact_url(db_url: str) -> str:
+    """The ledger URL without its password, for logs and error messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
 class Ledger:
     """Thread-safe: one writer at a time (SQLite allows no more), readers in parallel."""
 
@@ -124,11 +134,12 @@ class Ledger:
         try:
             self.engine = _engine(url)
             if self.engine.dialect.name not in ("sqlite", "postgresql"):
-                raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or postgresql://")
+                raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or "
+                                 "postgresql+psycopg://")
             metadata.create_all(self.engine)
             _add_missing_counters(self.engine)
         except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"cannot open the ledger at {url}: {err}") from err
+            raise LedgerUnavailable(f"cannot open the ledger at {redact_url(url)}: {err}") from err
         self._write_lock = threading.Lock()
         # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
@@ -166,8 +177,11 @@ class Ledger:
                 seen = self._billed_among(conn, {k for e in entries for k in e.keys})
                 fresh = _first_sightings(entries, seen)
                 if fresh:
-                    conn.exec_driver_sql(self._upsert_sql, _aggregate(fresh))
-                    conn.exec_driver_sql(self._billed_sql, [(k, now) for e in fresh for k in e.keys])
+                    # Rows and keys in sorted order: processors sharing one PostgreSQL ledger then take row locks
+                    # in the same order, so two concurrent batches touching the same hours wait instead of
+                    # deadlocking (a deadlock is safe — 503, the exporter retries — but wasted work).
+                    conn.exec_driver_sql(self._upsert_sql, sorted(_aggregate(fresh)))
+                    conn.exec_driver_sql(self._billed_sql, sorted((k, now) for e in fresh for k in e.keys))
                 if time.monotonic() - self._last_retention > 600:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(billed_spans).where(billed_spans.c.billed_at < now - retention_hours * 3600))
