@@ -196,3 +196,12 @@ def test_an_unreachable_ledger_names_its_url_without_the_password():
     message = str(caught.value)
     assert "s3cret-pw" not in message
     assert "postgresql+psycopg://costline:***@127.0.0.1:1/ledger" in message
+
+
+@pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1/test"])
+def test_a_bare_postgresql_url_uses_the_psycopg_driver_the_extra_installs(url):
+    from costline.processor.ledger import _engine
+
+    engine = _engine(url)  # lazy: no connection is made
+    assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
+    engine.dispose()

@@ -17,7 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import BigInteger, cast, create_engine, delete, desc, event, func, inspect, select, update
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.schema import (
@@ -104,7 +104,11 @@ def _engine(url: str) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # A bare postgresql:// means psycopg2 to SQLAlchemy 2.0; the `postgres` extra installs psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
 
 
 def _insert(engine: Engine):
@@ -119,8 +123,6 @@ def _insert(engine: Engine):
 
 def redact_url(db_url: str) -> str:
     """The ledger URL without its password, for logs and error messages."""
-    from sqlalchemy.engine import make_url
-
     try:
         return make_url(db_url).render_as_string(hide_password=True)
     except Exception:
