@@ -23,7 +23,8 @@ LABELS = ("provider", "model", "operation", "org", "team", "project")
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
 
 
-def exposition(tmp_path, entries, limit=1000):
+def exposition(tmp_path, entries, limit=1000, writer=generate_latest):
+    """The exposition text of a registry holding these entries, written by `writer` (prometheus_client's by default)."""
     aggregator = SeriesAggregator(LABELS, limit, [0.5, 1.0])
     aggregator.add(entries, conflicts=1)
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
@@ -31,7 +32,7 @@ def exposition(tmp_path, entries, limit=1000):
     budgets = Budgets(load_config(EXAMPLE_CONFIG), ledger, clock=lambda: NOW)
     registry = CollectorRegistry()
     registry.register(CostlineCollector(lambda: aggregator, lambda: budgets, lambda: {"billed": len(entries)}))
-    return generate_latest(registry).decode()
+    return writer(registry).decode()
 
 
 def line(name: str, labels: dict[str, str], value: str) -> str:

@@ -26,8 +26,8 @@ from http import HTTPStatus
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
+from costline.processor.exposition import encoder_for
 from costline.processor.server import BadBody, BodyTooLarge, Request, Response
 
 JSON_TYPE = "application/json"
@@ -178,7 +178,8 @@ class AdminApi:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
 
     def _metrics(self, request: Request) -> Response:
-        encoder, content_type = choose_encoder(request.header("Accept") or "")
+        # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
+        encoder, content_type = encoder_for(request.header("Accept") or "")
         body = encoder(self._backend.registry)
         if "gzip" in (request.header("Accept-Encoding") or ""):
             # Level 1: a 100k-series exposition shrinks ~10x at a fraction of the time of the default level.
