@@ -1,7 +1,7 @@
 """Per-call overhead of instrumenting a non-streaming openai chat call, side by side in one run.
 
-Variants, each in its own subprocess (instrumentations patch the SDK globally and not all undo it cleanly), run in
-interleaved rounds so that machine noise hits all of them alike:
+Variants, each in its own long-lived subprocess (instrumentations patch the SDK globally and not all undo it
+cleanly):
 
 * ``baseline``     the real openai SDK on ``httpx2.MockTransport``, no instrumentation;
 * ``costline``     Costline's plugin;
@@ -9,11 +9,15 @@ interleaved rounds so that machine noise hits all of them alike:
 * ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``.
 
 Every instrumented variant uses the same SDK setup: a ``TracerProvider`` with a ``BatchSpanProcessor`` whose
-exporter discards, so what is measured is the instrumentation, not an exporter. Each subprocess warms up, then
-times batches of calls and reports the median per-call time; the script prints the median over rounds, the
-microseconds each instrumentation adds over the baseline, and Costline's added cost as a ratio of each peer's.
+exporter discards, so what is measured is the instrumentation, not an exporter.
 
-    .venv/bin/python benchmarks/instrumentation_overhead.py [--rounds 5] [--calls 2000]
+Why lockstep: on a shared 2-core machine the speed of the same code drifts by tens of percent within seconds, more
+than the overheads measured. So the four subprocesses stay alive and take turns: each round, every variant times one
+short batch of calls, one right after the other, in a rotating order. A variant's added cost is the median over
+rounds of its batch minus the baseline's batch *of the same round* (paired differences cancel the drift that a
+round shares), and the ratios are computed from those paired medians.
+
+    .venv/bin/python benchmarks/instrumentation_overhead.py [--rounds 40] [--calls 200]
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import time
 VARIANTS = ("baseline", "costline", "official", "openllmetry")
 
 
-def _child(variant: str, calls: int, batches: int) -> None:
+def _child(variant: str) -> None:
     import httpx2
     import openai
     from opentelemetry.sdk.trace import TracerProvider
@@ -63,51 +67,75 @@ def _child(variant: str, calls: int, batches: int) -> None:
 
     for _ in range(300):  # warm-up: imports, caches, lazy initialisation
         call()
-    per_call = []
-    for _ in range(batches):
+    print("ready", flush=True)
+    for line in sys.stdin:  # one batch per request from the parent, timed here, answered in µs per call
+        calls = int(line)
+        if calls <= 0:
+            break
         start = time.perf_counter()
         for _ in range(calls):
             call()
-        per_call.append((time.perf_counter() - start) / calls * 1e6)
+        print(json.dumps((time.perf_counter() - start) / calls * 1e6), flush=True)
     provider.shutdown()
-    print(json.dumps({"variant": variant, "us_per_call": statistics.median(per_call)}))
 
 
-def _run(variant: str, calls: int, batches: int) -> float:
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", variant, "--calls", str(calls), "--batches", str(batches)],
-        check=True, capture_output=True, text=True,
-    ).stdout
-    return json.loads(out.strip().splitlines()[-1])["us_per_call"]
+class _Child:
+    """One variant's subprocess, kept alive across rounds."""
+
+    def __init__(self, variant: str) -> None:
+        self.variant = variant
+        self.process = subprocess.Popen([sys.executable, __file__, "--child", variant], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        if self._read() != "ready":
+            raise RuntimeError(f"{variant}: did not start")
+
+    def _read(self) -> str:
+        line = self.process.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"{self.variant}: exited with {self.process.wait()}")
+        return line.strip()
+
+    def batch(self, calls: int) -> float:
+        self.process.stdin.write(f"{calls}\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        return float(json.loads(self._read()))
+
+    def close(self) -> None:
+        self.process.stdin.write("0\n")  # type: ignore[union-attr]
+        self.process.stdin.flush()  # type: ignore[union-attr]
+        self.process.wait(30)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=1000, help="calls per timed batch")
-    parser.add_argument("--batches", type=int, default=3, help="timed batches per subprocess")
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--calls", type=int, default=200, help="calls per timed batch")
     parser.add_argument("--child", choices=VARIANTS)
     args = parser.parse_args()
     if args.child:
-        _child(args.child, args.calls, args.batches)
+        _child(args.child)
         return
 
+    children = [_Child(v) for v in VARIANTS]
     results: dict[str, list[float]] = {v: [] for v in VARIANTS}
-    for round_ in range(args.rounds):
-        order = VARIANTS[round_ % len(VARIANTS):] + VARIANTS[: round_ % len(VARIANTS)]  # rotate: no fixed position
-        for variant in order:
-            results[variant].append(_run(variant, args.calls, args.batches))
-        print(f"round {round_ + 1}/{args.rounds}: " + ", ".join(f"{v} {results[v][-1]:.0f} µs" for v in VARIANTS),
-              file=sys.stderr)
+    try:
+        for round_ in range(args.rounds):
+            shift = round_ % len(children)  # rotate: no variant always runs first or last
+            for child in children[shift:] + children[:shift]:
+                results[child.variant].append(child.batch(args.calls))
+    finally:
+        for child in children:
+            child.close()
 
+    base = results["baseline"]
     median = {v: statistics.median(r) for v, r in results.items()}
-    added = {v: median[v] - median["baseline"] for v in VARIANTS}
+    added = {v: statistics.median(t - b for t, b in zip(results[v], base, strict=True)) for v in VARIANTS}
     print(f"\nopenai {__import__('openai').__version__}, non-streaming chat on httpx2.MockTransport, "
-          f"{args.rounds} rounds x {args.batches} batches x {args.calls} calls (median)\n")
-    print(f"{'variant':<13}{'µs/call':>10}{'added µs':>11}")
+          f"{args.rounds} lockstep rounds x {args.calls} calls per variant\n")
+    print(f"{'variant':<13}{'µs/call':>10}{'min':>10}{'added µs':>11}")
     for v in VARIANTS:
-        print(f"{v:<13}{median[v]:>10.1f}{added[v]:>11.1f}")
-    print()
+        print(f"{v:<13}{median[v]:>10.1f}{min(results[v]):>10.1f}{added[v]:>11.1f}")
+    print("\n(µs/call: median batch; added: median over rounds of the batch minus the same round's baseline)\n")
     for peer in ("official", "openllmetry"):
         if added[peer] > 0:
             print(f"Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "
