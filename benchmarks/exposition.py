@@ -20,7 +20,9 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.exposition import generate_text
+from costline.processor.ledger import Entry
 from costline.processor.metrics import CostlineCollector
+from costline.processor.model import LLMCall
 from costline.processor.ownership import Owner
 
 LABELS = ("provider", "model", "operation", "org", "team", "project", "feature", "cost_center", "environment")
@@ -37,12 +39,12 @@ def registry_with(series: int) -> CollectorRegistry:
     aggregator = SeriesAggregator(LABELS, series + 10, BUCKETS)
     entries = []
     for i in range(series):
-        call = SimpleNamespace(provider="openai", request_model=None, response_model=MODELS[i % len(MODELS)],
-                               operation="chat", input_tokens=1000 + i, output_tokens=100, cache_read_tokens=i % 7,
-                               cache_write_tokens=0, reasoning_tokens=0, error_type="rate_limit" if i % 2 else None,
-                               retries=i % 2, time_to_first_token_s=0.3 if i % 2 else None)
+        call = LLMCall(provider="openai", request_model=None, response_model=MODELS[i % len(MODELS)],
+                       operation="chat", input_tokens=1000 + i, output_tokens=100, cache_read_tokens=i % 7,
+                       cache_write_tokens=0, reasoning_tokens=0, error_type="rate_limit" if i % 2 else None,
+                       retries=i % 2, time_to_first_token_s=0.3 if i % 2 else None)
         owner = Owner("acme", f"team-{i // 100}", f"project-{i % 100}", "", "", "search", "cc-42", "production")
-        entries.append(SimpleNamespace(call=call, owner=owner, cost_pico=1234567 * (i + 1)))
+        entries.append(Entry(call, owner, 1234567 * (i + 1), ()))
     aggregator.add(entries)
     registry = CollectorRegistry()
     registry.register(CostlineCollector(lambda: aggregator, lambda: Budgets(), lambda: {"billed": series}))

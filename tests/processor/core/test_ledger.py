@@ -205,3 +205,11 @@ def test_a_bare_postgresql_url_uses_the_psycopg_driver_the_extra_installs(url):
     engine = _engine(url)  # lazy: no connection is made
     assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
     engine.dispose()
+
+
+def test_owner_fields_are_the_ledger_owner_columns_in_order():
+    # The ledger unpacks an `Owner` by position into its owner columns (`_aggregate`): a reordered or added field
+    # would write values into the wrong columns without any other error.
+    from costline.processor.ledger.schema import OWNER_COLUMNS
+
+    assert Owner._fields == OWNER_COLUMNS

@@ -91,7 +91,7 @@ class SeriesAggregator:
             all_series = self._series
             for e in entries:
                 call = e.call
-                raw = (call.provider, call.response_model or call.request_model or "", call.operation,
+                raw = (call.provider, call.model or "", call.operation,
                        *self._owner_values(e.owner))
                 # A series keyed by exactly these values exists only if they were all admitted: no limiter work.
                 s = all_series.get(raw)

@@ -61,8 +61,7 @@ def generate_text(registry: Collector) -> bytes:
         order = orders.get(keys)
         if order is None:
             ordered = sorted(keys)
-            tables = tuple(fragments[k] if k in fragments else fragments.setdefault(k, _Fragments(k))
-                           for k in ordered)
+            tables = tuple(fragments.setdefault(k, _Fragments(k)) for k in ordered)  # once per label-name set
             pick = itemgetter(*ordered)
             if len(ordered) == 1:
                 single = pick
@@ -82,10 +81,7 @@ def generate_text(registry: Collector) -> bytes:
         end = "\n" if sample.timestamp is None else f" {int(float(sample.timestamp) * 1000):d}\n"
         if not labels:
             return f"{name} {value}{end}"
-        order = orders.get(tuple(labels))
-        if order is None:
-            return f"{name}{{{label_text(labels)}}} {value}{end}"
-        return f"{name}{{{','.join(map(getitem, order[1], order[0](labels)))}}} {value}{end}"
+        return f"{name}{{{label_text(labels)}}} {value}{end}"
 
     output: list[str] = []
     append = output.append

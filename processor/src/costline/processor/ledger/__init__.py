@@ -410,7 +410,7 @@ def _aggregate(entries: Iterable[Entry]) -> list[tuple]:
             start = now_ns
         # `Owner` is a named tuple in OWNER_COLUMNS order: unpacked in C.
         ident = (start // NS_PER_HOUR * 3600, *e.owner, call.provider,
-                 call.response_model or call.request_model or "", call.operation, call.service_name or "")
+                 call.model or "", call.operation, call.service_name or "")
         row = rows.get(ident)
         if row is None:
             row = rows[ident] = [0] * len(COUNTERS)
