@@ -54,6 +54,14 @@ def test_promtool_unit_tests(promtool):
     assert not failures, "\n".join(failures)
 
 
+def test_promtool_tests_evaluate_recording_groups_before_alerts():
+    # Without `group_eval_order` promtool evaluates one timestamp's groups in map order: an alert then reads the
+    # previous minute's recorded value now and then, and fires a minute late. CI failed on exactly that once.
+    groups = [[g["name"] for g in yaml.safe_load(path.read_text())["groups"]] for path in RULE_FILES]
+    for path in sorted(PROMTOOL_TESTS.glob("*.test.yaml")):
+        assert yaml.safe_load(path.read_text()).get("group_eval_order") == groups[0] + groups[1], path.name
+
+
 def test_recording_rules_are_named_level_metric_operations():
     names = [rule["record"] for rule in _rules(RULE_FILES[0])]
     assert len(names) == len(set(names))
