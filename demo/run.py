@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import urllib.request
 from pathlib import Path
 
 from costline.testing.fake_provider import FakeProviderServer
+from costline.testing.local import free_port, http_get
 
 HERE = Path(__file__).resolve().parent
 BIN = Path(sys.executable).parent
@@ -37,19 +37,8 @@ SERVICES = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=5) as response:  # noqa: S310 - loopback only
-        return response.read()
-
-
 def get_json(url: str):
-    return json.loads(get(url))
+    return json.loads(http_get(url))
 
 
 def wait_ready(url: str, processor: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -58,7 +47,7 @@ def wait_ready(url: str, processor: subprocess.Popen, timeout: float = 30.0) -> 
         if processor.poll() is not None:
             raise SystemExit(f"costline serve exited with {processor.returncode} before it was ready")
         try:
-            get(url)
+            http_get(url)
             return
         except (urllib.error.URLError, ConnectionError, OSError):
             time.sleep(0.2)

@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,8 @@ import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+
+from costline.testing.local import free_port, http_get, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -48,24 +49,13 @@ PALETTE = ["#73bf69", "#f2cc0c", "#8ab8ff", "#ff780a", "#f2495c", "#5794f2", "#b
 GREEN, ORANGE, RED = "#73bf69", "#ff9830", "#f2495c"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback only
-        return response.read()
-
-
 def wait(url: str, process: subprocess.Popen, what: str, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"{what} exited with {process.returncode}")
         try:
-            get(url)
+            http_get(url, timeout=10)
             return
         except OSError:
             time.sleep(0.3)
@@ -88,7 +78,7 @@ class Prometheus:
         self.url = url
 
     def api(self, path: str, **params: str) -> list[dict]:
-        payload = json.loads(get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}"))
+        payload = json.loads(http_get(f"{self.url}/api/v1/{path}?{urllib.parse.urlencode(params)}", timeout=10))
         assert payload["status"] == "success", payload
         return payload["data"]["result"]
 
@@ -151,12 +141,7 @@ def run_stack(workdir: Path, duration: float, stagger: float, processes: list) -
 def stop(processes: list) -> None:
     for process in processes:
         if isinstance(process, subprocess.Popen):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+            stop_process(process)
         else:
             process.stop()
 

@@ -4,7 +4,6 @@ serve`, each on a free loopback port, stopped (by their own pid) when the test i
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,16 +15,7 @@ from pathlib import Path
 
 import yaml
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
-        return response.read()
+from costline.testing.local import free_port, http_get
 
 
 def wait_until(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
@@ -40,16 +30,6 @@ def wait_until(check, what: str, process: subprocess.Popen, log: Path, timeout: 
             pass
         time.sleep(0.2)
     raise AssertionError(f"{what} not ready after {timeout:.0f}s:\n{log.read_text(errors='replace')[-4000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass

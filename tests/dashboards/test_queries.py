@@ -20,10 +20,11 @@ import pytest
 from costline.dashboards import build
 from costline.dashboards.alerts import alert_rule_groups
 from costline.dashboards.config import DEFAULT_CONFIG
+from costline.testing.local import stop_process
 
 from .conftest import GENERATED
 from .expressions import panel_queries, rule_expressions, substitute, variable_queries
-from .stack import start_processor, start_prometheus, stop
+from .stack import start_processor, start_prometheus
 from .workload import ORG, PROCESSOR_CONFIG, Workload
 
 pytestmark = pytest.mark.prometheus
@@ -58,7 +59,7 @@ def bare_prometheus(prometheus_binary, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("prometheus-parse")
     prometheus = start_prometheus(prometheus_binary, workdir, "127.0.0.1:1", RULE_FILES, "15s")
     yield prometheus
-    stop(prometheus.process)
+    stop_process(prometheus.process)
 
 
 def test_the_dashboards_have_queries_to_test():
@@ -127,8 +128,8 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
         time.sleep(2.5)
         yield prometheus, started, processor
     finally:
-        stop(prometheus.process)
-        stop(processor.process)
+        stop_process(prometheus.process)
+        stop_process(processor.process)
 
 
 PROCESSOR_MODULES = ("costline.processor.cli", "costline.processor.pipeline")

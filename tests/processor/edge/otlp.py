@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterable, Mapping
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -72,12 +71,6 @@ def request_of(spans: Iterable[Span], resource: Mapping[str, Attr] | None = None
 
 def llm_request(n: int = 3, **span_kwargs) -> ExportTraceServiceRequest:
     return request_of(llm_span(**span_kwargs) for _ in range(n))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def otlp_json(request: ExportTraceServiceRequest) -> dict:

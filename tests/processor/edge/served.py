@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processor.edge.otlp import free_port
+from costline.testing.local import free_port
 
 CONFIG = """\
 timezone: UTC

@@ -18,9 +18,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
+from costline.testing.local import free_port
 from tests.processor.edge.served import CONFIG, Served, serve, stop
 
-from .otlp import free_port, llm_request
+from .otlp import llm_request
 
 COSTLINE = [sys.executable, "-m", "costline.cli"]
 GOOD_COST = (1000 * 2.00 + 200 * 8.00) / 1e6
