@@ -39,7 +39,9 @@ def tracer_provider():
 def instrumented(tracer_provider):
     instrumentor = CostlineInstrumentor()
     instrumentor.instrument(tracer_provider=tracer_provider)
-    yield Spans(tracer_provider._test_exporter)
+    spans = Spans(tracer_provider._test_exporter)
+    spans.provider = tracer_provider
+    yield spans
     instrumentor.uninstrument()
 
 

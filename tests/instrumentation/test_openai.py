@@ -36,11 +36,21 @@ def test_chat_completion_span_has_contract_attributes(spans, openai_client):
     assert a["gen_ai.usage.reasoning.output_tokens"] == 10
     assert a["openai.response.service_tier"] == "default"
     assert a["server.address"] == "api.openai.com"
-    assert a["server.port"] == 443
+    assert "server.port" not in a  # the scheme's default (443), left out as the official instrumentation does
     assert a["costline.api_key.fingerprint"] == fingerprint(OPENAI_KEY)
     assert "gen_ai.request.stream" not in a
     assert "http.request.resend_count" not in a
     assert span.status.status_code == StatusCode.UNSET
+
+
+def test_zero_cache_and_reasoning_counts_are_left_out(spans, openai_client):
+    # The provider reports 0 cached and 0 reasoning tokens: absent means zero, to the processor as to the official
+    # instrumentation, and each attribute costs the span as much as Costline's own code does.
+    zero = {"x-fake-usage": json.dumps({"input": 30, "cached": 0, "output": 5, "reasoning": 0})}
+    openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers=zero)
+    a = spans.one().attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.output_tokens"]) == (30, 5)
+    assert not {k for k in a if k.startswith("gen_ai.usage.") and k.count(".") > 2}
 
 
 async def test_async_chat_completion(spans, async_openai_client):
@@ -210,6 +220,19 @@ def test_retry_after_429_is_counted(spans, openai_client):
     assert span.status.status_code == StatusCode.UNSET
 
 
+def test_every_retry_is_counted_on_the_calls_own_span(spans):
+    # Two retries of one call: the count accumulates on the call's span, not on a parent span of the application's.
+    from opentelemetry import trace
+
+    client = openai.OpenAI(api_key=OPENAI_KEY, http_client=mock_http(), max_retries=2)
+    tracer = trace.get_tracer("app", tracer_provider=spans.provider)
+    with tracer.start_as_current_span("handle request"), pytest.raises(openai.InternalServerError):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers={"x-fake-scenario": "500"})
+    by_name = {s.name: s for s in spans.all()}
+    assert by_name["chat gpt-4o"].attributes["http.request.resend_count"] == 2
+    assert "http.request.resend_count" not in by_name["handle request"].attributes
+
+
 def test_api_error_reaches_caller_unchanged(spans):
     client = openai.OpenAI(api_key=OPENAI_KEY, http_client=mock_http(), max_retries=1)
     raised = []
@@ -279,6 +302,28 @@ def test_openai_compatible_provider_from_host(spans, base_url, provider):
     a = spans.one().attributes
     assert a["gen_ai.provider.name"] == provider
     assert a["server.address"] == base_url.split("//", 1)[1].split("/", 1)[0].split(":")[0]
+
+
+def test_client_attributes_follow_a_reassigned_key_and_base_url(spans):
+    # Provider, address, port and fingerprint are cached per client: changing the client must not leave them stale.
+    client = openai.OpenAI(api_key=OPENAI_KEY, http_client=mock_http())
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.api_key = "sk-rotated-key"
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.base_url = "http://localhost:11434/v1"
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    copy = client.with_options(api_key="sk-copy-key")
+    copy.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    seen = [
+        (a["costline.api_key.fingerprint"], a["gen_ai.provider.name"], a["server.address"], a.get("server.port"))
+        for a in (s.attributes for s in spans.all())
+    ]
+    assert seen == [
+        (fingerprint(OPENAI_KEY), "openai", "api.openai.com", None),
+        (fingerprint("sk-rotated-key"), "openai", "api.openai.com", None),
+        (fingerprint("sk-rotated-key"), "ollama", "localhost", 11434),
+        (fingerprint("sk-copy-key"), "ollama", "localhost", 11434),
+    ]
 
 
 def test_non_llm_endpoints_make_no_span(spans):

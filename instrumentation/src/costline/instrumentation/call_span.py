@@ -17,9 +17,6 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from costline import attributes as A
 from costline.instrumentation.guard import swallow
 
-CURRENT_CALL: ContextVar[CallSpan | None] = ContextVar("costline_current_call", default=None)
-"""The call in progress in this context: the SDK's retry hook counts retries on it."""
-
 CURRENT_FINGERPRINT: ContextVar[str | None] = ContextVar("costline_current_fingerprint", default=None)
 """Fingerprint of the API key of the SDK call in progress, for spans that other code starts inside that call
 (the anthropic SDK's own span): `CostlineSpanProcessor` stamps it on them."""
@@ -51,48 +48,54 @@ def error_type(exc: BaseException) -> str:
 class CallSpan:
     """Telemetry state of one API call. Not thread-safe: one call runs in one thread or task."""
 
-    __slots__ = (
-        "span",
-        "start_ns",
-        "retries",
-        "first_chunk_ns",
-        "usage",
-        "response_attrs",
-        "_ended",
-        "_token",
-    )
+    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "_ended", "_context")
 
     def __init__(self, tracer: trace.Tracer, operation: str, model: str | None, attrs: dict[str, Any]) -> None:
-        self.start_ns = time.time_ns()
+        # This runs on every LLM call: the current context is read once and serves the owner lookup, the span's
+        # parent and, in `run`, the context the span is made current in.
+        self.start_ns = start_ns = time.time_ns()
+        ctx = context.get_current()
         attrs[A.GEN_AI_OPERATION_NAME] = operation
         if model:
             attrs[A.GEN_AI_REQUEST_MODEL] = model
-        attrs.update(owner_attributes())
+        attrs.update(owner_attributes(ctx))
+        self._context = ctx
         self.span: Span = tracer.start_span(
             f"{operation} {model}" if model else operation,
+            context=ctx,
             kind=SpanKind.CLIENT,
             attributes=attrs,
-            start_time=self.start_ns,
+            start_time=start_ns,
         )
-        self.retries = 0
         self.first_chunk_ns: int | None = None
-        self.usage: dict[str, int] = {}
         self.response_attrs: dict[str, Any] = {}
+        """What the response taught (model, id, usage, ...): set on the span, all at once, when it ends."""
         self._ended = False
-        self._token: object | None = None
 
-    # --- context: the span is current while the SDK runs, so HTTP-client spans become its children -------------
-    def activate(self) -> None:
-        self._token = (context.attach(trace.set_span_in_context(self.span)), CURRENT_CALL.set(self))
+    # --- the SDK call, with the span current so HTTP-client spans become its children -------------------------
+    def run(self, wrapped: Any, args: tuple, kwargs: dict) -> Any:
+        """Call the SDK with the span current. An SDK error ends the span (recorded) and is re-raised unchanged."""
+        token = context.attach(trace.set_span_in_context(self.span, self._context))
+        try:
+            result = wrapped(*args, **kwargs)
+        except BaseException as exc:
+            context.detach(token)
+            self.end(exc)
+            raise
+        context.detach(token)
+        return result
 
-    def deactivate(self) -> None:
-        token = self._token
-        if token is None:
-            return
-        self._token = None
-        ctx_token, call_token = token
-        CURRENT_CALL.reset(call_token)
-        context.detach(ctx_token)
+    async def arun(self, wrapped: Any, args: tuple, kwargs: dict) -> Any:
+        """`run` for the async clients: the span is current while the coroutine runs."""
+        token = context.attach(trace.set_span_in_context(self.span, self._context))
+        try:
+            result = await wrapped(*args, **kwargs)
+        except BaseException as exc:
+            context.detach(token)
+            self.end(exc)
+            raise
+        context.detach(token)
+        return result
 
     # --- what the call learns ---------------------------------------------------------------------------------
     def chunk_arrived(self) -> None:
@@ -108,17 +111,22 @@ class CallSpan:
         cache_write: int | None = None,
         reasoning: int | None = None,
     ) -> None:
-        """Record usage in semconv meaning (input includes cache tokens, output includes reasoning)."""
-        usage = self.usage
-        for key, value in (
-            (A.GEN_AI_USAGE_INPUT_TOKENS, input_tokens),
-            (A.GEN_AI_USAGE_OUTPUT_TOKENS, output_tokens),
-            (A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, cache_read),
-            (A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS, cache_write),
-            (A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS, reasoning),
-        ):
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                usage[key] = value
+        """Record usage in semconv meaning (input includes cache tokens, output includes reasoning).
+
+        Only ints are kept (`type(...) is int` also turns away bools): input and output when non-negative, the
+        cache and reasoning subsets only when positive. An absent subset means zero, to the processor as to the
+        official instrumentation; every attribute costs the span about as much as all of Costline's own code."""
+        attrs = self.response_attrs
+        if type(input_tokens) is int and input_tokens >= 0:
+            attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = input_tokens
+        if type(output_tokens) is int and output_tokens >= 0:
+            attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = output_tokens
+        if type(cache_read) is int and cache_read > 0:
+            attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cache_read
+        if type(cache_write) is int and cache_write > 0:
+            attrs[A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cache_write
+        if type(reasoning) is int and reasoning > 0:
+            attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
 
     # --- the end, exactly once ------------------------------------------------------------------------------------
     def end(self, error: BaseException | None = None) -> None:
@@ -127,15 +135,14 @@ class CallSpan:
         self._ended = True
         span = self.span
         try:
-            attrs: dict[str, Any] = {**self.response_attrs, **self.usage}
-            if self.retries:
-                attrs[A.HTTP_REQUEST_RESEND_COUNT] = self.retries
+            attrs = self.response_attrs
             if self.first_chunk_ns is not None:
                 attrs[A.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK] = (self.first_chunk_ns - self.start_ns) / 1e9
             if error is not None and isinstance(error, Exception):
                 attrs[A.ERROR_TYPE] = error_type(error)
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            span.set_attributes(attrs)
+            if attrs:
+                span.set_attributes(attrs)
         except Exception:
             swallow("recording the end of an LLM call")
         try:
@@ -145,17 +152,31 @@ class CallSpan:
 
 
 
+def _count_retry_on_current_span() -> None:
+    """One more retry on the current span, when it is Costline's call span.
+
+    The SDK's retry hook runs inside the call, where the call's span is current (HTTP-client spans have ended by
+    then), so the count lives on the span itself: nothing per call has to be published for the hook to find, which
+    keeps the happy path free of it. The anthropic SDK's own span (made when its tracing is on) is not Costline's
+    and is left alone."""
+    try:
+        span = trace.get_current_span()
+        scope = getattr(span, "instrumentation_scope", None)
+        if scope is None or scope.name != A.INSTRUMENTATION_SCOPE:
+            return
+        done = (span.attributes or {}).get(A.HTTP_REQUEST_RESEND_COUNT, 0)  # type: ignore[attr-defined]
+        span.set_attribute(A.HTTP_REQUEST_RESEND_COUNT, done + 1)
+    except Exception:
+        swallow("counting a retry")
+
+
 def count_retry(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
     """Wrapper of an SDK's `_sleep_for_retry`: it runs once before each retry and never on the happy path,
     so counting there costs nothing for calls that succeed at the first attempt."""
-    call = CURRENT_CALL.get()
-    if call is not None:
-        call.retries += 1
+    _count_retry_on_current_span()
     return wrapped(*args, **kwargs)
 
 
 async def acount_retry(wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-    call = CURRENT_CALL.get()
-    if call is not None:
-        call.retries += 1
+    _count_retry_on_current_span()
     return await wrapped(*args, **kwargs)

@@ -81,7 +81,8 @@ class AnthropicPatcher:
             body = options.json_data if isinstance(options.json_data, dict) else {}
             base_url = instance.base_url
             attrs: dict[str, Any] = {A.GEN_AI_PROVIDER_NAME: A.PROVIDER_ANTHROPIC, A.SERVER_ADDRESS: base_url.host}
-            attrs[A.SERVER_PORT] = base_url.port or (443 if base_url.scheme == "https" else 80)
+            if base_url.port is not None:  # None when it is the scheme's default
+                attrs[A.SERVER_PORT] = base_url.port
             if kwargs.get("stream"):
                 attrs[A.GEN_AI_REQUEST_STREAM] = True
             if fp is not None:
@@ -109,14 +110,7 @@ class AnthropicPatcher:
         try:
             if call is None:
                 return wrapped(*args, **kwargs)
-            call.activate()
-            try:
-                result = wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.deactivate()
-                call.end(exc)
-                raise
-            call.deactivate()
+            result = call.run(wrapped, args, kwargs)
             return self._finish(call, bool(kwargs.get("stream")), result, SyncStreamProxy)
         finally:
             if fp_token is not None:
@@ -128,14 +122,7 @@ class AnthropicPatcher:
         try:
             if call is None:
                 return await wrapped(*args, **kwargs)
-            call.activate()
-            try:
-                result = await wrapped(*args, **kwargs)
-            except BaseException as exc:
-                call.deactivate()
-                call.end(exc)
-                raise
-            call.deactivate()
+            result = await call.arun(wrapped, args, kwargs)
             return self._finish(call, bool(kwargs.get("stream")), result, AsyncStreamProxy)
         finally:
             if fp_token is not None:

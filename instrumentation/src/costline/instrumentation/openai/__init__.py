@@ -39,18 +39,11 @@ _USAGE_INJECTABLE = frozenset({"/chat/completions", "/completions"})
 """Endpoints whose streams report usage only when asked (`stream_options.include_usage`)."""
 
 
-class _Prepared:
-    """What the request wrapper decided before calling the SDK."""
+_DEFAULT_PORTS: Mapping[str, int] = {"https": 443, "http": 80}
 
-    __slots__ = ("call", "args", "kwargs", "stream", "hide_usage_chunk", "responses_api")
-
-    def __init__(self, call: CallSpan, args: tuple, kwargs: dict, stream: bool, hide: bool, responses: bool) -> None:
-        self.call = call
-        self.args = args
-        self.kwargs = kwargs
-        self.stream = stream
-        self.hide_usage_chunk = hide
-        self.responses_api = responses
+_STATIC = "_costline_static_attributes"
+"""Attribute of an openai client holding the span attributes that depend only on the client: (api_key, base_url,
+attributes). The key and URL are kept to notice an application that reassigns them."""
 
 
 class OpenAIPatcher:
@@ -89,76 +82,91 @@ class OpenAIPatcher:
         unwrap(base.AsyncAPIClient, "_sleep_for_retry")
 
     # --- shared -------------------------------------------------------------------------------------------------
-    def _prepare(self, instance: Any, args: tuple, kwargs: dict, is_async: bool) -> _Prepared | None:
+    def _client_attributes(self, instance: Any, is_async: bool) -> dict[str, Any]:
+        """Provider, server address and port, and the API-key fingerprint of a client, worked out and cached on
+        the client (`_STATIC`): they cost more to derive than the rest of the span's start. `_start` uses the cache
+        while the client's key and base URL are the objects it was made from."""
+        api_key = getattr(instance, "api_key", None)
+        base_url = instance.base_url
+        fields = getattr(instance, "__dict__", None)
+        host = base_url.host
+        port = base_url.port  # None when it is the scheme's default
+        azure_cls = self._async_azure_cls if is_async else self._azure_cls
+        is_azure = azure_cls is not None and isinstance(instance, azure_cls)
+        attrs: dict[str, Any] = {
+            A.GEN_AI_PROVIDER_NAME: provider_for(host, port or _DEFAULT_PORTS.get(base_url.scheme), is_azure),
+            A.SERVER_ADDRESS: host,
+        }
+        if port is not None:
+            attrs[A.SERVER_PORT] = port
+        if isinstance(api_key, str) and api_key:
+            attrs[A.COSTLINE_API_KEY_FINGERPRINT] = fingerprint(api_key)
+        if fields is not None:
+            fields[_STATIC] = (api_key, base_url, attrs)
+        return attrs
+
+    def _start(self, instance: Any, args: tuple, kwargs: dict, is_async: bool) -> CallSpan | None:
         """Start the span of an LLM call, or return None when this request is not one. Never raises."""
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
-            path = getattr(options, "url", None)
-            operation = _OPERATIONS.get(path)  # type: ignore[arg-type]
+            operation = _OPERATIONS.get(getattr(options, "url", None))  # type: ignore[arg-type]
             if operation is None:
                 return None
-            body = options.json_data
-            if not isinstance(body, Mapping):
-                body = {}
-            stream = bool(kwargs.get("stream", False))
-            base_url = instance.base_url
-            host = base_url.host
-            port = base_url.port or (443 if base_url.scheme == "https" else 80)
-            azure_cls = self._async_azure_cls if is_async else self._azure_cls
-            attrs: dict[str, Any] = {
-                A.GEN_AI_PROVIDER_NAME: provider_for(host, port, azure_cls is not None and isinstance(instance, azure_cls)),
-                A.SERVER_ADDRESS: host,
-            }
-            attrs[A.SERVER_PORT] = port
-            if stream:
+            fields = getattr(instance, "__dict__", None)
+            cached = fields.get(_STATIC) if fields is not None else None
+            if cached is not None and cached[0] is getattr(instance, "api_key", None) and cached[1] is instance.base_url:
+                attrs = cached[2].copy()
+            else:
+                attrs = self._client_attributes(instance, is_async).copy()
+            if kwargs.get("stream"):
                 attrs[A.GEN_AI_REQUEST_STREAM] = True
-            api_key = getattr(instance, "api_key", None)
-            if isinstance(api_key, str) and api_key:
-                attrs[A.COSTLINE_API_KEY_FINGERPRINT] = fingerprint(api_key)
-            model = body.get("model")
-            call = CallSpan(self._tracer, operation, model if isinstance(model, str) else None, attrs)
+            body = options.json_data
+            model = body.get("model") if isinstance(body, Mapping) else None
+            return CallSpan(self._tracer, operation, model if isinstance(model, str) else None, attrs)
         except Exception:
             swallow("starting an openai call span")
             return None
 
-        hide = False
+    def _ask_stream_usage(self, args: tuple, kwargs: dict) -> tuple[tuple, dict, bool]:
+        """Make a chat or completions stream report usage. Returns (args, kwargs, whether Costline asked, so the
+        usage-only chunk it adds is hidden from the application). Never raises."""
         try:
-            if stream and self._inject_usage and path in _USAGE_INJECTABLE:
-                stream_options = body.get("stream_options")
-                if not (isinstance(stream_options, Mapping) and stream_options.get("include_usage") is True):
-                    new_options = copy.copy(options)
-                    new_options.json_data = {
-                        **body,
-                        "stream_options": {**(stream_options or {}), "include_usage": True},
-                    }
-                    args = (args[0], new_options, *args[2:]) if len(args) > 1 else args
-                    if len(args) <= 1:
-                        kwargs = {**kwargs, "options": new_options}
-                    hide = True
+            options = args[1] if len(args) > 1 else kwargs.get("options")
+            if not self._inject_usage or getattr(options, "url", None) not in _USAGE_INJECTABLE:
+                return args, kwargs, False
+            body = options.json_data
+            if not isinstance(body, Mapping):
+                return args, kwargs, False
+            stream_options = body.get("stream_options")
+            if isinstance(stream_options, Mapping) and stream_options.get("include_usage") is True:
+                return args, kwargs, False
+            new_options = copy.copy(options)
+            new_options.json_data = {**body, "stream_options": {**(stream_options or {}), "include_usage": True}}
+            if len(args) > 1:
+                return (args[0], new_options, *args[2:]), kwargs, True
+            return args, {**kwargs, "options": new_options}, True
         except Exception:
             swallow("asking an openai stream for usage")
-        return _Prepared(call, args, kwargs, stream, hide, path == "/responses")
+            return args, kwargs, False
 
-    def _observer(self, prepared: _Prepared) -> StreamObserver:
-        if prepared.responses_api:
-            return ResponsesStreamObserver(prepared.call)
-        return ChunkStreamObserver(prepared.call, prepared.hide_usage_chunk)
-
-    def _finish(self, prepared: _Prepared, result: Any, is_async: bool) -> Any:
+    def _finish(self, call: CallSpan, args: tuple, kwargs: dict, hide: bool, result: Any, is_async: bool) -> Any:
         """Wrap a stream so it ends the span later; end the span now for anything else. Never raises."""
-        call = prepared.call
         try:
-            if prepared.stream and hasattr(result, "__aiter__" if is_async else "__iter__") and not isinstance(
-                result, self._raw_response_types
-            ):
-                proxy_cls = AsyncStreamProxy if is_async else SyncStreamProxy
-                return proxy_cls(result, self._observer(prepared))
-            if isinstance(result, self._raw_response_types):
-                if not prepared.stream:
-                    # `with_raw_response`: parsing is cached by the SDK, so the application's own parse() is free.
-                    record_response(call, result.parse())
-            else:
+            raw = isinstance(result, self._raw_response_types)
+            stream = kwargs.get("stream")
+            if stream and not raw and hasattr(result, "__aiter__" if is_async else "__iter__"):
+                options = args[1] if len(args) > 1 else kwargs.get("options")
+                observer: StreamObserver = (
+                    ResponsesStreamObserver(call)
+                    if getattr(options, "url", None) == "/responses"
+                    else ChunkStreamObserver(call, hide)
+                )
+                return (AsyncStreamProxy if is_async else SyncStreamProxy)(result, observer)
+            if not raw:
                 record_response(call, result)
+            elif not stream:
+                # `with_raw_response`: parsing is cached by the SDK, so the application's own parse() is free.
+                record_response(call, result.parse())
         except Exception:
             swallow("reading an openai response")
         call.end()
@@ -166,31 +174,21 @@ class OpenAIPatcher:
 
     # --- the wrappers ---------------------------------------------------------------------------------------------
     def _request(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        prepared = self._prepare(instance, args, kwargs, is_async=False)
-        if prepared is None:
+        call = self._start(instance, args, kwargs, is_async=False)
+        if call is None:
             return wrapped(*args, **kwargs)
-        call = prepared.call
-        call.activate()
-        try:
-            result = wrapped(*prepared.args, **prepared.kwargs)
-        except BaseException as exc:
-            call.deactivate()
-            call.end(exc)
-            raise
-        call.deactivate()
-        return self._finish(prepared, result, is_async=False)
+        hide = False
+        if kwargs.get("stream"):
+            args, kwargs, hide = self._ask_stream_usage(args, kwargs)
+        result = call.run(wrapped, args, kwargs)
+        return self._finish(call, args, kwargs, hide, result, is_async=False)
 
     async def _arequest(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
-        prepared = self._prepare(instance, args, kwargs, is_async=True)
-        if prepared is None:
+        call = self._start(instance, args, kwargs, is_async=True)
+        if call is None:
             return await wrapped(*args, **kwargs)
-        call = prepared.call
-        call.activate()
-        try:
-            result = await wrapped(*prepared.args, **prepared.kwargs)
-        except BaseException as exc:
-            call.deactivate()
-            call.end(exc)
-            raise
-        call.deactivate()
-        return self._finish(prepared, result, is_async=True)
+        hide = False
+        if kwargs.get("stream"):
+            args, kwargs, hide = self._ask_stream_usage(args, kwargs)
+        result = await call.arun(wrapped, args, kwargs)
+        return self._finish(call, args, kwargs, hide, result, is_async=True)

@@ -1,6 +1,7 @@
 """Reading usage and response metadata off openai SDK objects (chat, responses, embeddings, completions).
 
-Everything here is duck-typed with `getattr`, so a field an SDK version lacks sets nothing rather than failing.
+Everything here is duck-typed with `getattr`, so a field an SDK version lacks sets nothing rather than failing;
+`CallSpan.set_usage` decides which values to keep, so they are passed to it unchecked.
 """
 
 from __future__ import annotations
@@ -10,11 +11,6 @@ from typing import Any
 from costline import attributes as A
 from costline.instrumentation.call_span import CallSpan
 from costline.instrumentation.streams import StreamObserver
-
-
-def _int(obj: Any, name: str) -> int | None:
-    value = getattr(obj, name, None)
-    return value if isinstance(value, int) else None
 
 
 def record_usage(call: CallSpan, usage: Any) -> None:
@@ -27,21 +23,21 @@ def record_usage(call: CallSpan, usage: Any) -> None:
         in_details = getattr(usage, "input_tokens_details", None)
         out_details = getattr(usage, "output_tokens_details", None)
         call.set_usage(
-            input_tokens=_int(usage, "input_tokens"),
-            output_tokens=_int(usage, "output_tokens"),
-            cache_read=_int(in_details, "cached_tokens"),
-            cache_write=_int(in_details, "cache_write_tokens"),
-            reasoning=_int(out_details, "reasoning_tokens"),
+            input_tokens=getattr(usage, "input_tokens", None),
+            output_tokens=getattr(usage, "output_tokens", None),
+            cache_read=getattr(in_details, "cached_tokens", None),
+            cache_write=getattr(in_details, "cache_write_tokens", None),
+            reasoning=getattr(out_details, "reasoning_tokens", None),
         )
         return
     # OpenAI's prompt_tokens already include cached tokens: the semconv meaning of input.
     prompt_details = getattr(usage, "prompt_tokens_details", None)
     completion_details = getattr(usage, "completion_tokens_details", None)
     call.set_usage(
-        input_tokens=_int(usage, "prompt_tokens"),
-        output_tokens=_int(usage, "completion_tokens"),
-        cache_read=_int(prompt_details, "cached_tokens"),
-        reasoning=_int(completion_details, "reasoning_tokens"),
+        input_tokens=getattr(usage, "prompt_tokens", None),
+        output_tokens=getattr(usage, "completion_tokens", None),
+        cache_read=getattr(prompt_details, "cached_tokens", None),
+        reasoning=getattr(completion_details, "reasoning_tokens", None),
     )
 
 
