@@ -6,18 +6,33 @@ cleanly):
 * ``baseline``     the real openai SDK on ``httpx2.MockTransport``, no instrumentation;
 * ``costline``     Costline's plugin;
 * ``official``     ``opentelemetry-instrumentation-genai-openai`` (OpenTelemetry's GenAI instrumentation);
-* ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``.
+* ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``;
+* ``sdk_span``     a reference, not a product: the least any one-span-per-call instrumentation can add. A bare
+                   wrapper on the same SDK method starts one span with the attributes a Costline span carries
+                   (as constants), makes it current, sets the response's attributes and ends it. What Costline adds
+                   above it is Costline's own code.
 
-Every instrumented variant uses the same SDK setup: a ``TracerProvider`` with a ``BatchSpanProcessor`` whose
-exporter discards, so what is measured is the instrumentation, not an exporter.
+Every variant gets the same OpenTelemetry SDK setup, with exporters that discard (what is measured is the
+instrumentation, not an exporter), in two configurations, measured one after the other in the same run:
+
+* ``traces``  only a ``TracerProvider`` with a ``BatchSpanProcessor``: the per-span cost alone, the strictest
+              comparison for Costline, whose one product is the span;
+* ``full``    what ``opentelemetry-instrument`` sets up by default: a ``TracerProvider``, a ``MeterProvider`` with a
+              ``PeriodicExportingMetricReader`` and a ``LoggerProvider`` with a ``BatchLogRecordProcessor``, each
+              handed to the instrumentor. Instrumentations that record metrics (the official one records
+              ``gen_ai.client.operation.duration`` and ``gen_ai.client.token.usage``) pay for them here, as they do
+              in a deployed app; Costline records none, because the processor derives its metrics from the spans.
 
 Why lockstep: on a shared 2-core machine the speed of the same code drifts by tens of percent within seconds, more
-than the overheads measured. So the four subprocesses stay alive and take turns: each round, every variant times one
-short batch of calls, one right after the other, in a rotating order. A variant's added cost is the median over
-rounds of its batch minus the baseline's batch *of the same round* (paired differences cancel the drift that a
-round shares), and the ratios are computed from those paired medians.
+than the overheads measured. So the subprocesses stay alive and take turns: each round, every process times one
+short batch of calls (20 calls, ~13 ms), one right after the other, in a rotating order. A variant's added cost is
+the median over rounds of its batch minus the baseline's batch *of the same round* (paired differences cancel the
+drift that a round shares), and the ratios are computed from those paired medians. Each variant runs in three
+processes whose batches are averaged per round: two processes running identical code differ by up to ~6 µs per
+call for as long as they live (memory layout, hash seeds), a bias no number of rounds removes.
 
-    .venv/bin/python benchmarks/instrumentation_overhead.py [--rounds 40] [--calls 200]
+    .venv/bin/python benchmarks/instrumentation_overhead.py \
+        [--rounds 200] [--calls 20] [--processes 3] [--sdk traces|full|both]
 """
 
 from __future__ import annotations
@@ -29,10 +44,11 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("baseline", "costline", "official", "openllmetry")
+VARIANTS = ("baseline", "costline", "official", "openllmetry", "sdk_span")
+SDK_SETUPS = ("traces", "full")
 
 
-def _child(variant: str) -> None:
+def _child(variant: str, sdk: str) -> None:
     import httpx2
     import openai
     from opentelemetry.sdk.trace import TracerProvider
@@ -46,18 +62,23 @@ def _child(variant: str) -> None:
 
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
+    providers: dict[str, object] = {"tracer_provider": provider}
+    if sdk == "full":
+        providers.update(_metrics_and_logs())
     if variant == "costline":
         from costline.instrumentation import CostlineInstrumentor
 
-        CostlineInstrumentor().instrument(tracer_provider=provider)
+        CostlineInstrumentor().instrument(**providers)
     elif variant == "official":
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
+        OpenAIInstrumentor().instrument(**providers)
     elif variant == "openllmetry":
         from opentelemetry.instrumentation.openai import OpenAIInstrumentor
 
-        OpenAIInstrumentor().instrument(tracer_provider=provider)
+        OpenAIInstrumentor().instrument(**providers)
+    elif variant == "sdk_span":
+        _instrument_with_one_bare_span(provider)
 
     client = openai.OpenAI(api_key="sk-bench", http_client=httpx2.Client(transport=httpx2.MockTransport(mock_transport_handler)))
     messages = [{"role": "user", "content": "How much did we spend on LLMs this month?"}]
@@ -77,14 +98,82 @@ def _child(variant: str) -> None:
             call()
         print(json.dumps((time.perf_counter() - start) / calls * 1e6), flush=True)
     provider.shutdown()
+    for extra in ("meter_provider", "logger_provider"):
+        if extra in providers:
+            providers[extra].shutdown()  # type: ignore[attr-defined]
+
+
+def _instrument_with_one_bare_span(provider) -> None:  # noqa: ANN001
+    from opentelemetry import context, trace
+    from opentelemetry.trace import SpanKind
+    from wrapt import wrap_function_wrapper
+
+    tracer = provider.get_tracer("sdk-span-reference")
+    at_start = {"gen_ai.provider.name": "openai", "server.address": "api.openai.com",
+                "costline.api_key.fingerprint": "0123456789abcdef", "gen_ai.operation.name": "chat",
+                "gen_ai.request.model": "gpt-4o"}
+    at_end = {"gen_ai.response.model": "gpt-4o-2024-08-06", "gen_ai.response.id": "chatcmpl-fake123",
+              "openai.response.service_tier": "default", "gen_ai.usage.input_tokens": 120,
+              "gen_ai.usage.output_tokens": 24}
+
+    def one_span(wrapped, instance, args, kwargs):  # noqa: ANN001, ANN202, ARG001
+        span = tracer.start_span("chat gpt-4o", kind=SpanKind.CLIENT, attributes=dict(at_start))
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            result = wrapped(*args, **kwargs)
+        finally:
+            context.detach(token)
+        span.set_attributes(at_end)
+        span.end()
+        return result
+
+    wrap_function_wrapper("openai._base_client", "SyncAPIClient.request", one_span)
+
+
+def _metrics_and_logs() -> dict[str, object]:
+    """A MeterProvider and a LoggerProvider as `opentelemetry-instrument` configures them, exporting nowhere."""
+    from opentelemetry.sdk._logs import LoggerProvider
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter, LogRecordExportResult
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import (
+        MetricExporter,
+        MetricExportResult,
+        PeriodicExportingMetricReader,
+    )
+
+    class DiscardMetrics(MetricExporter):
+        def export(self, metrics_data, timeout_millis: float = 10_000, **kwargs):  # noqa: ARG002
+            return MetricExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: float = 10_000) -> bool:  # noqa: ARG002
+            return True
+
+        def shutdown(self, timeout_millis: float = 30_000, **kwargs) -> None:  # noqa: ARG002
+            pass
+
+    class DiscardLogs(LogRecordExporter):
+        def export(self, batch):  # noqa: ARG002
+            return LogRecordExportResult.SUCCESS
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:  # noqa: ARG002
+            return True
+
+        def shutdown(self) -> None:
+            pass
+
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(BatchLogRecordProcessor(DiscardLogs()))
+    # The SDK's default interval (60 s): a run exports a few times, as a deployed app would.
+    meter_provider = MeterProvider(metric_readers=[PeriodicExportingMetricReader(DiscardMetrics())])
+    return {"meter_provider": meter_provider, "logger_provider": logger_provider}
 
 
 class _Child:
     """One variant's subprocess, kept alive across rounds."""
 
-    def __init__(self, variant: str) -> None:
+    def __init__(self, variant: str, sdk: str) -> None:
         self.variant = variant
-        self.process = subprocess.Popen([sys.executable, __file__, "--child", variant], stdin=subprocess.PIPE,
+        self.process = subprocess.Popen([sys.executable, __file__, "--child", variant, "--sdk", sdk], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True)
         if self._read() != "ready":
             raise RuntimeError(f"{variant}: did not start")
@@ -106,41 +195,57 @@ class _Child:
         self.process.wait(30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=40)
-    parser.add_argument("--calls", type=int, default=200, help="calls per timed batch")
-    parser.add_argument("--child", choices=VARIANTS)
-    args = parser.parse_args()
-    if args.child:
-        _child(args.child)
-        return
-
-    children = [_Child(v) for v in VARIANTS]
+def _measure(sdk: str, rounds: int, calls: int, processes: int) -> None:
+    # Several processes per variant: the same code in two processes runs a few µs per call apart (memory layout,
+    # hash seeds), a bias that rounds cannot average out but processes can.
+    children = [_Child(v, sdk) for v in VARIANTS for _ in range(processes)]
     results: dict[str, list[float]] = {v: [] for v in VARIANTS}
     try:
-        for round_ in range(args.rounds):
-            shift = round_ % len(children)  # rotate: no variant always runs first or last
+        for round_ in range(rounds):
+            shift = round_ % len(children)  # rotate: no process always runs first or last
+            batches: dict[str, list[float]] = {v: [] for v in VARIANTS}
             for child in children[shift:] + children[:shift]:
-                results[child.variant].append(child.batch(args.calls))
+                batches[child.variant].append(child.batch(calls))
+            for v, times in batches.items():
+                results[v].append(statistics.fmean(times))
     finally:
         for child in children:
             child.close()
 
     base = results["baseline"]
     median = {v: statistics.median(r) for v, r in results.items()}
-    added = {v: statistics.median(t - b for t, b in zip(results[v], base, strict=True)) for v in VARIANTS}
-    print(f"\nopenai {__import__('openai').__version__}, non-streaming chat on httpx2.MockTransport, "
-          f"{args.rounds} lockstep rounds x {args.calls} calls per variant\n")
-    print(f"{'variant':<13}{'µs/call':>10}{'min':>10}{'added µs':>11}")
+    paired = {v: [t - b for t, b in zip(results[v], base, strict=True)] for v in VARIANTS}
+    added = {v: statistics.median(d) for v, d in paired.items()}
+    print(f"\nSDK setup '{sdk}': openai {__import__('openai').__version__}, non-streaming chat on "
+          f"httpx2.MockTransport, {rounds} lockstep rounds x {processes} processes x {calls} calls per variant\n")
+    print(f"{'variant':<13}{'µs/call':>10}{'min':>10}{'added µs':>11}{'added q1-q3':>16}")
     for v in VARIANTS:
-        print(f"{v:<13}{median[v]:>10.1f}{min(results[v]):>10.1f}{added[v]:>11.1f}")
+        q1, _, q3 = statistics.quantiles(paired[v], n=4) if v != "baseline" else (0.0, 0.0, 0.0)
+        print(f"{v:<13}{median[v]:>10.1f}{min(results[v]):>10.1f}{added[v]:>11.1f}{q1:>8.1f}-{q3:<7.1f}")
     print("\n(µs/call: median batch; added: median over rounds of the batch minus the same round's baseline)\n")
-    for peer in ("official", "openllmetry"):
+    for peer in ("official", "openllmetry", "sdk_span"):
         if added[peer] > 0:
-            print(f"Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "
+            print(f"[{sdk}] Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "
                   f"({added['costline']:.1f} vs {added[peer]:.1f} µs)")
-    print(f"Costline overhead relative to the bare call: {added['costline'] / median['baseline']:.1%}")
+    if added["official"] > 0:
+        print(f"[{sdk}] one bare span (sdk_span) adds {added['sdk_span'] / added['official']:.2f}x what official adds: "
+              "the floor of any span-per-call instrumentation")
+    print(f"[{sdk}] Costline overhead relative to the bare call: {added['costline'] / median['baseline']:.1%}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--calls", type=int, default=20, help="calls per timed batch")
+    parser.add_argument("--processes", type=int, default=3, help="processes per variant")
+    parser.add_argument("--sdk", choices=(*SDK_SETUPS, "both"), default="both")
+    parser.add_argument("--child", choices=VARIANTS)
+    args = parser.parse_args()
+    if args.child:
+        _child(args.child, args.sdk)
+        return
+    for sdk in SDK_SETUPS if args.sdk == "both" else (args.sdk,):
+        _measure(sdk, args.rounds, args.calls, args.processes)
 
 
 if __name__ == "__main__":
