@@ -109,11 +109,10 @@ def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], t
                                  "Time to the first chunk of streamed responses.", labels=names)
     cost_add, tokens_add, requests_add = cost.samples.append, tokens.samples.append, requests.samples.append
     unpriced_add, ttft_add, retries_add = unpriced.samples.append, ttft.samples.append, retries.samples.append
-    cost_name, tokens_name, requests_name = "costline_cost_usd_total", "costline_tokens_total", "costline_requests_total"
-    retries_name = "costline_retries_total"
-    unpriced_name = "costline_unpriced_requests_total"
-    bucket_name, count_name = "costline_time_to_first_token_seconds_bucket", "costline_time_to_first_token_seconds_count"
-    sum_name = "costline_time_to_first_token_seconds_sum"
+    # Sample names as add_metric would give them, derived from the families' so a rename cannot split them apart.
+    cost_name, tokens_name, requests_name = f"{cost.name}_total", f"{tokens.name}_total", f"{requests.name}_total"
+    retries_name, unpriced_name = f"{retries.name}_total", f"{unpriced.name}_total"
+    bucket_name, count_name, sum_name = f"{ttft.name}_bucket", f"{ttft.name}_count", f"{ttft.name}_sum"
     token_kinds = tuple(zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True))
     bounds = [(str(b), TTFT_BUCKETS + i) for i, b in enumerate(ttft_bounds)]
     for values, s in series.items():
