@@ -57,10 +57,16 @@ class Ingested:
 
 
 class BearerAuth:
-    """`Authorization: Bearer <token>` check, in constant time so the token cannot be guessed byte by byte."""
+    """`Authorization: Bearer <token>` check, in constant time so the token cannot be guessed byte by byte.
+
+    The scheme name is matched case-insensitively (RFC 7235 section 2.1: `bearer`, `BEARER` are the same scheme) and
+    may be followed by several spaces; the token itself is compared exactly.
+    """
+
+    SCHEME = "bearer"
 
     def __init__(self, token: str | None) -> None:
-        self._expected = f"Bearer {token}".encode() if token else None
+        self._expected = token.encode() if token else None
 
     @property
     def enabled(self) -> bool:
@@ -71,8 +77,11 @@ class BearerAuth:
             return True
         if authorization is None:
             return False
-        # compare_digest takes time independent of where the first difference is (and of the length of a mismatch).
-        return hmac.compare_digest(authorization.strip().encode("utf-8", "replace"), self._expected)
+        scheme, _, credentials = authorization.strip().partition(" ")
+        # compare_digest takes time independent of where the first difference is (and of the length of a mismatch);
+        # it runs whatever the scheme, so a wrong scheme answers no faster than a wrong token.
+        token_matches = hmac.compare_digest(credentials.lstrip(" ").encode("utf-8", "replace"), self._expected)
+        return token_matches and scheme.lower() == self.SCHEME
 
 
 class ReceiverStats(Collector):
