@@ -28,6 +28,11 @@ from costline.processor.pipeline import IngestResult, LedgerUnavailable
 
 log = logging.getLogger("costline.processor.receivers")
 
+LEDGER_UNAVAILABLE_MESSAGE = "ledger unavailable, retry later"
+INTERNAL_ERROR_MESSAGE = "internal error while processing the request"
+"""What OTLP clients are told when the pipeline fails. The cause (a driver error quoting SQL, bound values, the
+database's host and name) goes to the log only: an exporter cannot act on it and should not learn it."""
+
 
 class Ingestor(Protocol):
     """The part of `Pipeline` a receiver uses."""
@@ -139,11 +144,11 @@ def ingest(pipeline: Ingestor, request: ExportTraceServiceRequest, transport: st
     except LedgerUnavailable as err:
         log.warning("ledger unavailable, asking the exporter to retry: %s", err)
         stats.record(transport, Outcome.UNAVAILABLE)
-        return Ingested(Outcome.UNAVAILABLE, message=f"ledger unavailable: {err}")
+        return Ingested(Outcome.UNAVAILABLE, message=LEDGER_UNAVAILABLE_MESSAGE)
     except Exception:
         log.exception("pipeline failed on an OTLP request (%s)", transport)
         stats.record(transport, Outcome.FAILED)
-        return Ingested(Outcome.FAILED, message="internal error while processing the request")
+        return Ingested(Outcome.FAILED, message=INTERNAL_ERROR_MESSAGE)
     response = ExportTraceServiceResponse()
     if result.rejected_spans or result.error_message:
         response.partial_success.rejected_spans = max(0, int(result.rejected_spans))
