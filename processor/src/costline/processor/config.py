@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -38,6 +38,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+
+MAX_BUDGET_USD = Decimal(10**12)
+"""Largest budget per period. Far above any real one, finite, and exact as a JSON number (a double)."""
+MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
+"""Largest price per million tokens: 0.10 USD a token, ~100x the dearest listed model, so a typo is caught and a
+call's cost in picodollars stays an integer the ledger's columns hold."""
+BudgetUsd = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
+PricePerMtok = Annotated[Decimal, Field(ge=0, le=MAX_PRICE_PER_MTOK_USD, allow_inf_nan=False)]
 
 
 class ConfigError(ValueError):
@@ -53,8 +61,8 @@ class _Strict(BaseModel):
 
 
 class Budget(_Strict):
-    monthly_usd: Decimal | None = Field(default=None, ge=0)
-    daily_usd: Decimal | None = Field(default=None, ge=0)
+    monthly_usd: BudgetUsd | None = None
+    daily_usd: BudgetUsd | None = None
 
     def periods(self) -> Iterator[tuple[str, Decimal]]:
         if self.monthly_usd is not None:
@@ -108,10 +116,10 @@ class PriceOverride(_Strict):
 
     provider: str
     model: str
-    input_per_mtok: Decimal = Field(ge=0)
-    output_per_mtok: Decimal = Field(ge=0)
-    cache_read_per_mtok: Decimal | None = Field(default=None, ge=0)
-    cache_write_per_mtok: Decimal | None = Field(default=None, ge=0)
+    input_per_mtok: PricePerMtok
+    output_per_mtok: PricePerMtok
+    cache_read_per_mtok: PricePerMtok | None = None
+    cache_write_per_mtok: PricePerMtok | None = None
 
 
 METRIC_LABELS = ("provider", "model", "operation", "org", "team", "project", "user", "key", "feature", "cost_center",
@@ -241,16 +249,50 @@ def parse_config(data: Any) -> CostlineConfig:
         raise ConfigError(_format_errors(err)) from None
 
 
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(f"duplicate key {key!r} at line {again.line + 1}, column {again.column + 1} (first at line "
+                         f"{first.line + 1}): only one may be given")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (plain YAML keeps the last one silently, so a
+    second `budget:` would replace the first without a word). Keys merged in with `<<:` may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not key_node.start_mark:
+                raise _DuplicateKey(key, first, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_config(path: str | Path | None) -> CostlineConfig:
     """The config at `path`; the empty default config when `path` is None (the processor runs without one)."""
     if path is None:
         return CostlineConfig()
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as err:
         raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from None
     try:
-        data = yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ConfigError([f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line}, column {column} "
+                           "(save the file as UTF-8)"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as err:
+        raise ConfigError([f"{path}: {err}"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
