@@ -1,8 +1,9 @@
 """Optional forwarding of every received span downstream over OTLP/HTTP (a Collector, Tempo, Jaeger).
 
 The processor can sit inline in a trace pipeline: spans go on, LLM spans enriched with what the processor worked out
-(`costline.cost.usd`, `costline.unpriced`, the resolved owner keys) and every span stripped of message content (the
-attributes `docs/attributes.md` says never appear downstream).
+(`costline.cost.usd`, `costline.unpriced`, the resolved owner keys), LLM spans cut down to an allowlist, other spans
+stripped of content by a denylist and every text scrubbed of keys (`redact.py`: what `docs/attributes.md` says never
+appears downstream).
 
 Forwarding must never slow ingestion: `submit` only appends to a bounded queue (measured in spans) and returns; a
 background thread copies, rewrites, compresses and posts. When the downstream is slow or down and the queue is full,
@@ -28,22 +29,16 @@ from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from costline import attributes as A
+from costline.processor.normalize import resource_attributes
+from costline.processor.redact import is_llm_span, redact_llm_span, redact_span, scrub_attributes
+
 log = logging.getLogger("costline.processor.forward")
 
-CONTENT_EXACT = frozenset({
-    "gen_ai.input.messages", "gen_ai.output.messages", "gen_ai.system_instructions", "input.value", "output.value",
-})
-CONTENT_PREFIXES = ("gen_ai.prompt", "gen_ai.completion", "llm.input_messages", "llm.output_messages")
-"""Message content other instrumentations may record (docs/attributes.md, "What never appears")."""
-
-COST_ATTRIBUTE = "costline.cost.usd"
-UNPRICED_ATTRIBUTE = "costline.unpriced"
+COST_ATTRIBUTE = A.COSTLINE_COST_USD
+UNPRICED_ATTRIBUTE = A.COSTLINE_UNPRICED
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 """Retryable per the OTLP/HTTP spec."""
-
-
-def is_content(key: str) -> bool:
-    return key in CONTENT_EXACT or key.startswith(CONTENT_PREFIXES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,20 +58,25 @@ SpanKey = tuple[bytes, bytes]
 
 def rewrite(request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, Enrichment]
             ) -> ExportTraceServiceRequest:
-    """A copy of `request` with content attributes removed from every span and LLM spans enriched."""
+    """A copy of `request` fit to leave the processor: LLM spans enriched and cut to the allowlist, other spans
+    without content, keys scrubbed from every text (`redact.py`)."""
     out = ExportTraceServiceRequest()
     out.CopyFrom(request)
     for resource_spans in out.resource_spans:
+        resource = resource_attributes(resource_spans.resource)
+        scrub_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
+            scope = scope_spans.scope.name
+            scrub_attributes(scope_spans.scope.attributes)
             for span in scope_spans.spans:
-                attributes = span.attributes
-                if any(is_content(kv.key) for kv in attributes):
-                    kept = [kv for kv in attributes if not is_content(kv.key)]
-                    del attributes[:]
-                    attributes.extend(kept)
                 enrichment = enrichments.get((span.trace_id, span.span_id))
-                if enrichment is not None:
-                    _enrich(attributes, enrichment)
+                # Enriched spans were billed; the others may still be calls (a duplicate, a rejected span).
+                if enrichment is not None or is_llm_span(span, resource, scope):
+                    if enrichment is not None:
+                        _enrich(span.attributes, enrichment)
+                    redact_llm_span(span)
+                else:
+                    redact_span(span)
     return out
 
 
