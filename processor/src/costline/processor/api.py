@@ -14,14 +14,13 @@ Usage parsing and rendering live here as functions so `costline usage` gives byt
 
 from __future__ import annotations
 
-import csv
 import gzip
-import io
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -116,12 +115,41 @@ def render_usage(query: UsageQuery, rows: list[dict[str, Any]]) -> tuple[str, by
     columns = list(query.group_by)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line endings, which spreadsheets expect
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_value(row.get(c)) for c in columns])
-    return CSV_TYPE, out.getvalue().encode()
+    # RFC 4180 line endings, which spreadsheets expect.
+    lines = [",".join(csv_cell(c) for c in columns)]
+    lines.extend(",".join(csv_cell(row.get(c)) for c in columns) for row in rows)
+    return CSV_TYPE, ("\r\n".join(lines) + "\r\n").encode()
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection")."""
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell as it goes on the wire: the only place the project turns a value into CSV text.
+
+    Numbers (the ledger's counters and costs) are written as they are: `-1.5` in a numeric column is data, and a
+    spreadsheet must read it as a number. Text (owner, model, any group value) is what a sender controls, so a text
+    cell starting with a formula character gets a leading `'` and is quoted, per OWASP: a team named
+    `=HYPERLINK(...)` reaches the spreadsheet as that text, not as a live formula. Other cells are quoted only
+    where RFC 4180 needs it (`,`, `"`, CR, LF), so ordinary rows read as before. Written here rather than with the
+    csv module, which cannot quote one chosen field.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest exact round-trip: finance gets every digit the ledger has
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    text = value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+    neutralised = text.startswith(FORMULA_PREFIXES)
+    if neutralised:
+        text = "'" + text
+    if neutralised or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _json_value(value: Any) -> Any:
@@ -132,16 +160,6 @@ def _json_value(value: Any) -> Any:
     if hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
         return float(value)  # Decimal from PostgreSQL
     return value
-
-
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest exact round-trip: finance gets every digit the ledger has
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)
 
 
 def _json(status: int, document: Any) -> Response:
