@@ -14,7 +14,10 @@ Usage parsing and rendering live here as functions so `costline usage` gives byt
 
 from __future__ import annotations
 
+import base64
+import binascii
 import gzip
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -23,6 +26,7 @@ from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry
 
@@ -37,6 +41,11 @@ class ApiError(ValueError):
     """A client error: answered 400 with the message."""
 
 
+class Unavailable(Exception):
+    """The ledger cannot answer now (not open yet, down, locked): answered 503 + Retry-After with the message,
+    which says so in a few words. The backend logs the details (SQL, host), the client does not get them."""
+
+
 class Backend(Protocol):
     """What the API needs from the running processor (cli.py adapts the pipeline to it)."""
 
@@ -44,7 +53,10 @@ class Backend(Protocol):
 
     def ready(self) -> bool: ...
 
-    def usage(self, start: datetime, end: datetime, group_by: Sequence[str]) -> list[dict[str, Any]]: ...
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, limit: int | None = None,
+              offset: int = 0) -> list[dict[str, Any]]:
+        """Rows in the ledger's order (cost, highest first), `offset` rows skipped, at most `limit`."""
+        ...
 
     def budgets(self) -> Mapping[str, Any]: ...
 
@@ -59,10 +71,17 @@ class UsageQuery:
     end: datetime
     group_by: tuple[str, ...]
     format: str
+    limit: int = 0
+    """Rows per page (the API's `limit`); 0: no limit (`costline usage` exports everything)."""
+    offset: int = 0
+    """Rows before this page, from `page_token`."""
 
 
 DEFAULT_GROUP_BY = ("team", "model")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_PAGE_ROWS = 10_000
+"""Most rows one `/api/v1/usage` answer holds (and the default `limit`): ~3 MB of CSV. A ledger with more groups
+is read page by page (`next_page_token`, or the `Link: rel="next"` header), or whole with `costline usage`."""
 
 
 def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetime:
@@ -85,11 +104,20 @@ def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetim
 
 
 def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
-                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> UsageQuery:
-    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`)."""
+                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                      paged: bool = False) -> UsageQuery:
+    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `paged`
+    (the API), `limit` and `page_token` too."""
+    page = _decode_page_token(params("page_token")) if paged and params("page_token") else None
     start_text, end_text = params("from"), params("to")
     start = parse_instant(start_text, "from") if start_text else EPOCH
-    end = parse_instant(end_text, "to", end_of_day=True) if end_text else now()
+    if end_text:
+        end = parse_instant(end_text, "to", end_of_day=True)
+    elif page is not None:
+        # The first page's "now": later pages rank the same hours, not a window that moved meanwhile.
+        end = page["end"]
+    else:
+        end = now()
     if end <= start:
         raise ApiError(f"to ({end.isoformat()}) must be after from ({start.isoformat()})")
     allowed = tuple(allowed_group_by)
@@ -103,14 +131,58 @@ def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Ite
     fmt = (params("format") or "json").lower()
     if fmt not in ("json", "csv"):
         raise ApiError(f"format={fmt!r}: use csv or json")
-    return UsageQuery(start, end, group_by, fmt)
+    if not paged:
+        return UsageQuery(start, end, group_by, fmt)
+    limit_text = params("limit")
+    try:
+        limit = int(limit_text) if limit_text else MAX_PAGE_ROWS
+    except ValueError:
+        raise ApiError(f"limit={limit_text!r}: must be an integer") from None
+    if not 1 <= limit <= MAX_PAGE_ROWS:
+        raise ApiError(f"limit={limit_text!r}: must be between 1 and {MAX_PAGE_ROWS}")
+    query = UsageQuery(start, end, group_by, fmt, limit)
+    if page is None:
+        return query
+    if page["query"] != _query_digest(query):
+        raise ApiError("page_token: issued for another from/to/group_by; start again without it")
+    return UsageQuery(start, end, group_by, fmt, limit, page["offset"])
 
 
-def render_usage(query: UsageQuery, rows: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """(content type, body). CSV columns: the group_by columns, then every other column the ledger returned."""
+def next_page_token(query: UsageQuery, rows_returned: int) -> str:
+    """The opaque token of the page after `query`'s: the offset, the end instant a default `to` resolved to, and
+    a digest of the range and grouping so that it cannot be applied to another query."""
+    document = {"offset": query.offset + rows_returned, "end": query.end.isoformat(), "query": _query_digest(query)}
+    return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _query_digest(query: UsageQuery) -> str:
+    text = f"{query.start.isoformat()}|{query.end.isoformat()}|{','.join(query.group_by)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _decode_page_token(token: str) -> dict[str, Any]:
+    try:
+        document = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset, end, digest = document["offset"], document["end"], document["query"]
+        if type(offset) is not int or offset < 0 or type(digest) is not str:
+            raise ValueError
+        end = datetime.fromisoformat(end)
+        if end.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise ApiError("page_token: not a token this server issued (use next_page_token as given)") from None
+    return {"offset": offset, "end": end, "query": digest}
+
+
+def render_usage(query: UsageQuery, rows: list[dict[str, Any]], next_page: str | None = None) -> tuple[str, bytes]:
+    """(content type, body). CSV columns: the group_by columns, then every other column the ledger returned.
+    JSON carries `next_page_token` (null on the last page) when the query is paged."""
     if query.format == "json":
-        document = {"from": query.start.isoformat(), "to": query.end.isoformat(), "group_by": list(query.group_by),
-                    "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+        document: dict[str, Any] = {"from": query.start.isoformat(), "to": query.end.isoformat(),
+                                    "group_by": list(query.group_by),
+                                    "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+        if query.limit:
+            document["next_page_token"] = next_page
         return JSON_TYPE, json.dumps(document, separators=(",", ":")).encode()
     columns = list(query.group_by)
     for row in rows:
@@ -169,8 +241,9 @@ def _json(status: int, document: Any) -> Response:
 class AdminApi:
     """Router for `--http`."""
 
-    def __init__(self, backend: Backend, allowed_group_by: Iterable[str]) -> None:
+    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5) -> None:
         self._backend = backend
+        self._retry_after = str(retry_after_s)
         self._allowed_group_by = tuple(allowed_group_by)
         self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/metrics"): self._metrics,
@@ -194,6 +267,9 @@ class AdminApi:
             return route(request)
         except ApiError as err:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+        except Unavailable as err:
+            return Response(HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(err)}).encode(), JSON_TYPE,
+                            [("Retry-After", self._retry_after)])
 
     def _metrics(self, request: Request) -> Response:
         # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
@@ -208,12 +284,21 @@ class AdminApi:
     def _readyz(self, _: Request) -> Response:
         if self._backend.ready():
             return Response.text(HTTPStatus.OK, "ready\n")
-        return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "ledger not open\n")
+        return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "ledger not reachable\n",
+                             [("Retry-After", self._retry_after)])
 
     def _usage(self, request: Request) -> Response:
-        query = parse_usage_query(request.param, self._allowed_group_by)
-        content_type, body = render_usage(query, self._backend.usage(query.start, query.end, query.group_by))
-        return Response(HTTPStatus.OK, body, content_type)
+        query = parse_usage_query(request.param, self._allowed_group_by, paged=True)
+        # One row more than the page: whether there is a next page, without counting the groups.
+        rows = self._backend.usage(query.start, query.end, query.group_by, limit=query.limit + 1,
+                                   offset=query.offset)
+        token = next_page_token(query, query.limit) if len(rows) > query.limit else None
+        content_type, body = render_usage(query, rows[: query.limit], token)
+        headers = []
+        if token is not None:
+            params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
+            headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
+        return Response(HTTPStatus.OK, body, content_type, headers)
 
     def _reload(self, request: Request) -> Response:
         try:
