@@ -4,12 +4,13 @@
 |---|---|
 | `GET /metrics` | Prometheus exposition of the injected registry (OpenMetrics when asked for, gzip when accepted) |
 | `GET /healthz` | 200 while the process serves HTTP |
-| `GET /readyz` | 200 once the ledger is open, else 503 |
+| `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
-| `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json` | ledger rows summed per group |
+| `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 
 Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.
+A ledger that cannot answer (`Unavailable` from the backend) is a 503 + Retry-After on every route.
 """
 
 from __future__ import annotations
