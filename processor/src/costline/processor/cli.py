@@ -157,7 +157,7 @@ class Service:
 
         retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception_type(LedgerUnavailable),
-            wait=tenacity.wait_exponential_jitter(initial=first, max=longest, jitter=first),
+            wait=tenacity.wait_exponential(multiplier=first, max=longest) + tenacity.wait_random(0, first),
             stop=lambda _state: self._stopping.is_set(),
             sleep=wait, before_sleep=log_failure, reraise=True,
         )
