@@ -28,7 +28,7 @@ class Backend:
     def ready(self) -> bool:
         return self.is_ready
 
-    def usage(self, start, end, group_by):
+    def usage(self, start, end, group_by, *, limit=None, offset=0):
         self.calls.append((start, end, tuple(group_by)))
         return [{"team": "search", "model": "gpt-4o", "requests": 2, "cost_usd": 0.1 + 0.2, "input_tokens": 10},
                 {"team": "support, \"tier 1\"", "model": "claude", "requests": 1, "cost_usd": 1e-7,

@@ -51,3 +51,12 @@ def test_errors_name_the_setting(tmp_path) -> None:
         resolve(NONE, env={"COSTLINE_HTTP": "9464"})
     with pytest.raises(SettingsError, match="port"):
         parse_address("localhost:99999", "x")
+
+
+def test_ledger_timeout_flag_then_variable_then_default_and_its_rule() -> None:
+    assert resolve(NONE, env={}).ledger_timeout_s == 5.0
+    assert resolve(NONE, env={"COSTLINE_LEDGER_TIMEOUT": "1.5"}).ledger_timeout_s == 1.5
+    assert resolve({**NONE, "ledger_timeout": 0.25}, env={"COSTLINE_LEDGER_TIMEOUT": "1.5"}).ledger_timeout_s == 0.25
+    for value in ("0", "-1", "soon", "nan", "inf", "7200"):
+        with pytest.raises(SettingsError, match="COSTLINE_LEDGER_TIMEOUT.*(seconds|number)"):
+            resolve(NONE, env={"COSTLINE_LEDGER_TIMEOUT": value})

@@ -4,26 +4,30 @@
 |---|---|
 | `GET /metrics` | Prometheus exposition of the injected registry (OpenMetrics when asked for, gzip when accepted) |
 | `GET /healthz` | 200 while the process serves HTTP |
-| `GET /readyz` | 200 once the ledger is open, else 503 |
+| `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
-| `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json` | ledger rows summed per group |
+| `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 
 Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.
+A ledger that cannot answer (`Unavailable` from the backend) is a 503 + Retry-After on every route.
 """
 
 from __future__ import annotations
 
-import csv
+import base64
+import binascii
 import gzip
-import io
+import hashlib
 import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry
 
@@ -38,6 +42,11 @@ class ApiError(ValueError):
     """A client error: answered 400 with the message."""
 
 
+class Unavailable(Exception):
+    """The ledger cannot answer now (not open yet, down, locked): answered 503 + Retry-After with the message,
+    which says so in a few words. The backend logs the details (SQL, host), the client does not get them."""
+
+
 class Backend(Protocol):
     """What the API needs from the running processor (cli.py adapts the pipeline to it)."""
 
@@ -45,7 +54,10 @@ class Backend(Protocol):
 
     def ready(self) -> bool: ...
 
-    def usage(self, start: datetime, end: datetime, group_by: Sequence[str]) -> list[dict[str, Any]]: ...
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, limit: int | None = None,
+              offset: int = 0) -> list[dict[str, Any]]:
+        """Rows in the ledger's order (cost, highest first), `offset` rows skipped, at most `limit`."""
+        ...
 
     def budgets(self) -> Mapping[str, Any]: ...
 
@@ -60,10 +72,17 @@ class UsageQuery:
     end: datetime
     group_by: tuple[str, ...]
     format: str
+    limit: int = 0
+    """Rows per page (the API's `limit`); 0: no limit (`costline usage` exports everything)."""
+    offset: int = 0
+    """Rows before this page, from `page_token`."""
 
 
 DEFAULT_GROUP_BY = ("team", "model")
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+MAX_PAGE_ROWS = 10_000
+"""Most rows one `/api/v1/usage` answer holds (and the default `limit`): ~3 MB of CSV. A ledger with more groups
+is read page by page (`next_page_token`, or the `Link: rel="next"` header), or whole with `costline usage`."""
 
 
 def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetime:
@@ -86,11 +105,20 @@ def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetim
 
 
 def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
-                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> UsageQuery:
-    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`)."""
+                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+                      paged: bool = False) -> UsageQuery:
+    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `paged`
+    (the API), `limit` and `page_token` too."""
+    page = _decode_page_token(params("page_token")) if paged and params("page_token") else None
     start_text, end_text = params("from"), params("to")
     start = parse_instant(start_text, "from") if start_text else EPOCH
-    end = parse_instant(end_text, "to", end_of_day=True) if end_text else now()
+    if end_text:
+        end = parse_instant(end_text, "to", end_of_day=True)
+    elif page is not None:
+        # The first page's "now": later pages rank the same hours, not a window that moved meanwhile.
+        end = page["end"]
+    else:
+        end = now()
     if end <= start:
         raise ApiError(f"to ({end.isoformat()}) must be after from ({start.isoformat()})")
     allowed = tuple(allowed_group_by)
@@ -104,24 +132,97 @@ def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Ite
     fmt = (params("format") or "json").lower()
     if fmt not in ("json", "csv"):
         raise ApiError(f"format={fmt!r}: use csv or json")
-    return UsageQuery(start, end, group_by, fmt)
+    if not paged:
+        return UsageQuery(start, end, group_by, fmt)
+    limit_text = params("limit")
+    try:
+        limit = int(limit_text) if limit_text else MAX_PAGE_ROWS
+    except ValueError:
+        raise ApiError(f"limit={limit_text!r}: must be an integer") from None
+    if not 1 <= limit <= MAX_PAGE_ROWS:
+        raise ApiError(f"limit={limit_text!r}: must be between 1 and {MAX_PAGE_ROWS}")
+    query = UsageQuery(start, end, group_by, fmt, limit)
+    if page is None:
+        return query
+    if page["query"] != _query_digest(query):
+        raise ApiError("page_token: issued for another from/to/group_by; start again without it")
+    return UsageQuery(start, end, group_by, fmt, limit, page["offset"])
 
 
-def render_usage(query: UsageQuery, rows: list[dict[str, Any]]) -> tuple[str, bytes]:
-    """(content type, body). CSV columns: the group_by columns, then every other column the ledger returned."""
+def next_page_token(query: UsageQuery, rows_returned: int) -> str:
+    """The opaque token of the page after `query`'s: the offset, the end instant a default `to` resolved to, and
+    a digest of the range and grouping so that it cannot be applied to another query."""
+    document = {"offset": query.offset + rows_returned, "end": query.end.isoformat(), "query": _query_digest(query)}
+    return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def _query_digest(query: UsageQuery) -> str:
+    text = f"{query.start.isoformat()}|{query.end.isoformat()}|{','.join(query.group_by)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _decode_page_token(token: str) -> dict[str, Any]:
+    try:
+        document = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        offset, end, digest = document["offset"], document["end"], document["query"]
+        if type(offset) is not int or offset < 0 or type(digest) is not str:
+            raise ValueError
+        end = datetime.fromisoformat(end)
+        if end.tzinfo is None:
+            raise ValueError
+    except (ValueError, TypeError, KeyError, binascii.Error):
+        raise ApiError("page_token: not a token this server issued (use next_page_token as given)") from None
+    return {"offset": offset, "end": end, "query": digest}
+
+
+def render_usage(query: UsageQuery, rows: list[dict[str, Any]], next_page: str | None = None) -> tuple[str, bytes]:
+    """(content type, body). CSV columns: the group_by columns, then every other column the ledger returned.
+    JSON carries `next_page_token` (null on the last page) when the query is paged."""
     if query.format == "json":
-        document = {"from": query.start.isoformat(), "to": query.end.isoformat(), "group_by": list(query.group_by),
-                    "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+        document: dict[str, Any] = {"from": query.start.isoformat(), "to": query.end.isoformat(),
+                                    "group_by": list(query.group_by),
+                                    "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+        if query.limit:
+            document["next_page_token"] = next_page
         return JSON_TYPE, json.dumps(document, separators=(",", ":")).encode()
     columns = list(query.group_by)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")  # RFC 4180 line endings, which spreadsheets expect
-    writer.writerow(columns)
-    for row in rows:
-        writer.writerow([_csv_value(row.get(c)) for c in columns])
-    return CSV_TYPE, out.getvalue().encode()
+    # RFC 4180 line endings, which spreadsheets expect.
+    lines = [",".join(csv_cell(c) for c in columns)]
+    lines.extend(",".join(csv_cell(row.get(c)) for c in columns) for row in rows)
+    return CSV_TYPE, ("\r\n".join(lines) + "\r\n").encode()
+
+
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+"""What makes a spreadsheet read a CSV cell as a formula (OWASP, "CSV Injection")."""
+
+
+def csv_cell(value: Any) -> str:
+    """One CSV cell as it goes on the wire: the only place the project turns a value into CSV text.
+
+    Numbers (the ledger's counters and costs) are written as they are: `-1.5` in a numeric column is data, and a
+    spreadsheet must read it as a number. Text (owner, model, any group value) is what a sender controls, so a text
+    cell starting with a formula character gets a leading `'` and is quoted, per OWASP: a team named
+    `=HYPERLINK(...)` reaches the spreadsheet as that text, not as a live formula. Other cells are quoted only
+    where RFC 4180 needs it (`,`, `"`, CR, LF), so ordinary rows read as before. Written here rather than with the
+    csv module, which cannot quote one chosen field.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest exact round-trip: finance gets every digit the ledger has
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    text = value.isoformat() if isinstance(value, (datetime, date)) else str(value)
+    neutralised = text.startswith(FORMULA_PREFIXES)
+    if neutralised:
+        text = "'" + text
+    if neutralised or any(c in text for c in ',"\r\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _json_value(value: Any) -> Any:
@@ -134,16 +235,6 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def _csv_value(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value)  # shortest exact round-trip: finance gets every digit the ledger has
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    return str(value)
-
-
 def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, separators=(",", ":"), default=_json_value).encode(), JSON_TYPE)
 
@@ -151,8 +242,9 @@ def _json(status: int, document: Any) -> Response:
 class AdminApi:
     """Router for `--http`."""
 
-    def __init__(self, backend: Backend, allowed_group_by: Iterable[str]) -> None:
+    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5) -> None:
         self._backend = backend
+        self._retry_after = str(retry_after_s)
         self._allowed_group_by = tuple(allowed_group_by)
         self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
             ("GET", "/metrics"): self._metrics,
@@ -176,6 +268,9 @@ class AdminApi:
             return route(request)
         except ApiError as err:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
+        except Unavailable as err:
+            return Response(HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(err)}).encode(), JSON_TYPE,
+                            [("Retry-After", self._retry_after)])
 
     def _metrics(self, request: Request) -> Response:
         # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
@@ -190,12 +285,21 @@ class AdminApi:
     def _readyz(self, _: Request) -> Response:
         if self._backend.ready():
             return Response.text(HTTPStatus.OK, "ready\n")
-        return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "ledger not open\n")
+        return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "ledger not reachable\n",
+                             [("Retry-After", self._retry_after)])
 
     def _usage(self, request: Request) -> Response:
-        query = parse_usage_query(request.param, self._allowed_group_by)
-        content_type, body = render_usage(query, self._backend.usage(query.start, query.end, query.group_by))
-        return Response(HTTPStatus.OK, body, content_type)
+        query = parse_usage_query(request.param, self._allowed_group_by, paged=True)
+        # One row more than the page: whether there is a next page, without counting the groups.
+        rows = self._backend.usage(query.start, query.end, query.group_by, limit=query.limit + 1,
+                                   offset=query.offset)
+        token = next_page_token(query, query.limit) if len(rows) > query.limit else None
+        content_type, body = render_usage(query, rows[: query.limit], token)
+        headers = []
+        if token is not None:
+            params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
+            headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
+        return Response(HTTPStatus.OK, body, content_type, headers)
 
     def _reload(self, request: Request) -> Response:
         try:

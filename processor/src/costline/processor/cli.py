@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
 import queue
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -21,18 +24,58 @@ from typing import Any
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from costline.processor import settings as settings_module
-from costline.processor.api import AdminApi, ApiError, parse_instant, parse_usage_query, render_usage
+from costline.processor.api import AdminApi, ApiError, Unavailable, parse_instant, parse_usage_query, render_usage
 from costline.processor.settings import Settings, SettingsError
 
 log = logging.getLogger("costline.processor")
+
+
+LEDGER_OPEN_BACKOFF_S = (0.5, 30.0)
+"""First and longest wait between attempts to open the ledger at start (doubling, with jitter)."""
+READINESS_CHECK_INTERVAL_S = 2.0
+"""`/readyz` asks the ledger at most this often; probes in between get the last answer."""
+
+
+class StartCancelled(Exception):
+    """A stop was asked for while `Service.start` waited for the ledger."""
+
+
+class LedgerReadiness:
+    """Whether the ledger answers a trivial query, asked at most every `interval_s`.
+
+    A flood of `/readyz` probes costs one round trip per interval, and a probe arriving while another one is asking
+    gets the previous answer instead of queueing behind it (the ask itself is bounded by the ledger timeout).
+    """
+
+    def __init__(self, ping: Callable[[], bool], interval_s: float = READINESS_CHECK_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ping = ping
+        self._interval = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at = -math.inf
+        self._ok = True  # just opened
+
+    def __call__(self) -> bool:
+        if self._clock() - self._checked_at >= self._interval and self._lock.acquire(blocking=False):
+            try:
+                ok = self._ping()
+                if ok != self._ok:
+                    log.log(logging.INFO if ok else logging.WARNING, "ledger %s",
+                            "reachable again: ready" if ok else "not reachable: /readyz answers 503")
+                self._ok, self._checked_at = ok, self._clock()
+            finally:
+                self._lock.release()
+        return self._ok
 
 
 class Service:
     """A running processor: the pipeline, its ledger, the listeners and the optional forwarder.
 
     Start order matters: the API listener comes up first so `/healthz` answers and `/readyz` says 503 while the
-    ledger opens (a migration on PostgreSQL can take a while); the OTLP listeners come up only once the pipeline
-    can commit, so nothing is acknowledged before it could be persisted.
+    ledger opens (a migration on PostgreSQL can take a while, or the database is still starting beside us: opening
+    is retried with backoff until it succeeds or a stop is asked for); the OTLP listeners come up only once the
+    pipeline can commit, so nothing is acknowledged before it could be persisted.
     """
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
@@ -45,11 +88,19 @@ class Service:
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self._reload_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ledger_ready: Callable[[], bool] | None = None
+
+    def request_stop(self) -> None:
+        """Ends a wait for the ledger in `start` (safe from a signal handler)."""
+        self._stopping.set()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> Service:
-        from costline.processor.pipeline import build_pipeline
+        """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        from costline.processor.config import load_config
+        from costline.processor.pipeline import Pipeline
         from costline.processor.receivers import BearerAuth, ReceiverStats
         from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
         from costline.processor.receivers.http import OTLPHttpReceiver
@@ -61,14 +112,18 @@ class Service:
         stats = ReceiverStats()
         self.registry.register(stats)
         if s.http is not None:
-            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY), "api").start()
+            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s),
+                                    "api").start()
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
 
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
-        self.pipeline = build_pipeline(s.config_path, s.db_url, clock=self._clock, forwarder=self.forwarder)
+        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        ledger = self._open_ledger()
+        self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
+        self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
 
         auth = BearerAuth(s.token)
@@ -81,9 +136,42 @@ class Service:
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
         return self
 
+    def _open_ledger(self) -> Any:
+        """Open the ledger, retrying while it is unavailable (exponential backoff with jitter, each failure logged),
+        until it opens or `request_stop` is called. Errors that waiting cannot fix (an unsupported URL) raise."""
+        import tenacity
+
+        from costline.processor.ledger import Ledger, LedgerUnavailable, redact_url
+
+        first, longest = LEDGER_OPEN_BACKOFF_S
+
+        def wait(seconds: float) -> None:
+            if self._stopping.wait(seconds):
+                raise StartCancelled("stopped while waiting for the ledger")
+
+        def log_failure(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("ledger at %s not available (attempt %d): %s; retrying in %.1f s",
+                        redact_url(self.settings.db_url), state.attempt_number, error,
+                        state.next_action.sleep if state.next_action else 0.0)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(LedgerUnavailable),
+            wait=tenacity.wait_exponential(multiplier=first, max=longest) + tenacity.wait_random(0, first),
+            stop=lambda _state: self._stopping.is_set(),
+            sleep=wait, before_sleep=log_failure, reraise=True,
+        )
+        try:
+            return retrying(Ledger, self.settings.db_url, timeout_s=self.settings.ledger_timeout_s)
+        except LedgerUnavailable:
+            if self._stopping.is_set():
+                raise StartCancelled("stopped while waiting for the ledger") from None
+            raise
+
     @property
     def ready(self) -> bool:
-        return self.pipeline is not None
+        """The ledger is open and (checked at most every few seconds) answering."""
+        return self._ledger_ready is not None and self._ledger_ready()
 
     def reload(self) -> str:
         """Re-read the config file (and prices); the running config stays when the new one is invalid."""
@@ -141,18 +229,33 @@ class _Backend:
 
     def _pipeline(self) -> Any:
         if self._service.pipeline is None:
-            raise ApiError("not ready: the ledger is not open yet")
+            raise Unavailable("not ready: the ledger is not open yet")
         return self._service.pipeline
 
-    def usage(self, start: datetime, end: datetime, group_by: Sequence[str]) -> list[dict[str, Any]]:
-        return list(self._pipeline().ledger.usage(start, end, list(group_by)))
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, limit: int | None = None,
+              offset: int = 0) -> list[dict[str, Any]]:
+        with _ledger_errors():
+            return list(self._pipeline().ledger.usage(start, end, list(group_by), limit=limit, offset=offset))
 
     def budgets(self) -> Mapping[str, Any]:
-        return self._pipeline().budgets_snapshot()
+        with _ledger_errors():
+            return self._pipeline().budgets_snapshot()
 
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
+
+
+@contextmanager
+def _ledger_errors() -> Iterator[None]:
+    """A ledger that cannot answer is a 503 with a short message; the details (SQL, host) go to the log only."""
+    from costline.processor.ledger import LedgerUnavailable
+
+    try:
+        yield
+    except LedgerUnavailable as err:
+        log.warning("API request failed on the ledger: %s", err)
+        raise Unavailable("ledger unavailable; retry later") from None
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
@@ -167,14 +270,23 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     # Signals only set a command: the work (reload, drain) runs on the main thread, outside the handler.
     commands: queue.SimpleQueue[str] = queue.SimpleQueue()
+    service = Service(settings)
+
+    def stop(*_: object) -> None:
+        service.request_stop()  # ends a wait for the ledger in start()
+        commands.put("stop")
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: commands.put("stop"))
+        signal.signal(signum, stop)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, lambda *_: commands.put("reload"))
 
-    service = Service(settings)
     try:
         service.start()
+    except StartCancelled:
+        log.info("stopped before the ledger could be opened")
+        service.stop(0)
+        return 0
     except Exception as err:
         log.exception("costline serve could not start")
         service.stop(0)
@@ -291,6 +403,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--forward-queue-spans", dest="forward_queue_spans", type=int,
                        help=f"spans buffered for forwarding before dropping (default "
                             f"{settings_module.DEFAULT_FORWARD_QUEUE_SPANS}) {_env_help('forward_queue_spans')}")
+    serve.add_argument("--ledger-timeout", dest="ledger_timeout", type=float, metavar="SECONDS",
+                       help=f"longest wait on the ledger (a lock, a connection) before an export is answered 503 "
+                            f"(default {settings_module.DEFAULT_LEDGER_TIMEOUT_S:g}) {_env_help('ledger_timeout')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)

@@ -17,6 +17,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
@@ -35,6 +36,14 @@ short enough that abandoned connections do not pin a thread forever."""
 
 DRAIN_LIMIT = 64 * 1024 * 1024
 """Unread request bodies up to this size are read and discarded after answering, to keep the connection usable."""
+
+LINGER_S = 10.0
+LINGER_IDLE_S = 2.0
+"""After answering a request whose body is too big to drain (or unframed), the connection is half-closed and what
+the client still sends is read and discarded for up to LINGER_S (or until it pauses for LINGER_IDLE_S) before the
+socket closes: closing with unread data makes the kernel reset the connection, and the client, still sending, then
+sees a broken pipe instead of our 413. nginx's `lingering_close` does the same (30 s / 5 s); the bound keeps a
+client that sends for ever from holding a thread."""
 
 
 class BodyTooLarge(Exception):
@@ -122,10 +131,13 @@ class _Handler(BaseHTTPRequestHandler):
                 response = Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
         # A body left unread would be parsed as the next request on this connection. A moderately oversized one is
         # drained, so the client (which is still sending) can read our 413 instead of seeing a broken pipe; anything
-        # bigger or unframed closes the connection.
-        if not consumed and self._has_body() and not self._drain(DRAIN_LIMIT):
+        # bigger or unframed is answered, then the connection lingers and closes.
+        linger = not consumed and self._has_body() and not self._drain(DRAIN_LIMIT)
+        if linger:
             self.close_connection = True
         self._send(response)
+        if linger:
+            self._linger()
 
     def _drain(self, limit: int) -> bool:
         try:
@@ -140,6 +152,19 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             length -= len(chunk)
         return True
+
+    def _linger(self) -> None:
+        """Half-close after the answer, then discard what the client still sends (bounded; see LINGER_S)."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)  # the answer is complete: the client can read it and stop
+            deadline = time.monotonic() + LINGER_S
+            while (remaining := deadline - time.monotonic()) > 0:
+                self.connection.settimeout(min(remaining, LINGER_IDLE_S))
+                if not self.connection.recv(1 << 20):
+                    return  # the client closed its side
+        except OSError:
+            pass  # reset, or silent for LINGER_IDLE_S: close now
 
     def _has_body(self) -> bool:
         length = self.headers.get("Content-Length")

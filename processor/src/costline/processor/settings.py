@@ -22,6 +22,9 @@ DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """16 MiB, compressed or not: a 1000-span batch of LLM spans is well under 1 MiB; the OTel Collector allows 20 MiB."""
 DEFAULT_FORWARD_QUEUE_SPANS = 100_000
 DEFAULT_RETRY_AFTER_S = 5
+DEFAULT_LEDGER_TIMEOUT_S = 5.0
+"""Longest wait on the ledger (a lock held by another session, a connection) before an export is answered 503:
+short enough that an exporter (10 s default timeout) gets a retryable answer rather than its own timeout."""
 
 DISABLED = ("", "off", "none", "disabled")
 """Values that turn a listener off (`--otlp-grpc off`), e.g. when a Collector in front only speaks one protocol."""
@@ -37,6 +40,7 @@ ENV = {
     "max_body_bytes": "COSTLINE_MAX_BODY_BYTES",
     "forward_otlp": "COSTLINE_FORWARD_OTLP",
     "forward_queue_spans": "COSTLINE_FORWARD_QUEUE_SPANS",
+    "ledger_timeout": "COSTLINE_LEDGER_TIMEOUT",
 }
 """Setting name -> environment variable. `docs/processor.md` lists the same table."""
 
@@ -85,6 +89,7 @@ class Settings:
     forward_otlp: str | None = None
     forward_queue_spans: int = DEFAULT_FORWARD_QUEUE_SPANS
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
+    ledger_timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S
 
 
 def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = None) -> Settings:
@@ -129,6 +134,7 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
     max_body_bytes = _positive_int(*pick("max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)))
     forward_queue_spans = _positive_int(*pick("forward_queue_spans", str(DEFAULT_FORWARD_QUEUE_SPANS)))
     forward_otlp, _ = pick("forward_otlp", None)
+    ledger_timeout_s = _positive_seconds(*pick("ledger_timeout", str(DEFAULT_LEDGER_TIMEOUT_S)))
 
     return Settings(
         config_path=config_path,
@@ -140,6 +146,7 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
         max_body_bytes=max_body_bytes,
         forward_otlp=forward_otlp or None,
         forward_queue_spans=forward_queue_spans,
+        ledger_timeout_s=ledger_timeout_s,
     )
 
 
@@ -151,3 +158,13 @@ def _positive_int(value: str | None, source: str) -> int:
     if number <= 0:
         raise SettingsError(f"{source}={value!r}: must be positive")
     return number
+
+
+def _positive_seconds(value: str | None, source: str) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        raise SettingsError(f"{source}={value!r}: must be a number of seconds") from None
+    if not 0 < seconds <= 3600:  # also refuses nan and inf
+        raise SettingsError(f"{source}={value!r}: must be more than 0 and at most 3600 seconds")
+    return seconds

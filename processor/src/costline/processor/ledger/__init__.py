@@ -7,6 +7,7 @@ upserted, and their dedup keys are written — then it commits, and only then do
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Collection, Iterable, Mapping, Sequence
@@ -33,6 +34,7 @@ from costline.processor.ledger.schema import (
 from costline.processor.model import LLMCall
 from costline.processor.ownership import Owner
 from costline.processor.pricing.rates import Rates
+from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
 PICO = Decimal(10) ** 12
 NS_PER_HOUR = 3_600_000_000_000
@@ -92,9 +94,17 @@ def _quote(column: str) -> str:
     return f'"{column}"'  # `user` and `key` are reserved words in PostgreSQL
 
 
-def _engine(url: str) -> Engine:
+def _engine(url: str, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> Engine:
+    """The engine, with every wait on the database bounded by `timeout_s`.
+
+    A locked table or a held write lock must not hold an exporter's request (and every request queued behind it)
+    for as long as the lock lasts: past the bound the write fails, the receiver answers 503 + Retry-After, and the
+    exporter retries later. On SQLite that is the busy timeout; on PostgreSQL `lock_timeout` (a statement waiting
+    for a lock longer than that is cancelled), the connection timeout and the pool's checkout wait.
+    """
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False},
+                               pool_timeout=timeout_s)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -108,7 +118,19 @@ def _engine(url: str) -> Engine:
     if parsed.drivername in ("postgresql", "postgres"):
         # A bare postgresql:// means psycopg2 to SQLAlchemy 2.0; the `postgres` extra installs psycopg 3.
         parsed = parsed.set(drivername="postgresql+psycopg")
-    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Server settings as libpq connection options, so they hold from the session's first statement and survive
+        # the pool's rollback on return; appended to `options` the URL may already carry (a search_path, say).
+        # statement_timeout is left alone: a usage report over a large ledger may rightly run longer than an
+        # ingest should wait, and what hangs ingest is waiting for a lock.
+        setting = f"-c lock_timeout={max(1, round(timeout_s * 1000))}"
+        options = parsed.query.get("options")
+        connect_args["options"] = f"{options} {setting}" if options else setting
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = max(1, math.ceil(timeout_s))  # whole seconds in libpq
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=timeout_s,
+                         connect_args=connect_args)
 
 
 def _insert(engine: Engine):
@@ -132,9 +154,10 @@ def redact_url(db_url: str) -> str:
 class Ledger:
     """Thread-safe: one writer at a time (SQLite allows no more), readers in parallel."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> None:
+        """`timeout_s` bounds every wait on the database (locks, connecting): see `_engine`."""
         try:
-            self.engine = _engine(url)
+            self.engine = _engine(url, timeout_s)
             if self.engine.dialect.name not in ("sqlite", "postgresql"):
                 raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or "
                                  "postgresql+psycopg://")
@@ -210,11 +233,13 @@ class Ledger:
         return sql
 
     # --- reading ------------------------------------------------------------------------------------------------
-    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo | None = None
-              ) -> list[dict[str, Any]]:
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo | None = None,
+              limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """Exact totals between `start` (inclusive) and `end` (exclusive, hour granularity), grouped by columns.
 
-        `hour`, `day` and `month` group by time (in `tz`, default UTC). Rows are sorted by cost, highest first.
+        `hour`, `day` and `month` group by time (in `tz`, default UTC). Rows are sorted by cost, highest first,
+        then by the group values (a total order, so pages taken with `offset`/`limit` neither overlap nor skip
+        while the ledger is unchanged).
         """
         unknown = [g for g in group_by if g not in GROUP_BY_COLUMNS]
         if unknown:
@@ -233,6 +258,8 @@ class Ledger:
             query = query.group_by(*sql_groups)
             if not time_groups:  # the final order, from the database: cost, highest first, then the groups
                 query = query.order_by(desc(sums[COUNTERS.index("cost_pico_usd")]), *sql_groups)
+                if limit is not None or offset:  # one page, cut by the database
+                    query = query.limit(limit).offset(offset)
         try:
             with self.engine.connect() as conn:
                 raw = conn.execute(query).all()
@@ -278,6 +305,8 @@ class Ledger:
             out["_pico"] = sums[cost_index]
             rows.append(out)
         rows.sort(key=lambda r: (-r["_pico"], [str(r[g]) for g in group_by]))
+        # Time groups are folded here, so their page is cut here too.
+        rows = rows[offset:] if limit is None else rows[offset : offset + limit]
         for r in rows:
             del r["_pico"]
         return rows
