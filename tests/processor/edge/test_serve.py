@@ -50,6 +50,15 @@ def test_check_config(tmp_path: Path) -> None:
     assert "monthly_usd" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("usage",), ("reprice", "--since", "2026-11-01")])
+def test_ledger_commands_say_the_ledger_is_unreachable_without_a_traceback(command: tuple[str, ...]) -> None:
+    port = free_port()  # nothing listens there
+    result = run(*command, "--db", f"postgresql+psycopg://postgres@127.0.0.1:{port}/test?connect_timeout=2")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith(f"costline {command[0]}: cannot open the ledger at "), result.stderr
+
+
 def test_serve_without_config_from_env_then_sigterm(tmp_path: Path) -> None:
     otlp, api = free_port(), free_port()
     env = {**os.environ, "COSTLINE_DB": f"sqlite:///{tmp_path / 'env.db'}", "COSTLINE_OTLP_HTTP": f"127.0.0.1:{otlp}",

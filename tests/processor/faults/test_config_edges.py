@@ -56,6 +56,7 @@ def test_check_config_names_the_problem(tmp_path: Path, name: str, content: byte
     assert "Traceback" not in done.stderr
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1, lines
+    assert lines[0].count(str(path)) == 1, lines[0]  # named once, not "FILE: FILE: ..."
     for fragment in expected:
         assert fragment in lines[0], (fragment, lines[0])
 

@@ -318,7 +318,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
     errors = list(check_config(Path(args.file)) or [])
     for error in errors:
-        print(f"{args.file}: {error}", file=sys.stderr)
+        # Problems with the file itself (unreadable, not YAML, duplicate keys) already name it.
+        print(error if error.startswith(f"{args.file}: ") else f"{args.file}: {error}", file=sys.stderr)
     if errors:
         return 1
     print(f"{args.file}: ok")
@@ -327,13 +328,15 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _open_pipeline(args: argparse.Namespace) -> Any:
     from costline.processor.config import ConfigError
-    from costline.processor.pipeline import build_pipeline
+    from costline.processor.pipeline import LedgerUnavailable, build_pipeline
 
     settings = settings_module.resolve({"config": args.config, "db": args.db})
     try:
         return build_pipeline(settings.config_path, settings.db_url)
     except ConfigError as err:
         raise SettingsError(f"{settings.config_path}: {err}") from None
+    except LedgerUnavailable as err:
+        raise SettingsError(str(err)) from None
 
 
 def _usage(args: argparse.Namespace) -> int:
