@@ -50,8 +50,9 @@ Index("ix_costline_usage_hourly_hour", usage_hourly.c.hour)
 billed_spans = Table(
     "costline_billed_spans",
     metadata,
-    # `s:<trace><span>` for every billed span, `r:<trace>:<response id>` where the call has one: a retried export,
-    # or a second span for the same API call, finds its key here and is not billed again.
+    # The identity keys of every billed call (`normalize.identity.call_keys`: its response within its trace, or its
+    # span, or its content): a retried export, or a second span for the same API call, finds its key here and is
+    # not billed again.
     Column("dedup_key", String(200), primary_key=True),
     Column("billed_at", BigInteger, nullable=False),  # unix seconds, for retention
 )
