@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
 
+from costline.processor.model import MAX_LABEL_LENGTH
+
 metadata = MetaData()
 
 OWNER_COLUMNS = ("org", "team", "project", "user", "key", "feature", "cost_center", "environment")
@@ -41,7 +43,7 @@ usage_hourly = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start
-    *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
     *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
     UniqueConstraint(*DIMENSIONS, name="uq_costline_usage_hourly_row"),
 )
