@@ -66,7 +66,7 @@ class Ingest:
         return found
 
 
-def start(workdir: Path, db_url: str, config: str = CONFIG) -> Service:  # noqa: F811 - a parameter, not the fixture
+def start(workdir: Path, db_url: str, config: str = CONFIG) -> Service:  # noqa: F811 - a parameter
     (workdir / "costline.yaml").write_text(config)
     settings = Settings(config_path=workdir / "costline.yaml", db_url=db_url, otlp_http=Address("127.0.0.1", 0),
                         otlp_grpc=None, http=Address("127.0.0.1", 0))

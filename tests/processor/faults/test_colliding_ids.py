@@ -14,7 +14,7 @@ from costline.processor.ownership import Owner
 from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
 from tests.processor.edge.otlp import llm_span, request_of
 
-from .ingesting import Ingest, db_url, ingest  # noqa: F401 - fixtures
+from .ingesting import Ingest
 
 START = 1_763_800_000_000_000_000
 SECOND = 1_000_000_000
@@ -102,7 +102,7 @@ def test_a_batch_retried_through_another_processor_sharing_the_ledger(tmp_path) 
 
 
 @pytest.mark.parametrize("gap_s", [3, 60])
-def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int) -> None:  # noqa: F811
+def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int) -> None:
     ledger = Ledger(db_url)
     owner = Owner("acme", "search", "", "", "", "", "", "")
     try:

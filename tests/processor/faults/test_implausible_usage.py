@@ -14,7 +14,7 @@ from costline.processor.config import ConfigError, parse_config
 from tests.processor.edge.otlp import llm_span, request_of
 from tests.processor.edge.served import CONFIG
 
-from .ingesting import Ingest, db_url, ingest, start  # noqa: F401 - fixtures
+from .ingesting import Ingest, start
 
 GOOD_COST = Decimal("0.0036")  # 1000 input at $2 + 200 output at $8 per MTok (the config's gpt-4o override)
 

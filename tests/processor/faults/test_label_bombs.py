@@ -12,7 +12,7 @@ from costline.processor.normalize import normalize_span
 from costline.processor.normalize.bounds import bounded_label
 from tests.processor.edge.otlp import attributes, llm_span, request_of
 
-from .ingesting import Ingest, db_url, ingest  # noqa: F401 - fixtures
+from .ingesting import Ingest
 
 MEGABYTE_MODEL = "gpt-4o-" + "A" * 1_000_000
 

@@ -13,7 +13,7 @@ from costline.processor.ownership import Owner
 from tests.processor.core.conftest import make_call
 from tests.processor.edge.otlp import llm_span, otlp_json, request_of
 
-from .ingesting import Ingest, db_url, ingest  # noqa: F401 - fixtures
+from .ingesting import Ingest
 
 # The span, as a hand-written OTLP/JSON sender posts it: no traceId, no spanId, no times.
 BARE = {"resourceSpans": [{"scopeSpans": [{"spans": [{
@@ -58,7 +58,7 @@ def test_an_id_less_span_in_a_retried_batch(ingest: Ingest) -> None:
     assert ingest.sample("costline_spans_received_total", result="duplicate") == 4
 
 
-def test_ledger_records_a_batch_of_only_id_less_calls(db_url: str) -> None:  # noqa: F811
+def test_ledger_records_a_batch_of_only_id_less_calls(db_url: str) -> None:
     ledger = Ledger(db_url)
     owner = Owner("acme", "search", "", "", "", "", "", "")
     bare = make_call(1, trace=b"")
