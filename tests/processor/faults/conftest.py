@@ -2,4 +2,6 @@
 
 from tests.processor.edge.served import CONFIG, Served, http_get, serve, serving, stop
 
+from .ingesting import db_url, ingest  # noqa: F401 - fixtures: SQLite and real PostgreSQL, a Service in this process
+
 __all__ = ["CONFIG", "Served", "http_get", "serve", "serving", "stop"]

@@ -36,6 +36,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from costline.processor.model import MAX_TOKENS
+
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
@@ -157,6 +159,14 @@ class MetricsConfig(_Strict):
         return value
 
 
+class LimitsConfig(_Strict):
+    """Plausibility bounds on what one span may bill (see `normalize.bounds`)."""
+
+    max_tokens_per_call: int = Field(default=10_000_000, ge=1, le=MAX_TOKENS)
+    """Input (cache included) plus output tokens of one call; a span reporting more is rejected, not billed. The
+    default is five times the largest context window on sale; a deployment of small models may want it lower."""
+
+
 class CostlineConfig(_Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
@@ -164,6 +174,7 @@ class CostlineConfig(_Strict):
     prices: list[PriceOverride] = Field(default_factory=list)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -33,11 +33,13 @@ BUDGET_OWNER_LABELS = ("org", "team", "user", "key", "project")
 
 class CostlineCollector(Collector):
     def __init__(self, aggregator: Callable[[], SeriesAggregator], budgets: Callable[[], Budgets],
-                 span_counts: Callable[[], dict[str, int]]) -> None:
+                 span_counts: Callable[[], dict[str, int]],
+                 bounded_values: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
         # Callables: a reload swaps the aggregator and budgets, and the collector must follow.
         self._aggregator = aggregator
         self._budgets = budgets
         self._span_counts = span_counts
+        self._bounded_values = bounded_values
 
     def describe(self) -> Iterator:
         return iter(())  # unchecked collector: label sets depend on the config
@@ -63,6 +65,14 @@ class CostlineCollector(Collector):
         for result, count in self._span_counts().items():
             spans.add_metric([result], count)
         yield spans
+        bounded = CounterMetricFamily(
+            "costline_span_values_bounded",
+            "Values of LLM spans outside the processor's bounds, by field and action: label values truncated or "
+            "sanitised and token counts clamped (still billed), calls over limits.max_tokens_per_call rejected.",
+            labels=["field", "action"])
+        for (field, action), count in sorted(self._bounded_values().items()):
+            bounded.add_metric([field, action], count)
+        yield bounded
 
         yield from self._budget_families()
 

@@ -9,6 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+MAX_LABEL_LENGTH = 255
+"""The longest label value (provider, model, operation, service, owner values) a call carries into the series and the
+ledger, in characters: the ledger's column width. Longer values are not names anyone typed."""
+
+MAX_TOKENS = 10**12
+"""No token count of one call comes anywhere near this; larger is impossible, not just implausible (the configurable
+`limits.max_tokens_per_call` is the plausibility bound)."""
+
 
 @dataclass(slots=True)
 class LLMCall:
@@ -55,6 +63,10 @@ class LLMCall:
     api_key_fingerprint: str | None = None
     environment: str | None = None
     service_name: str | None = None
+
+    adjusted: tuple[tuple[str, str], ...] = ()
+    """(field, action) for each value normalisation had to bound (`normalize.bounds`): `truncated` or `sanitised`
+    label values, `clamped` token counts. Counted, so that no bound is applied silently."""
 
     @property
     def model(self) -> str | None:

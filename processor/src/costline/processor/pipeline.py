@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -25,6 +26,7 @@ from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_ke
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import LLMCall
 from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
+from costline.processor.normalize.bounds import REJECTED, over_limit
 from costline.processor.ownership import Hierarchy
 from costline.processor.pricing import Pricer
 
@@ -80,8 +82,10 @@ class Pipeline:
         ledger.rates_for = self._rates_for_hour
         self._counts_lock = threading.Lock()
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
+        self._bounded: Counter[tuple[str, str]] = Counter()
+        """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
-                                           self._span_counts_snapshot)
+                                           self._span_counts_snapshot, self._bounded_snapshot)
 
     @property
     def config(self) -> CostlineConfig:
@@ -90,6 +94,10 @@ class Pipeline:
     def _span_counts_snapshot(self) -> dict[str, int]:
         with self._counts_lock:
             return dict(self._span_counts)
+
+    def _bounded_snapshot(self) -> dict[tuple[str, str], int]:
+        with self._counts_lock:
+            return dict(self._bounded)
 
     def _rates_for_hour(self, provider: str, model: str, hour_unix_seconds: int):
         return self._state.pricer.rates(provider, model, hour_unix_seconds * 1_000_000_000)
@@ -104,6 +112,8 @@ class Pipeline:
         calls: list[LLMCall] = []
         total = rejected = 0
         problems: list[str] = []
+        bounded: Counter[tuple[str, str]] = Counter()
+        max_tokens = self._state.config.limits.max_tokens_per_call
         for resource_spans in request.resource_spans:
             resource = resource_attributes(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -117,20 +127,32 @@ class Pipeline:
                         if len(problems) < 3:
                             problems.append(str(err))
                         continue
-                    if call is not None:
-                        calls.append(call)
+                    if call is None:
+                        continue
+                    if (implausible := over_limit(call, max_tokens)) is not None:
+                        rejected += 1
+                        bounded[("tokens", REJECTED)] += 1
+                        if len(problems) < 3:
+                            problems.append(implausible)
+                        continue
+                    calls.append(call)
         self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
-                          not_llm=total - rejected - len(calls), rejected=rejected)
+                          not_llm=total - rejected - len(calls), rejected=rejected, bounded=bounded)
         message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
         return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)
 
     def ingest_calls(self, calls: list[LLMCall], *, request: ExportTraceServiceRequest | None = None,
                      dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,
-                     rejected: int = 0) -> list[Entry]:
+                     rejected: int = 0, bounded: Counter[tuple[str, str]] | None = None) -> list[Entry]:
         """The part of `ingest` after normalisation: dedupe, price, attribute, commit, then count. Returns the
-        entries that were billed (not seen before)."""
+        entries that were billed (not seen before). `bounded` counts the spans refused before this (by field and
+        action); the bounds recorded on `calls` are added to it."""
         state = self._state  # one config for the whole request, even if a reload happens meanwhile
         llm_calls = len(calls)
+        bounded = Counter() if bounded is None else bounded
+        for call in calls:
+            if call.adjusted:
+                bounded.update(call.adjusted)
         if dedupe is not None:
             calls = dedupe(calls)
         resolve, rates_for = state.hierarchy.resolve, state.pricer.rates
@@ -151,6 +173,7 @@ class Pipeline:
             self._span_counts["duplicate"] += llm_calls - len(fresh)
             self._span_counts["rejected"] += rejected
             self._span_counts["not_llm"] += not_llm
+            self._bounded.update(bounded)
         if self._forwarder is not None and request is not None:
             self._forward(request, entries)
         return fresh

@@ -32,6 +32,7 @@ from costline.processor.ledger.schema import (
     usage_hourly,
 )
 from costline.processor.model import LLMCall
+from costline.processor.normalize.identity import call_keys
 from costline.processor.ownership import Owner
 from costline.processor.pricing.rates import Rates
 from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
@@ -66,20 +67,10 @@ class Entry:
 
 
 def dedup_keys(call: LLMCall) -> tuple[str, ...]:
-    """The key under which a billed call is remembered, written in the same transaction as its cost.
-
-    With a response id: the response within its trace, which an exporter's retry of the same span and a second span
-    describing the same API call (in this batch or a later one) share. Otherwise the span itself. A span without
-    ids (not valid OTLP, but some JSON senders omit them) gets no key: empty ids would make every such span look
-    like the first one and bill only that.
-    """
-    if not call.trace_id:
-        return ()
-    if call.response_id:
-        return (f"r:{call.trace_id.hex()}:{call.response_id[:120]}",)
-    if call.span_id:
-        return (f"s:{call.trace_id.hex()}{call.span_id.hex()}",)
-    return ()
+    """The keys under which a billed call is remembered, written in the same transaction as its cost: the call's
+    identity as `normalize.identity.call_keys` defines it (response within its trace for calls that agree on usage
+    and start time, else the span, else its content). Possibly none, for a span without ids or times."""
+    return call_keys(call)
 
 
 def to_pico(cost: Decimal) -> int:
@@ -206,7 +197,9 @@ class Ledger:
                     # in the same order, so two concurrent batches touching the same hours wait instead of
                     # deadlocking (a deadlock is safe — 503, the exporter retries — but wasted work).
                     conn.exec_driver_sql(self._upsert_sql, sorted(_aggregate(fresh)))
-                    conn.exec_driver_sql(self._billed_sql, sorted((k, now) for e in fresh for k in e.keys))
+                    keys = sorted((k, now) for e in fresh for k in e.keys)
+                    if keys:  # a batch of spans without any identity (see `dedup_keys`) has none to remember
+                        conn.exec_driver_sql(self._billed_sql, keys)
                 if time.monotonic() - self._last_retention > 600:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(billed_spans).where(billed_spans.c.billed_at < now - retention_hours * 3600))
@@ -413,7 +406,8 @@ def _add_missing_counters(engine: Engine) -> None:
 
 def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
     """The entries none of whose keys is in `seen`, adding theirs as they pass: a key already billed (an exporter's
-    retry), or met earlier in this batch (the same span twice, or two spans with one response id), bills nothing."""
+    retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing. An entry
+    without keys is always fresh."""
     fresh: list[Entry] = []
     for e in entries:
         keys = e.keys

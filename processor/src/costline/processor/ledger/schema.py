@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
 
+from costline.processor.model import MAX_LABEL_LENGTH
+
 metadata = MetaData()
 
 OWNER_COLUMNS = ("org", "team", "project", "user", "key", "feature", "cost_center", "environment")
@@ -41,7 +43,7 @@ usage_hourly = Table(
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start
-    *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
     *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
     UniqueConstraint(*DIMENSIONS, name="uq_costline_usage_hourly_row"),
 )
@@ -50,8 +52,9 @@ Index("ix_costline_usage_hourly_hour", usage_hourly.c.hour)
 billed_spans = Table(
     "costline_billed_spans",
     metadata,
-    # `s:<trace><span>` for every billed span, `r:<trace>:<response id>` where the call has one: a retried export,
-    # or a second span for the same API call, finds its key here and is not billed again.
+    # The identity keys of every billed call (`normalize.identity.call_keys`: its response within its trace, or its
+    # span, or its content): a retried export, or a second span for the same API call, finds its key here and is
+    # not billed again.
     Column("dedup_key", String(200), primary_key=True),
     Column("billed_at", BigInteger, nullable=False),  # unix seconds, for retention
 )

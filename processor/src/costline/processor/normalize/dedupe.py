@@ -3,7 +3,10 @@
 Two instrumentations on one SDK (e.g. OpenLLMetry and Costline) each emit a span for the same call, one usually
 wrapping the other. Billing both would double the cost. Two spans are the same call when
 
-* they share (trace id, `gen_ai.response.id`), or
+* they share an identity key (`identity.call_keys`, the ledger's rule too): the same trace and `gen_ai.response.id`,
+  the same usage and starts less than a second apart (a response id alone is no proof: some servers reuse them), or
+* they share trace and response id, overlap in time, and one of them reports no usage (there is nothing to agree
+  on) while no other span of that response overlaps it, or
 * one is the parent of the other and both name the same provider and model (a wrapper span), or
 * they come from different instrumentations, share provider and response id, overlap in time, and that response id
   appears at most once per instrumentation in the batch. Some peers do not make their span current (OpenLLMetry's
@@ -21,6 +24,7 @@ Owner keys and the API key fingerprint it lacks are taken from the others (owner
 from __future__ import annotations
 
 from costline.processor.model import LLMCall
+from costline.processor.normalize.identity import call_keys
 
 
 def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
@@ -39,17 +43,30 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
         if ri != rj:
             parent[rj] = ri
 
-    by_response: dict[tuple[bytes, str], int] = {}
+    by_key: dict[str, int] = {}
+    by_response: dict[tuple[bytes, str], list[int]] = {}
     by_span: dict[tuple[bytes, bytes], int] = {}
     across_traces: dict[tuple[str, str], list[int]] = {}
     for i, call in enumerate(calls):
-        if call.response_id:
-            first = by_response.setdefault((call.trace_id, call.response_id), i)
+        for key in call_keys(call):
+            first = by_key.setdefault(key, i)
             if first != i:
                 union(first, i)
+        if call.response_id:
+            by_response.setdefault((call.trace_id, call.response_id), []).append(i)
             across_traces.setdefault((call.provider, call.response_id), []).append(i)
         if call.span_id:
             by_span[(call.trace_id, call.span_id)] = i
+
+    for members in by_response.values():
+        if len(members) < 2:
+            continue
+        for a in members:
+            if calls[a].has_usage:
+                continue
+            overlapping = [b for b in members if b != a and _overlap(calls[a], calls[b])]
+            if len(overlapping) == 1:  # more: it could be either call, so it is neither
+                union(overlapping[0], a)
 
     for members in across_traces.values():
         if len(members) < 2:

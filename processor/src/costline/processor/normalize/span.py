@@ -17,6 +17,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from costline import attributes as A
 from costline.processor.model import LLMCall
+from costline.processor.normalize.bounds import CLAMPED, bound_labels, clamp_cache
 from costline.processor.normalize.providers import UNKNOWN, canonical_provider
 from costline.processor.normalize.resource import resource_attributes, shared
 from costline.processor.normalize.sources import (
@@ -61,6 +62,10 @@ _REQUEST_TYPE_OPERATION = {  # OpenLLMetry's llm.request.type
     "rerank": "rerank",
 }
 _OI_KIND_OPERATION = {"LLM": A.OPERATION_CHAT, "EMBEDDING": A.OPERATION_EMBEDDINGS}
+
+_CACHE_OUTSIDE_INPUT: frozenset[str] = frozenset().union(*(source.cache_excluded_for for source in SOURCES))
+"""Providers whose own API counts input without the cache (Anthropic): on their spans cache counts above the input
+are normal whatever the source, so they are never clamped to it (the uncached input is clamped to 0 instead)."""
 
 _STATUS_ERROR = Status.STATUS_CODE_ERROR
 _OTHER_ERROR = "_OTHER"
@@ -224,11 +229,15 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     if input_raw is None and total is not None:
         input_raw = max(total - output, 0)  # only a total and an output: the rest is input (same cache semantics)
     input_uncached = input_raw or 0
+    adjusted: tuple[tuple[str, str], ...] = ()
     if provider not in source.cache_excluded_for:
+        if input_raw is not None and provider not in _CACHE_OUTSIDE_INPUT:  # the input includes the cache: bounds it
+            cache_read, cache_write, adjusted = clamp_cache(input_raw, cache_read, cache_write)
         input_uncached = max(input_uncached - cache_read - cache_write, 0)  # cache is billed at its own rates
     reasoning: int = get("reasoning") or 0  # type: ignore[assignment]
     if reasoning > output and output:
         reasoning = output  # a subset of output by definition; never report more than was billed
+        adjusted += (("reasoning_tokens", CLAMPED),)
 
     error_type: str | None = get("error_type")  # type: ignore[assignment]
     if error_type is None and span.status.code == _STATUS_ERROR:
@@ -243,7 +252,7 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     res = shared(resource)
     owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
 
-    return LLMCall(
+    return bound_labels(LLMCall(
         provider=provider, request_model=request_model, response_model=response_model, operation=operation,
         input_tokens=input_uncached, output_tokens=output, cache_read_tokens=cache_read,
         cache_write_tokens=cache_write, reasoning_tokens=reasoning, has_usage=has_usage,
@@ -253,7 +262,8 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
         end_time_unix_nano=span.end_time_unix_nano, source=source.name,
         server_address=get("server_address"), owner=owner,  # type: ignore[arg-type]
         api_key_fingerprint=decoded.fingerprint, environment=res.environment, service_name=res.service_name,
-    )
+        adjusted=adjusted,
+    ))
 
 
 _MAX_PARAMS_JSON = 16_384  # invocation parameters are small; don't parse a huge blob on the hot path

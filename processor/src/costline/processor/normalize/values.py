@@ -12,8 +12,9 @@ import math
 
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-MAX_TOKENS = 10**12
-"""No single API call comes anywhere near this; larger means the producer is broken."""
+from costline.processor.model import MAX_TOKENS
+
+__all__ = ["MAX_TOKENS", "InvalidSpan", "as_bool", "as_count", "as_float", "as_plain", "as_str", "as_tokens"]
 
 
 class InvalidSpan(ValueError):

@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 from costline import attributes as A
 from costline.processor.config import CostlineConfig
+from costline.processor.model import MAX_LABEL_LENGTH
 
 UNATTRIBUTED = "unattributed"
 
@@ -39,7 +40,7 @@ class _KeyEntry:
     name: str
 
 
-MAX_OWNER_VALUE = 255
+MAX_OWNER_VALUE = MAX_LABEL_LENGTH
 """The ledger's column width; longer values are not names anyone typed."""
 
 

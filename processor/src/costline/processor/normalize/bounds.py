@@ -1,0 +1,84 @@
+"""What normalisation bounds, so that every consumer of an `LLMCall` (series, ledger, dedup keys, forwarding) gets
+values it can hold. Each bound applied is recorded on the call (`LLMCall.adjusted`) and counted by the pipeline in
+`costline_span_values_bounded_total{field, action}`: nothing is cut silently.
+
+* **Label values** (`LABEL_FIELDS`: provider, models, operation, service, response id) are cut to
+  `MAX_LABEL_LENGTH` characters (`truncated`), then every character that is not printable (control characters such
+  as NUL, CR, LF, ESC, TAB; format and separator characters; lone surrogates) becomes U+FFFD (`sanitised`). The call
+  is still billed: a call with an absurd model name is a real call, priced if its bounded model has a price and
+  unpriced (its tokens kept in the ledger) otherwise. Owner values have their own, stricter rule
+  (`ownership`: unusable values are treated as absent, so the call falls back to `unattributed`).
+* **Cache counts** (`clamp_cache`): where the input count includes the cache (the semconv meaning), cache read plus
+  cache write cannot exceed it; larger counts are cut to the input (`clamped`), so the call is billed for the input
+  it reported, never for cache tokens it did not have.
+* **Tokens per call** (`over_limit`): a call whose input (cache included) plus output exceeds the configured
+  `limits.max_tokens_per_call` is rejected (not billed, counted as rejected, and named in the OTLP partial-success
+  message so that the sender sees it); a producer reporting that many tokens is broken, and billing its number
+  would put a fantasy into the finance ledger.
+"""
+
+from __future__ import annotations
+
+from costline.processor.model import MAX_LABEL_LENGTH, LLMCall
+
+LABEL_FIELDS = ("provider", "request_model", "response_model", "operation", "service_name", "response_id")
+"""The `LLMCall` fields that become metric labels, ledger columns or dedup keys; owner values are bounded by
+`ownership`."""
+
+TRUNCATED, SANITISED, CLAMPED, REJECTED = "truncated", "sanitised", "clamped", "rejected"
+REPLACEMENT = "\ufffd"
+
+
+def bounded_label(value: str) -> tuple[str, tuple[str, ...]]:
+    """`value` within the label rule, and the actions that took (none for every name anyone typed)."""
+    if len(value) <= MAX_LABEL_LENGTH and value.isprintable():
+        return value, ()
+    actions: tuple[str, ...] = ()
+    if len(value) > MAX_LABEL_LENGTH:
+        value = value[:MAX_LABEL_LENGTH]  # first: sanitising a megabyte character by character would cost
+        actions = (TRUNCATED,)
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else REPLACEMENT for c in value)
+        actions += (SANITISED,)
+    return value, actions
+
+
+def bound_labels(call: LLMCall) -> LLMCall:
+    """`call` with every label field bounded (in place); the actions appended to `call.adjusted`."""
+    adjusted: list[tuple[str, str]] | None = None
+    for field in LABEL_FIELDS:
+        value = getattr(call, field)
+        if value is None or (len(value) <= MAX_LABEL_LENGTH and value.isprintable()):
+            continue  # the usual case, in two C calls
+        value, actions = bounded_label(value)
+        setattr(call, field, value)
+        if adjusted is None:
+            adjusted = list(call.adjusted)
+        adjusted.extend((field, action) for action in actions)
+    if adjusted is not None:
+        call.adjusted = tuple(adjusted)
+    return call
+
+
+def clamp_cache(input_tokens: int, cache_read: int, cache_write: int
+                ) -> tuple[int, int, tuple[tuple[str, str], ...]]:
+    """Cache read and write within an input count that includes them; with the clamps applied."""
+    if cache_read + cache_write <= input_tokens:
+        return cache_read, cache_write, ()
+    adjusted: list[tuple[str, str]] = []
+    if cache_read > input_tokens:
+        cache_read = input_tokens
+        adjusted.append(("cache_read_tokens", CLAMPED))
+    if cache_write > input_tokens - cache_read:
+        cache_write = input_tokens - cache_read
+        adjusted.append(("cache_write_tokens", CLAMPED))
+    return cache_read, cache_write, tuple(adjusted)
+
+
+def over_limit(call: LLMCall, max_tokens_per_call: int) -> str | None:
+    """Why `call` is implausible under `limits.max_tokens_per_call`, or None when it is not."""
+    tokens = call.total_input_tokens + call.output_tokens
+    if tokens > max_tokens_per_call:
+        return (f"{tokens} tokens in one call (input {call.total_input_tokens}, output {call.output_tokens}) exceed "
+                f"limits.max_tokens_per_call ({max_tokens_per_call})")
+    return None

@@ -1,0 +1,113 @@
+"""Distinct calls that reuse a response id (OpenAI-compatible servers: Ollama's `chatcmpl-<0..999>`, test doubles'
+constants) are each billed; the same call described twice, and a retried batch, are still billed once — within a
+batch, across batches, and across two processors sharing one PostgreSQL ledger.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from costline.processor.ledger import Entry, Ledger, dedup_keys
+from costline.processor.ownership import Owner
+from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
+from tests.processor.edge.otlp import llm_span, request_of
+
+from .ingesting import Ingest
+
+START = 1_763_800_000_000_000_000
+SECOND = 1_000_000_000
+TRACE = os.urandom(16)
+
+
+def agent_step(i: int, *, response_id: str = "chatcmpl-constant", scope_span_id: bytes | None = None):
+    """Call `i` of one agent trace: sequential, 3 s apart, identical usage (a loop over one prompt)."""
+    span = llm_span(team="engineering", trace_id=TRACE, span_id=scope_span_id, start_ns=START + i * 3 * SECOND)
+    for kv in span.attributes:
+        if kv.key == "gen_ai.response.id":
+            kv.value.string_value = response_id
+    return span
+
+
+def requests(ingest: Ingest) -> int:
+    return sum(r["requests"] for r in ingest.usage() if r["team"] == "engineering")
+
+
+def test_five_calls_with_one_response_id_in_one_batch(ingest: Ingest) -> None:
+    batch = request_of([agent_step(i) for i in range(5)])
+    ingest.export(batch)
+    assert requests(ingest) == 5
+    ingest.export(batch)  # the exporter's retry
+    assert requests(ingest) == 5
+    labels = dict(provider="openai", model="gpt-4o", operation="chat", org="acme", team="engineering")
+    assert ingest.sample("costline_requests_total", outcome="success", **labels) == 5
+
+
+def test_five_calls_with_one_response_id_in_five_batches(ingest: Ingest) -> None:
+    steps = [agent_step(i) for i in range(5)]
+    for step in steps:
+        ingest.export(request_of([step]))
+    assert requests(ingest) == 5
+    for step in steps:  # each batch retried
+        ingest.export(request_of([step]))
+    assert requests(ingest) == 5
+
+
+def peer_of(span, scope_span_id: bytes):
+    """The same call as a second instrumentation describes it: another span id, started 2 ms later."""
+    peer = type(span).FromString(span.SerializeToString())
+    peer.span_id = scope_span_id
+    peer.start_time_unix_nano += 2_000_000
+    peer.end_time_unix_nano -= 1_000_000
+    return peer
+
+
+def test_the_same_call_described_twice_is_billed_once(ingest: Ingest) -> None:
+    ours = agent_step(0, response_id="chatcmpl-42")
+    theirs = peer_of(ours, os.urandom(8))
+    ingest.export(request_of([ours, theirs]))  # one batch, two instrumentations (different scopes in practice)
+    later = agent_step(1, response_id="chatcmpl-7")
+    ingest.export(request_of([later]))
+    ingest.export(request_of([peer_of(later, os.urandom(8))], scope="opentelemetry.instrumentation.openai.v2"))
+    assert requests(ingest) == 2
+
+
+def test_a_batch_retried_through_another_processor_sharing_the_ledger(tmp_path) -> None:
+    """Two processors on one PostgreSQL database: a batch committed by one and retried through the other (its
+    answer was lost) is billed once, and its calls that share a response id twice over stay two."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = f"costline_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    first, second = Ledger(url), Ledger(url)
+    try:
+        owner = Owner("acme", "search", "", "", "", "", "", "")
+        calls = [make_call(i, response_id="chatcmpl-constant", start=START + i * 5 * SECOND) for i in range(3)]
+        batch = [Entry(c, owner, 100, dedup_keys(c)) for c in calls]
+        assert len(first.record(batch)) == 3
+        assert second.record(batch) == []
+        assert first.record(batch) == []
+    finally:
+        first.close()
+        second.close()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("gap_s", [3, 60])
+def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int) -> None:
+    ledger = Ledger(db_url)
+    owner = Owner("acme", "search", "", "", "", "", "", "")
+    try:
+        for i in range(4):
+            call = make_call(i, response_id="chatcmpl-constant", start=START + i * gap_s * SECOND)
+            assert len(ledger.record([Entry(call, owner, 100, dedup_keys(call))])) == 1
+    finally:
+        ledger.close()
