@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from costline.processor.chargeback.config import ChargebackConfig
 from costline.processor.model import MAX_TOKENS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
@@ -175,6 +176,8 @@ class CostlineConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    chargeback: ChargebackConfig | None = None
+    """How teams are charged (`costline chargeback`); none: no statement can be made."""
 
     @field_validator("timezone")
     @classmethod
