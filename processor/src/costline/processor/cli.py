@@ -1,4 +1,4 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 `serve` is the service's lifecycle (`Service`): open the ledger, listen, reload on SIGHUP, drain on SIGTERM/SIGINT.
@@ -241,6 +241,19 @@ class _Backend:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
 
+    def chargeback(self, period: str | None) -> Any:
+        from costline.processor.chargeback.report import statement_for
+        from costline.processor.chargeback.statement import Period, StatementError
+
+        pipeline = self._pipeline()
+        try:
+            when = Period.parse(period) if period else Period.containing(datetime.now(pipeline.config.zone),
+                                                                         pipeline.config.zone)
+            with _ledger_errors():
+                return statement_for(pipeline.config, pipeline.ledger, when)
+        except StatementError as err:
+            raise ApiError(str(err)) from None
+
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
@@ -372,6 +385,35 @@ def _reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chargeback(args: argparse.Namespace) -> int:
+    from costline.processor.chargeback.render import render
+    from costline.processor.chargeback.report import statement_for
+    from costline.processor.chargeback.statement import Period, StatementError
+    from costline.processor.ledger import LedgerUnavailable
+
+    try:
+        period = Period.parse(args.period) if args.period else None
+        pipeline = _open_pipeline(args)
+    except (StatementError, SettingsError) as err:
+        print(f"costline chargeback: {err}", file=sys.stderr)
+        return 2
+    try:
+        zone = pipeline.config.zone
+        statement = statement_for(pipeline.config, pipeline.ledger,
+                                  period or Period.containing(datetime.now(zone), zone))
+        if args.team:
+            statement = statement.only(args.team)
+    except (StatementError, LedgerUnavailable) as err:
+        print(f"costline chargeback: {err}", file=sys.stderr)
+        return 2
+    finally:
+        pipeline.close()
+    _, body = render(statement, args.format)
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+    return 0
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -433,6 +475,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(reprice)
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
     reprice.set_defaults(func=_reprice)
+
+    chargeback = subparsers.add_parser(
+        "chargeback", help="a month's chargeback statement per team (table, CSV or JSON)",
+        description="What each team is charged for a calendar month in the configured time zone, by the config's "
+        "`chargeback:` section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
+    _ledger_flags(chargeback)
+    chargeback.add_argument("--period", help="the month, YYYY-MM (default: the current month)")
+    chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
+    chargeback.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    chargeback.set_defaults(func=_chargeback)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

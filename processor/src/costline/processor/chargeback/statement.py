@@ -120,7 +120,7 @@ class Line:
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"component": self.component, "name": self.name, "amount_usd": str(self.amount),
-                               "exact_usd": _plain(self.exact), "detail": self.detail}
+                               "exact_usd": plain(self.exact), "detail": self.detail}
         if self.quantity is not None:
             out["quantity"] = self.quantity
         return out
@@ -147,8 +147,8 @@ class TeamStatement:
         u = self.usage
         return {
             "team": self.key, "org": self.org, "name": self.team, "model": self.model,
-            "markup_pct": _plain(self.markup_pct), "markup_source": self.markup_source,
-            "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": _plain(u.cost),
+            "markup_pct": plain(self.markup_pct), "markup_source": self.markup_source,
+            "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": plain(u.cost),
                       "unpriced_requests": u.unpriced_requests, "unpriced_tokens": u.unpriced_tokens,
                       "outcomes": dict(sorted(u.outcomes.items()))},
             "lines": [line.as_dict() for line in self.lines],
@@ -190,7 +190,7 @@ class Statement:
             "from": self.start.isoformat(), "to": self.end.isoformat(),
             "teams": [t.as_dict() for t in self.teams],
             "components": {c: str(v) for c, v in self.components.items()},
-            "unattributed_cost_usd": _plain(self.unattributed_cost),
+            "unattributed_cost_usd": plain(self.unattributed_cost),
             "total_usd": str(self.total),
         }
 
@@ -271,7 +271,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             pct, source = _markup(config, own, u.tokens)
             heads[key] = ("cost-plus", pct, source)
             lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
-            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{_plain(pct)} % ({source})"))
+            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{plain(pct)} % ({source})"))
         lines[key].append(Line("platform_fee", fee, detail="fixed per month"))
         for name, rate in sorted((per_outcome or {}).items()):
             count = u.outcomes.get(name, 0)
@@ -313,8 +313,8 @@ def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decim
     for i, tier in enumerate(config.tiers, 1):
         # The whole volume takes the tier it falls in: under 10 Mtok is tier 1, exactly 10 Mtok tier 2.
         if tier.up_to_mtok is None or tokens < tier.up_to_mtok * MTOK:
-            upper = f"{_plain(lower)}-{_plain(tier.up_to_mtok)}" if tier.up_to_mtok is not None else \
-                f"{_plain(lower)}+"
+            upper = f"{plain(lower)}-{plain(tier.up_to_mtok)}" if tier.up_to_mtok is not None else \
+                f"{plain(lower)}+"
             return tier.markup_pct, f"tier {i}: {upper} Mtok"
         lower = tier.up_to_mtok
     return _first(config.default.markup_pct, Decimal(0)), "default"
@@ -325,7 +325,7 @@ def _weights(split: str | Mapping[str, Decimal], order: Sequence[str], teams: Ma
     if isinstance(split, Mapping):
         shares = {resolve(team, where): pct for team, pct in split.items()}
         return [shares.get(key, Decimal(0)) for key in order], "split " + ", ".join(
-            f"{_plain(pct)} %" + f" {team}" for team, pct in split.items())
+            f"{plain(pct)} %" + f" {team}" for team, pct in split.items())
     if split == "proportional":
         weights = [max(teams[key].cost, Decimal(0)) for key in order]
         if sum(weights):
@@ -375,7 +375,7 @@ def _first(*values: Decimal | None) -> Decimal:
     return next(v for v in values if v is not None)
 
 
-def _plain(value: Decimal | None) -> str:
+def plain(value: Decimal | None) -> str:
     """A decimal without exponent or trailing zeros: `0.000123`, `15`, `2.5`."""
     if value is None:
         return ""
@@ -383,7 +383,9 @@ def _plain(value: Decimal | None) -> str:
 
 
 def _usd(value: Decimal, *, exact: bool = False) -> str:
-    return f"${_plain(value)}" if exact else f"${value.quantize(CENT, ROUND_HALF_UP):,}"
+    if exact:  # a rate: every digit it has, and at least the cents ($0.50, $0.004)
+        return f"${plain(value) if -value.normalize().as_tuple().exponent > 2 else value.quantize(CENT)}"
+    return f"${value.quantize(CENT, ROUND_HALF_UP):,}"
 
 
 def team_orgs_of(orgs: Iterable[Any]) -> dict[str, str]:
