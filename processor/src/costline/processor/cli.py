@@ -44,11 +44,14 @@ class Service:
         self.admin: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
+        self.period_totals: Any = None
         self._reload_lock = threading.Lock()
 
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> Service:
+        from costline.processor.clock import system_clock
+        from costline.processor.period_gauges import PeriodCollector, PeriodTotals
         from costline.processor.pipeline import build_pipeline
         from costline.processor.receivers import BearerAuth, ReceiverStats
         from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
@@ -70,6 +73,13 @@ class Service:
             self.registry.register(self.forwarder)
         self.pipeline = build_pipeline(s.config_path, s.db_url, clock=self._clock, forwarder=self.forwarder)
         self.registry.register(self.pipeline.collector)
+        # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
+        # timer, which also catches `costline reprice` and other processors writing the same ledger.
+        pipeline = self.pipeline
+        self.period_totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config,
+                                          clock=self._clock or system_clock).start()
+        pipeline.on_commit.append(self.period_totals.changed)
+        self.registry.register(PeriodCollector(self.period_totals.snapshot))
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -108,6 +118,8 @@ class Service:
             self.otlp_http.stop(grace_s)
         if self.forwarder is not None:
             self.forwarder.stop(min(grace_s, 5.0))
+        if self.period_totals is not None:
+            self.period_totals.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:

@@ -82,6 +82,8 @@ class Pipeline:
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot)
+        self.on_commit: list[Callable[[], None]] = []
+        """Called after each commit that billed something (e.g. to re-read ledger-backed gauges); must not raise."""
 
     @property
     def config(self) -> CostlineConfig:
@@ -151,6 +153,9 @@ class Pipeline:
             self._span_counts["duplicate"] += llm_calls - len(fresh)
             self._span_counts["rejected"] += rejected
             self._span_counts["not_llm"] += not_llm
+        if fresh:
+            for listener in self.on_commit:
+                listener()
         if self._forwarder is not None and request is not None:
             self._forward(request, entries)
         return fresh
