@@ -38,6 +38,8 @@ def _rules(path):
 def test_promtool_check_rules(promtool):
     result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Lint findings (duplicate rules) exit 0 but print FAILED.
+    assert "FAILED" not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests(promtool):

@@ -129,7 +129,7 @@ def _spend_anomaly(config: MixinConfig, names: RuleNames, level: str, labels: tu
     who = "Team {{ $labels.org }}/{{ $labels.team }}"
     if len(labels) > 2:
         who = f"{labels[-1].capitalize()} {{{{ $labels.{labels[-1]} }}}} of team {{{{ $labels.org }}}}/{{{{ $labels.team }}}}"
-    return _alert(
+    rule = _alert(
         config,
         "CostlineSpendAnomaly",
         expr,
@@ -138,6 +138,9 @@ def _spend_anomaly(config: MixinConfig, names: RuleNames, level: str, labels: tu
         f"{config.anomaly_factor:g}x its {config.anomaly_baseline_window} average of {per_hour(baseline)}.",
         links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
     )
+    # `level` tells the three rules of one alert name apart (promtool flags same-name rules with equal labels).
+    rule["labels"] = {**rule["labels"], "level": labels[-1]}
+    return rule
 
 
 def unpriced_model(config: MixinConfig, names: RuleNames) -> dict:
