@@ -175,9 +175,6 @@ class MixinConfig:
             if not org or not name or "/" in name:
                 raise ValueError(f"alertmanager_team_webhooks[{team!r}]: key must be '<org>/<team>'")
 
-    def warning_ratio(self, scope: str, owner: str) -> float:
-        return self.budget_warning_ratios.get(f"{scope} {owner}", self.budget_warning_ratio)
-
     def replace(self, **changes: object) -> MixinConfig:
         """A copy with some fields changed; `alert_for` may be given partially (merged with the defaults)."""
         if "alert_for" in changes:
