@@ -128,6 +128,7 @@ class Service:
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
         self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
+        self.registry.register(self.pipeline.outcome_counter)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
@@ -262,7 +263,7 @@ class _Backend:
             when = Period.parse(period) if period else Period.containing(datetime.now(pipeline.config.zone),
                                                                          pipeline.config.zone)
             with _ledger_errors():
-                return statement_for(pipeline.config, pipeline.ledger, when)
+                return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, when)
         except StatementError as err:
             raise ApiError(str(err)) from None
 
@@ -411,7 +412,7 @@ def _chargeback(args: argparse.Namespace) -> int:
         return 2
     try:
         zone = pipeline.config.zone
-        statement = statement_for(pipeline.config, pipeline.ledger,
+        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
                                   period or Period.containing(datetime.now(zone), zone))
         if args.team:
             statement = statement.only(args.team)

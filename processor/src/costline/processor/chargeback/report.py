@@ -9,12 +9,12 @@ from costline.processor.chargeback.statement import Period, Statement, build_sta
 TEAM_GROUPS = ["org", "team"]
 
 
-def statement_for(config: Any, ledger: Any, period: Period) -> Statement:
+def statement_for(config: Any, ledger: Any, outcomes: Any, period: Period) -> Statement:
     """`config` is the processor's `CostlineConfig` (its `chargeback`, `timezone` and `orgs`); `ledger` offers
-    `usage()` (and `outcomes()` where the ledger counts business outcomes)."""
+    `usage()`, `outcomes` (an `OutcomeStore`) `outcomes()`."""
     tz = config.zone
     start, end = period.start(tz), period.end(tz)
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
-    outcomes = ledger.outcomes(start, end, [*TEAM_GROUPS, "name"]) if hasattr(ledger, "outcomes") else []
-    return build_statement(config.chargeback, period, tz, team_usage(rows, outcomes),
+    counted = outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
+    return build_statement(config.chargeback, period, tz, team_usage(rows, counted),
                            team_orgs=team_orgs_of(config.orgs))
