@@ -25,9 +25,10 @@ TRACER_NAME = "costline.outcome"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 
 
-def outcome(name: str, count: int = 1, **owner: str) -> None:
+def outcome(name: str, count: int = 1, *, tracer_provider: Any = None, **owner: str) -> None:
     """Record `count` outcomes called `name` (1-63 letters, digits, `_ . -`). Owner keywords as `costline.owner`:
-    `org`, `team`, `project`, `user`, `cost_center`, `feature`, `customer`.
+    `org`, `team`, `project`, `user`, `cost_center`, `feature`, `customer`. `tracer_provider` defaults to the global
+    one (what `opentelemetry-instrument` configures).
 
     Raises `ValueError` for arguments that cannot be an outcome (a programming error, found on the first run);
     sending never raises.
@@ -52,7 +53,7 @@ def outcome(name: str, count: int = 1, **owner: str) -> None:
                 value = baggage.get_baggage(attribute)
                 if isinstance(value, str) and value:
                     attributes[attribute] = value
-        span = trace.get_tracer(TRACER_NAME).start_span(OUTCOME_SPAN_PREFIX + name, attributes=attributes)
+        span = trace.get_tracer(TRACER_NAME, tracer_provider=tracer_provider).start_span(OUTCOME_SPAN_PREFIX + name, attributes=attributes)
         span.end()
     except Exception:  # noqa: BLE001 - telemetry must not break the application
         from costline.instrumentation.guard import swallow
