@@ -62,9 +62,10 @@ class Backend(Protocol):
 
     def budgets(self) -> Mapping[str, Any]: ...
 
-    def chargeback(self, period: str | None) -> Any:
-        """The statement (`chargeback.statement.Statement`) of `period` (`YYYY-MM`; None: the current month).
-        Raises `ApiError` when it cannot be made (no `chargeback:` section, a bad period)."""
+    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
+        """(content type, body) of the chargeback statement of `period` (`YYYY-MM`; None: the current month),
+        restricted to `team` when given, in `fmt` (docs/chargeback.md). Raises `ApiError` when it cannot be made
+        (no `chargeback:` section, a bad period or format, an unknown team)."""
         ...
 
     def reload(self) -> str:
@@ -309,20 +310,8 @@ class AdminApi:
         return Response(HTTPStatus.OK, body, content_type, headers)
 
     def _chargeback(self, request: Request) -> Response:
-        from costline.processor.chargeback.render import FORMATS, render
-        from costline.processor.chargeback.statement import StatementError
-
         fmt = (request.param("format") or "json").lower()
-        if fmt not in FORMATS:
-            raise ApiError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
-        statement = self._backend.chargeback(request.param("period"))
-        team = request.param("team")
-        if team:
-            try:
-                statement = statement.only(team)
-            except StatementError as err:
-                raise ApiError(str(err)) from None
-        content_type, body = render(statement, fmt)
+        content_type, body = self._backend.chargeback(request.param("period"), request.param("team"), fmt)
         return Response(HTTPStatus.OK, body, content_type)
 
     def _reload(self, request: Request) -> Response:
