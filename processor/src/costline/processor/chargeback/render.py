@@ -14,13 +14,14 @@ from costline.processor.chargeback.periods import document_bytes
 from costline.processor.chargeback.statement import Statement, plain
 
 TEXT_TYPE = "text/plain; charset=utf-8"
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "focus")
+"""`focus` needs the ledger's daily usage beside the statement: `report.chargeback_document` makes it."""
 
 CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quantity", "amount_usd", "exact_usd", "detail")
 """One row per line, then a `total` row per team and one for the statement (team and org empty)."""
 
 
-CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE}
+CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE}
 
 
 def render(statement: Statement, fmt: str) -> tuple[str, bytes]:

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from costline.processor.chargeback.focus import USAGE_GROUPS, render_focus
 from costline.processor.chargeback.periods import (
     ClosedPeriod,
     ClosedPeriods,
@@ -120,5 +121,9 @@ def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period 
     statement = statement_for(config, ledger, outcomes, period)
     if team:
         statement = statement.only(team)
+    if fmt == "focus":
+        zone = ZoneInfo(statement.timezone)
+        usage = ledger.usage(statement.start, statement.end, list(USAGE_GROUPS), tz=zone)
+        return CONTENT_TYPES[fmt], render_focus(statement, usage, untagged=not team)
     return render(statement, fmt)
 
