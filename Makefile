@@ -16,9 +16,9 @@ ANTHROPIC_MIN := 2.0.0
 VENV_FOCUS := .venv-focus
 PYTHON_FOCUS ?= PYENV_VERSION=3.12.1 python3.12
 
-.PHONY: venv venv-min venv-focus test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
+.PHONY: venv venv-min venv-focus chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
 
-venv: $(STAMP) venv-focus prometheus alertmanager compose-client
+venv: $(STAMP) venv-focus prometheus alertmanager compose-client chromium
 
 venv-min: $(VENV_MIN)/.installed
 
@@ -57,6 +57,12 @@ prometheus:
 alertmanager:
 	@command -v amtool >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null \
 		|| bash scripts/install-prometheus.sh prometheus-alertmanager
+
+# Debian's headless Chromium and pdftotext (poppler-utils): a test renders the HTML chargeback statement to a PNG
+# and a PDF and reads the PDF's figures back.
+chromium:
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null \
+		|| bash scripts/install-prometheus.sh chromium poppler-utils
 
 # A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
 compose-client:

@@ -7,7 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
-| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus` | the month's chargeback statement (docs/chargeback.md) |
+| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html` | the month's chargeback statement (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 
 Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.

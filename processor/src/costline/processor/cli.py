@@ -509,7 +509,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reprice.set_defaults(func=_reprice)
 
     chargeback = subparsers.add_parser(
-        "chargeback", help="a month's chargeback statement per team (table, CSV or JSON)",
+        "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
         description="What each team is charged for a calendar month in the configured time zone, by the config's "
         "`chargeback:` section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
     _ledger_flags(chargeback)

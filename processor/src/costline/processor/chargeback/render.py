@@ -14,14 +14,15 @@ from costline.processor.chargeback.periods import document_bytes
 from costline.processor.chargeback.statement import Statement, plain
 
 TEXT_TYPE = "text/plain; charset=utf-8"
-FORMATS = ("table", "csv", "json", "focus")
-"""`focus` needs the ledger's daily usage beside the statement: `report.chargeback_document` makes it."""
+FORMATS = ("table", "csv", "json", "focus", "html")
+"""`focus` and `html` need more of the ledger than the statement: `report.chargeback_document` makes them."""
+HTML_TYPE = "text/html; charset=utf-8"
 
 CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quantity", "amount_usd", "exact_usd", "detail")
 """One row per line, then a `total` row per team and one for the statement (team and org empty)."""
 
 
-CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE}
+CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE, "html": HTML_TYPE}
 
 
 def render(statement: Statement, fmt: str) -> tuple[str, bytes]:

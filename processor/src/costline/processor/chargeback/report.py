@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.chargeback.focus import USAGE_GROUPS, render_focus
+from costline.processor.chargeback.html import TOP, TeamDetail, render_html
 from costline.processor.chargeback.periods import (
     ClosedPeriod,
     ClosedPeriods,
@@ -25,6 +26,7 @@ from costline.processor.chargeback.periods import (
 from costline.processor.chargeback.render import CONTENT_TYPES, FORMATS, render
 from costline.processor.chargeback.statement import (
     NO_CHARGEBACK,
+    TOKEN_COLUMNS,
     Period,
     Statement,
     StatementError,
@@ -121,9 +123,26 @@ def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period 
     statement = statement_for(config, ledger, outcomes, period)
     if team:
         statement = statement.only(team)
+    if fmt == "html":
+        return CONTENT_TYPES[fmt], render_html(statement, _details(config, ledger, outcomes, statement))
     if fmt == "focus":
         zone = ZoneInfo(statement.timezone)
         usage = ledger.usage(statement.start, statement.end, list(USAGE_GROUPS), tz=zone)
         return CONTENT_TYPES[fmt], render_focus(statement, usage, untagged=not team)
     return render(statement, fmt)
 
+
+
+def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement) -> dict[str, TeamDetail]:
+    """Per team: its top models and features by cost in the month, and its total in the previous month."""
+    zone = ZoneInfo(statement.timezone)
+    tops: dict[str, dict[str, list[tuple[str, Decimal, int]]]] = {}
+    for column in ("model", "feature"):
+        for row in ledger.usage(statement.start, statement.end, [*TEAM_GROUPS, column], tz=zone):
+            listed = tops.setdefault(f"{row['org']}/{row['team']}", {}).setdefault(column, [])
+            if len(listed) < TOP:  # rows come highest cost first
+                listed.append((row[column], Decimal(row["cost_usd"]),
+                               sum(int(row[c]) for c in TOKEN_COLUMNS)))
+    previous = {t.key: t.total for t in statement_for(config, ledger, outcomes, statement.period.previous()).teams}
+    return {t.key: TeamDetail(tops.get(t.key, {}).get("model", ()), tops.get(t.key, {}).get("feature", ()),
+                              previous.get(t.key)) for t in statement.teams}
