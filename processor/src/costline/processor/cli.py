@@ -1,4 +1,4 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 `serve` is the service's lifecycle (`Service`): open the ledger, listen, reload on SIGHUP, drain on SIGTERM/SIGINT.
@@ -372,6 +372,12 @@ def _reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from costline.processor.reconcile.cli import run
+
+    return run(args, _open_pipeline)
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -433,6 +439,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(reprice)
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
     reprice.set_defaults(func=_reprice)
+
+    from costline.processor.reconcile.cli import add_arguments
+
+    reconcile = subparsers.add_parser(
+        "reconcile", help="hold the ledger against a provider's own usage and cost reports",
+        description="Compare the provider's usage report (live or saved) with the ledger per day, model and "
+        "owner of a provider identity; store the result. See docs/reconciliation.md.")
+    _ledger_flags(reconcile)
+    add_arguments(reconcile)
+    reconcile.set_defaults(func=_reconcile)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:
