@@ -87,6 +87,7 @@ class Service:
         self.admin: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
+        self.reconcile: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -125,6 +126,9 @@ class Service:
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
         self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -196,6 +200,8 @@ class Service:
             self.otlp_http.stop(grace_s)
         if self.forwarder is not None:
             self.forwarder.stop(min(grace_s, 5.0))
+        if self.reconcile is not None:
+            self.reconcile.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:
@@ -415,6 +421,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ledger-timeout", dest="ledger_timeout", type=float, metavar="SECONDS",
                        help=f"longest wait on the ledger (a lock, a connection) before an export is answered 503 "
                             f"(default {settings_module.DEFAULT_LEDGER_TIMEOUT_S:g}) {_env_help('ledger_timeout')}")
+    serve.add_argument("--reconcile-every", dest="reconcile_every", metavar="DURATION",
+                       help=f"reconcile the providers under reconcile.providers in the background this often "
+                            f"(30m, 6h, 1d; default: never) {_env_help('reconcile_every')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)

@@ -250,10 +250,10 @@ class ReconcileConfig(_Strict):
     lookback_days: int = Field(default=7, ge=1, le=93)
     """Complete UTC days before today that each background run reconciles."""
 
-    @field_validator("providers")
+    @field_validator("providers", mode="before")
     @classmethod
-    def _known(cls, value: dict[str, ReconcileProvider]) -> dict[str, ReconcileProvider]:
-        for name in value:
+    def _known(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
             if name not in RECONCILE_PROVIDERS:
                 raise ValueError(f"{name!r}: providers are {', '.join(RECONCILE_PROVIDERS)}")
         return value
