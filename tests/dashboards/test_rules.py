@@ -24,6 +24,7 @@ ALERTS = {
     "CostlineSpendAnomaly",
     "CostlineUnpricedModel",
     "CostlineProcessorDown",
+    "CostlineReconciliationDrift",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 
@@ -70,7 +71,7 @@ def test_recording_rules_are_named_level_metric_operations():
         assert not name.split(":")[1].endswith("_total"), f"{name}: drop `_total` from a rated counter's name"
 
 
-def test_the_six_alerts_with_severity_and_annotations():
+def test_every_alert_with_severity_and_annotations():
     alerts = {rule["alert"]: rule for rule in _rules(RULE_FILES[1])}
     assert set(alerts) == ALERTS
     for name, rule in alerts.items():

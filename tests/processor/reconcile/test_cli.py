@@ -41,8 +41,8 @@ reconcile:
     path.write_text(path.read_text().replace('"sk-admin-AAAAAAAAAAAAAAAA"', "OPENAI_ADMIN_KEY"))
     lines = _costline("check-config", str(path)).stderr.splitlines()
     assert any("reconcile.identities[1].api_key_id: openai api_key_id 'key_1' is already mapped at "
-               "reconcile.identities[0]" in l for l in lines), lines
-    assert any("reconcile.identities[2].team: team 'nobody' is not defined under orgs" in l for l in lines), lines
+               "reconcile.identities[0]" in line for line in lines), lines
+    assert any("reconcile.identities[2].team: team 'nobody' is not defined under orgs" in line for line in lines), lines
 
 
 def test_reconcile_errors_exit_2_and_store_nothing(tmp_path):

@@ -54,6 +54,10 @@ class MixinConfig:
     unpriced_window: str = "1h"
     """`CostlineUnpricedModel` fires when a model had unpriced requests within this window."""
 
+    reconciliation_drift_share: float = 0.05
+    """`CostlineReconciliationDrift` fires when a provider's |drift| summed over owners exceeds this share of what
+    its own usage report shows, for the last reconciled window (`costline reconcile`, `--reconcile-every`)."""
+
     short_rate_window: str = "5m"
     """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
 
@@ -65,6 +69,7 @@ class MixinConfig:
             "CostlineSpendAnomaly": "30m",
             "CostlineUnpricedModel": "10m",
             "CostlineProcessorDown": "5m",
+            "CostlineReconciliationDrift": "1h",
         }
     )
     """How long each alert's condition must hold before it fires (the query tests set all of them to 0s)."""
@@ -77,6 +82,7 @@ class MixinConfig:
             "CostlineSpendAnomaly": "warning",
             "CostlineUnpricedModel": "warning",
             "CostlineProcessorDown": "critical",
+            "CostlineReconciliationDrift": "warning",
         }
     )
 

@@ -18,6 +18,10 @@ BUDGET_SPENT = "costline_budget_spent_usd"
 BUDGET_REMAINING = "costline_budget_remaining_usd"
 BUDGET_EFFECTIVE_REMAINING = "costline_budget_effective_remaining_usd"  # per key and user: most restrictive wins
 
+RECONCILIATION_PROVIDER = "costline_reconciliation_provider_usd"  # labels `provider`, `owner_kind`, `owner`
+RECONCILIATION_DRIFT = "costline_reconciliation_drift_usd"
+RECONCILIATION_UNTRACKED = "costline_reconciliation_untracked_usd"
+
 OWNER_LABELS: tuple[str, ...] = ("org", "team", "user", "key", "project")
 """Labels that can name the owner of a budget, broadest first; a budget series carries those of its scope."""
 
