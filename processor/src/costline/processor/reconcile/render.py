@@ -76,15 +76,15 @@ def _decimal_text(value: Any) -> Any:
 def _table(result: Result) -> str:
     lines = [f"{result.provider} {result.start}..{result.end} (to exclusive; UTC days) from "
              f"{', '.join(result.sources)}",
-             f"  {'day':<10}  {'owner':<22}  {'model':<26}  {'provider $':>12}  {'ledger $':>12}  {'drift $':>12}  "
+             f"  {'day':<10}  {'owner':<32}  {'model':<26}  {'provider $':>12}  {'ledger $':>12}  {'drift $':>12}  "
              f"{'untracked $':>12}"]
     for r in result.rows:
         owner = f"{r.owner.kind} {r.owner.name}" if r.owner.kind != "untracked" else f"untracked {r.identity}"
-        lines.append(f"  {r.day.isoformat():<10}  {owner[:22]:<22}  {r.model[:26]:<26}  "
+        lines.append(f"  {r.day.isoformat():<10}  {owner[:32]:<32}  {r.model[:26]:<26}  "
                      f"{usd(r.provider_cost_pico):>12.6f}  {usd(r.ledger_cost_pico):>12.6f}  "
                      f"{usd(r.drift_pico):>12.6f}  {usd(r.untracked_pico):>12.6f}")
     t = totals(result)
-    lines.append(f"  {'total':<62}  {t['provider_cost_usd']:>12.6f}  {t['ledger_cost_usd']:>12.6f}  "
+    lines.append(f"  {'total':<72}  {t['provider_cost_usd']:>12.6f}  {t['ledger_cost_usd']:>12.6f}  "
                  f"{t['drift_usd']:>12.6f}  {t['untracked_usd']:>12.6f}")
     lines.append(f"  drift share of tracked spend: {t['drift_share'] * 100:.4f}%")
     if result.billed is not None:
