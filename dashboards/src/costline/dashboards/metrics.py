@@ -18,6 +18,14 @@ BUDGET_SPENT = "costline_budget_spent_usd"
 BUDGET_REMAINING = "costline_budget_remaining_usd"
 BUDGET_EFFECTIVE_REMAINING = "costline_budget_effective_remaining_usd"  # per key and user: most restrictive wins
 
+PERIOD_COST = "costline_period_cost_usd"  # ledger-backed gauges of the current calendar month, per provider,
+PERIOD_UNPRICED_REQUESTS = "costline_period_unpriced_requests"  # model, org, team, project: the same on every
+PERIOD_UNPRICED_TOKENS = "costline_period_unpriced_tokens"  # replica; label `type` as on TOKENS
+
+RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `outcome` (accepted, unavailable, ...)
+RECEIVER_SPANS = "costline_receiver_spans_total"  # label `outcome`: accepted, rejected (OTLP partial success)
+FORWARD_SPANS = "costline_forward_spans_total"  # label `outcome`: sent, failed, dropped
+
 RECONCILIATION_PROVIDER = "costline_reconciliation_provider_usd"  # labels `provider`, `owner_kind`, `owner`
 RECONCILIATION_DRIFT = "costline_reconciliation_drift_usd"
 RECONCILIATION_UNTRACKED = "costline_reconciliation_untracked_usd"

@@ -86,6 +86,8 @@ class Pipeline:
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot, self._bounded_snapshot)
+        self.on_commit: list[Callable[[], None]] = []
+        """Called after each commit that billed something (e.g. to re-read ledger-backed gauges); must not raise."""
 
     @property
     def config(self) -> CostlineConfig:
@@ -174,6 +176,9 @@ class Pipeline:
             self._span_counts["rejected"] += rejected
             self._span_counts["not_llm"] += not_llm
             self._bounded.update(bounded)
+        if fresh:
+            for listener in self.on_commit:
+                listener()
         if self._forwarder is not None and request is not None:
             self._forward(request, entries)
         return fresh
