@@ -127,7 +127,6 @@ class Service:
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
-        self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
@@ -136,9 +135,6 @@ class Service:
                                           clock=self._clock or system_clock).start()
         pipeline.on_commit.append(self.period_totals.changed)
         self.registry.register(PeriodCollector(self.period_totals.snapshot))
-        from costline.processor.reconcile.service import ReconcileService
-
-        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -148,6 +144,11 @@ class Service:
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
+        self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
 
     def _open_ledger(self) -> Any:
