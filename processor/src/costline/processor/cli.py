@@ -1,4 +1,4 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 `serve` is the service's lifecycle (`Service`): open the ledger, listen, reload on SIGHUP, drain on SIGTERM/SIGINT.
@@ -88,6 +88,7 @@ class Service:
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self.period_totals: Any = None
+        self.reconcile: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -126,7 +127,6 @@ class Service:
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
-        self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
@@ -145,6 +145,11 @@ class Service:
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
+        self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
 
     def _open_ledger(self) -> Any:
@@ -209,6 +214,8 @@ class Service:
             self.forwarder.stop(min(grace_s, 5.0))
         if self.period_totals is not None:
             self.period_totals.stop()
+        if self.reconcile is not None:
+            self.reconcile.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:
@@ -425,6 +432,10 @@ def _chargeback(args: argparse.Namespace) -> int:
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
     return 0
+def _reconcile(args: argparse.Namespace) -> int:
+    from costline.processor.reconcile.cli import run
+
+    return run(args, _open_pipeline)
 
 
 def _env_help(name: str) -> str:
@@ -464,6 +475,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ledger-timeout", dest="ledger_timeout", type=float, metavar="SECONDS",
                        help=f"longest wait on the ledger (a lock, a connection) before an export is answered 503 "
                             f"(default {settings_module.DEFAULT_LEDGER_TIMEOUT_S:g}) {_env_help('ledger_timeout')}")
+    serve.add_argument("--reconcile-every", dest="reconcile_every", metavar="DURATION",
+                       help=f"reconcile the providers under reconcile.providers in the background this often "
+                            f"(30m, 6h, 1d; default: never) {_env_help('reconcile_every')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
@@ -498,6 +512,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
     chargeback.add_argument("--format", choices=["table", "csv", "json"], default="table")
     chargeback.set_defaults(func=_chargeback)
+    from costline.processor.reconcile.cli import add_arguments
+
+    reconcile = subparsers.add_parser(
+        "reconcile", help="hold the ledger against a provider's own usage and cost reports",
+        description="Compare the provider's usage report (live or saved) with the ledger per day, model and "
+        "owner of a provider identity; store the result. See docs/reconciliation.md.")
+    _ledger_flags(reconcile)
+    add_arguments(reconcile)
+    reconcile.set_defaults(func=_reconcile)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:
