@@ -85,6 +85,7 @@ class Service:
         self.pipeline: Any = None
         self.forwarder: Any = None
         self.admin: Any = None
+        self.access: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self._reload_lock = threading.Lock()
@@ -99,6 +100,7 @@ class Service:
 
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        from costline.processor.auth import Access, is_loopback
         from costline.processor.config import load_config
         from costline.processor.pipeline import Pipeline
         from costline.processor.receivers import BearerAuth, ReceiverStats
@@ -111,20 +113,25 @@ class Service:
         PlatformCollector(registry=self.registry)
         stats = ReceiverStats()
         self.registry.register(stats)
+        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        self.access = Access(config.api)
         if s.http is not None:
-            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s),
-                                    "api").start()
+            if self.access.open and not is_loopback(s.http.host):
+                log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
+                            "add tokens (docs/governance.md) to let other hosts read it", s.http)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            self.admin = HttpServer(s.http, api, "api").start()
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
 
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
-        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
         self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
+        self.registry.register(self.pipeline.policy_violations)
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -184,6 +191,8 @@ class Service:
             except ConfigError as err:
                 raise ApiError(f"config not reloaded: {err}") from None
             self.pipeline.reload(config)
+            if config is not None:
+                self.access.update(config.api)
         detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
         log.info(detail)
         return detail
@@ -244,6 +253,15 @@ class _Backend:
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
+
+    def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
+               ) -> Mapping[str, Any]:
+        from costline.processor.policy_api import policy_document
+
+        pipeline = self._pipeline()
+        with _ledger_errors():
+            return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
+                                   fingerprint, declared, models)
 
 
 @contextmanager
@@ -372,6 +390,17 @@ def _reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hash_token(args: argparse.Namespace) -> int:
+    from costline.processor.auth import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("costline hash-token: no token on standard input", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -412,6 +441,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
+
+    hashed = subparsers.add_parser(
+        "hash-token", help="print the sha256: value of an API token for api.tokens[].sha256 (token on stdin)",
+        description="Reads the token from standard input (keeping it out of the shell history and `ps`) and prints "
+        "the value the config stores instead of it.")
+    hashed.set_defaults(func=_hash_token)
 
     check = subparsers.add_parser("check-config", help="validate a config file; non-zero exit naming key and rule")
     check.add_argument("file")
