@@ -158,7 +158,7 @@ def test_violations_are_counted_for_unguarded_apps(served):
 
 def test_without_tokens_only_loopback_clients_are_answered(tmp_path, caplog):
     from costline.processor.api import AdminApi
-    from costline.processor.cli import USAGE_GROUP_BY, Service
+    from costline.processor.cli import Service
     from costline.processor.server import Request
     from costline.processor.settings import Address, Settings
 

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from costline import attributes as A
-from costline.processor.budgets import BudgetState, Budgets
+from costline.processor.budgets import Budgets, BudgetState
 from costline.processor.ownership import Hierarchy, Owner
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
