@@ -72,6 +72,13 @@ OWNER_KEYS: tuple[str, ...] = (
 COSTLINE_API_KEY_FINGERPRINT = "costline.api_key.fingerprint"
 """First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
 
+COSTLINE_GUARD_ACTION = "costline.guard.action"
+"""`blocked` (the call was refused; nothing was sent) or `warned` (`COSTLINE_GUARD=warn`), set by the guard."""
+COSTLINE_GUARD_RULE = "costline.guard.rule"
+"""The budget or model rule behind `costline.guard.action` (or why the policy was unknown)."""
+GUARD_BLOCKED = "blocked"
+GUARD_WARNED = "warned"
+
 COSTLINE_COST_USD = "costline.cost.usd"
 """Written by the processor on spans it forwards downstream, never by the instrumentation."""
 
