@@ -11,9 +11,9 @@ VENV_MIN := .venv-min
 OPENAI_MIN := 3.0.0
 ANTHROPIC_MIN := 2.0.0
 
-.PHONY: venv venv-min test test-min demo bench dashboards prometheus compose-client lint clean
+.PHONY: venv venv-min test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
 
-venv: $(STAMP) prometheus compose-client
+venv: $(STAMP) prometheus alertmanager compose-client
 
 venv-min: $(VENV_MIN)/.installed
 
@@ -37,6 +37,12 @@ $(STAMP): $(PROJECTS)
 # Prometheus and promtool come from Debian's package (rule tests and query tests need the real binaries).
 prometheus:
 	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-prometheus.sh
+
+# Alertmanager and amtool from Debian's package (the binary is `prometheus-alertmanager` there): config checks, route
+# tests and the end-to-end notification test.
+alertmanager:
+	@command -v amtool >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null \
+		|| bash scripts/install-prometheus.sh prometheus-alertmanager
 
 # A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
 compose-client:

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs Debian's prometheus package (prometheus + promtool) without starting its service: tests start their own
-# Prometheus on free ports, and a daemon on :9090 would only cost memory.
+# Installs Debian's Prometheus packages without starting their services: tests start their own Prometheus and
+# Alertmanager on free ports, and daemons on :9090/:9093 would only cost memory.
+#   bash scripts/install-prometheus.sh                            # prometheus: prometheus + promtool
+#   bash scripts/install-prometheus.sh prometheus-alertmanager    # prometheus-alertmanager + amtool
 set -euo pipefail
+PACKAGES=("${@:-prometheus}")
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
@@ -15,5 +18,7 @@ if [ ! -e "$POLICY" ]; then
   trap '$SUDO rm -f "$POLICY"' EXIT
 fi
 $SUDO env RUNLEVEL=1 apt-get update -qq
-$SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
-command -v promtool >/dev/null
+$SUDO env RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+for package in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$package" | grep -q "install ok installed"
+done

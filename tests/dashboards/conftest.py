@@ -10,12 +10,13 @@ GENERATED = REPO / "dashboards" / "generated"
 PROMTOOL_TESTS = Path(__file__).parent / "promtool"
 
 
-def _binary(name: str) -> str:
-    # Fail, not skip: `make venv` installs Debian's prometheus package, so a missing binary is a broken setup.
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"`{name}` not found on PATH: run `make prometheus` (Debian package `prometheus`)")
-    return path
+def _binary(*names: str, make_target: str = "prometheus", package: str = "prometheus") -> str:
+    # Fail, not skip: `make venv` installs Debian's packages, so a missing binary is a broken setup.
+    for name in names:
+        path = shutil.which(name)
+        if path is not None:
+            return path
+    pytest.fail(f"`{names[0]}` not found on PATH: run `make {make_target}` (Debian package `{package}`)")
 
 
 @pytest.fixture(scope="session")
@@ -26,3 +27,15 @@ def promtool() -> str:
 @pytest.fixture(scope="session")
 def prometheus_binary() -> str:
     return _binary("prometheus")
+
+
+@pytest.fixture(scope="session")
+def amtool() -> str:
+    return _binary("amtool", make_target="alertmanager", package="prometheus-alertmanager")
+
+
+@pytest.fixture(scope="session")
+def alertmanager_binary() -> str:
+    # Upstream and the prom/alertmanager image call it `alertmanager`; Debian installs `prometheus-alertmanager`.
+    return _binary("alertmanager", "prometheus-alertmanager", make_target="alertmanager",
+                   package="prometheus-alertmanager")

@@ -84,12 +84,15 @@ class Prometheus:
         return data["result"]  # type: ignore[index]
 
 
-def start_prometheus(binary: str, workdir: Path, target: str, rule_files: list[Path], interval: str) -> Prometheus:
-    config = {
+def start_prometheus(binary: str, workdir: Path, target: str, rule_files: list[Path], interval: str,
+                     alertmanager: str | None = None) -> Prometheus:
+    config: dict[str, object] = {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "rule_files": [str(p) for p in rule_files],
         "scrape_configs": [{"job_name": "costline", "static_configs": [{"targets": [target]}]}],
     }
+    if alertmanager is not None:
+        config["alerting"] = {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]}
     config_path = workdir / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(config), "utf-8")
     port = free_port()
@@ -105,3 +108,32 @@ def start_prometheus(binary: str, workdir: Path, target: str, rule_files: list[P
     url = f"http://127.0.0.1:{port}"
     wait_until(lambda: http_get(f"{url}/-/ready") is not None, "prometheus", process, log)
     return Prometheus(process, url)
+
+
+@dataclass
+class Alertmanager:
+    process: subprocess.Popen
+    address: str  # host:port, as Prometheus' alerting config wants it
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+
+def start_alertmanager(binary: str, workdir: Path, config_text: str) -> Alertmanager:
+    config = workdir / "alertmanager.yml"
+    config.write_text(config_text, "utf-8")
+    port = free_port()
+    log = workdir / "alertmanager.log"
+    command = [
+        binary,
+        f"--config.file={config}",
+        f"--storage.path={workdir / 'alertmanager-data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",  # no gossip port: one instance, and no clash with another test's
+        "--log.level=warn",
+    ]
+    process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=workdir)
+    address = f"127.0.0.1:{port}"
+    wait_until(lambda: http_get(f"http://{address}/-/ready") is not None, "alertmanager", process, log)
+    return Alertmanager(process, address)

@@ -14,6 +14,7 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
+from costline.dashboards import build
 from costline.dashboards.config import DEFAULT_CONFIG
 
 from .conftest import GENERATED, REPO
@@ -46,7 +47,7 @@ def _published_ports(service: str) -> set[int]:
 
 
 def test_the_stack_has_every_part():
-    assert {"processor", "otel-collector", "prometheus", "grafana", "fake-provider"} <= set(SERVICES)
+    assert {"processor", "otel-collector", "prometheus", "alertmanager", "grafana", "fake-provider"} <= set(SERVICES)
     demo = [name for name in SERVICES if name.startswith("demo-")]
     assert len(demo) == 3, demo
     assert "opentelemetry-collector-contrib" in SERVICES["otel-collector"]["image"]
@@ -114,6 +115,18 @@ def test_promtool_check_config_with_the_generated_rules(promtool, tmp_path):
         result = subprocess.run([promtool, "check", "config", str(path)], capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS: 2 rule files found" in result.stdout
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_running_the_generated_config():
+    config = yaml.safe_load(PROMETHEUS_YML.read_text("utf-8"))
+    (alertmanagers,) = config["alerting"]["alertmanagers"]
+    (target,) = alertmanagers["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    assert host == "alertmanager" and int(port) in _published_ports("alertmanager")
+    command = SERVICES["alertmanager"]["command"]
+    (config_flag,) = [arg for arg in command if arg.startswith("--config.file=")]
+    mounted = _container_to_host("alertmanager", config_flag.split("=", 1)[1])
+    assert mounted.resolve() == (GENERATED / build.ALERTMANAGER).resolve()
 
 
 def test_collector_config_wires_otlp_in_to_the_processor_out():

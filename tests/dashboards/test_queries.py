@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import time
 from pathlib import Path
@@ -20,12 +21,12 @@ import pytest
 from costline.dashboards import build
 from costline.dashboards.alerts import alert_rule_groups
 from costline.dashboards.config import DEFAULT_CONFIG
-from costline.testing.local import stop_process
+from costline.testing.local import http_get, stop_process
 
 from .conftest import GENERATED
 from .expressions import panel_queries, rule_expressions, substitute, variable_queries
 from .stack import start_processor, start_prometheus
-from .workload import ORG, PROCESSOR_CONFIG, Workload
+from .workload import BURST, ORG, PROCESSOR_CONFIG, Workload
 
 pytestmark = pytest.mark.prometheus
 
@@ -116,6 +117,7 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
         workload = Workload(processor.otlp_http_url)
         try:
             workload.run()
+            workload.burst(BURST)
         finally:
             workload.shutdown()
         # Two more scrapes and rule evaluations after the last span.
@@ -235,3 +237,40 @@ def test_test_config_only_changes_timing():
         [{k: v for k, v in rule.items() if k != "for"} for rule in group["rules"]] for group in groups
     ]
     assert strip(shipped) == strip(tested)
+
+
+TOTAL_SPEND_PANELS = [
+    ("Costline / Spend overview", "Month-to-date spend"),
+    ("Costline / Spend overview", "Spend in selected range"),
+    ("Costline / Team drill-down", "Team spend in selected range"),
+]
+
+
+def _raw_expr(dashboard_title: str, panel_title: str) -> str:
+    for path in DASHBOARD_FILES:
+        dashboard = json.loads(path.read_text("utf-8"))
+        if dashboard["title"] == dashboard_title:
+            (panel,) = [p for p in dashboard["panels"] if p["title"] == panel_title]
+            (target,) = panel["targets"]
+            return target["expr"]
+    raise AssertionError(f"no dashboard {dashboard_title!r}")
+
+
+@pytest.mark.parametrize(("dashboard", "panel"), TOTAL_SPEND_PANELS, ids=[p for _, p in TOTAL_SPEND_PANELS])
+def test_total_spend_panels_equal_the_ledger_to_one_percent(loaded_stack, dashboard, panel):
+    """Every series of the workload is born with calls already counted (the burst's all in one scrape), and the
+    panels still show the ledger's total: no first-sample loss."""
+    prometheus, started, processor = loaded_stack
+    rows = json.loads(http_get(f"{processor.http_url}/api/v1/usage?group_by=org&format=json"))["rows"]
+    ledger = sum(row["cost_usd"] for row in rows)
+    assert ledger > 10  # the workload's ~$11 including the $5 burst
+    # The dashboard's range: from just before the workload to now (what "Last N minutes" would show).
+    expr = substitute(_raw_expr(dashboard, panel).replace("$__range", f"{int(time.time() - started) + 5}s"))
+    deadline = time.monotonic() + 20
+    while True:  # the ledger gauges follow commits within about a second; the scrape interval is 1 s
+        result = prometheus.query(expr)
+        shown = float(result[0]["value"][1]) if result else 0.0
+        if abs(shown - ledger) <= 0.01 * ledger or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert shown == pytest.approx(ledger, rel=0.01), f"{panel}: {shown} vs ledger {ledger}\n{expr}"

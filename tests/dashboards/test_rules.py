@@ -23,6 +23,10 @@ ALERTS = {
     "CostlineBudgetForecastOverrun",
     "CostlineSpendAnomaly",
     "CostlineUnpricedModel",
+    "CostlineErrorRateSpike",
+    "CostlineUnattributedSpend",
+    "CostlineSpansDropped",
+    "CostlinePolicyViolation",
     "CostlineProcessorDown",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
@@ -35,6 +39,8 @@ def _rules(path):
 def test_promtool_check_rules(promtool):
     result = subprocess.run([promtool, "check", "rules", *map(str, RULE_FILES)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+    # Lint findings (duplicate rules) exit 0 but print FAILED.
+    assert "FAILED" not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
 def test_promtool_unit_tests(promtool):
@@ -70,7 +76,7 @@ def test_recording_rules_are_named_level_metric_operations():
         assert not name.split(":")[1].endswith("_total"), f"{name}: drop `_total` from a rated counter's name"
 
 
-def test_the_six_alerts_with_severity_and_annotations():
+def test_every_alert_with_severity_and_annotations():
     alerts = {rule["alert"]: rule for rule in _rules(RULE_FILES[1])}
     assert set(alerts) == ALERTS
     for name, rule in alerts.items():
@@ -110,3 +116,62 @@ def test_every_config_field_is_documented():
     docs = (REPO / "docs" / "dashboards.md").read_text("utf-8")
     missing = [f.name for f in dataclasses.fields(MixinConfig) if f"`{f.name}`" not in docs]
     assert not missing, f"docs/dashboards.md does not describe {missing}"
+
+
+PER_SCOPE_TEST = """
+rule_files: [costline-recording-rules.yaml, costline-alerts.yaml]
+evaluation_interval: 1m
+group_eval_order: [costline.cost.rules, costline.requests.rules, costline.budgets.rules, costline.budget.alerts,
+                   costline.spend.alerts, costline.processor.alerts]
+tests:
+  # search warns at 50 % (its own ratio), support at the default 80 %: both at 60 %, only search warns.
+  - interval: 1m
+    input_series:
+      - series: 'costline_budget_spent_usd{job="costline", scope="team", period="monthly", org="acme", team="search"}'
+        values: '6x30'
+      - series: 'costline_budget_limit_usd{job="costline", scope="team", period="monthly", org="acme", team="search"}'
+        values: '10x30'
+      - series: 'costline_budget_spent_usd{job="costline", scope="team", period="monthly", org="acme", team="support"}'
+        values: '30x30'
+      - series: 'costline_budget_limit_usd{job="costline", scope="team", period="monthly", org="acme", team="support"}'
+        values: '50x30'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: CostlineBudgetWarning
+        exp_alerts:
+          - exp_labels: {severity: warning, job: costline, scope: team, period: monthly, org: acme, team: search,
+                         owner: acme/search}
+            exp_annotations:
+              summary: team acme/search has used 60% of its monthly budget.
+              description: team acme/search has spent $6.00 of its monthly budget of $10.00 (60%; warning at 50%).
+              dashboard_url: http://localhost:3000/d/costline-budget-burn?orgId=1&var-org=acme&var-team=search
+              runbook_url: https://github.com/costline/costline/blob/main/docs/dashboards.md#costlinebudgetwarning
+"""
+
+
+def test_a_team_can_warn_at_50_percent_while_the_others_keep_80(promtool, tmp_path):
+    from costline.dashboards.config import DEFAULT_CONFIG
+
+    config = DEFAULT_CONFIG.replace(budget_warning_ratios={"team acme/search": 0.5})
+    files = build.render(config)
+    for relative in (build.RECORDING_RULES, build.ALERTING_RULES):
+        (tmp_path / relative.split("/")[-1]).write_text(files[relative], "utf-8")
+    (tmp_path / "per_scope.test.yaml").write_text(PER_SCOPE_TEST, "utf-8")
+    result = subprocess.run([promtool, "test", "rules", "per_scope.test.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("ratios", "message"),
+    [
+        ({"acme/search": 0.5}, "budget_warning_ratios['acme/search']: key must be '<scope> <owner>'"),
+        ({"squad acme/search": 0.5}, "budget_warning_ratios['squad acme/search']: key must be"),
+        ({"team acme/search": 1.2}, "budget_warning_ratios['team acme/search']: 1.2 must be above 0 and below"),
+    ],
+)
+def test_per_scope_ratio_errors_name_the_key_and_the_rule(ratios, message):
+    from costline.dashboards.config import DEFAULT_CONFIG
+
+    with pytest.raises(ValueError, match=re.escape(message)):
+        DEFAULT_CONFIG.replace(budget_warning_ratios=ratios)

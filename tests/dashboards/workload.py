@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from costline import attributes as a
@@ -228,6 +228,28 @@ class Workload:
             time.sleep(pause_s)
         return sent
 
+    def burst(self, calls: list[Call]) -> None:
+        """`calls` in ONE export request (one commit): every series they create is born between two scrapes."""
+        provider = TracerProvider(resource=Resource.create({"service.name": "burst-job"}))
+        exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=10)
+        provider.add_span_processor(BatchSpanProcessor(exporter, max_export_batch_size=len(calls) + 1,
+                                                       schedule_delay_millis=60_000))
+        tracer = provider.get_tracer("costline.instrumentation")
+        for call in calls:
+            start = time.time_ns()
+            span = tracer.start_span(f"{call.operation} {call.model}", kind=SpanKind.CLIENT, start_time=start)
+            span.set_attributes(call.attributes())
+            span.end(end_time=start + 1_000_000_000)
+        provider.shutdown()  # flushes the one batch
+
     def shutdown(self) -> None:
         for provider in self.providers.values():
             provider.shutdown()
+
+
+BURST = [
+    Call("batch", project, a.PROVIDER_OPENAI, "gpt-4o", 200_000, 20_000)
+    for project in ("backfill", "reindex", "summaries")
+    for _ in range(3)
+]
+"""A team and projects that sent nothing before: 9 gpt-4o calls, $0.56 each, whose series are all born at once."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from costline.dashboards import links, metrics
 from costline.dashboards.config import MixinConfig
-from costline.dashboards.promql import selector
-from costline.dashboards.recording_rules import ELAPSED_DAYS_OF_MONTH, RuleNames, with_interval
+from costline.dashboards.promql import by, increase_with_births, seconds, selector, without_replicas
+from costline.dashboards.recording_rules import ANOMALY_LEVELS, ELAPSED_DAYS_OF_MONTH, RuleNames, with_interval
 
 OWNER = "{{ $labels.scope }} {{ $labels.owner }}"
 """Names a budget's owner from its labels: `team acme/marketing`, `key acme/engineering/alice/alice-laptop`,
@@ -26,6 +26,11 @@ def _usd_of(series: str, decimals: int = 2) -> str:
         f'{{{{ with printf "{series}{{%s}}" $selector | query }}}}'
         f'${{{{ . | first | value | printf "%.{decimals}f" }}}}{{{{ end }}}}'
     )
+
+
+def _percent_of(series: str) -> str:
+    """Template text printing the sibling `series` of the alerting budget as a percentage (needs SAME_SERIES)."""
+    return f'{{{{ with printf "{series}{{%s}}" $selector | query }}}}{{{{ . | first | value | humanizePercentage }}}}{{{{ end }}}}'
 
 
 def _alert(config: MixinConfig, name: str, expr: str, summary: str, description: str, dashboard: str) -> dict:
@@ -48,8 +53,9 @@ def _budget_dashboard(config: MixinConfig) -> str:
 
 
 def budget_warning(config: MixinConfig, names: RuleNames) -> dict:
-    # Stops below the exceeded ratio, so one budget is either "warning" or "exceeded", never paged twice.
-    expr = f"{names.budget_utilization} >= {config.budget_warning_ratio} < {config.budget_exceeded_ratio}"
+    # Each budget against its own warning ratio (per-scope overrides in `budget_warning_ratios`); stops below the
+    # exceeded ratio, so one budget is either "warning" or "exceeded", never paged twice.
+    expr = f"{names.budget_utilization} >= {names.budget_warning_threshold} < {config.budget_exceeded_ratio}"
     return _alert(
         config,
         "CostlineBudgetWarning",
@@ -57,7 +63,7 @@ def budget_warning(config: MixinConfig, names: RuleNames) -> dict:
         f"{OWNER} has used {{{{ $value | humanizePercentage }}}} of its {{{{ $labels.period }}}} budget.",
         SAME_SERIES + f"{OWNER} has spent {_usd_of(names.budget_spent)} of its {{{{ $labels.period }}}} budget of "
         f"{_usd_of(names.budget_limit)} ({{{{ $value | humanizePercentage }}}}; warning at "
-        f"{config.budget_warning_ratio:.0%}).",
+        f"{_percent_of(names.budget_warning_threshold)}).",
         _budget_dashboard(config),
     )
 
@@ -94,52 +100,152 @@ def budget_forecast_overrun(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
-def spend_anomaly(config: MixinConfig, names: RuleNames) -> dict:
-    recent = names.team_cost_rate(config.anomaly_window)
-    baseline = names.team_cost_rate(config.anomaly_baseline_window)
+def spend_anomaly(config: MixinConfig, names: RuleNames) -> list[dict]:
+    """One rule per level of `ANOMALY_LEVELS` (team; feature and environment of a team), one alert name: the
+    labels say which level fired, and routes and silences that match on org and team catch all of them."""
+    return [_spend_anomaly(config, names, level, labels) for level, labels in ANOMALY_LEVELS.items()]
+
+
+def _spend_anomaly(config: MixinConfig, names: RuleNames, level: str, labels: tuple[str, ...]) -> dict:
+    recent = names.cost_rate(level, config.anomaly_window)
+    baseline = names.cost_rate(level, config.anomaly_baseline_window)
     expr = (
         f"{recent} > {config.anomaly_factor} * {baseline}"
         f" and {recent} * 3600 >= {config.anomaly_min_usd_per_hour}"
-        # Only teams that already spent a baseline window ago: a brand-new team has no baseline to be far above
+        # Only owners that already spent a baseline window ago: a brand-new one has no baseline to be far above
         # (its rate over a day is its first hour's spend / 24, which would always look like a 24x jump).
         f" and {baseline} offset {config.anomaly_baseline_window}"
     )
+    matchers = ",".join(f"{label}=%q" for label in labels)
+    values = " ".join(f"$labels.{label}" for label in labels)
 
     def per_hour(series: str) -> str:
         # Templates cannot multiply, so the per-hour figure is a query of its own.
         return (
-            f'{{{{ with printf "{series}{{org=%q,team=%q}} * 3600" $labels.org $labels.team | query }}}}'
+            f'{{{{ with printf "{series}{{{matchers}}} * 3600" {values} | query }}}}'
             '${{ . | first | value | printf "%.2f" }}/h{{ end }}'
         )
 
-    return _alert(
+    who = "Team {{ $labels.org }}/{{ $labels.team }}"
+    if len(labels) > 2:
+        who = f"{labels[-1].capitalize()} {{{{ $labels.{labels[-1]} }}}} of team {{{{ $labels.org }}}}/{{{{ $labels.team }}}}"
+    rule = _alert(
         config,
         "CostlineSpendAnomaly",
         expr,
-        "Team {{ $labels.org }}/{{ $labels.team }} is spending far above its usual rate.",
-        f"Team {{{{ $labels.org }}}}/{{{{ $labels.team }}}} spent {per_hour(recent)} over the last "
-        f"{config.anomaly_window}, more than {config.anomaly_factor:g}x its {config.anomaly_baseline_window} "
-        f"average of {per_hour(baseline)}.",
+        f"{who} is spending far above its usual rate.",
+        f"{who} spent {per_hour(recent)} over the last {config.anomaly_window}, more than "
+        f"{config.anomaly_factor:g}x its {config.anomaly_baseline_window} average of {per_hour(baseline)}.",
         links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
     )
+    # `level` tells the three rules of one alert name apart (promtool flags same-name rules with equal labels).
+    rule["labels"] = {**rule["labels"], "level": labels[-1]}
+    return rule
 
 
 def unpriced_model(config: MixinConfig, names: RuleNames) -> dict:
+    # The ledger-backed gauge: one unpriced call makes it 1 at the next read, whenever it was scraped first, and it
+    # stays until `costline reprice` prices the call (then 0, and the alert resolves).
     callers = (
-        f'{{{{ range $i, $caller := printf "sum by (org, team) (increase({metrics.UNPRICED_REQUESTS}'
-        f'{{%s, provider=%q, model=%q}}[{config.unpriced_window}])) > 0" "{_escape(config.costline_selector)}" '
-        '$labels.provider $labels.model | query | sortByLabel "team" }}{{ if $i }}, {{ end }}'
-        "{{ $caller.Labels.org }}/{{ $caller.Labels.team }}{{ end }}"
+        f'{{{{ range $i, $caller := printf "sum by (org, team) ('
+        f'{_escape(without_replicas(config, metrics.PERIOD_UNPRICED_REQUESTS + "{%s, provider=%q, model=%q}"))}) > 0" '
+        f'"{_escape(config.costline_selector)}" $labels.provider $labels.model | query | sortByLabel "team" }}}}'
+        "{{ if $i }}, {{ end }}{{ $caller.Labels.org }}/{{ $caller.Labels.team }}{{ end }}"
     )
     return _alert(
         config,
         "CostlineUnpricedModel",
-        f"{names.model_unpriced_increase} > 0",
+        f"{names.model_unpriced} > 0",
         "Calls to {{ $labels.provider }}/{{ $labels.model }} cannot be priced.",
-        '{{ $value | printf "%.0f" }} requests to {{ $labels.provider }}/{{ $labels.model }} in the last '
-        f"{config.unpriced_window} had no price (called by {callers}). Their cost is missing from every total and "
-        "budget: add a price override for the model to the processor config, then run `costline reprice`.",
+        '{{ $value | printf "%.0f" }} requests to {{ $labels.provider }}/{{ $labels.model }} this month have no '
+        f"price yet (called by {callers}). Their cost is missing from every total and budget: add a price override "
+        "for the model to the processor config, then run `costline reprice`.",
         links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID, "model"),
+    )
+
+
+def error_rate_spike(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.short_rate_window
+    expr = (
+        f"{names.model_error_ratio} >= {config.error_ratio_threshold}"
+        f" and on (provider, model) sum {by('provider', 'model')} ({names.model_requests_rate}) * {seconds(window)}"
+        f" >= {config.error_min_requests}"
+    )
+    return _alert(
+        config,
+        "CostlineErrorRateSpike",
+        expr,
+        "{{ $value | humanizePercentage }} of calls to {{ $labels.provider }}/{{ $labels.model }} fail.",
+        f"{{{{ $value | humanizePercentage }}}} of the calls to {{{{ $labels.provider }}}}/{{{{ $labels.model }}}} "
+        f"failed over the last {window} (alert at {config.error_ratio_threshold:.0%}). Failed calls still cost: "
+        "providers bill the input of many failed and cut-off calls, and every retry sends the prompt again.",
+        links.alert_dashboard_url(config, links.PERFORMANCE_UID, "model"),
+    )
+
+
+def unattributed_spend(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.unattributed_window
+    cost = metrics.COST + selector(config)
+    unattributed = metrics.COST + selector(config, 'team="unattributed"')
+    spent = f"sum({increase_with_births(unattributed, window)})"
+    expr = (
+        f"{spent} / sum({increase_with_births(cost, window)}) > {config.unattributed_max_share}"
+        f" and {spent} >= {config.unattributed_min_usd}"
+    )
+    return _alert(
+        config,
+        "CostlineUnattributedSpend",
+        expr,
+        "{{ $value | humanizePercentage }} of LLM spend has no team.",
+        f"{{{{ $value | humanizePercentage }}}} of the spend in the last {window} is `unattributed` (over "
+        f"{config.unattributed_max_share:.0%}): calls without a team, from an unregistered API key or a service "
+        "that sets no `costline.team`. Chargeback cannot bill it to anyone.",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID),
+    )
+
+
+SPAN_DROPS = (
+    ("receiver", metrics.RECEIVER_SPANS, 'outcome="rejected"'),
+    ("receiver", metrics.RECEIVER_REQUESTS, 'outcome!="accepted"'),
+    ("forward", metrics.FORWARD_SPANS, 'outcome=~"dropped|failed"'),
+)
+"""Where the processor loses or refuses telemetry: spans rejected inside accepted exports (OTLP partial success),
+whole export requests refused (bad token, too large, undecodable, ledger unavailable: their spans are unbilled
+unless the exporter retries), and spans it could not forward downstream."""
+
+
+def spans_dropped(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.span_drop_window
+    parts = []
+    for stage, counter, matcher in SPAN_DROPS:
+        unit = "requests" if counter == metrics.RECEIVER_REQUESTS else "spans"
+        grouped = f"sum {by('instance', 'outcome')} {increase_with_births(counter + selector(config, matcher), window)}"
+        parts.append(f'label_replace({grouped}, "what", "{stage} {unit}", "", "") > 0')
+    return _alert(
+        config,
+        "CostlineSpansDropped",
+        " or ".join(f"({part})" for part in parts),
+        "The Costline processor is dropping or refusing {{ $labels.what }} ({{ $labels.outcome }}).",
+        '{{ $value | printf "%.0f" }} {{ $labels.what }} {{ $labels.outcome }} '
+        "{{ with $labels.instance }}at {{ . }} {{ end }}"
+        f"in the last {window}. Rejected spans and refused exports are not billed; dropped forwards only miss the "
+        "downstream tracing backend.",
+        links.alert_dashboard_url(config, links.PERFORMANCE_UID),
+    )
+
+
+def policy_violation(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.policy_violation_window
+    violations = metrics.POLICY_VIOLATIONS + selector(config)
+    return _alert(
+        config,
+        "CostlinePolicyViolation",
+        f"sum {by('org', 'team', 'model', 'rule')} {increase_with_births(violations, window)} > 0",
+        "Team {{ $labels.org }}/{{ $labels.team }} called {{ $labels.model }}, which its model rules refuse.",
+        '{{ $value | printf "%.0f" }} calls by team {{ $labels.org }}/{{ $labels.team }} to {{ $labels.model }} '
+        f"in the last {window} went against the rule `{{{{ $labels.rule }}}}`. Apps without the guard "
+        "(`COSTLINE_GUARD=block`) send such calls; calls a guard refused are counted too, but cost nothing.",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
     )
 
 
@@ -165,10 +271,17 @@ def _escape(text: str) -> str:
 def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
     names = RuleNames(config)
     budget = [budget_warning(config, names), budget_exceeded(config, names), budget_forecast_overrun(config, names)]
-    spend = [spend_anomaly(config, names), unpriced_model(config, names)]
+    spend = [
+        *spend_anomaly(config, names),
+        unpriced_model(config, names),
+        unattributed_spend(config, names),
+        error_rate_spike(config, names),
+        policy_violation(config, names),
+    ]
+    processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [
         {"name": "costline.budget.alerts", "rules": budget},
         {"name": "costline.spend.alerts", "rules": spend},
-        {"name": "costline.processor.alerts", "rules": [processor_down(config, names)]},
+        {"name": "costline.processor.alerts", "rules": processor},
     ]
     return [with_interval(config, group) for group in groups]

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from costline.dashboards import budget_burn, performance, provisioning, spend_overview, team_drilldown
+from costline.dashboards.alertmanager import EXAMPLES, alertmanager_config
 from costline.dashboards.alerts import alert_rule_groups
 from costline.dashboards.config import DEFAULT_CONFIG, MixinConfig
 from costline.dashboards.recording_rules import recording_rule_groups
@@ -28,6 +29,7 @@ DASHBOARDS: dict[str, Callable[[MixinConfig], dict[str, object]]] = {
 RECORDING_RULES = "prometheus/costline-recording-rules.yaml"
 ALERTING_RULES = "prometheus/costline-alerts.yaml"
 DASHBOARDS_DIR = "grafana/dashboards"
+ALERTMANAGER = "alertmanager/alertmanager.yml"
 
 
 def default_output_dir() -> Path:
@@ -49,6 +51,7 @@ def render(config: MixinConfig = DEFAULT_CONFIG) -> dict[str, str]:
     files = {f"{DASHBOARDS_DIR}/{name}": _json(build(config)) for name, build in DASHBOARDS.items()}
     files[RECORDING_RULES] = _yaml({"groups": recording_rule_groups(config)})
     files[ALERTING_RULES] = _yaml({"groups": alert_rule_groups(config)})
+    files[ALERTMANAGER] = _yaml(alertmanager_config(config)) + EXAMPLES
     files["grafana/provisioning/datasources/costline.yaml"] = _yaml(provisioning.datasources(config))
     files["grafana/provisioning/dashboards/costline.yaml"] = _yaml(provisioning.dashboard_providers(config))
     return files

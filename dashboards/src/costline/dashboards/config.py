@@ -30,6 +30,10 @@ class MixinConfig:
     budget_exceeded_ratio: float = 1.0
     """`CostlineBudgetExceeded` fires at this share; the warning stops there so one budget pages once."""
 
+    budget_warning_ratios: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Warning ratios for particular budgets, keyed by scope and owner as the alerts name them:
+    `{"team acme/search": 0.5, "project campaigns": 0.9}`. Every other budget warns at `budget_warning_ratio`."""
+
     forecast_min_elapsed_days: float = 2.0
     """`CostlineBudgetForecastOverrun` stays silent until this much of the month has passed: a projection from the
     first hours of a month extrapolates one busy morning to thirty days."""
@@ -51,8 +55,27 @@ class MixinConfig:
     """... and the team spends at least this much per hour, so a team going from $0.01/h to $0.05/h stays quiet."""
 
     # --- other alerts -----------------------------------------------------------------------------------------------
-    unpriced_window: str = "1h"
-    """`CostlineUnpricedModel` fires when a model had unpriced requests within this window."""
+    error_ratio_threshold: float = 0.1
+    """`CostlineErrorRateSpike` fires when this share of a model's calls fail (over `short_rate_window`) ..."""
+
+    error_min_requests: int = 10
+    """... and it had at least this many calls in that window, so one failure out of two calls stays quiet."""
+
+    unattributed_max_share: float = 0.05
+    """`CostlineUnattributedSpend` fires when more than this share of an org's spend has no team (`unattributed`) ..."""
+
+    unattributed_window: str = "1d"
+    """... over this window ..."""
+
+    unattributed_min_usd: float = 1.0
+    """... and the unattributed spend is at least this much, so a test call in a quiet org does not page."""
+
+    span_drop_window: str = "15m"
+    """`CostlineSpansDropped` fires when spans were rejected, exports refused or forwarded spans dropped within this
+    window."""
+
+    policy_violation_window: str = "1h"
+    """`CostlinePolicyViolation` fires while a team called a model its `models:` rules refuse within this window."""
 
     short_rate_window: str = "5m"
     """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
@@ -64,6 +87,10 @@ class MixinConfig:
             "CostlineBudgetForecastOverrun": "1h",
             "CostlineSpendAnomaly": "30m",
             "CostlineUnpricedModel": "10m",
+            "CostlineErrorRateSpike": "10m",
+            "CostlineUnattributedSpend": "1h",
+            "CostlineSpansDropped": "5m",
+            "CostlinePolicyViolation": "0m",
             "CostlineProcessorDown": "5m",
         }
     )
@@ -76,6 +103,10 @@ class MixinConfig:
             "CostlineBudgetForecastOverrun": "warning",
             "CostlineSpendAnomaly": "warning",
             "CostlineUnpricedModel": "warning",
+            "CostlineErrorRateSpike": "warning",
+            "CostlineUnattributedSpend": "warning",
+            "CostlineSpansDropped": "warning",
+            "CostlinePolicyViolation": "warning",
             "CostlineProcessorDown": "critical",
         }
     )
@@ -89,6 +120,26 @@ class MixinConfig:
 
     runbook_url: str = "https://github.com/costline/costline/blob/main/docs/dashboards.md"
     """Base of the `runbook_url` annotation; the alert's name is appended as an anchor (`#costlinebudgetwarning`)."""
+
+    # --- Alertmanager (the example alertmanager.yml) -----------------------------------------------------------------
+    alertmanager_team_webhooks: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "acme/search": "http://team-webhooks.example:8080/acme/search",
+            "acme/support": "http://team-webhooks.example:8080/acme/support",
+            "acme/research": "http://team-webhooks.example:8080/acme/research",
+        }
+    )
+    """`org/team` -> the team's webhook. Alerts labelled with that org and team (its budgets, its users' and keys'
+    budgets, its spend anomalies) go there; everything else goes to `alertmanager_default_webhook`."""
+
+    alertmanager_default_webhook: str = "http://team-webhooks.example:8080/finops"
+    """Receiver of every alert no team route takes (org and project budgets, processor and unpriced alerts)."""
+
+    alertmanager_group_wait: str = "30s"
+    alertmanager_group_interval: str = "5m"
+    alertmanager_repeat_interval: str = "4h"
+    """Alertmanager's batching: wait before the first notification of a group, between updates, and before
+    repeating an unchanged one."""
 
     # --- dashboards -------------------------------------------------------------------------------------------------
     dashboard_tags: tuple[str, ...] = ("costline",)
@@ -111,6 +162,24 @@ class MixinConfig:
     top_n: int = 10
     """How many rows "top spenders" style panels show."""
 
+    def __post_init__(self) -> None:
+        for key, ratio in self.budget_warning_ratios.items():
+            scope, _, owner = key.partition(" ")
+            if scope not in BUDGET_SCOPES or not owner:
+                raise ValueError(
+                    f"budget_warning_ratios[{key!r}]: key must be '<scope> <owner>' with a scope among "
+                    f"{', '.join(BUDGET_SCOPES)}, e.g. 'team acme/search'"
+                )
+            if not 0 < ratio < self.budget_exceeded_ratio:
+                raise ValueError(
+                    f"budget_warning_ratios[{key!r}]: {ratio} must be above 0 and below "
+                    f"budget_exceeded_ratio ({self.budget_exceeded_ratio})"
+                )
+        for team in self.alertmanager_team_webhooks:
+            org, _, name = team.partition("/")
+            if not org or not name or "/" in name:
+                raise ValueError(f"alertmanager_team_webhooks[{team!r}]: key must be '<org>/<team>'")
+
     def replace(self, **changes: object) -> MixinConfig:
         """A copy with some fields changed; `alert_for` may be given partially (merged with the defaults)."""
         if "alert_for" in changes:
@@ -119,5 +188,8 @@ class MixinConfig:
             changes["alert_severity"] = {**self.alert_severity, **changes["alert_severity"]}  # type: ignore[dict-item]
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
+
+BUDGET_SCOPES = ("org", "team", "user", "key", "project")
+"""The processor's budget scopes (the `scope` label of the budget gauges)."""
 
 DEFAULT_CONFIG = MixinConfig()

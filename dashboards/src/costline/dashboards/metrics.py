@@ -12,11 +12,20 @@ REQUESTS = "costline_requests_total"  # label `outcome`: success, error
 UNPRICED_REQUESTS = "costline_unpriced_requests_total"
 TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
 OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
+POLICY_VIOLATIONS = "costline_policy_violations_total"  # labels org, team, model, rule: calls `models:` refuses
 
 BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels
 BUDGET_SPENT = "costline_budget_spent_usd"
 BUDGET_REMAINING = "costline_budget_remaining_usd"
 BUDGET_EFFECTIVE_REMAINING = "costline_budget_effective_remaining_usd"  # per key and user: most restrictive wins
+
+PERIOD_COST = "costline_period_cost_usd"  # ledger-backed gauges of the current calendar month, per provider,
+PERIOD_UNPRICED_REQUESTS = "costline_period_unpriced_requests"  # model, org, team, project: the same on every
+PERIOD_UNPRICED_TOKENS = "costline_period_unpriced_tokens"  # replica; label `type` as on TOKENS
+
+RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `outcome` (accepted, unavailable, ...)
+RECEIVER_SPANS = "costline_receiver_spans_total"  # label `outcome`: accepted, rejected (OTLP partial success)
+FORWARD_SPANS = "costline_forward_spans_total"  # label `outcome`: sent, failed, dropped
 
 OWNER_LABELS: tuple[str, ...] = ("org", "team", "user", "key", "project")
 """Labels that can name the owner of a budget, broadest first; a budget series carries those of its scope."""

@@ -49,3 +49,36 @@ def owner_label(expr: str) -> str:
     label_replace trims the slashes they leave at either end."""
     joined = f'label_join({expr}, "owner", "/", "org", "team", "user", "key", "project")'
     return f'label_replace({joined}, "owner", "$1", "owner", "/*(.*?)/*")'
+
+
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def seconds(duration: str) -> int:
+    """`5m` -> 300: a fixed PromQL duration from the config, as a number a rate can be divided by."""
+    number, unit = duration[:-1], duration[-1:]
+    if not number.isdigit() or unit not in _SECONDS:
+        raise ValueError(f"{duration!r}: expected a whole number and one of {', '.join(_SECONDS)} (e.g. 5m, 1h, 1d)")
+    return int(number) * _SECONDS[unit]
+
+
+def increase_with_births(series: str, window: str) -> str:
+    """`increase()` that counts a series born inside the window in full.
+
+    A counter series the processor creates with its first calls already counted (a new team x model, the first
+    rejected span) has no earlier sample at 0, so `increase()` sees no growth and a whole burst is missing. A series
+    that did not exist at the window's start counted from zero within the window: its value is its increase.
+    Series that did exist keep `increase()` (counter resets included)."""
+    return f"({series} unless {series} offset {window} or increase({series}[{window}]))"
+
+
+def rate_with_births(series: str, window: str) -> str:
+    """`rate()` with series born inside the window counted in full (see `increase_with_births`); `window` must be a
+    fixed duration (a config field), not a Grafana variable, to divide by."""
+    return f"(({series} unless {series} offset {window}) / {seconds(window)} or rate({series}[{window}]))"
+
+
+def without_replicas(config: MixinConfig, expr: str) -> str:
+    """One series per ledger-backed figure: every processor sharing a ledger exposes the same value, so take one
+    (`max`) instead of summing them."""
+    return f"max {without(config.replica_labels)} ({expr})"

@@ -10,10 +10,27 @@ from dataclasses import dataclass
 
 from costline.dashboards import metrics
 from costline.dashboards.config import MixinConfig
-from costline.dashboards.promql import by, owner_label, selector, without
+from costline.dashboards.promql import (
+    by,
+    increase_with_births,
+    owner_label,
+    rate_with_births,
+    selector,
+    without,
+    without_replicas,
+)
 
 ELAPSED_DAYS_OF_MONTH = "(day_of_month() - 1 + (time() % 86400) / 86400)"
 """Days since the start of the (UTC) month, with the fraction of today; PromQL's calendar functions are UTC."""
+
+
+ANOMALY_LEVELS: dict[str, tuple[str, ...]] = {
+    "team": ("org", "team"),
+    "team_feature": ("org", "team", "feature"),
+    "team_environment": ("org", "team", "environment"),
+}
+"""Where `CostlineSpendAnomaly` compares spend with its own baseline: each team, each feature and each environment
+of a team (features and environments are the processor's optional metric labels, on by default)."""
 
 
 @dataclass(frozen=True)
@@ -23,7 +40,10 @@ class RuleNames:
     config: MixinConfig
 
     def team_cost_rate(self, window: str) -> str:
-        return f"team:{metrics.without_total(metrics.COST)}:rate{window}"
+        return self.cost_rate("team", window)
+
+    def cost_rate(self, level: str, window: str) -> str:
+        return f"{level}:{metrics.without_total(metrics.COST)}:rate{window}"
 
     @property
     def team_model_cost_increase1h(self) -> str:
@@ -50,8 +70,12 @@ class RuleNames:
         return f"model:{metrics.TIME_TO_FIRST_TOKEN}_bucket:rate{self.config.short_rate_window}"
 
     @property
-    def model_unpriced_increase(self) -> str:
-        return f"model:{metrics.without_total(metrics.UNPRICED_REQUESTS)}:increase{self.config.unpriced_window}"
+    def model_unpriced(self) -> str:
+        return f"model:{metrics.PERIOD_UNPRICED_REQUESTS}:sum"
+
+    @property
+    def budget_warning_threshold(self) -> str:
+        return "scope:costline_budget_warning:ratio"
 
     @property
     def budget_spent(self) -> str:
@@ -100,17 +124,26 @@ def _record(name: str, expr: str) -> dict[str, str]:
 
 def _cost_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]:
     cost = metrics.COST + selector(config)
-    team = by("org", "team")
-    # One rate per distinct window: the dashboards' short window, the anomaly's recent window and its baseline.
-    windows = dict.fromkeys((config.short_rate_window, config.anomaly_window, config.anomaly_baseline_window))
-    rules = [_record(names.team_cost_rate(w), f"sum {team} (rate({cost}[{w}]))") for w in windows]
+    short = config.short_rate_window
+    # Every rate and increase counts series born within its window in full (see promql.increase_with_births): a
+    # new team's first burst is spend like any other. One rate per distinct window: the dashboards' short window,
+    # the anomaly's recent window and its baseline; per team, and per feature and environment of a team for the
+    # anomaly alert (series without that label are left out there: the team level has them).
+    windows = dict.fromkeys((short, config.anomaly_window, config.anomaly_baseline_window))
+    rules = [_record(names.team_cost_rate(w), f"sum {by('org', 'team')} {rate_with_births(cost, w)}") for w in windows]
+    for level, labels in ANOMALY_LEVELS.items():
+        if level == "team":
+            continue
+        labelled = metrics.COST + selector(config, f'{labels[-1]}!=""')
+        for w in dict.fromkeys((config.anomaly_window, config.anomaly_baseline_window)):
+            rules.append(_record(names.cost_rate(level, w), f"sum {by(*labels)} {rate_with_births(labelled, w)}"))
     rules += [
         _record(
             names.team_model_cost_increase1h,
-            f"sum {by('org', 'team', 'provider', 'model')} (increase({cost}[1h]))",
+            f"sum {by('org', 'team', 'provider', 'model')} {increase_with_births(cost, '1h')}",
         ),
-        _record(names.project_cost_rate, f"sum {by('org', 'project')} (rate({cost}[{config.short_rate_window}]))"),
-        _record(names.model_cost_rate, f"sum {by('provider', 'model')} (rate({cost}[{config.short_rate_window}]))"),
+        _record(names.project_cost_rate, f"sum {by('org', 'project')} {rate_with_births(cost, short)}"),
+        _record(names.model_cost_rate, f"sum {by('provider', 'model')} {rate_with_births(cost, short)}"),
     ]
     return rules
 
@@ -120,21 +153,24 @@ def _request_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]
     requests = metrics.REQUESTS + selector(config)
     errors = metrics.REQUESTS + selector(config, 'outcome="error"')
     model = by("provider", "model")
+    requests_rate = f"sum {model} {rate_with_births(requests, window)}"
     return [
-        _record(names.model_requests_rate, f"sum {by('provider', 'model', 'outcome')} (rate({requests}[{window}]))"),
+        _record(
+            names.model_requests_rate, f"sum {by('provider', 'model', 'outcome')} {rate_with_births(requests, window)}"
+        ),
         # `or ... * 0`: a model with requests but no error series yet has an error ratio of 0, not no ratio.
         _record(
             names.model_error_ratio,
-            f"(sum {model} (rate({errors}[{window}])) or sum {model} (rate({requests}[{window}])) * 0)"
-            f" / sum {model} (rate({requests}[{window}]))",
+            f"(sum {model} {rate_with_births(errors, window)} or {requests_rate} * 0) / {requests_rate}",
         ),
         _record(
             names.model_ttft_bucket_rate,
             f"sum {by('provider', 'model', 'le')} (rate({metrics.TIME_TO_FIRST_TOKEN}_bucket{selector(config)}[{window}]))",
         ),
+        # From the ledger (the same on every replica): what waits for a price this month; 0 once repriced.
         _record(
-            names.model_unpriced_increase,
-            f"sum {model} (increase({metrics.UNPRICED_REQUESTS}{selector(config)}[{config.unpriced_window}]))",
+            names.model_unpriced,
+            f"sum {model} ({without_replicas(config, metrics.PERIOD_UNPRICED_REQUESTS + selector(config))})",
         ),
     ]
 
@@ -154,6 +190,9 @@ def _budget_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]
         ),
         # `> 0`: a zero limit means "no budget", and dividing by it would report +Inf utilization.
         _record(names.budget_utilization, f"{names.budget_spent} / ({names.budget_limit} > 0)"),
+        # Each budget's warning ratio: its own from `budget_warning_ratios`, else the default (`or` keeps the left
+        # side's series, so an override wins over the default for the same budget).
+        _record(names.budget_warning_threshold, _warning_thresholds(config, names)),
         _record(names.budget_month_to_date, f"{names.budget_spent}{{{monthly}}}"),
         # Linear projection: month-to-date spend / elapsed days * days in the month. Elapsed time is clamped to one
         # hour so the first minutes of a month do not divide by ~0.
@@ -173,6 +212,16 @@ def _budget_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]
             f"clamp_min({names.budget_remaining}, 0) / ({names.budget_burn_rate} * 86400 > 0)",
         ),
     ]
+
+
+def _warning_thresholds(config: MixinConfig, names: RuleNames) -> str:
+    default = f"0 * {names.budget_utilization} + {config.budget_warning_ratio}"
+    overrides = [
+        f'0 * {names.budget_utilization}{{scope="{scope}", owner="{owner}"}} + {ratio}'
+        for key, ratio in sorted(config.budget_warning_ratios.items())
+        for scope, _, owner in [key.partition(" ")]
+    ]
+    return " or ".join(f"({part})" for part in (*overrides, default)) if overrides else default
 
 
 def recording_rule_groups(config: MixinConfig) -> list[dict[str, object]]:

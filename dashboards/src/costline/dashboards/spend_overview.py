@@ -17,7 +17,7 @@ from costline.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from costline.dashboards.promql import by, filtered
+from costline.dashboards.promql import by, filtered, increase_with_births, without_replicas
 
 RANGE = "$__range"
 RATE = "$__rate_interval"
@@ -30,14 +30,20 @@ def _cost(config: MixinConfig, *matchers: str) -> str:
     return filtered(config, metrics.COST, *matchers)
 
 
+def _ledger(config: MixinConfig, gauge: str, *matchers: str) -> str:
+    """A ledger-backed period gauge filtered by the dashboard variables, one series per figure across replicas."""
+    return without_replicas(config, filtered(config, gauge, *matchers))
+
+
 def month_to_date_spend(config: MixinConfig):
-    # Relative time `now/M` pins this panel to the calendar month so far, whatever range the dashboard shows.
+    # The ledger's own figure for the processor's current month: exact, whatever was scraped when. Relative time
+    # `now/M` labels the panel as this month in Grafana (the query itself is an instant read of the gauge).
     return stat_panel(
         "Month-to-date spend",
-        "Cost of every priced call since the start of this (UTC) month, for the selected owners and models. Exact "
-        "ledger figures per budget are on the Budget burn dashboard; `costline usage` exports them as CSV.",
+        "Cost of every priced call since the start of this month (the processor's time zone), for the selected "
+        "owners and models, read from the ledger. `costline usage` exports the same figures as CSV.",
         USD,
-        query(f"sum(increase({_cost(config)}[{RANGE}]))", "spend", instant=True),
+        query(f"sum({_ledger(config, metrics.PERIOD_COST)})", "spend", instant=True),
     ).time_from("now/M")
 
 
@@ -46,7 +52,7 @@ def spend_in_range(config: MixinConfig):
         "Spend in selected range",
         "Cost of every priced call within the dashboard's time range.",
         USD,
-        query(f"sum(increase({_cost(config)}[{RANGE}]))", "spend", instant=True),
+        query(f"sum({increase_with_births(_cost(config), RANGE)})", "spend", instant=True),
     )
 
 
@@ -55,14 +61,12 @@ def requests_in_range(config: MixinConfig):
         "Requests in selected range",
         "LLM API calls (successful and failed) within the time range.",
         COUNT,
-        query(f"sum(increase({filtered(config, metrics.REQUESTS)}[{RANGE}]))", "requests", instant=True),
+        query(f"sum({increase_with_births(filtered(config, metrics.REQUESTS), RANGE)})", "requests", instant=True),
     )
 
 
 def cost_per_1k_requests(config: MixinConfig):
-    expr = (
-        f"1000 * sum(increase({_cost(config)}[{RANGE}])) / sum(increase({filtered(config, metrics.REQUESTS)}[{RANGE}]))"
-    )
+    expr = f"1000 * sum({increase_with_births(_cost(config), RANGE)}) / sum({increase_with_births(filtered(config, metrics.REQUESTS), RANGE)})"
     return stat_panel(
         "Cost per 1k requests",
         "Average cost of a thousand calls within the time range: a size-independent way to compare periods.",
@@ -72,8 +76,8 @@ def cost_per_1k_requests(config: MixinConfig):
 
 
 def cache_hit_ratio(config: MixinConfig):
-    cached = f"sum(increase({filtered(config, metrics.TOKENS, CACHE_READ)}[{RANGE}]))"
-    all_input = f"sum(increase({filtered(config, metrics.TOKENS, INPUT_TYPES)}[{RANGE}]))"
+    cached = f"sum({increase_with_births(filtered(config, metrics.TOKENS, CACHE_READ), RANGE)})"
+    all_input = f"sum({increase_with_births(filtered(config, metrics.TOKENS, INPUT_TYPES), RANGE)})"
     return stat_panel(
         "Prompt cache hit ratio",
         "Share of input tokens served from the providers' prompt caches (billed at the cheaper cache-read price).",
@@ -86,14 +90,10 @@ def cache_hit_ratio(config: MixinConfig):
 def unpriced_requests(config: MixinConfig):
     return stat_panel(
         "Unpriced requests",
-        "Calls whose model has no known price: their cost is missing from every figure here. Add a price "
-        "override in the processor config and run `costline reprice`.",
+        "Calls this month whose model has no known price (from the ledger): their cost is missing from every "
+        "figure here. Add a price override in the processor config and run `costline reprice`; this drops to 0.",
         COUNT,
-        query(
-            f"sum(increase({filtered(config, metrics.UNPRICED_REQUESTS)}[{RANGE}])) or vector(0)",
-            "unpriced",
-            instant=True,
-        ),
+        query(f"sum({_ledger(config, metrics.PERIOD_UNPRICED_REQUESTS)}) or vector(0)", "unpriced", instant=True),
         steps=(("green", None), ("red", 1)),
     )
 
@@ -125,7 +125,7 @@ def spend_by_provider(config: MixinConfig):
 
 
 def top_spenders(config: MixinConfig):
-    expr = f"topk({config.top_n}, sum {by('org', 'team', 'project')} (increase({_cost(config)}[{RANGE}])))"
+    expr = f"topk({config.top_n}, sum {by('org', 'team', 'project')} ({increase_with_births(_cost(config), RANGE)}))"
     return bargauge_panel(
         f"Top {config.top_n} spenders",
         "Team and project pairs that spent most within the time range.",
@@ -141,12 +141,12 @@ def spend_by_model_table(config: MixinConfig):
     return table_panel(
         "Models: spend, requests, tokens",
         "Per model within the time range: spend, calls, tokens of every type, and the average cost of 1k calls.",
-        query(f"sum {per_model} (increase({_cost(config)}[{RANGE}]))", instant=True),
-        query(f"sum {per_model} (increase({requests}[{RANGE}]))", instant=True),
-        query(f"sum {per_model} (increase({tokens}[{RANGE}]))", instant=True),
+        query(f"sum {per_model} ({increase_with_births(_cost(config), RANGE)})", instant=True),
+        query(f"sum {per_model} ({increase_with_births(requests, RANGE)})", instant=True),
+        query(f"sum {per_model} ({increase_with_births(tokens, RANGE)})", instant=True),
         query(
-            f"1000 * sum {per_model} (increase({_cost(config)}[{RANGE}]))"
-            f" / sum {per_model} (increase({requests}[{RANGE}]))",
+            f"1000 * sum {per_model} ({increase_with_births(_cost(config), RANGE)})"
+            f" / sum {per_model} ({increase_with_births(requests, RANGE)})",
             instant=True,
         ),
         columns={"Value #A": "Spend", "Value #B": "Requests", "Value #C": "Tokens", "Value #D": "Per 1k requests"},
@@ -187,10 +187,9 @@ def cost_per_1k_requests_by_model(config: MixinConfig):
 def unpriced_by_model(config: MixinConfig):
     return table_panel(
         "Unpriced requests by model and team",
-        "Which models could not be priced, and who called them, within the time range.",
+        "Which models could not be priced this month, and who called them (from the ledger; gone once repriced).",
         query(
-            f"sum {by('provider', 'model', 'org', 'team')} "
-            f"(increase({filtered(config, metrics.UNPRICED_REQUESTS)}[{RANGE}])) > 0",
+            f"sum {by('provider', 'model', 'org', 'team')} ({_ledger(config, metrics.PERIOD_UNPRICED_REQUESTS)}) > 0",
             instant=True,
         ),
         columns={"Value": "Unpriced requests"},

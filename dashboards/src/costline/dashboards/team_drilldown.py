@@ -25,7 +25,7 @@ from costline.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from costline.dashboards.promql import BUDGET_FILTER_LABELS, by, filtered, recorded
+from costline.dashboards.promql import BUDGET_FILTER_LABELS, by, filtered, increase_with_births, recorded
 from costline.dashboards.recording_rules import RuleNames
 
 RANGE = "$__range"
@@ -39,7 +39,7 @@ def _cost(config: MixinConfig) -> str:
 
 
 def _spent(config: MixinConfig, labels: tuple[str, ...]) -> str:
-    return f"sum {by(*labels)} (increase({_cost(config)}[{RANGE}]))"
+    return f"sum {by(*labels)} ({increase_with_births(_cost(config), RANGE)})"
 
 
 def team_spend(config: MixinConfig):
@@ -47,7 +47,7 @@ def team_spend(config: MixinConfig):
         "Team spend in selected range",
         "Cost of the selected team(s) within the time range.",
         USD,
-        query(f"sum(increase({_cost(config)}[{RANGE}]))", "spend", instant=True),
+        query(f"sum({increase_with_births(_cost(config), RANGE)})", "spend", instant=True),
     ).span(8)
 
 
@@ -57,7 +57,11 @@ def share_of_org(config: MixinConfig):
         "Share of org spend",
         "The selected team(s)' part of their organisation's spend within the time range.",
         PERCENT,
-        query(f"sum(increase({_cost(config)}[{RANGE}])) / sum(increase({org_cost}[{RANGE}]))", "share", instant=True),
+        query(
+            f"sum({increase_with_births(_cost(config), RANGE)}) / sum({increase_with_births(org_cost, RANGE)})",
+            "share",
+            instant=True,
+        ),
     ).span(8)
 
 
@@ -66,7 +70,7 @@ def team_requests(config: MixinConfig):
         "Requests in selected range",
         "Calls made by the selected team(s).",
         COUNT,
-        query(f"sum(increase({filtered(config, metrics.REQUESTS)}[{RANGE}]))", "requests", instant=True),
+        query(f"sum({increase_with_births(filtered(config, metrics.REQUESTS), RANGE)})", "requests", instant=True),
     ).span(8)
 
 
@@ -141,7 +145,7 @@ def model_mix_requests(config: MixinConfig):
         "Which models the team calls most: a model with a large request share but a small spend share is cheap.",
         COUNT,
         query(
-            f"sum {by('provider', 'model')} (increase({filtered(config, metrics.REQUESTS)}[{RANGE}]))",
+            f"sum {by('provider', 'model')} ({increase_with_births(filtered(config, metrics.REQUESTS), RANGE)})",
             "{{provider}}/{{model}}",
             instant=True,
         ),
@@ -153,14 +157,12 @@ def cheaper_model_opportunities(config: MixinConfig):
     org_cost = filtered(config, metrics.COST, labels=("org",))
     org_tokens = filtered(config, metrics.TOKENS, labels=("org",))
     per_kind = by(*CALL_KIND)
-    org_cost_per_token = (
-        f"sum {per_kind} (increase({org_cost}[{RANGE}])) / sum {per_kind} (increase({org_tokens}[{RANGE}]))"
-    )
+    org_cost_per_token = f"sum {per_kind} ({increase_with_births(org_cost, RANGE)}) / sum {per_kind} ({increase_with_births(org_tokens, RANGE)})"
     cheapest = (
         f'label_replace(bottomk by (operation) (1, {org_cost_per_token} > 0), "cheaper_model", "$1", "model", "(.*)")'
     )
-    team_cost = f"sum {per_kind} (increase({_cost(config)}[{RANGE}]))"
-    team_tokens = f"sum {per_kind} (increase({filtered(config, metrics.TOKENS)}[{RANGE}]))"
+    team_cost = f"sum {per_kind} ({increase_with_births(_cost(config), RANGE)})"
+    team_tokens = f"sum {per_kind} ({increase_with_births(filtered(config, metrics.TOKENS), RANGE)})"
     # (team's cost per token - cheapest cost per token) x team's tokens: what the same tokens would have saved.
     saving = (
         f"(({team_cost} / {team_tokens}) - on (operation) group_left (cheaper_model) {cheapest})"

@@ -88,6 +88,7 @@ class Service:
         self.access: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
+        self.period_totals: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -101,7 +102,9 @@ class Service:
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
         from costline.processor.auth import Access, is_loopback
+        from costline.processor.clock import system_clock
         from costline.processor.config import load_config
+        from costline.processor.period_gauges import PeriodCollector, PeriodTotals
         from costline.processor.pipeline import Pipeline
         from costline.processor.receivers import BearerAuth, ReceiverStats
         from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
@@ -132,6 +135,13 @@ class Service:
         self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.policy_violations)
+        # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
+        # timer, which also catches `costline reprice` and other processors writing the same ledger.
+        pipeline = self.pipeline
+        self.period_totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config,
+                                          clock=self._clock or system_clock).start()
+        pipeline.on_commit.append(self.period_totals.changed)
+        self.registry.register(PeriodCollector(self.period_totals.snapshot))
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -205,6 +215,8 @@ class Service:
             self.otlp_http.stop(grace_s)
         if self.forwarder is not None:
             self.forwarder.stop(min(grace_s, 5.0))
+        if self.period_totals is not None:
+            self.period_totals.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:

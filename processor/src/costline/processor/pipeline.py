@@ -90,6 +90,8 @@ class Pipeline:
         """Registered beside `collector` by the service; counts survive reloads."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot, self._bounded_snapshot)
+        self.on_commit: list[Callable[[], None]] = []
+        """Called after each commit that billed something (e.g. to re-read ledger-backed gauges); must not raise."""
 
     @property
     def config(self) -> CostlineConfig:
@@ -182,6 +184,9 @@ class Pipeline:
             self.policy_violations.count(state.policy, fresh)
         except Exception:
             log.exception("counting policy violations failed; the calls are billed")
+        if fresh:
+            for listener in self.on_commit:
+                listener()
         if self._forwarder is not None and request is not None:
             self._forward(request, entries)
         return fresh

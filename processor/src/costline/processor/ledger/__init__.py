@@ -326,6 +326,24 @@ class Ledger:
             raise LedgerUnavailable(f"ledger read failed: {err}") from err
         return out
 
+    def totals_since(self, since: datetime, group_by: Sequence[str], counters: Sequence[str]
+                     ) -> dict[tuple[str, ...], tuple[int, ...]]:
+        """`counters` (names in `schema.COUNTERS`) summed by the `group_by` columns over the rows from `since`'s
+        hour on: `{(values...): (sums...)}`, integers from both backends. For the ledger-backed period gauges."""
+        unknown = [c for c in (*group_by, *counters) if c not in (*OWNER_COLUMNS, *CALL_COLUMNS, *COUNTERS)]
+        if unknown:
+            raise ValueError(f"totals_since: unknown column(s) {', '.join(unknown)}")
+        start = int(since.timestamp())
+        columns = [usage_hourly.c[c] for c in group_by]
+        query = (select(*columns, *(cast(func.sum(usage_hourly.c[c]), BigInteger) for c in counters))
+                 .where(usage_hourly.c.hour >= start - start % 3600).group_by(*columns))
+        try:
+            with self.engine.connect() as conn:
+                return {tuple(row[: len(columns)]): tuple(int(v or 0) for v in row[len(columns):])
+                        for row in conn.execute(query)}
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
     def reprice(self, since: datetime, rates_for: Any = None) -> int:
         """Price the unpriced tokens of rows since `since` whose model now has a price; returns rows changed.
 

@@ -1,0 +1,184 @@
+"""Ledger-backed gauges of the current period: what waits for a price, and what was spent, per owner and model.
+
+The in-memory counters (`costline_unpriced_requests_total`, `costline_cost_usd_total`) count what this process
+ingested since it started; they cannot go down when `costline reprice` prices old calls, and a series born with its
+final value shows no `increase()`. These gauges are read from the ledger instead, so they are exact, the same on
+every processor sharing one ledger, survive restarts, and fall back to zero once a reprice has priced the calls.
+
+`PeriodTotals` reads on a background thread — soon after each commit (debounced) and on a timer, because
+`costline reprice` and other processors write the same ledger from other processes — never inside a scrape.
+`PeriodCollector` turns the latest snapshot into metric families. The period is the calendar month in the
+configured time zone, as for monthly budgets; the injected clock decides which month is current.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from costline.processor.clock import Clock, system_clock
+from costline.processor.config import CostlineConfig
+from costline.processor.ledger import Ledger, LedgerUnavailable, period_starts
+
+log = logging.getLogger("costline.processor.period_gauges")
+
+LABELS = ("provider", "model", "org", "team", "project")
+"""Labels of every period gauge: the ones dashboards filter by, bounded like the in-memory series' base labels."""
+
+UNPRICED_TOKENS = {
+    "input": "unpriced_input_tokens",
+    "output": "unpriced_output_tokens",
+    "cache_read": "unpriced_cache_read_tokens",
+    "cache_write": "unpriced_cache_write_tokens",
+}
+"""`type` label (as on `costline_tokens_total`) -> the ledger column of tokens still waiting for a price."""
+
+COUNTERS = ("requests", "unpriced_requests", *UNPRICED_TOKENS.values(), "cost_pico_usd")
+REQUESTS, UNPRICED_REQUESTS, COST = 0, 1, len(COUNTERS) - 1
+OVERFLOW = "__overflow__"
+PERIOD = "monthly"
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodSnapshot:
+    period_start: datetime
+    rows: Mapping[tuple[str, ...], tuple[int, ...]]
+    """LABELS values -> sums in COUNTERS order."""
+    read_at: float
+    """Unix time of the ledger read."""
+
+
+@dataclass
+class PeriodTotals:
+    """The current period's totals, re-read from the ledger after commits (at most every `min_gap_s`) and every
+    `interval_s`. A failed read keeps the last snapshot (and logs): a scrape still serves the last known figures."""
+
+    ledger: Ledger
+    config: Callable[[], CostlineConfig]
+    clock: Clock = system_clock
+    interval_s: float = 10.0
+    min_gap_s: float = 1.0
+    _snapshot: PeriodSnapshot | None = field(default=None, init=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> PeriodTotals:
+        self._thread = threading.Thread(target=self._run, name="costline-period-gauges", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def changed(self) -> None:
+        """The ledger took a write: read again soon. Cheap and never raises (called on the ingest path)."""
+        self._wake.set()
+
+    def snapshot(self) -> PeriodSnapshot | None:
+        return self._snapshot
+
+    def refresh(self) -> PeriodSnapshot | None:
+        """Read the ledger now (the background thread calls this; tests may too)."""
+        config = self.config()
+        start = period_starts(self.clock(), config.zone)[PERIOD]
+        try:
+            rows = self.ledger.totals_since(start, LABELS, COUNTERS)
+        except LedgerUnavailable as err:
+            log.warning("period gauges not refreshed: %s", err)
+            return self._snapshot
+        limits = config.metrics
+        rows = _capped(rows, [limits.cardinality_limits.get(label, limits.cardinality_limit) for label in LABELS])
+        self._snapshot = PeriodSnapshot(start, rows, time.time())
+        return self._snapshot
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.refresh()
+            except Exception:  # a bug here must not end the thread: the gauges would freeze silently
+                log.exception("period gauges: refresh failed")
+            self._wake.wait(self.interval_s)
+            self._stopping.wait(self.min_gap_s)  # debounce: a busy receiver commits many times a second
+
+
+def _capped(rows: Mapping[tuple[str, ...], tuple[int, ...]], limits: list[int]
+            ) -> dict[tuple[str, ...], tuple[int, ...]]:
+    """Per label, the `limit` values with the most cost and unpriced calls keep their name; the others become
+    `__overflow__` and their rows are summed, so totals stay exact while the number of series stays bounded."""
+    for index, limit in enumerate(limits):
+        weight: dict[str, tuple[int, int]] = defaultdict(lambda: (0, 0))
+        for values, sums in rows.items():
+            cost, unpriced = weight[values[index]]
+            weight[values[index]] = (cost + sums[COST], unpriced + sums[UNPRICED_REQUESTS])
+        if len(weight) <= limit:
+            continue
+        kept = set(sorted(weight, key=lambda v: (weight[v], v), reverse=True)[: limit])
+        folded: dict[tuple[str, ...], tuple[int, ...]] = {}
+        for values, sums in rows.items():
+            if values[index] not in kept:
+                values = (*values[:index], OVERFLOW, *values[index + 1 :])
+            previous = folded.get(values)
+            folded[values] = sums if previous is None else tuple(a + b for a, b in zip(previous, sums, strict=True))
+        rows = folded
+    return dict(rows)
+
+
+class PeriodCollector(Collector):
+    """The latest `PeriodSnapshot` as gauges. Series are built fresh on every scrape from the snapshot only."""
+
+    def __init__(self, snapshot: Callable[[], PeriodSnapshot | None]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterator:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self._snapshot()
+        if snapshot is None:  # not read yet: no figure rather than a zero that would look like "nothing unpriced"
+            return
+        labels = list(LABELS)
+        cost = GaugeMetricFamily(
+            "costline_period_cost_usd",
+            "Priced cost in the current calendar month (configured time zone), from the ledger. Series with only "
+            "unpriced calls have none (unpriced is never $0).", labels=labels)
+        unpriced = GaugeMetricFamily(
+            "costline_period_unpriced_requests",
+            "Calls in the current calendar month still waiting for a price, from the ledger (0 after a reprice).",
+            labels=labels)
+        tokens = GaugeMetricFamily(
+            "costline_period_unpriced_tokens",
+            "Tokens of the current calendar month's calls still waiting for a price, by type, from the ledger.",
+            labels=[*labels, "type"])
+        for values, sums in sorted(snapshot.rows.items()):
+            row = list(values)
+            if sums[REQUESTS] > sums[UNPRICED_REQUESTS]:
+                cost.add_metric(row, sums[COST] / 1e12)
+            # Every series, zeros included: a reprice must show as a drop to 0, not as a series that vanishes.
+            unpriced.add_metric(row, sums[UNPRICED_REQUESTS])
+            for (kind, _), value in zip(UNPRICED_TOKENS.items(), sums[UNPRICED_REQUESTS + 1 : COST], strict=True):
+                tokens.add_metric([*row, kind], value)
+        yield cost
+        yield unpriced
+        yield tokens
+        yield _one("costline_period_start_timestamp_seconds",
+                   "Start of the calendar month the period gauges cover (unix seconds).",
+                   snapshot.period_start.timestamp())
+        yield _one("costline_period_read_timestamp_seconds",
+                   "When the period gauges were last read from the ledger (unix seconds).", snapshot.read_at)
+
+
+def _one(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, value=value)
