@@ -90,7 +90,7 @@ class _Rule:
 class Policy:
     """One caller's policy as the processor sent it."""
 
-    __slots__ = ("rules", "remaining_usd", "bound_by", "rates", "refresh_s")
+    __slots__ = ("rules", "remaining_usd", "bound_by", "rates", "refresh_s", "_verdicts")
 
     def __init__(self, document: Any) -> None:
         if not isinstance(document, dict):
@@ -108,19 +108,30 @@ class Policy:
         rates = document.get("rates") or {}
         if not isinstance(rates, dict):
             raise GarbageResponse("rates is not an object")
-        self.rates = {_text(name, "rates"): (_number(r.get("input_per_mtok"), "input_per_mtok") * _PER_MTOK,
+        self.rates = {tuple(_text(name, "rates").partition("/")[::2]): (_number(r.get("input_per_mtok"), "input_per_mtok") * _PER_MTOK,
                                              _number(r.get("output_per_mtok"), "output_per_mtok") * _PER_MTOK)
                       for name, r in rates.items() if isinstance(r, dict)}
         refresh = document.get("refresh_s")
         self.refresh_s = _number(refresh, "refresh_s") if refresh is not None else None
+        self._verdicts: dict[tuple[str, str], str | None] = {}
+        """(provider, model) -> refusing rule or None: the rules are fixed for this policy's life, and a process
+        calls a handful of models, so each is matched once (bounded all the same)."""
 
     def model_refusal(self, provider: str, model: str) -> str | None:
-        model = model.lower()
+        key = (provider, model)
+        try:
+            return self._verdicts[key]
+        except KeyError:
+            pass
+        lowered = model.lower()
+        verdict = None
         for rule in self.rules:
-            refused = rule.refuses(provider, model)
-            if refused is not None:
-                return refused
-        return None
+            verdict = rule.refuses(provider, lowered)
+            if verdict is not None:
+                break
+        if len(self._verdicts) < 1024:
+            self._verdicts[key] = verdict
+        return verdict
 
 
 def _text(value: Any, name: str) -> str:
@@ -153,7 +164,8 @@ class _Caller:
         self.spent_usd = 0.0
         """Spend estimated from the calls that ended here since the processor's figure was taken."""
         self.used_at = now
-        self.models: set[str] = set()
+        self.models: set[tuple[str, str]] = set()
+        """(provider, model) pairs called, whose rates the next refresh asks for."""
         self.warned: set[str] = set()
         """Warnings logged in the current refresh window (warn mode logs each once per window)."""
         self.due_at = now
@@ -196,9 +208,10 @@ class Guard:
 
     # --- the call path ---------------------------------------------------------------------------------------------
     def _key(self, attrs: Mapping[str, Any]) -> tuple[str, ...]:
-        resource = self._resource
-        return (str(attrs.get(A.COSTLINE_API_KEY_FINGERPRINT) or ""),
-                *(str(attrs.get(k) or resource[i]) for i, k in enumerate(_OWNER_KEYS)))
+        resource, get = self._resource, attrs.get
+        return (get(A.COSTLINE_API_KEY_FINGERPRINT) or "", get(A.COSTLINE_ORG) or resource[0],
+                get(A.COSTLINE_TEAM) or resource[1], get(A.COSTLINE_USER) or resource[2],
+                get(A.COSTLINE_PROJECT) or resource[3])
 
     def check(self, attrs: Mapping[str, Any]) -> PolicyError | None:
         """The refusal for a call with these span attributes (provider, request model, fingerprint, owner keys),
@@ -216,12 +229,10 @@ class Guard:
         if caller is None:
             caller = self._admit(key, now)
         caller.used_at = now
-        provider = str(attrs.get(A.GEN_AI_PROVIDER_NAME) or "")
+        provider = attrs.get(A.GEN_AI_PROVIDER_NAME) or ""
         model = attrs.get(A.GEN_AI_REQUEST_MODEL)
-        if isinstance(model, str) and model:
-            name = f"{provider}/{model}"
-            if name not in caller.models and len(caller.models) < MAX_MODELS_PER_CALLER:
-                caller.models.add(name)
+        if model and (provider, model) not in caller.models and len(caller.models) < MAX_MODELS_PER_CALLER:
+            caller.models.add((provider, model))
         policy, spent = self._policy_of(caller, now)
         if policy is None and key[1:] != self._resource:
             # A new owner combination while its exact policy loads: the key's own policy is the best there is.
@@ -286,7 +297,7 @@ class Guard:
             caller = self._callers.get(self._key(attrs))
             if caller is None or caller.policy is None:
                 return
-            rates = caller.policy.rates.get(f"{attrs.get(A.GEN_AI_PROVIDER_NAME)}/{attrs.get(A.GEN_AI_REQUEST_MODEL)}")
+            rates = caller.policy.rates.get((attrs.get(A.GEN_AI_PROVIDER_NAME), attrs.get(A.GEN_AI_REQUEST_MODEL)))
             if rates is None:
                 return
             input_tokens = attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS) or 0
@@ -348,7 +359,7 @@ class Guard:
         spent_before = caller.spent_usd
         query = dict(caller.query)
         if caller.models:
-            query["models"] = ",".join(sorted(caller.models))
+            query["models"] = ",".join(sorted(f"{provider}/{model}" for provider, model in caller.models))
         try:
             policy = Policy(self._fetch(query))
         except Exception as err:  # unreachable, timeout, HTTP error, garbage: all mean "policy unknown"
