@@ -186,3 +186,14 @@ def test_a_token_value_in_config_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError) as err:
         parse_config({"api": {"tokens": [{"name": "y", "sha256": hash_token("a"), "role": "team:acme/nope"}]}})
     assert err.value.errors == ["api.tokens[0].role: no team 'nope' in org 'acme' in this config"]
+
+
+def test_hash_token_reads_the_token_from_stdin():
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "costline.cli", "hash-token"], input="tok-admin-1\n",
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == hash_token("tok-admin-1")
+    assert result.stdout.startswith("sha256:") and len(result.stdout.strip()) == 7 + 64
