@@ -26,7 +26,9 @@ ALERTS = {
     "CostlineErrorRateSpike",
     "CostlineUnattributedSpend",
     "CostlineSpansDropped",
+    "CostlinePolicyViolation",
     "CostlineProcessorDown",
+    "CostlineReconciliationDrift",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 

@@ -234,6 +234,21 @@ def spans_dropped(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def policy_violation(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.policy_violation_window
+    violations = metrics.POLICY_VIOLATIONS + selector(config)
+    return _alert(
+        config,
+        "CostlinePolicyViolation",
+        f"sum {by('org', 'team', 'model', 'rule')} {increase_with_births(violations, window)} > 0",
+        "Team {{ $labels.org }}/{{ $labels.team }} called {{ $labels.model }}, which its model rules refuse.",
+        '{{ $value | printf "%.0f" }} calls by team {{ $labels.org }}/{{ $labels.team }} to {{ $labels.model }} '
+        f"in the last {window} went against the rule `{{{{ $labels.rule }}}}`. Apps without the guard "
+        "(`COSTLINE_GUARD=block`) send such calls; calls a guard refused are counted too, but cost nothing.",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
+    )
+
+
 def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     up = "up" + selector(config)
     return _alert(
@@ -245,6 +260,28 @@ def processor_down(config: MixinConfig, names: RuleNames) -> dict:
         f"(selector {config.costline_selector}). Spend and budget series stop updating and no budget alert "
         "can fire until it is back; spans sent meanwhile are retried by exporters or lost.",
         links.alert_dashboard_url(config, links.PERFORMANCE_UID),
+    )
+
+
+def reconciliation_drift(config: MixinConfig, names: RuleNames) -> dict:
+    replicas = ", ".join(config.replica_labels)
+
+    def per_provider(metric: str, absolute: bool = False) -> str:
+        # Every replica reads the same stored reconciliation: one figure per owner, not their sum.
+        series = f"max without ({replicas}) ({metric}{selector(config)})"
+        return f"sum by (provider) ({f'abs({series})' if absolute else series})"
+
+    drift, provider = per_provider(metrics.RECONCILIATION_DRIFT, True), per_provider(metrics.RECONCILIATION_PROVIDER)
+    return _alert(
+        config,
+        "CostlineReconciliationDrift",
+        f"{drift} / {provider} > {config.reconciliation_drift_share:g}",
+        "Costline's ledger and {{ $labels.provider }}'s usage report disagree.",
+        "For the last reconciled window, the ledger differs from {{ $labels.provider }}'s own usage report by "
+        '{{ $value | humanizePercentage }} of the reported cost (threshold '
+        f"{config.reconciliation_drift_share:.0%}). Run `costline reconcile --provider {{{{ $labels.provider }}}}` "
+        "for the rows: instrumentation that misses calls, spans dropped, or a price that differs.",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID),
     )
 
 
@@ -261,11 +298,13 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         unpriced_model(config, names),
         unattributed_spend(config, names),
         error_rate_spike(config, names),
+        policy_violation(config, names),
     ]
     processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [
         {"name": "costline.budget.alerts", "rules": budget},
         {"name": "costline.spend.alerts", "rules": spend},
         {"name": "costline.processor.alerts", "rules": processor},
+        {"name": "costline.reconciliation.alerts", "rules": [reconciliation_drift(config, names)]},
     ]
     return [with_interval(config, group) for group in groups]

@@ -74,6 +74,12 @@ class MixinConfig:
     """`CostlineSpansDropped` fires when spans were rejected, exports refused or forwarded spans dropped within this
     window."""
 
+    reconciliation_drift_share: float = 0.05
+    """`CostlineReconciliationDrift` fires when a provider's |drift| summed over owners exceeds this share of what
+    its own usage report shows, for the last reconciled window (`costline reconcile`, `--reconcile-every`)."""
+    policy_violation_window: str = "1h"
+    """`CostlinePolicyViolation` fires while a team called a model its `models:` rules refuse within this window."""
+
     short_rate_window: str = "5m"
     """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
 
@@ -87,7 +93,9 @@ class MixinConfig:
             "CostlineErrorRateSpike": "10m",
             "CostlineUnattributedSpend": "1h",
             "CostlineSpansDropped": "5m",
+            "CostlinePolicyViolation": "0m",
             "CostlineProcessorDown": "5m",
+            "CostlineReconciliationDrift": "1h",
         }
     )
     """How long each alert's condition must hold before it fires (the query tests set all of them to 0s)."""
@@ -102,7 +110,9 @@ class MixinConfig:
             "CostlineErrorRateSpike": "warning",
             "CostlineUnattributedSpend": "warning",
             "CostlineSpansDropped": "warning",
+            "CostlinePolicyViolation": "warning",
             "CostlineProcessorDown": "critical",
+            "CostlineReconciliationDrift": "warning",
         }
     )
 

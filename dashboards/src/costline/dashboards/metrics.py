@@ -12,6 +12,7 @@ REQUESTS = "costline_requests_total"  # label `outcome`: success, error
 UNPRICED_REQUESTS = "costline_unpriced_requests_total"
 TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
 OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
+POLICY_VIOLATIONS = "costline_policy_violations_total"  # labels org, team, model, rule: calls `models:` refuses
 
 BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels
 BUDGET_SPENT = "costline_budget_spent_usd"
@@ -25,6 +26,10 @@ PERIOD_UNPRICED_TOKENS = "costline_period_unpriced_tokens"  # replica; label `ty
 RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `outcome` (accepted, unavailable, ...)
 RECEIVER_SPANS = "costline_receiver_spans_total"  # label `outcome`: accepted, rejected (OTLP partial success)
 FORWARD_SPANS = "costline_forward_spans_total"  # label `outcome`: sent, failed, dropped
+
+RECONCILIATION_PROVIDER = "costline_reconciliation_provider_usd"  # labels `provider`, `owner_kind`, `owner`
+RECONCILIATION_DRIFT = "costline_reconciliation_drift_usd"
+RECONCILIATION_UNTRACKED = "costline_reconciliation_untracked_usd"
 
 OWNER_LABELS: tuple[str, ...] = ("org", "team", "user", "key", "project")
 """Labels that can name the owner of a budget, broadest first; a budget series carries those of its scope."""

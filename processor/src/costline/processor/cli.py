@@ -1,5 +1,5 @@
 """The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`,
-`close-period`.
+`close-period`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 `serve` is the service's lifecycle (`Service`): open the ledger, listen, reload on SIGHUP, drain on SIGTERM/SIGINT.
@@ -86,9 +86,11 @@ class Service:
         self.pipeline: Any = None
         self.forwarder: Any = None
         self.admin: Any = None
+        self.access: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self.period_totals: Any = None
+        self.reconcile: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -101,6 +103,7 @@ class Service:
 
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        from costline.processor.auth import Access, is_loopback
         from costline.processor.clock import system_clock
         from costline.processor.config import load_config
         from costline.processor.period_gauges import PeriodCollector, PeriodTotals
@@ -115,21 +118,25 @@ class Service:
         PlatformCollector(registry=self.registry)
         stats = ReceiverStats()
         self.registry.register(stats)
+        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        self.access = Access(config.api)
         if s.http is not None:
-            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s),
-                                    "api").start()
+            if self.access.open and not is_loopback(s.http.host):
+                log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
+                            "add tokens (docs/governance.md) to let other hosts read it", s.http)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            self.admin = HttpServer(s.http, api, "api").start()
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
 
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
-        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
-        self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
+        self.registry.register(self.pipeline.policy_violations)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
@@ -146,6 +153,11 @@ class Service:
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
+        self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
 
     def _open_ledger(self) -> Any:
@@ -196,6 +208,8 @@ class Service:
             except ConfigError as err:
                 raise ApiError(f"config not reloaded: {err}") from None
             self.pipeline.reload(config)
+            if config is not None:
+                self.access.update(config.api)
         detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
         log.info(detail)
         return detail
@@ -210,6 +224,8 @@ class Service:
             self.forwarder.stop(min(grace_s, 5.0))
         if self.period_totals is not None:
             self.period_totals.stop()
+        if self.reconcile is not None:
+            self.reconcile.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:
@@ -270,6 +286,15 @@ class _Backend:
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
+
+    def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
+               ) -> Mapping[str, Any]:
+        from costline.processor.policy_api import policy_document
+
+        pipeline = self._pipeline()
+        with _ledger_errors():
+            return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
+                                   fingerprint, declared, models)
 
 
 @contextmanager
@@ -446,6 +471,23 @@ def _close_period(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reconcile(args: argparse.Namespace) -> int:
+    from costline.processor.reconcile.cli import run
+
+    return run(args, _open_pipeline)
+
+
+def _hash_token(args: argparse.Namespace) -> int:
+    from costline.processor.auth import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("costline hash-token: no token on standard input", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -483,9 +525,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ledger-timeout", dest="ledger_timeout", type=float, metavar="SECONDS",
                        help=f"longest wait on the ledger (a lock, a connection) before an export is answered 503 "
                             f"(default {settings_module.DEFAULT_LEDGER_TIMEOUT_S:g}) {_env_help('ledger_timeout')}")
+    serve.add_argument("--reconcile-every", dest="reconcile_every", metavar="DURATION",
+                       help=f"reconcile the providers under reconcile.providers in the background this often "
+                            f"(30m, 6h, 1d; default: never) {_env_help('reconcile_every')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
+
+    hashed = subparsers.add_parser(
+        "hash-token", help="print the sha256: value of an API token for api.tokens[].sha256 (token on stdin)",
+        description="Reads the token from standard input (keeping it out of the shell history and `ps`) and prints "
+        "the value the config stores instead of it.")
+    hashed.set_defaults(func=_hash_token)
 
     check = subparsers.add_parser("check-config", help="validate a config file; non-zero exit naming key and rule")
     check.add_argument("file")
@@ -518,6 +569,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chargeback.add_argument("--format", default="table",
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
     chargeback.set_defaults(func=_chargeback)
+    from costline.processor.reconcile.cli import add_arguments
+
+    reconcile = subparsers.add_parser(
+        "reconcile", help="hold the ledger against a provider's own usage and cost reports",
+        description="Compare the provider's usage report (live or saved) with the ledger per day, model and "
+        "owner of a provider identity; store the result. See docs/reconciliation.md.")
+    _ledger_flags(reconcile)
+    add_arguments(reconcile)
+    reconcile.set_defaults(func=_reconcile)
 
     close = subparsers.add_parser(
         "close-period", help="freeze a past month's chargeback statement (stored in the ledger with its hash)",

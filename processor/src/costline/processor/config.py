@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.chargeback.config import ChargebackConfig
 from costline.processor.model import MAX_TOKENS
@@ -74,9 +75,54 @@ class Budget(_Strict):
             yield "daily", self.daily_usd
 
 
+# --- model policy (evaluated by `policy.py`) ------------------------------------------------------------------------
+_GLOB_FORBIDDEN = re.compile(r"[\s{}\\]")
+
+
+def _valid_glob(pattern: str) -> str:
+    """A model name or shell-style glob (`*`, `?`, `[...]`), compared case-insensitively. fnmatch accepts anything
+    (an unclosed `[` silently becomes a literal), so what it would misread is refused here instead."""
+    if not pattern:
+        raise ValueError("an empty pattern matches nothing; remove it")
+    if _GLOB_FORBIDDEN.search(pattern):
+        raise ValueError(f"{pattern!r}: whitespace, braces and backslashes are not glob syntax here "
+                         "(use *, ? and [...]; list alternatives as separate patterns)")
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            start = i + 2 if pattern[i + 1:i + 2] == "!" else i + 1
+            end = pattern.find("]", start)
+            if end == -1 or end == start:
+                raise ValueError(f"{pattern!r}: '[' at position {i} opens a set that is never closed or empty")
+            i = end + 1
+            continue
+        if c == "]":
+            raise ValueError(f"{pattern!r}: ']' at position {i} closes no '['")
+        i += 1
+    return pattern
+
+
+ModelGlob = Annotated[str, Field(max_length=255), AfterValidator(_valid_glob)]
+
+
+class ModelRule(_Strict):
+    """Which models of one provider an owner may call: `allow` admits only what it lists, `deny` refuses what it
+    lists. Either or both."""
+
+    allow: list[ModelGlob] | None = None
+    deny: list[ModelGlob] = Field(default_factory=list)
+
+
+ANY_PROVIDER = "*"
+"""`models:` key whose rule applies to every provider."""
+
+
 class _Named(_Strict):
     name: str
     budget: Budget | None = None
+    models: dict[str, ModelRule] = Field(default_factory=dict)
+    """Provider (`openai`, `anthropic`, ... or `*`) -> the models this owner may call (`policy.py`)."""
 
     @field_validator("name")
     @classmethod
@@ -168,6 +214,140 @@ class LimitsConfig(_Strict):
     default is five times the largest context window on sale; a deployment of small models may want it lower."""
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RECONCILE_PROVIDERS = ("openai", "anthropic")
+RECONCILE_IDENTITY_KINDS = {"openai": ("api_key_id", "project_id"), "anthropic": ("api_key_id", "workspace_id")}
+"""Provider-side identities a `reconcile.identities` entry may name, per provider."""
+RECONCILE_OWNER_KINDS = ("key", "user", "team")
+
+
+class ReconcileProvider(_Strict):
+    """How `costline serve --reconcile-every` reaches one provider's admin reports. The admin key itself never
+    goes in a file: only the name of the environment variable that holds it."""
+
+    admin_key_env: str
+    api_base: str | None = None
+    costs: bool = True
+    """Read the cost report too (billed USD per day and project/workspace)."""
+
+    @field_validator("admin_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, '_'), not the key "
+                             "itself: admin keys are read from the environment, never from a config file")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.openai.com")
+        return value
+
+
+class ReconcileIdentity(_Strict):
+    """One provider-side identity (an API key id, an OpenAI project, an Anthropic workspace) and its owner."""
+
+    provider: str
+    api_key_id: str | None = None
+    project_id: str | None = None
+    workspace_id: str | None = None
+    key: str | None = None
+    user: str | None = None
+    team: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in RECONCILE_PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_each(self) -> ReconcileIdentity:
+        allowed = RECONCILE_IDENTITY_KINDS[self.provider]
+        given = [k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None]
+        wrong = [k for k in given if k not in allowed]
+        if wrong:
+            raise ValueError(f"{wrong[0]}: {self.provider} identities are {' or '.join(allowed)}")
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(allowed)}")
+        owners = [k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None]
+        if len(owners) != 1:
+            raise ValueError("give exactly one owner: key, user or team")
+        return self
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        kind = next(k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        kind = next(k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+
+class ReconcileConfig(_Strict):
+    """`costline reconcile` and `costline serve --reconcile-every`: see docs/reconciliation.md."""
+
+    providers: dict[str, ReconcileProvider] = Field(default_factory=dict)
+    identities: list[ReconcileIdentity] = Field(default_factory=list)
+    lookback_days: int = Field(default=7, ge=1, le=93)
+    """Complete UTC days before today that each background run reconciles."""
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if name not in RECONCILE_PROVIDERS:
+                raise ValueError(f"{name!r}: providers are {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+# --- who may ask the API (`auth.py` checks requests against this) -------------------------------------------------
+_TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_ROLE = re.compile(r"^(admin|finance|guard|team:[^/\s]+/[^/\s]+)$")
+
+
+class ApiToken(_Strict):
+    """One bearer token of the `--http` API. Only its SHA-256 is kept (`costline hash-token` prints it)."""
+
+    name: str
+    sha256: str
+    role: str
+    expires: datetime | None = None
+    """After this instant the token is refused (401). A naive value is UTC."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _valid_hash(cls, value: str) -> str:
+        if not _TOKEN_HASH.match(value):
+            raise ValueError("must be 'sha256:' and 64 lowercase hex characters (`costline hash-token` prints it); "
+                             "the token itself never goes in the config")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _valid_role(cls, value: str) -> str:
+        if not _ROLE.match(value):
+            raise ValueError("must be admin, finance, guard or team:<org>/<team>")
+        return value
+
+
+class ApiConfig(_Strict):
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """None configured: the API answers without a token, and `costline serve` warns if it listens beyond loopback."""
+    metrics_token_required: bool = False
+    """`/metrics` also asks for a token (any role); Prometheus sends it with `authorization` in its scrape config."""
+
+
 class CostlineConfig(_Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
@@ -178,6 +358,8 @@ class CostlineConfig(_Strict):
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     chargeback: ChargebackConfig | None = None
     """How teams are charged (`costline chargeback`); none: no statement can be made."""
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -220,6 +402,9 @@ class CostlineConfig(_Strict):
             if ident in seen_prices:
                 errors.append(f"prices[{pi}]: a price for {price.provider}/{price.model} is already configured")
             seen_prices.add(ident)
+        _reconcile_owners(errors, self.reconcile, teams, users,
+                          {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
+        _check_api(errors, self)
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -227,6 +412,37 @@ class CostlineConfig(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _reconcile_owners(errors: list[str], reconcile: ReconcileConfig, teams: dict[str, str], users: dict[str, str],
+                      keys: set[str]) -> None:
+    """Every identity's owner is defined under `orgs`, and no identity is mapped twice."""
+    known = {"key": keys, "user": set(users), "team": set(teams)}
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, entry in enumerate(reconcile.identities):
+        kind, name = entry.owner
+        if name not in known[kind]:
+            errors.append(f"reconcile.identities[{i}].{kind}: {kind} {name!r} is not defined under orgs; an "
+                          "identity maps to a configured key, user or team")
+        ident = (entry.provider, *entry.identity)
+        if ident in seen:
+            errors.append(f"reconcile.identities[{i}].{ident[1]}: {entry.provider} {ident[1]} {ident[2]!r} is "
+                          f"already mapped at reconcile.identities[{seen[ident]}]")
+        seen.setdefault(ident, i)
+def _check_api(errors: list[str], config: CostlineConfig) -> None:
+    """Token names and hashes unique; a team role names a team of the config."""
+    tokens = config.api.tokens
+    _duplicates(errors, "api.tokens", [t.name for t in tokens])
+    hashes: dict[str, int] = {}
+    teams = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    for i, token in enumerate(tokens):
+        if token.sha256 in hashes:
+            errors.append(f"api.tokens[{i}].sha256: the same token as api.tokens[{hashes[token.sha256]}]")
+        hashes.setdefault(token.sha256, i)
+        if token.role.startswith("team:"):
+            org, _, team = token.role.removeprefix("team:").partition("/")
+            if (org, team) not in teams:
+                errors.append(f"api.tokens[{i}].role: no team {team!r} in org {org!r} in this config")
 
 
 def _duplicates(errors: list[str], where: str, names: list[str]) -> None:
