@@ -101,7 +101,7 @@ def main() -> None:
     print(f"{args.series:,} series: RSS +{grown / 2**20:,.1f} MiB, {grown / args.series:,.0f} bytes per series "
           "(all families, before any scrape)")
     step = 100  # 1% of the series take a call before every scrape
-    times: dict[str, list[float]] = {"generate_latest": [], "generate_text": []}
+    times: dict[str, list[float]] = {"generate_latest": [], "generate_text": [], "collect() + Samples": []}
     ratios, size = [], 0
     for round_ in range(args.rounds):
         for name, fn in (("generate_latest", generate_latest), ("generate_text", generate_text)):
@@ -111,6 +111,8 @@ def main() -> None:
             size = len(body)
             del body
         ratios.append(times["generate_latest"][-1] / times["generate_text"][-1])
+        # What generate_latest reads before it formats: the families and their Sample objects.
+        times["collect() + Samples"].append(timed(lambda: [m.samples for m in registry.collect()])[0])
     same = stable(generate_latest(registry)) == stable(generate_text(registry))
     print(f"scrape, {size / 2**20:,.1f} MiB of text, best of {args.rounds} (1% of series changed before each):")
     for name, values in times.items():
