@@ -21,7 +21,7 @@ with prometheus_client (see `encoder_for`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from itertools import chain, repeat
+from itertools import repeat
 from operator import getitem, itemgetter
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -63,7 +63,8 @@ def label_fragment(name: str, value: str) -> bytes:
 class SeriesLines(Protocol):
     """A family that writes its own sample lines (HELP and TYPE are written for it, from `name` and `type`)."""
 
-    def exposition_lines(self) -> bytes: ...
+    def exposition_lines(self) -> list[bytes]:
+        """Pieces whose concatenation is the family's sample lines."""
 
 
 class LineKind(NamedTuple):
@@ -75,15 +76,16 @@ class LineKind(NamedTuple):
 
 
 def series_lines(label_names: Sequence[str], labels: Sequence[bytes], splits: Mapping[str, Sequence[int]],
-                 kinds: Sequence[LineKind]) -> bytes:
-    """The lines of `kinds` for every series, series after series, as `generate_latest` writes such samples.
+                 kinds: Sequence[LineKind]) -> list[bytes]:
+    """The lines of `kinds` for every series, series after series, as `generate_latest` writes such samples, in
+    pieces (joined once, with the rest of the exposition, by `generate_text`).
 
     `labels[i]` is series i's label text (labels sorted by name, escaped, comma-separated: `label_names`' order);
     a kind's extra label goes in its sorted place: first, last, or at the comma at `splits[label][i]`. Per line, the
     work is one `bytes %` of the value (the value's text with what follows it up to the next series' labels) and
     two or four items of one `join`."""
     if not labels:
-        return b""
+        return []
     starts, mids, middles = [], [], []
     for name, extra, _ in kinds:
         start = escape_metric_name(name).encode() + b"{"
@@ -116,8 +118,14 @@ def series_lines(label_names: Sequence[str], labels: Sequence[bytes], splits: Ma
                 halves[label] = (list(map(getitem, labels, map(slice, at))),
                                  list(map(getitem, labels, map(slice, map((1).__add__, at), repeat(None)))))
             before, after = halves[label]
-            columns += (before, repeat(fragment), after, texts)
-    return b"".join(chain((starts[0],), chain.from_iterable(zip(*columns, strict=False))))
+            columns += (before, fragment, after, texts)
+    # One list of every piece, filled column by column with extended slices (C-level copies of pointers).
+    width, n = len(columns), len(labels)
+    pieces: list = [None] * (width * n + 1)
+    pieces[0] = starts[0]
+    for j, column in enumerate(columns):
+        pieces[1 + j::width] = [column] * n if isinstance(column, bytes) else column
+    return pieces
 
 
 def _value_texts(before: bytes, values: Sequence[int] | Sequence[float], after: bytes) -> list[bytes]:
@@ -181,7 +189,8 @@ def generate_text(registry: Collector) -> bytes:
             documentation = _escape_help(metric.documentation)
             append(f"# HELP {mname} {documentation}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n")
             if isinstance(metric, SeriesLines):
-                chunks += ("".join(output).encode("utf-8"), metric.exposition_lines())
+                chunks.append("".join(output).encode("utf-8"))
+                chunks += metric.exposition_lines()
                 output.clear()
                 continue
             om_names = {metric.name + suffix: suffix for suffix in _OM_ONLY}
