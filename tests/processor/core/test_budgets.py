@@ -69,3 +69,69 @@ def test_calendar_periods_follow_the_configured_time_zone(tmp_path):
     spend(ledger, config, 2, "1", at(2026, 11, 20, 13), team="t")
     snap = Budgets(config, ledger, clock=lambda: NOW).snapshot()
     assert states(snap)[("org", "daily", "acme")].spent_usd == Decimal("1")
+
+
+class CountingLedger(Ledger):
+    """A real ledger that counts the budget reads made of it."""
+
+    reads = 0
+
+    def spend_since(self, since, scopes):
+        self.reads += 1
+        return super().spend_since(since, scopes)
+
+
+def test_reading_budgets_never_reads_the_ledger_and_commits_show_at_once(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600)
+    reads = ledger.reads
+    for n, cost in enumerate(["1.25", "2.50"]):
+        call = make_call(n, start=at(2026, 11, 20, 9), team="marketing")
+        entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)),
+                      dedup_keys(call))
+        budgets.committed(ledger.record([entry]))
+        for _ in range(3):  # every scrape
+            assert states(budgets.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == \
+                Decimal("1.25") + (Decimal("2.50") if n else 0)
+    assert ledger.reads == reads  # in memory from the commits on
+    assert budgets.snapshot() == Budgets(config, ledger, clock=lambda: NOW).snapshot()  # the ledger agrees
+
+
+def test_a_commit_after_ttl_reads_what_other_processors_billed(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ours = Budgets(config, Ledger(url), clock=lambda: NOW, ttl=0)
+    spend(Ledger(url), config, 1, "7", at(2026, 11, 20, 9), team="marketing")  # another processor, same ledger
+    assert states(ours.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == 0
+    ours.committed([])
+    assert states(ours.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == Decimal("7")
+
+
+def test_period_rollover_follows_the_clock_without_reading_the_ledger(tmp_path):
+    """Kolkata is UTC+5:30: its midnight is inside a ledger hour, which counts whole (the ledger's rule)."""
+    config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "teams": [
+        {"name": "t", "budget": {"daily_usd": 100, "monthly_usd": 1000}}]}]})
+    ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    now = [datetime(2026, 11, 20, 18, 10, tzinfo=timezone.utc)]  # 23:40 on Nov 20 in Kolkata
+    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600)
+    entries = []
+    for n, (cost, start) in enumerate([("4", at(2026, 11, 20, 9)),  # Nov 20 there
+                                       ("2", at(2026, 11, 20, 18)),  # 23:30-00:30 there: the hour holding midnight
+                                       ("1", at(2026, 11, 20, 19))]):  # Nov 21 there: a span dated ahead
+        call = make_call(n, start=start, team="t")
+        entries.append(Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)),
+                             dedup_keys(call)))
+    budgets.committed(ledger.record(entries))
+    daily = lambda: states(budgets.snapshot())[("team", "daily", "acme/t")].spent_usd  # noqa: E731
+    monthly = lambda: states(budgets.snapshot())[("team", "monthly", "acme/t")].spent_usd  # noqa: E731
+    assert (daily(), monthly()) == (Decimal("7"), Decimal("7"))
+    reads = ledger.reads
+    now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)  # 00:15 on Nov 21 there
+    assert (daily(), monthly()) == (Decimal("3"), Decimal("7"))
+    now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there: both periods start empty
+    assert (daily(), monthly()) == (Decimal("0"), Decimal("0"))
+    assert ledger.reads == reads
+    now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)
+    fresh = states(Budgets(config, ledger, clock=lambda: now[0]).snapshot())
+    assert fresh[("team", "daily", "acme/t")].spent_usd == Decimal("3")  # the ledger agrees with the rollover

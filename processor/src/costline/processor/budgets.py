@@ -8,15 +8,19 @@ its own, its user's, its team's and its org's: the most restrictive one wins.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
-from costline.processor.ledger import Ledger, LedgerUnavailable, from_pico, period_starts
+from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, from_pico, period_starts
 
 log = logging.getLogger("costline.processor.budgets")
 
@@ -75,7 +79,14 @@ class BudgetSnapshot:
 
 
 class Budgets:
-    """Cached budget snapshot: recomputed from the ledger at most every `ttl` seconds or after `invalidate()`."""
+    """Budget state kept current without reading the ledger when it is read (a scrape, the API).
+
+    Spend per budgeted owner is read from the ledger when the object is made (startup, reload) and, after a commit,
+    again when the last read is older than `ttl` seconds (other processors sharing the ledger bill too) or a period
+    has rolled over; after the other commits, the committed entries' costs are added in memory, so what is read
+    right after a commit includes it. A read (`snapshot`) only looks at the injected clock: when a period rolls over,
+    it moves to the spend read for the next period (the entries dated in it that were already billed).
+    """
 
     def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0) -> None:
         self._config = config
@@ -83,74 +94,87 @@ class Budgets:
         self._clock = clock
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cached: BudgetSnapshot | None = None
-        self._last_good = BudgetSnapshot((), ())
-        self._computed_at = 0.0
+        scopes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for scope, values, _ in _budgeted(config):
+            scopes[SCOPE_LABELS[scope]].add(values[-1])
+        self._scopes = {columns: names for columns, names in scopes.items() if names}
+        # Per period: (start, spend per (scope, owner values)) for the current period and the next one, pico-USD.
+        self._current: dict[str, tuple[datetime, dict[tuple[str, tuple], int]]] = {}
+        self._next: dict[str, tuple[datetime, dict[tuple[str, tuple], int]]] = {}
+        self._read_at = -math.inf
+        self._snapshot = BudgetSnapshot((), ())
+        self.refresh()
 
-    def reload(self, config: CostlineConfig) -> None:
+    def refresh(self) -> None:
+        """Read the spend from the ledger. While the ledger cannot be read, the last good state stays (a scrape
+        must still serve the in-memory series, and budgets only move when the ledger takes writes anyway)."""
+        starts = period_starts(self._clock(), self._config.zone)
+        try:
+            current = {period: (start, self._read(start)) for period, start in starts.items()}
+            following = {period: (start, self._read(start)) for period, start in _next_starts(starts, self._config)}
+        except LedgerUnavailable as err:
+            log.warning("budgets not refreshed: %s", err)
+            return
         with self._lock:
-            self._config = config
-            self._cached = None
+            self._current, self._next, self._read_at = current, following, time.monotonic()
+            self._snapshot = self._build()
 
-    def invalidate(self) -> None:
-        self._cached = None
+    def committed(self, entries: Iterable[Entry]) -> None:
+        """After a ledger commit of `entries` (those billed): the snapshot includes them."""
+        rolled = period_starts(self._clock(), self._config.zone) != {p: s for p, (s, _) in self._current.items()}
+        if rolled or time.monotonic() - self._read_at > self._ttl:
+            self.refresh()
+            return
+        with self._lock:
+            for e in entries:
+                if e.cost_pico:
+                    hour = e.call.start_time_unix_nano // 3_600_000_000_000 * 3600
+                    for periods in (self._current, self._next):
+                        for start, spent in periods.values():
+                            if hour >= _first_hour(start):  # the ledger's rule: whole hours from the start's
+                                self._add(spent, e)
+            self._snapshot = self._build()
 
     def snapshot(self) -> BudgetSnapshot:
-        """The current budgets. While the ledger cannot be read, the last good snapshot (or none): a scrape must
-        still serve the in-memory series, and budgets only move when the ledger takes writes anyway."""
+        """The current budgets, without reading the ledger."""
+        starts = period_starts(self._clock(), self._config.zone)
         with self._lock:
-            if self._cached is None or time.monotonic() - self._computed_at > self._ttl:
-                try:
-                    self._cached = self._compute()
-                    self._last_good = self._cached
-                except LedgerUnavailable as err:
-                    log.warning("budgets not refreshed: %s", err)
-                    return self._last_good
-                self._computed_at = time.monotonic()
-            return self._cached
+            if starts != {period: start for period, (start, _) in self._current.items()} and self._current:
+                self._roll_over(starts)
+            return self._snapshot
 
-    def _compute(self) -> BudgetSnapshot:
+    def _roll_over(self, starts: dict[str, datetime]) -> None:
+        """A period ended since the last read: its successor's spend is what was read (and added) for it; a period
+        further on starts from nothing, as nothing billed so far was dated in it but spans dated ahead of this
+        clock by more than a period (the next commit reads the ledger again and counts them)."""
+        for period, start in starts.items():
+            if self._current[period][0] == start:
+                continue
+            following = self._next.get(period)
+            self._current[period] = following if following and following[0] == start else (start, {})
+            self._next[period] = (_next_start(start, period, self._config), {})
+        self._snapshot = self._build()
+
+    def _read(self, since: datetime) -> dict[tuple[str, tuple], int]:
+        by_scope = self._ledger.spend_since(since, self._scopes) if self._scopes else {}
+        return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
+                for values, cost in by_scope.get(columns, {}).items()}
+
+    def _add(self, spent: dict[tuple[str, tuple], int], e: Entry) -> None:
+        for scope, columns in SCOPE_LABELS.items():
+            names = self._scopes.get(columns)
+            values = tuple(getattr(e.owner, c) for c in columns)
+            if names and values[-1] in names:
+                spent[(scope, values)] = spent.get((scope, values), 0) + e.cost_pico
+
+    def _build(self) -> BudgetSnapshot:
         config = self._config
-        starts = period_starts(self._clock(), config.zone)
-        names: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for org in config.orgs:
-            if org.budget:
-                names[SCOPE_LABELS["org"]].add(org.name)
-            for team in org.teams:
-                if team.budget:
-                    names[SCOPE_LABELS["team"]].add(team.name)
-                for user in team.users:
-                    if user.budget:
-                        names[SCOPE_LABELS["user"]].add(user.name)
-                    names[SCOPE_LABELS["key"]].update(key.name for key in user.keys if key.budget)
-        names[SCOPE_LABELS["project"]].update(p.name for p in config.projects if p.budget)
-        scopes = {columns: found for columns, found in names.items() if found}
-        spent: dict[str, dict[tuple[str, tuple], Decimal]] = {}
-        for period, since in starts.items():
-            by_scope = self._ledger.spend_since(since, scopes) if scopes else {}
-            spent[period] = {(scope, values): from_pico(cost)
-                             for scope, columns in SCOPE_LABELS.items()
-                             for values, cost in by_scope.get(columns, {}).items()}
-
+        spent = {period: periods for period, (_, periods) in self._current.items()}
         states: list[BudgetState] = []
-
-        def add(scope: str, values: tuple[str, ...], budget) -> None:
-            if budget is None:
-                return
+        for scope, values, budget in _budgeted(config):
             for period, limit in budget.periods():
                 states.append(BudgetState(scope, period, tuple(zip(SCOPE_LABELS[scope], values, strict=True)), limit,
-                                          spent[period].get((scope, values), Decimal(0))))
-
-        for org in config.orgs:
-            add("org", (org.name,), org.budget)
-            for team in org.teams:
-                add("team", (org.name, team.name), team.budget)
-                for user in team.users:
-                    add("user", (org.name, team.name, user.name), user.budget)
-                    for key in user.keys:
-                        add("key", (org.name, team.name, user.name, key.name), key.budget)
-        for project in config.projects:
-            add("project", (project.name,), project.budget)
+                                          from_pico(spent[period].get((scope, values), 0))))
 
         by_owner: dict[tuple[str, tuple], list[BudgetState]] = defaultdict(list)
         for s in states:
@@ -170,6 +194,42 @@ class Budgets:
                         _effective(effective, "key", (("org", org.name), ("team", team.name), ("user", user.name),
                                                       ("key", key.name)), chain_key)
         return BudgetSnapshot(tuple(states), tuple(effective))
+
+
+def _budgeted(config: CostlineConfig) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    """(scope, owner values, budget) of every owner with a budget, in the order the snapshot lists them."""
+    for org in config.orgs:
+        if org.budget:
+            yield "org", (org.name,), org.budget
+        for team in org.teams:
+            if team.budget:
+                yield "team", (org.name, team.name), team.budget
+            for user in team.users:
+                if user.budget:
+                    yield "user", (org.name, team.name, user.name), user.budget
+                for key in user.keys:
+                    if key.budget:
+                        yield "key", (org.name, team.name, user.name, key.name), key.budget
+    for project in config.projects:
+        if project.budget:
+            yield "project", (project.name,), project.budget
+
+
+def _first_hour(start: datetime) -> int:
+    """The first ledger hour (unix seconds) `spend_since(start)` counts: the one holding `start`."""
+    seconds = int(start.timestamp())
+    return seconds - seconds % 3600
+
+
+def _next_start(start: datetime, period: str, config: CostlineConfig) -> datetime:
+    """The start of the period after the one starting at `start` (past any DST change: a day later plus margin)."""
+    ahead = start + (timedelta(days=32) if period == "monthly" else timedelta(hours=26))
+    return period_starts(ahead, config.zone)[period]
+
+
+def _next_starts(starts: dict[str, datetime], config: CostlineConfig) -> Iterator[tuple[str, datetime]]:
+    for period, start in starts.items():
+        yield period, _next_start(start, period, config)
 
 
 def _effective(out: list[Effective], scope: str, owner: tuple, chain: list[BudgetState]) -> None:

@@ -145,7 +145,7 @@ class Pipeline:
                                    now=int(self._clock().timestamp()))
         # Committed. From here on nothing may fail the request: the exporter must not retry a billed batch.
         state.aggregator.add(fresh, conflicts=sum(e.conflict for e in fresh))
-        state.budgets.invalidate()
+        state.budgets.committed(fresh)  # budgets in memory follow the commit: a scrape never reads the ledger
         with self._counts_lock:
             self._span_counts["billed"] += len(fresh)
             self._span_counts["duplicate"] += llm_calls - len(fresh)
