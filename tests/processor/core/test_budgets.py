@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -81,57 +82,67 @@ class CountingLedger(Ledger):
         return super().spend_since(since, scopes)
 
 
-def test_reading_budgets_never_reads_the_ledger_and_commits_show_at_once(tmp_path):
+def poll(condition, timeout=10.0):
+    """Wait for the budgets' thread to make `condition` true (it reads the ledger on its own)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "budgets not refreshed in time"
+        time.sleep(0.01)
+
+
+def bill(ledger, config, n, cost, start, team):
+    call = make_call(n, start=start, team=team)
+    entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)), dedup_keys(call))
+    return ledger.record([entry])
+
+
+def team_spent(snapshot, team="acme/marketing", period="monthly"):
+    return states(snapshot)[("team", period, team)].spent_usd
+
+
+def test_a_scrape_never_reads_the_ledger_and_a_commit_shows_soon(tmp_path):
     config = load_config(EXAMPLE_CONFIG)
     ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
-    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600)
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=0)
+    bill(ledger, config, 1, "1.25", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    poll(lambda: team_spent(budgets.snapshot()) == Decimal("1.25"))
     reads = ledger.reads
-    for n, cost in enumerate(["1.25", "2.50"]):
-        call = make_call(n, start=at(2026, 11, 20, 9), team="marketing")
-        entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)),
-                      dedup_keys(call))
-        budgets.committed(ledger.record([entry]))
-        for _ in range(3):  # every scrape
-            assert states(budgets.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == \
-                Decimal("1.25") + (Decimal("2.50") if n else 0)
-    assert ledger.reads == reads  # in memory from the commits on
-    assert budgets.snapshot() == Budgets(config, ledger, clock=lambda: NOW).snapshot()  # the ledger agrees
+    for _ in range(20):  # scrapes
+        assert team_spent(budgets.snapshot()) == Decimal("1.25")
+    assert ledger.reads == reads
 
 
-def test_a_commit_after_ttl_reads_what_other_processors_billed(tmp_path):
+def test_the_api_reads_its_own_writes(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=3600)  # the thread stays idle
+    bill(ledger, config, 1, "2.50", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    assert team_spent(budgets.current()) == Decimal("2.50")
+    assert budgets.current() == budgets.snapshot()
+
+
+def test_what_other_processors_bill_shows_within_ttl(tmp_path):
     config = load_config(EXAMPLE_CONFIG)
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    ours = Budgets(config, Ledger(url), clock=lambda: NOW, ttl=0)
-    spend(Ledger(url), config, 1, "7", at(2026, 11, 20, 9), team="marketing")  # another processor, same ledger
-    assert states(ours.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == 0
-    ours.committed([])
-    assert states(ours.snapshot())[("team", "monthly", "acme/marketing")].spent_usd == Decimal("7")
+    ours = Budgets(config, Ledger(url), clock=lambda: NOW, ttl=0.05, min_interval=0)
+    bill(Ledger(url), config, 1, "7", at(2026, 11, 20, 9), "marketing")  # another processor, same ledger
+    poll(lambda: team_spent(ours.snapshot()) == Decimal("7"))  # no commit here, no scrape-time read
 
 
-def test_period_rollover_follows_the_clock_without_reading_the_ledger(tmp_path):
-    """Kolkata is UTC+5:30: its midnight is inside a ledger hour, which counts whole (the ledger's rule)."""
+def test_period_rollover_follows_the_injected_clock(tmp_path):
     config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "teams": [
         {"name": "t", "budget": {"daily_usd": 100, "monthly_usd": 1000}}]}]})
-    ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     now = [datetime(2026, 11, 20, 18, 10, tzinfo=timezone.utc)]  # 23:40 on Nov 20 in Kolkata
-    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600)
-    entries = []
-    for n, (cost, start) in enumerate([("4", at(2026, 11, 20, 9)),  # Nov 20 there
-                                       ("2", at(2026, 11, 20, 18)),  # 23:30-00:30 there: the hour holding midnight
-                                       ("1", at(2026, 11, 20, 19))]):  # Nov 21 there: a span dated ahead
-        call = make_call(n, start=start, team="t")
-        entries.append(Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)),
-                             dedup_keys(call)))
-    budgets.committed(ledger.record(entries))
-    daily = lambda: states(budgets.snapshot())[("team", "daily", "acme/t")].spent_usd  # noqa: E731
-    monthly = lambda: states(budgets.snapshot())[("team", "monthly", "acme/t")].spent_usd  # noqa: E731
-    assert (daily(), monthly()) == (Decimal("7"), Decimal("7"))
-    reads = ledger.reads
+    bill(ledger, config, 1, "4", at(2026, 11, 20, 9), "t")  # Nov 20 there
+    bill(ledger, config, 2, "1", at(2026, 11, 20, 19), "t")  # 00:30 on Nov 21 there: dated ahead of the clock
+    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600, min_interval=0)
+    assert (team_spent(budgets.snapshot(), "acme/t", "daily"), team_spent(budgets.snapshot(), "acme/t")) == \
+        (Decimal("5"), Decimal("5"))
     now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)  # 00:15 on Nov 21 there
-    assert (daily(), monthly()) == (Decimal("3"), Decimal("7"))
-    now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there: both periods start empty
-    assert (daily(), monthly()) == (Decimal("0"), Decimal("0"))
-    assert ledger.reads == reads
-    now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)
-    fresh = states(Budgets(config, ledger, clock=lambda: now[0]).snapshot())
-    assert fresh[("team", "daily", "acme/t")].spent_usd == Decimal("3")  # the ledger agrees with the rollover
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t", "daily") == Decimal("1"))  # the scrape woke the thread
+    assert team_spent(budgets.snapshot(), "acme/t") == Decimal("5")
+    now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t") == Decimal("0"))

@@ -8,13 +8,13 @@ its own, its user's, its team's and its org's: the most restrictive one wins.
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -79,97 +79,82 @@ class BudgetSnapshot:
 
 
 class Budgets:
-    """Budget state kept current without reading the ledger when it is read (a scrape, the API).
+    """Budget state from the ledger, read off the scrape path.
 
-    Spend per budgeted owner is read from the ledger when the object is made (startup, reload) and, after a commit,
-    again when the last read is older than `ttl` seconds (other processors sharing the ledger bill too) or a period
-    has rolled over; after the other commits, the committed entries' costs are added in memory, so what is read
-    right after a commit includes it. A read (`snapshot`) only looks at the injected clock: when a period rolls over,
-    it moves to the spend read for the next period (the entries dated in it that were already billed).
+    The ledger is read by `refresh()`, which runs in a thread of this object's own: woken after each commit
+    (`committed`), when the injected clock shows a new period, and every `ttl` seconds anyway (other processors
+    sharing the ledger bill too); at most once per `min_interval` seconds, each read covering every commit made
+    before it started. `snapshot()`, what a scrape reads, never touches the ledger; `current()`, what the API
+    serves, first waits for a read that covers every commit made so far.
     """
 
-    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0) -> None:
+    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0,
+                 min_interval: float = 1.0) -> None:
         self._config = config
         self._ledger = ledger
         self._clock = clock
-        self._ttl = ttl
-        self._lock = threading.Lock()
         scopes: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for scope, values, _ in _budgeted(config):
             scopes[SCOPE_LABELS[scope]].add(values[-1])
         self._scopes = {columns: names for columns, names in scopes.items() if names}
-        # Per period: (start, spend per (scope, owner values)) for the current period and the next one, pico-USD.
-        self._current: dict[str, tuple[datetime, dict[tuple[str, tuple], int]]] = {}
-        self._next: dict[str, tuple[datetime, dict[tuple[str, tuple], int]]] = {}
-        self._read_at = -math.inf
+        self._read_lock = threading.Lock()  # one ledger read at a time, so a later read never loses to an earlier
+        self._wake = threading.Condition()
+        self._commits = 0  # commits announced so far
+        self._covered = 0  # commits the snapshot's read covers (it started after them)
+        self._starts: dict[str, datetime] = {}
         self._snapshot = BudgetSnapshot((), ())
         self.refresh()
+        stop = threading.Event()
+        weakref.finalize(self, stop.set)
+        # The thread holds no reference to this object: it ends when the object goes (a reload makes a new one).
+        threading.Thread(target=_refresher, args=(weakref.ref(self), stop, ttl, min_interval), daemon=True,
+                         name="costline-budgets").start()
+
+    def committed(self, entries: Iterable[Entry] = ()) -> None:
+        """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
+        with self._wake:
+            self._commits += 1
+            self._wake.notify()
+
+    def snapshot(self) -> BudgetSnapshot:
+        """The budgets as last read, without reading the ledger (a scrape). When the clock shows a new period,
+        the refresher is woken and the next snapshot has it."""
+        if self._starts and period_starts(self._clock(), self._config.zone) != self._starts:
+            with self._wake:
+                self._wake.notify()
+        return self._snapshot
+
+    def current(self) -> BudgetSnapshot:
+        """The budgets including every commit announced so far and the current period (reads the ledger if the
+        last read does not)."""
+        if self._covered < self._commits or period_starts(self._clock(), self._config.zone) != self._starts:
+            self.refresh()
+        return self._snapshot
+
+    def stale(self) -> bool:
+        return self._covered < self._commits or (
+            bool(self._starts) and period_starts(self._clock(), self._config.zone) != self._starts)
 
     def refresh(self) -> None:
         """Read the spend from the ledger. While the ledger cannot be read, the last good state stays (a scrape
         must still serve the in-memory series, and budgets only move when the ledger takes writes anyway)."""
-        starts = period_starts(self._clock(), self._config.zone)
-        try:
-            current = {period: (start, self._read(start)) for period, start in starts.items()}
-            following = {period: (start, self._read(start)) for period, start in _next_starts(starts, self._config)}
-        except LedgerUnavailable as err:
-            log.warning("budgets not refreshed: %s", err)
-            return
-        with self._lock:
-            self._current, self._next, self._read_at = current, following, time.monotonic()
-            self._snapshot = self._build()
-
-    def committed(self, entries: Iterable[Entry]) -> None:
-        """After a ledger commit of `entries` (those billed): the snapshot includes them."""
-        rolled = period_starts(self._clock(), self._config.zone) != {p: s for p, (s, _) in self._current.items()}
-        if rolled or time.monotonic() - self._read_at > self._ttl:
-            self.refresh()
-            return
-        with self._lock:
-            for e in entries:
-                if e.cost_pico:
-                    hour = e.call.start_time_unix_nano // 3_600_000_000_000 * 3600
-                    for periods in (self._current, self._next):
-                        for start, spent in periods.values():
-                            if hour >= _first_hour(start):  # the ledger's rule: whole hours from the start's
-                                self._add(spent, e)
-            self._snapshot = self._build()
-
-    def snapshot(self) -> BudgetSnapshot:
-        """The current budgets, without reading the ledger."""
-        starts = period_starts(self._clock(), self._config.zone)
-        with self._lock:
-            if starts != {period: start for period, (start, _) in self._current.items()} and self._current:
-                self._roll_over(starts)
-            return self._snapshot
-
-    def _roll_over(self, starts: dict[str, datetime]) -> None:
-        """A period ended since the last read: its successor's spend is what was read (and added) for it; a period
-        further on starts from nothing, as nothing billed so far was dated in it but spans dated ahead of this
-        clock by more than a period (the next commit reads the ledger again and counts them)."""
-        for period, start in starts.items():
-            if self._current[period][0] == start:
-                continue
-            following = self._next.get(period)
-            self._current[period] = following if following and following[0] == start else (start, {})
-            self._next[period] = (_next_start(start, period, self._config), {})
-        self._snapshot = self._build()
+        with self._read_lock:
+            commits = self._commits  # the read below starts after these commits: it includes them
+            starts = period_starts(self._clock(), self._config.zone)
+            try:
+                spent = {period: self._read(start) for period, start in starts.items()}
+            except LedgerUnavailable as err:
+                log.warning("budgets not refreshed: %s", err)
+                return
+            self._snapshot, self._starts, self._covered = self._build(spent), starts, commits
 
     def _read(self, since: datetime) -> dict[tuple[str, tuple], int]:
         by_scope = self._ledger.spend_since(since, self._scopes) if self._scopes else {}
         return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
                 for values, cost in by_scope.get(columns, {}).items()}
 
-    def _add(self, spent: dict[tuple[str, tuple], int], e: Entry) -> None:
-        for scope, columns in SCOPE_LABELS.items():
-            names = self._scopes.get(columns)
-            values = tuple(getattr(e.owner, c) for c in columns)
-            if names and values[-1] in names:
-                spent[(scope, values)] = spent.get((scope, values), 0) + e.cost_pico
-
-    def _build(self) -> BudgetSnapshot:
+    def _build(self, spent: dict[str, dict[tuple[str, tuple], int]]) -> BudgetSnapshot:
         config = self._config
-        spent = {period: periods for period, (_, periods) in self._current.items()}
         states: list[BudgetState] = []
         for scope, values, budget in _budgeted(config):
             for period, limit in budget.periods():
@@ -196,6 +181,37 @@ class Budgets:
         return BudgetSnapshot(tuple(states), tuple(effective))
 
 
+def _refresher(budgets: weakref.ref[Budgets], stop: threading.Event, ttl: float, min_interval: float) -> None:
+    """Reads the ledger for `budgets` when it is stale (a commit, a new period) or `ttl` seconds after its last
+    read; ends when `budgets` is gone."""
+    last = time.monotonic()
+    while not stop.is_set():
+        live = budgets()
+        if live is None:
+            return
+        wake = live._wake
+        with wake:
+            stale = live.stale()
+            del live  # not held while waiting
+            if not stale:
+                wake.wait(max(0.0, ttl - (time.monotonic() - last)))
+        live = budgets()
+        if live is None:
+            return
+        due = live.stale() or time.monotonic() - last >= ttl
+        del live
+        if stop.is_set():
+            return
+        if due:
+            stop.wait(max(0.0, min_interval - (time.monotonic() - last)))  # at most one read per min_interval
+            live = budgets()
+            if live is None:
+                return
+            last = time.monotonic()
+            live.refresh()
+            del live
+
+
 def _budgeted(config: CostlineConfig) -> Iterator[tuple[str, tuple[str, ...], Any]]:
     """(scope, owner values, budget) of every owner with a budget, in the order the snapshot lists them."""
     for org in config.orgs:
@@ -213,23 +229,6 @@ def _budgeted(config: CostlineConfig) -> Iterator[tuple[str, tuple[str, ...], An
     for project in config.projects:
         if project.budget:
             yield "project", (project.name,), project.budget
-
-
-def _first_hour(start: datetime) -> int:
-    """The first ledger hour (unix seconds) `spend_since(start)` counts: the one holding `start`."""
-    seconds = int(start.timestamp())
-    return seconds - seconds % 3600
-
-
-def _next_start(start: datetime, period: str, config: CostlineConfig) -> datetime:
-    """The start of the period after the one starting at `start` (past any DST change: a day later plus margin)."""
-    ahead = start + (timedelta(days=32) if period == "monthly" else timedelta(hours=26))
-    return period_starts(ahead, config.zone)[period]
-
-
-def _next_starts(starts: dict[str, datetime], config: CostlineConfig) -> Iterator[tuple[str, datetime]]:
-    for period, start in starts.items():
-        yield period, _next_start(start, period, config)
 
 
 def _effective(out: list[Effective], scope: str, owner: tuple, chain: list[BudgetState]) -> None:
