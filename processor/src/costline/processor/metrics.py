@@ -1,7 +1,8 @@
 """Prometheus exposition: a custom Collector that builds every metric family fresh in `collect()` from snapshots.
 
-Nothing here holds state: series come from `SeriesAggregator.snapshot()`, budgets from `Budgets.snapshot()` (the
-ledger), so a scrape always sees one consistent picture. Register on an injected `CollectorRegistry`.
+Nothing here holds state: series come from `SeriesAggregator.snapshot()` (column copies), budgets from
+`Budgets.snapshot()` (their last read of the ledger; a scrape never reads it), so a scrape always sees one consistent
+picture. Register on an injected `CollectorRegistry`.
 """
 
 from __future__ import annotations
