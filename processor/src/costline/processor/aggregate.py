@@ -125,6 +125,8 @@ def _values(text: bytes, names: Sequence[str], texts: Mapping[str, Mapping[bytes
                 values.append(value)
                 start = stop + 1
                 break
+            if end < 0:
+                raise ValueError(f"{text!r}: no known {name} label at byte {start}")
             end = text.find(b'",', end + 1)
     return values
 
