@@ -10,9 +10,9 @@ Memory and scrape time bound the series count (100k active series are the aim), 
 - its labels are kept once, as the text the exposition writes between the braces (`model="gpt-4o",org="acme"`,
   sorted by name, escaped), made when the series is created. That text is also the series' key, and each distinct
   label value's `name="value"` text is made once, when the limiter admits the value;
-- its counters are one position in a column per `model.Counts` slot (an `array` of 4-byte integers that widens
-  to 8 bytes, then to Python integers, only when a count outgrows it), and its time-to-first-token histogram, if
-  it has one, a position in the histogram columns.
+- its counters are one position in a column per `model.Counts` slot (an `array` of 4-byte integers for call
+  counts, 8-byte for tokens and cost, each widening — to 8 bytes, then to Python integers — only when a count
+  outgrows it), and its time-to-first-token histogram, if it has one, a position in the histogram columns.
 
 A scrape then copies the columns (C-level) and writes lines from them (`exposition.series_lines`), never
 rendering a label again; nothing here is a Python object per series but its label text.
@@ -29,7 +29,7 @@ from operator import attrgetter, getitem, itemgetter
 
 from costline.processor.exposition import label_fragment
 from costline.processor.ledger import Entry
-from costline.processor.model import TOKEN_COUNTS, Counts, call_counts
+from costline.processor.model import TOKEN_COUNTS, Counts
 
 OVERFLOW = "__overflow__"
 CALL_LABELS = ("provider", "model", "operation")
@@ -37,6 +37,7 @@ OWNER_LABELS = ("org", "team", "project", "user", "key", "feature", "cost_center
 """Label names, in the order series keys use: the call's, then any of the owner's (`ownership.Owner` fields)."""
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 """Values of the `type` label, in `model.TOKEN_COUNTS` order."""
+RECENT_KEYS = 4096
 SAMPLE_LABELS = ("type", "outcome", "le")
 """Labels some families add to a series' own (token type, request outcome, histogram bucket): the aggregator keeps,
 per series, where each goes in its label text."""
@@ -155,9 +156,13 @@ class SeriesAggregator:
         self.conflicts = 0
         self._index: dict[bytes, int] = {}
         """Label text -> series position; its keys, in order, are the series' label texts."""
+        self._recent: dict[tuple[str, ...], int] = {}
+        """Label values (as the call has them) -> series, for the series calls came to lately: most calls go to a
+        few series, and this spares them making the label text; bounded, unlike one such key per series."""
         self._splits = {extra: array("I") for extra in self._split_at}
-        # Counters start as 4-byte columns and widen when a value outgrows them (`_increment`).
-        self._counts: list[array | list] = [array("I") for _ in Counts]
+        # Call counts start as 4-byte columns, tokens and cost as 8-byte ones; each widens when outgrown (`_widened`).
+        wide = {COST, *TOKEN_SLOTS}
+        self._counts: list[array | list] = [array("q" if slot in wide else "I") for slot in Counts]
         self._histogram_of = array("i")
         self._buckets: list[array | list] = [array("I") for _ in self.ttft_bounds]
         self._ttft_count = array("q")
@@ -168,19 +173,61 @@ class SeriesAggregator:
         texts_sorted, pick_sorted, owner_values = self._texts_sorted, self._pick_sorted, self._owner_values
         with self._lock:
             self.conflicts += conflicts
-            index, counts, buckets = self._index, self._counts, self._buckets
+            index, counts, buckets, recent = self._index, self._counts, self._buckets, self._recent
+            # Statements, not a loop over slots: this runs per billed call. Calls counts are 4-byte columns that
+            # widen when outgrown (each guarded); token and cost columns are 8-byte, cost widening past that.
+            input_, output, cache_read, cache_write, reasoning = (counts[slot] for slot in TOKEN_SLOTS)
+            unpriced, priced, success, errors, retries = (counts[UNPRICED], counts[PRICED], counts[SUCCESS],
+                                                          counts[ERRORS], counts[RETRIES])
             for e in entries:
                 call = e.call
                 raw = (call.provider, call.model or "", call.operation, *owner_values(e.owner))
-                try:  # every value admitted already (the common case): the label text in C
-                    i = index.get(b",".join(map(getitem, texts_sorted, pick_sorted(raw))))
-                except KeyError:
-                    i = None
+                i = recent.get(raw)
                 if i is None:
-                    i = self._series_for(raw)
-                for slot, n in enumerate(call_counts(call, e.cost_pico)):
-                    if n:
-                        _increment(counts, slot, i, n)
+                    try:  # every value admitted already (the common case): the label text in C
+                        i = index.get(b",".join(map(getitem, texts_sorted, pick_sorted(raw))))
+                    except KeyError:
+                        i = None
+                    if i is None:
+                        i = self._series_for(raw)  # not remembered: an over-the-limit value is counted each time
+                    else:
+                        if len(recent) >= RECENT_KEYS:
+                            recent.clear()
+                        recent[raw] = i
+                if e.cost_pico is None:
+                    try:
+                        unpriced[i] += 1
+                    except OverflowError:
+                        unpriced = _widened(counts, UNPRICED, i, 1)
+                else:
+                    try:
+                        counts[COST][i] += e.cost_pico
+                    except OverflowError:
+                        _widened(counts, COST, i, e.cost_pico)
+                    try:
+                        priced[i] += 1
+                    except OverflowError:
+                        priced = _widened(counts, PRICED, i, 1)
+                input_[i] += call.input_tokens
+                output[i] += call.output_tokens
+                cache_read[i] += call.cache_read_tokens
+                cache_write[i] += call.cache_write_tokens
+                reasoning[i] += call.reasoning_tokens
+                if call.error_type is None:
+                    try:
+                        success[i] += 1
+                    except OverflowError:
+                        success = _widened(counts, SUCCESS, i, 1)
+                else:
+                    try:
+                        errors[i] += 1
+                    except OverflowError:
+                        errors = _widened(counts, ERRORS, i, 1)
+                if call.retries:
+                    try:
+                        retries[i] += call.retries
+                    except OverflowError:
+                        retries = _widened(counts, RETRIES, i, call.retries)
                 ttft = call.time_to_first_token_s
                 if ttft is not None and ttft >= 0:
                     row = self._histogram_of[i]
@@ -191,7 +238,10 @@ class SeriesAggregator:
                         self._ttft_sum.append(0.0)
                     b = bisect.bisect_left(bounds, ttft)
                     if b < len(bounds):
-                        _increment(buckets, b, row, 1)
+                        try:
+                            buckets[b][row] += 1
+                        except OverflowError:
+                            _widened(buckets, b, row, 1)
                     self._ttft_sum[row] += ttft
                     self._ttft_count[row] += 1
 
@@ -248,15 +298,13 @@ class SeriesAggregator:
         return out
 
 
-def _increment(columns: list[array | list], k: int, i: int, n: int) -> None:
-    """`columns[k][i] += n`, widening that column (4-byte, 8-byte, then Python integers) when the sum outgrows it:
-    most series' counts fit in 4 bytes, and an exact count never wraps."""
-    try:
-        columns[k][i] += n
-    except OverflowError:
-        column = columns[k]
-        columns[k] = array("q", column) if isinstance(column, array) and column.typecode == "I" else list(column)
-        _increment(columns, k, i, n)
+def _widened(columns: list[array | list], k: int, i: int, n: int) -> array | list:
+    """After `columns[k][i] += n` overflowed: `columns[k]` one size wider (4-byte, 8-byte, then Python integers),
+    with the `n` added; returns the new column. An exact count never wraps."""
+    column = columns[k]
+    columns[k] = column = array("q", column) if isinstance(column, array) and column.typecode == "I" else list(column)
+    column[i] += n
+    return column
 
 
 def _attrgetter_tuple(names: Sequence[str]) -> Callable[[object], tuple]:

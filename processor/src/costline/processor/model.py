@@ -92,10 +92,3 @@ TOKEN_COUNTS = (Counts.INPUT_TOKENS, Counts.OUTPUT_TOKENS, Counts.CACHE_READ_TOK
                 Counts.REASONING_TOKENS)
 """The token slots, in the order of the token types (input, output, cache_read, cache_write, reasoning)."""
 
-
-def call_counts(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
-    """What one call adds to each `Counts` slot, in slot order (`cost_pico` None: unpriced)."""
-    ok = call.error_type is None
-    return (cost_pico or 0, call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens,
-            call.reasoning_tokens, int(ok), int(not ok), int(cost_pico is None), int(cost_pico is not None),
-            call.retries)
