@@ -8,6 +8,7 @@ and the ledger. Token fields use *billing* semantics, which differ from the semc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import IntEnum
 
 MAX_LABEL_LENGTH = 255
 """The longest label value (provider, model, operation, service, owner values) a call carries into the series and the
@@ -76,3 +77,30 @@ class LLMCall:
     @property
     def total_input_tokens(self) -> int:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+
+class Counts(IntEnum):
+    """Named slots of one counter vector: what every call adds to the totals kept per owner and model.
+
+    Slot numbers index a vector (or a column per slot), so code that adds calls up reads `Counts.ERRORS` rather than
+    a bare 7."""
+
+    COST_PICO = 0
+    """Priced cost in pico-dollars: integer sums stay exact however many calls are added."""
+    INPUT_TOKENS = 1
+    OUTPUT_TOKENS = 2
+    CACHE_READ_TOKENS = 3
+    CACHE_WRITE_TOKENS = 4
+    REASONING_TOKENS = 5
+    SUCCESS = 6
+    ERRORS = 7
+    UNPRICED = 8
+    """Calls whose model could not be priced (their cost is unknown, never $0)."""
+    PRICED = 9
+    RETRIES = 10
+
+
+TOKEN_COUNTS = (Counts.INPUT_TOKENS, Counts.OUTPUT_TOKENS, Counts.CACHE_READ_TOKENS, Counts.CACHE_WRITE_TOKENS,
+                Counts.REASONING_TOKENS)
+"""The token slots, in the order of the token types (input, output, cache_read, cache_write, reasoning)."""
+
