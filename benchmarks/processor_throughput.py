@@ -172,7 +172,7 @@ def rss_mib() -> float:
 
 
 def start_service(workdir: Path, config: str) -> object:
-    from costline.processor.cli import Service
+    from costline.processor.service import Service
     from costline.processor.settings import Address, Settings
 
     (workdir / "costline.yaml").write_text(config)

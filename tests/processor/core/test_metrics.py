@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from costline.processor.aggregate import COST, SeriesAggregator
 from costline.processor.budgets import Budgets
 from costline.processor.config import load_config
-from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.ledger import Ledger
 from costline.processor.metrics import CostlineCollector
-from costline.processor.ownership import Owner
+from costline.processor.model import Entry, Owner, call_keys
+from costline.processor.units import usd_to_pico
 
 from .conftest import EXAMPLE_CONFIG, at, make_call
 
@@ -48,9 +49,9 @@ def test_golden_exposition(tmp_path):
     failed = make_call(2, start=at(2026, 11, 20, 9), input_tokens=0, output=0, error="rate_limit_error")
     failed.retries = 2
     unpriced = make_call(3, start=at(2026, 11, 20, 9), model="acme-llama-70b", input_tokens=10, output=5)
-    text = exposition(tmp_path, [Entry(ok, owner, to_pico(Decimal("0.25")), dedup_keys(ok)),
-                                 Entry(failed, owner, 0, dedup_keys(failed)),
-                                 Entry(unpriced, owner, None, dedup_keys(unpriced))])
+    text = exposition(tmp_path, [Entry(ok, owner, usd_to_pico(Decimal("0.25")), call_keys(ok)),
+                                 Entry(failed, owner, 0, call_keys(failed)),
+                                 Entry(unpriced, owner, None, call_keys(unpriced))])
     base = {"provider": "openai", "operation": "chat", "org": "acme", "team": "marketing", "project": "campaigns"}
     mini = {**base, "model": "gpt-4o-mini-2024-07-18"}
     llama = {**base, "model": "acme-llama-70b"}
@@ -88,7 +89,7 @@ def test_promtool_check_metrics(tmp_path):
     owner = Owner("acme", "marketing", "campaigns", "", "", "", "", "")
     call = make_call(1, start=at(2026, 11, 20, 9))
     call.time_to_first_token_s = 0.2
-    text = exposition(tmp_path, [Entry(call, owner, to_pico(Decimal("0.1")), dedup_keys(call))])
+    text = exposition(tmp_path, [Entry(call, owner, usd_to_pico(Decimal("0.1")), call_keys(call))])
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -98,8 +99,8 @@ def test_cardinality_limit_overflows_into_one_bucket(tmp_path):
     entries = []
     for i in range(50):
         call = make_call(i, team=f"team-{i}")
-        entries.append(Entry(call, Owner("acme", f"team-{i}", "", "", "", "", "", ""), to_pico(Decimal("0.01")),
-                             dedup_keys(call)))
+        entries.append(Entry(call, Owner("acme", f"team-{i}", "", "", "", "", "", ""), usd_to_pico(Decimal("0.01")),
+                             call_keys(call)))
     aggregator.add(entries)
     series, overflows, _ = aggregator.snapshot()
     teams = {labels[4] for labels in series}
@@ -112,7 +113,7 @@ def test_cardinality_limit_overflows_into_one_bucket(tmp_path):
 def test_per_label_limit_replaces_the_default_for_that_label_only():
     aggregator = SeriesAggregator(LABELS, 1000, [1.0], per_label_limits={"team": 2})
     owner = lambda team, project: Owner("acme", team, project, "", "", "", "", "")  # noqa: E731
-    entries = [Entry(make_call(i), owner(f"team-{i}", f"project-{i}"), 1, dedup_keys(make_call(i))) for i in range(5)]
+    entries = [Entry(make_call(i), owner(f"team-{i}", f"project-{i}"), 1, call_keys(make_call(i))) for i in range(5)]
     aggregator.add(entries)
     series, overflows, _ = aggregator.snapshot()
     assert sorted({labels[4] for labels in series}) == ["__overflow__", "team-0", "team-1"]

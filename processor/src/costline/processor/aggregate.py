@@ -18,13 +18,12 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from operator import attrgetter
 
-from costline.processor.ledger import Entry
+from costline.processor.model import CALL_LABELS, OWNER_FIELDS, TOKEN_TYPES, Entry
 
 OVERFLOW = "__overflow__"
-CALL_LABELS = ("provider", "model", "operation")
-OWNER_LABELS = ("org", "team", "project", "user", "key", "feature", "cost_center", "environment")
-"""Label names, in the order series keys use: the call's, then any of the owner's (`ownership.Owner` fields)."""
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
+OWNER_LABELS = OWNER_FIELDS
+"""Label names, in the order series keys use: the call's (`CALL_LABELS`), then any of the owner's (`model.Owner`)."""
+__all__ = ["CALL_LABELS", "OWNER_LABELS", "OVERFLOW", "TOKEN_TYPES", "CardinalityLimiter", "SeriesAggregator"]
 
 # Positions in a series' list of counters.
 COST = 0

@@ -16,17 +16,14 @@ from decimal import Decimal
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
-from costline.processor.ledger import Ledger, LedgerUnavailable, from_pico, period_starts
+from costline.processor.ledger import Ledger, LedgerUnavailable
+from costline.processor.model import BUDGET_SCOPES
+from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.budgets")
 
-SCOPE_LABELS = {
-    "org": ("org",),
-    "team": ("org", "team"),
-    "user": ("org", "team", "user"),
-    "key": ("org", "team", "user", "key"),
-    "project": ("project",),
-}
+SCOPE_LABELS = BUDGET_SCOPES
+"""Scope -> the owner columns naming one budget's owner (`model.BUDGET_SCOPES`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +46,7 @@ class BudgetState:
     def as_dict(self) -> dict:
         return {"scope": self.scope, "period": self.period, "owner": self.owner_name, **dict(self.owner),
                 "limit_usd": self.limit_usd, "spent_usd": self.spent_usd, "remaining_usd": self.remaining_usd,
-                "used_ratio": (self.spent_usd / self.limit_usd) if self.limit_usd else None}
+                "used_ratio": float(self.spent_usd / self.limit_usd) if self.limit_usd else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,8 +124,8 @@ class Budgets:
         scopes = {columns: found for columns, found in names.items() if found}
         spent: dict[str, dict[tuple[str, tuple], Decimal]] = {}
         for period, since in starts.items():
-            by_scope = self._ledger.spend_since(since, scopes) if scopes else {}
-            spent[period] = {(scope, values): from_pico(cost)
+            by_scope = self._ledger.reader.spend_since(since, scopes) if scopes else {}
+            spent[period] = {(scope, values): pico_to_usd(cost)
                              for scope, columns in SCOPE_LABELS.items()
                              for values, cost in by_scope.get(columns, {}).items()}
 

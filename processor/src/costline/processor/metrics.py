@@ -27,8 +27,10 @@ from costline.processor.aggregate import (
     SeriesAggregator,
 )
 from costline.processor.budgets import Budgets
+from costline.processor.model import BUDGET_LABELS, HIERARCHY
+from costline.processor.units import pico_to_float_usd
 
-BUDGET_OWNER_LABELS = ("org", "team", "user", "key", "project")
+BUDGET_OWNER_LABELS = BUDGET_LABELS
 
 
 class CostlineCollector(Collector):
@@ -93,10 +95,10 @@ class CostlineCollector(Collector):
         effective = GaugeMetricFamily(
             "costline_budget_effective_remaining_usd",
             "Per key and user: the minimum remaining over every budget above it (the most restrictive wins).",
-            labels=["scope", "org", "team", "user", "key"])
+            labels=["scope", *HIERARCHY])
         for e in snapshot.effective:
             owner = dict(e.owner)
-            effective.add_metric([e.scope, *(owner.get(n, "") for n in ("org", "team", "user", "key"))],
+            effective.add_metric([e.scope, *(owner.get(n, "") for n in HIERARCHY)],
                                  float(e.remaining_usd))
         yield from (limit, spent, remaining, effective)
 
@@ -128,7 +130,7 @@ def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], t
     for values, s in series.items():
         labels = dict(zip(names, values, strict=True))
         if s[PRICED]:  # a series of only unpriced calls has no cost at all, not a cost of $0
-            cost_add(Sample(cost_name, labels, s[COST] / 1e12))
+            cost_add(Sample(cost_name, labels, pico_to_float_usd(s[COST])))
         for kind, slot in token_kinds:
             tokens_add(Sample(tokens_name, {**labels, "type": kind}, s[slot]))
         requests_add(Sample(requests_name, {**labels, "outcome": "success"}, s[SUCCESS]))
