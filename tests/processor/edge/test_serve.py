@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from costline.testing.local import free_port
+from tests.postgres import require_postgres
 from tests.processor.edge.served import CONFIG, Served, serve, stop
 
 from .otlp import llm_request
@@ -146,12 +147,7 @@ def test_grpc_export_reload_on_sighup_and_usage_cli(tmp_path: Path, serving: lis
 def test_serve_on_postgresql(tmp_path: Path, serving: list[Served]) -> None:
     import psycopg
 
-    try:
-        psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", connect_timeout=3).close()
-    except psycopg.OperationalError as err:
-        if os.environ.get("CI"):  # the CI machine runs PostgreSQL: its absence there is a failure, not a skip
-            pytest.fail(f"no PostgreSQL on 127.0.0.1:5432 in CI: {err}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {err}")
+    require_postgres()
     schema = f"edge_{os.getpid()}"
     db_url = f"postgresql+psycopg://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:

@@ -8,7 +8,6 @@ bill nothing, and bill exactly once when the exporter retries after the lock is 
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import urllib.error
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.postgres import POSTGRES, require_postgres
 from tests.processor.edge.otlp import llm_span, request_of
 
 from .conftest import Served, serve, stop
@@ -27,7 +27,6 @@ from .conftest import Served, serve, stop
 LEDGER_TIMEOUT_S = 1.0
 SLACK_S = 4.0
 """Room for a loaded 2-core machine; the unbounded wait this guards against lasted as long as the lock (or 30 s)."""
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 
 
 def post(url: str, body: bytes, timeout: float = LEDGER_TIMEOUT_S + SLACK_S + 5) -> tuple[int, dict[str, str]]:
@@ -71,12 +70,7 @@ def locked_ledger(request, tmp_path: Path) -> Iterator[tuple[str, str, Locker]]:
 
     import psycopg
 
-    try:
-        psycopg.connect(POSTGRES, connect_timeout=3).close()
-    except psycopg.OperationalError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"no PostgreSQL on 127.0.0.1:5432 in CI: {err}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {err}")
+    require_postgres()
     schema = f"locked_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")

@@ -29,11 +29,11 @@ import pytest
 
 from costline.processor.ledger import Ledger
 from costline.testing.local import free_port
+from tests.postgres import POSTGRES, require_postgres
 from tests.processor.edge.otlp import llm_span, request_of
 
 from .conftest import CONFIG, Served, stop
 
-POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
 DEADLINE_S = 30.0
 
 pytestmark = pytest.mark.postgres
@@ -41,14 +41,7 @@ pytestmark = pytest.mark.postgres
 
 @pytest.fixture(autouse=True)
 def _postgres_available() -> None:
-    import psycopg
-
-    try:
-        psycopg.connect(POSTGRES, connect_timeout=3).close()
-    except psycopg.OperationalError as err:
-        if os.environ.get("CI"):
-            pytest.fail(f"no PostgreSQL on 127.0.0.1:5432 in CI: {err}")
-        pytest.skip(f"no PostgreSQL on 127.0.0.1:5432: {err}")
+    require_postgres()
 
 
 def status_of(url: str, body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
