@@ -27,6 +27,7 @@ ALERTS = {
     "CostlineUnattributedSpend",
     "CostlineSpansDropped",
     "CostlineProcessorDown",
+    "CostlineReconciliationDrift",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 

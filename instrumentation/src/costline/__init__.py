@@ -1,6 +1,7 @@
 """Costline: who spent what on LLMs.
 
-`from costline import owner` is cheap: it imports only the OpenTelemetry API's context and baggage modules.
+`from costline import owner, outcome` is cheap: it imports only the OpenTelemetry API's context and baggage modules
+(`outcome` imports the trace API on its first call).
 The instrumentation (`costline.instrumentation`) and the processor (`costline.processor`, a separate distribution)
 live under this namespace.
 """
@@ -11,6 +12,7 @@ from pkgutil import extend_path
 # lives in a different directory on sys.path, so this package's path is extended to find them.
 __path__ = extend_path(__path__, __name__)
 
+from costline.outcome import outcome  # noqa: E402
 from costline.ownership import owner  # noqa: E402
 
-__all__ = ["owner"]
+__all__ = ["outcome", "owner"]

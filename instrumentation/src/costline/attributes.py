@@ -72,6 +72,15 @@ OWNER_KEYS: tuple[str, ...] = (
 COSTLINE_API_KEY_FINGERPRINT = "costline.api_key.fingerprint"
 """First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
 
+COSTLINE_OUTCOME_NAME = "costline.outcome.name"
+"""On an outcome span (`costline.outcome(name)`): the business outcome, e.g. `ticket_resolved`."""
+COSTLINE_OUTCOME_COUNT = "costline.outcome.count"
+"""On an outcome span: how many outcomes it reports (an int, 1 to `MAX_OUTCOME_COUNT`)."""
+OUTCOME_SPAN_PREFIX = "costline.outcome "
+"""An outcome span's name is this prefix and the outcome's name."""
+MAX_OUTCOME_COUNT = 1_000_000
+"""Most outcomes one span may report: a count above it is a bug in the caller, not a day's work."""
+
 COSTLINE_COST_USD = "costline.cost.usd"
 """Written by the processor on spans it forwards downstream, never by the instrumentation."""
 

@@ -248,6 +248,28 @@ def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def reconciliation_drift(config: MixinConfig, names: RuleNames) -> dict:
+    replicas = ", ".join(config.replica_labels)
+
+    def per_provider(metric: str, absolute: bool = False) -> str:
+        # Every replica reads the same stored reconciliation: one figure per owner, not their sum.
+        series = f"max without ({replicas}) ({metric}{selector(config)})"
+        return f"sum by (provider) ({f'abs({series})' if absolute else series})"
+
+    drift, provider = per_provider(metrics.RECONCILIATION_DRIFT, True), per_provider(metrics.RECONCILIATION_PROVIDER)
+    return _alert(
+        config,
+        "CostlineReconciliationDrift",
+        f"{drift} / {provider} > {config.reconciliation_drift_share:g}",
+        "Costline's ledger and {{ $labels.provider }}'s usage report disagree.",
+        "For the last reconciled window, the ledger differs from {{ $labels.provider }}'s own usage report by "
+        '{{ $value | humanizePercentage }} of the reported cost (threshold '
+        f"{config.reconciliation_drift_share:.0%}). Run `costline reconcile --provider {{{{ $labels.provider }}}}` "
+        "for the rows: instrumentation that misses calls, spans dropped, or a price that differs.",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID),
+    )
+
+
 def _escape(text: str) -> str:
     """Escape double quotes for a string literal inside a Go template action."""
     return text.replace("\\", "\\\\").replace('"', '\\"')
@@ -267,5 +289,6 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         {"name": "costline.budget.alerts", "rules": budget},
         {"name": "costline.spend.alerts", "rules": spend},
         {"name": "costline.processor.alerts", "rules": processor},
+        {"name": "costline.reconciliation.alerts", "rules": [reconciliation_drift(config, names)]},
     ]
     return [with_interval(config, group) for group in groups]

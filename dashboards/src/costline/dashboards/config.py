@@ -74,6 +74,10 @@ class MixinConfig:
     """`CostlineSpansDropped` fires when spans were rejected, exports refused or forwarded spans dropped within this
     window."""
 
+    reconciliation_drift_share: float = 0.05
+    """`CostlineReconciliationDrift` fires when a provider's |drift| summed over owners exceeds this share of what
+    its own usage report shows, for the last reconciled window (`costline reconcile`, `--reconcile-every`)."""
+
     short_rate_window: str = "5m"
     """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
 
@@ -88,6 +92,7 @@ class MixinConfig:
             "CostlineUnattributedSpend": "1h",
             "CostlineSpansDropped": "5m",
             "CostlineProcessorDown": "5m",
+            "CostlineReconciliationDrift": "1h",
         }
     )
     """How long each alert's condition must hold before it fires (the query tests set all of them to 0s)."""
@@ -103,6 +108,7 @@ class MixinConfig:
             "CostlineUnattributedSpend": "warning",
             "CostlineSpansDropped": "warning",
             "CostlineProcessorDown": "critical",
+            "CostlineReconciliationDrift": "warning",
         }
     )
 

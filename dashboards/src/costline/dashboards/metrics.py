@@ -26,6 +26,10 @@ RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `o
 RECEIVER_SPANS = "costline_receiver_spans_total"  # label `outcome`: accepted, rejected (OTLP partial success)
 FORWARD_SPANS = "costline_forward_spans_total"  # label `outcome`: sent, failed, dropped
 
+RECONCILIATION_PROVIDER = "costline_reconciliation_provider_usd"  # labels `provider`, `owner_kind`, `owner`
+RECONCILIATION_DRIFT = "costline_reconciliation_drift_usd"
+RECONCILIATION_UNTRACKED = "costline_reconciliation_untracked_usd"
+
 OWNER_LABELS: tuple[str, ...] = ("org", "team", "user", "key", "project")
 """Labels that can name the owner of a budget, broadest first; a budget series carries those of its scope."""
 

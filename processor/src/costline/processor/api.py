@@ -7,6 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
+| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table` | the month's chargeback statement (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 
 Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.
@@ -61,6 +62,11 @@ class Backend(Protocol):
         ...
 
     def budgets(self) -> Mapping[str, Any]: ...
+
+    def chargeback(self, period: str | None) -> Any:
+        """The statement (`chargeback.statement.Statement`) of `period` (`YYYY-MM`; None: the current month).
+        Raises `ApiError` when it cannot be made (no `chargeback:` section, a bad period)."""
+        ...
 
     def reload(self) -> str:
         """Reload config and prices; returns a short description. Raises ApiError when the config is invalid."""
@@ -257,6 +263,7 @@ class AdminApi:
             ("GET", "/readyz"): self._readyz,
             ("GET", "/api/v1/budgets"): lambda _: _json(HTTPStatus.OK, self._backend.budgets()),
             ("GET", "/api/v1/usage"): self._usage,
+            ("GET", "/api/v1/chargeback"): self._chargeback,
             ("POST", "/api/v1/reload"): self._reload,
         }
 
@@ -305,6 +312,23 @@ class AdminApi:
             params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
             headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
         return Response(HTTPStatus.OK, body, content_type, headers)
+
+    def _chargeback(self, request: Request) -> Response:
+        from costline.processor.chargeback.render import FORMATS, render
+        from costline.processor.chargeback.statement import StatementError
+
+        fmt = (request.param("format") or "json").lower()
+        if fmt not in FORMATS:
+            raise ApiError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
+        statement = self._backend.chargeback(request.param("period"))
+        team = request.param("team")
+        if team:
+            try:
+                statement = statement.only(team)
+            except StatementError as err:
+                raise ApiError(str(err)) from None
+        content_type, body = render(statement, fmt)
+        return Response(HTTPStatus.OK, body, content_type)
 
     def _reload(self, request: Request) -> Response:
         try:

@@ -1,4 +1,4 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
@@ -13,6 +13,7 @@ import os
 import queue
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,22 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
         raise SettingsError(str(err)) from None
 
 
+def _open_pipeline(args: argparse.Namespace) -> Any:
+    """The whole pipeline (config, ledger, outcomes) for commands that need more than the ledger (`chargeback`,
+    `reconcile`); the caller closes it. Raises `SettingsError` naming the config or the ledger URL."""
+    from costline.processor.config import ConfigError
+    from costline.processor.ledger import LedgerUnavailable
+    from costline.processor.service import build_pipeline
+
+    settings = settings_module.resolve({"config": args.config, "db": args.db})
+    try:
+        return build_pipeline(settings.config_path, settings.db_url)
+    except ConfigError as err:
+        raise SettingsError(f"{settings.config_path}: {err}") from None
+    except LedgerUnavailable as err:
+        raise SettingsError(str(err)) from None
+
+
 def _usage(args: argparse.Namespace) -> int:
     from costline.processor.api import ApiError, parse_usage_query, render_usage
 
@@ -151,6 +168,41 @@ def _reprice(args: argparse.Namespace) -> int:
     return 0
 
 
+def _chargeback(args: argparse.Namespace) -> int:
+    from costline.processor.chargeback.render import render
+    from costline.processor.chargeback.report import statement_for
+    from costline.processor.chargeback.statement import Period, StatementError
+    from costline.processor.ledger import LedgerUnavailable
+
+    try:
+        period = Period.parse(args.period) if args.period else None
+        pipeline = _open_pipeline(args)
+    except (StatementError, SettingsError) as err:
+        print(f"costline chargeback: {err}", file=sys.stderr)
+        return 2
+    try:
+        zone = pipeline.config.zone
+        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
+                                  period or Period.containing(datetime.now(zone), zone))
+        if args.team:
+            statement = statement.only(args.team)
+    except (StatementError, LedgerUnavailable) as err:
+        print(f"costline chargeback: {err}", file=sys.stderr)
+        return 2
+    finally:
+        pipeline.close()
+    _, body = render(statement, args.format)
+    sys.stdout.buffer.write(body)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    from costline.processor.reconcile.cli import run
+
+    return run(args, _open_pipeline)
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -188,6 +240,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--ledger-timeout", dest="ledger_timeout", type=float, metavar="SECONDS",
                        help=f"longest wait on the ledger (a lock, a connection) before an export is answered 503 "
                             f"(default {settings_module.DEFAULT_LEDGER_TIMEOUT_S:g}) {_env_help('ledger_timeout')}")
+    serve.add_argument("--reconcile-every", dest="reconcile_every", metavar="DURATION",
+                       help=f"reconcile the providers under reconcile.providers in the background this often "
+                            f"(30m, 6h, 1d; default: never) {_env_help('reconcile_every')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
@@ -212,6 +267,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(reprice)
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
     reprice.set_defaults(func=_reprice)
+
+    chargeback = subparsers.add_parser(
+        "chargeback", help="a month's chargeback statement per team (table, CSV or JSON)",
+        description="What each team is charged for a calendar month in the configured time zone, by the config's "
+        "`chargeback:` section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
+    _ledger_flags(chargeback)
+    chargeback.add_argument("--period", help="the month, YYYY-MM (default: the current month)")
+    chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
+    chargeback.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    chargeback.set_defaults(func=_chargeback)
+    from costline.processor.reconcile.cli import add_arguments
+
+    reconcile = subparsers.add_parser(
+        "reconcile", help="hold the ledger against a provider's own usage and cost reports",
+        description="Compare the provider's usage report (live or saved) with the ledger per day, model and "
+        "owner of a provider identity; store the result. See docs/reconciliation.md.")
+    _ledger_flags(reconcile)
+    add_arguments(reconcile)
+    reconcile.set_defaults(func=_reconcile)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

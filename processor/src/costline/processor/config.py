@@ -36,6 +36,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from costline.processor.chargeback.config import ChargebackConfig
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
@@ -168,6 +169,98 @@ class LimitsConfig(_Strict):
     default is five times the largest context window on sale; a deployment of small models may want it lower."""
 
 
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RECONCILE_PROVIDERS = ("openai", "anthropic")
+RECONCILE_IDENTITY_KINDS = {"openai": ("api_key_id", "project_id"), "anthropic": ("api_key_id", "workspace_id")}
+"""Provider-side identities a `reconcile.identities` entry may name, per provider."""
+RECONCILE_OWNER_KINDS = ("key", "user", "team")
+
+
+class ReconcileProvider(_Strict):
+    """How `costline serve --reconcile-every` reaches one provider's admin reports. The admin key itself never
+    goes in a file: only the name of the environment variable that holds it."""
+
+    admin_key_env: str
+    api_base: str | None = None
+    costs: bool = True
+    """Read the cost report too (billed USD per day and project/workspace)."""
+
+    @field_validator("admin_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, '_'), not the key "
+                             "itself: admin keys are read from the environment, never from a config file")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.openai.com")
+        return value
+
+
+class ReconcileIdentity(_Strict):
+    """One provider-side identity (an API key id, an OpenAI project, an Anthropic workspace) and its owner."""
+
+    provider: str
+    api_key_id: str | None = None
+    project_id: str | None = None
+    workspace_id: str | None = None
+    key: str | None = None
+    user: str | None = None
+    team: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in RECONCILE_PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_each(self) -> ReconcileIdentity:
+        allowed = RECONCILE_IDENTITY_KINDS[self.provider]
+        given = [k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None]
+        wrong = [k for k in given if k not in allowed]
+        if wrong:
+            raise ValueError(f"{wrong[0]}: {self.provider} identities are {' or '.join(allowed)}")
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(allowed)}")
+        owners = [k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None]
+        if len(owners) != 1:
+            raise ValueError("give exactly one owner: key, user or team")
+        return self
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        kind = next(k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        kind = next(k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+
+class ReconcileConfig(_Strict):
+    """`costline reconcile` and `costline serve --reconcile-every`: see docs/reconciliation.md."""
+
+    providers: dict[str, ReconcileProvider] = Field(default_factory=dict)
+    identities: list[ReconcileIdentity] = Field(default_factory=list)
+    lookback_days: int = Field(default=7, ge=1, le=93)
+    """Complete UTC days before today that each background run reconciles."""
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if name not in RECONCILE_PROVIDERS:
+                raise ValueError(f"{name!r}: providers are {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+
+
 class CostlineConfig(_Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
@@ -176,6 +269,9 @@ class CostlineConfig(_Strict):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    chargeback: ChargebackConfig | None = None
+    """How teams are charged (`costline chargeback`); none: no statement can be made."""
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -218,6 +314,8 @@ class CostlineConfig(_Strict):
             if ident in seen_prices:
                 errors.append(f"prices[{pi}]: a price for {price.provider}/{price.model} is already configured")
             seen_prices.add(ident)
+        _reconcile_owners(errors, self.reconcile, teams, users,
+                          {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -225,6 +323,23 @@ class CostlineConfig(_Strict):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+
+def _reconcile_owners(errors: list[str], reconcile: ReconcileConfig, teams: dict[str, str], users: dict[str, str],
+                      keys: set[str]) -> None:
+    """Every identity's owner is defined under `orgs`, and no identity is mapped twice."""
+    known = {"key": keys, "user": set(users), "team": set(teams)}
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, entry in enumerate(reconcile.identities):
+        kind, name = entry.owner
+        if name not in known[kind]:
+            errors.append(f"reconcile.identities[{i}].{kind}: {kind} {name!r} is not defined under orgs; an "
+                          "identity maps to a configured key, user or team")
+        ident = (entry.provider, *entry.identity)
+        if ident in seen:
+            errors.append(f"reconcile.identities[{i}].{ident[1]}: {entry.provider} {ident[1]} {ident[2]!r} is "
+                          f"already mapped at reconcile.identities[{seen[ident]}]")
+        seen.setdefault(ident, i)
 
 
 def _duplicates(errors: list[str], where: str, names: list[str]) -> None:

@@ -35,6 +35,7 @@ from costline.processor.model import (
 )
 from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.normalize.bounds import REJECTED, over_limit
+from costline.processor.outcomes import Outcome, OutcomeCounter, OutcomeStore, read_outcome
 from costline.processor.ownership import Hierarchy
 from costline.processor.pricing import Pricer
 from costline.processor.reprice import reprice
@@ -90,6 +91,8 @@ class Pipeline:
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
+        self.outcomes = OutcomeStore(ledger.engine)
+        self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot, self._bounded_snapshot)
         self.on_commit: list[Callable[[], None]] = []
@@ -115,6 +118,7 @@ class Pipeline:
         retry of the whole batch is safe.
         """
         calls: list[LLMCall] = []
+        outcomes: list[Outcome] = []
         total = rejected = 0
         problems: list[str] = []
         bounded: Counter[tuple[str, str]] = Counter()
@@ -133,6 +137,8 @@ class Pipeline:
                             problems.append(str(err))
                         continue
                     if call is None:
+                        if (outcome := read_outcome(span, resource)) is not None:
+                            outcomes.append(outcome)
                         continue
                     if (implausible := over_limit(call, max_tokens)) is not None:
                         rejected += 1
@@ -141,10 +147,23 @@ class Pipeline:
                             problems.append(implausible)
                         continue
                     calls.append(call)
+        self.ingest_outcomes(outcomes)
         self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
                           not_llm=total - rejected - len(calls), rejected=rejected, bounded=bounded)
         message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
         return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)
+
+    def ingest_outcomes(self, outcomes: list[Outcome]) -> None:
+        """Count business outcomes (their own transaction, before the calls': a failure of either answers 503 and
+        the exporter's retry counts each outcome span once, by its identity)."""
+        if not outcomes:
+            return
+        state = self._state
+        resolve = state.hierarchy.resolve
+        owned = [(o, resolve(o.owner, None, o.environment)[0]) for o in outcomes]
+        counted = self.outcomes.record(owned, retention_hours=state.config.dedup_retention_hours,
+                                       now=int(self._clock().timestamp()))
+        self.outcome_counter.add(counted)
 
     def ingest_calls(self, calls: list[LLMCall], *, request: ExportTraceServiceRequest | None = None,
                      dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,

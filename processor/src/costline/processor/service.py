@@ -87,6 +87,7 @@ class Service:
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self.period_totals: Any = None
+        self.reconcile: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -125,8 +126,8 @@ class Service:
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
-        self._ledger_ready = LedgerReadiness(ledger.ping)
         self.registry.register(self.pipeline.collector)
+        self.registry.register(self.pipeline.outcome_counter)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
@@ -143,6 +144,11 @@ class Service:
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
+        self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
 
     def _open_ledger(self) -> Any:
@@ -207,6 +213,8 @@ class Service:
             self.forwarder.stop(min(grace_s, 5.0))
         if self.period_totals is not None:
             self.period_totals.stop()
+        if self.reconcile is not None:
+            self.reconcile.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:
@@ -249,6 +257,19 @@ class _Backend:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
 
+    def chargeback(self, period: str | None) -> Any:
+        from costline.processor.chargeback.report import statement_for
+        from costline.processor.chargeback.statement import Period, StatementError
+
+        pipeline = self._pipeline()
+        try:
+            when = Period.parse(period) if period else Period.containing(datetime.now(pipeline.config.zone),
+                                                                         pipeline.config.zone)
+            with _ledger_errors():
+                return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, when)
+        except StatementError as err:
+            raise ApiError(str(err)) from None
+
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
@@ -264,3 +285,15 @@ def _ledger_errors() -> Iterator[None]:
     except LedgerUnavailable as err:
         log.warning("API request failed on the ledger: %s", err)
         raise Unavailable("ledger unavailable; retry later") from None
+
+
+def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
+                   forwarder: Any = None) -> Any:
+    """A pipeline without listeners, for commands that read the ledger with the config (`chargeback`,
+    `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`)."""
+    from costline.processor.config import load_config
+    from costline.processor.ledger import Ledger
+    from costline.processor.pipeline import Pipeline
+
+    config = load_config(config_path)
+    return Pipeline(config, Ledger(db_url), clock=clock, forwarder=forwarder)

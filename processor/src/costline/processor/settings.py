@@ -41,6 +41,7 @@ ENV = {
     "forward_otlp": "COSTLINE_FORWARD_OTLP",
     "forward_queue_spans": "COSTLINE_FORWARD_QUEUE_SPANS",
     "ledger_timeout": "COSTLINE_LEDGER_TIMEOUT",
+    "reconcile_every": "COSTLINE_RECONCILE_EVERY",
 }
 """Setting name -> environment variable. `docs/processor.md` lists the same table."""
 
@@ -90,6 +91,8 @@ class Settings:
     forward_queue_spans: int = DEFAULT_FORWARD_QUEUE_SPANS
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
     ledger_timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S
+    reconcile_every_s: float | None = None
+    """Reconcile the configured providers in the background this often; None: never."""
 
 
 def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = None) -> Settings:
@@ -135,6 +138,8 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
     forward_queue_spans = _positive_int(*pick("forward_queue_spans", str(DEFAULT_FORWARD_QUEUE_SPANS)))
     forward_otlp, _ = pick("forward_otlp", None)
     ledger_timeout_s = _positive_seconds(*pick("ledger_timeout", str(DEFAULT_LEDGER_TIMEOUT_S)))
+    reconcile_every, reconcile_source = pick("reconcile_every", None)
+    reconcile_every_s = parse_interval(reconcile_every, reconcile_source) if reconcile_every else None
 
     return Settings(
         config_path=config_path,
@@ -147,7 +152,26 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
         forward_otlp=forward_otlp or None,
         forward_queue_spans=forward_queue_spans,
         ledger_timeout_s=ledger_timeout_s,
+        reconcile_every_s=reconcile_every_s,
     )
+
+
+_INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MIN_RECONCILE_INTERVAL_S = 60
+"""The providers' reports lag minutes behind; asking more often than this only spends their rate limits."""
+
+
+def parse_interval(value: str, source: str) -> float:
+    """`90s`, `30m`, `6h`, `1d`: at least a minute."""
+    text = value.strip().lower()
+    unit = _INTERVAL_UNITS.get(text[-1:]) if text else None
+    try:
+        seconds = float(text[:-1]) * unit if unit else float("nan")
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= MIN_RECONCILE_INTERVAL_S or seconds == float("inf"):
+        raise SettingsError(f"{source}={value!r}: must be a duration such as 30m, 6h or 1d, at least 1m")
+    return seconds
 
 
 def _positive_int(value: str | None, source: str) -> int:

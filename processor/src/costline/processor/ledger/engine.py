@@ -34,6 +34,18 @@ def quote(column: str) -> str:
     return f'"{column}"'  # `user` and `key` are reserved words in PostgreSQL
 
 
+def dialect_insert(engine: Engine) -> Any:
+    """The dialect's `insert` (SQLite's or PostgreSQL's), which has `on_conflict_do_update`: for tables kept beside
+    the ledger's in the same database (outcomes) that upsert through SQLAlchemy."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - refused when the ledger is opened
+        raise ValueError(engine.dialect.name)
+    return insert
+
+
 def redact_url(db_url: str) -> str:
     """The ledger URL without its password, for logs and error messages."""
     try:

@@ -1,0 +1,166 @@
+"""The `chargeback:` section of the config: how each team is charged for its LLM use.
+
+    chargeback:
+      default: {markup_pct: 15, platform_fee_usd: 200}
+      tiers:                        # by the team's tokens in the period; the whole volume takes its tier's markup
+        - {up_to_mtok: 10, markup_pct: 50}
+        - {up_to_mtok: 100, markup_pct: 20}
+        - {markup_pct: 10}
+      teams:
+        marketing: {markup_pct: 0, platform_fee_usd: 0}
+        support: {per_outcome_usd: {ticket_resolved: 0.50}}
+      shared_costs:
+        - {name: platform-infra, monthly_usd: 1200, split: proportional}
+        - {name: reserved-capacity, monthly_usd: 3000, split: {engineering: 60, marketing: 40}}
+      unattributed: proportional    # or {team: NAME}, or even
+
+The models and the arithmetic are in docs/chargeback.md; every key in docs/configuration.md.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+MAX_AMOUNT_USD = Decimal(10**12)
+"""Largest fee, shared cost or per-outcome rate: far above any real one, finite (a typo such as `1e40` is refused)."""
+MAX_MARKUP_PCT = Decimal(10_000)
+MAX_TIER_MTOK = Decimal(10**9)
+
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT_USD, allow_inf_nan=False)]
+Cents = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT_USD, allow_inf_nan=False, decimal_places=2)]
+"""An amount billed as it is (a fee, a shared cost): whole cents, so that splitting it never needs rounding it."""
+Pct = Annotated[Decimal, Field(ge=0, le=MAX_MARKUP_PCT, allow_inf_nan=False)]
+
+_PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}"
+TEAM_REF = re.compile(rf"^(?:{_PART}/)?{_PART}$")
+"""`team` or `org/team`: `org/team` when the same team name exists in several orgs."""
+OUTCOME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+SPLITS = ("proportional", "even")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _team_ref(value: str) -> str:
+    if not TEAM_REF.match(value):
+        raise ValueError(f"{value!r} is not a team: write `team` or `org/team` (names of 1-63 letters, digits, "
+                         "'_', '.', '-', starting with a letter or digit)")
+    if value.rsplit("/", 1)[-1] == "unattributed":
+        raise ValueError("the unattributed spend is spread by `chargeback.unattributed`, it is not a team to charge")
+    return value
+
+
+class Charging(_Strict):
+    """How one team (or, as `default`, every team) is charged. A key left out falls back to the default's."""
+
+    markup_pct: Pct | None = None
+    """Percent added to the token cost: 15 means token cost x 1.15."""
+    platform_fee_usd: Cents | None = None
+    """Fixed amount per period."""
+    per_outcome_usd: dict[str, Usd] | None = None
+    """Value-based: a rate per business outcome (`costline.outcome(name)`); the team is charged per outcome instead
+    of for its tokens."""
+
+    @field_validator("per_outcome_usd")
+    @classmethod
+    def _outcome_names(cls, value: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
+        for name in value or {}:
+            if not OUTCOME_NAME.match(name):
+                raise ValueError(f"{name!r} is not an outcome name (1-63 letters, digits, '_', '.', '-')")
+        if value is not None and not value:
+            raise ValueError("must name at least one outcome and its rate, e.g. {ticket_resolved: 0.50}")
+        return value
+
+
+class Tier(_Strict):
+    up_to_mtok: Annotated[Decimal, Field(gt=0, le=MAX_TIER_MTOK, allow_inf_nan=False)] | None = None
+    """Upper bound, exclusive, in millions of tokens in the period; none on the last tier (it takes the rest)."""
+    markup_pct: Pct
+
+
+class UnattributedTo(_Strict):
+    team: str
+
+
+class SharedCost(_Strict):
+    name: Annotated[str, Field(pattern=OUTCOME_NAME.pattern)]
+    monthly_usd: Cents
+    split: Any
+    """`proportional` (by each team's token cost), `even`, or `{team: percent, ...}` adding up to 100."""
+
+    @field_validator("split")
+    @classmethod
+    def _valid_split(cls, value: Any) -> str | dict[str, Decimal]:
+        if isinstance(value, str) and value in SPLITS:
+            return value
+        if not isinstance(value, dict) or not value:
+            raise ValueError("must be proportional, even, or fixed percentages per team such as "
+                             "{engineering: 60, marketing: 40}")
+        shares: dict[str, Decimal] = {}
+        for team, pct in value.items():
+            _team_ref(str(team))
+            try:
+                share = Decimal(str(pct)) if isinstance(pct, (int, float, str, Decimal)) and not isinstance(
+                    pct, bool) else None
+            except ArithmeticError:
+                share = None
+            if share is None or not share.is_finite() or not 0 < share <= 100:
+                raise ValueError(f"{team}: a percentage above 0 and at most 100, not {pct!r}")
+            shares[str(team)] = share
+        total = sum(shares.values(), Decimal(0))
+        if total != 100:
+            raise ValueError(f"a fixed split's percentages must add up to 100, not {total}")
+        return shares
+
+
+class ChargebackConfig(_Strict):
+    default: Charging = Field(default_factory=Charging)
+    tiers: list[Tier] = Field(default_factory=list)
+    teams: dict[str, Charging] = Field(default_factory=dict)
+    shared_costs: list[SharedCost] = Field(default_factory=list)
+    unattributed: Any = "proportional"
+    """`proportional`, `even`, or `{team: NAME}`: how the cost of calls no team owns is spread."""
+
+    @field_validator("unattributed")
+    @classmethod
+    def _valid_unattributed(cls, value: Any) -> str | UnattributedTo:
+        if isinstance(value, str) and value in SPLITS:
+            return value
+        if isinstance(value, dict) and set(value) == {"team"} and isinstance(value["team"], str):
+            return UnattributedTo(team=_team_ref(value["team"]))
+        raise ValueError("must be proportional, even, or {team: NAME} (the team that takes it all)")
+
+    @field_validator("teams")
+    @classmethod
+    def _team_names(cls, value: dict[str, Charging]) -> dict[str, Charging]:
+        for team in value:
+            _team_ref(team)
+        return value
+
+    @field_validator("tiers")
+    @classmethod
+    def _ordered_tiers(cls, value: list[Tier]) -> list[Tier]:
+        if not value:
+            return value
+        bounds = [t.up_to_mtok for t in value]
+        if bounds[-1] is not None:
+            raise ValueError("the last tier takes every volume above the others: leave out its up_to_mtok")
+        if any(b is None for b in bounds[:-1]):
+            raise ValueError("only the last tier may leave out up_to_mtok")
+        if any(b <= a for a, b in zip(bounds[:-2], bounds[1:-1], strict=True)):  # type: ignore[operator]
+            raise ValueError("up_to_mtok must increase from one tier to the next")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_shared_costs(self) -> ChargebackConfig:
+        seen: set[str] = set()
+        for i, cost in enumerate(self.shared_costs):
+            if cost.name in seen:
+                raise ValueError(f"shared_costs[{i}].name: duplicate name {cost.name!r}")
+            seen.add(cost.name)
+        return self

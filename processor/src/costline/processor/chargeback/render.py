@@ -1,0 +1,69 @@
+"""A statement as JSON, CSV or a text table: the same document for `costline chargeback` and the API.
+
+Amounts are decimal strings with two places (`"1234.50"`): a JSON number would pass through a double on the way
+into most tools, and finance's figures must arrive as they were computed.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from costline.processor.api import CSV_TYPE, JSON_TYPE, csv_cell
+from costline.processor.chargeback.statement import Statement, plain
+
+TEXT_TYPE = "text/plain; charset=utf-8"
+FORMATS = ("table", "csv", "json")
+
+CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quantity", "amount_usd", "exact_usd", "detail")
+"""One row per line, then a `total` row per team and one for the statement (team and org empty)."""
+
+
+def render(statement: Statement, fmt: str) -> tuple[str, bytes]:
+    """(content type, body)."""
+    if fmt == "json":
+        return JSON_TYPE, json.dumps(statement.as_dict(), indent=1).encode() + b"\n"
+    if fmt == "csv":
+        return CSV_TYPE, _csv(statement)
+    if fmt == "table":
+        return TEXT_TYPE, _table(statement).encode()
+    raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
+
+
+def _csv(statement: Statement) -> bytes:
+    period = str(statement.period)
+    rows: list[tuple[Any, ...]] = []
+    for team in statement.teams:
+        for line in team.lines:
+            rows.append((period, team.key, team.org, team.team, line.component, line.name, line.quantity,
+                         line.amount, Decimal(plain(line.exact)), line.detail))
+        rows.append((period, team.key, team.org, team.team, "total", "", None, team.total, None, ""))
+    rows.append((period, "", "", "", "total", "", None, statement.total, None, "statement total"))
+    lines = [",".join(csv_cell(c) for c in CSV_COLUMNS)]
+    lines.extend(",".join(csv_cell(value) for value in row) for row in rows)
+    return ("\r\n".join(lines) + "\r\n").encode()
+
+
+def _table(statement: Statement) -> str:
+    out = [f"Chargeback {statement.period} ({statement.timezone}, {statement.start.date()} to "
+           f"{statement.end.date()} exclusive), USD", ""]
+    width = 34
+    for team in statement.teams:
+        u = team.usage
+        head = f"{team.key}  [{team.model}"
+        head += f", markup {team.markup_pct.normalize():f} % from {team.markup_source}]" if team.model == "cost-plus" \
+            else "]"
+        out.append(head)
+        out.append(f"  {u.tokens:,} tokens in {u.requests:,} requests"
+                   + (f"; {u.unpriced_tokens:,} tokens of {u.unpriced_requests:,} calls still unpriced"
+                      if u.unpriced_requests else ""))
+        for line in team.lines:
+            label = line.component.replace("_", " ") + (f" {line.name}" if line.name else "")
+            out.append(f"  {label:<{width}}{line.amount:>14,}  {line.detail}")
+        out.append(f"  {'total':<{width}}{team.total:>14,}")
+        out.append("")
+    for component, amount in statement.components.items():
+        out.append(f"{component.replace('_', ' '):<{width + 2}}{amount:>14,}")
+    out.append(f"{'TOTAL':<{width + 2}}{statement.total:>14,}")
+    return "\n".join(out) + "\n"

@@ -1,0 +1,393 @@
+"""The chargeback statement: one calendar month of the ledger turned into charges per team.
+
+Every amount is computed exactly (`decimal.Decimal`: token costs are whole pico-dollars, markups and per-outcome
+rates are finite decimals) and rounded to the cent once, here, at the statement:
+
+1. Each pool that is spread over teams (a shared cost, the unattributed spend) is a whole number of cents and is
+   split by largest remainder, so its shares add up to it exactly.
+2. The grand total is the exact sum of every line, rounded half-up to the cent.
+3. The grand total is distributed over the teams by largest remainder on their exact totals, then each team's
+   total over its lines the same way: team totals add up to the grand total, lines to their team's total, and the
+   component totals (sums of the rounded lines) to the grand total, all exactly. A line that is already whole cents
+   (a fee, a share of a pool) is never moved by this.
+
+Ties between equal remainders go to the first in order (teams by `org/team`, lines in statement order), so the same
+ledger always gives the same statement.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from costline.processor.chargeback.config import ChargebackConfig, Charging
+from costline.processor.ownership import UNATTRIBUTED
+
+CENT = Decimal("0.01")
+MTOK = 1_000_000
+TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
+"""Disjoint token counts whose sum is a team's volume (reasoning tokens are a subset of output)."""
+UNPRICED_TOKEN_COLUMNS = tuple(f"unpriced_{c}" for c in TOKEN_COLUMNS)
+
+COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "shared_cost", "unattributed", "correction")
+"""The kinds of line, in the order a team's lines are listed."""
+
+_PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+class StatementError(ValueError):
+    """The statement cannot be made as asked (no `chargeback:` section, a bad period, an ambiguous team)."""
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Period:
+    """A calendar month; its bounds are midnight of its first day and of the next month's, in the given zone."""
+
+    year: int
+    month: int
+
+    @classmethod
+    def parse(cls, text: str) -> Period:
+        match = _PERIOD.match(text.strip())
+        if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1970:
+            raise StatementError(f"period {text!r}: expected a calendar month as YYYY-MM, e.g. 2026-11")
+        return cls(int(match[1]), int(match[2]))
+
+    @classmethod
+    def containing(cls, instant: datetime, tz: ZoneInfo) -> Period:
+        local = instant.astimezone(tz)
+        return cls(local.year, local.month)
+
+    def __str__(self) -> str:
+        return f"{self.year:04d}-{self.month:02d}"
+
+    def start(self, tz: ZoneInfo) -> datetime:
+        return datetime(self.year, self.month, 1, tzinfo=tz)
+
+    def end(self, tz: ZoneInfo) -> datetime:
+        return self.next().start(tz)
+
+    def next(self) -> Period:
+        return Period(self.year + self.month // 12, self.month % 12 + 1)
+
+    def previous(self) -> Period:
+        return Period(self.year - (self.month == 1), (self.month - 2) % 12 + 1)
+
+    @property
+    def days(self) -> int:
+        return calendar.monthrange(self.year, self.month)[1]
+
+
+@dataclass(frozen=True, slots=True)
+class TeamUsage:
+    """What the ledger says about one team in the period (its input to the statement)."""
+
+    org: str
+    team: str
+    requests: int = 0
+    tokens: int = 0
+    cost: Decimal = Decimal(0)
+    """USD, exact: the priced calls' cost (list or negotiated price)."""
+    unpriced_requests: int = 0
+    unpriced_tokens: int = 0
+    outcomes: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"{self.org}/{self.team}"
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    component: str
+    """One of `COMPONENTS`."""
+    exact: Decimal
+    """USD, before rounding."""
+    amount: Decimal = Decimal(0)
+    """USD, whole cents: what is billed."""
+    name: str = ""
+    """The shared cost's or the outcome's name, where the component has several lines."""
+    detail: str = ""
+    """How the amount came about, in words (the rate, the tier, the share)."""
+    quantity: int | None = None
+    """Outcomes charged, for a value-based line."""
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"component": self.component, "name": self.name, "amount_usd": str(self.amount),
+                               "exact_usd": plain(self.exact), "detail": self.detail}
+        if self.quantity is not None:
+            out["quantity"] = self.quantity
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class TeamStatement:
+    org: str
+    team: str
+    model: str
+    """`cost-plus` (token cost, markup, fee) or `value-based` (per outcome, plus fee)."""
+    markup_pct: Decimal
+    markup_source: str
+    """`team`, `default`, or the tier that applied (`tier 2: 10-100 Mtok`)."""
+    usage: TeamUsage
+    lines: tuple[Line, ...]
+    total: Decimal = Decimal(0)
+
+    @property
+    def key(self) -> str:
+        return f"{self.org}/{self.team}"
+
+    def as_dict(self) -> dict[str, Any]:
+        u = self.usage
+        return {
+            "team": self.key, "org": self.org, "name": self.team, "model": self.model,
+            "markup_pct": plain(self.markup_pct), "markup_source": self.markup_source,
+            "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": plain(u.cost),
+                      "unpriced_requests": u.unpriced_requests, "unpriced_tokens": u.unpriced_tokens,
+                      "outcomes": dict(sorted(u.outcomes.items()))},
+            "lines": [line.as_dict() for line in self.lines],
+            "total_usd": str(self.total),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    period: Period
+    timezone: str
+    start: datetime
+    end: datetime
+    teams: tuple[TeamStatement, ...]
+    total: Decimal
+    unattributed_cost: Decimal
+    """The exact cost of calls no team owns, spread over the teams (rounded to the cent before the split)."""
+
+    @property
+    def components(self) -> dict[str, Decimal]:
+        """Sum of the rounded lines per component: these add up to `total` exactly."""
+        out = {c: Decimal("0.00") for c in COMPONENTS}
+        for team in self.teams:
+            for line in team.lines:
+                out[line.component] += line.amount
+        return out
+
+    def only(self, ref: str) -> Statement:
+        """The statement restricted to one team (`team` or `org/team`); the total becomes that team's."""
+        teams = tuple(t for t in self.teams if ref in (t.key, t.team))
+        if not teams:
+            known = ", ".join(t.key for t in self.teams) or "none"
+            raise StatementError(f"team {ref!r} has no charges in {self.period} (teams: {known})")
+        return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "period": str(self.period), "timezone": self.timezone, "currency": "USD",
+            "from": self.start.isoformat(), "to": self.end.isoformat(),
+            "teams": [t.as_dict() for t in self.teams],
+            "components": {c: str(v) for c, v in self.components.items()},
+            "unattributed_cost_usd": plain(self.unattributed_cost),
+            "total_usd": str(self.total),
+        }
+
+
+# --- computing ------------------------------------------------------------------------------------------------------
+
+
+def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str, Any]] = ()) -> list[TeamUsage]:
+    """`TeamUsage` per (org, team) from ledger rows grouped by org and team (more group columns are summed over),
+    and outcome rows (`org`, `team`, `name`, `count`)."""
+    acc: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def slot(org: str, team: str) -> dict[str, Any]:
+        return acc.setdefault((org, team), {"requests": 0, "tokens": 0, "cost": Decimal(0), "unpriced_requests": 0,
+                                            "unpriced_tokens": 0, "outcomes": {}})
+
+    for row in rows:
+        s = slot(row["org"], row["team"])
+        s["requests"] += int(row["requests"])
+        s["tokens"] += sum(int(row[c]) for c in TOKEN_COLUMNS)
+        s["cost"] += Decimal(row["cost_usd"])
+        s["unpriced_requests"] += int(row["unpriced_requests"])
+        s["unpriced_tokens"] += sum(int(row[c]) for c in UNPRICED_TOKEN_COLUMNS)
+    for row in outcomes:
+        counts = slot(row["org"], row["team"])["outcomes"]
+        counts[row["name"]] = counts.get(row["name"], 0) + int(row["count"])
+    return [TeamUsage(org, team, **values) for (org, team), values in sorted(acc.items())]
+
+
+def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInfo, usage: Sequence[TeamUsage], *,
+                    team_orgs: Mapping[str, str] | None = None) -> Statement:
+    """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
+    places a team a fixed split names that has no usage this month."""
+    if config is None:
+        raise StatementError("no `chargeback:` section in the config: nothing says how teams are charged "
+                             "(see docs/chargeback.md)")
+    team_orgs = team_orgs or {}
+    pool = [u for u in usage if u.team == UNATTRIBUTED]
+    unattributed_cost = sum((u.cost for u in pool), Decimal(0))
+    teams: dict[str, TeamUsage] = {u.key: u for u in usage if u.team != UNATTRIBUTED}
+
+    def resolve(ref: str, where: str) -> str:
+        if "/" in ref:
+            return ref
+        found = [key for key, u in teams.items() if u.team == ref]
+        if len(found) > 1:
+            raise StatementError(f"chargeback.{where}: team {ref!r} exists in several orgs ({', '.join(found)}); "
+                                 "write it as org/team")
+        return found[0] if found else f"{team_orgs.get(ref, UNATTRIBUTED)}/{ref}"
+
+    # Teams a fixed split or the unattributed rule names are charged even in a month they made no calls.
+    named = [resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
+             if isinstance(c.split, dict) for t in c.split]
+    if not isinstance(config.unattributed, str):
+        named.append(resolve(config.unattributed.team, "unattributed.team"))
+    for key in named:
+        if key not in teams:
+            org, name = key.split("/", 1)
+            teams[key] = TeamUsage(org, name)
+    if not teams and (unattributed_cost or config.shared_costs):
+        # Nobody to spread onto: the statement still accounts for every dollar, on a line of its own.
+        teams[f"{UNATTRIBUTED}/{UNATTRIBUTED}"] = TeamUsage(UNATTRIBUTED, UNATTRIBUTED)
+    order = sorted(teams)
+    lines: dict[str, list[Line]] = {key: [] for key in order}
+    heads: dict[str, tuple[str, Decimal, str]] = {}
+
+    for key in order:
+        u = teams[key]
+        own = config.teams.get(key) or config.teams.get(u.team) or Charging()
+        per_outcome = own.per_outcome_usd if own.per_outcome_usd is not None else config.default.per_outcome_usd
+        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0))
+        if per_outcome is not None:
+            heads[key] = ("value-based", Decimal(0), "none: charged per outcome")
+            lines[key].append(Line("token_cost", Decimal(0), detail=f"value-based: {_usd(u.cost)} of tokens not "
+                                                                   "charged"))
+            lines[key].append(Line("markup", Decimal(0), detail="value-based: no markup"))
+        else:
+            pct, source = _markup(config, own, u.tokens)
+            heads[key] = ("cost-plus", pct, source)
+            lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
+            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{plain(pct)} % ({source})"))
+        lines[key].append(Line("platform_fee", fee, detail="fixed per month"))
+        for name, rate in sorted((per_outcome or {}).items()):
+            count = u.outcomes.get(name, 0)
+            lines[key].append(Line("value_based", rate * count, name=name, quantity=count,
+                                   detail=f"{count:,} x {_usd(rate, exact=True)}"))
+
+    for i, cost in enumerate(config.shared_costs):
+        weights, how = _weights(cost.split, order, teams, resolve, f"shared_costs[{i}].split")
+        for key, cents in zip(order, allocate(_to_cents(cost.monthly_usd), weights), strict=True):
+            lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
+                                   detail=f"{_usd(cost.monthly_usd)} {how}"))
+    if unattributed_cost:
+        rule = config.unattributed
+        split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
+        weights, how = _weights(split, order, teams, resolve, "unattributed")
+        pool_cents = _to_cents(unattributed_cost.quantize(CENT, ROUND_HALF_UP))
+        for key, cents in zip(order, allocate(pool_cents, weights), strict=True):
+            lines[key].append(Line("unattributed", Decimal(cents) / 100,
+                                   detail=f"{_usd(unattributed_cost)} untagged, {how}"))
+
+    exact_totals = [sum((line.exact for line in lines[key]), Decimal(0)) for key in order]
+    grand = sum(exact_totals, Decimal(0)).quantize(CENT, ROUND_HALF_UP)
+    team_cents = round_to_total(exact_totals, grand)
+    statements = []
+    for key, total in zip(order, team_cents, strict=True):
+        team_lines = lines[key]
+        amounts = round_to_total([line.exact for line in team_lines], total)
+        model, pct, source = heads[key]
+        statements.append(TeamStatement(
+            teams[key].org, teams[key].team, model, pct, source, teams[key],
+            tuple(replace(line, amount=amount) for line, amount in zip(team_lines, amounts, strict=True)), total))
+    return Statement(period, str(tz), period.start(tz), period.end(tz), tuple(statements), grand, unattributed_cost)
+
+
+def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decimal, str]:
+    if own.markup_pct is not None:
+        return own.markup_pct, "team"
+    lower = Decimal(0)
+    for i, tier in enumerate(config.tiers, 1):
+        # The whole volume takes the tier it falls in: under 10 Mtok is tier 1, exactly 10 Mtok tier 2.
+        if tier.up_to_mtok is None or tokens < tier.up_to_mtok * MTOK:
+            upper = f"{plain(lower)}-{plain(tier.up_to_mtok)}" if tier.up_to_mtok is not None else \
+                f"{plain(lower)}+"
+            return tier.markup_pct, f"tier {i}: {upper} Mtok"
+        lower = tier.up_to_mtok
+    return _first(config.default.markup_pct, Decimal(0)), "default"
+
+
+def _weights(split: str | Mapping[str, Decimal], order: Sequence[str], teams: Mapping[str, TeamUsage],
+             resolve: Any, where: str) -> tuple[list[Decimal], str]:
+    if isinstance(split, Mapping):
+        shares = {resolve(team, where): pct for team, pct in split.items()}
+        return [shares.get(key, Decimal(0)) for key in order], "split " + ", ".join(
+            f"{plain(pct)} %" + f" {team}" for team, pct in split.items())
+    if split == "proportional":
+        weights = [max(teams[key].cost, Decimal(0)) for key in order]
+        if sum(weights):
+            return weights, "split by token cost"
+    # `even`, or proportional with no token cost to be proportional to.
+    return [Decimal(1)] * len(order), f"split evenly over {len(order)} teams"
+
+
+def allocate(cents: int, weights: Sequence[Decimal]) -> list[int]:
+    """`cents` split in proportion to `weights` (non-negative, not all zero), in whole cents that add up to it:
+    each share rounded down, the cents left over going to the largest remainders (ties: first in order)."""
+    # Integer arithmetic throughout: the weights scaled to integers, so no division is ever rounded.
+    exponent = min((w.as_tuple().exponent for w in weights if w), default=0)
+    scale = Decimal(10) ** -min(int(exponent), 0)
+    ints = [int(w * scale) for w in weights]
+    whole = sum(ints)
+    if whole <= 0:
+        raise ValueError("weights must not all be zero")
+    floors = [cents * w // whole for w in ints]
+    remainders = [cents * w % whole for w in ints]
+    for i in sorted(range(len(ints)), key=lambda i: -remainders[i])[: cents - sum(floors)]:
+        floors[i] += 1
+    return floors
+
+
+def round_to_total(exact: Sequence[Decimal], total: Decimal) -> list[Decimal]:
+    """`exact` amounts rounded to cents that add up to `total` (whole cents, within a cent per amount of their
+    exact sum): each rounded down, the cents left over going to the largest remainders (ties: first in order)."""
+    floors = [_to_cents(x.quantize(CENT, rounding=ROUND_FLOOR)) for x in exact]
+    remainders = [x - Decimal(f) / 100 for x, f in zip(exact, floors, strict=True)]
+    left = _to_cents(total) - sum(floors)
+    if not 0 <= left <= len(exact):
+        raise AssertionError(f"cannot round {exact} to {total}")  # the callers' totals are within range
+    for i in sorted(range(len(exact)), key=lambda i: -remainders[i])[:left]:
+        floors[i] += 1
+    return [(Decimal(f) / 100).quantize(CENT) for f in floors]
+
+
+def _to_cents(amount: Decimal) -> int:
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValueError(f"{amount} is not whole cents")
+    return int(cents)
+
+
+def _first(*values: Decimal | None) -> Decimal:
+    return next(v for v in values if v is not None)
+
+
+def plain(value: Decimal | None) -> str:
+    """A decimal without exponent or trailing zeros: `0.000123`, `15`, `2.5`."""
+    if value is None:
+        return ""
+    return f"{value.normalize():f}"
+
+
+def _usd(value: Decimal, *, exact: bool = False) -> str:
+    if exact:  # a rate: every digit it has, and at least the cents ($0.50, $0.004)
+        return f"${plain(value) if -value.normalize().as_tuple().exponent > 2 else value.quantize(CENT)}"
+    return f"${value.quantize(CENT, ROUND_HALF_UP):,}"
+
+
+def team_orgs_of(orgs: Iterable[Any]) -> dict[str, str]:
+    """team -> org from the config's hierarchy (team names are unique across orgs there)."""
+    return {team.name: org.name for org in orgs for team in org.teams}

@@ -1,0 +1,37 @@
+"""What `costline serve` runs for reconciliation: the gauges (read from the store at start and after each run) and,
+with `--reconcile-every`, the background reconciler for the providers under `reconcile.providers`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from costline.processor.config import CostlineConfig
+from costline.processor.reconcile.gauges import ReconciliationGauges
+from costline.processor.reconcile.run import BackgroundReconciler
+from costline.processor.reconcile.store import ReconciliationStore
+
+log = logging.getLogger("costline.processor.reconcile")
+
+
+class ReconcileService:
+    def __init__(self, registry: Any, config: Callable[[], CostlineConfig], ledger: Any,
+                 every_s: float | None, **background_options: Any) -> None:
+        self.store = ReconciliationStore(ledger.engine)
+        self.gauges = ReconciliationGauges(self.store)
+        try:
+            self.gauges.refresh()
+        except Exception as err:  # the gauges wait for the next run; serving spans must not
+            log.warning("could not read the stored reconciliation for the gauges: %s", err)
+        registry.register(self.gauges)
+        self.background: BackgroundReconciler | None = None
+        if every_s is not None:
+            if not config().reconcile.providers:
+                log.warning("--reconcile-every is set but no provider is configured under reconcile.providers")
+            self.background = BackgroundReconciler(config, ledger, self.store, every_s, self.gauges.refresh,
+                                                   **background_options).start()
+
+    def stop(self) -> None:
+        if self.background is not None:
+            self.background.stop()
