@@ -5,6 +5,8 @@ cleanly):
 
 * ``baseline``     the real openai SDK on ``httpx2.MockTransport``, no instrumentation;
 * ``costline``     Costline's plugin;
+* ``guarded``      Costline's plugin with the guard on (``block``, warm cache): every call is checked against a
+                   model rule and a remaining budget learnt from a local policy endpoint;
 * ``official``     ``opentelemetry-instrumentation-genai-openai`` (OpenTelemetry's GenAI instrumentation);
 * ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``;
 * ``sdk_span``     a reference, not a product: the least any one-span-per-call instrumentation can add. A bare
@@ -44,7 +46,34 @@ import subprocess
 import sys
 import time
 
-VARIANTS = ("baseline", "costline", "official", "openllmetry", "sdk_span")
+VARIANTS = ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span")
+
+POLICY = {"models": [{"level": "org acme", "provider": "openai", "allow": None, "deny": ["o1*", "o3*"]},
+                     {"level": "team acme/search", "provider": "*", "allow": ["gpt-4o*", "claude-*"], "deny": []}],
+          "budget": {"remaining_usd": 1e9, "bound_by": "team acme/search monthly"},
+          "rates": {"openai/gpt-4o": {"input_per_mtok": 2.5, "output_per_mtok": 10.0}}, "refresh_s": 3600}
+"""What the guarded variant's policy endpoint answers: two rule levels to match, a budget far from spent."""
+
+
+def _policy_endpoint() -> str:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    body = json.dumps(POLICY).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            pass
+
+        def do_GET(self) -> None:  # noqa: N802
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}"
 SDK_SETUPS = ("traces", "full")
 
 
@@ -69,6 +98,14 @@ def _child(variant: str, sdk: str) -> None:
         from costline.instrumentation import CostlineInstrumentor
 
         CostlineInstrumentor().instrument(**providers)
+    elif variant == "guarded":
+        import os
+
+        from costline.instrumentation import CostlineInstrumentor
+
+        os.environ["OPENAI_API_KEY"] = "sk-bench"  # fetched by instrument(): the cache is warm from the first call
+        CostlineInstrumentor().instrument(**providers, guard="block", guard_url=_policy_endpoint(),
+                                          guard_refresh="3600")
     elif variant == "official":
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
@@ -228,6 +265,9 @@ def _measure(sdk: str, rounds: int, calls: int, processes: int) -> None:
             print(f"[{sdk}] Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "
                   f"({added['costline']:.1f} vs {added[peer]:.1f} µs)")
     if added["official"] > 0:
+        print(f"[{sdk}] Costline with the guard (block, warm cache) adds {added['guarded'] / added['official']:.2f}x "
+              f"what official adds ({added['guarded']:.1f} vs {added['official']:.1f} µs; the guard itself "
+              f"{added['guarded'] - added['costline']:.1f} µs)")
         print(f"[{sdk}] one bare span (sdk_span) adds {added['sdk_span'] / added['official']:.2f}x what official adds: "
               "the floor of any span-per-call instrumentation")
     print(f"[{sdk}] Costline overhead relative to the bare call: {added['costline'] / median['baseline']:.1%}")

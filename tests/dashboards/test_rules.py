@@ -26,6 +26,7 @@ ALERTS = {
     "CostlineErrorRateSpike",
     "CostlineUnattributedSpend",
     "CostlineSpansDropped",
+    "CostlinePolicyViolation",
     "CostlineProcessorDown",
     "CostlineReconciliationDrift",
 }

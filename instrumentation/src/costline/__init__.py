@@ -12,7 +12,8 @@ from pkgutil import extend_path
 # lives in a different directory on sys.path, so this package's path is extended to find them.
 __path__ = extend_path(__path__, __name__)
 
+from costline._errors import BudgetExceeded, GuardUnavailable, ModelNotAllowed, PolicyError  # noqa: E402
 from costline.outcome import outcome  # noqa: E402
 from costline.ownership import owner  # noqa: E402
 
-__all__ = ["outcome", "owner"]
+__all__ = ["BudgetExceeded", "GuardUnavailable", "ModelNotAllowed", "PolicyError", "outcome", "owner"]

@@ -80,6 +80,12 @@ OUTCOME_SPAN_PREFIX = "costline.outcome "
 """An outcome span's name is this prefix and the outcome's name."""
 MAX_OUTCOME_COUNT = 1_000_000
 """Most outcomes one span may report: a count above it is a bug in the caller, not a day's work."""
+COSTLINE_GUARD_ACTION = "costline.guard.action"
+"""`blocked` (the call was refused; nothing was sent) or `warned` (`COSTLINE_GUARD=warn`), set by the guard."""
+COSTLINE_GUARD_RULE = "costline.guard.rule"
+"""The budget or model rule behind `costline.guard.action` (or why the policy was unknown)."""
+GUARD_BLOCKED = "blocked"
+GUARD_WARNED = "warned"
 
 COSTLINE_COST_USD = "costline.cost.usd"
 """Written by the processor on spans it forwards downstream, never by the instrumentation."""

@@ -234,6 +234,21 @@ def spans_dropped(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def policy_violation(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.policy_violation_window
+    violations = metrics.POLICY_VIOLATIONS + selector(config)
+    return _alert(
+        config,
+        "CostlinePolicyViolation",
+        f"sum {by('org', 'team', 'model', 'rule')} {increase_with_births(violations, window)} > 0",
+        "Team {{ $labels.org }}/{{ $labels.team }} called {{ $labels.model }}, which its model rules refuse.",
+        '{{ $value | printf "%.0f" }} calls by team {{ $labels.org }}/{{ $labels.team }} to {{ $labels.model }} '
+        f"in the last {window} went against the rule `{{{{ $labels.rule }}}}`. Apps without the guard "
+        "(`COSTLINE_GUARD=block`) send such calls; calls a guard refused are counted too, but cost nothing.",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
+    )
+
+
 def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     up = "up" + selector(config)
     return _alert(
@@ -283,6 +298,7 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         unpriced_model(config, names),
         unattributed_spend(config, names),
         error_rate_spike(config, names),
+        policy_violation(config, names),
     ]
     processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [

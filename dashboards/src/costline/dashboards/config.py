@@ -77,6 +77,8 @@ class MixinConfig:
     reconciliation_drift_share: float = 0.05
     """`CostlineReconciliationDrift` fires when a provider's |drift| summed over owners exceeds this share of what
     its own usage report shows, for the last reconciled window (`costline reconcile`, `--reconcile-every`)."""
+    policy_violation_window: str = "1h"
+    """`CostlinePolicyViolation` fires while a team called a model its `models:` rules refuse within this window."""
 
     short_rate_window: str = "5m"
     """Window of the `:rate5m`-style recording rules the dashboards and the anomaly alert reuse."""
@@ -91,6 +93,7 @@ class MixinConfig:
             "CostlineErrorRateSpike": "10m",
             "CostlineUnattributedSpend": "1h",
             "CostlineSpansDropped": "5m",
+            "CostlinePolicyViolation": "0m",
             "CostlineProcessorDown": "5m",
             "CostlineReconciliationDrift": "1h",
         }
@@ -107,6 +110,7 @@ class MixinConfig:
             "CostlineErrorRateSpike": "warning",
             "CostlineUnattributedSpend": "warning",
             "CostlineSpansDropped": "warning",
+            "CostlinePolicyViolation": "warning",
             "CostlineProcessorDown": "critical",
             "CostlineReconciliationDrift": "warning",
         }

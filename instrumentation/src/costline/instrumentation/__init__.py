@@ -52,6 +52,19 @@ Errors raised by the SDK reach the caller unchanged (the same exception object).
 they are logged at debug level on the ``costline.instrumentation`` logger and counted
 (``costline.instrumentation.guard.internal_errors()``).
 
+Governance without a proxy (``docs/governance.md``): ``COSTLINE_GUARD=block`` (or ``instrument(guard="block")``)
+refuses a call before its request leaves the process when the caller's ``models:`` rules refuse the model
+(``costline.ModelNotAllowed``) or its effective remaining budget is spent (``costline.BudgetExceeded``); both are
+``costline.PolicyError``, whose ``rule`` names the rule or budget. Nothing is sent (sync, async, streams: a refused
+stream never opens a connection) and the span records the refusal (``costline.guard.action=blocked``).
+``COSTLINE_GUARD=warn`` lets the call through, logs once per refresh window and marks the span ``warned``. The
+guard learns policy and remaining budgets from the processor (``COSTLINE_GUARD_URL``, ``COSTLINE_GUARD_TOKEN`` with
+the ``guard`` role), refreshed in the background every ``COSTLINE_GUARD_REFRESH`` seconds: the call path never
+waits on the network. When the processor cannot be asked the guard fails open (``COSTLINE_GUARD_FAIL=closed``
+refuses with ``costline.GuardUnavailable``) and says so once in the log. In code::
+
+    CostlineInstrumentor().instrument(guard="block", guard_url="http://costline:9464", guard_token=token)
+
 Environment variables: see ``costline.instrumentation.environment_variables``.
 """
 
@@ -75,6 +88,7 @@ from costline.instrumentation.environment_variables import (
 )
 from costline.instrumentation.guard import internal_errors
 from costline.instrumentation.package import _instruments
+from costline.instrumentation.policy_guard import GuardSpanProcessor, guard_from
 from costline.instrumentation.span_processor import CostlineSpanProcessor
 from costline.instrumentation.version import __version__
 
@@ -115,17 +129,21 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
         self._install_span_processor(tracer_provider)
         _suppress_foreign_content()
+        self._guard = guard_from(kwargs, os.environ, tracer_provider)
+        if self._guard is not None and hasattr(tracer_provider, "add_span_processor"):
+            self._guard_spans = GuardSpanProcessor(self._guard)
+            tracer_provider.add_span_processor(self._guard_spans)
 
         self._patchers: list[Any] = []
         for name in _selected_libraries():
             if name == "openai":
                 from costline.instrumentation.openai import OpenAIPatcher
 
-                patcher: Any = OpenAIPatcher(tracer)
+                patcher: Any = OpenAIPatcher(tracer, self._guard)
             else:
                 from costline.instrumentation.anthropic import AnthropicPatcher
 
-                patcher = AnthropicPatcher(tracer, tracer_provider)
+                patcher = AnthropicPatcher(tracer, tracer_provider, self._guard)
             patcher.instrument()
             self._patchers.append(patcher)
 
@@ -133,6 +151,12 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for patcher in getattr(self, "_patchers", []):
             patcher.uninstrument()
         self._patchers = []
+        guard_spans = getattr(self, "_guard_spans", None)
+        if guard_spans is not None:
+            guard_spans.guard = None  # an SDK provider cannot remove a processor: it goes idle instead
+        if getattr(self, "_guard", None) is not None:
+            self._guard.stop()
+            self._guard = None
         for processor in _processors.values():
             processor.enabled = False
 

@@ -48,7 +48,7 @@ def error_type(exc: BaseException) -> str:
 class CallSpan:
     """Telemetry state of one API call. Not thread-safe: one call runs in one thread or task."""
 
-    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "_ended", "_context")
+    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "attrs", "_ended", "_context")
 
     def __init__(self, tracer: trace.Tracer, operation: str, model: str | None, attrs: dict[str, Any]) -> None:
         # This runs on every LLM call: the current context is read once and serves the owner lookup, the span's
@@ -59,6 +59,8 @@ class CallSpan:
         if model:
             attrs[A.GEN_AI_REQUEST_MODEL] = model
         attrs.update(owner_attributes(ctx))
+        self.attrs = attrs
+        """The span's start attributes (provider, request model, fingerprint, owner keys): what the guard judges."""
         self._context = ctx
         self.span: Span = tracer.start_span(
             f"{operation} {model}" if model else operation,
@@ -127,6 +129,17 @@ class CallSpan:
             attrs[A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cache_write
         if type(reasoning) is int and reasoning > 0:
             attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+
+    def refuse(self, refusal: BaseException, *, blocked: bool) -> None:
+        """Record the guard's verdict: a blocked call's span ends here, as an error naming the refusal; a warned
+        call's span is marked and goes on."""
+        try:
+            self.response_attrs[A.COSTLINE_GUARD_ACTION] = A.GUARD_BLOCKED if blocked else A.GUARD_WARNED
+            self.response_attrs[A.COSTLINE_GUARD_RULE] = str(getattr(refusal, "rule", ""))
+        except Exception:
+            swallow("recording the guard's verdict")
+        if blocked:
+            self.end(refusal)
 
     # --- the end, exactly once ------------------------------------------------------------------------------------
     def end(self, error: BaseException | None = None) -> None:

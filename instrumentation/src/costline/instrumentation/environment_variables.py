@@ -42,3 +42,55 @@ FOREIGN_CONTENT_SWITCHES: tuple[tuple[str, str], ...] = (
     ("OPENINFERENCE_HIDE_OUTPUTS", "true"),
 )
 """Environment switches of other instrumentations, with the value that turns their content capture off."""
+
+COSTLINE_GUARD = "COSTLINE_GUARD"
+"""
+.. envvar:: COSTLINE_GUARD
+
+`off` (default), `warn` or `block`: the in-process guard (`costline.instrumentation.policy_guard`). Before a
+request leaves the process it checks the call's model against the caller's `models:` rules and the caller's
+effective remaining budget, both learnt from the processor (`COSTLINE_GUARD_URL`). `warn` logs once per refresh
+window and marks the span (`costline.guard.action=warned`); `block` raises `costline.ModelNotAllowed` or
+`costline.BudgetExceeded` and sends nothing. Also settable in code: `CostlineInstrumentor().instrument(guard=...)`.
+"""
+
+COSTLINE_GUARD_FAIL = "COSTLINE_GUARD_FAIL"
+"""
+.. envvar:: COSTLINE_GUARD_FAIL
+
+`open` (default) or `closed`: what the guard does for a caller whose policy it does not know (the processor is
+unreachable, answers garbage, or has not answered yet). `open` lets the call through (said once in the log);
+`closed` refuses it with `costline.GuardUnavailable` in `block` mode.
+"""
+
+COSTLINE_GUARD_URL = "COSTLINE_GUARD_URL"
+"""
+.. envvar:: COSTLINE_GUARD_URL
+
+Base URL of the processor's `--http` listener (`http://costline-processor:9464`); the guard asks
+`GET /api/v1/policy` there. Required when the guard is on.
+"""
+
+COSTLINE_GUARD_TOKEN = "COSTLINE_GUARD_TOKEN"
+"""
+.. envvar:: COSTLINE_GUARD_TOKEN
+
+Bearer token with the `guard` role (or `admin`), sent to the policy endpoint. Not needed when the processor has no
+`api.tokens` and runs on the same host.
+"""
+
+COSTLINE_GUARD_REFRESH = "COSTLINE_GUARD_REFRESH"
+"""
+.. envvar:: COSTLINE_GUARD_REFRESH
+
+Seconds between policy refreshes (default 15), done by a background thread: the call path never waits on the
+network. Between refreshes the guard subtracts its own process's estimated spend from the remaining budget.
+"""
+
+COSTLINE_GUARD_TIMEOUT = "COSTLINE_GUARD_TIMEOUT"
+"""
+.. envvar:: COSTLINE_GUARD_TIMEOUT
+
+Seconds one policy request may take (default 2). `instrument()` waits at most this long once, at start, for the
+policy of the keys in `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`, so the first call is already guarded.
+"""

@@ -9,6 +9,11 @@
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table` | the month's chargeback statement (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
+| `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
+
+Who may ask which route is `auth.py`'s: each route names the permission it needs, and the router asks `Access` before
+running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage` and `budgets`
+take the same filters for other roles.
 
 Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.
 A ledger that cannot answer (`Unavailable` from the backend) is a 503 + Retry-After on every route.
@@ -32,6 +37,8 @@ from urllib.parse import urlencode
 
 from prometheus_client import CollectorRegistry
 
+from costline.processor import auth
+from costline.processor.config import ApiConfig
 from costline.processor.exposition import encoder_for
 from costline.processor.server import BadBody, BodyTooLarge, Request, Response
 from costline.processor.units import usd_text
@@ -42,6 +49,10 @@ CSV_TYPE = "text/csv; charset=utf-8"
 
 class ApiError(ValueError):
     """A client error: answered 400 with the message."""
+
+
+class Forbidden(ApiError):
+    """The caller's role may not see what it asked for: answered 403 with the message and no data."""
 
 
 class Unavailable(Exception):
@@ -70,6 +81,11 @@ class Backend(Protocol):
 
     def reload(self) -> str:
         """Reload config and prices; returns a short description. Raises ApiError when the config is invalid."""
+        ...
+
+    def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
+               ) -> Mapping[str, Any]:
+        """The guard's view of one caller (`policy_api.policy_document`)."""
         ...
 
 
@@ -250,21 +266,28 @@ def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, separators=(",", ":"), default=_json_value).encode(), JSON_TYPE)
 
 
+OWNER_FILTERS = ("org", "team")
+"""Query parameters that narrow usage and budgets to one owner (forced to its own team for a team token)."""
+
+
 class AdminApi:
     """Router for `--http`."""
 
-    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5) -> None:
+    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5,
+                 access: auth.Access | None = None) -> None:
         self._backend = backend
         self._retry_after = str(retry_after_s)
         self._allowed_group_by = tuple(allowed_group_by)
-        self._routes: dict[tuple[str, str], Callable[[Request], Response]] = {
-            ("GET", "/metrics"): self._metrics,
-            ("GET", "/healthz"): lambda _: Response.text(HTTPStatus.OK, "ok\n"),
-            ("GET", "/readyz"): self._readyz,
-            ("GET", "/api/v1/budgets"): lambda _: _json(HTTPStatus.OK, self._backend.budgets()),
-            ("GET", "/api/v1/usage"): self._usage,
-            ("GET", "/api/v1/chargeback"): self._chargeback,
-            ("POST", "/api/v1/reload"): self._reload,
+        self.access = access or auth.Access(ApiConfig())
+        self._routes: dict[tuple[str, str], tuple[Callable[[Request, auth.Principal], Response], str]] = {
+            ("GET", "/metrics"): (self._metrics, auth.METRICS),
+            ("GET", "/healthz"): (lambda _r, _p: Response.text(HTTPStatus.OK, "ok\n"), auth.OPEN),
+            ("GET", "/readyz"): (self._readyz, auth.OPEN),
+            ("GET", "/api/v1/budgets"): (self._budgets, auth.READ),
+            ("GET", "/api/v1/usage"): (self._usage, auth.READ),
+            ("GET", "/api/v1/chargeback"): (self._chargeback, auth.READ),
+            ("POST", "/api/v1/reload"): (self._reload, auth.WRITE),
+            ("GET", "/api/v1/policy"): (self._policy, auth.POLICY),
         }
 
     def __call__(self, request: Request) -> Response:
@@ -276,15 +299,33 @@ class AdminApi:
                 return Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n",
                                      [("Allow", ", ".join(allowed))])
             return Response.text(HTTPStatus.NOT_FOUND, "not found\n")
+        handler, permission = route
+        principal = self.access.check(request, permission)
+        if isinstance(principal, Response):
+            return principal
         try:
-            return route(request)
+            return handler(request, principal)
+        except Forbidden as err:
+            return _json(HTTPStatus.FORBIDDEN, {"error": str(err)})
         except ApiError as err:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
         except Unavailable as err:
             return Response(HTTPStatus.SERVICE_UNAVAILABLE, json.dumps({"error": str(err)}).encode(), JSON_TYPE,
                             [("Retry-After", self._retry_after)])
 
-    def _metrics(self, request: Request) -> Response:
+    @staticmethod
+    def _owner_filter(request: Request, principal: auth.Principal) -> dict[str, str]:
+        """`{org, team}` values rows must have: what the query asks for, and for a team token its own team (a
+        request for another team is refused, not answered empty)."""
+        wanted = {name: value for name in OWNER_FILTERS if (value := request.param(name))}
+        if principal.team is None:
+            return wanted
+        org, team = principal.team
+        if wanted.get("org", org) != org or wanted.get("team", team) != team:
+            raise Forbidden(f"a token of team {org}/{team} may read that team only")
+        return {"org": org, "team": team}
+
+    def _metrics(self, request: Request, _: auth.Principal) -> Response:
         # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
         encoder, content_type = encoder_for(request.header("Accept") or "")
         body = encoder(self._backend.registry)
@@ -294,17 +335,35 @@ class AdminApi:
                             [("Content-Encoding", "gzip")])
         return Response(HTTPStatus.OK, body, content_type)
 
-    def _readyz(self, _: Request) -> Response:
+    def _readyz(self, _r: Request, _p: auth.Principal) -> Response:
         if self._backend.ready():
             return Response.text(HTTPStatus.OK, "ready\n")
         return Response.text(HTTPStatus.SERVICE_UNAVAILABLE, "ledger not reachable\n",
                              [("Retry-After", self._retry_after)])
 
-    def _usage(self, request: Request) -> Response:
+    def _budgets(self, request: Request, principal: auth.Principal) -> Response:
+        document = self._backend.budgets()
+        only = self._owner_filter(request, principal)
+        if only:
+            document = {part: [row for row in rows if all(row.get(k) == v for k, v in only.items())]
+                        for part, rows in document.items()}
+        return _json(HTTPStatus.OK, document)
+
+    def _usage(self, request: Request, principal: auth.Principal) -> Response:
         query = parse_usage_query(request.param, self._allowed_group_by, paged=True)
-        # One row more than the page: whether there is a next page, without counting the groups.
-        rows = self._backend.usage(query.start, query.end, query.group_by, limit=query.limit + 1,
-                                   offset=query.offset)
+        only = self._owner_filter(request, principal)
+        if only:
+            # The ledger is asked per owner too and the other owners' rows dropped here: the rows that remain sum
+            # exactly what the query groups, in the ledger's order, and are paged after filtering.
+            extra = tuple(c for c in only if c not in query.group_by)
+            rows = [row for row in self._backend.usage(query.start, query.end, (*query.group_by, *extra))
+                    if all(row.get(k) == v for k, v in only.items())]
+            rows = [{k: v for k, v in row.items() if k not in extra}
+                    for row in rows[query.offset: query.offset + query.limit + 1]]
+        else:
+            # One row more than the page: whether there is a next page, without counting the groups.
+            rows = self._backend.usage(query.start, query.end, query.group_by, limit=query.limit + 1,
+                                       offset=query.offset)
         token = next_page_token(query, query.limit) if len(rows) > query.limit else None
         content_type, body = render_usage(query, rows[: query.limit], token)
         headers = []
@@ -313,7 +372,7 @@ class AdminApi:
             headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
         return Response(HTTPStatus.OK, body, content_type, headers)
 
-    def _chargeback(self, request: Request) -> Response:
+    def _chargeback(self, request: Request, principal: auth.Principal) -> Response:
         from costline.processor.chargeback.render import FORMATS, render
         from costline.processor.chargeback.statement import StatementError
 
@@ -322,6 +381,11 @@ class AdminApi:
             raise ApiError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
         statement = self._backend.chargeback(request.param("period"))
         team = request.param("team")
+        if principal.team is not None:  # a team token gets its own team's page, never the others' lines
+            own = "/".join(principal.team)
+            if team not in (None, own, principal.team[1]):
+                raise Forbidden(f"a token of team {own} may read that team only")
+            team = own
         if team:
             try:
                 statement = statement.only(team)
@@ -330,9 +394,14 @@ class AdminApi:
         content_type, body = render(statement, fmt)
         return Response(HTTPStatus.OK, body, content_type)
 
-    def _reload(self, request: Request) -> Response:
+    def _reload(self, request: Request, _: auth.Principal) -> Response:
         try:
             request.read_body(64 * 1024)  # ignored; read so the connection can be kept alive
         except (BodyTooLarge, BadBody):
             pass  # the server closes the connection instead
         return _json(HTTPStatus.OK, {"status": "reloaded", "detail": self._backend.reload()})
+
+    def _policy(self, request: Request, _: auth.Principal) -> Response:
+        declared = {name: value for name in ("org", "team", "project", "user") if (value := request.param(name))}
+        models = [m for m in (request.param("models") or "").split(",") if m]
+        return _json(HTTPStatus.OK, self._backend.policy(request.param("key"), declared, models))

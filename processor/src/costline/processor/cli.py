@@ -203,6 +203,17 @@ def _reconcile(args: argparse.Namespace) -> int:
     return run(args, _open_pipeline)
 
 
+def _hash_token(args: argparse.Namespace) -> int:
+    from costline.processor.auth import hash_token
+
+    token = sys.stdin.readline().strip()
+    if not token:
+        print("costline hash-token: no token on standard input", file=sys.stderr)
+        return 2
+    print(hash_token(token))
+    return 0
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -246,6 +257,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
+
+    hashed = subparsers.add_parser(
+        "hash-token", help="print the sha256: value of an API token for api.tokens[].sha256 (token on stdin)",
+        description="Reads the token from standard input (keeping it out of the shell history and `ps`) and prints "
+        "the value the config stores instead of it.")
+    hashed.set_defaults(func=_hash_token)
 
     check = subparsers.add_parser("check-config", help="validate a config file; non-zero exit naming key and rule")
     check.add_argument("file")

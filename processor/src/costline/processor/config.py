@@ -28,13 +28,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.chargeback.config import ChargebackConfig
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
@@ -74,9 +75,54 @@ class Budget(_Strict):
             yield "daily", self.daily_usd
 
 
+# --- model policy (evaluated by `policy.py`) ------------------------------------------------------------------------
+_GLOB_FORBIDDEN = re.compile(r"[\s{}\\]")
+
+
+def _valid_glob(pattern: str) -> str:
+    """A model name or shell-style glob (`*`, `?`, `[...]`), compared case-insensitively. fnmatch accepts anything
+    (an unclosed `[` silently becomes a literal), so what it would misread is refused here instead."""
+    if not pattern:
+        raise ValueError("an empty pattern matches nothing; remove it")
+    if _GLOB_FORBIDDEN.search(pattern):
+        raise ValueError(f"{pattern!r}: whitespace, braces and backslashes are not glob syntax here "
+                         "(use *, ? and [...]; list alternatives as separate patterns)")
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            start = i + 2 if pattern[i + 1:i + 2] == "!" else i + 1
+            end = pattern.find("]", start)
+            if end == -1 or end == start:
+                raise ValueError(f"{pattern!r}: '[' at position {i} opens a set that is never closed or empty")
+            i = end + 1
+            continue
+        if c == "]":
+            raise ValueError(f"{pattern!r}: ']' at position {i} closes no '['")
+        i += 1
+    return pattern
+
+
+ModelGlob = Annotated[str, Field(max_length=255), AfterValidator(_valid_glob)]
+
+
+class ModelRule(_Strict):
+    """Which models of one provider an owner may call: `allow` admits only what it lists, `deny` refuses what it
+    lists. Either or both."""
+
+    allow: list[ModelGlob] | None = None
+    deny: list[ModelGlob] = Field(default_factory=list)
+
+
+ANY_PROVIDER = "*"
+"""`models:` key whose rule applies to every provider."""
+
+
 class _Named(_Strict):
     name: str
     budget: Budget | None = None
+    models: dict[str, ModelRule] = Field(default_factory=dict)
+    """Provider (`openai`, `anthropic`, ... or `*`) -> the models this owner may call (`policy.py`)."""
 
     @field_validator("name")
     @classmethod
@@ -259,6 +305,48 @@ class ReconcileConfig(_Strict):
             if name not in RECONCILE_PROVIDERS:
                 raise ValueError(f"{name!r}: providers are {', '.join(RECONCILE_PROVIDERS)}")
         return value
+# --- who may ask the API (`auth.py` checks requests against this) -------------------------------------------------
+_TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_ROLE = re.compile(r"^(admin|finance|guard|team:[^/\s]+/[^/\s]+)$")
+
+
+class ApiToken(_Strict):
+    """One bearer token of the `--http` API. Only its SHA-256 is kept (`costline hash-token` prints it)."""
+
+    name: str
+    sha256: str
+    role: str
+    expires: datetime | None = None
+    """After this instant the token is refused (401). A naive value is UTC."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _valid_hash(cls, value: str) -> str:
+        if not _TOKEN_HASH.match(value):
+            raise ValueError("must be 'sha256:' and 64 lowercase hex characters (`costline hash-token` prints it); "
+                             "the token itself never goes in the config")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _valid_role(cls, value: str) -> str:
+        if not _ROLE.match(value):
+            raise ValueError("must be admin, finance, guard or team:<org>/<team>")
+        return value
+
+
+class ApiConfig(_Strict):
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """None configured: the API answers without a token, and `costline serve` warns if it listens beyond loopback."""
+    metrics_token_required: bool = False
+    """`/metrics` also asks for a token (any role); Prometheus sends it with `authorization` in its scrape config."""
 
 
 class CostlineConfig(_Strict):
@@ -272,6 +360,7 @@ class CostlineConfig(_Strict):
     chargeback: ChargebackConfig | None = None
     """How teams are charged (`costline chargeback`); none: no statement can be made."""
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
 
     @field_validator("timezone")
     @classmethod
@@ -316,6 +405,7 @@ class CostlineConfig(_Strict):
             seen_prices.add(ident)
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
+        _check_api(errors, self)
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -340,6 +430,20 @@ def _reconcile_owners(errors: list[str], reconcile: ReconcileConfig, teams: dict
             errors.append(f"reconcile.identities[{i}].{ident[1]}: {entry.provider} {ident[1]} {ident[2]!r} is "
                           f"already mapped at reconcile.identities[{seen[ident]}]")
         seen.setdefault(ident, i)
+def _check_api(errors: list[str], config: CostlineConfig) -> None:
+    """Token names and hashes unique; a team role names a team of the config."""
+    tokens = config.api.tokens
+    _duplicates(errors, "api.tokens", [t.name for t in tokens])
+    hashes: dict[str, int] = {}
+    teams = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    for i, token in enumerate(tokens):
+        if token.sha256 in hashes:
+            errors.append(f"api.tokens[{i}].sha256: the same token as api.tokens[{hashes[token.sha256]}]")
+        hashes.setdefault(token.sha256, i)
+        if token.role.startswith("team:"):
+            org, _, team = token.role.removeprefix("team:").partition("/")
+            if (org, team) not in teams:
+                errors.append(f"api.tokens[{i}].role: no team {team!r} in org {org!r} in this config")
 
 
 def _duplicates(errors: list[str], where: str, names: list[str]) -> None:

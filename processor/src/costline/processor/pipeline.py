@@ -37,6 +37,7 @@ from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_sp
 from costline.processor.normalize.bounds import REJECTED, over_limit
 from costline.processor.outcomes import Outcome, OutcomeCounter, OutcomeStore, read_outcome
 from costline.processor.ownership import Hierarchy
+from costline.processor.policy import ModelPolicy, PolicyViolations
 from costline.processor.pricing import Pricer
 from costline.processor.reprice import reprice
 from costline.processor.units import pico_to_float_usd
@@ -70,6 +71,7 @@ class _State:
         self.config = config
         self.pricer = Pricer(config.prices)
         self.hierarchy = Hierarchy(config)
+        self.policy = ModelPolicy(config)
         self.budgets = Budgets(config, ledger, clock)
         labels, m = metric_labels(config), config.metrics
         if aggregator is None or aggregator.label_names != labels or aggregator.ttft_bounds != tuple(m.ttft_buckets):
@@ -93,6 +95,8 @@ class Pipeline:
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.outcomes = OutcomeStore(ledger.engine)
         self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
+        self.policy_violations = PolicyViolations()
+        """Registered beside `collector` by the service; counts survive reloads."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot, self._bounded_snapshot)
         self.on_commit: list[Callable[[], None]] = []
@@ -198,6 +202,10 @@ class Pipeline:
             self._span_counts["rejected"] += rejected
             self._span_counts["not_llm"] += not_llm
             self._bounded.update(bounded)
+        try:
+            self.policy_violations.count(state.policy, fresh)
+        except Exception:
+            log.exception("counting policy violations failed; the calls are billed")
         if fresh:
             for listener in self.on_commit:
                 listener()
@@ -223,6 +231,22 @@ class Pipeline:
             log.exception("forwarding failed; the ledger already has the cost")
 
     # --- reading and control ----------------------------------------------------------------------------------------
+    @property
+    def policy(self) -> ModelPolicy:
+        return self._state.policy
+
+    @property
+    def hierarchy(self) -> Hierarchy:
+        return self._state.hierarchy
+
+    @property
+    def budgets(self) -> Budgets:
+        return self._state.budgets
+
+    @property
+    def pricer(self) -> Pricer:
+        return self._state.pricer
+
     def budgets_snapshot(self) -> Mapping[str, Any]:
         return self._state.budgets.snapshot().as_dict()
 

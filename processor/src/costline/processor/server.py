@@ -63,6 +63,8 @@ class Request:
     """Case-insensitive `get` (an `email.message.Message` from the handler)."""
     read_body: Callable[[int], bytes] = field(default=lambda limit: b"")
     """Reads the whole body, raising `BodyTooLarge` past `limit` bytes without reading the rest."""
+    client: str = "127.0.0.1"
+    """The peer's IP address (the API answers only loopback peers while no tokens are configured)."""
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -122,7 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
             consumed = True
             return body
 
-        request = Request(self.command, url.path, parse_qs(url.query), self.headers, read_body)
+        request = Request(self.command, url.path, parse_qs(url.query), self.headers, read_body,
+                          str(self.client_address[0]))
         with self.server.tracking():
             try:
                 response = self.server.router(request)

@@ -84,6 +84,7 @@ class Service:
         self.pipeline: Any = None
         self.forwarder: Any = None
         self.admin: Any = None
+        self.access: Any = None
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self.period_totals: Any = None
@@ -100,6 +101,7 @@ class Service:
 
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        from costline.processor.auth import Access, is_loopback
         from costline.processor.clock import system_clock
         from costline.processor.config import load_config
         from costline.processor.period_gauges import PeriodCollector, PeriodTotals
@@ -114,20 +116,25 @@ class Service:
         PlatformCollector(registry=self.registry)
         stats = ReceiverStats()
         self.registry.register(stats)
+        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        self.access = Access(config.api)
         if s.http is not None:
-            self.admin = HttpServer(s.http, AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s),
-                                    "api").start()
+            if self.access.open and not is_loopback(s.http.host):
+                log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
+                            "add tokens (docs/governance.md) to let other hosts read it", s.http)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            self.admin = HttpServer(s.http, api, "api").start()
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
 
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
-        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         ledger = self._open_ledger()
         self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
+        self.registry.register(self.pipeline.policy_violations)
         # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
@@ -199,6 +206,8 @@ class Service:
             except ConfigError as err:
                 raise ApiError(f"config not reloaded: {err}") from None
             self.pipeline.reload(config)
+            if config is not None:
+                self.access.update(config.api)
         detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
         log.info(detail)
         return detail
@@ -273,6 +282,15 @@ class _Backend:
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
+
+    def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
+               ) -> Mapping[str, Any]:
+        from costline.processor.policy_api import policy_document
+
+        pipeline = self._pipeline()
+        with _ledger_errors():
+            return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
+                                   fingerprint, declared, models)
 
 
 @contextmanager

@@ -20,8 +20,15 @@ from wrapt import wrap_function_wrapper
 from costline import attributes as A
 from costline.fingerprint import fingerprint
 from costline.instrumentation.anthropic.usage import MessageStreamObserver, record_message
-from costline.instrumentation.call_span import CURRENT_FINGERPRINT, CallSpan, acount_retry, count_retry
+from costline.instrumentation.call_span import (
+    CURRENT_FINGERPRINT,
+    CallSpan,
+    acount_retry,
+    count_retry,
+    owner_attributes,
+)
 from costline.instrumentation.guard import swallow
+from costline.instrumentation.policy_guard import Guard, judge
 from costline.instrumentation.streams import AsyncStreamProxy, SyncStreamProxy
 
 _BASE_CLIENT = "anthropic._base_client"
@@ -48,9 +55,10 @@ def _sdk_span_is_ours(instance: Any, tracer_provider: Any) -> bool:
 class AnthropicPatcher:
     """Wraps and unwraps the anthropic SDK. One instance per `CostlineInstrumentor.instrument()`."""
 
-    def __init__(self, tracer: trace.Tracer, tracer_provider: Any) -> None:
+    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None) -> None:
         self._tracer = tracer
         self._tracer_provider = tracer_provider
+        self._guard = guard
 
     def instrument(self) -> None:
         wrap_function_wrapper(_BASE_CLIENT, "SyncAPIClient.request", self._request)
@@ -78,20 +86,53 @@ class AnthropicPatcher:
             fp = fingerprint(api_key) if isinstance(api_key, str) and api_key else None
             if _sdk_span_is_ours(instance, self._tracer_provider):
                 return None, fp
-            body = options.json_data if isinstance(options.json_data, dict) else {}
-            base_url = instance.base_url
-            attrs: dict[str, Any] = {A.GEN_AI_PROVIDER_NAME: A.PROVIDER_ANTHROPIC, A.SERVER_ADDRESS: base_url.host}
-            if base_url.port is not None:  # None when it is the scheme's default
-                attrs[A.SERVER_PORT] = base_url.port
-            if kwargs.get("stream"):
-                attrs[A.GEN_AI_REQUEST_STREAM] = True
-            if fp is not None:
-                attrs[A.COSTLINE_API_KEY_FINGERPRINT] = fp
-            model = body.get("model")
-            return CallSpan(self._tracer, A.OPERATION_CHAT, model if isinstance(model, str) else None, attrs), fp
+            return self._call_span(instance, options, kwargs, fp), fp
         except Exception:
             swallow("starting an anthropic call span")
             return None, None
+
+    def _call_span(self, instance: Any, options: Any, kwargs: dict, fp: str | None) -> CallSpan:
+        body = options.json_data if isinstance(options.json_data, dict) else {}
+        base_url = instance.base_url
+        attrs: dict[str, Any] = {A.GEN_AI_PROVIDER_NAME: A.PROVIDER_ANTHROPIC, A.SERVER_ADDRESS: base_url.host}
+        if base_url.port is not None:  # None when it is the scheme's default
+            attrs[A.SERVER_PORT] = base_url.port
+        if kwargs.get("stream"):
+            attrs[A.GEN_AI_REQUEST_STREAM] = True
+        if fp is not None:
+            attrs[A.COSTLINE_API_KEY_FINGERPRINT] = fp
+        model = body.get("model")
+        return CallSpan(self._tracer, A.OPERATION_CHAT, model if isinstance(model, str) else None, attrs)
+
+    def _judge(self, guard: Guard, call: CallSpan | None, fp: str | None, instance: Any, args: tuple,
+               kwargs: dict) -> None:
+        """The guard's verdict before the request is sent. When the SDK makes the call's span, the verdict is
+        taken from the call's own attributes, and a blocked call gets a span of Costline's to record it (the SDK's
+        span would only start once the request is on its way)."""
+        if call is not None:
+            judge(guard, call)
+            return
+        try:
+            options = args[1] if len(args) > 1 else kwargs.get("options")
+            if getattr(options, "url", None) not in _MESSAGES_PATHS:
+                return
+            body = options.json_data if isinstance(options.json_data, dict) else {}
+            attrs = {A.GEN_AI_PROVIDER_NAME: A.PROVIDER_ANTHROPIC, A.GEN_AI_REQUEST_MODEL: body.get("model"),
+                     A.COSTLINE_API_KEY_FINGERPRINT: fp, **owner_attributes()}
+        except Exception:
+            swallow("reading an anthropic call for the guard")
+            return
+        refusal = guard.check(attrs)
+        if refusal is None:
+            return
+        if not guard.block:
+            guard.warn_once(attrs, refusal)
+            return
+        try:
+            self._call_span(instance, options, kwargs, fp).refuse(refusal, blocked=True)
+        except Exception:
+            swallow("recording a refused anthropic call")
+        raise refusal
 
     @staticmethod
     def _finish(call: CallSpan, stream: bool, result: Any, proxy_cls: type) -> Any:
@@ -106,6 +147,8 @@ class AnthropicPatcher:
 
     def _request(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, fp = self._prepare(instance, args, kwargs)
+        if self._guard is not None:
+            self._judge(self._guard, call, fp, instance, args, kwargs)
         fp_token = CURRENT_FINGERPRINT.set(fp) if fp is not None else None
         try:
             if call is None:
@@ -118,6 +161,8 @@ class AnthropicPatcher:
 
     async def _arequest(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, fp = self._prepare(instance, args, kwargs)
+        if self._guard is not None:
+            self._judge(self._guard, call, fp, instance, args, kwargs)
         fp_token = CURRENT_FINGERPRINT.set(fp) if fp is not None else None
         try:
             if call is None:

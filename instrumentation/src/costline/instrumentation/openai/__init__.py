@@ -23,6 +23,7 @@ from costline.instrumentation.environment_variables import COSTLINE_OPENAI_STREA
 from costline.instrumentation.guard import swallow
 from costline.instrumentation.openai.providers import provider_for
 from costline.instrumentation.openai.usage import ChunkStreamObserver, ResponsesStreamObserver, record_response
+from costline.instrumentation.policy_guard import Guard, judge
 from costline.instrumentation.streams import AsyncStreamProxy, StreamObserver, SyncStreamProxy
 
 _BASE_CLIENT = "openai._base_client"
@@ -49,8 +50,9 @@ attributes). The key and URL are kept to notice an application that reassigns th
 class OpenAIPatcher:
     """Wraps and unwraps the openai SDK. One instance per `CostlineInstrumentor.instrument()`."""
 
-    def __init__(self, tracer: trace.Tracer) -> None:
+    def __init__(self, tracer: trace.Tracer, guard: Guard | None = None) -> None:
         self._tracer = tracer
+        self._guard = guard
         self._inject_usage = os.environ.get(COSTLINE_OPENAI_STREAM_USAGE, "true").strip().lower() != "false"
 
     def instrument(self) -> None:
@@ -177,6 +179,8 @@ class OpenAIPatcher:
         call = self._start(instance, args, kwargs, is_async=False)
         if call is None:
             return wrapped(*args, **kwargs)
+        if self._guard is not None:
+            judge(self._guard, call)  # raises a refusal in block mode: nothing is sent
         hide = False
         if kwargs.get("stream"):
             args, kwargs, hide = self._ask_stream_usage(args, kwargs)
@@ -187,6 +191,8 @@ class OpenAIPatcher:
         call = self._start(instance, args, kwargs, is_async=True)
         if call is None:
             return await wrapped(*args, **kwargs)
+        if self._guard is not None:
+            judge(self._guard, call)
         hide = False
         if kwargs.get("stream"):
             args, kwargs, hide = self._ask_stream_usage(args, kwargs)

@@ -1,0 +1,262 @@
+"""The guard in the application, with the real openai and anthropic SDKs on httpx2.MockTransport and a local policy
+endpoint: refusals before any request is sent (sync, async, streams), warn mode, the local spend estimate between
+refreshes, and an endpoint that hangs or answers garbage (fail open, fail closed)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import anthropic
+import httpx2
+import openai
+import pytest
+
+import costline
+from costline.fingerprint import fingerprint
+from costline.instrumentation import CostlineInstrumentor
+from costline.testing.fake_provider import mock_transport_handler
+
+from .conftest import ANTHROPIC_KEY, OPENAI_KEY, Spans
+
+SPENT = {"models": [{"level": "org acme", "provider": "openai", "allow": None, "deny": ["o3*"]}],
+         # Money as the processor sends it: an exact decimal string (a number is accepted too: OPEN_BUDGET).
+         "budget": {"remaining_usd": "-0.250000000000", "bound_by": "key acme/search/alice/laptop daily"},
+         "rates": {}, "refresh_s": 30}
+OPEN_BUDGET = {"models": [{"level": "team acme/marketing", "provider": "*", "allow": ["gpt-4o-mini*",
+                                                                                      "claude-*-haiku*"],
+                           "deny": []}],
+               "budget": {"remaining_usd": 0.01, "bound_by": "team acme/marketing monthly"},
+               "rates": {"openai/gpt-4o-mini": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}},
+               "refresh_s": 30}
+MESSAGES = [{"role": "user", "content": "hi"}]
+
+
+class PolicyEndpoint(ThreadingHTTPServer):
+    """`GET /api/v1/policy` answering `document` (bytes are sent as they are); `release` holds answers back."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _PolicyHandler)
+        self.document: object = SPENT
+        self.queries: list[str] = []
+        self.release = threading.Event()
+        self.release.set()
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _PolicyHandler(BaseHTTPRequestHandler):
+    server: PolicyEndpoint
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.server.queries.append(self.path)
+        self.server.release.wait(10)
+        document = self.server.document
+        body = document if isinstance(document, bytes) else json.dumps(document).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+@pytest.fixture
+def endpoint() -> Iterator[PolicyEndpoint]:
+    server = PolicyEndpoint()
+    yield server
+    server.release.set()
+    server.shutdown()
+    server.server_close()
+
+
+class Provider:
+    """The fake provider behind MockTransport, counting the requests that reached it."""
+
+    def __init__(self) -> None:
+        self.requests: list[str] = []
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request.url.path)
+        return mock_transport_handler(request)
+
+    def openai(self) -> openai.OpenAI:
+        return openai.OpenAI(api_key=OPENAI_KEY, base_url="https://api.openai.com/v1", max_retries=0,
+                             http_client=httpx2.Client(transport=httpx2.MockTransport(self)))
+
+    def async_openai(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(api_key=OPENAI_KEY, max_retries=0,
+                                  http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(self)))
+
+    def anthropic(self, **kw) -> anthropic.Anthropic:
+        return anthropic.Anthropic(api_key=ANTHROPIC_KEY, max_retries=0,
+                                   http_client=httpx2.Client(transport=httpx2.MockTransport(self)), **kw)
+
+    def async_anthropic(self) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(api_key=ANTHROPIC_KEY, max_retries=0,
+                                        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(self)))
+
+
+@pytest.fixture
+def provider() -> Provider:
+    return Provider()
+
+
+@pytest.fixture
+def guarded(tracer_provider, endpoint, monkeypatch):
+    """Instrument with a guard; the keys in the environment are fetched before `instrument()` returns."""
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", ANTHROPIC_KEY)
+    instrumentors: list[CostlineInstrumentor] = []
+
+    def start(mode: str = "block", **options) -> Spans:
+        instrumentor = CostlineInstrumentor()
+        instrumentor.instrument(tracer_provider=tracer_provider, guard=mode, guard_url=endpoint.url,
+                                guard_refresh="30", **options)
+        instrumentors.append(instrumentor)
+        spans = Spans(tracer_provider._test_exporter)
+        spans.guard = instrumentor._guard
+        spans.provider = tracer_provider
+        return spans
+
+    yield start
+    for instrumentor in instrumentors:
+        instrumentor.uninstrument()
+
+
+def test_a_spent_budget_refuses_every_kind_of_call_and_nothing_is_sent(guarded, provider, endpoint):
+    spans = guarded("block")
+    assert endpoint.queries and f"key={fingerprint(OPENAI_KEY)}" in endpoint.queries[0]
+    client = provider.openai()
+    with pytest.raises(costline.BudgetExceeded) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert refused.value.rule == "key acme/search/alice/laptop daily"
+    assert "key acme/search/alice/laptop daily" in str(refused.value)
+    assert isinstance(refused.value, costline.PolicyError)
+    with pytest.raises(costline.BudgetExceeded):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    with pytest.raises(costline.BudgetExceeded):
+        with client.chat.completions.stream(model="gpt-4o", messages=MESSAGES):
+            pass
+    with pytest.raises(costline.BudgetExceeded):
+        client.responses.create(model="gpt-4o", input="hi")
+    claude = provider.anthropic()
+    with pytest.raises(costline.BudgetExceeded):
+        claude.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    with pytest.raises(costline.BudgetExceeded):
+        with claude.messages.stream(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES):
+            pass
+    # The anthropic SDK's own tracing on: Costline makes the span that records the refusal.
+    sdk_traced = provider.anthropic(open_telemetry={"tracer_provider": spans.provider})
+    with pytest.raises(costline.BudgetExceeded):
+        sdk_traced.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    assert provider.requests == []
+    recorded = spans.all()
+    assert len(recorded) == 7
+    for span in recorded:
+        assert span.attributes["costline.guard.action"] == "blocked"
+        assert span.attributes["costline.guard.rule"] == "key acme/search/alice/laptop daily"
+        assert span.attributes["error.type"] == "costline.BudgetExceeded"
+        assert "gen_ai.usage.input_tokens" not in span.attributes
+
+
+async def test_async_calls_and_streams_are_refused_too(guarded, provider):
+    guarded("block")
+    client = provider.async_openai()
+    with pytest.raises(costline.BudgetExceeded):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    with pytest.raises(costline.BudgetExceeded):
+        await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
+    with pytest.raises(costline.BudgetExceeded):
+        await provider.async_anthropic().messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    assert provider.requests == []
+
+
+def test_a_denied_model_is_refused_naming_the_rule(guarded, provider, endpoint):
+    endpoint.document = {**SPENT, "budget": None}
+    guarded("block")
+    client = provider.openai()
+    with pytest.raises(costline.ModelNotAllowed) as refused:
+        client.chat.completions.create(model="o3-mini", messages=MESSAGES)
+    assert refused.value.rule == "org acme openai deny o3*"
+    assert provider.requests == []
+    client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert provider.requests == ["/v1/chat/completions"]
+
+
+def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint):
+    endpoint.document = OPEN_BUDGET
+    spans = guarded("block")
+    client = provider.openai()
+    usage = {"x-fake-usage": json.dumps({"input": 5, "output": 6})}  # 11 tokens at $1000/MTok: $0.011 > $0.01
+    with pytest.raises(costline.ModelNotAllowed):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage)
+    refreshes = spans.guard.refreshes
+    with pytest.raises(costline.BudgetExceeded) as refused:
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
+    assert refused.value.rule == "team acme/marketing monthly"
+    assert spans.guard.refreshes == refreshes  # judged from the local estimate, not a new answer
+    assert provider.requests == ["/v1/chat/completions"]
+    # The next refresh asks for the rates of the models this caller used.
+    asked = len(endpoint.queries)
+    spans.guard.refresh_now()
+    assert any("models=openai%2Fgpt-4o%2Copenai%2Fgpt-4o-mini" in q for q in endpoint.queries[asked:])
+
+
+def test_warn_mode_lets_the_call_through_marks_the_span_and_logs_once(guarded, provider, caplog):
+    spans = guarded("warn")
+    client = provider.openai()
+    with caplog.at_level(logging.WARNING, logger="costline.instrumentation.policy_guard"):
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert provider.requests == ["/v1/chat/completions"] * 2
+    warnings = [r.getMessage() for r in caplog.records if "COSTLINE_GUARD=warn" in r.getMessage()]
+    assert len(warnings) == 1 and "key acme/search/alice/laptop daily" in warnings[0]
+    for span in spans.all():
+        assert span.attributes["costline.guard.action"] == "warned"
+        assert span.attributes["gen_ai.usage.output_tokens"] > 0
+        assert "error.type" not in span.attributes
+
+
+@pytest.mark.parametrize("fault", ["garbage", "not-a-policy", "hangs"])
+def test_an_unusable_endpoint_fails_open_and_says_so_once(guarded, provider, endpoint, caplog, fault):
+    if fault == "garbage":
+        endpoint.document = b"<html>502 Bad Gateway</html>"
+    elif fault == "not-a-policy":
+        endpoint.document = {"models": "all", "budget": {"remaining_usd": "lots"}}
+    else:
+        endpoint.release.clear()  # the endpoint holds every answer until the test ends
+    with caplog.at_level(logging.WARNING, logger="costline.instrumentation.policy_guard"):
+        spans = guarded("block", guard_timeout="0.2")
+        client = provider.openai()
+        # The call path never waits on the endpoint: these go out while it still holds its answers.
+        for _ in range(3):
+            client.chat.completions.create(model="o3", messages=MESSAGES)
+    assert provider.requests == ["/v1/chat/completions"] * 3
+    assert spans.guard.refreshes == 0
+    failing = [r.getMessage() for r in caplog.records if "failing open" in r.getMessage()]
+    assert len(failing) == 1, failing
+    assert all("costline.guard.action" not in s.attributes for s in spans.all())
+
+
+def test_fail_closed_refuses_while_the_policy_is_unknown(guarded, provider, endpoint):
+    endpoint.document = b"not json"
+    guarded("block", guard_fail="closed")
+    with pytest.raises(costline.GuardUnavailable) as refused:
+        provider.openai().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert "not JSON" in refused.value.rule
+    assert provider.requests == []
+
+
+def test_guard_off_by_default_asks_nothing(instrumented, provider, endpoint, monkeypatch):
+    provider.openai().chat.completions.create(model="o3", messages=MESSAGES)
+    assert provider.requests == ["/v1/chat/completions"] and endpoint.queries == []
