@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -71,3 +72,79 @@ def test_calendar_periods_follow_the_configured_time_zone(tmp_path):
     spend(ledger, config, 2, "1", at(2026, 11, 20, 13), team="t")
     snap = Budgets(config, ledger, clock=lambda: NOW).snapshot()
     assert states(snap)[("org", "daily", "acme")].spent_usd == Decimal("1")
+
+
+class CountingLedger(Ledger):
+    """A real ledger that counts the budget reads made of it."""
+
+    reads = 0
+
+    def spend_since(self, since, scopes):
+        self.reads += 1
+        return super().spend_since(since, scopes)
+
+
+def poll(condition, timeout=10.0):
+    """Wait for the budgets' thread to make `condition` true (it reads the ledger on its own)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "budgets not refreshed in time"
+        time.sleep(0.01)
+
+
+def bill(ledger, config, n, cost, start, team):
+    call = make_call(n, start=start, team=team)
+    entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], usd_to_pico(Decimal(cost)), call_keys(call))
+    return ledger.record([entry])
+
+
+def team_spent(snapshot, team="acme/marketing", period="monthly"):
+    return states(snapshot)[("team", period, team)].spent_usd
+
+
+def test_a_scrape_never_reads_the_ledger_and_a_commit_shows_soon(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=0)
+    bill(ledger, config, 1, "1.25", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    poll(lambda: team_spent(budgets.snapshot()) == Decimal("1.25"))
+    reads = ledger.reads
+    for _ in range(20):  # scrapes
+        assert team_spent(budgets.snapshot()) == Decimal("1.25")
+    assert ledger.reads == reads
+
+
+def test_the_api_reads_its_own_writes(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=3600)  # the thread stays idle
+    bill(ledger, config, 1, "2.50", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    assert team_spent(budgets.current()) == Decimal("2.50")
+    assert budgets.current() == budgets.snapshot()
+
+
+def test_what_other_processors_bill_shows_within_ttl(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ours = Budgets(config, Ledger(url), clock=lambda: NOW, ttl=0.05, min_interval=0)
+    bill(Ledger(url), config, 1, "7", at(2026, 11, 20, 9), "marketing")  # another processor, same ledger
+    poll(lambda: team_spent(ours.snapshot()) == Decimal("7"))  # no commit here, no scrape-time read
+
+
+def test_period_rollover_follows_the_injected_clock(tmp_path):
+    config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "teams": [
+        {"name": "t", "budget": {"daily_usd": 100, "monthly_usd": 1000}}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    now = [datetime(2026, 11, 20, 18, 10, tzinfo=timezone.utc)]  # 23:40 on Nov 20 in Kolkata
+    bill(ledger, config, 1, "4", at(2026, 11, 20, 9), "t")  # Nov 20 there
+    bill(ledger, config, 2, "1", at(2026, 11, 20, 19), "t")  # 00:30 on Nov 21 there: dated ahead of the clock
+    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600, min_interval=0)
+    assert (team_spent(budgets.snapshot(), "acme/t", "daily"), team_spent(budgets.snapshot(), "acme/t")) == \
+        (Decimal("5"), Decimal("5"))
+    now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)  # 00:15 on Nov 21 there
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t", "daily") == Decimal("1"))  # the scrape woke the thread
+    assert team_spent(budgets.snapshot(), "acme/t") == Decimal("5")
+    now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t") == Decimal("0"))

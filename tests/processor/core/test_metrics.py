@@ -1,4 +1,4 @@
-"""Exposition: golden text, promtool check metrics, cardinality overflow."""
+"""Exposition: golden text, promtool check metrics (the aggregator's own tests: test_aggregate.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from costline.processor.aggregate import COST, SeriesAggregator
+from costline.processor.aggregate import SeriesAggregator
 from costline.processor.budgets import Budgets
 from costline.processor.config import load_config
 from costline.processor.ledger import Ledger
@@ -92,30 +92,3 @@ def test_promtool_check_metrics(tmp_path):
     text = exposition(tmp_path, [Entry(call, owner, usd_to_pico(Decimal("0.1")), call_keys(call))])
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def test_cardinality_limit_overflows_into_one_bucket(tmp_path):
-    aggregator = SeriesAggregator(LABELS, 3, [1.0])
-    entries = []
-    for i in range(50):
-        call = make_call(i, team=f"team-{i}")
-        entries.append(Entry(call, Owner("acme", f"team-{i}", "", "", "", "", "", ""), usd_to_pico(Decimal("0.01")),
-                             call_keys(call)))
-    aggregator.add(entries)
-    series, overflows, _ = aggregator.snapshot()
-    teams = {labels[4] for labels in series}
-    assert teams == {"team-0", "team-1", "team-2", "__overflow__"}
-    assert overflows["team"] == 47
-    total = sum(s[COST] for s in series.values()) / Decimal(10**12)
-    assert total == Decimal("0.50")  # nothing lost, only folded
-
-
-def test_per_label_limit_replaces_the_default_for_that_label_only():
-    aggregator = SeriesAggregator(LABELS, 1000, [1.0], per_label_limits={"team": 2})
-    owner = lambda team, project: Owner("acme", team, project, "", "", "", "", "")  # noqa: E731
-    entries = [Entry(make_call(i), owner(f"team-{i}", f"project-{i}"), 1, call_keys(make_call(i))) for i in range(5)]
-    aggregator.add(entries)
-    series, overflows, _ = aggregator.snapshot()
-    assert sorted({labels[4] for labels in series}) == ["__overflow__", "team-0", "team-1"]
-    assert len({labels[5] for labels in series}) == 5  # projects keep the default limit
-    assert overflows["team"] == 3 and overflows["project"] == 0

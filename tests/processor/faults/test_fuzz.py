@@ -244,12 +244,13 @@ def _rss_mib() -> float:
 
 
 OWNERS = int(os.environ.get("COSTLINE_FUZZ_OWNERS", "50000"))
-"""A million (COSTLINE_FUZZ_OWNERS=1000000) currently times out: ingesting 10k-span requests that each create 10k new
-ledger owners slows to >120 s per request (reported to the core); the default keeps the suite fast."""
+"""Distinct team names sent: 50,000 by default, five times the cardinality limit. A million
+(COSTLINE_FUZZ_OWNERS=1000000) is not part of the suite, not even as a slow test: the ledger keeps a row per owner and
+hour, and ingesting that many new owners takes far longer than the whole suite's ~10 minutes here."""
 BATCH = 5_000
 
 
-def test_a_million_distinct_owner_values_stay_bounded(client: Client) -> None:
+def test_fifty_thousand_distinct_owner_values_stay_bounded(client: Client) -> None:
     sample = ExportTraceServiceRequest.FromString(owner_flood(5, 2))
     span = sample.resource_spans[0].scope_spans[0].spans[1]
     assert {kv.key: kv.value.string_value for kv in span.attributes}["costline.team"] == "flood-0000006"
@@ -267,6 +268,6 @@ def test_a_million_distinct_owner_values_stay_bounded(client: Client) -> None:
     teams = set(re.findall(r'^costline_cost_usd_total\{[^}]*team="([^"]*)"', metrics, re.M))
     assert "__overflow__" in teams
     assert len(teams) <= 10_001, len(teams)  # the cardinality limit, not a million series
-    assert growth < 500, f"RSS grew {growth:.0f} MiB for a million owner values"
+    assert growth < 500, f"RSS grew {growth:.0f} MiB for {OWNERS:,} owner values"
     client.good()
     assert_ledger_sane_and_reference_exact(client)

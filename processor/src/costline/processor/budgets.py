@@ -10,14 +10,18 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.model import BUDGET_SCOPES
+from costline.processor.model import BUDGET_SCOPES, Entry
 from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.budgets")
@@ -72,82 +76,87 @@ class BudgetSnapshot:
 
 
 class Budgets:
-    """Cached budget snapshot: recomputed from the ledger at most every `ttl` seconds or after `invalidate()`."""
+    """Budget state from the ledger, read off the scrape path.
 
-    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0) -> None:
+    The ledger is read by `refresh()`, which runs in a thread of this object's own: woken after each commit
+    (`committed`), when the injected clock shows a new period, and every `ttl` seconds anyway (other processors
+    sharing the ledger bill too); at most once per `min_interval` seconds, each read covering every commit made
+    before it started. `snapshot()`, what a scrape reads, never touches the ledger; `current()`, what the API
+    serves, first waits for a read that covers every commit made so far.
+    """
+
+    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0,
+                 min_interval: float = 1.0) -> None:
         self._config = config
         self._ledger = ledger
         self._clock = clock
-        self._ttl = ttl
-        self._lock = threading.Lock()
-        self._cached: BudgetSnapshot | None = None
-        self._last_good = BudgetSnapshot((), ())
-        self._computed_at = 0.0
+        scopes: dict[tuple[str, ...], set[str]] = defaultdict(set)
+        for scope, values, _ in _budgeted(config):
+            scopes[SCOPE_LABELS[scope]].add(values[-1])
+        self._scopes = {columns: names for columns, names in scopes.items() if names}
+        self._read_lock = threading.Lock()  # one ledger read at a time, so a later read never loses to an earlier
+        self._wake = threading.Condition()
+        self._commits = 0  # commits announced so far
+        self._covered = 0  # commits the snapshot's read covers (it started after them)
+        self._starts: dict[str, datetime] = {}
+        self._snapshot = BudgetSnapshot((), ())
+        self.refresh()
+        stop = threading.Event()
+        weakref.finalize(self, stop.set)
+        # The thread holds no reference to this object: it ends when the object goes (a reload makes a new one).
+        threading.Thread(target=_refresher, args=(weakref.ref(self), stop, ttl, min_interval), daemon=True,
+                         name="costline-budgets").start()
 
-    def reload(self, config: CostlineConfig) -> None:
-        with self._lock:
-            self._config = config
-            self._cached = None
-
-    def invalidate(self) -> None:
-        self._cached = None
+    def committed(self, entries: Iterable[Entry] = ()) -> None:
+        """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
+        with self._wake:
+            self._commits += 1
+            self._wake.notify()
 
     def snapshot(self) -> BudgetSnapshot:
-        """The current budgets. While the ledger cannot be read, the last good snapshot (or none): a scrape must
-        still serve the in-memory series, and budgets only move when the ledger takes writes anyway."""
-        with self._lock:
-            if self._cached is None or time.monotonic() - self._computed_at > self._ttl:
-                try:
-                    self._cached = self._compute()
-                    self._last_good = self._cached
-                except LedgerUnavailable as err:
-                    log.warning("budgets not refreshed: %s", err)
-                    return self._last_good
-                self._computed_at = time.monotonic()
-            return self._cached
+        """The budgets as last read, without reading the ledger (a scrape). When the clock shows a new period,
+        the refresher is woken and the next snapshot has it."""
+        if self._starts and period_starts(self._clock(), self._config.zone) != self._starts:
+            with self._wake:
+                self._wake.notify()
+        return self._snapshot
 
-    def _compute(self) -> BudgetSnapshot:
-        config = self._config
-        starts = period_starts(self._clock(), config.zone)
-        names: dict[tuple[str, ...], set[str]] = defaultdict(set)
-        for org in config.orgs:
-            if org.budget:
-                names[SCOPE_LABELS["org"]].add(org.name)
-            for team in org.teams:
-                if team.budget:
-                    names[SCOPE_LABELS["team"]].add(team.name)
-                for user in team.users:
-                    if user.budget:
-                        names[SCOPE_LABELS["user"]].add(user.name)
-                    names[SCOPE_LABELS["key"]].update(key.name for key in user.keys if key.budget)
-        names[SCOPE_LABELS["project"]].update(p.name for p in config.projects if p.budget)
-        scopes = {columns: found for columns, found in names.items() if found}
-        spent: dict[str, dict[tuple[str, tuple], Decimal]] = {}
-        for period, since in starts.items():
-            by_scope = self._ledger.reader.spend_since(since, scopes) if scopes else {}
-            spent[period] = {(scope, values): pico_to_usd(cost)
-                             for scope, columns in SCOPE_LABELS.items()
-                             for values, cost in by_scope.get(columns, {}).items()}
+    def current(self) -> BudgetSnapshot:
+        """The budgets including every commit announced so far and the current period (reads the ledger if the
+        last read does not)."""
+        if self._covered < self._commits or period_starts(self._clock(), self._config.zone) != self._starts:
+            self.refresh()
+        return self._snapshot
 
-        states: list[BudgetState] = []
+    def stale(self) -> bool:
+        return self._covered < self._commits or (
+            bool(self._starts) and period_starts(self._clock(), self._config.zone) != self._starts)
 
-        def add(scope: str, values: tuple[str, ...], budget) -> None:
-            if budget is None:
+    def refresh(self) -> None:
+        """Read the spend from the ledger. While the ledger cannot be read, the last good state stays (a scrape
+        must still serve the in-memory series, and budgets only move when the ledger takes writes anyway)."""
+        with self._read_lock:
+            commits = self._commits  # the read below starts after these commits: it includes them
+            starts = period_starts(self._clock(), self._config.zone)
+            try:
+                spent = {period: self._read(start) for period, start in starts.items()}
+            except LedgerUnavailable as err:
+                log.warning("budgets not refreshed: %s", err)
                 return
+            self._snapshot, self._starts, self._covered = self._build(spent), starts, commits
+
+    def _read(self, since: datetime) -> dict[tuple[str, tuple], int]:
+        by_scope = self._ledger.reader.spend_since(since, self._scopes) if self._scopes else {}
+        return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
+                for values, cost in by_scope.get(columns, {}).items()}
+
+    def _build(self, spent: dict[str, dict[tuple[str, tuple], int]]) -> BudgetSnapshot:
+        config = self._config
+        states: list[BudgetState] = []
+        for scope, values, budget in _budgeted(config):
             for period, limit in budget.periods():
                 states.append(BudgetState(scope, period, tuple(zip(SCOPE_LABELS[scope], values, strict=True)), limit,
-                                          spent[period].get((scope, values), Decimal(0))))
-
-        for org in config.orgs:
-            add("org", (org.name,), org.budget)
-            for team in org.teams:
-                add("team", (org.name, team.name), team.budget)
-                for user in team.users:
-                    add("user", (org.name, team.name, user.name), user.budget)
-                    for key in user.keys:
-                        add("key", (org.name, team.name, user.name, key.name), key.budget)
-        for project in config.projects:
-            add("project", (project.name,), project.budget)
+                                          pico_to_usd(spent[period].get((scope, values), 0))))
 
         by_owner: dict[tuple[str, tuple], list[BudgetState]] = defaultdict(list)
         for s in states:
@@ -167,6 +176,56 @@ class Budgets:
                         _effective(effective, "key", (("org", org.name), ("team", team.name), ("user", user.name),
                                                       ("key", key.name)), chain_key)
         return BudgetSnapshot(tuple(states), tuple(effective))
+
+
+def _refresher(budgets: weakref.ref[Budgets], stop: threading.Event, ttl: float, min_interval: float) -> None:
+    """Reads the ledger for `budgets` when it is stale (a commit, a new period) or `ttl` seconds after its last
+    read; ends when `budgets` is gone."""
+    last = time.monotonic()
+    while not stop.is_set():
+        live = budgets()
+        if live is None:
+            return
+        wake = live._wake
+        with wake:
+            stale = live.stale()
+            del live  # not held while waiting
+            if not stale:
+                wake.wait(max(0.0, ttl - (time.monotonic() - last)))
+        live = budgets()
+        if live is None:
+            return
+        due = live.stale() or time.monotonic() - last >= ttl
+        del live
+        if stop.is_set():
+            return
+        if due:
+            stop.wait(max(0.0, min_interval - (time.monotonic() - last)))  # at most one read per min_interval
+            live = budgets()
+            if live is None:
+                return
+            last = time.monotonic()
+            live.refresh()
+            del live
+
+
+def _budgeted(config: CostlineConfig) -> Iterator[tuple[str, tuple[str, ...], Any]]:
+    """(scope, owner values, budget) of every owner with a budget, in the order the snapshot lists them."""
+    for org in config.orgs:
+        if org.budget:
+            yield "org", (org.name,), org.budget
+        for team in org.teams:
+            if team.budget:
+                yield "team", (org.name, team.name), team.budget
+            for user in team.users:
+                if user.budget:
+                    yield "user", (org.name, team.name, user.name), user.budget
+                for key in user.keys:
+                    if key.budget:
+                        yield "key", (org.name, team.name, user.name, key.name), key.budget
+    for project in config.projects:
+        if project.budget:
+            yield "project", (project.name,), project.budget
 
 
 def _effective(out: list[Effective], scope: str, owner: tuple, chain: list[BudgetState]) -> None:

@@ -10,14 +10,20 @@ it caches, for one call only: each distinct label value's `name="value"` text (p
 sorted order, and each metric name's escaped form. The per-sample work left is in C: an `itemgetter` picks the
 values in sorted label order, and `map` looks their texts up.
 
+Families that can write their own lines (`SeriesLines`: Costline's per-series families, see `metrics.py`) are not
+walked sample by sample: `series_lines` writes them from label texts made once per series and columns of values,
+with one C-level operation per line instead of a `Sample` and a format per line.
+
 Only the default negotiation result is served this way; OpenMetrics and text with an explicit escaping scheme stay
 with prometheus_client (see `encoder_for`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from itertools import repeat
 from operator import getitem, itemgetter
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from prometheus_client.exposition import choose_encoder, generate_latest
 from prometheus_client.openmetrics.exposition import escape_label_name, escape_metric_name
@@ -40,9 +46,99 @@ class _Fragments(dict):
         self.name = escape_label_name(name)
 
     def __missing__(self, value: str) -> str:
-        escaped = value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
-        text = self[value] = f'{self.name}="{escaped}"'
+        text = self[value] = f'{self.name}="{_escape_value(value)}"'
         return text
+
+
+def _escape_value(value: str) -> str:
+    return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r'\"')
+
+
+def label_fragment(name: str, value: str) -> bytes:
+    """`name="value"` as the exposition writes one label (escaped, UTF-8)."""
+    return f'{escape_label_name(name)}="{_escape_value(value)}"'.encode()
+
+
+@runtime_checkable
+class SeriesLines(Protocol):
+    """A family that writes its own sample lines (HELP and TYPE are written for it, from `name` and `type`)."""
+
+    def exposition_lines(self) -> list[bytes]:
+        """Pieces whose concatenation is the family's sample lines."""
+
+
+class LineKind(NamedTuple):
+    """One sample per series: its name, the label it adds to the series' labels (or None), and its values."""
+
+    name: str
+    extra: tuple[str, str] | None
+    values: Sequence[int] | Sequence[float]
+
+
+def series_lines(label_names: Sequence[str], labels: Sequence[bytes], splits: Mapping[str, Sequence[int]],
+                 kinds: Sequence[LineKind]) -> list[bytes]:
+    """The lines of `kinds` for every series, series after series, as `generate_latest` writes such samples, in
+    pieces (joined once, with the rest of the exposition, by `generate_text`).
+
+    `labels[i]` is series i's label text (labels sorted by name, escaped, comma-separated: `label_names`' order);
+    a kind's extra label goes in its sorted place: first, last, or at the comma at `splits[label][i]`. Per line, the
+    work is one `bytes %` of the value (the value's text with what follows it up to the next series' labels) and
+    two or four items of one `join`."""
+    if not labels:
+        return []
+    starts, mids, middles = [], [], []
+    for name, extra, _ in kinds:
+        start = escape_metric_name(name).encode() + b"{"
+        mid, middle = b"} ", None
+        if extra is not None:
+            fragment = label_fragment(*extra)
+            at = sum(n < extra[0] for n in label_names)
+            if at == 0:
+                start += fragment + b","
+            elif at == len(label_names):
+                mid = b"," + fragment + b"} "
+            else:
+                middle = (extra[0], b"," + fragment + b",")
+        starts.append(start)
+        mids.append(mid)
+        middles.append(middle)
+    halves: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    columns: list = []
+    for k, (_, _, values) in enumerate(kinds):
+        tail = b"\n" + starts[(k + 1) % len(kinds)]
+        texts = _value_texts(mids[k], values, tail)
+        if k == len(kinds) - 1:
+            texts[-1] = texts[-1][:-len(starts[0])]  # the last line: no next line to start
+        if middles[k] is None:
+            columns += (labels, texts)
+        else:
+            label, fragment = middles[k]
+            if label not in halves:
+                at = splits[label]
+                halves[label] = (list(map(getitem, labels, map(slice, at))),
+                                 list(map(getitem, labels, map(slice, map((1).__add__, at), repeat(None)))))
+            before, after = halves[label]
+            columns += (before, fragment, after, texts)
+    # One list of every piece, filled column by column with extended slices (C-level copies of pointers).
+    width, n = len(columns), len(labels)
+    pieces: list = [None] * (width * n + 1)
+    pieces[0] = starts[0]
+    for j, column in enumerate(columns):
+        pieces[1 + j::width] = [column] * n if isinstance(column, bytes) else column
+    return pieces
+
+
+def _value_texts(before: bytes, values: Sequence[int] | Sequence[float], after: bytes) -> list[bytes]:
+    """`before + floatToGoString(value) + after` per value. Below a million (and above minus one), Go's format is
+    Python's repr of the float: `%d.0` for integers, `%a` (ascii of repr) for floats, in C; above, the exponent form
+    only `floatToGoString` writes."""
+    if not values:
+        return []
+    fast = before.replace(b"%", b"%%") + (b"%a" if type(values[0]) is float else b"%d.0") + after.replace(b"%", b"%%")
+    if -1_000_000 < min(values) and max(values) < 1_000_000:
+        return list(map(fast.__mod__, values))
+    return [fast % v if -1_000_000 < v < 1_000_000 else before + floatToGoString(v).encode() + after
+            for v in values]
 
 
 def _escape_help(text: str) -> str:
@@ -83,6 +179,7 @@ def generate_text(registry: Collector) -> bytes:
             return f"{name} {value}{end}"
         return f"{name}{{{label_text(labels)}}} {value}{end}"
 
+    chunks: list[bytes] = []
     output: list[str] = []
     append = output.append
     for metric in registry.collect():
@@ -91,6 +188,11 @@ def generate_text(registry: Collector) -> bytes:
             mname = escape_metric_name(metric.name + _SUFFIXES.get(mtype, ""))
             documentation = _escape_help(metric.documentation)
             append(f"# HELP {mname} {documentation}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n")
+            if isinstance(metric, SeriesLines):
+                chunks.append("".join(output).encode("utf-8"))
+                chunks += metric.exposition_lines()
+                output.clear()
+                continue
             om_names = {metric.name + suffix: suffix for suffix in _OM_ONLY}
             om_samples: dict[str, list[str]] = {}
             for sample in metric.samples:
@@ -106,7 +208,8 @@ def generate_text(registry: Collector) -> bytes:
             om_name = escape_metric_name(metric.name + suffix)
             append(f"# HELP {om_name} {documentation}\n# TYPE {om_name} gauge\n")
             output.extend(lines)
-    return "".join(output).encode("utf-8")
+    chunks.append("".join(output).encode("utf-8"))
+    return b"".join(chunks)
 
 
 def encoder_for(accept: str) -> tuple[Callable[[Collector], bytes], str]:

@@ -1,32 +1,33 @@
 """Prometheus exposition: a custom Collector that builds every metric family fresh in `collect()` from snapshots.
 
-Nothing here holds state: series come from `SeriesAggregator.snapshot()`, budgets from `Budgets.snapshot()` (the
-ledger), so a scrape always sees one consistent picture. Register on an injected `CollectorRegistry`.
+Nothing here holds state: series come from `SeriesAggregator.snapshot()` (column copies), budgets from
+`Budgets.snapshot()` (their last read of the ledger; a scrape never reads it), so a scrape always sees one consistent
+picture. Register on an injected `CollectorRegistry`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from itertools import compress
+from operator import add, sub
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
 from costline.processor.aggregate import (
     COST,
     ERRORS,
-    PRICED,
+    REQUESTS,
     RETRIES,
-    SUCCESS,
     TOKEN_SLOTS,
     TOKEN_TYPES,
-    TTFT_BUCKETS,
-    TTFT_COUNT,
-    TTFT_SUM,
     UNPRICED,
     SeriesAggregator,
+    SeriesSnapshot,
 )
 from costline.processor.budgets import Budgets
+from costline.processor.exposition import LineKind, series_lines
 from costline.processor.model import BUDGET_LABELS, HIERARCHY
 from costline.processor.units import pico_to_float_usd
 
@@ -48,8 +49,9 @@ class CostlineCollector(Collector):
 
     def collect(self) -> Iterator:
         aggregator = self._aggregator()
-        series, overflows, conflicts = aggregator.snapshot()
-        yield from _series_families(series, list(aggregator.label_names), aggregator.ttft_bounds)
+        snap = aggregator.snapshot()
+        overflows, conflicts = snap.overflows, snap.conflicts
+        yield from _series_families(snap, list(aggregator.label_names), aggregator.values_by_text)
 
         conflicts_family = CounterMetricFamily(
             "costline_ownership_conflicts",
@@ -103,48 +105,88 @@ class CostlineCollector(Collector):
         yield from (limit, spent, remaining, effective)
 
 
-def _series_families(series: Mapping[tuple[str, ...], list], names: list[str], ttft_bounds: Sequence[float]
-                     ) -> tuple[Metric, ...]:
-    """The per-series families, with `Sample`s appended directly: `add_metric` would build a label dict per sample
-    from a zip; here each series' dict is built once and shared by its samples that add no label (prometheus_client
-    only reads them), and the others copy it in C. Samples come out in the order `add_metric` would give."""
-    cost = CounterMetricFamily("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).",
-                               labels=names)
-    tokens = CounterMetricFamily("costline_tokens", "Tokens by type; input is uncached input.", labels=[*names, "type"])
-    requests = CounterMetricFamily("costline_requests", "LLM calls by outcome.", labels=[*names, "outcome"])
-    retries = CounterMetricFamily("costline_retries",
-                                  "Retries the SDKs made before their calls' answers (http.request.resend_count).",
-                                  labels=names)
-    unpriced = CounterMetricFamily("costline_unpriced_requests",
-                                   "LLM calls whose model could not be priced (never counted as $0).", labels=names)
-    ttft = HistogramMetricFamily("costline_time_to_first_token_seconds",
-                                 "Time to the first chunk of streamed responses.", labels=names)
-    cost_add, tokens_add, requests_add = cost.samples.append, tokens.samples.append, requests.samples.append
-    unpriced_add, ttft_add, retries_add = unpriced.samples.append, ttft.samples.append, retries.samples.append
-    # Sample names as add_metric would give them, derived from the families' so a rename cannot split them apart.
-    cost_name, tokens_name, requests_name = f"{cost.name}_total", f"{tokens.name}_total", f"{requests.name}_total"
-    retries_name, unpriced_name = f"{retries.name}_total", f"{unpriced.name}_total"
-    bucket_name, count_name, sum_name = f"{ttft.name}_bucket", f"{ttft.name}_count", f"{ttft.name}_sum"
-    token_kinds = tuple(zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True))
-    bounds = [(str(b), TTFT_BUCKETS + i) for i, b in enumerate(ttft_bounds)]
-    for values, s in series.items():
-        labels = dict(zip(names, values, strict=True))
-        if s[PRICED]:  # a series of only unpriced calls has no cost at all, not a cost of $0
-            cost_add(Sample(cost_name, labels, pico_to_float_usd(s[COST])))
-        for kind, slot in token_kinds:
-            tokens_add(Sample(tokens_name, {**labels, "type": kind}, s[slot]))
-        requests_add(Sample(requests_name, {**labels, "outcome": "success"}, s[SUCCESS]))
-        requests_add(Sample(requests_name, {**labels, "outcome": "error"}, s[ERRORS]))
-        # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
-        retries_add(Sample(retries_name, labels, s[RETRIES]))
-        if s[UNPRICED]:
-            unpriced_add(Sample(unpriced_name, labels, s[UNPRICED]))
-        if s[TTFT_COUNT]:
-            cumulative = 0
-            for bound, slot in bounds:
-                cumulative += s[slot]
-                ttft_add(Sample(bucket_name, {**labels, "le": bound}, cumulative))
-            ttft_add(Sample(bucket_name, {**labels, "le": "+Inf"}, s[TTFT_COUNT]))
-            ttft_add(Sample(count_name, labels, s[TTFT_COUNT]))
-            ttft_add(Sample(sum_name, labels, s[TTFT_SUM]))
+class SeriesFamily(Metric):
+    """One of the per-series families. `generate_text` asks for its lines (`exposition_lines`, written from the
+    snapshot's columns); its `Sample`s are made only if something reads `samples` (prometheus_client's writers:
+    OpenMetrics, `generate_latest`), so a plain-text scrape makes no object per sample."""
+
+    def __init__(self, name: str, documentation: str, typ: str, lines: Callable[[], list[bytes]],
+                 samples: Callable[[], list[Sample]]) -> None:
+        self._lines, self._make_samples, self._samples = lines, samples, None
+        super().__init__(name, documentation, typ)
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self._make_samples()
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value or None  # Metric.__init__ sets []: stay lazy
+
+    def exposition_lines(self) -> list[bytes]:
+        return self._lines()
+
+
+def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Callable[[], dict]
+                     ) -> tuple[SeriesFamily, ...]:
+    """The per-series families of one snapshot. Each family is a list of line kinds (one sample per series of the
+    family); the same kinds make the text lines and, if read, the `Sample`s in the order `add_metric` would give."""
+    labels, splits, counts = snap.labels, snap.splits, snap.counts
+    label_dicts: list[dict[str, str]] = []
+
+    def samples(selector: Sequence | None, kinds: list[LineKind]) -> list[Sample]:
+        """The family's `Sample`s: per series, one per kind (label dicts as `add_metric` makes them)."""
+        if not label_dicts:  # once per snapshot, for every family that is read
+            label_dicts.extend({name: values[name] for name in names}
+                               for values in snap.label_values(values_by_text()))
+        out = []
+        for i, own in enumerate(label_dicts if selector is None else compress(label_dicts, selector)):
+            for name, extra, column in kinds:
+                out.append(Sample(name, own if extra is None else {**own, extra[0]: extra[1]}, column[i]))
+        return out
+
+    def selected(selector: Sequence) -> tuple[list[bytes], dict[str, list[int]], Sequence]:
+        return list(compress(labels, selector)), {k: list(compress(v, selector)) for k, v in splits.items()}, selector
+
+    def family(name: str, documentation: str, typ: str, series: tuple[list[bytes], dict, Sequence | None],
+               kinds: list[LineKind]) -> SeriesFamily:
+        return SeriesFamily(name, documentation, typ,
+                            lambda: series_lines(snap.label_names, series[0], series[1], kinds),
+                            lambda: samples(series[2], kinds))
+
+    every = (labels, splits, None)
+    # Derived from the counted slots: a series of only unpriced calls has no cost at all, not a cost of $0.
+    priced_calls = list(map(sub, counts[REQUESTS], counts[UNPRICED]))
+    priced = selected(priced_calls)
+    cost = family("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).", "counter", priced,
+                  [LineKind("costline_cost_usd_total", None,
+                            list(map(pico_to_float_usd, compress(counts[COST], priced_calls))))])
+    tokens = family("costline_tokens", "Tokens by type; input is uncached input.", "counter", every,
+                    [LineKind("costline_tokens_total", ("type", kind), counts[slot])
+                     for kind, slot in zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True)])
+    requests = family("costline_requests", "LLM calls by outcome.", "counter", every,
+                      [LineKind("costline_requests_total", ("outcome", "success"),
+                                list(map(sub, counts[REQUESTS], counts[ERRORS]))),
+                       LineKind("costline_requests_total", ("outcome", "error"), counts[ERRORS])])
+    # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
+    retries = family("costline_retries", "Retries the SDKs made before their calls' answers (http.request.resend_count).",
+                     "counter", every, [LineKind("costline_retries_total", None, counts[RETRIES])])
+    unpriced = family("costline_unpriced_requests", "LLM calls whose model could not be priced (never counted as $0).",
+                      "counter", selected(counts[UNPRICED]),
+                      [LineKind("costline_unpriced_requests_total", None, list(compress(counts[UNPRICED],
+                                                                                        counts[UNPRICED])))])
+    histogram = snap.histogram_of
+    rows = [row for row in histogram if row >= 0]  # in series order
+    kinds, cumulative = [], [0] * len(rows)
+    name = "costline_time_to_first_token_seconds"
+    for bound, column in zip(snap.ttft_bounds, snap.buckets, strict=True):
+        cumulative = list(map(add, cumulative, map(column.__getitem__, rows)))
+        kinds.append(LineKind(f"{name}_bucket", ("le", str(bound)), cumulative))
+    observed = list(map(snap.ttft_count.__getitem__, rows))
+    kinds += [LineKind(f"{name}_bucket", ("le", "+Inf"), observed), LineKind(f"{name}_count", None, observed),
+              LineKind(f"{name}_sum", None, list(map(snap.ttft_sum.__getitem__, rows)))]
+    ttft = family(name, "Time to the first chunk of streamed responses.", "histogram",
+                  selected(list(map((-1).__lt__, histogram))), kinds)
     return cost, tokens, requests, retries, unpriced, ttft

@@ -195,7 +195,7 @@ class Pipeline:
                                    now=int(self._clock().timestamp()))
         # Committed. From here on nothing may fail the request: the exporter must not retry a billed batch.
         state.aggregator.add(fresh, conflicts=sum(e.conflict for e in fresh))
-        state.budgets.invalidate()
+        state.budgets.committed()  # the budgets' own thread reads the ledger again: a scrape never does
         with self._counts_lock:
             self._span_counts["billed"] += len(fresh)
             self._span_counts["duplicate"] += llm_calls - len(fresh)
@@ -248,7 +248,7 @@ class Pipeline:
         return self._state.pricer
 
     def budgets_snapshot(self) -> Mapping[str, Any]:
-        return self._state.budgets.snapshot().as_dict()
+        return self._state.budgets.current().as_dict()
 
     def reload(self, config: CostlineConfig | None) -> None:
         """Swap config, hierarchy and prices atomically; `None` keeps the config and re-reads prices."""
