@@ -15,7 +15,7 @@ import pytest
 from costline.processor.chargeback.html import money
 from costline.processor.chargeback.report import chargeback_document
 from costline.processor.chargeback.statement import Period
-from costline.processor.pipeline import build_pipeline
+from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, make_call
 

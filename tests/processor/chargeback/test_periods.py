@@ -13,7 +13,7 @@ import pytest
 from costline.cli import main
 from costline.processor.chargeback.report import close_period
 from costline.processor.chargeback.statement import Period
-from costline.processor.pipeline import build_pipeline
+from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
 

@@ -79,20 +79,20 @@ def test_reconcile_every_units():
 def test_ready_only_once_every_listener_listens(tmp_path, monkeypatch):
     # /readyz turning 200 invites exports at once: the OTLP listeners (and the reconciliation's tables, created
     # at start) must be up before readiness exists, or a quick exporter meets a refused connection.
-    from costline.processor import cli
+    from costline.processor import service as composition
 
     seen = {}
-    original = cli.LedgerReadiness.__init__
+    original = composition.LedgerReadiness.__init__
 
     def record(self, *args, **kwargs):
         seen["otlp_http"] = service.otlp_http is not None
         seen["reconcile"] = service.reconcile is not None
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(cli.LedgerReadiness, "__init__", record)
+    monkeypatch.setattr(composition.LedgerReadiness, "__init__", record)
     settings = resolve({"db": f"sqlite:///{tmp_path / 'l.db'}", "otlp_http": "127.0.0.1:0", "otlp_grpc": "off",
                         "http": "off", "config": ""}, env={})
-    service = cli.Service(settings)
+    service = composition.Service(settings)
     try:
         service.start()
         assert seen == {"otlp_http": True, "reconcile": True}
