@@ -152,7 +152,7 @@ def _usage(args: argparse.Namespace) -> int:
 def _reprice(args: argparse.Namespace) -> int:
     from costline.processor.api import ApiError, parse_instant
     from costline.processor.pricing import Pricer
-    from costline.processor.reprice import reprice
+    from costline.processor.reprice import reprice, rerate
 
     try:
         since = parse_instant(args.since, "--since")
@@ -161,10 +161,16 @@ def _reprice(args: argparse.Namespace) -> int:
         print(f"costline reprice: {err}", file=sys.stderr)
         return 2
     try:
-        count = reprice(ledger, Pricer(config.prices), since)
+        if args.all:
+            count, tiered = rerate(ledger, Pricer(config.prices), since)
+        else:
+            count, tiered = reprice(ledger, Pricer(config.prices), since), 0
     finally:
         ledger.close()
     print(f"repriced {count} ledger rows since {since.isoformat()}")
+    if tiered:
+        print(f"kept the billed cost of {tiered} rows whose model has tiered (long-context) prices: a row sums many "
+              "calls, and each call's tier is lost in the sum")
     return 0
 
 
@@ -299,9 +305,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     usage.set_defaults(func=_usage)
 
     reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
-                                    description="Rows recorded as unpriced become priced once a price exists.")
+                                    description="Rows recorded as unpriced become priced once a price exists; with "
+                                    "--all, every row is re-rated at the price in effect at its hour (after a price "
+                                    "correction), each changed cost recorded in the ledger's audit trail.")
     _ledger_flags(reprice)
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
+    reprice.add_argument("--all", action="store_true",
+                         help="re-rate priced rows too, not only those waiting for a price")
     reprice.set_defaults(func=_reprice)
 
     chargeback = subparsers.add_parser(

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
@@ -169,6 +169,10 @@ class PriceOverride(_Strict):
     output_per_mtok: PricePerMtok
     cache_read_per_mtok: PricePerMtok | None = None
     cache_write_per_mtok: PricePerMtok | None = None
+    effective_from: date | None = None
+    """The first day (from 00:00 UTC) the price applies; none: always. Calls before it keep the price in effect
+    then (an earlier override of the same model, or the list price). UTC, not `timezone`, so that it starts on the
+    boundary of the ledger's UTC hours in every zone."""
 
 
 METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
@@ -397,11 +401,13 @@ class CostlineConfig(_Strict):
                         if key.fingerprint in fingerprints:
                             errors.append(f"{kwhere}.fingerprint: already registered at {fingerprints[key.fingerprint]}")
                         fingerprints.setdefault(key.fingerprint, kwhere)
-        seen_prices: set[tuple[str, str]] = set()
+        seen_prices: set[tuple[str, str, date | None]] = set()
         for pi, price in enumerate(self.prices):
-            ident = (price.provider, price.model)
+            ident = (price.provider, price.model, price.effective_from)
             if ident in seen_prices:
-                errors.append(f"prices[{pi}]: a price for {price.provider}/{price.model} is already configured")
+                since = f" effective from {price.effective_from}" if price.effective_from else " without effective_from"
+                errors.append(f"prices[{pi}].effective_from: a price for {price.provider}/{price.model}{since} is "
+                              "already configured; several prices of one model need distinct effective_from dates")
             seen_prices.add(ident)
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})

@@ -17,7 +17,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import LedgerUnavailable
-from costline.processor.ledger.schema import CALL_COLUMNS, COUNTERS, GROUP_BY, OWNER_COLUMNS, TIME_GROUPS, usage_hourly
+from costline.processor.ledger.schema import (CALL_COLUMNS, COUNTERS, GROUP_BY, OWNER_COLUMNS, TIME_GROUPS,
+                                             cost_changes, usage_hourly)
 from costline.processor.model import Counts
 from costline.processor.units import floor_hour_s, pico_to_usd
 
@@ -140,6 +141,28 @@ class LedgerReader:
         columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *UNPRICED_COLUMNS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .where(usage_hourly.c.unpriced_requests > 0).order_by(usage_hourly.c.id))
+        try:
+            with self.engine.connect() as conn:
+                return [dict(row) for row in conn.execute(query).mappings()]
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
+    def rows_since(self, since: datetime) -> list[dict[str, Any]]:
+        """Every row from `since`'s hour on, for a re-rate: `id`, `hour`, `provider`, `model`, `operation` and all
+        `COUNTERS` as stored."""
+        columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *COUNTERS)]
+        query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
+                 .order_by(usage_hourly.c.id))
+        try:
+            with self.engine.connect() as conn:
+                return [dict(row) for row in conn.execute(query).mappings()]
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
+    def cost_changes(self) -> list[dict[str, Any]]:
+        """The re-rating audit trail, oldest first: `row_id`, `hour`, `provider`, `model`, `old_cost_pico_usd`,
+        `new_cost_pico_usd`, `changed_at` (unix seconds), `price_source`."""
+        query = select(*(c for c in cost_changes.c if c.name != "id")).order_by(cost_changes.c.id)
         try:
             with self.engine.connect() as conn:
                 return [dict(row) for row in conn.execute(query).mappings()]

@@ -60,3 +60,20 @@ billed_spans = Table(
     Column("billed_at", BigInteger, nullable=False),  # unix seconds, for retention
 )
 Index("ix_costline_billed_spans_billed_at", billed_spans.c.billed_at)
+
+cost_changes = Table(
+    "costline_cost_changes",
+    metadata,
+    # The audit trail of re-rating (`costline reprice --all`): one row per ledger row whose cost a re-rate changed,
+    # written in the transaction that changed it. A ledger row is not deleted, so `row_id` keeps pointing at it.
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("row_id", Integer, nullable=False),  # costline_usage_hourly.id
+    Column("hour", BigInteger, nullable=False),  # the row's hour, so the trail reads without a join
+    Column("provider", String(MAX_LABEL_LENGTH), nullable=False),
+    Column("model", String(MAX_LABEL_LENGTH), nullable=False),
+    Column("old_cost_pico_usd", BigInteger, nullable=False),
+    Column("new_cost_pico_usd", BigInteger, nullable=False),
+    Column("changed_at", BigInteger, nullable=False),  # unix seconds
+    Column("price_source", String(2 * MAX_LABEL_LENGTH), nullable=False),  # e.g. `override from 2026-11-15 gpt-4o`
+)
+Index("ix_costline_cost_changes_row_id", cost_changes.c.row_id)

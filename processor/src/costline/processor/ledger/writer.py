@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import LedgerUnavailable, quote
-from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, billed_spans, usage_hourly
+from costline.processor.ledger.reader import UNPRICED_COLUMNS
+from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, billed_spans, cost_changes, usage_hourly
 from costline.processor.model import Entry, counts_of
 from costline.processor.units import S_PER_HOUR, hour_start_s
 
@@ -96,6 +97,32 @@ class LedgerWriter:
                     result = conn.execute(statement.values(
                         cost_pico_usd=usage_hourly.c.cost_pico_usd + cost_pico, **dict.fromkeys(unpriced, 0)))
                     changed += result.rowcount
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        return changed
+
+    def rerate_rows(self, rerated: Iterable[tuple[Mapping[str, int], int, str]], *, now: int | None = None) -> int:
+        """Set the cost of rows re-rated at a new price: `(row as read by LedgerReader.rows_since, its new cost in
+        pico-dollars, the price's source)`. Each changed row's unpriced counters are cleared (its tokens are all
+        priced now) and an audit row (old cost, new cost, when, source) is written in the same transaction. A row is
+        changed only if its counters are still what was read (compare and set): calls billed into it since are
+        left for the next re-rate rather than priced at a total that leaves them out. Returns the rows changed."""
+        changed_at = int(time.time()) if now is None else now
+        changed = 0
+        try:
+            with self._lock, self.engine.begin() as conn:
+                for row, cost_pico, source in rerated:
+                    statement = update(usage_hourly).where(usage_hourly.c.id == row["id"])
+                    for column in COUNTERS:
+                        statement = statement.where(usage_hourly.c[column] == row[column])
+                    result = conn.execute(statement.values(
+                        cost_pico_usd=cost_pico, **dict.fromkeys(UNPRICED_COLUMNS, 0)))
+                    if result.rowcount:
+                        changed += 1
+                        conn.execute(cost_changes.insert().values(
+                            row_id=row["id"], hour=row["hour"], provider=row["provider"], model=row["model"],
+                            old_cost_pico_usd=row["cost_pico_usd"], new_cost_pico_usd=cost_pico,
+                            changed_at=changed_at, price_source=source[: cost_changes.c.price_source.type.length]))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed

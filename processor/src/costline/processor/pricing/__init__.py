@@ -1,15 +1,15 @@
 """Pricing LLM calls: genai-prices' bundled data, plus negotiated overrides from the config.
 
 A raw `genai_prices.calc_price` costs ~70 µs, far too slow per span, so `Pricer` resolves a model's rates once per
-(provider, model, UTC hour) — prices in genai-prices change at given instants, and an hour bucket resolves them
-at every hour boundary for one lookup per model per hour — and `Rates` prices each call with integer arithmetic in
+(provider, model, UTC hour) — prices in genai-prices, and overrides with an `effective_from` day, change at given
+instants, and an hour bucket resolves them at every hour boundary for one lookup per model per hour — and `Rates` prices each call with integer arithmetic in
 pico-dollars (`rates.py`), tiered long-context prices included.
 """
 
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from costline.processor.config import PriceOverride
 from costline.processor.pricing.providers import candidates
@@ -30,6 +30,21 @@ def _override_matches(override: PriceOverride, model: str) -> bool:
     suffix = model[len(name) + 1 :]
     # A snapshot suffix is a date: 2024-08-06, 20241022, or 2411 style.
     return suffix.replace("-", "").isdigit()
+
+
+def _override_in_effect(overrides: list[PriceOverride], provider: str, model: str,
+                        day: date) -> PriceOverride | None:
+    """The override that prices `model` on `day` (UTC): of those covering it and already in effect, the one that
+    took effect last; one without `effective_from` has always been in effect. Among equals, the first configured.
+    None: no override yet, the list price applies."""
+    best: PriceOverride | None = None
+    for override in overrides:
+        if override.provider != provider or not _override_matches(override, model):
+            continue
+        start = override.effective_from or date.min
+        if start <= day and (best is None or start > (best.effective_from or date.min)):
+            best = override
+    return best
 
 
 class Pricer:
@@ -58,15 +73,16 @@ class Pricer:
         return rates
 
     def _lookup(self, provider: str, model: str, hour: int) -> Rates | None:
-        for override in self._overrides:
-            if override.provider == provider and _override_matches(override, model):
-                return Rates("override", override.model, FlatRates(
-                    override.input_per_mtok, override.output_per_mtok, override.cache_read_per_mtok,
-                    override.cache_write_per_mtok))
+        when = datetime.fromtimestamp(hour * S_PER_HOUR, tz=timezone.utc)
+        override = _override_in_effect(self._overrides, provider, model, when.date())
+        if override is not None:
+            source = f"override from {override.effective_from}" if override.effective_from else "override"
+            return Rates(source, override.model, FlatRates(
+                override.input_per_mtok, override.output_per_mtok, override.cache_read_per_mtok,
+                override.cache_write_per_mtok))
         from genai_prices.data_snapshot import get_snapshot
 
         snapshot = get_snapshot()
-        when = datetime.fromtimestamp(hour * S_PER_HOUR, tz=timezone.utc)
         for provider_id in candidates(provider):
             try:
                 found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)

@@ -56,7 +56,7 @@ class Rates:
     def __init__(self, source: str, model_id: str, flat: FlatRates,
                  tiers: tuple[tuple[int, FlatRates], ...] = ()) -> None:
         self.source = source
-        """`override` or `genai-prices`."""
+        """`genai-prices`, `override`, or `override from <day>` (an override with `effective_from`)."""
         self.model_id = model_id
         self.flat = flat
         """The base rates (below the first tier)."""
