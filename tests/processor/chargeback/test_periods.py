@@ -141,3 +141,41 @@ def test_closing_without_rules_or_with_nothing_in_the_ledger(tmp_path, capsysbin
         assert code == 2 and b"no `chargeback:` section in the config" in err
     else:  # an empty month closes too: its statement (nothing to charge) is what was billed
         assert code == 0 and b"closed 2026-10" in out and b"total 0.00 USD over 0 teams" in out, err.decode()
+
+
+def test_rerating_a_closed_month_is_a_correction_in_the_first_open_period(tmp_path, db_url, capsysbinary):  # noqa: F811
+    """A negotiated gpt-4o rate from 15 November, configured after November was closed: `reprice --all` re-rates
+    November's rows from that day on; November stays frozen and December bills the difference as corrections."""
+    config = tmp_path / "costline.yaml"
+    config.write_text(CONFIG)
+    pipeline = build_pipeline(str(config), db_url)
+    pipeline.ingest_calls(calls() + late(1000, day=10) + late(2000, day=20) + december())
+    pipeline.close()
+    code, _, err = run(capsysbinary, "close-period", "--config", str(config), "--db", db_url, "2026-11")
+    assert code == 0, err.decode()
+    frozen = statement(capsysbinary, config, db_url, "2026-11")
+
+    negotiated = CONFIG.replace("prices:\n", "prices:\n  - {provider: openai, model: gpt-4o-mini, input_per_mtok: 0.1, "
+                                             "output_per_mtok: 0.3, effective_from: 2026-11-15}\n")
+    config.write_text(negotiated)
+    code, out, err = run(capsysbinary, "reprice", "--all", "--config", str(config), "--db", db_url,
+                         "--since", "2026-11-01")
+    assert code == 0 and out.startswith(b"repriced "), err.decode()
+
+    assert statement(capsysbinary, config, db_url, "2026-11") == frozen
+    corrections = exact_totals(json.loads(statement(capsysbinary, config, db_url, "2026-12")),
+                               component="correction", name="2026-11")
+    (tmp_path / "oracle.yaml").write_text(negotiated)
+    pipeline = build_pipeline(str(tmp_path / "oracle.yaml"), f"sqlite:///{tmp_path / 'negotiated'}.db")
+    try:  # the same calls, priced in time at the negotiated rate
+        pipeline.ingest_calls(calls() + late(1000, day=10) + late(2000, day=20))
+        from costline.processor.chargeback.report import statement_for
+
+        in_time = exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
+                                             Period(2026, 11)).as_dict())
+    finally:
+        pipeline.close()
+    frozen_exact = exact_totals(json.loads(frozen))
+    assert any(corrections.values())  # the late spans of the 20th were billed at the list price, now re-rated
+    for team, exact in in_time.items():
+        assert frozen_exact.get(team, Decimal(0)) + corrections.get(team, Decimal(0)) == exact, team
