@@ -27,10 +27,8 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.exposition import generate_text
-from costline.processor.ledger import Entry
 from costline.processor.metrics import CostlineCollector
-from costline.processor.model import LLMCall
-from costline.processor.ownership import Owner
+from costline.processor.model import Entry, LLMCall, Owner
 
 LABELS = ("provider", "model", "operation", "org", "team", "project", "feature", "cost_center", "environment")
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "o1-mini", "gemini-1.5-pro")

@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
 
 from costline.testing.fake_provider import FakeProviderServer
@@ -69,7 +70,9 @@ def wait_ready(url: str, processor: subprocess.Popen, timeout: float = 30.0) -> 
     raise SystemExit(f"costline serve not ready after {timeout:.0f}s ({url})")
 
 
-def money(value: float) -> str:
+def money(value: str | Decimal) -> str:
+    """USD as the API gives it (an exact decimal string), rounded to four places for the report."""
+    value = Decimal(value)
     return f"-${-value:,.4f}" if value < 0 else f"${value:,.4f}"
 
 
@@ -103,9 +106,9 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
     rows = spend_by(api, "team,model")
     print(f"\nSpend per team and model\n  {'team':<12}{'model':<28}{'requests':>9}{'tokens in':>12}"
           f"{'tokens out':>12}{'cost':>14}")
-    total = 0.0
-    for r in sorted(rows, key=lambda r: (r["team"], -r["cost_usd"])):
-        total += r["cost_usd"]
+    total = Decimal(0)
+    for r in sorted(rows, key=lambda r: (r["team"], -Decimal(r["cost_usd"]))):
+        total += Decimal(r["cost_usd"])
         cost = money(r["cost_usd"]) if not r.get("unpriced_requests") else "UNPRICED"
         tokens_in = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"]
         print(f"  {r['team']:<12}{r['model']:<28}{r['requests']:>9}{tokens_in:>12}{r['output_tokens']:>12}{cost:>14}")
@@ -115,7 +118,7 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
     print("\nBudget burn (month to date; daily where set)")
     print(f"  {'scope':<9}{'owner':<34}{'period':<9}{'spent':>12}{'limit':>12}{'used':>8}")
     for b in budgets["budgets"]:
-        used = b["spent_usd"] / b["limit_usd"] if b["limit_usd"] else 0.0
+        used = b["used_ratio"] or 0.0
         flag = "  OVER BUDGET" if used >= 1 else ("  ≥ 80 %" if used >= 0.8 else "")
         print(f"  {b['scope']:<9}{b['owner']:<34}{b['period']:<9}{money(b['spent_usd']):>12}"
               f"{money(b['limit_usd']):>12}{used:>7.0%}{flag}")

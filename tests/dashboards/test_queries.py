@@ -14,6 +14,7 @@ import importlib.util
 import json
 import math
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -120,14 +121,15 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
             workload.burst(BURST)
         finally:
             workload.shutdown()
-        # Two more scrapes and rule evaluations after the last span.
+        finished = time.time()
+        # The workload blows budgets (the alert rules saw it), and Prometheus scraped twice since the last span.
         _wait_for(
             lambda: prometheus.query('ALERTS{alertname="CostlineBudgetWarning", alertstate="firing"}'),
             "CostlineBudgetWarning firing",
             20,
-            ok_to_time_out=True,
         )
-        time.sleep(2.5)
+        _wait_for(lambda: prometheus.query(f'timestamp(up{{job="costline"}}) > {finished + 2:.3f}'),
+                  "two scrapes after the workload", 20)
         yield prometheus, started, processor
     finally:
         stop_process(prometheus.process)
@@ -145,14 +147,13 @@ def _importable(name: str) -> bool:
         return False
 
 
-def _wait_for(check, what: str, timeout: float, ok_to_time_out: bool = False) -> None:
+def _wait_for(check, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.5)
-    if not ok_to_time_out:
-        raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _has_values(result: list[dict]) -> bool:
@@ -262,7 +263,7 @@ def test_total_spend_panels_equal_the_ledger_to_one_percent(loaded_stack, dashbo
     panels still show the ledger's total: no first-sample loss."""
     prometheus, started, processor = loaded_stack
     rows = json.loads(http_get(f"{processor.http_url}/api/v1/usage?group_by=org&format=json"))["rows"]
-    ledger = sum(row["cost_usd"] for row in rows)
+    ledger = float(sum(Decimal(row["cost_usd"]) for row in rows))
     assert ledger > 10  # the workload's ~$11 including the $5 burst
     # The dashboard's range: from just before the workload to now (what "Last N minutes" would show).
     expr = substitute(_raw_expr(dashboard, panel).replace("$__range", f"{int(time.time() - started) + 5}s"))

@@ -23,7 +23,8 @@ from costline.testing.fake_provider import mock_transport_handler
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, Spans
 
 SPENT = {"models": [{"level": "org acme", "provider": "openai", "allow": None, "deny": ["o3*"]}],
-         "budget": {"remaining_usd": -0.25, "bound_by": "key acme/search/alice/laptop daily"},
+         # Money as the processor sends it: an exact decimal string (a number is accepted too: OPEN_BUDGET).
+         "budget": {"remaining_usd": "-0.250000000000", "bound_by": "key acme/search/alice/laptop daily"},
          "rates": {}, "refresh_s": 30}
 OPEN_BUDGET = {"models": [{"level": "team acme/marketing", "provider": "*", "allow": ["gpt-4o-mini*",
                                                                                       "claude-*-haiku*"],

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from costline.processor.api import csv_cell
-from costline.processor.cli import Service
+from costline.processor.service import Service
 from costline.processor.settings import Address, Settings
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
 from tests.processor.edge.served import http_get
@@ -69,7 +69,7 @@ def by_hand(usage_rows: list[dict], tickets: int) -> dict[str, Decimal]:
     """The issue's rules, worked the long way round from `costline usage` rows (org, team, tokens, cost_usd)."""
     teams, pool = {}, Fraction(0)
     for r in usage_rows:
-        cost = Fraction(Decimal(str(r["cost_usd"])))
+        cost = Fraction(Decimal(r["cost_usd"]))
         if r["team"] == "unattributed":
             pool += cost
             continue

@@ -8,9 +8,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from costline.processor.aggregate import OVERFLOW, SeriesAggregator
 from costline.processor.exposition import generate_text
-from costline.processor.ledger import Entry, dedup_keys, to_pico
 from costline.processor.metrics import CostlineCollector
-from costline.processor.ownership import Owner
+from costline.processor.model import Counts, Entry, Owner, call_keys
+from costline.processor.units import usd_to_pico
 
 from .conftest import make_call
 from .test_exposition import HOSTILE, _NoBudgets, parsed
@@ -25,7 +25,7 @@ def owner(team="search", project="", org="acme", feature="") -> Owner:
 def entry(n, *, team="search", project="", cost="0.01", ttft=None, model="gpt-4o-mini-2024-07-18", **call) -> Entry:
     c = make_call(n, team=team, model=model, **call)
     c.time_to_first_token_s = ttft
-    return Entry(c, owner(team, project), None if cost is None else to_pico(Decimal(cost)), dedup_keys(c))
+    return Entry(c, owner(team, project), None if cost is None else usd_to_pico(Decimal(cost)), call_keys(c))
 
 
 def registry(aggregator: SeriesAggregator) -> CollectorRegistry:
@@ -44,16 +44,16 @@ def test_calls_with_the_same_labels_add_into_one_series():
                            ("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "ads", ""),
                            ("openai", "", "chat", "acme", "search", "")}  # no model at all: an empty label
     s = series[("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "search", "")]
-    assert (s["COST_PICO"], s["PRICED"], s["UNPRICED"]) == (to_pico(Decimal("0.25")), 1, 1)
+    assert (s["COST_PICO_USD"], s["REQUESTS"], s["UNPRICED_REQUESTS"]) == (usd_to_pico(Decimal("0.25")), 2, 1)
     assert (s["INPUT_TOKENS"], s["CACHE_READ_TOKENS"], s["OUTPUT_TOKENS"]) == (610, 400, 50)
-    assert (s["SUCCESS"], s["ERRORS"]) == (1, 1)
+    assert s["ERRORS"] == 1  # and one success: requests less errors
 
 
 def test_series_keys_follow_the_configured_labels_only():
     aggregator = SeriesAggregator((*LABELS, "feature"), 100, [1.0])
     c = make_call(1)
-    aggregator.add([Entry(c, owner(feature="chat-ui"), 1, dedup_keys(c)),
-                    Entry(c, Owner("acme", "search", "", "bob", "k1", "chat-ui", "", ""), 1, dedup_keys(c))])
+    aggregator.add([Entry(c, owner(feature="chat-ui"), 1, call_keys(c)),
+                    Entry(c, Owner("acme", "search", "", "bob", "k1", "chat-ui", "", ""), 1, call_keys(c))])
     # user and key are not labels here: both calls land in one series
     assert list(aggregator.series()) == [("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "search", "", "chat-ui")]
 
@@ -70,7 +70,7 @@ def test_cardinality_limit_overflows_into_one_series_and_loses_nothing():
     series = aggregator.series()
     assert {labels[4] for labels in series} == {"team-0", "team-1", "team-2", OVERFLOW}
     assert aggregator.snapshot().overflows["team"] == 47
-    assert sum(s["COST_PICO"] for s in series.values()) == to_pico(Decimal("0.50"))  # nothing lost, only folded
+    assert sum(s["COST_PICO_USD"] for s in series.values()) == usd_to_pico(Decimal("0.50"))  # nothing lost, only folded
     # A value admitted before stays admitted; a new one still overflows, and is counted each time it is seen.
     aggregator.add([entry(60, team="team-1"), entry(61, team="team-99"), entry(62, team="team-99")])
     assert aggregator.snapshot().overflows["team"] == 49
@@ -118,7 +118,7 @@ def test_cost_past_64_bits_stays_exact():
     aggregator = SeriesAggregator(LABELS, 100, [1.0])
     huge = 2**62
     aggregator.add([Entry(make_call(i), owner(), huge, ()) for i in range(3)])
-    assert aggregator.series()[("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "search", "")]["COST_PICO"] == \
+    assert aggregator.series()[("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "search", "")]["COST_PICO_USD"] == \
         3 * huge
     r = registry(aggregator)
     assert generate_text(r) == generate_latest(r)
@@ -148,7 +148,7 @@ def test_a_scrape_sees_every_change_and_a_snapshot_does_not():
     assert f'costline_unpriced_requests_total{{{ads}}} 1.0' in lines
     assert f"costline_cost_usd_total{{{search}}} 0.02" in lines
     assert f"costline_cost_usd_total{{{ads}}}" not in third.decode()
-    assert before.counts[0][0] == to_pico(Decimal("0.01")) and len(before) == 1  # a snapshot is a copy
+    assert before.counts[Counts.COST_PICO_USD][0] == usd_to_pico(Decimal("0.01")) and len(before) == 1  # a snapshot is a copy
 
 
 def test_exposition_matches_generate_latest_with_every_label_and_sample_label_position():
@@ -161,7 +161,7 @@ def test_exposition_matches_generate_latest_with_every_label_and_sample_label_po
         c = make_call(i, team=HOSTILE[i % len(HOSTILE)], input_tokens=i * 100_000)
         c.time_to_first_token_s = 0.05 * i if i % 3 else None
         entries.append(Entry(c, Owner("acme", HOSTILE[i % len(HOSTILE)], f"p{i % 4}", f"u,{i % 5}", 'k="1"',
-                                      "f", "cc", "prod"), to_pico(Decimal(i)) if i % 4 else None, dedup_keys(c)))
+                                      "f", "cc", "prod"), usd_to_pico(Decimal(i)) if i % 4 else None, call_keys(c)))
     aggregator.add(entries)
     r = registry(aggregator)
     assert generate_text(r) == generate_latest(r)

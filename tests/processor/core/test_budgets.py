@@ -8,8 +8,10 @@ from decimal import Decimal
 
 from costline.processor.budgets import Budgets
 from costline.processor.config import load_config, parse_config
-from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.ledger import Ledger
+from costline.processor.model import Entry, call_keys
 from costline.processor.ownership import Hierarchy
+from costline.processor.units import usd_to_pico
 
 from .conftest import EXAMPLE_CONFIG, at, make_call
 
@@ -19,7 +21,7 @@ NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
 def spend(ledger, config, n, cost, start, fingerprint=None, **owner):
     call = make_call(n, start=start, fingerprint=fingerprint, **owner)
     resolved, _ = Hierarchy(config).resolve(call.owner, fingerprint, None)
-    ledger.record([Entry(call, resolved, to_pico(Decimal(cost)), dedup_keys(call))])
+    ledger.record([Entry(call, resolved, usd_to_pico(Decimal(cost)), call_keys(call))])
 
 
 def states(snapshot):
@@ -92,7 +94,7 @@ def poll(condition, timeout=10.0):
 
 def bill(ledger, config, n, cost, start, team):
     call = make_call(n, start=start, team=team)
-    entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], to_pico(Decimal(cost)), dedup_keys(call))
+    entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], usd_to_pico(Decimal(cost)), call_keys(call))
     return ledger.record([entry])
 
 

@@ -15,10 +15,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.api import AdminApi
 from costline.processor.exposition import encoder_for, generate_text
-from costline.processor.ledger import Entry, dedup_keys, to_pico
 from costline.processor.metrics import CostlineCollector
-from costline.processor.ownership import Owner
+from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.server import Request
+from costline.processor.units import usd_to_pico
 
 from .conftest import make_call
 from .test_metrics import LABELS, exposition
@@ -78,8 +78,8 @@ def golden_registry_text(tmp_path) -> tuple[str, str]:
     failed = make_call(2, error="rate_limit_error")
     failed.retries = 2
     unpriced = make_call(3, model="acme-llama-70b")
-    entries = [Entry(ok, owner, to_pico(Decimal("0.25")), dedup_keys(ok)), Entry(failed, owner, 0, dedup_keys(failed)),
-               Entry(unpriced, owner, None, dedup_keys(unpriced))]
+    entries = [Entry(ok, owner, usd_to_pico(Decimal("0.25")), call_keys(ok)), Entry(failed, owner, 0, call_keys(failed)),
+               Entry(unpriced, owner, None, call_keys(unpriced))]
     return exposition(tmp_path, entries), exposition(tmp_path / "b", entries, writer=generate_text)
 
 
@@ -110,7 +110,7 @@ def test_process_and_platform_collectors_and_many_series():
         call = make_call(i, team=f"team-{i % 37}", model=["m-1", 'm"2', "m\\3"][i % 3])
         call.time_to_first_token_s = 0.6 if i % 2 else None
         entries.append(Entry(call, Owner("acme", f"team-{i % 37}", f"p\n{i % 11}", "", "", "", "", ""),
-                             to_pico(Decimal("0.001")) if i % 5 else None, dedup_keys(call)))
+                             usd_to_pico(Decimal("0.001")) if i % 5 else None, call_keys(call)))
     aggregator.add(entries)
     registry = CollectorRegistry()
     registry.register(CostlineCollector(lambda: aggregator, _NoBudgets, lambda: {"billed": 300}))

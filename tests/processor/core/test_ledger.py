@@ -8,9 +8,11 @@ from decimal import Decimal
 import pytest
 
 from costline.processor.config import PriceOverride
-from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_keys, to_pico
-from costline.processor.ownership import Owner
+from costline.processor.ledger import Ledger, LedgerUnavailable
+from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.pricing import Pricer
+from costline.processor.reprice import reprice
+from costline.processor.units import usd_to_pico
 
 from .conftest import make_call
 
@@ -22,7 +24,7 @@ DEC1 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 def entry(n, owner=SEARCH, cost=Decimal("0.001"), **kw):
     call = make_call(n, **kw)
-    return Entry(call, owner, None if cost is None else to_pico(cost), dedup_keys(call))
+    return Entry(call, owner, None if cost is None else usd_to_pico(cost), call_keys(call))
 
 
 def test_record_sums_exactly_and_dedups_a_retried_batch(db_url):
@@ -57,7 +59,7 @@ def test_unpriced_rows_keep_tokens_and_are_repriced_later(db_url):
     assert (row["unpriced_requests"], row["cost_usd"], row["unpriced_input_tokens"]) == (1, Decimal(0), 4000)
     pricer = Pricer([PriceOverride(provider="openai", model="acme-llama-70b", input_per_mtok=Decimal("1"),
                                    output_per_mtok=Decimal("2"))])
-    changed = ledger.reprice(NOV1, lambda p, m, hour: pricer.rates(p, m, hour * 10**9))
+    changed = reprice(ledger, pricer, NOV1)
     assert changed == 1
     row = ledger.usage(NOV1, DEC1, ["model"])[0]
     assert row["unpriced_requests"] == 0
@@ -103,7 +105,7 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
     call.retries = 2
     unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
     unpriced.retries = 1
-    ledger.record([Entry(call, SEARCH, 7, dedup_keys(call)), Entry(unpriced, SEARCH, None, dedup_keys(unpriced))])
+    ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced))])
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert {k: v for k, v in row.items() if k != "team"} == {
         "requests": 2, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
@@ -120,7 +122,7 @@ def test_reprice_of_a_tiered_model_does_not_push_summed_calls_over_the_cliff(db_
              for i in range(2)]  # 300k input in the row, but each call is below the 200k cliff
     ledger.record(calls)
     pricer = Pricer([])
-    assert ledger.reprice(NOV1, lambda p, m, hour: pricer.rates(p, m, hour * 10**9)) == 1
+    assert reprice(ledger, pricer, NOV1) == 1
     row = ledger.usage(NOV1, DEC1, ["model"])[0]
     assert row["cost_usd"] == 2 * pricer.rates("anthropic", "claude-sonnet-4-5", calls[0].call.start_time_unix_nano
                                                ).cost(calls[0].call) == Decimal("0.9")  # 300k at $3/MTok
@@ -183,7 +185,7 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
     ledger = Ledger(db_url)
     first = make_call(1)
     first.retries = 2
-    assert len(ledger.record([Entry(first, SEARCH, 0, dedup_keys(first))])) == 1
+    assert len(ledger.record([Entry(first, SEARCH, 0, call_keys(first))])) == 1
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert (row["requests"], row["retries"], row["cost_usd"]) == (5, 2, Decimal(1))
     ledger.close()
@@ -200,9 +202,9 @@ def test_an_unreachable_ledger_names_its_url_without_the_password():
 
 @pytest.mark.parametrize("url", ["postgresql://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1/test"])
 def test_a_bare_postgresql_url_uses_the_psycopg_driver_the_extra_installs(url):
-    from costline.processor.ledger import _engine
+    from costline.processor.ledger.engine import open_engine
 
-    engine = _engine(url)  # lazy: no connection is made
+    engine = open_engine(url)  # lazy: no connection is made
     assert (engine.dialect.name, engine.dialect.driver) == ("postgresql", "psycopg")
     engine.dispose()
 
@@ -213,3 +215,82 @@ def test_owner_fields_are_the_ledger_owner_columns_in_order():
     from costline.processor.ledger.schema import OWNER_COLUMNS
 
     assert Owner._fields == OWNER_COLUMNS
+
+
+def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_rows(db_url):
+    from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint, create_engine
+
+    from costline.processor.ledger.schema import (
+        ADDED_DIMENSIONS,
+        CALL_COLUMNS,
+        COUNTERS,
+        OWNER_COLUMNS,
+        billed_spans,
+        usage_hourly,
+    )
+
+    # The schema as released before the customer dimension: unique over the dimensions it had.
+    owners = [c for c in OWNER_COLUMNS if c not in ADDED_DIMENSIONS]
+    old = MetaData()
+    table = Table(usage_hourly.name, old, Column("id", Integer, primary_key=True, autoincrement=True),
+                  Column("hour", BigInteger, nullable=False),
+                  *(Column(name, String(255), nullable=False, default="") for name in owners + list(CALL_COLUMNS)),
+                  *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
+                  UniqueConstraint("hour", *owners, *CALL_COLUMNS, name="uq_costline_usage_hourly_row"))
+    Index("ix_costline_usage_hourly_hour", table.c.hour)
+    billed_spans.to_metadata(old)
+    engine = create_engine(db_url)
+    old.create_all(engine)
+    call = make_call(1)
+    row = {"hour": call.start_time_unix_nano // 10**9 // 3600 * 3600, "org": "acme", "team": "search",
+           "project": "ranking", "user": "alice", "key": "alice-laptop", "environment": "prod", "provider": "openai",
+           "model": call.model, "operation": "chat", "requests": 4, "cost_pico_usd": 10**12}
+    with engine.begin() as conn:
+        conn.execute(table.insert().values(**row))
+        conn.execute(table.insert().values(**{**row, "team": "support", "requests": 1}))
+    engine.dispose()
+
+    ledger = Ledger(db_url)
+    tenant = make_call(2, customer="initech")
+    ledger.record([Entry(call, SEARCH, 0, call_keys(call)),  # the same row as the old one: it adds to it
+                   Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))])  # a row of its own
+    rows = {(r["team"], r["customer"]): (r["requests"], r["cost_usd"])
+            for r in ledger.usage(NOV1, DEC1, ["team", "customer"])}
+    assert rows == {("search", ""): (5, Decimal(1)), ("support", ""): (1, Decimal(1)),
+                    ("search", "initech"): (1, Decimal("0.000000000007"))}
+    assert ledger.record([Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))]) == []
+    ledger.close()
+    Ledger(db_url).close()  # opening an up-to-date ledger changes nothing
+    assert len(Ledger(db_url).usage(NOV1, DEC1, ["team", "customer"])) == 3
+
+
+def test_customer_is_an_owner_dimension_from_span_to_usage(db_url):
+    from costline.processor.config import CostlineConfig
+    from costline.processor.ownership import Hierarchy
+
+    call = make_call(1, customer="initech")
+    owner, _ = Hierarchy(CostlineConfig()).resolve(call.owner, None, None)
+    assert owner.customer == "initech"
+    ledger = Ledger(db_url)
+    ledger.record([Entry(call, owner, 5, call_keys(call))])
+    assert [(r["customer"], r["cost_usd"]) for r in ledger.usage(NOV1, DEC1, ["customer"])] == [
+        ("initech", Decimal("0.000000000005"))]
+    ledger.close()
+
+
+def test_a_reprice_leaves_a_row_alone_if_calls_were_billed_into_it_after_it_was_read(db_url):
+    # Read, price, write back are three steps: an unpriced call billed into the row in between must stay unpriced
+    # (and be priced by the next reprice), not be marked priced without its cost.
+    ledger = Ledger(db_url)
+    ledger.record([entry(1, cost=None, model="acme-llama-70b")])
+    [read] = ledger.reader.unpriced_rows(NOV1)
+    ledger.record([entry(2, cost=None, model="acme-llama-70b")])
+    unpriced = {c: read[c] for c in ("unpriced_requests", "unpriced_input_tokens", "unpriced_output_tokens",
+                                     "unpriced_cache_read_tokens", "unpriced_cache_write_tokens")}
+    assert ledger.writer.price_rows([(read["id"], unpriced, 123)]) == 0
+    pricer = Pricer([PriceOverride(provider="openai", model="acme-llama-70b", input_per_mtok=Decimal("1"),
+                                   output_per_mtok=Decimal("2"))])
+    assert reprice(ledger, pricer, NOV1) == 1
+    [row] = ledger.usage(NOV1, DEC1, ["model"])
+    assert (row["unpriced_requests"], row["cost_usd"]) == (0, Decimal("0.002400000000"))  # 2 × (1000 × 1 + 100 × 2)
+    ledger.close()

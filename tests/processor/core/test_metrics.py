@@ -13,9 +13,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.budgets import Budgets
 from costline.processor.config import load_config
-from costline.processor.ledger import Entry, Ledger, dedup_keys, to_pico
+from costline.processor.ledger import Ledger
 from costline.processor.metrics import CostlineCollector
-from costline.processor.ownership import Owner
+from costline.processor.model import Entry, Owner, call_keys
+from costline.processor.units import usd_to_pico
 
 from .conftest import EXAMPLE_CONFIG, at, make_call
 
@@ -48,9 +49,9 @@ def test_golden_exposition(tmp_path):
     failed = make_call(2, start=at(2026, 11, 20, 9), input_tokens=0, output=0, error="rate_limit_error")
     failed.retries = 2
     unpriced = make_call(3, start=at(2026, 11, 20, 9), model="acme-llama-70b", input_tokens=10, output=5)
-    text = exposition(tmp_path, [Entry(ok, owner, to_pico(Decimal("0.25")), dedup_keys(ok)),
-                                 Entry(failed, owner, 0, dedup_keys(failed)),
-                                 Entry(unpriced, owner, None, dedup_keys(unpriced))])
+    text = exposition(tmp_path, [Entry(ok, owner, usd_to_pico(Decimal("0.25")), call_keys(ok)),
+                                 Entry(failed, owner, 0, call_keys(failed)),
+                                 Entry(unpriced, owner, None, call_keys(unpriced))])
     base = {"provider": "openai", "operation": "chat", "org": "acme", "team": "marketing", "project": "campaigns"}
     mini = {**base, "model": "gpt-4o-mini-2024-07-18"}
     llama = {**base, "model": "acme-llama-70b"}
@@ -88,6 +89,6 @@ def test_promtool_check_metrics(tmp_path):
     owner = Owner("acme", "marketing", "campaigns", "", "", "", "", "")
     call = make_call(1, start=at(2026, 11, 20, 9))
     call.time_to_first_token_s = 0.2
-    text = exposition(tmp_path, [Entry(call, owner, to_pico(Decimal("0.1")), dedup_keys(call))])
+    text = exposition(tmp_path, [Entry(call, owner, usd_to_pico(Decimal("0.1")), call_keys(call))])
     result = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr

@@ -38,7 +38,7 @@ projects:
 prices:
   - {provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}
 """
-"""The config from issue 3, verbatim: gpt-4o at a negotiated $2/$8 per MTok makes expected costs exact."""
+"""The example config of the processor's docs, verbatim: gpt-4o at a negotiated $2/$8 per MTok makes expected costs exact."""
 
 
 def http_get(url: str, timeout: float = 5.0) -> bytes:
@@ -66,7 +66,7 @@ class Served:
 
 def serve(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None, grpc: bool = False) -> Served:
     """Start `costline serve` on free ports and wait until /readyz says the ledger is open. The config is
-    `workdir/costline.yaml` when the test wrote one, else the issue's. OTLP/gRPC only when `grpc` is asked for."""
+    `workdir/costline.yaml` when the test wrote one, else `CONFIG`. OTLP/gRPC only when `grpc` is asked for."""
     config = workdir / "costline.yaml"
     if not config.exists():
         config.write_text(CONFIG)

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter
 
 from costline.processor.api import AdminApi, ApiError, parse_usage_query, render_usage
 from costline.processor.server import Request
+from costline.processor.units import pico_to_usd
 
 GROUPS = ("org", "team", "project", "user", "key", "model", "provider", "operation")
 
@@ -30,8 +31,10 @@ class Backend:
 
     def usage(self, start, end, group_by, *, limit=None, offset=0):
         self.calls.append((start, end, tuple(group_by)))
-        return [{"team": "search", "model": "gpt-4o", "requests": 2, "cost_usd": 0.1 + 0.2, "input_tokens": 10},
-                {"team": "support, \"tier 1\"", "model": "claude", "requests": 1, "cost_usd": 1e-7,
+        # Money as the ledger's reader gives it: exact USD from pico-dollars (0.1 + 0.2 as a float would not be).
+        return [{"team": "search", "model": "gpt-4o", "requests": 2, "cost_usd": pico_to_usd(300_000_000_000),
+                 "input_tokens": 10},
+                {"team": "support, \"tier 1\"", "model": "claude", "requests": 1, "cost_usd": pico_to_usd(100_000),
                  "input_tokens": 0}]
 
     def budgets(self):
@@ -87,7 +90,7 @@ def test_usage_json_and_csv(api: AdminApi, backend: Backend) -> None:
     assert response.status == 200 and response.content_type == "application/json"
     document = json.loads(response.body)
     assert document["group_by"] == ["team", "model"]
-    assert document["rows"][0]["cost_usd"] == 0.1 + 0.2
+    assert document["rows"][0]["cost_usd"] == "0.300000000000"  # exact: money is a decimal string
     start, end, group_by = backend.calls[-1]
     assert start == datetime(2026, 11, 1, tzinfo=timezone.utc)
     assert end == datetime(2026, 12, 1, tzinfo=timezone.utc)  # a bare `to` date includes that whole day
@@ -97,9 +100,9 @@ def test_usage_json_and_csv(api: AdminApi, backend: Backend) -> None:
     assert response.content_type.startswith("text/csv")
     rows = list(csv.reader(io.StringIO(response.body.decode())))
     assert rows[0] == ["team", "model", "requests", "cost_usd", "input_tokens"]
-    assert rows[1] == ["search", "gpt-4o", "2", repr(0.1 + 0.2), "10"]  # every digit, not rounded
+    assert rows[1] == ["search", "gpt-4o", "2", "0.300000000000", "10"]  # every digit, not rounded
     assert rows[2][0] == 'support, "tier 1"'
-    assert float(rows[2][3]) == 1e-7
+    assert rows[2][3] == "0.000000100000"  # plain decimal, never 1E-7
 
 
 def test_usage_validation_names_the_parameter(api: AdminApi) -> None:

@@ -139,7 +139,7 @@ def test_policy_endpoint_gives_the_guard_rules_budget_and_rates(served):
     assert document["models"] == [{"level": "org acme", "provider": "openai", "allow": None, "deny": ["o3*"]}]
     budget = document["budget"]
     assert budget["bound_by"] == "key acme/engineering/alice/alice-laptop daily"
-    assert budget["remaining_usd"] == pytest.approx(0.001 - (1000 * 2 + 200 * 8) / 1e6)
+    assert budget["remaining_usd"] == "-0.002600000000"  # exact: 0.001 budget - 0.0036 spent
     assert document["rates"] == {"openai/gpt-4o": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}}
 
     _, body = call(f"{served.api_url}/api/v1/policy?team=marketing", TOKENS["guard"])
@@ -158,8 +158,8 @@ def test_violations_are_counted_for_unguarded_apps(served):
 
 def test_without_tokens_only_loopback_clients_are_answered(tmp_path, caplog):
     from costline.processor.api import AdminApi
-    from costline.processor.cli import Service
     from costline.processor.server import Request
+    from costline.processor.service import Service
     from costline.processor.settings import Address, Settings
 
     settings = Settings(config_path=None, db_url=f"sqlite:///{tmp_path / 'l.db'}", otlp_http=None, otlp_grpc=None,

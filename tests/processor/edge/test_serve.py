@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from tests.processor.edge.served import CONFIG, Served, serve, stop
 from .otlp import llm_request
 
 COSTLINE = [sys.executable, "-m", "costline.cli"]
-GOOD_COST = (1000 * 2.00 + 200 * 8.00) / 1e6
+GOOD_COST = Decimal("0.0036")  # 1000 input at $2 + 200 output at $8 per MTok (the override)
 
 
 def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
@@ -100,17 +101,21 @@ def test_grpc_export_reload_on_sighup_and_usage_cli(tmp_path: Path, serving: lis
     provider.shutdown()
     rows = served.usage("team,model")
     assert [(r["team"], r["model"], r["requests"]) for r in rows] == [("marketing", "gpt-4o", 1)]
-    assert abs(rows[0]["cost_usd"] - GOOD_COST) < 1e-12
+    assert rows[0]["cost_usd"] == "0.003600000000"  # money in JSON: an exact decimal string
 
     # A new price for a model nobody priced, picked up by SIGHUP without a restart.
     assert post(served.otlp_url, llm_request(1, model="acme-llama", team="marketing").SerializeToString()) == 200
     config = tmp_path / "costline.yaml"
     config.write_text(CONFIG + "  - {provider: openai, model: acme-llama, input_per_mtok: 1.0, output_per_mtok: 1.0}\n")
     served.process.send_signal(signal.SIGHUP)
-    time.sleep(1.0)
+    # The reload is done when the service logs it (the signal only queues it for the main thread).
+    deadline = time.monotonic() + 20
+    while f"reloaded {config}" not in served.log.read_text():
+        assert time.monotonic() < deadline and served.process.poll() is None, served.log.read_text()
+        time.sleep(0.05)
     assert post(served.otlp_url, llm_request(1, model="acme-llama", team="marketing").SerializeToString()) == 200
     by_model = {r["model"]: r for r in served.usage("model")}
-    assert abs(by_model["acme-llama"]["cost_usd"] - 1200 / 1e6) < 1e-12  # only the span after the reload
+    assert Decimal(by_model["acme-llama"]["cost_usd"]) == Decimal("0.0012")  # only the span after the reload
     assert served.process.poll() is None
 
     # An invalid config is refused by the API, naming the key; the running one stays.
@@ -135,7 +140,7 @@ def test_grpc_export_reload_on_sighup_and_usage_cli(tmp_path: Path, serving: lis
     assert result.returncode == 0, result.stderr
     result = run("usage", "--db", db_url, "--group-by", "model", "--format", "json", cwd=tmp_path)
     by_model = {r["model"]: r for r in json.loads(result.stdout)["rows"]}
-    assert abs(by_model["acme-llama"]["cost_usd"] - 2 * 1200 / 1e6) < 1e-12
+    assert Decimal(by_model["acme-llama"]["cost_usd"]) == Decimal("0.0024")
 
 
 @pytest.mark.postgres
@@ -156,13 +161,13 @@ def test_serve_on_postgresql(tmp_path: Path, serving: list[Served]) -> None:
         assert post(served.otlp_url, request.SerializeToString()) == 200  # the exporter's retry
         rows = served.usage("team")
         assert [(r["team"], r["requests"]) for r in rows] == [("marketing", 3)]
-        assert abs(rows[0]["cost_usd"] - 3 * GOOD_COST) < 1e-12
+        assert Decimal(rows[0]["cost_usd"]) == 3 * GOOD_COST
         assert stop(served) == 0
         again = serve(tmp_path, db_url)
         serving.append(again)
         team_budgets = [b for b in again.budgets()["budgets"] if b["scope"] == "team" and "marketing" in
                         str(b["owner"]) and b["period"] == "monthly"]
-        assert abs(team_budgets[0]["spent_usd"] - 3 * GOOD_COST) < 1e-12
+        assert Decimal(team_budgets[0]["spent_usd"]) == 3 * GOOD_COST
         assert stop(again) == 0
     finally:
         with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as conn:

@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from costline.processor.ledger import Entry, Ledger, dedup_keys
-from costline.processor.ownership import Owner
+from costline.processor.ledger import Ledger
+from costline.processor.model import Entry, Owner, call_keys
 from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
 from tests.processor.edge.otlp import llm_span, request_of
 
@@ -89,7 +89,7 @@ def test_a_batch_retried_through_another_processor_sharing_the_ledger(tmp_path) 
     try:
         owner = Owner("acme", "search", "", "", "", "", "", "")
         calls = [make_call(i, response_id="chatcmpl-constant", start=START + i * 5 * SECOND) for i in range(3)]
-        batch = [Entry(c, owner, 100, dedup_keys(c)) for c in calls]
+        batch = [Entry(c, owner, 100, call_keys(c)) for c in calls]
         assert len(first.record(batch)) == 3
         assert second.record(batch) == []
         assert first.record(batch) == []
@@ -108,6 +108,6 @@ def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int)
     try:
         for i in range(4):
             call = make_call(i, response_id="chatcmpl-constant", start=START + i * gap_s * SECOND)
-            assert len(ledger.record([Entry(call, owner, 100, dedup_keys(call))])) == 1
+            assert len(ledger.record([Entry(call, owner, 100, call_keys(call))])) == 1
     finally:
         ledger.close()

@@ -16,6 +16,7 @@ import os
 import random
 import re
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -26,14 +27,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
-from costline.processor.cli import Service
+from costline.processor.service import Service
 from costline.processor.settings import Address, Settings
 from tests.processor.edge.otlp import llm_span, otlp_json, request_of
 
 from .conftest import CONFIG, http_get
 
 MAX_BODY = 8 * 1024 * 1024
-GOOD_COST = (1000 * 2.00 + 200 * 8.00) / 1e6  # llm_span defaults: 1000 input, 200 output tokens of gpt-4o
+GOOD_COST = Decimal("0.0036")  # llm_span defaults: 1000 input, 200 output tokens of gpt-4o
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +95,7 @@ def assert_ledger_sane_and_reference_exact(client: Client) -> None:
                 assert math.isfinite(value) and value >= 0, (key, row)
     engineering = [r for r in rows if r["team"] == "engineering"]
     assert engineering and engineering[0]["requests"] == client.good_spans
-    assert abs(engineering[0]["cost_usd"] - client.good_spans * GOOD_COST) < 1e-9
+    assert Decimal(engineering[0]["cost_usd"]) == client.good_spans * GOOD_COST
     for line in cost_lines(client.api("/metrics").decode()):
         value = float(line.rsplit(" ", 1)[1])
         assert math.isfinite(value) and value >= 0, line
@@ -176,7 +177,7 @@ def test_wrong_types_and_absurd_token_counts_do_not_reach_the_ledger(client: Cli
     rows = json.loads(client.api("/api/v1/usage?group_by=team&format=json"))["rows"]
     for row in rows:
         if row["team"] != "engineering":
-            assert row["cost_usd"] <= fuzz_spans * GOOD_COST + 1e-12, row
+            assert Decimal(row["cost_usd"]) <= fuzz_spans * GOOD_COST, row
             for key, value in row.items():
                 if key.endswith("tokens"):
                     assert value <= fuzz_spans * 1000, row

@@ -31,7 +31,7 @@ def test_a_trillion_tokens_are_rejected_and_counted(ingest: Ingest) -> None:
     assert response.partial_success.rejected_spans == 1
     assert "limits.max_tokens_per_call" in response.partial_success.error_message
     row = engineering(ingest)
-    assert row is not None and row["requests"] == 1 and Decimal(str(row["cost_usd"])) == GOOD_COST
+    assert row is not None and row["requests"] == 1 and Decimal(row["cost_usd"]) == GOOD_COST
     assert ingest.sample("costline_spans_received_total", result="rejected") == 1
     assert ingest.sample("costline_span_values_bounded_total", field="tokens", action="rejected") == 1
 
@@ -41,7 +41,7 @@ def test_cache_read_above_the_input_is_clamped_and_counted(ingest: Ingest) -> No
     row = engineering(ingest)
     assert row is not None
     assert (row["input_tokens"], row["cache_read_tokens"], row["output_tokens"]) == (0, 1000, 200)
-    assert Decimal(str(row["cost_usd"])) == Decimal("0.0026")  # 1000 cache read at $1 + 200 output at $8 per MTok
+    assert Decimal(row["cost_usd"]) == Decimal("0.0026")  # 1000 cache read at $1 + 200 output at $8 per MTok
     assert ingest.sample("costline_span_values_bounded_total", field="cache_read_tokens", action="clamped") == 1
 
 

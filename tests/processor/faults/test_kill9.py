@@ -12,6 +12,7 @@ import http.client
 import signal
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -21,7 +22,7 @@ from .conftest import Served, serve, stop
 
 SPANS_PER_BATCH = 50
 INPUT, OUTPUT = 1200, 300
-COST_PER_SPAN = (INPUT * 2.00 + OUTPUT * 8.00) / 1e6  # the config's gpt-4o override, $ per call
+COST_PER_SPAN = (INPUT * Decimal("2.00") + OUTPUT * Decimal("8.00")) / 10**6  # the config's gpt-4o override, $ per call
 
 
 def batches(count: int, start_ns: int) -> list[bytes]:
@@ -60,14 +61,14 @@ class Exporter(threading.Thread):
 
 def team_row(served: Served, team: str) -> dict:
     rows = [r for r in served.usage("team") if r["team"] == team]
-    return rows[0] if rows else {"requests": 0, "cost_usd": 0.0}
+    return rows[0] if rows else {"requests": 0, "cost_usd": "0"}
 
 
-def spent(budgets: dict, scope: str, owner_word: str, period: str = "monthly") -> float:
+def spent(budgets: dict, scope: str, owner_word: str, period: str = "monthly") -> Decimal:
     matches = [b["spent_usd"] for b in budgets["budgets"]
                if b["scope"] == scope and b["period"] == period and owner_word in str(b["owner"])]
     assert len(matches) == 1, budgets
-    return matches[0]
+    return Decimal(matches[0])
 
 
 def test_kill9_loses_no_acknowledged_span_and_restores_budgets(tmp_path: Path, serving: list[Served]) -> None:
@@ -104,17 +105,17 @@ def test_kill9_loses_no_acknowledged_span_and_restores_budgets(tmp_path: Path, s
     row = team_row(restarted, "marketing")
     assert row["requests"] == expected_spans  # the in-flight batch, committed and retried, counts once
     expected_cost = expected_spans * COST_PER_SPAN
-    assert abs(row["cost_usd"] - expected_cost) < 1e-9
+    assert Decimal(row["cost_usd"]) == expected_cost
 
     budgets = restarted.budgets()
-    assert abs(spent(budgets, "team", "marketing") - expected_cost) < 1e-9
-    assert abs(spent(budgets, "org", "acme") - expected_cost) < 1e-9
+    assert spent(budgets, "team", "marketing") == expected_cost
+    assert spent(budgets, "org", "acme") == expected_cost
     assert stop(restarted) == 0  # SIGTERM: clean shutdown
 
     # And once more from cold: the budgets are read back from the ledger, not from memory.
     again = serve(tmp_path, db_url)
     serving.append(again)
-    assert abs(spent(again.budgets(), "team", "marketing") - expected_cost) < 1e-9
+    assert spent(again.budgets(), "team", "marketing") == expected_cost
     metrics = again.metrics()
     assert 'costline_budget_spent_usd{' in metrics
     assert stop(again, signal.SIGINT) == 0

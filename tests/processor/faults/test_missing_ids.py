@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from costline.processor.ledger import Entry, Ledger, dedup_keys
-from costline.processor.ownership import Owner
+from costline.processor.ledger import Ledger
+from costline.processor.model import Entry, Owner, call_keys
 from tests.processor.core.conftest import make_call
 from tests.processor.edge.otlp import llm_span, otlp_json, request_of
 
@@ -36,7 +36,7 @@ def test_a_span_without_ids_is_billed_not_refused(ingest: Ingest) -> None:
     ingest.export_json(BARE)
     row = engineering(ingest)
     assert (row["requests"], row["input_tokens"], row["unpriced_requests"]) == (1, 1000, 0)
-    assert Decimal(str(row["cost_usd"])) > 0  # gpt-4o at list price (no provider: not the config's openai override)
+    assert Decimal(row["cost_usd"]) > 0  # gpt-4o at list price (no provider: not the config's openai override)
     # Nothing tells a second copy without ids or times from a second call: it is billed again, not dropped.
     ingest.export_json(BARE)
     assert engineering(ingest)["requests"] == 2
@@ -66,8 +66,8 @@ def test_ledger_records_a_batch_of_only_id_less_calls(db_url: str) -> None:
     bare.start_time_unix_nano = 0  # no times either: no identity at all
     timed = make_call(2, trace=b"")
     try:
-        assert len(ledger.record([Entry(bare, owner, 1, dedup_keys(bare))])) == 1
-        assert len(ledger.record([Entry(timed, owner, 1, dedup_keys(timed))])) == 1
-        assert ledger.record([Entry(timed, owner, 1, dedup_keys(timed))]) == []  # its retry
+        assert len(ledger.record([Entry(bare, owner, 1, call_keys(bare))])) == 1
+        assert len(ledger.record([Entry(timed, owner, 1, call_keys(timed))])) == 1
+        assert ledger.record([Entry(timed, owner, 1, call_keys(timed))]) == []  # its retry
     finally:
         ledger.close()

@@ -248,7 +248,7 @@ def test_outage_while_running_turns_readiness_and_the_api_to_503_and_back(
 
 
 def test_a_probe_flood_asks_the_ledger_once_per_interval(tmp_path: Path) -> None:
-    from costline.processor.cli import LedgerReadiness
+    from costline.processor.service import LedgerReadiness
 
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
     pings = 0

@@ -25,8 +25,8 @@ from pathlib import Path
 import pytest
 
 from costline.processor.api import MAX_PAGE_ROWS
-from costline.processor.ledger import Entry, Ledger, dedup_keys
-from costline.processor.ownership import Owner
+from costline.processor.ledger import Ledger
+from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.receivers import BearerAuth, ReceiverStats
 from costline.processor.receivers.http import OTLPHttpReceiver
 from costline.processor.server import DRAIN_LIMIT, HttpServer
@@ -91,7 +91,7 @@ def ledger_url(tmp_path_factory) -> str:
     for i in range(TEAMS):
         call = make_call(i, team=f"team-{i:05d}", input_tokens=1000 * (i % 50 + 1), start=at(2026, 11, 10))
         owner = Owner("acme", f"team-{i:05d}", "", "", "", "", "", "")
-        entries.append(Entry(call, owner, 1_000_000 * (i % 50 + 1), dedup_keys(call)))
+        entries.append(Entry(call, owner, 1_000_000 * (i % 50 + 1), call_keys(call)))
     assert len(ledger.record(entries)) == TEAMS
     ledger.close()
     return url

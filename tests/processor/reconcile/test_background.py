@@ -79,20 +79,20 @@ def test_reconcile_every_units():
 def test_ready_only_once_every_listener_listens(tmp_path, monkeypatch):
     # /readyz turning 200 invites exports at once: the OTLP listeners (and the reconciliation's tables, created
     # at start) must be up before readiness exists, or a quick exporter meets a refused connection.
-    from costline.processor import cli
+    from costline.processor import service as composition
 
     seen = {}
-    original = cli.LedgerReadiness.__init__
+    original = composition.LedgerReadiness.__init__
 
     def record(self, *args, **kwargs):
         seen["otlp_http"] = service.otlp_http is not None
         seen["reconcile"] = service.reconcile is not None
         original(self, *args, **kwargs)
 
-    monkeypatch.setattr(cli.LedgerReadiness, "__init__", record)
+    monkeypatch.setattr(composition.LedgerReadiness, "__init__", record)
     settings = resolve({"db": f"sqlite:///{tmp_path / 'l.db'}", "otlp_http": "127.0.0.1:0", "otlp_grpc": "off",
                         "http": "off", "config": ""}, env={})
-    service = cli.Service(settings)
+    service = composition.Service(settings)
     try:
         service.start()
         assert seen == {"otlp_http": True, "reconcile": True}
@@ -111,7 +111,7 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
 
     from prometheus_client import generate_latest
 
-    from costline.processor import cli
+    from costline.processor import service as composition
     from costline.processor.reconcile import service as reconcile_service
     from tests.processor.reconcile.admin_server import openai_usage_buckets
 
@@ -122,7 +122,7 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
                       "    - {provider: openai, project_id: proj_ops, team: billing}\n")
     settings = resolve({"db": db, "otlp_http": "off", "otlp_grpc": "off", "http": "off", "config": str(config)},
                        env={})
-    service = cli.Service(settings).start()
+    service = composition.Service(settings).start()
     try:
         assert _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
                       "billing") is None

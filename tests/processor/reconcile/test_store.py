@@ -35,8 +35,7 @@ def _usage_file(tmp_path, calls, name="usage.json"):
 
 @pytest.fixture
 def ledger(db_url):
-    from costline.processor.ledger import Entry
-    from costline.processor.ownership import Owner
+    from costline.processor.model import Entry, Owner
 
     ledger = Ledger(db_url)
     call = make_call(1, team="search", start=at(2026, 11, 10), input_tokens=1000, output=100)

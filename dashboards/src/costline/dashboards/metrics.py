@@ -1,4 +1,4 @@
-"""Names of the series the processor exposes (issue 3), in one place so a rename upstream is one edit here.
+"""Names of the series the processor exposes, in one place so a rename upstream is one edit here.
 
 Counters are listed with their `_total` suffix as scraped; recording rules drop it (`team:costline_cost_usd:rate5m`),
 as Prometheus' naming conventions ask.
@@ -41,5 +41,5 @@ def without_total(counter: str) -> str:
 
 
 RETRIES = "costline_retries_total"
-"""Not in issue 3's list: retries the SDKs made (`http.request.resend_count`), for the Performance dashboard's retry
-rate. Requested from the processor; the retry panel is empty until it is exported."""
+"""Retries the SDKs made before their calls' answers (`http.request.resend_count`), labelled like requests without
+`outcome` and present at 0 for every series with requests: the Performance dashboard's retries-per-request panel."""

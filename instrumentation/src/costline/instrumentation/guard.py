@@ -1,7 +1,7 @@
 """Telemetry code must never raise into the application's LLM call.
 
-Every piece of Costline that runs inside an SDK call goes through `guarded` or `swallow`: an exception there is
-logged at debug level and counted, and the SDK call goes on as if Costline were not installed.
+Every piece of Costline that runs inside an SDK call catches its own exceptions and hands them to `swallow`: an
+exception there is logged at debug level and counted, and the SDK call goes on as if Costline were not installed.
 """
 
 from __future__ import annotations

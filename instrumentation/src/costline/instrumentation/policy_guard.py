@@ -147,6 +147,13 @@ def _list(value: Any, name: str) -> list:
 
 
 def _number(value: Any, name: str) -> float:
+    """A number of the policy document. Money comes as an exact decimal string (`"12.500000000000"`, the processor
+    API's rule for amounts of USD); a JSON number is accepted too. The guard compares in floats: it estimates."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise GarbageResponse(f"{name} is not a finite number") from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise GarbageResponse(f"{name} is not a finite number")
     return float(value)

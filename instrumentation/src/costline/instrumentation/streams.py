@@ -1,8 +1,9 @@
 """One proxy base class for every SDK stream: chunks pass through as they arrive, telemetry ends exactly once.
 
 A stream's call ends when the application exhausts it, closes it, leaves its `with` block, drops it (garbage
-collection), or when reading it raises. Subclasses only say what a chunk teaches (`_observe`) and whether the
-application should see it (`_observe` returns False to hide Costline's own usage-only chunk).
+collection), or when reading it raises. The proxies are not subclassed per SDK: each stream gets a `StreamObserver`
+that says what a chunk teaches and whether the application should see it (`observe` returns False to hide
+Costline's own usage-only chunk), and moves what it learnt onto the call before the span ends (`finish`).
 """
 
 from __future__ import annotations

@@ -10,8 +10,9 @@ Memory and scrape time bound the series count (100k active series are the aim), 
 - its labels are kept once, as the text the exposition writes between the braces (`model="gpt-4o",org="acme"`,
   sorted by name, escaped), made when the series is created. That text is also the series' key, and each distinct
   label value's `name="value"` text is made once, when the limiter admits the value;
-- its counters are one position in a column per `model.Counts` slot (an `array` of 4-byte integers for call
-  counts, 8-byte for tokens and cost, each widening — to 8 bytes, then to Python integers — only when a count
+- its counters are one position in a column per `model.Counts` slot it keeps (`SERIES_COUNTS`: the same counter
+  vector an hourly ledger row sums, less the unpriced tokens only a reprice needs; an `array` of 4-byte integers
+  for call counts, 8-byte for tokens and cost, each widening — to 8 bytes, then to Python integers — only when a count
   outgrows it), and its time-to-first-token histogram, if it has one, a position in the histogram columns.
 
 A scrape then copies the columns (C-level) and writes lines from them (`exposition.series_lines`), never
@@ -23,31 +24,30 @@ from __future__ import annotations
 import bisect
 import threading
 from array import array
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter, getitem, itemgetter
 
 from costline.processor.exposition import label_fragment
-from costline.processor.ledger import Entry
-from costline.processor.model import TOKEN_COUNTS, Counts
+from costline.processor.model import CALL_LABELS, OWNER_FIELDS, TOKEN_COUNTS, TOKEN_TYPES, Counts, Entry
+
+__all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_LABELS", "SERIES_COUNTS", "TOKEN_TYPES", "CardinalityLimiter",
+           "SeriesAggregator", "SeriesSnapshot"]
 
 OVERFLOW = "__overflow__"
-CALL_LABELS = ("provider", "model", "operation")
-OWNER_LABELS = ("org", "team", "project", "user", "key", "feature", "cost_center", "environment")
-"""Label names, in the order series keys use: the call's, then any of the owner's (`ownership.Owner` fields)."""
-TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
-"""Values of the `type` label, in `model.TOKEN_COUNTS` order."""
+OWNER_LABELS = OWNER_FIELDS
+"""Label names, in the order series keys use: the call's (`CALL_LABELS`), then any of the owner's (`model.Owner`)."""
 RECENT_KEYS = 4096
 SAMPLE_LABELS = ("type", "outcome", "le")
 """Labels some families add to a series' own (token type, request outcome, histogram bucket): the aggregator keeps,
 per series, where each goes in its label text."""
 
-COST, INPUT, OUTPUT, CACHE_READ, CACHE_WRITE, REASONING = (
-    Counts.COST_PICO, Counts.INPUT_TOKENS, Counts.OUTPUT_TOKENS, Counts.CACHE_READ_TOKENS, Counts.CACHE_WRITE_TOKENS,
-    Counts.REASONING_TOKENS)
-SUCCESS, ERRORS, UNPRICED, PRICED, RETRIES = (Counts.SUCCESS, Counts.ERRORS, Counts.UNPRICED, Counts.PRICED,
-                                              Counts.RETRIES)
+REQUESTS, ERRORS, UNPRICED, COST, RETRIES = (Counts.REQUESTS, Counts.ERRORS, Counts.UNPRICED_REQUESTS,
+                                             Counts.COST_PICO_USD, Counts.RETRIES)
 TOKEN_SLOTS = TOKEN_COUNTS
+SERIES_COUNTS = (REQUESTS, ERRORS, UNPRICED, *TOKEN_SLOTS, COST, RETRIES)
+"""The `model.Counts` slots a series keeps. Successful calls are requests less errors, priced calls requests less
+unpriced ones: derived at the scrape, not counted twice."""
 
 
 class CardinalityLimiter:
@@ -90,8 +90,8 @@ class SeriesSnapshot:
     """Per series, the text between the exposition's braces."""
     splits: dict[str, array]
     """Per sample label whose place is inside the text: per series, the offset of the comma it goes before."""
-    counts: tuple[Sequence[int], ...]
-    """One column per `model.Counts` slot."""
+    counts: dict[Counts, Sequence[int]]
+    """One column per `SERIES_COUNTS` slot."""
     histogram_of: array
     """Per series, its row in the histogram columns, or -1 without one."""
     ttft_bounds: tuple[float, ...]
@@ -162,7 +162,8 @@ class SeriesAggregator:
         self._splits = {extra: array("I") for extra in self._split_at}
         # Call counts start as 4-byte columns, tokens and cost as 8-byte ones; each widens when outgrown (`_widened`).
         wide = {COST, *TOKEN_SLOTS}
-        self._counts: list[array | list] = [array("q" if slot in wide else "I") for slot in Counts]
+        self._counts: dict[Counts, array | list] = {slot: array("q" if slot in wide else "I")
+                                                    for slot in SERIES_COUNTS}
         self._histogram_of = array("i")
         self._buckets: list[array | list] = [array("I") for _ in self.ttft_bounds]
         self._ttft_count = array("q")
@@ -177,8 +178,7 @@ class SeriesAggregator:
             # Statements, not a loop over slots: this runs per billed call. Calls counts are 4-byte columns that
             # widen when outgrown (each guarded); token and cost columns are 8-byte, cost widening past that.
             input_, output, cache_read, cache_write, reasoning = (counts[slot] for slot in TOKEN_SLOTS)
-            unpriced, priced, success, errors, retries = (counts[UNPRICED], counts[PRICED], counts[SUCCESS],
-                                                          counts[ERRORS], counts[RETRIES])
+            requests, unpriced, errors, retries = counts[REQUESTS], counts[UNPRICED], counts[ERRORS], counts[RETRIES]
             for e in entries:
                 call = e.call
                 raw = (call.provider, call.model or "", call.operation, *owner_values(e.owner))
@@ -194,6 +194,10 @@ class SeriesAggregator:
                         if len(recent) >= RECENT_KEYS:
                             recent.clear()
                         recent[raw] = i
+                try:
+                    requests[i] += 1
+                except OverflowError:
+                    requests = _widened(counts, REQUESTS, i, 1)
                 if e.cost_pico is None:
                     try:
                         unpriced[i] += 1
@@ -204,21 +208,12 @@ class SeriesAggregator:
                         counts[COST][i] += e.cost_pico
                     except OverflowError:
                         _widened(counts, COST, i, e.cost_pico)
-                    try:
-                        priced[i] += 1
-                    except OverflowError:
-                        priced = _widened(counts, PRICED, i, 1)
                 input_[i] += call.input_tokens
                 output[i] += call.output_tokens
                 cache_read[i] += call.cache_read_tokens
                 cache_write[i] += call.cache_write_tokens
                 reasoning[i] += call.reasoning_tokens
-                if call.error_type is None:
-                    try:
-                        success[i] += 1
-                    except OverflowError:
-                        success = _widened(counts, SUCCESS, i, 1)
-                else:
+                if call.error_type is not None:
                     try:
                         errors[i] += 1
                     except OverflowError:
@@ -257,7 +252,7 @@ class SeriesAggregator:
             i = self._index[text] = len(self._index)
             for extra, at in self._split_at.items():
                 self._splits[extra].append(sum(map(len, fragments[:at])) + at - 1)
-            for column in self._counts:
+            for column in self._counts.values():
                 column.append(0)
             self._histogram_of.append(-1)
         return i
@@ -271,7 +266,7 @@ class SeriesAggregator:
         with self._lock:
             return SeriesSnapshot(
                 self.sorted_names, list(self._index), {extra: s[:] for extra, s in self._splits.items()},
-                tuple(column[:] for column in self._counts), self._histogram_of[:], self.ttft_bounds,
+                {slot: column[:] for slot, column in self._counts.items()}, self._histogram_of[:], self.ttft_bounds,
                 tuple(column[:] for column in self._buckets), self._ttft_count[:], self._ttft_sum[:],
                 dict(self._limiter.overflows), self.conflicts)
 
@@ -289,7 +284,7 @@ class SeriesAggregator:
         snap = self.snapshot()
         out = {}
         for i, labels in enumerate(snap.label_values(self.values_by_text())):
-            counts: dict = {slot.name: snap.counts[slot][i] for slot in Counts}
+            counts: dict = {slot.name: snap.counts[slot][i] for slot in SERIES_COUNTS}
             row = snap.histogram_of[i]
             counts["ttft_count"] = snap.ttft_count[row] if row >= 0 else 0
             counts["ttft_sum"] = snap.ttft_sum[row] if row >= 0 else 0.0
@@ -298,7 +293,8 @@ class SeriesAggregator:
         return out
 
 
-def _widened(columns: list[array | list], k: int, i: int, n: int) -> array | list:
+def _widened(columns: MutableMapping[Counts, array | list] | list[array | list], k: int, i: int, n: int
+             ) -> array | list:
     """After `columns[k][i] += n` overflowed: `columns[k]` one size wider (4-byte, 8-byte, then Python integers),
     with the `n` added; returns the new column. An exact count never wraps."""
     column = columns[k]

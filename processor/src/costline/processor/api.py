@@ -41,6 +41,7 @@ from costline.processor import auth
 from costline.processor.config import ApiConfig
 from costline.processor.exposition import encoder_for
 from costline.processor.server import BadBody, BodyTooLarge, Request, Response
+from costline.processor.units import usd_text
 
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv; charset=utf-8"
@@ -236,7 +237,9 @@ def csv_cell(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return repr(value)  # shortest exact round-trip: finance gets every digit the ledger has
-    if isinstance(value, (int, Decimal)):
+    if isinstance(value, Decimal):
+        return usd_text(value)
+    if isinstance(value, int):
         return str(value)
     text = value.isoformat() if isinstance(value, (datetime, date)) else str(value)
     neutralised = text.startswith(FORMULA_PREFIXES)
@@ -248,12 +251,14 @@ def csv_cell(value: Any) -> str:
 
 
 def _json_value(value: Any) -> Any:
+    """A value as JSON carries it. Money (`Decimal` USD, from pico-dollars) is an exact decimal string, every digit
+    kept (`"0.001234500000"`): a JSON number is a double to most readers, which would round it."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, (datetime, date)):
         return value.isoformat()
-    if hasattr(value, "__float__") and not isinstance(value, (int, float, bool)):
-        return float(value)  # Decimal from PostgreSQL
+    if isinstance(value, Decimal):
+        return usd_text(value)
     return value
 
 

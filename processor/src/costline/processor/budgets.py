@@ -20,17 +20,14 @@ from typing import Any
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
-from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, from_pico, period_starts
+from costline.processor.ledger import Ledger, LedgerUnavailable
+from costline.processor.model import BUDGET_SCOPES, Entry
+from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.budgets")
 
-SCOPE_LABELS = {
-    "org": ("org",),
-    "team": ("org", "team"),
-    "user": ("org", "team", "user"),
-    "key": ("org", "team", "user", "key"),
-    "project": ("project",),
-}
+SCOPE_LABELS = BUDGET_SCOPES
+"""Scope -> the owner columns naming one budget's owner (`model.BUDGET_SCOPES`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +50,7 @@ class BudgetState:
     def as_dict(self) -> dict:
         return {"scope": self.scope, "period": self.period, "owner": self.owner_name, **dict(self.owner),
                 "limit_usd": self.limit_usd, "spent_usd": self.spent_usd, "remaining_usd": self.remaining_usd,
-                "used_ratio": (self.spent_usd / self.limit_usd) if self.limit_usd else None}
+                "used_ratio": float(self.spent_usd / self.limit_usd) if self.limit_usd else None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +146,7 @@ class Budgets:
             self._snapshot, self._starts, self._covered = self._build(spent), starts, commits
 
     def _read(self, since: datetime) -> dict[tuple[str, tuple], int]:
-        by_scope = self._ledger.spend_since(since, self._scopes) if self._scopes else {}
+        by_scope = self._ledger.reader.spend_since(since, self._scopes) if self._scopes else {}
         return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
                 for values, cost in by_scope.get(columns, {}).items()}
 
@@ -159,7 +156,7 @@ class Budgets:
         for scope, values, budget in _budgeted(config):
             for period, limit in budget.periods():
                 states.append(BudgetState(scope, period, tuple(zip(SCOPE_LABELS[scope], values, strict=True)), limit,
-                                          from_pico(spent[period].get((scope, values), 0))))
+                                          pico_to_usd(spent[period].get((scope, values), 0))))
 
         by_owner: dict[tuple[str, tuple], list[BudgetState]] = defaultdict(list)
         for s in states:

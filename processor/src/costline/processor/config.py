@@ -38,7 +38,7 @@ import yaml
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.chargeback.config import ChargebackConfig
-from costline.processor.model import MAX_TOKENS
+from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
@@ -171,16 +171,17 @@ class PriceOverride(_Strict):
     cache_write_per_mtok: PricePerMtok | None = None
 
 
-METRIC_LABELS = ("provider", "model", "operation", "org", "team", "project", "user", "key", "feature", "cost_center",
-                 "environment")
+METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
+"""Every label a series can have: the call's, the owner's always there, the optional owner labels."""
 
 
 class MetricsConfig(_Strict):
-    user_label: bool = False
-    key_label: bool = False
-    feature_label: bool = True
-    cost_center_label: bool = True
-    environment_label: bool = True
+    user_label: bool = OPTIONAL_OWNER_LABELS["user"]
+    key_label: bool = OPTIONAL_OWNER_LABELS["key"]
+    feature_label: bool = OPTIONAL_OWNER_LABELS["feature"]
+    cost_center_label: bool = OPTIONAL_OWNER_LABELS["cost_center"]
+    environment_label: bool = OPTIONAL_OWNER_LABELS["environment"]
+    customer_label: bool = OPTIONAL_OWNER_LABELS["customer"]
     cardinality_limit: int = Field(default=1000, ge=1, le=1_000_000)
     cardinality_limits: dict[str, int] = Field(default_factory=dict)
     """Per-label limits that replace `cardinality_limit` for those labels, e.g. `{team: 200, model: 100}`."""

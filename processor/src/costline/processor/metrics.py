@@ -8,8 +8,8 @@ picture. Register on an injected `CollectorRegistry`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from itertools import compress, repeat
-from operator import add, truediv
+from itertools import compress
+from operator import add, sub
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -18,9 +18,8 @@ from prometheus_client.samples import Sample
 from costline.processor.aggregate import (
     COST,
     ERRORS,
-    PRICED,
+    REQUESTS,
     RETRIES,
-    SUCCESS,
     TOKEN_SLOTS,
     TOKEN_TYPES,
     UNPRICED,
@@ -29,8 +28,10 @@ from costline.processor.aggregate import (
 )
 from costline.processor.budgets import Budgets
 from costline.processor.exposition import LineKind, series_lines
+from costline.processor.model import BUDGET_LABELS, HIERARCHY
+from costline.processor.units import pico_to_float_usd
 
-BUDGET_OWNER_LABELS = ("org", "team", "user", "key", "project")
+BUDGET_OWNER_LABELS = BUDGET_LABELS
 
 
 class CostlineCollector(Collector):
@@ -96,10 +97,10 @@ class CostlineCollector(Collector):
         effective = GaugeMetricFamily(
             "costline_budget_effective_remaining_usd",
             "Per key and user: the minimum remaining over every budget above it (the most restrictive wins).",
-            labels=["scope", "org", "team", "user", "key"])
+            labels=["scope", *HIERARCHY])
         for e in snapshot.effective:
             owner = dict(e.owner)
-            effective.add_metric([e.scope, *(owner.get(n, "") for n in ("org", "team", "user", "key"))],
+            effective.add_metric([e.scope, *(owner.get(n, "") for n in HIERARCHY)],
                                  float(e.remaining_usd))
         yield from (limit, spent, remaining, effective)
 
@@ -156,15 +157,18 @@ def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Cal
                             lambda: samples(series[2], kinds))
 
     every = (labels, splits, None)
-    priced = selected(counts[PRICED])
+    # Derived from the counted slots: a series of only unpriced calls has no cost at all, not a cost of $0.
+    priced_calls = list(map(sub, counts[REQUESTS], counts[UNPRICED]))
+    priced = selected(priced_calls)
     cost = family("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).", "counter", priced,
                   [LineKind("costline_cost_usd_total", None,
-                            list(map(truediv, compress(counts[COST], counts[PRICED]), repeat(1e12))))])
+                            list(map(pico_to_float_usd, compress(counts[COST], priced_calls))))])
     tokens = family("costline_tokens", "Tokens by type; input is uncached input.", "counter", every,
                     [LineKind("costline_tokens_total", ("type", kind), counts[slot])
                      for kind, slot in zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True)])
     requests = family("costline_requests", "LLM calls by outcome.", "counter", every,
-                      [LineKind("costline_requests_total", ("outcome", "success"), counts[SUCCESS]),
+                      [LineKind("costline_requests_total", ("outcome", "success"),
+                                list(map(sub, counts[REQUESTS], counts[ERRORS]))),
                        LineKind("costline_requests_total", ("outcome", "error"), counts[ERRORS])])
     # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
     retries = family("costline_retries", "Retries the SDKs made before their calls' answers (http.request.resend_count).",

@@ -34,11 +34,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline import attributes as A
-from costline.processor.ledger import NS_PER_HOUR, LedgerUnavailable
+from costline.processor.ledger import LedgerUnavailable
+from costline.processor.ledger.engine import dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.model import MAX_LABEL_LENGTH
 from costline.processor.normalize.values import as_plain
 from costline.processor.ownership import Owner
+from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
 
 metadata = MetaData()
 OUTCOME_DIMENSIONS = ("hour", *OWNER_COLUMNS, "name")
@@ -108,9 +110,7 @@ class OutcomeStore:
         if not outcomes:
             return []
         now = int(time.time()) if now is None else now
-        from costline.processor.ledger import _insert
-
-        insert = _insert(self.engine)
+        insert = dialect_insert(self.engine)
         keys = sorted({o.key for o, _ in outcomes if o.key})
         try:
             with self._lock, self.engine.begin() as conn:
@@ -128,7 +128,7 @@ class OutcomeStore:
                 rows: Counter[tuple] = Counter()
                 for outcome, owner in fresh:
                     start = outcome.start_time_unix_nano or time.time_ns()
-                    rows[(start // NS_PER_HOUR * 3600, *owner, outcome.name[:MAX_LABEL_LENGTH])] += outcome.count
+                    rows[(hour_start_s(start), *owner, outcome.name[:MAX_LABEL_LENGTH])] += outcome.count
                 for ident, count in sorted(rows.items()):
                     statement = insert(outcomes_hourly).values(
                         {**dict(zip(OUTCOME_DIMENSIONS, ident, strict=True)), "count": count})
@@ -141,7 +141,7 @@ class OutcomeStore:
                 if time.monotonic() - self._last_retention > 600:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(counted_outcomes).where(
-                        counted_outcomes.c.counted_at < now - retention_hours * 3600))
+                        counted_outcomes.c.counted_at < now - retention_hours * S_PER_HOUR))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"outcome write failed: {type(err).__name__}: {err}") from err
         return fresh
@@ -155,7 +155,7 @@ class OutcomeStore:
         columns = [outcomes_hourly.c[g] for g in group_by]
         begin = int(start.timestamp())
         query = (select(*columns, cast(func.sum(outcomes_hourly.c["count"]), BigInteger))
-                 .where(outcomes_hourly.c.hour >= begin - begin % 3600)
+                 .where(outcomes_hourly.c.hour >= floor_hour_s(begin))
                  .where(outcomes_hourly.c.hour < int(end.timestamp())))
         if columns:
             query = query.group_by(*columns).order_by(*columns)

@@ -26,22 +26,21 @@ from prometheus_client.registry import Collector
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
-from costline.processor.ledger import Ledger, LedgerUnavailable, period_starts
+from costline.processor.ledger import Ledger, LedgerUnavailable
+from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
+from costline.processor.units import period_starts, pico_to_float_usd
 
 log = logging.getLogger("costline.processor.period_gauges")
 
-LABELS = ("provider", "model", "org", "team", "project")
-"""Labels of every period gauge: the ones dashboards filter by, bounded like the in-memory series' base labels."""
+LABELS = ("provider", "model", *BASE_OWNER_LABELS)
+"""Labels of every period gauge: the ones dashboards filter by (provider, model and the owner labels every series
+has), bounded like the in-memory series' labels."""
 
-UNPRICED_TOKENS = {
-    "input": "unpriced_input_tokens",
-    "output": "unpriced_output_tokens",
-    "cache_read": "unpriced_cache_read_tokens",
-    "cache_write": "unpriced_cache_write_tokens",
-}
+UNPRICED_TOKENS = {kind: slot.column for kind, slot in UNPRICED_TOKEN_COUNTS.items()}
 """`type` label (as on `costline_tokens_total`) -> the ledger column of tokens still waiting for a price."""
 
-COUNTERS = ("requests", "unpriced_requests", *UNPRICED_TOKENS.values(), "cost_pico_usd")
+COUNTERS = (Counts.REQUESTS.column, Counts.UNPRICED_REQUESTS.column, *UNPRICED_TOKENS.values(),
+            Counts.COST_PICO_USD.column)
 REQUESTS, UNPRICED_REQUESTS, COST = 0, 1, len(COUNTERS) - 1
 OVERFLOW = "__overflow__"
 PERIOD = "monthly"
@@ -94,7 +93,7 @@ class PeriodTotals:
         config = self.config()
         start = period_starts(self.clock(), config.zone)[PERIOD]
         try:
-            rows = self.ledger.totals_since(start, LABELS, COUNTERS)
+            rows = self.ledger.reader.totals_since(start, LABELS, COUNTERS)
         except LedgerUnavailable as err:
             log.warning("period gauges not refreshed: %s", err)
             return self._snapshot
@@ -165,7 +164,7 @@ class PeriodCollector(Collector):
         for values, sums in sorted(snapshot.rows.items()):
             row = list(values)
             if sums[REQUESTS] > sums[UNPRICED_REQUESTS]:
-                cost.add_metric(row, sums[COST] / 1e12)
+                cost.add_metric(row, pico_to_float_usd(sums[COST]))
             # Every series, zeros included: a reprice must show as a drop to 0, not as a series that vanishes.
             unpriced.add_metric(row, sums[UNPRICED_REQUESTS])
             for (kind, _), value in zip(UNPRICED_TOKENS.items(), sums[UNPRICED_REQUESTS + 1 : COST], strict=True):

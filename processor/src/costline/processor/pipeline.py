@@ -1,4 +1,5 @@
-"""The processor's pipeline: OTLP request in → normalise → dedupe → price → attribute → ledger commit → metrics.
+"""The processor's pipeline: OTLP request in → normalise → bound → dedupe → attribute → price → ledger commit →
+series, counts, listeners → forwarding.
 
 `Pipeline.ingest` is what both receivers call. It returns only after the ledger transaction has committed, so the
 receiver's acknowledgement means the cost is durable; in-memory metrics are updated after the commit, so a failed
@@ -17,26 +18,36 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from costline import attributes as A
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.budgets import Budgets
 from costline.processor.clock import Clock, system_clock
-from costline.processor.config import CostlineConfig, load_config
-from costline.processor.ledger import Entry, Ledger, LedgerUnavailable, dedup_keys
+from costline.processor.config import CostlineConfig
+from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.metrics import CostlineCollector
-from costline.processor.model import LLMCall
+from costline.processor.model import (
+    BASE_OWNER_LABELS,
+    CALL_LABELS,
+    OPTIONAL_OWNER_LABELS,
+    OWNER_ATTRIBUTES,
+    Entry,
+    LLMCall,
+    call_keys,
+)
 from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.normalize.bounds import REJECTED, over_limit
 from costline.processor.outcomes import Outcome, OutcomeCounter, OutcomeStore, read_outcome
 from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy, PolicyViolations
 from costline.processor.pricing import Pricer
+from costline.processor.reprice import reprice
+from costline.processor.units import pico_to_float_usd
 
-__all__ = ["IngestResult", "LedgerUnavailable", "Pipeline", "build_pipeline"]
+__all__ = ["IngestResult", "LedgerUnavailable", "Pipeline"]
 
 log = logging.getLogger("costline.processor.pipeline")
 
-BASE_LABELS = ("provider", "model", "operation", "org", "team", "project")
+BASE_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS)
+"""Metric labels every series has; the optional owner labels (`metrics.<name>_label`) follow in schema order."""
 
 
 @dataclass(slots=True)
@@ -49,10 +60,7 @@ class IngestResult:
 
 
 def metric_labels(config: CostlineConfig) -> tuple[str, ...]:
-    m = config.metrics
-    optional = [("user", m.user_label), ("key", m.key_label), ("feature", m.feature_label),
-                ("cost_center", m.cost_center_label), ("environment", m.environment_label)]
-    return BASE_LABELS + tuple(name for name, on in optional if on)
+    return BASE_LABELS + tuple(name for name in OPTIONAL_OWNER_LABELS if getattr(config.metrics, f"{name}_label"))
 
 
 class _State:
@@ -81,8 +89,6 @@ class Pipeline:
         self._clock = clock or system_clock
         self._forwarder = forwarder
         self._state = _State(config, ledger, self._clock)
-        ledger.tz = config.zone
-        ledger.rates_for = self._rates_for_hour
         self._counts_lock = threading.Lock()
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
@@ -107,9 +113,6 @@ class Pipeline:
     def _bounded_snapshot(self) -> dict[tuple[str, str], int]:
         with self._counts_lock:
             return dict(self._bounded)
-
-    def _rates_for_hour(self, provider: str, model: str, hour_unix_seconds: int):
-        return self._state.pricer.rates(provider, model, hour_unix_seconds * 1_000_000_000)
 
     # --- ingest ---------------------------------------------------------------------------------------------------
     def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:
@@ -186,7 +189,7 @@ class Pipeline:
             owner, conflict = resolve(call.owner, call.api_key_fingerprint, call.environment)
             rates = rates_for(call.provider, call.model, call.start_time_unix_nano)
             cost_pico = rates.cost_pico(call) if rates is not None else None
-            entries.append(Entry(call, owner, cost_pico, dedup_keys(call), conflict))
+            entries.append(Entry(call, owner, cost_pico, call_keys(call), conflict))
 
         fresh = self.ledger.record(entries, retention_hours=state.config.dedup_retention_hours,
                                    now=int(self._clock().timestamp()))
@@ -216,14 +219,13 @@ class Pipeline:
 
             enrichments = {}
             for e in entries:
-                owner = e.owner
-                owner_attrs = {A.COSTLINE_ORG: owner.org, A.COSTLINE_TEAM: owner.team}
-                for key, value in ((A.COSTLINE_PROJECT, owner.project), (A.COSTLINE_USER, owner.user),
-                                   (A.COSTLINE_FEATURE, owner.feature), (A.COSTLINE_COST_CENTER, owner.cost_center)):
-                    if value:
-                        owner_attrs[key] = value
+                # The resolved owner replaces what the span declared, under the attributes that declare it; org
+                # and team always have a value (`unattributed` at worst), the others only when known.
+                owner_attrs = {attribute: value for name, attribute in OWNER_ATTRIBUTES.items()
+                               if (value := getattr(e.owner, name))}
                 enrichments[(e.call.trace_id, e.call.span_id)] = Enrichment(
-                    e.cost_pico / 1e12 if e.cost_pico is not None else None, e.cost_pico is None, owner_attrs)
+                    pico_to_float_usd(e.cost_pico) if e.cost_pico is not None else None, e.cost_pico is None,
+                    owner_attrs)
             self._forwarder.submit(request, enrichments)
         except Exception:
             log.exception("forwarding failed; the ledger already has the cost")
@@ -252,17 +254,11 @@ class Pipeline:
         """Swap config, hierarchy and prices atomically; `None` keeps the config and re-reads prices."""
         config = config if config is not None else self._state.config
         self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
-        self.ledger.tz = config.zone
 
     def reprice(self, since: datetime) -> int:
-        return self.ledger.reprice(since)
+        """Price the ledger's unpriced rows from `since` on with the current prices (`reprice.reprice`)."""
+        return reprice(self.ledger, self._state.pricer, since)
 
     def close(self) -> None:
         self.ledger.close()
 
-
-def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock | None = None,
-                   forwarder: Any = None) -> Pipeline:
-    """Load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`), build the pipeline."""
-    config = load_config(config_path)
-    return Pipeline(config, Ledger(db_url), clock=clock, forwarder=forwarder)

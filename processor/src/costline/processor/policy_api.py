@@ -5,7 +5,7 @@ the caller is resolved exactly as its spans will be (`ownership.Hierarchy`: a re
 
     {"owner": {"org": "acme", "team": "search", "user": "alice", "key": "alice-laptop", "project": ""},
      "models": [{"level": "org acme", "provider": "openai", "allow": null, "deny": ["o3*"]}, ...],
-     "budget": {"remaining_usd": 12.5, "bound_by": "key acme/search/alice/alice-laptop daily"},
+     "budget": {"remaining_usd": "12.500000000000", "bound_by": "key acme/search/alice/alice-laptop daily"},
      "rates": {"openai/gpt-4o": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}},
      "refresh_s": 30}
 

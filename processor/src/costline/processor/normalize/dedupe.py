@@ -3,7 +3,7 @@
 Two instrumentations on one SDK (e.g. OpenLLMetry and Costline) each emit a span for the same call, one usually
 wrapping the other. Billing both would double the cost. Two spans are the same call when
 
-* they share an identity key (`identity.call_keys`, the ledger's rule too): the same trace and `gen_ai.response.id`,
+* they share an identity key (`model.call_keys`, the ledger's rule too): the same trace and `gen_ai.response.id`,
   the same usage and starts less than a second apart (a response id alone is no proof: some servers reuse them), or
 * they share trace and response id, overlap in time, and one of them reports no usage (there is nothing to agree
   on) while no other span of that response overlaps it, or
@@ -23,8 +23,7 @@ Owner keys and the API key fingerprint it lacks are taken from the others (owner
 
 from __future__ import annotations
 
-from costline.processor.model import LLMCall
-from costline.processor.normalize.identity import call_keys
+from costline.processor.model import LLMCall, call_keys
 
 
 def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:

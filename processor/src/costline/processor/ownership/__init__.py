@@ -9,27 +9,17 @@ team known to the config brings its parents. No owner at all is team `unattribut
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 from costline import attributes as A
 from costline.processor.config import CostlineConfig
-from costline.processor.model import MAX_LABEL_LENGTH
+from costline.processor.model import MAX_LABEL_LENGTH, OWNER_DIMENSIONS, Owner
+
+__all__ = ["UNATTRIBUTED", "Hierarchy", "Owner"]
 
 UNATTRIBUTED = "unattributed"
 
-
-class Owner(NamedTuple):
-    """A resolved owner. A named tuple, not a dataclass: the ledger and the series key on it per call, and a
-    tuple hashes and unpacks (`(*owner, ...)`, in `OWNER_COLUMNS` order) in C."""
-
-    org: str
-    team: str
-    project: str
-    user: str
-    key: str
-    feature: str
-    cost_center: str
-    environment: str
+_DECLARED_AS_IS = tuple((d.name, d.attribute) for d in OWNER_DIMENSIONS if d.attribute and not d.hierarchy)
+"""Dimensions taken from the span as declared (project, feature, ...): the hierarchy's are resolved below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,10 +102,8 @@ class Hierarchy:
         return Owner(
             org=org or UNATTRIBUTED,
             team=team or UNATTRIBUTED,
-            project=_usable(owner_attrs.get(A.COSTLINE_PROJECT)),
             user=user,
             key=key,
-            feature=_usable(owner_attrs.get(A.COSTLINE_FEATURE)),
-            cost_center=_usable(owner_attrs.get(A.COSTLINE_COST_CENTER)),
             environment=_usable(environment),
+            **{name: _usable(owner_attrs.get(attribute)) for name, attribute in _DECLARED_AS_IS},
         ), conflict

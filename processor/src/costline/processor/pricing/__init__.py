@@ -13,9 +13,10 @@ from datetime import datetime, timezone
 
 from costline.processor.config import PriceOverride
 from costline.processor.pricing.providers import candidates
-from costline.processor.pricing.rates import PICO_PER_USD, FlatRates, Rates, from_model_price
+from costline.processor.pricing.rates import FlatRates, Rates, from_model_price
+from costline.processor.units import S_PER_HOUR, epoch_hour
 
-__all__ = ["PICO_PER_USD", "FlatRates", "Pricer", "Rates"]
+__all__ = ["FlatRates", "Pricer", "Rates"]
 
 
 def _override_matches(override: PriceOverride, model: str) -> bool:
@@ -43,7 +44,7 @@ class Pricer:
         """The rates for `model` at that time, or None when it cannot be priced (an unpriced model)."""
         if not model:
             return None
-        hour = when_unix_nano // 3_600_000_000_000
+        hour = epoch_hour(when_unix_nano)
         key = (provider, model, hour)
         try:
             return self._cache[key]
@@ -65,7 +66,7 @@ class Pricer:
         from genai_prices.data_snapshot import get_snapshot
 
         snapshot = get_snapshot()
-        when = datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
+        when = datetime.fromtimestamp(hour * S_PER_HOUR, tz=timezone.utc)
         for provider_id in candidates(provider):
             try:
                 found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)

@@ -1,6 +1,6 @@
 """The rates of one model at one instant, and the cost of one call at those rates, in integer pico-dollars.
 
-Prices are USD per million tokens, so one token at `p` $/MTok costs `p * 10**6` pico-dollars (1e-12 USD). For every
+Prices are USD per million tokens, so one token at `p` $/MTok costs `p * 10**6` pico-dollars (`units`). For every
 list price and any override with at most six decimals that is a whole number, so a call's cost is a handful of
 integer multiplications: exact and several times cheaper than Decimal arithmetic. Finer overrides fall back to
 Decimal and are rounded to the pico-dollar (half-even) once per call.
@@ -18,9 +18,10 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from costline.processor.model import LLMCall
+from costline.processor.units import PICO_PER_USD, pico_to_usd
 
-PICO_PER_USD = 10**12
-PICO_PER_TOKEN_PER_MTOK = Decimal(10**6)
+TOKENS_PER_MTOK = 1_000_000
+PICO_PER_TOKEN_PER_MTOK = Decimal(PICO_PER_USD // TOKENS_PER_MTOK)
 """1 $/MTok = 10**6 pico-dollars per token."""
 
 TOKEN_PRICES = ("input", "cache_read", "cache_write", "output")
@@ -83,7 +84,7 @@ class Rates:
 
     def cost(self, call: LLMCall) -> Decimal:
         """The call's cost in USD."""
-        return Decimal(self.cost_pico(call)) / PICO_PER_USD
+        return pico_to_usd(self.cost_pico(call))
 
     def __repr__(self) -> str:
         return f"Rates({self.source!r}, {self.model_id!r}, {self.flat!r}, tiers={self._tier_starts})"

@@ -133,10 +133,6 @@ class ReceiverStats(Collector):
         yield family
 
 
-def count_spans(request: ExportTraceServiceRequest) -> int:
-    return sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
-
-
 def ingest(pipeline: Ingestor, request: ExportTraceServiceRequest, transport: str, stats: ReceiverStats) -> Ingested:
     """Run the pipeline on a decoded request and classify what happened; returns once the ledger has committed."""
     try:

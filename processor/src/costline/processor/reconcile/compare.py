@@ -22,8 +22,8 @@ from typing import Any, NamedTuple
 from costline.processor.model import LLMCall
 from costline.processor.reconcile.providers import ProviderReport
 from costline.processor.reconcile.report import IDENTITY_KINDS, ReportError, UsageRow
+from costline.processor.units import usd_to_pico
 
-PICO = 10**12
 UNTRACKED = "untracked"
 """The owner of spend under a provider identity no config entry maps."""
 LEDGER_GROUP_BY = ("day", "provider", "model", "org", "team", "user", "key")
@@ -164,7 +164,7 @@ def compare(report: ProviderReport, ledger_rows: Iterable[Mapping[str, Any]],
         tokens = (lrow["input_tokens"], lrow["cache_read_tokens"], lrow["cache_write_tokens"], lrow["output_tokens"])
         row.ledger_tokens = [a + int(b) for a, b in zip(row.ledger_tokens, tokens, strict=True)]
         row.ledger_requests += int(lrow["requests"])
-        row.ledger_cost_pico += int(Decimal(lrow["cost_usd"]) * PICO)
+        row.ledger_cost_pico += usd_to_pico(Decimal(lrow["cost_usd"]))
 
     billed = None
     if report.billed is not None:

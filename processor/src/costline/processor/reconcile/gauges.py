@@ -15,6 +15,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from costline.processor.reconcile.store import OwnerTotals, ReconciliationStore
+from costline.processor.units import pico_to_float_usd
 
 LABELS = ("provider", "owner_kind", "owner")
 GAUGES = (
@@ -27,7 +28,6 @@ GAUGES = (
      "Cost the provider billed that no span saw, for the last reconciled window (USD), per owner of the "
      "provider identity (`untracked` when unmapped)."),
 )
-PICO = 10**12
 log = logging.getLogger("costline.processor.reconcile")
 
 
@@ -69,7 +69,7 @@ class ReconciliationGauges(Collector):
         for name, attribute, documentation in GAUGES:
             family = GaugeMetricFamily(name, documentation, labels=LABELS)
             for t in totals:
-                family.add_metric((t.provider, t.owner_kind, t.owner), getattr(t, attribute) / PICO)
+                family.add_metric((t.provider, t.owner_kind, t.owner), pico_to_float_usd(getattr(t, attribute)))
             yield family
 
     def describe(self) -> Iterator[GaugeMetricFamily]:

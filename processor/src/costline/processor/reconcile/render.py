@@ -11,13 +11,13 @@ from typing import Any
 from costline.processor.api import csv_cell
 from costline.processor.reconcile.compare import OwnerRef, Result, Row
 from costline.processor.reconcile.report import TOKEN_TYPES
+from costline.processor.units import PICO_PER_USD
 
-PICO = Decimal(10) ** 12
 FORMATS = ("table", "csv", "json")
 
 
 def usd(pico: int) -> Decimal:
-    return Decimal(pico) / PICO
+    return Decimal(pico) / PICO_PER_USD
 
 
 def row_dict(r: Row) -> dict[str, Any]:

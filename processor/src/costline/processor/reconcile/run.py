@@ -23,6 +23,7 @@ from costline.processor.reconcile.owners import identities_for
 from costline.processor.reconcile.providers import ProviderReport, fetch, read_files
 from costline.processor.reconcile.report import ReportError
 from costline.processor.reconcile.store import ReconciliationStore
+from costline.processor.units import pico_to_float_usd
 
 log = logging.getLogger("costline.processor.reconcile")
 UTC = ZoneInfo("UTC")
@@ -115,8 +116,8 @@ class BackgroundReconciler:
                 continue
             stored = True
             log.info("reconciled %s %s..%s: %d rows, drift $%s, untracked $%s", provider, start, end,
-                     len(result.rows), result.total_pico("drift_pico") / 10**12,
-                     result.total_pico("untracked_pico") / 10**12)
+                     len(result.rows), pico_to_float_usd(result.total_pico("drift_pico")),
+                     pico_to_float_usd(result.total_pico("untracked_pico")))
         if stored:
             try:
                 self._on_stored()

@@ -2,7 +2,7 @@
 
 A run for one provider and days [start, end) replaces what an earlier run stored for those days, in one
 transaction: readers see the old run or the new one, never a mixture, and a failure leaves the old one. Money is
-integer pico-dollars (1e-12 USD), as in the ledger.
+integer pico-dollars (`units`), as in the ledger.
 
 `ReconciliationStore.untracked_spend` is the reader the chargeback statement uses: untracked spend per owner for a
 period (see docs/reconciliation.md).
@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -35,8 +35,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.reconcile.compare import Result
+from costline.processor.units import PICO_PER_USD, usd_to_pico
 
-PICO = Decimal(10) ** 12
 metadata = MetaData()
 
 SIDES = ("provider", "ledger")
@@ -109,10 +109,6 @@ class OwnerTotals:
     untracked_pico: int
 
 
-def to_pico(usd: Decimal) -> int:
-    return int((usd * PICO).to_integral_value(rounding=ROUND_HALF_EVEN))
-
-
 class ReconciliationStore:
     """The reconciliation tables in the ledger's database (`engine` is the ledger's)."""
 
@@ -129,7 +125,7 @@ class ReconciliationStore:
         first, last = result.start.isoformat(), result.end.isoformat()
         rows = [_row(r, now) for r in result.rows]
         billed = [{"provider": result.provider, "day": b.day.isoformat(), "scope_kind": b.scope_kind,
-                   "scope_id": b.scope_id, "billed_pico_usd": to_pico(b.billed_usd),
+                   "scope_id": b.scope_id, "billed_pico_usd": usd_to_pico(b.billed_usd),
                    "priced_pico_usd": b.priced_pico, "reconciled_at": now} for b in result.billed or ()]
         try:
             with self.engine.begin() as conn:
@@ -171,7 +167,7 @@ class ReconciliationStore:
         with self.engine.connect() as conn:
             found = conn.execute(query).all()
         return [{"provider": p, "owner_kind": kind, "owner": owner, "org": org, "team": team,
-                 "untracked_usd": Decimal(int(pico)) / PICO}
+                 "untracked_usd": Decimal(int(pico)) / PICO_PER_USD}
                 for p, kind, owner, org, team, pico in found if pico]
 
     def latest_totals(self) -> list[OwnerTotals]:

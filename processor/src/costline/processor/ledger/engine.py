@@ -1,0 +1,176 @@
+"""The ledger's engine and dialect: connecting with every wait bounded, and bringing an older schema up to date.
+
+SQLite (WAL, `synchronous=FULL`) or PostgreSQL (psycopg 3). Nothing here knows what a call or a price is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import CreateIndex, CreateTable
+
+from costline.processor.ledger.schema import (
+    ADDED_COUNTERS,
+    ADDED_DIMENSIONS,
+    DIMENSIONS,
+    HOUR_INDEX,
+    UNIQUE_ROW,
+    metadata,
+    usage_hourly,
+)
+from costline.processor.model import MAX_LABEL_LENGTH
+from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
+
+
+class LedgerUnavailable(Exception):
+    """The ledger could not commit or answer: the receivers answer 503 / UNAVAILABLE so that exporters retry."""
+
+
+def quote(column: str) -> str:
+    return f'"{column}"'  # `user` and `key` are reserved words in PostgreSQL
+
+
+def dialect_insert(engine: Engine) -> Any:
+    """The dialect's `insert` (SQLite's or PostgreSQL's), which has `on_conflict_do_update`: for tables kept beside
+    the ledger's in the same database (outcomes) that upsert through SQLAlchemy."""
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif engine.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - refused when the ledger is opened
+        raise ValueError(engine.dialect.name)
+    return insert
+
+
+def redact_url(db_url: str) -> str:
+    """The ledger URL without its password, for logs and error messages."""
+    try:
+        return make_url(db_url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable URL>"
+
+
+def open_engine(url: str, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> Engine:
+    """The engine, with every wait on the database bounded by `timeout_s`.
+
+    A locked table or a held write lock must not hold an exporter's request (and every request queued behind it)
+    for as long as the lock lasts: past the bound the write fails, the receiver answers 503 + Retry-After, and the
+    exporter retries later. On SQLite that is the busy timeout; on PostgreSQL `lock_timeout` (a statement waiting
+    for a lock longer than that is cancelled), the connection timeout and the pool's checkout wait.
+    """
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False},
+                               pool_timeout=timeout_s)
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")  # readers (API, budgets) never block the writer
+            cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged batch survives a crash of the machine too
+            cursor.close()
+
+        return engine
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        # A bare postgresql:// means psycopg2 to SQLAlchemy 2.0; the `postgres` extra installs psycopg 3.
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    connect_args: dict[str, Any] = {}
+    if parsed.get_backend_name() == "postgresql":
+        # Server settings as libpq connection options, so they hold from the session's first statement and survive
+        # the pool's rollback on return; appended to `options` the URL may already carry (a search_path, say).
+        # statement_timeout is left alone: a usage report over a large ledger may rightly run longer than an
+        # ingest should wait, and what hangs ingest is waiting for a lock.
+        setting = f"-c lock_timeout={max(1, round(timeout_s * 1000))}"
+        options = parsed.query.get("options")
+        connect_args["options"] = f"{options} {setting}" if options else setting
+        if "connect_timeout" not in parsed.query:
+            connect_args["connect_timeout"] = max(1, math.ceil(timeout_s))  # whole seconds in libpq
+    return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5, pool_timeout=timeout_s,
+                         connect_args=connect_args)
+
+
+def migrate(engine: Engine) -> None:
+    """Create the tables, or bring a ledger made by an earlier schema up to date in place, keeping its rows:
+    counters it lacks are added with 0 (what its rows counted), owner columns with '' (no such owner), and then
+    the unique constraint over a row's dimensions is rebuilt to cover them. Several processors opening one ledger
+    at once is fine: each step re-checks under a lock."""
+    metadata.create_all(engine)
+    missing_counters = [c for c in ADDED_COUNTERS if c not in _columns(engine)]
+    for name in missing_counters:
+        try:
+            with engine.begin() as conn:
+                conn.exec_driver_sql(f"ALTER TABLE {usage_hourly.name} ADD COLUMN {quote(name)} "
+                                     "BIGINT NOT NULL DEFAULT 0")
+        except SQLAlchemyError:
+            # Another process opening the same ledger may have added it first; anything else is still an error.
+            if name not in _columns(engine):
+                raise
+    if any(c not in _columns(engine) for c in ADDED_DIMENSIONS):
+        if engine.dialect.name == "sqlite":
+            _rebuild_sqlite(engine)
+        else:
+            _add_dimensions_postgresql(engine)
+
+
+def _columns(engine: Engine) -> set[str]:
+    return {column["name"] for column in inspect(engine).get_columns(usage_hourly.name)}
+
+
+def _add_dimensions_postgresql(engine: Engine) -> None:
+    """PostgreSQL changes constraints in place, in one transaction (DDL is transactional there); the table lock
+    makes a second processor doing the same wait, then find the work done."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"LOCK TABLE {usage_hourly.name} IN ACCESS EXCLUSIVE MODE")
+        present = {row[0] for row in conn.exec_driver_sql(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+            "AND table_schema = current_schema()", (usage_hourly.name,))}
+        missing = [c for c in ADDED_DIMENSIONS if c not in present]
+        if not missing:
+            return
+        for name in missing:
+            conn.exec_driver_sql(f"ALTER TABLE {usage_hourly.name} ADD COLUMN {quote(name)} "
+                                 f"VARCHAR({MAX_LABEL_LENGTH}) NOT NULL DEFAULT ''")
+        conn.exec_driver_sql(f"ALTER TABLE {usage_hourly.name} DROP CONSTRAINT IF EXISTS {UNIQUE_ROW}")
+        conn.exec_driver_sql(f"ALTER TABLE {usage_hourly.name} ADD CONSTRAINT {UNIQUE_ROW} "
+                             f"UNIQUE ({', '.join(quote(c) for c in DIMENSIONS)})")
+
+
+def _rebuild_sqlite(engine: Engine) -> None:
+    """SQLite cannot change a table's constraints: the table is rebuilt (SQLite's documented procedure: create the
+    new table, copy, drop the old, rename) in one `BEGIN IMMEDIATE` transaction, so a crash leaves the old ledger
+    whole and a second process waits for the write lock, then finds the work done."""
+    old = f"{usage_hourly.name}_before_migration"
+    with engine.connect() as conn:
+        raw = conn.connection.driver_connection
+        previous = raw.isolation_level
+        raw.isolation_level = None  # the transaction is ours: pysqlite would commit before DDL otherwise
+        cursor = raw.cursor()
+        try:
+            cursor.execute("BEGIN IMMEDIATE")
+            present = {row[1] for row in cursor.execute(f"PRAGMA table_info({usage_hourly.name})")}
+            if all(c in present for c in ADDED_DIMENSIONS):
+                cursor.execute("ROLLBACK")
+                return
+            kept = [c.name for c in usage_hourly.columns if c.name in present]
+            cursor.execute(f"ALTER TABLE {usage_hourly.name} RENAME TO {old}")
+            cursor.execute(f"DROP INDEX IF EXISTS {HOUR_INDEX}")
+            cursor.execute(str(CreateTable(usage_hourly).compile(dialect=engine.dialect)))
+            for index in usage_hourly.indexes:
+                cursor.execute(str(CreateIndex(index).compile(dialect=engine.dialect)))
+            columns = ", ".join(quote(c) for c in kept)
+            cursor.execute(f"INSERT INTO {usage_hourly.name} ({columns}) SELECT {columns} FROM {old}")
+            cursor.execute(f"DROP TABLE {old}")
+            cursor.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        finally:
+            cursor.close()
+            raw.isolation_level = previous
+
+

@@ -1,0 +1,156 @@
+"""Reading the ledger: usage reports, budget sums, period totals, and the rows still waiting for a price.
+
+Every query is given its time range (and, for reports grouped by day or month, its time zone): nothing here keeps a
+zone or a period of its own. Sums come back as integers from both backends (PostgreSQL's SUM(bigint) is NUMERIC);
+money as exact `Decimal` USD (`units.pico_to_usd`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import BigInteger, cast, desc, func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from costline.processor.ledger.engine import LedgerUnavailable
+from costline.processor.ledger.schema import CALL_COLUMNS, COUNTERS, GROUP_BY, OWNER_COLUMNS, TIME_GROUPS, usage_hourly
+from costline.processor.model import Counts
+from costline.processor.units import floor_hour_s, pico_to_usd
+
+UTC = ZoneInfo("UTC")
+NAMES_PER_QUERY = 5000
+"""Owner names per budget-sum query: under SQLite's and PostgreSQL's bound-parameter limits."""
+UNPRICED_COLUMNS = tuple(c.column for c in Counts if c.name.startswith("UNPRICED_"))
+"""The counters a reprice reads and clears: unpriced calls and their tokens."""
+_COST = Counts.COST_PICO_USD
+
+
+class LedgerReader:
+    """Read-only queries; thread-safe (each opens its own connection)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo = UTC,
+              limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
+        """Exact totals between `start` (inclusive) and `end` (exclusive, hour granularity), grouped by columns.
+
+        `hour`, `day` and `month` group by time in `tz`. Each row holds the group values, every counter of
+        `model.Counts` but the cost, then `cost_usd`. Rows are sorted by cost, highest first, then by the group
+        values (a total order, so pages taken with `offset`/`limit` neither overlap nor skip while the ledger is
+        unchanged).
+        """
+        unknown = [g for g in group_by if g not in GROUP_BY]
+        if unknown:
+            raise ValueError(f"group_by: unknown {', '.join(unknown)}; allowed: {', '.join(GROUP_BY)}")
+        time_groups = [g for g in group_by if g in TIME_GROUPS]
+        sql_groups = [usage_hourly.c[g] for g in group_by if g not in TIME_GROUPS]
+        if time_groups:
+            sql_groups.append(usage_hourly.c.hour)
+        sums = [cast(func.sum(usage_hourly.c[name]), BigInteger).label(name) for name in COUNTERS]
+        query = (select(*sql_groups, *sums)
+                 .where(usage_hourly.c.hour >= floor_hour_s(int(start.timestamp())))
+                 .where(usage_hourly.c.hour < int(end.timestamp())))
+        if sql_groups:
+            query = query.group_by(*sql_groups)
+            if not time_groups:  # the final order, from the database: cost, highest first, then the groups
+                query = query.order_by(desc(sums[_COST]), *sql_groups)
+                if limit is not None or offset:  # one page, cut by the database
+                    query = query.limit(limit).offset(offset)
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.execute(query).all()
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        n_sql = len(sql_groups)
+        if not time_groups:
+            return [_usage_row(group_by, row[:n_sql], row[n_sql:]) for row in raw if row[n_sql] is not None]
+        # SQL grouped by hour too; fold hours into the requested local hour/day/month here, where the zone is.
+        labels: dict[int, dict[str, str]] = {}
+        folded: dict[tuple, list[int]] = {}
+        for row in raw:
+            if row[n_sql] is None:
+                continue
+            hour = row[n_sql - 1]
+            names = labels.get(hour)
+            if names is None:
+                local = datetime.fromtimestamp(hour, tz=timezone.utc).astimezone(tz)
+                names = labels[hour] = {"hour": local.strftime("%Y-%m-%dT%H:00%z"),
+                                        "day": local.strftime("%Y-%m-%d"), "month": local.strftime("%Y-%m")}
+            columns = iter(row[: n_sql - 1])
+            key = tuple(names[g] if g in names else next(columns) for g in group_by)
+            acc = folded.get(key)
+            if acc is None:
+                folded[key] = [int(v or 0) for v in row[n_sql:]]
+            else:
+                for i, v in enumerate(row[n_sql:]):
+                    acc[i] += int(v or 0)
+        ranked = sorted(folded.items(), key=lambda item: (-item[1][_COST], [str(v) for v in item[0]]))
+        # Time groups are folded here, so their page is cut here too.
+        ranked = ranked[offset:] if limit is None else ranked[offset : offset + limit]
+        return [_usage_row(group_by, key, sums) for key, sums in ranked]
+
+    def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]]
+                    ) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
+        """Cost in pico-dollars since `since`, per scope: `{("org", "team"): {"engineering", ...}}` sums by
+        (org, team) the rows whose team is one of those names. Only owners that have budgets are read, so a
+        flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
+        start = floor_hour_s(int(since.timestamp()))
+        out: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {}
+        try:
+            with self.engine.connect() as conn:
+                for columns, names in scopes.items():
+                    cols = [usage_hourly.c[c] for c in columns]
+                    totals = out[columns] = {}
+                    ordered = sorted(names)
+                    for i in range(0, len(ordered), NAMES_PER_QUERY):
+                        query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
+                                 .where(usage_hourly.c.hour >= start)
+                                 .where(cols[-1].in_(ordered[i : i + NAMES_PER_QUERY])).group_by(*cols))
+                        for *values, cost in conn.execute(query):
+                            totals[tuple(values)] = int(cost or 0)
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return out
+
+    def totals_since(self, since: datetime, group_by: Sequence[str], counters: Sequence[str]
+                     ) -> dict[tuple[str, ...], tuple[int, ...]]:
+        """`counters` (names in `schema.COUNTERS`) summed by the `group_by` columns over the rows from `since`'s
+        hour on: `{(values...): (sums...)}`. For the ledger-backed period gauges."""
+        unknown = [c for c in (*group_by, *counters) if c not in (*OWNER_COLUMNS, *CALL_COLUMNS, *COUNTERS)]
+        if unknown:
+            raise ValueError(f"totals_since: unknown column(s) {', '.join(unknown)}")
+        columns = [usage_hourly.c[c] for c in group_by]
+        query = (select(*columns, *(cast(func.sum(usage_hourly.c[c]), BigInteger) for c in counters))
+                 .where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp()))).group_by(*columns))
+        try:
+            with self.engine.connect() as conn:
+                return {tuple(row[: len(columns)]): tuple(int(v or 0) for v in row[len(columns):])
+                        for row in conn.execute(query)}
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
+    def unpriced_rows(self, since: datetime) -> list[dict[str, Any]]:
+        """The rows from `since`'s hour on with calls still waiting for a price: `id`, `hour`, `provider`, `model`,
+        `operation` and the `UNPRICED_COLUMNS` counters."""
+        columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *UNPRICED_COLUMNS)]
+        query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
+                 .where(usage_hourly.c.unpriced_requests > 0).order_by(usage_hourly.c.id))
+        try:
+            with self.engine.connect() as conn:
+                return [dict(row) for row in conn.execute(query).mappings()]
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
+
+def _usage_row(group_by: Sequence[str], groups: Sequence[Any], sums: Sequence[Any]) -> dict[str, Any]:
+    row: dict[str, Any] = dict(zip(group_by, groups, strict=True))
+    for slot, value in zip(Counts, sums, strict=True):
+        if slot is not _COST:
+            row[slot.column] = int(value or 0)
+    row["cost_usd"] = pico_to_usd(int(sums[_COST] or 0))
+    return row

@@ -1,0 +1,174 @@
+"""Writing the ledger: a batch's hourly rows and its calls' identity keys in one transaction.
+
+One ingest request is one transaction: already-billed calls are dropped (an exporter's retry, or a second span for
+the same call), the rest is summed per hourly row in memory (`model.counts_of`, the one counter vector) and
+upserted, and their identity keys are written — then it commits, and only then does the receiver acknowledge.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from operator import add
+
+from sqlalchemy import delete, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from costline.processor.ledger.engine import LedgerUnavailable, quote
+from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, billed_spans, usage_hourly
+from costline.processor.model import Entry, counts_of
+from costline.processor.units import S_PER_HOUR, hour_start_s
+
+KEYS_PER_LOOKUP = 5000
+"""Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
+RETENTION_CHECK_S = 600
+"""How often (at most) a write also deletes identity keys older than the retention."""
+
+_DIMENSION_WIDTH = usage_hourly.c.org.type.length
+
+
+class LedgerWriter:
+    """Thread-safe: one writer at a time (SQLite allows no more)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._lock = threading.Lock()
+        # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
+        # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
+        mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
+        columns = (*DIMENSIONS, *COUNTERS)
+        table = usage_hourly.name
+        self._upsert_sql = (
+            f"INSERT INTO {table} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({', '.join(mark for _ in columns)}) "
+            f"ON CONFLICT ({', '.join(quote(c) for c in DIMENSIONS)}) DO UPDATE SET "
+            + ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTERS)
+        )
+        self._billed_sql = f"INSERT INTO {billed_spans.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
+        self._lookup_cache: dict[int, str] = {}
+        self._last_retention = 0.0
+
+    def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
+        """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
+        this batch). `now` (unix seconds) stamps the identity keys for retention.
+
+        Three statements per batch whatever its size (look up its keys, upsert its hourly rows, insert its keys),
+        all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
+        is expanded anew on every call) cost more than SQLite's work for them.
+        """
+        if not entries:
+            return []
+        now = int(time.time()) if now is None else now
+        try:
+            with self._lock, self.engine.begin() as conn:
+                seen = self._billed_among(conn, {k for e in entries for k in e.keys})
+                fresh = _first_sightings(entries, seen)
+                if fresh:
+                    # Rows and keys in sorted order: processors sharing one PostgreSQL ledger then take row locks
+                    # in the same order, so two concurrent batches touching the same hours wait instead of
+                    # deadlocking (a deadlock is safe — 503, the exporter retries — but wasted work).
+                    conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh)))
+                    keys = sorted((k, now) for e in fresh for k in e.keys)
+                    if keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
+                        conn.exec_driver_sql(self._billed_sql, keys)
+                if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
+                    self._last_retention = time.monotonic()
+                    conn.execute(delete(billed_spans)
+                                 .where(billed_spans.c.billed_at < now - retention_hours * S_PER_HOUR))
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        return fresh
+
+    def price_rows(self, priced: Iterable[tuple[int, Mapping[str, int], int]]) -> int:
+        """Bill rows' unpriced tokens: `(row id, its unpriced counters as read, their cost in pico-dollars)`. A row
+        is changed only if its unpriced counters are still what was read (compare and set), so calls billed into it
+        since the read are left for the next reprice instead of being marked priced unpriced, and two reprices
+        running at once price each token once. One transaction; returns the rows changed."""
+        changed = 0
+        try:
+            with self._lock, self.engine.begin() as conn:
+                for row_id, unpriced, cost_pico in priced:
+                    statement = update(usage_hourly).where(usage_hourly.c.id == row_id)
+                    for column, value in unpriced.items():
+                        statement = statement.where(usage_hourly.c[column] == value)
+                    result = conn.execute(statement.values(
+                        cost_pico_usd=usage_hourly.c.cost_pico_usd + cost_pico, **dict.fromkeys(unpriced, 0)))
+                    changed += result.rowcount
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        return changed
+
+    def _billed_among(self, conn: Connection, keys: Collection[str]) -> set[str]:
+        """Those of `keys` already in the ledger."""
+        seen: set[str] = set()
+        ordered = list(keys)
+        for i in range(0, len(ordered), KEYS_PER_LOOKUP):
+            chunk = ordered[i : i + KEYS_PER_LOOKUP]
+            seen.update(key for (key,) in conn.exec_driver_sql(self._lookup_sql(len(chunk)), tuple(chunk)))
+        return seen
+
+    def _lookup_sql(self, count: int) -> str:
+        # Cached per placeholder count: batches come in a handful of sizes (the exporter's batch size, and the
+        # remainders), so this holds a few strings.
+        sql = self._lookup_cache.get(count)
+        if sql is None:
+            if len(self._lookup_cache) > 64:
+                self._lookup_cache.clear()
+            sql = self._lookup_cache[count] = (
+                f"SELECT dedup_key FROM {billed_spans.name} WHERE dedup_key IN ({', '.join([self._mark] * count)})")
+        return sql
+
+
+def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
+    """The entries none of whose keys is in `seen`, adding theirs as they pass: a key already billed (an exporter's
+    retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing. An entry
+    without keys is always fresh."""
+    fresh: list[Entry] = []
+    for e in entries:
+        keys = e.keys
+        if len(keys) == 1:  # the usual shape (see `model.call_keys`), tested without building a generator
+            if keys[0] in seen:
+                continue
+        elif any(k in seen for k in keys):
+            continue
+        fresh.append(e)
+        seen.update(keys)
+    return fresh
+
+
+def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
+    """One row per hour × owner × call dimensions: `DIMENSIONS` then `COUNTERS` (the `model.Counts` vector summed),
+    as tuples for executemany. A call without a start time counts in the current hour."""
+    rows: dict[tuple, list[int]] = {}
+    now_ns = 0
+    for e in entries:
+        call = e.call
+        start = call.start_time_unix_nano
+        if not start:
+            now_ns = now_ns or time.time_ns()
+            start = now_ns
+        # `Owner` is a named tuple in OWNER_COLUMNS order: unpacked in C.
+        ident = (hour_start_s(start), *e.owner, call.provider, call.model or "", call.operation,
+                 call.service_name or "")
+        counts = counts_of(call, e.cost_pico)
+        row = rows.get(ident)
+        rows[ident] = list(counts) if row is None else list(map(add, row, counts))
+    out = []
+    for ident, counters in rows.items():
+        values = ident[1:]
+        # Fast path in C for the usual row; only a row with a bad value pays for fixing each value. Two rows that
+        # become equal once fixed are fine: executemany runs the upsert once per row, the second one adds.
+        if max(map(len, values)) > _DIMENSION_WIDTH or "\x00" in "".join(values):
+            ident = (ident[0], *(_dimension(v) for v in values))
+        out.append((*ident, *counters))
+    return out
+
+
+def _dimension(value: str) -> str:
+    """A value PostgreSQL accepts in a VARCHAR(255) (no NUL, not too long): a poison value would fail every retry
+    of its batch, for ever."""
+    if len(value) <= _DIMENSION_WIDTH and "\x00" not in value:
+        return value
+    return value.replace("\x00", "")[:_DIMENSION_WIDTH]

@@ -1,0 +1,317 @@
+"""The composition root of `costline serve`: the service built from its settings, and its lifecycle.
+
+`Service.start` opens the ledger (retried with backoff while it is unavailable), builds the pipeline from the config,
+and starts the listeners in an order that never acknowledges an export before it could be persisted; `reload`
+swaps config and prices; `stop` drains. The clock is injected here (`Service(settings, clock=...)`) and handed to
+the pipeline, the budgets and the period gauges: tests move time through it. `cli.py` only parses commands.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from costline.processor.api import AdminApi, ApiError, Unavailable
+from costline.processor.model import GROUP_BY
+from costline.processor.settings import Settings
+
+log = logging.getLogger("costline.processor")
+
+USAGE_GROUP_BY = GROUP_BY
+"""Columns `group_by` accepts in the API and `costline usage`: the ledger's dimensions and time groups."""
+
+
+LEDGER_OPEN_BACKOFF_S = (0.5, 30.0)
+"""First and longest wait between attempts to open the ledger at start (doubling, with jitter)."""
+READINESS_CHECK_INTERVAL_S = 2.0
+"""`/readyz` asks the ledger at most this often; probes in between get the last answer."""
+
+
+class StartCancelled(Exception):
+    """A stop was asked for while `Service.start` waited for the ledger."""
+
+
+class LedgerReadiness:
+    """Whether the ledger answers a trivial query, asked at most every `interval_s`.
+
+    A flood of `/readyz` probes costs one round trip per interval, and a probe arriving while another one is asking
+    gets the previous answer instead of queueing behind it (the ask itself is bounded by the ledger timeout).
+    """
+
+    def __init__(self, ping: Callable[[], bool], interval_s: float = READINESS_CHECK_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._ping = ping
+        self._interval = interval_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._checked_at = -math.inf
+        self._ok = True  # just opened
+
+    def __call__(self) -> bool:
+        if self._clock() - self._checked_at >= self._interval and self._lock.acquire(blocking=False):
+            try:
+                ok = self._ping()
+                if ok != self._ok:
+                    log.log(logging.INFO if ok else logging.WARNING, "ledger %s",
+                            "reachable again: ready" if ok else "not reachable: /readyz answers 503")
+                self._ok, self._checked_at = ok, self._clock()
+            finally:
+                self._lock.release()
+        return self._ok
+
+
+class Service:
+    """A running processor: the pipeline, its ledger, the listeners and the optional forwarder.
+
+    Start order matters: the API listener comes up first so `/healthz` answers and `/readyz` says 503 while the
+    ledger opens (a migration on PostgreSQL can take a while, or the database is still starting beside us: opening
+    is retried with backoff until it succeeds or a stop is asked for); the OTLP listeners come up only once the
+    pipeline can commit, so nothing is acknowledged before it could be persisted.
+    """
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.settings = settings
+        self._clock = clock
+        self.registry = CollectorRegistry()
+        self.pipeline: Any = None
+        self.forwarder: Any = None
+        self.admin: Any = None
+        self.access: Any = None
+        self.otlp_http: Any = None
+        self.otlp_grpc: Any = None
+        self.period_totals: Any = None
+        self.reconcile: Any = None
+        self._reload_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._ledger_ready: Callable[[], bool] | None = None
+
+    def request_stop(self) -> None:
+        """Ends a wait for the ledger in `start` (safe from a signal handler)."""
+        self._stopping.set()
+
+    # -- lifecycle ---------------------------------------------------------------------------------------------
+
+    def start(self) -> Service:
+        """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        from costline.processor.auth import Access, is_loopback
+        from costline.processor.clock import system_clock
+        from costline.processor.config import load_config
+        from costline.processor.period_gauges import PeriodCollector, PeriodTotals
+        from costline.processor.pipeline import Pipeline
+        from costline.processor.receivers import BearerAuth, ReceiverStats
+        from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
+        from costline.processor.receivers.http import OTLPHttpReceiver
+        from costline.processor.server import HttpServer
+
+        s = self.settings
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        stats = ReceiverStats()
+        self.registry.register(stats)
+        config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        self.access = Access(config.api)
+        if s.http is not None:
+            if self.access.open and not is_loopback(s.http.host):
+                log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
+                            "add tokens (docs/governance.md) to let other hosts read it", s.http)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            self.admin = HttpServer(s.http, api, "api").start()
+
+        if s.forward_otlp:
+            from costline.processor.forward import Forwarder
+
+            self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
+            self.registry.register(self.forwarder)
+        ledger = self._open_ledger()
+        self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
+        self.registry.register(self.pipeline.collector)
+        self.registry.register(self.pipeline.outcome_counter)
+        self.registry.register(self.pipeline.policy_violations)
+        # Ledger-backed gauges (unpriced and spent this month), read off the scrape path: after commits and on a
+        # timer, which also catches `costline reprice` and other processors writing the same ledger.
+        pipeline = self.pipeline
+        self.period_totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config,
+                                          clock=self._clock or system_clock).start()
+        pipeline.on_commit.append(self.period_totals.changed)
+        self.registry.register(PeriodCollector(self.period_totals.snapshot))
+
+        auth = BearerAuth(s.token)
+        if s.otlp_http is not None:
+            receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
+                                        retry_after_s=s.retry_after_s)
+            self.otlp_http = HttpServer(s.otlp_http, receiver, "otlp-http").start()
+        if s.otlp_grpc is not None:
+            grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
+            self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+        from costline.processor.reconcile.service import ReconcileService
+
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
+        self._ledger_ready = LedgerReadiness(ledger.ping)
+        return self
+
+    def _open_ledger(self) -> Any:
+        """Open the ledger, retrying while it is unavailable (exponential backoff with jitter, each failure logged),
+        until it opens or `request_stop` is called. Errors that waiting cannot fix (an unsupported URL) raise."""
+        import tenacity
+
+        from costline.processor.ledger import Ledger, LedgerUnavailable, redact_url
+
+        first, longest = LEDGER_OPEN_BACKOFF_S
+
+        def wait(seconds: float) -> None:
+            if self._stopping.wait(seconds):
+                raise StartCancelled("stopped while waiting for the ledger")
+
+        def log_failure(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome is not None else None
+            log.warning("ledger at %s not available (attempt %d): %s; retrying in %.1f s",
+                        redact_url(self.settings.db_url), state.attempt_number, error,
+                        state.next_action.sleep if state.next_action else 0.0)
+
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception_type(LedgerUnavailable),
+            wait=tenacity.wait_exponential(multiplier=first, max=longest) + tenacity.wait_random(0, first),
+            stop=lambda _state: self._stopping.is_set(),
+            sleep=wait, before_sleep=log_failure, reraise=True,
+        )
+        try:
+            return retrying(Ledger, self.settings.db_url, timeout_s=self.settings.ledger_timeout_s)
+        except LedgerUnavailable:
+            if self._stopping.is_set():
+                raise StartCancelled("stopped while waiting for the ledger") from None
+            raise
+
+    @property
+    def ready(self) -> bool:
+        """The ledger is open and (checked at most every few seconds) answering."""
+        return self._ledger_ready is not None and self._ledger_ready()
+
+    def reload(self) -> str:
+        """Re-read the config file (and prices); the running config stays when the new one is invalid."""
+        from costline.processor.config import ConfigError, load_config
+
+        with self._reload_lock:
+            path = self.settings.config_path
+            try:
+                config = load_config(path) if path is not None else None
+            except ConfigError as err:
+                raise ApiError(f"config not reloaded: {err}") from None
+            self.pipeline.reload(config)
+            if config is not None:
+                self.access.update(config.api)
+        detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
+        log.info(detail)
+        return detail
+
+    def stop(self, grace_s: float = 10.0) -> None:
+        """Refuse new exports, let those in flight commit, flush forwarding, close the ledger, then the API."""
+        if self.otlp_grpc is not None:
+            self.otlp_grpc.stop(grace_s)
+        if self.otlp_http is not None:
+            self.otlp_http.stop(grace_s)
+        if self.forwarder is not None:
+            self.forwarder.stop(min(grace_s, 5.0))
+        if self.period_totals is not None:
+            self.period_totals.stop()
+        if self.reconcile is not None:
+            self.reconcile.stop()
+        if self.pipeline is not None:
+            self.pipeline.close()
+        if self.admin is not None:
+            self.admin.stop(1.0)
+
+    def describe(self) -> str:
+        parts = []
+        if self.otlp_http is not None:
+            parts.append(f"OTLP/HTTP {self.otlp_http.url}/v1/traces")
+        if self.otlp_grpc is not None:
+            parts.append(f"OTLP/gRPC {self.otlp_grpc.target}")
+        if self.admin is not None:
+            parts.append(f"metrics and API {self.admin.url}")
+        return ", ".join(parts) or "no listener"
+
+
+class _Backend:
+    """The API's view of a Service (api.Backend)."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+        self.registry = service.registry
+
+    def ready(self) -> bool:
+        return self._service.ready
+
+    def _pipeline(self) -> Any:
+        if self._service.pipeline is None:
+            raise Unavailable("not ready: the ledger is not open yet")
+        return self._service.pipeline
+
+    def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, limit: int | None = None,
+              offset: int = 0) -> list[dict[str, Any]]:
+        with _ledger_errors():
+            pipeline = self._pipeline()
+            return pipeline.ledger.reader.usage(start, end, list(group_by), tz=pipeline.config.zone, limit=limit,
+                                                offset=offset)
+
+    def budgets(self) -> Mapping[str, Any]:
+        with _ledger_errors():
+            return self._pipeline().budgets_snapshot()
+
+    def chargeback(self, period: str | None) -> Any:
+        from costline.processor.chargeback.report import statement_for
+        from costline.processor.chargeback.statement import Period, StatementError
+
+        pipeline = self._pipeline()
+        try:
+            when = Period.parse(period) if period else Period.containing(datetime.now(pipeline.config.zone),
+                                                                         pipeline.config.zone)
+            with _ledger_errors():
+                return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, when)
+        except StatementError as err:
+            raise ApiError(str(err)) from None
+
+    def reload(self) -> str:
+        self._pipeline()
+        return self._service.reload()
+
+    def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
+               ) -> Mapping[str, Any]:
+        from costline.processor.policy_api import policy_document
+
+        pipeline = self._pipeline()
+        with _ledger_errors():
+            return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
+                                   fingerprint, declared, models)
+
+
+@contextmanager
+def _ledger_errors() -> Iterator[None]:
+    """A ledger that cannot answer is a 503 with a short message; the details (SQL, host) go to the log only."""
+    from costline.processor.ledger import LedgerUnavailable
+
+    try:
+        yield
+    except LedgerUnavailable as err:
+        log.warning("API request failed on the ledger: %s", err)
+        raise Unavailable("ledger unavailable; retry later") from None
+
+
+def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
+                   forwarder: Any = None) -> Any:
+    """A pipeline without listeners, for commands that read the ledger with the config (`chargeback`,
+    `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`)."""
+    from costline.processor.config import load_config
+    from costline.processor.ledger import Ledger
+    from costline.processor.pipeline import Pipeline
+
+    config = load_config(config_path)
+    return Pipeline(config, Ledger(db_url), clock=clock, forwarder=forwarder)

@@ -1,0 +1,73 @@
+"""The processor's units, spelled once: money in integer pico-dollars, time in epoch hours, calendar periods.
+
+**Money** is an integer number of pico-dollars (10^-12 USD) from pricing to the ledger: every list price and any
+override with at most six decimals is a whole number of pico-dollars per token, so a call's cost is integer
+arithmetic, sums never round, and SQLite (whose NUMERIC is a float) stores it exactly in a BIGINT. It becomes USD
+only at the edges: `pico_to_usd` (an exact `Decimal` with twelve decimals, for the API and CSV) and
+`pico_to_float_usd` (Prometheus samples and forwarded span attributes, which are doubles anyway).
+
+**Time** is bucketed by the UTC hour: the ledger's rows and the pricer's cache are per hour. `epoch_hour` is the
+hour's number since the epoch, `hour_start_s` its start in unix seconds (the ledger's `hour` column). Calendar
+periods (the budgets' day and month) depend on a time zone, which is always passed in (`period_starts`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from zoneinfo import ZoneInfo
+
+PICO_PER_USD = 10**12
+"""Pico-dollars in one US dollar: the money unit."""
+USD_DECIMALS = 12
+"""Decimal places of an amount in USD written from pico-dollars: every digit the ledger has."""
+
+NS_PER_S = 1_000_000_000
+S_PER_HOUR = 3600
+NS_PER_HOUR = NS_PER_S * S_PER_HOUR
+
+PERIODS = ("monthly", "daily")
+"""Calendar periods budgets are kept for."""
+
+
+def usd_to_pico(usd: Decimal) -> int:
+    """USD to pico-dollars, rounded half-even to the pico-dollar."""
+    return int((usd * PICO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
+
+
+def pico_to_usd(pico: int) -> Decimal:
+    """Pico-dollars as exact USD with twelve decimals (`Decimal('0.001234500000')`)."""
+    return Decimal(pico).scaleb(-USD_DECIMALS)
+
+
+def pico_to_float_usd(pico: int) -> float:
+    """Pico-dollars as a float of USD, for Prometheus samples and span attributes (doubles on the wire)."""
+    return pico / PICO_PER_USD
+
+
+def usd_text(usd: Decimal) -> str:
+    """An amount of USD as plain decimal text, every digit kept, never in exponent form (`0.000000000000`, not
+    `0E-12`): what the JSON API and CSV carry."""
+    return format(usd, "f")
+
+
+def epoch_hour(unix_ns: int) -> int:
+    """The number of the UTC hour `unix_ns` falls in, counted from the epoch."""
+    return unix_ns // NS_PER_HOUR
+
+
+def hour_start_s(unix_ns: int) -> int:
+    """Unix seconds of the start of the UTC hour `unix_ns` falls in (the ledger's `hour` column)."""
+    return unix_ns // NS_PER_HOUR * S_PER_HOUR
+
+
+def floor_hour_s(unix_s: int) -> int:
+    """Unix seconds of the start of the UTC hour `unix_s` falls in."""
+    return unix_s - unix_s % S_PER_HOUR
+
+
+def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
+    """Start of the current calendar month and day in `tz`, as aware datetimes, by period name (`PERIODS`)."""
+    local = now.astimezone(tz)
+    day = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return {"monthly": day.replace(day=1), "daily": day}
