@@ -65,12 +65,13 @@ def bare_prometheus(prometheus_binary, tmp_path_factory):
 
 
 def test_the_dashboards_have_queries_to_test():
-    assert len(DASHBOARD_FILES) == 4 and len(PANEL_QUERIES) > 40
+    assert len(DASHBOARD_FILES) == 5 and len(PANEL_QUERIES) > 40
     assert {q.dashboard for q in PANEL_QUERIES} == {
         "Costline / Spend overview",
         "Costline / Budget burn",
         "Costline / Team drill-down",
         "Costline / Performance",
+        "Costline / Chargeback",
     }
 
 
