@@ -42,7 +42,7 @@ def _per_outcome(config: MixinConfig, labels: tuple[str, ...]) -> str:
     by each kind of outcome it reported (`on` the group's labels, one result per outcome name)."""
     cost = increase_with_births(filtered(config, metrics.COST, labels=TEAM), RANGE)
     outcomes = increase_with_births(filtered(config, metrics.OUTCOMES, labels=TEAM), RANGE)
-    return (f"sum {by(*labels)} ({cost}) / on ({', '.join(labels)}) group_right "
+    return (f"sum {by(*labels)} ({cost}) / on ({', '.join(labels)}) group_right () "
             f"(sum {by(*labels, 'name')} ({outcomes}) > 0)")
 
 
@@ -130,7 +130,7 @@ def cost_per_outcome_over_time(config: MixinConfig):
         "Token cost rate divided by outcome rate, per team and outcome name (a moving figure; the bar gauge has the "
         "exact one for the range).",
         USD,
-        query(f"{cost} / on (org, team) group_right ({outcomes} > 0)", "{{team}} · {{name}}"),
+        query(f"{cost} / on (org, team) group_right () ({outcomes} > 0)", "{{team}} · {{name}}"),
     )
 
 
