@@ -50,19 +50,19 @@ $(STAMP): $(PROJECTS)
 
 # Prometheus and promtool come from Debian's package (rule tests and query tests need the real binaries).
 prometheus:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-prometheus.sh
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-debian-packages.sh
 
 # Alertmanager and amtool from Debian's package (the binary is `prometheus-alertmanager` there): config checks, route
 # tests and the end-to-end notification test.
 alertmanager:
 	@command -v amtool >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null \
-		|| bash scripts/install-prometheus.sh prometheus-alertmanager
+		|| bash scripts/install-debian-packages.sh prometheus-alertmanager
 
 # Debian's headless Chromium and pdftotext (poppler-utils): a test renders the HTML chargeback statement to a PNG
 # and a PDF and reads the PDF's figures back.
 chromium:
 	@command -v chromium >/dev/null && command -v pdftotext >/dev/null \
-		|| bash scripts/install-prometheus.sh chromium poppler-utils
+		|| bash scripts/install-debian-packages.sh chromium poppler-utils
 
 # A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
 compose-client:
