@@ -141,6 +141,26 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
           f"  Budgets (JSON)     : {api}/api/v1/budgets\n  Config             : {config}\n{line}")
 
 
+# --- chargeback: what each team is billed ------------------------------------------------------------------------
+def get_text(url: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10.0) as response:  # noqa: S310 - loopback
+        return response.read().decode()
+
+
+def report_chargeback(api: str, workdir: Path) -> None:
+    """This month's statement from the API, as finance would bill it; the printable pages beside it."""
+    line = "─" * 96
+    print("\nChargeback this month (docs/chargeback.md; `costline chargeback`, GET /api/v1/chargeback)")
+    for row in get_text(f"{api}/api/v1/chargeback?format=table").splitlines():
+        print(f"  {row}" if row else "")
+    html = workdir / "chargeback.html"
+    html.write_text(get_text(f"{api}/api/v1/chargeback?format=html"), "utf-8")
+    print(f"  one printable page per team: {html}")
+    print(line)
+
+
+
 # --- governance: the guard in the application, the violation counter in the processor --------------------------------
 GOVERNED_KEYS = {"OPENAI_API_KEY": "sk-demo-research-batch", "ANTHROPIC_API_KEY": "sk-demo-support-bot"}
 """demo/governance.py calls o4-mini with the research team's key (its budget is blown by then) and a model the
@@ -323,6 +343,7 @@ def main() -> int:
             violations = wait_for_violations(f"{api}/metrics")
             settle(api)
             report(api, f"{api}/metrics", db_url, config)
+            report_chargeback(api, workdir)
             report_governance(governance, violations)
             report_reconciliation(run_reconcile(provider, db_url, config))
             if args.keep:

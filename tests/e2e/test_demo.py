@@ -65,3 +65,18 @@ def test_demo_shows_the_guard_and_the_reconciliation(demo_output):
     assert rows[("team search", "gpt-4o-mini")][3] > 0  # the cron job: untracked spend of its key's owner
     (notebook,) = [v for (owner, _), v in rows.items() if owner.startswith("untracked")]
     assert notebook[3] > 0
+
+
+def test_demo_bills_each_team_a_statement_that_adds_up(demo_output):
+    from decimal import Decimal
+
+    chargeback = _section(demo_output, "Chargeback this month")
+    teams = {line.split()[0]: line for line in chargeback.splitlines() if line.startswith("  acme/")}
+    assert set(teams) == {"acme/research", "acme/search", "acme/support"}, chargeback
+    assert "[value-based]" in teams["acme/support"]  # charged per resolved ticket, not for its tokens
+    assert "value based ticket_resolved" in chargeback and " x $0.02" in chargeback
+    totals = [Decimal(line.split()[1].replace(",", "")) for line in chargeback.splitlines()
+              if line.strip().startswith("total ")]
+    grand = Decimal(chargeback.split("TOTAL", 1)[1].split()[0].replace(",", ""))
+    assert len(totals) == 3 and sum(totals) == grand  # rounded once, to the cent, and the teams add up exactly
+    assert "one printable page per team:" in chargeback
