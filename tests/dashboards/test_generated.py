@@ -45,13 +45,14 @@ def test_check_command_reports_drift(tmp_path):
     assert DASHBOARD_FILES[0] in check.stderr and "leftover.yaml" in check.stderr
 
 
-def test_four_dashboards_with_stable_unique_uids():
+def test_the_dashboards_have_stable_unique_uids():
     uids = {_dashboard(f)["uid"] for f in DASHBOARD_FILES}
     assert uids == {
         links.SPEND_OVERVIEW_UID,
         links.BUDGET_BURN_UID,
         links.TEAM_DRILLDOWN_UID,
         links.PERFORMANCE_UID,
+        links.CHARGEBACK_UID,
     }
 
 

@@ -65,12 +65,13 @@ def bare_prometheus(prometheus_binary, tmp_path_factory):
 
 
 def test_the_dashboards_have_queries_to_test():
-    assert len(DASHBOARD_FILES) == 4 and len(PANEL_QUERIES) > 40
+    assert len(DASHBOARD_FILES) == 5 and len(PANEL_QUERIES) > 40
     assert {q.dashboard for q in PANEL_QUERIES} == {
         "Costline / Spend overview",
         "Costline / Budget burn",
         "Costline / Team drill-down",
         "Costline / Performance",
+        "Costline / Chargeback",
     }
 
 
@@ -275,3 +276,19 @@ def test_total_spend_panels_equal_the_ledger_to_one_percent(loaded_stack, dashbo
             break
         time.sleep(0.5)
     assert shown == pytest.approx(ledger, rel=0.01), f"{panel}: {shown} vs ledger {ledger}\n{expr}"
+
+
+def test_month_to_date_charges_equal_the_statement(loaded_stack):
+    """The Chargeback dashboard's total is the open statement's (`GET /api/v1/chargeback`), to the cent."""
+    prometheus, _, processor = loaded_stack
+    expr = substitute(_raw_expr("Costline / Chargeback", "Month-to-date charges"))
+    deadline = time.monotonic() + 20
+    while True:  # the gauges follow commits within a few seconds; the scrape interval is 1 s
+        statement = json.loads(http_get(f"{processor.http_url}/api/v1/chargeback?format=json"))
+        result = prometheus.query(expr)
+        shown = round(float(result[0]["value"][1]), 2) if result else None
+        if shown == float(statement["total_usd"]) or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert Decimal(statement["total_usd"]) > 600  # three $200 fees, the $300 split, tokens, markups and tickets
+    assert shown == float(statement["total_usd"]), expr

@@ -7,7 +7,9 @@ that, with the config below:
 * team `research` spends about $1.2 of $1 (`CostlineBudgetExceeded`), and calls `acme-llama-70b` on a self-hosted
   vLLM that nobody priced (`CostlineUnpricedModel`);
 * team `support` streams (time to first token), hits the prompt cache, and sees rate-limit errors and retries;
-* alice's laptop key (registered by fingerprint) carries part of search's traffic, so user and key budgets move.
+* alice's laptop key (registered by fingerprint) carries part of search's traffic, so user and key budgets move;
+* team `support`'s calls serve the feature `ticket-triage`, which reports resolved tickets (`costline.outcome()`
+  spans), and support is charged per ticket (`chargeback:`): cost per outcome and the chargeback gauges have data.
 
 Calls go out in rounds, a little over a scrape interval apart, so every counter and budget gauge grows between
 scrapes (rates and increases see it; a series that only ever had one value shows no increase).
@@ -29,6 +31,8 @@ from costline.fingerprint import fingerprint
 
 ALICE_KEY = "sk-test-alice-laptop-0123456789"
 ORG = "acme"
+OUTCOME = "ticket_resolved"
+SUPPORT_FEATURE = "ticket-triage"
 
 PROCESSOR_CONFIG = f"""
 timezone: UTC
@@ -51,6 +55,12 @@ projects:
   - {{name: ranking, budget: {{monthly_usd: 20}}}}
 prices:
   - {{provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}}
+chargeback:
+  default: {{markup_pct: 15, platform_fee_usd: 200}}
+  teams:
+    support: {{per_outcome_usd: {{{OUTCOME}: 0.50}}}}
+  shared_costs:  # a fixed split charges search and support last month too: month-to-date has a comparison
+    - {{name: platform-infra, monthly_usd: 300, split: {{search: 50, support: 50}}}}
 """
 
 
@@ -74,6 +84,7 @@ class Call:
     error_type: str | None = None
     retries: int = 0
     usage: bool = True
+    feature: str | None = None
 
     def attributes(self) -> dict[str, object]:
         attrs: dict[str, object] = {
@@ -97,6 +108,8 @@ class Call:
                 attrs[a.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = self.reasoning
         if self.user:
             attrs[a.COSTLINE_USER] = self.user
+        if self.feature:
+            attrs[a.COSTLINE_FEATURE] = self.feature
         if self.api_key:
             attrs[a.COSTLINE_API_KEY_FINGERPRINT] = fingerprint(self.api_key)
         if self.stream_ttft_s is not None:
@@ -152,6 +165,7 @@ def _support_round(index: int) -> list[Call]:
             500,
             cache_read=8_000,
             stream_ttft_s=0.3 + i / 10,
+            feature=SUPPORT_FEATURE,
         )
         for i in range(4)
     ]
@@ -218,6 +232,14 @@ class Workload:
             span.set_status(Status(StatusCode.ERROR, call.error_type))
         span.end(end_time=start + 1_500_000_000)
 
+    def outcome(self, team: str, name: str, count: int, feature: str) -> None:
+        """An outcome span as `costline.outcome(name, count, feature=...)` writes it."""
+        tracer = self.providers[team].get_tracer("costline.instrumentation")
+        span = tracer.start_span(a.OUTCOME_SPAN_PREFIX + name, kind=SpanKind.INTERNAL)
+        span.set_attributes({a.COSTLINE_OUTCOME_NAME: name, a.COSTLINE_OUTCOME_COUNT: count, a.COSTLINE_ORG: ORG,
+                             a.COSTLINE_TEAM: team, a.COSTLINE_FEATURE: feature})
+        span.end()
+
     def run(self, rounds: int = ROUNDS, pause_s: float = 1.2) -> int:
         sent = 0
         for index in range(rounds):
@@ -225,6 +247,7 @@ class Workload:
                 for call in make_round(index):
                     self.send(call)
                     sent += 1
+            self.outcome("support", OUTCOME, 3, SUPPORT_FEATURE)
             time.sleep(pause_s)
         return sent
 

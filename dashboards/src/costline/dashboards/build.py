@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from costline.dashboards import budget_burn, performance, provisioning, spend_overview, team_drilldown
+from costline.dashboards import budget_burn, chargeback, performance, provisioning, spend_overview, team_drilldown
 from costline.dashboards.alertmanager import EXAMPLES, alertmanager_config
 from costline.dashboards.alerts import alert_rule_groups
 from costline.dashboards.config import DEFAULT_CONFIG, MixinConfig
@@ -24,6 +24,7 @@ DASHBOARDS: dict[str, Callable[[MixinConfig], dict[str, object]]] = {
     "costline-budget-burn.json": budget_burn.dashboard,
     "costline-team-drilldown.json": team_drilldown.dashboard,
     "costline-performance.json": performance.dashboard,
+    "costline-chargeback.json": chargeback.dashboard,
 }
 
 RECORDING_RULES = "prometheus/costline-recording-rules.yaml"

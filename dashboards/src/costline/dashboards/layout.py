@@ -1,4 +1,4 @@
-"""Assembling a dashboard: shared settings, variables, rows of panels, links between the four dashboards, and
+"""Assembling a dashboard: shared settings, variables, rows of panels, links between the dashboards, and
 stable panel ids, turned into the JSON Grafana imports."""
 
 from __future__ import annotations

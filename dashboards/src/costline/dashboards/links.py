@@ -14,6 +14,7 @@ SPEND_OVERVIEW_UID = "costline-spend-overview"
 BUDGET_BURN_UID = "costline-budget-burn"
 TEAM_DRILLDOWN_UID = "costline-team-drilldown"
 PERFORMANCE_UID = "costline-performance"
+CHARGEBACK_UID = "costline-chargeback"
 
 
 def alert_dashboard_url(config: MixinConfig, uid: str, *labels: str) -> str:

@@ -23,6 +23,10 @@ PERIOD_COST = "costline_period_cost_usd"  # ledger-backed gauges of the current 
 PERIOD_UNPRICED_REQUESTS = "costline_period_unpriced_requests"  # model, org, team, project: the same on every
 PERIOD_UNPRICED_TOKENS = "costline_period_unpriced_tokens"  # replica; label `type` as on TOKENS
 
+CHARGEBACK = "costline_chargeback_usd"  # labels org, team, component: the open month's statement, ledger-backed
+CHARGEBACK_LAST_PERIOD = "costline_chargeback_last_period_usd"  # labels org, team: last month's statement total
+OUTCOMES = "costline_outcomes_total"  # labels org, team, feature, name: business outcomes (`costline.outcome()`)
+
 RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `outcome` (accepted, unavailable, ...)
 RECEIVER_SPANS = "costline_receiver_spans_total"  # label `outcome`: accepted, rejected (OTLP partial success)
 FORWARD_SPANS = "costline_forward_spans_total"  # label `outcome`: sent, failed, dropped

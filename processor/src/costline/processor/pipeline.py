@@ -168,6 +168,9 @@ class Pipeline:
         counted = self.outcomes.record(owned, retention_hours=state.config.dedup_retention_hours,
                                        now=int(self._clock().timestamp()))
         self.outcome_counter.add(counted)
+        if counted:  # outcomes are charged too (value-based chargeback): the ledger's readers should look again
+            for listener in self.on_commit:
+                listener()
 
     def ingest_calls(self, calls: list[LLMCall], *, request: ExportTraceServiceRequest | None = None,
                      dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,

@@ -88,6 +88,7 @@ class Service:
         self.otlp_http: Any = None
         self.otlp_grpc: Any = None
         self.period_totals: Any = None
+        self.chargeback_totals: Any = None
         self.reconcile: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
@@ -102,6 +103,7 @@ class Service:
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
         from costline.processor.auth import Access, is_loopback
+        from costline.processor.chargeback.gauges import ChargebackCollector, ChargebackTotals
         from costline.processor.clock import system_clock
         from costline.processor.config import load_config
         from costline.processor.period_gauges import PeriodCollector, PeriodTotals
@@ -142,6 +144,11 @@ class Service:
                                           clock=self._clock or system_clock).start()
         pipeline.on_commit.append(self.period_totals.changed)
         self.registry.register(PeriodCollector(self.period_totals.snapshot))
+        # The open period's chargeback statement as gauges, made off the scrape path the same way.
+        self.chargeback_totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
+                                                  clock=self._clock or system_clock).start()
+        pipeline.on_commit.append(self.chargeback_totals.changed)
+        self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
 
         auth = BearerAuth(s.token)
         if s.otlp_http is not None:
@@ -222,6 +229,8 @@ class Service:
             self.forwarder.stop(min(grace_s, 5.0))
         if self.period_totals is not None:
             self.period_totals.stop()
+        if self.chargeback_totals is not None:
+            self.chargeback_totals.stop()
         if self.reconcile is not None:
             self.reconcile.stop()
         if self.pipeline is not None:

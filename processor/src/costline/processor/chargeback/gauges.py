@@ -1,0 +1,155 @@
+"""The open period's statement as Prometheus gauges: `costline_chargeback_usd{org, team, component}`.
+
+Making a statement reads a month of the ledger (and, for corrections, the closed months before it), far too much for
+a scrape. `ChargebackTotals` makes the current month's statement on a background thread — soon after commits (at most
+every `min_gap_s`) and every `interval_s`, because `costline reprice`, `close-period` and other processors write the
+same ledger from other processes — and `ChargebackCollector` serves the latest one. Each gauge is the sum of a
+team's rounded lines of one component, so the gauges of a team add up to its statement total and all of them to the
+grand total, to the cent, as on `costline chargeback`. Last month's team totals (the frozen statement once it is
+closed) are served beside them, for month-to-date against last month.
+
+Without a `chargeback:` section nothing is served (no family at all): nothing says how teams are charged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from costline.processor.chargeback.report import statement_for
+from costline.processor.chargeback.statement import Period
+from costline.processor.clock import Clock, system_clock
+from costline.processor.ledger import LedgerUnavailable
+
+log = logging.getLogger("costline.processor.chargeback.gauges")
+
+CHARGEBACK = "costline_chargeback_usd"
+LAST_PERIOD = "costline_chargeback_last_period_usd"
+LABELS = ("org", "team", "component")
+
+
+@dataclass(frozen=True, slots=True)
+class ChargebackSnapshot:
+    period: Period
+    start: float
+    """Unix time of the period's first instant in the configured zone."""
+    components: Mapping[tuple[str, str, str], Decimal]
+    """(org, team, component) -> USD in whole cents."""
+    last_period: Mapping[tuple[str, str], Decimal]
+    """(org, team) -> last month's total (whole cents), for every team of either month."""
+    read_at: float
+
+
+@dataclass
+class ChargebackTotals:
+    """The current month's statement, re-made after commits (debounced) and on a timer. A failed read keeps the
+    last snapshot (and logs); a config without `chargeback:` clears it."""
+
+    ledger: Any
+    outcomes: Any
+    """An `OutcomeStore` (value-based charges)."""
+    config: Callable[[], Any]
+    clock: Clock = system_clock
+    interval_s: float = 30.0
+    min_gap_s: float = 2.0
+    _snapshot: ChargebackSnapshot | None = field(default=None, init=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False)
+    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
+    _thread: threading.Thread | None = field(default=None, init=False)
+
+    def start(self) -> ChargebackTotals:
+        self._thread = threading.Thread(target=self._run, name="costline-chargeback-gauges", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def changed(self) -> None:
+        """The ledger took a write: make the statement again soon. Cheap and never raises (ingest path)."""
+        self._wake.set()
+
+    def snapshot(self) -> ChargebackSnapshot | None:
+        return self._snapshot
+
+    def refresh(self) -> ChargebackSnapshot | None:
+        """Make the statement now (the background thread calls this; tests may too)."""
+        config = self.config()
+        if config.chargeback is None:
+            self._snapshot = None
+            return None
+        zone = ZoneInfo(config.timezone)
+        period = Period.containing(self.clock(), zone)
+        try:
+            current = statement_for(config, self.ledger, self.outcomes, period)
+            previous = statement_for(config, self.ledger, self.outcomes, period.previous())
+        except LedgerUnavailable as err:
+            log.warning("chargeback gauges not refreshed: %s", err)
+            return self._snapshot
+        components: dict[tuple[str, str, str], Decimal] = {}
+        for team in current.teams:
+            for line in team.lines:
+                key = (team.org, team.team, line.component)
+                components[key] = components.get(key, Decimal(0)) + line.amount
+        # Every team charged this month has a figure for last month, $0 when it had no statement then: a team
+        # new this month is compared with nothing spent, not left out of the comparison.
+        last = {(t.org, t.team): Decimal("0.00") for t in current.teams}
+        last.update({(t.org, t.team): t.total for t in previous.teams})
+        self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last, time.time())
+        return self._snapshot
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.refresh()
+            except Exception:  # a bug (or a statement error after a reload) must not end the thread silently
+                log.exception("chargeback gauges: refresh failed")
+            self._wake.wait(self.interval_s)
+            self._stopping.wait(self.min_gap_s)  # debounce: a statement reads a whole month of the ledger
+
+
+class ChargebackCollector(Collector):
+    """The latest `ChargebackSnapshot` as gauges, built fresh on every scrape from the snapshot only."""
+
+    def __init__(self, snapshot: Callable[[], ChargebackSnapshot | None]) -> None:
+        self._snapshot = snapshot
+
+    def describe(self) -> Iterator:
+        return iter(())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        snapshot = self._snapshot()
+        if snapshot is None:  # no `chargeback:` section, or not made yet
+            return
+        charged = GaugeMetricFamily(
+            CHARGEBACK, "Charges of the open period (the current calendar month in the configured time zone) per "
+            "team and statement component, in USD rounded to the cent as on `costline chargeback`: a team's "
+            "components add up to its statement total.", labels=list(LABELS))
+        for labels, amount in sorted(snapshot.components.items()):
+            charged.add_metric(list(labels), float(amount))
+        last = GaugeMetricFamily(
+            LAST_PERIOD, "Each team's statement total for the previous calendar month (the frozen statement once "
+            "that month is closed), in USD; 0 for a team charged this month only.", labels=["org", "team"])
+        for labels, amount in sorted(snapshot.last_period.items()):
+            last.add_metric(list(labels), float(amount))
+        yield charged
+        yield last
+        yield GaugeMetricFamily("costline_chargeback_period_start_timestamp_seconds",
+                                "Start of the calendar month the chargeback gauges cover (unix seconds).",
+                                value=snapshot.start)
+        yield GaugeMetricFamily("costline_chargeback_read_timestamp_seconds",
+                                "When the chargeback gauges were last made from the ledger (unix seconds).",
+                                value=snapshot.read_at)
