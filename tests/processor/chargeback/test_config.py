@@ -54,6 +54,7 @@ def errors(section: dict) -> list[str]:
     ({"teams": {"support": {"per_outcome_usd": {}}}}, "chargeback.teams.support.per_outcome_usd: must name at least one outcome"),
     ({"unattributed": "everyone"}, "chargeback.unattributed: must be proportional, even, or {team: NAME}"),
     ({"unattributed": {"team": "x y"}}, "chargeback.unattributed: 'x y' is not a team"),
+    ({"untracked": "bill"}, "chargeback.untracked: must be show or charge, not 'bill'"),
     ({"shared_costs": [{"name": "x", "monthly_usd": 1, "split": "even"},
                        {"name": "x", "monthly_usd": 2, "split": "even"}]},
      "chargeback: shared_costs[1].name: duplicate name 'x'"),

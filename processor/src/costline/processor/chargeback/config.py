@@ -13,6 +13,7 @@
         - {name: platform-infra, monthly_usd: 1200, split: proportional}
         - {name: reserved-capacity, monthly_usd: 3000, split: {engineering: 60, marketing: 40}}
       unattributed: proportional    # or {team: NAME}, or even
+      untracked: show               # or charge: bill untracked spend (`costline reconcile`) to its owner
 
 The models and the arithmetic are in docs/chargeback.md; every key in docs/configuration.md.
 """
@@ -40,6 +41,7 @@ TEAM_REF = re.compile(rf"^(?:{_PART}/)?{_PART}$")
 """`team` or `org/team`: `org/team` when the same team name exists in several orgs."""
 OUTCOME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 SPLITS = ("proportional", "even")
+UNTRACKED_RULES = ("show", "charge")
 
 
 class _Strict(BaseModel):
@@ -125,6 +127,17 @@ class ChargebackConfig(_Strict):
     shared_costs: list[SharedCost] = Field(default_factory=list)
     unattributed: Any = "proportional"
     """`proportional`, `even`, or `{team: NAME}`: how the cost of calls no team owns is spread."""
+    untracked: Any = "show"
+    """`show` (the statement lists the month's untracked spend) or `charge` (and bills it: at cost to the owning
+    team; unmapped identities' spend spread as `unattributed` says)."""
+
+    @field_validator("untracked")
+    @classmethod
+    def _valid_untracked(cls, value: Any) -> str:
+        if value not in UNTRACKED_RULES:
+            raise ValueError(f"must be {' or '.join(UNTRACKED_RULES)}, not {value!r}: show lists the untracked spend, "
+                             "charge also bills it to its owner")
+        return str(value)
 
     @field_validator("unattributed")
     @classmethod

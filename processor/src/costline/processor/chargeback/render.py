@@ -6,12 +6,12 @@ into most tools, and finance's figures must arrive as they were computed.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from costline.processor.api import CSV_TYPE, JSON_TYPE, csv_cell
 from costline.processor.chargeback.periods import document_bytes
-from costline.processor.chargeback.statement import Statement, plain
+from costline.processor.chargeback.statement import CENT, UNMAPPED, Statement, plain
 
 TEXT_TYPE = "text/plain; charset=utf-8"
 FORMATS = ("table", "csv", "json", "focus", "html")
@@ -72,4 +72,10 @@ def _table(statement: Statement) -> str:
     for component, amount in statement.components.items():
         out.append(f"{component.replace('_', ' '):<{width + 2}}{amount:>14,}")
     out.append(f"{'TOTAL':<{width + 2}}{statement.total:>14,}")
+    if statement.untracked:
+        how = "charged above" if statement.untracked_rule == "charge" else "shown, not charged"
+        out.extend(["", f"Untracked spend (billed by providers, seen by no span; {how}), USD"])
+        for key, usd in sorted(statement.untracked.items(), key=lambda kv: (kv[0] == UNMAPPED, kv[0])):
+            label = "unmapped provider identities" if key == UNMAPPED else key
+            out.append(f"  {label:<{width}}{usd.quantize(CENT, ROUND_HALF_UP):>14,}  {plain(usd)}")
     return "\n".join(out) + "\n"

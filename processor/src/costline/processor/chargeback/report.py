@@ -33,7 +33,9 @@ from costline.processor.chargeback.statement import (
     build_statement,
     team_orgs_of,
     team_usage,
+    untracked_by_team,
 )
+from costline.processor.reconcile.store import ReconciliationStore
 
 TEAM_GROUPS = ["org", "team"]
 
@@ -103,8 +105,10 @@ def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
     start, end = period.start(tz), period.end(tz)
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
     counted = outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
+    # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
+    untracked = ReconciliationStore(ledger.engine).untracked_spend(start.date(), end.date())
     return build_statement(rules.chargeback, period, tz, team_usage(rows, counted), team_orgs=rules.team_orgs,
-                           corrections=corrections)
+                           corrections=corrections, untracked=untracked_by_team(untracked))
 
 
 def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None,

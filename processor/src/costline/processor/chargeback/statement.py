@@ -35,8 +35,11 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 """Disjoint token counts whose sum is a team's volume (reasoning tokens are a subset of output)."""
 UNPRICED_TOKEN_COLUMNS = tuple(f"unpriced_{c}" for c in TOKEN_COLUMNS)
 
-COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "shared_cost", "unattributed", "correction")
+COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "shared_cost", "unattributed", "untracked",
+              "correction")
 """The kinds of line, in the order a team's lines are listed."""
+UNMAPPED = "untracked"
+"""The key, in a statement's untracked spend, of the spend under provider identities the config maps to no owner."""
 CORRECTION_ONLY = "correction"
 """The model of a team in the statement only for corrections of a closed period: it is charged nothing else."""
 
@@ -171,6 +174,11 @@ class Statement:
     """The exact cost of calls no team owns, spread over the teams (rounded to the cent before the split)."""
     closed_at: datetime | None = None
     """When the period was closed (`chargeback.periods`): the statement is then the one frozen at that moment."""
+    untracked: Mapping[str, Decimal] = field(default_factory=dict)
+    """Untracked spend of the month (billed by a provider, seen by no span; `costline reconcile`), exact USD per
+    owning team (`org/team`) and, under `UNMAPPED`, of identities no one owns. Shown always; charged as `untracked`
+    lines only when `untracked_rule` is `charge`."""
+    untracked_rule: str = "show"
 
     @property
     def components(self) -> dict[str, Decimal]:
@@ -198,6 +206,10 @@ class Statement:
             "unattributed_cost_usd": plain(self.unattributed_cost),
             "total_usd": str(self.total),
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "untracked": {"rule": self.untracked_rule,
+                          "teams": {k: plain(v) for k, v in sorted(self.untracked.items()) if k != UNMAPPED},
+                          "unmapped_usd": plain(self.untracked.get(UNMAPPED, Decimal(0))),
+                          "total_usd": plain(sum(self.untracked.values(), Decimal(0)))},
         }
 
     @classmethod
@@ -213,9 +225,15 @@ class Statement:
             teams.append(TeamStatement(t["org"], t["name"], t["model"], Decimal(t["markup_pct"]), t["markup_source"],
                                        usage, lines, Decimal(t["total_usd"])))
         closed = doc.get("closed_at")
+        # Statements frozen before untracked spend was read have no `untracked`: they showed none.
+        untracked = doc.get("untracked") or {"rule": "show", "teams": {}, "unmapped_usd": "0"}
+        spend = {k: Decimal(v) for k, v in untracked["teams"].items()}
+        if Decimal(untracked["unmapped_usd"]):
+            spend[UNMAPPED] = Decimal(untracked["unmapped_usd"])
         return cls(Period.parse(doc["period"]), doc["timezone"], datetime.fromisoformat(doc["from"]),
                    datetime.fromisoformat(doc["to"]), tuple(teams), Decimal(doc["total_usd"]),
-                   Decimal(doc["unattributed_cost_usd"]), datetime.fromisoformat(closed) if closed else None)
+                   Decimal(doc["unattributed_cost_usd"]), datetime.fromisoformat(closed) if closed else None,
+                   spend, untracked["rule"])
 
 
 # --- computing ------------------------------------------------------------------------------------------------------
@@ -243,13 +261,26 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
     return [TeamUsage(org, team, **values) for (org, team), values in sorted(acc.items())]
 
 
+def untracked_by_team(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
+    """Exact untracked USD per owning team (`org/team`), and under `UNMAPPED` that of unmapped identities, from the
+    reconciliation store's `untracked_spend` rows (a key's or a user's spend is its team's)."""
+    out: dict[str, Decimal] = {}
+    for row in rows:
+        key = UNMAPPED if row["owner_kind"] == UNMAPPED else f"{row['org']}/{row['team']}"
+        out[key] = out.get(key, Decimal(0)) + Decimal(row["untracked_usd"])
+    return {key: usd for key, usd in sorted(out.items()) if usd}
+
+
 def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInfo, usage: Sequence[TeamUsage], *,
                     team_orgs: Mapping[str, str] | None = None,
-                    corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None) -> Statement:
+                    corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None,
+                    untracked: Mapping[str, Decimal] | None = None) -> Statement:
     """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
     places a team a fixed split names that has no usage this month. `corrections` (`org/team` -> (closed period,
     exact USD) pairs: what changed in closed periods since they were frozen) become `correction` lines; a team with
-    nothing but corrections is charged only those (no fee, no share of a pool)."""
+    nothing but corrections is charged only those (no fee, no share of a pool). `untracked` (`untracked_by_team`)
+    is shown, and with `chargeback.untracked: charge` charged at cost: an `untracked` line on its team, the
+    unmapped spend spread over the teams as `chargeback.unattributed` says."""
     if config is None:
         raise StatementError(NO_CHARGEBACK)
     team_orgs = team_orgs or {}
@@ -271,11 +302,16 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
              if isinstance(c.split, dict) for t in c.split]
     if not isinstance(config.unattributed, str):
         named.append(resolve(config.unattributed.team, "unattributed.team"))
+    untracked = dict(untracked or {})
+    charged = untracked if config.untracked == "charge" else {}
+    unmapped = charged.get(UNMAPPED, Decimal(0))
+    # A team whose only spend this month was untracked is a team that used a provider: charged like any other.
+    named += [key for key in charged if key != UNMAPPED]
     for key in named:
         if key not in teams:
             org, name = key.split("/", 1)
             teams[key] = TeamUsage(org, name)
-    if not teams and (unattributed_cost or config.shared_costs):
+    if not teams and (unattributed_cost or unmapped or config.shared_costs):
         # Nobody to spread onto: the statement still accounts for every dollar, on a line of its own.
         teams[f"{UNATTRIBUTED}/{UNATTRIBUTED}"] = TeamUsage(UNATTRIBUTED, UNATTRIBUTED)
     order = sorted(teams)
@@ -316,6 +352,18 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         for key, cents in zip(order, allocate(pool_cents, weights), strict=True):
             lines[key].append(Line("unattributed", Decimal(cents) / 100,
                                    detail=f"{_usd(unattributed_cost)} untagged, {how}"))
+    for key in order:
+        if charged.get(key):
+            lines[key].append(Line("untracked", charged[key],
+                                   detail="billed by the provider, seen by no span (at cost, no markup)"))
+    if unmapped:
+        rule = config.unattributed
+        split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
+        weights, how = _weights(split, order, teams, resolve, "unattributed")
+        pool_cents = _to_cents(unmapped.quantize(CENT, ROUND_HALF_UP))
+        for key, cents in zip(order, allocate(pool_cents, weights), strict=True):
+            lines[key].append(Line("untracked", Decimal(cents) / 100, name=UNMAPPED,
+                                   detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
 
     for key, items in sorted((corrections or {}).items()):
         items = [(source, exact) for source, exact in items if exact]
@@ -341,7 +389,8 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         statements.append(TeamStatement(
             teams[key].org, teams[key].team, model, pct, source, teams[key],
             tuple(replace(line, amount=amount) for line, amount in zip(team_lines, amounts, strict=True)), total))
-    return Statement(period, str(tz), period.start(tz), period.end(tz), tuple(statements), grand, unattributed_cost)
+    return Statement(period, str(tz), period.start(tz), period.end(tz), tuple(statements), grand, unattributed_cost,
+                     untracked=untracked, untracked_rule=config.untracked)
 
 
 def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decimal, str]:
