@@ -128,5 +128,9 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
         store.save(Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]))
         frozen = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
         assert frozen.as_dict() == doc
+        # ... and bills the difference once, as corrections in the first open month.
+        december = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER.next()).as_dict()
+        assert sum(Decimal(x["exact_usd"]) for t in december["teams"] for x in t["lines"]
+                   if x["component"] == "correction") == Decimal("-0.03")
     finally:
         pipeline.close()

@@ -104,7 +104,7 @@ def focus_rows(statement: Statement, usage: Iterable[Mapping[str, Any]], *, unta
                 "ChargeCategory": "Adjustment",
                 "ChargeClass": "Correction" if line.component == "correction" else None,
                 "ChargeFrequency": "Usage-Based" if line.component in ("token_cost", "markup", "value_based",
-                                                                       "correction") else "Recurring",
+                                                                       "untracked", "correction") else "Recurring",
                 "ChargeDescription": f"chargeback {line.component.replace('_', ' ')}"
                                      + (f" {line.name}" if line.name else "") + f": {line.detail}",
                 "InvoiceId": invoice,
