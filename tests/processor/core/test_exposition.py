@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.api import AdminApi
-from costline.processor.exposition import encoder_for, generate_text
+from costline.processor.exposition import SERIES_PER_BLOCK, encoder_for, generate_chunks, generate_text
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.server import Request
@@ -120,6 +120,27 @@ def test_process_and_platform_collectors_and_many_series():
     ours = [f for f in parsed(text) if f[0].startswith("costline_")]
     assert ours == [f for f in parsed(latest) if f[0].startswith("costline_")]
     assert [f[0] for f in parsed(text)] == [f[0] for f in parsed(latest)]  # process_/python_ too, same order
+
+
+def test_series_blocks_with_values_past_a_million_and_percent_labels():
+    """Series are written a block at a time from a per-family `bytes %` template: blocks join seamlessly, a value
+    past a million in one series switches its column to Go's exponent form without touching the others, and a `%`
+    in a label value is text, not a conversion."""
+    aggregator = SeriesAggregator(LABELS, 10_000, [0.5, 1.0])
+    entries = []
+    for i in range(2 * SERIES_PER_BLOCK + 3):
+        call = make_call(i, team=f"t%s{i}", model="m%d", input_tokens=2_000_000 + i if i % 97 == 5 else i,
+                         error="boom" if i % 3 else None)
+        call.time_to_first_token_s = 1e7 if i == SERIES_PER_BLOCK else 0.3 if i % 2 else None
+        entries.append(Entry(call, Owner("acme", f"t%s{i}", "p%", "", "", "", "", ""),
+                             usd_to_pico(Decimal(2_000_000 if i == 7 else "0.001")), call_keys(call)))
+    aggregator.add(entries)
+    registry = CollectorRegistry()
+    registry.register(CostlineCollector(lambda: aggregator, _NoBudgets, lambda: {"billed": 1}))
+    text = generate_text(registry)
+    assert text == generate_latest(registry)
+    assert b"2.000005e+06" in text and b"2e+06" in text and b"1e+07" in text
+    assert b"".join(generate_chunks(registry)) == text
 
 
 class _NoBudgets:
