@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import shutil
 import subprocess
@@ -182,3 +183,20 @@ def test_metrics_endpoint_serves_generate_text():
     assert response.status == 200 and response.content_type.startswith("text/plain; version=0.0.4")
     assert parsed(response.body.decode()) == parsed(generate_text(registry).decode())
     assert 'plain_events_total{label="q\\"\\\\\\n✓"} 2.0' in response.body.decode()
+
+
+def test_metrics_endpoint_gzip_is_generate_text_compressed():
+    registry = registry_with_hostile_labels()
+
+    class Backend:
+        pass
+
+    backend = Backend()
+    backend.registry = registry
+    api = AdminApi(backend, ("team",))
+    response = api(Request("GET", "/metrics", {}, {"Accept-Encoding": "gzip, deflate"}))
+    assert response.status == 200 and ("Content-Encoding", "gzip") in response.headers
+    assert gzip.decompress(response.body) == generate_text(registry)
+    openmetrics = api(Request("GET", "/metrics", {}, {"Accept": "application/openmetrics-text; version=1.0.0",
+                                                      "Accept-Encoding": "gzip"}))
+    assert gzip.decompress(openmetrics.body).endswith(b"# EOF\n")
