@@ -123,7 +123,7 @@ def series_lines(label_names: Sequence[str], labels: Sequence[bytes], splits: Ma
     line = b"".join(template).__mod__
     for first in range(0, len(labels), SERIES_PER_BLOCK):
         stop = first + SERIES_PER_BLOCK
-        yield b"".join(map(line, zip(*[column[first:stop] for column in columns])))
+        yield b"".join(map(line, zip(*[column[first:stop] for column in columns], strict=True)))
 
 
 def _literal(text: bytes) -> bytes:
