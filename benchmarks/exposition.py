@@ -7,6 +7,10 @@ one priced, with tokens and requests; every other one with an error, a retry and
 histogram's 15 samples are there for half of them); token counts above a million in a tenth of them (the values
 `floatToGoString` writes in exponent form).
 
+`generate_chunks` is the same exposition in blocks of a few hundred series, consumed as a writer that sends each
+block as it comes would (its time is the writing without the one 350 MiB buffer `generate_text` joins).
+Wall time and process time (CPU) are both printed: on a shared machine the CPU time is the steadier figure.
+
 Memory: RSS before and after the series are added (in batches of 1000 calls, so the calls themselves are not
 counted), per series, before any scrape. Scrapes (alternating, best of `--rounds` each): `generate_latest`, then
 `generate_text`, each after 1% of the series took one more call (a scrape must see changes, and must not be timed
@@ -26,7 +30,7 @@ from types import SimpleNamespace
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from costline.processor.aggregate import SeriesAggregator
-from costline.processor.exposition import generate_text
+from costline.processor.exposition import generate_chunks, generate_text
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import Entry, LLMCall, Owner
 
@@ -80,9 +84,16 @@ def registry_with(series: int) -> tuple[CollectorRegistry, SeriesAggregator, int
 
 def timed(fn, *args) -> tuple[float, object]:
     gc.collect()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = fn(*args)
+    timed.cpu = time.process_time() - cpu
     return time.perf_counter() - start, result
+
+
+def streamed(registry: CollectorRegistry) -> bytes:
+    """`generate_chunks`, each block dropped once seen (as a writer would after sending it); returns a stand-in."""
+    size = sum(map(len, generate_chunks(registry)))
+    return b" " * min(size, 1)
 
 
 def stable(body: bytes) -> list[bytes]:
@@ -99,26 +110,36 @@ def main() -> None:
     print(f"{args.series:,} series: RSS +{grown / 2**20:,.1f} MiB, {grown / args.series:,.0f} bytes per series "
           "(all families, before any scrape)")
     step = 100  # 1% of the series take a call before every scrape
-    times: dict[str, list[float]] = {"generate_latest": [], "generate_text": [], "collect() + Samples": []}
-    ratios, size = [], 0
+    scrapes = (("generate_latest", generate_latest), ("generate_text", generate_text), ("generate_chunks", streamed))
+    times: dict[str, list[float]] = {name: [] for name, _ in scrapes} | {"collect() + Samples": []}
+    cpu: dict[str, list[float]] = {name: [] for name, _ in scrapes}
+    ratios, stream_ratios, size = [], [], 0
     for round_ in range(args.rounds):
-        for name, fn in (("generate_latest", generate_latest), ("generate_text", generate_text)):
-            add_series(aggregator, range(round_ % step, args.series, step))
+        for k, (name, fn) in enumerate(scrapes):
+            add_series(aggregator, range((round_ * len(scrapes) + k) % step, args.series, step))
             elapsed, body = timed(fn, registry)
             times[name].append(elapsed)
-            size = len(body)
+            cpu[name].append(timed.cpu)
+            size = max(size, len(body))
             del body
         ratios.append(times["generate_latest"][-1] / times["generate_text"][-1])
+        stream_ratios.append(times["generate_latest"][-1] / times["generate_chunks"][-1])
         # What generate_latest reads before it formats: the families and their Sample objects.
         times["collect() + Samples"].append(timed(lambda: [m.samples for m in registry.collect()])[0])
-    same = stable(generate_latest(registry)) == stable(generate_text(registry))
+    text = generate_text(registry)
+    same = stable(generate_latest(registry)) == stable(text) == stable(b"".join(generate_chunks(registry)))
+    del text
     print(f"scrape, {size / 2**20:,.1f} MiB of text, best of {args.rounds} (1% of series changed before each):")
     for name, values in times.items():
-        print(f"  {name:<16} {min(values):7.3f} s   (all: {', '.join(f'{v:.3f}' for v in values)})")
+        line = f"  {name:<19} {min(values):7.3f} s   (all: {', '.join(f'{v:.3f}' for v in values)})"
+        if name in cpu:
+            line += f"; CPU best {min(cpu[name]):.3f} s (all: {', '.join(f'{v:.3f}' for v in cpu[name])})"
+        print(line)
     # Without building the families and Samples it reads (made lazily here, slower than prometheus_client's own
     # collectors would make them): prometheus_client's formatting alone against our whole scrape.
     formatting = [(latest - samples) / text for latest, samples, text in
                   zip(times["generate_latest"], times["collect() + Samples"], times["generate_text"], strict=True)]
+    print(f"  generate_latest / generate_chunks per round: {', '.join(f'{r:.1f}x' for r in stream_ratios)}")
     print(f"  generate_latest / generate_text per round: {', '.join(f'{r:.1f}x' for r in ratios)}; "
           f"its formatting alone / generate_text: {', '.join(f'{r:.1f}x' for r in formatting)}; "
           f"output byte-identical (process_ values aside): {same}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import math
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from costline.processor.aggregate import SeriesAggregator
 from costline.processor.api import AdminApi
-from costline.processor.exposition import encoder_for, generate_text
+from costline.processor.exposition import SERIES_PER_BLOCK, encoder_for, generate_chunks, generate_text
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.server import Request
@@ -122,6 +123,27 @@ def test_process_and_platform_collectors_and_many_series():
     assert [f[0] for f in parsed(text)] == [f[0] for f in parsed(latest)]  # process_/python_ too, same order
 
 
+def test_series_blocks_with_values_past_a_million_and_percent_labels():
+    """Series are written a block at a time from a per-family `bytes %` template: blocks join seamlessly, a value
+    past a million in one series switches its column to Go's exponent form without touching the others, and a `%`
+    in a label value is text, not a conversion."""
+    aggregator = SeriesAggregator(LABELS, 10_000, [0.5, 1.0])
+    entries = []
+    for i in range(2 * SERIES_PER_BLOCK + 3):
+        call = make_call(i, team=f"t%s{i}", model="m%d", input_tokens=2_000_000 + i if i % 97 == 5 else i,
+                         error="boom" if i % 3 else None)
+        call.time_to_first_token_s = 1e7 if i == SERIES_PER_BLOCK else 0.3 if i % 2 else None
+        entries.append(Entry(call, Owner("acme", f"t%s{i}", "p%", "", "", "", "", ""),
+                             usd_to_pico(Decimal(2_000_000 if i == 7 else "0.001")), call_keys(call)))
+    aggregator.add(entries)
+    registry = CollectorRegistry()
+    registry.register(CostlineCollector(lambda: aggregator, _NoBudgets, lambda: {"billed": 1}))
+    text = generate_text(registry)
+    assert text == generate_latest(registry)
+    assert b"2.000005e+06" in text and b"2e+06" in text and b"1e+07" in text
+    assert b"".join(generate_chunks(registry)) == text
+
+
 class _NoBudgets:
     def snapshot(self):
         from types import SimpleNamespace
@@ -161,3 +183,20 @@ def test_metrics_endpoint_serves_generate_text():
     assert response.status == 200 and response.content_type.startswith("text/plain; version=0.0.4")
     assert parsed(response.body.decode()) == parsed(generate_text(registry).decode())
     assert 'plain_events_total{label="q\\"\\\\\\n✓"} 2.0' in response.body.decode()
+
+
+def test_metrics_endpoint_gzip_is_generate_text_compressed():
+    registry = registry_with_hostile_labels()
+
+    class Backend:
+        pass
+
+    backend = Backend()
+    backend.registry = registry
+    api = AdminApi(backend, ("team",))
+    response = api(Request("GET", "/metrics", {}, {"Accept-Encoding": "gzip, deflate"}))
+    assert response.status == 200 and ("Content-Encoding", "gzip") in response.headers
+    assert gzip.decompress(response.body) == generate_text(registry)
+    openmetrics = api(Request("GET", "/metrics", {}, {"Accept": "application/openmetrics-text; version=1.0.0",
+                                                      "Accept-Encoding": "gzip"}))
+    assert gzip.decompress(openmetrics.body).endswith(b"# EOF\n")

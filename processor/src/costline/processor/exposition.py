@@ -12,7 +12,8 @@ values in sorted label order, and `map` looks their texts up.
 
 Families that can write their own lines (`SeriesLines`: Costline's per-series families, see `metrics.py`) are not
 walked sample by sample: `series_lines` writes them from label texts made once per series and columns of values,
-with one C-level operation per line instead of a `Sample` and a format per line.
+with one C-level `bytes %` per series (all its lines of the family) instead of a `Sample` and a format per line.
+`generate_chunks` gives the exposition in blocks of a few hundred series, for a writer that sends them as they come.
 
 Only the default negotiation result is served this way; OpenMetrics and text with an explicit escaping scheme stay
 with prometheus_client (see `encoder_for`).
@@ -20,7 +21,7 @@ with prometheus_client (see `encoder_for`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import repeat
 from operator import getitem, itemgetter
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -63,7 +64,7 @@ def label_fragment(name: str, value: str) -> bytes:
 class SeriesLines(Protocol):
     """A family that writes its own sample lines (HELP and TYPE are written for it, from `name` and `type`)."""
 
-    def exposition_lines(self) -> list[bytes]:
+    def exposition_lines(self) -> Iterable[bytes]:
         """Pieces whose concatenation is the family's sample lines."""
 
 
@@ -75,70 +76,70 @@ class LineKind(NamedTuple):
     values: Sequence[int] | Sequence[float]
 
 
+SERIES_PER_BLOCK = 256
+"""Series written per block: each block is one `bytes` of a few hundred KiB, so the memory a scrape writes into stays
+small and is reused from block to block (one 350 MiB buffer, freshly mapped, costs more in page faults than the
+copy into it)."""
+
+
 def series_lines(label_names: Sequence[str], labels: Sequence[bytes], splits: Mapping[str, Sequence[int]],
-                 kinds: Sequence[LineKind]) -> list[bytes]:
+                 kinds: Sequence[LineKind]) -> Iterator[bytes]:
     """The lines of `kinds` for every series, series after series, as `generate_latest` writes such samples, in
-    pieces (joined once, with the rest of the exposition, by `generate_text`).
+    blocks of `SERIES_PER_BLOCK` series.
 
     `labels[i]` is series i's label text (labels sorted by name, escaped, comma-separated: `label_names`' order);
-    a kind's extra label goes in its sorted place: first, last, or at the comma at `splits[label][i]`. Per line, the
-    work is one `bytes %` of the value (the value's text with what follows it up to the next series' labels) and
-    two or four items of one `join`."""
+    a kind's extra label goes in its sorted place: first, last, or at the comma at `splits[label][i]`. One series'
+    lines of every kind are one `bytes %` of a template made once per family (`name{%s,type="input"} %d.0\n...`)
+    over a row of the label and value columns (`zip`, in C): no Python code runs per line, or per series."""
     if not labels:
-        return []
-    starts, mids, middles = [], [], []
-    for name, extra, _ in kinds:
-        start = escape_metric_name(name).encode() + b"{"
-        mid, middle = b"} ", None
-        if extra is not None:
-            fragment = label_fragment(*extra)
+        return
+    template, columns = [], []
+    halves: dict[str, tuple[list[bytes], list[bytes]]] = {}
+    for name, extra, values in kinds:
+        start = _literal(escape_metric_name(name).encode()) + b"{"
+        if extra is None:
+            template.append(start + b"%s} ")
+            columns.append(labels)
+        else:
+            fragment = _literal(label_fragment(*extra))
             at = sum(n < extra[0] for n in label_names)
             if at == 0:
-                start += fragment + b","
+                template.append(start + fragment + b",%s} ")
+                columns.append(labels)
             elif at == len(label_names):
-                mid = b"," + fragment + b"} "
-            else:
-                middle = (extra[0], b"," + fragment + b",")
-        starts.append(start)
-        mids.append(mid)
-        middles.append(middle)
-    halves: dict[str, tuple[list[bytes], list[bytes]]] = {}
-    columns: list = []
-    for k, (_, _, values) in enumerate(kinds):
-        tail = b"\n" + starts[(k + 1) % len(kinds)]
-        texts = _value_texts(mids[k], values, tail)
-        if k == len(kinds) - 1:
-            texts[-1] = texts[-1][:-len(starts[0])]  # the last line: no next line to start
-        if middles[k] is None:
-            columns += (labels, texts)
-        else:
-            label, fragment = middles[k]
-            if label not in halves:
-                at = splits[label]
-                halves[label] = (list(map(getitem, labels, map(slice, at))),
-                                 list(map(getitem, labels, map(slice, map((1).__add__, at), repeat(None)))))
-            before, after = halves[label]
-            columns += (before, fragment, after, texts)
-    # One list of every piece, filled column by column with extended slices (C-level copies of pointers).
-    width, n = len(columns), len(labels)
-    pieces: list = [None] * (width * n + 1)
-    pieces[0] = starts[0]
-    for j, column in enumerate(columns):
-        pieces[1 + j::width] = [column] * n if isinstance(column, bytes) else column
-    return pieces
+                template.append(start + b"%s," + fragment + b"} ")
+                columns.append(labels)
+            else:  # the label text split at the comma where the extra label goes (once per scrape and label)
+                label = extra[0]
+                if label not in halves:
+                    at = splits[label]
+                    halves[label] = (list(map(getitem, labels, map(slice, at))),
+                                     list(map(getitem, labels, map(slice, map((1).__add__, at), repeat(None)))))
+                template.append(start + b"%s," + fragment + b",%s} ")
+                columns += halves[label]
+        conversion, column = _value_column(values)
+        template.append(conversion + b"\n")
+        columns.append(column)
+    line = b"".join(template).__mod__
+    for first in range(0, len(labels), SERIES_PER_BLOCK):
+        stop = first + SERIES_PER_BLOCK
+        yield b"".join(map(line, zip(*[column[first:stop] for column in columns], strict=True)))
 
 
-def _value_texts(before: bytes, values: Sequence[int] | Sequence[float], after: bytes) -> list[bytes]:
-    """`before + floatToGoString(value) + after` per value. Below a million (and above minus one), Go's format is
-    Python's repr of the float: `%d.0` for integers, `%a` (ascii of repr) for floats, in C; above, the exponent form
-    only `floatToGoString` writes."""
-    if not values:
-        return []
-    fast = before.replace(b"%", b"%%") + (b"%a" if type(values[0]) is float else b"%d.0") + after.replace(b"%", b"%%")
+def _literal(text: bytes) -> bytes:
+    """`text` as it stands in a `bytes %` template."""
+    return text.replace(b"%", b"%%")
+
+
+def _value_column(values: Sequence[int] | Sequence[float]) -> tuple[bytes, Sequence]:
+    """A template conversion and the column it formats, giving `floatToGoString(value)` per value. Below a million
+    (and above minus one), Go's format is Python's repr of the float: `%d.0` for integers, `%a` (ascii of repr) for
+    floats, in C; a column with a value outside is written as texts (`%s`), that value in the exponent form only
+    `floatToGoString` writes."""
+    fast = b"%a" if type(values[0]) is float else b"%d.0"
     if -1_000_000 < min(values) and max(values) < 1_000_000:
-        return list(map(fast.__mod__, values))
-    return [fast % v if -1_000_000 < v < 1_000_000 else before + floatToGoString(v).encode() + after
-            for v in values]
+        return fast, values
+    return b"%s", [fast % v if -1_000_000 < v < 1_000_000 else floatToGoString(v).encode() for v in values]
 
 
 def _escape_help(text: str) -> str:
@@ -147,6 +148,11 @@ def _escape_help(text: str) -> str:
 
 def generate_text(registry: Collector) -> bytes:
     """The registry's exposition in the Prometheus text format 0.0.4, as `generate_latest(registry)` gives it."""
+    return b"".join(generate_chunks(registry))
+
+
+def generate_chunks(registry: Collector) -> Iterator[bytes]:
+    """`generate_text(registry)` in pieces (a few hundred KiB at most each), for writing as they are made."""
     fragments: dict[str, _Fragments] = {}
     # Per label-name set (in the dict's own order): the values in sorted-name order, and their fragment tables.
     orders: dict[tuple[str, ...], tuple[Callable, tuple[_Fragments, ...]]] = {}
@@ -179,7 +185,6 @@ def generate_text(registry: Collector) -> bytes:
             return f"{name} {value}{end}"
         return f"{name}{{{label_text(labels)}}} {value}{end}"
 
-    chunks: list[bytes] = []
     output: list[str] = []
     append = output.append
     for metric in registry.collect():
@@ -189,9 +194,9 @@ def generate_text(registry: Collector) -> bytes:
             documentation = _escape_help(metric.documentation)
             append(f"# HELP {mname} {documentation}\n# TYPE {mname} {_TYPES.get(mtype, mtype)}\n")
             if isinstance(metric, SeriesLines):
-                chunks.append("".join(output).encode("utf-8"))
-                chunks += metric.exposition_lines()
+                yield "".join(output).encode("utf-8")
                 output.clear()
+                yield from metric.exposition_lines()
                 continue
             om_names = {metric.name + suffix: suffix for suffix in _OM_ONLY}
             om_samples: dict[str, list[str]] = {}
@@ -208,8 +213,7 @@ def generate_text(registry: Collector) -> bytes:
             om_name = escape_metric_name(metric.name + suffix)
             append(f"# HELP {om_name} {documentation}\n# TYPE {om_name} gauge\n")
             output.extend(lines)
-    chunks.append("".join(output).encode("utf-8"))
-    return b"".join(chunks)
+    yield "".join(output).encode("utf-8")
 
 
 def encoder_for(accept: str) -> tuple[Callable[[Collector], bytes], str]:

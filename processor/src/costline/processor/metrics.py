@@ -7,7 +7,7 @@ picture. Register on an injected `CollectorRegistry`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from itertools import compress
 from operator import add, sub
 
@@ -110,7 +110,7 @@ class SeriesFamily(Metric):
     snapshot's columns); its `Sample`s are made only if something reads `samples` (prometheus_client's writers:
     OpenMetrics, `generate_latest`), so a plain-text scrape makes no object per sample."""
 
-    def __init__(self, name: str, documentation: str, typ: str, lines: Callable[[], list[bytes]],
+    def __init__(self, name: str, documentation: str, typ: str, lines: Callable[[], Iterable[bytes]],
                  samples: Callable[[], list[Sample]]) -> None:
         self._lines, self._make_samples, self._samples = lines, samples, None
         super().__init__(name, documentation, typ)
@@ -125,7 +125,7 @@ class SeriesFamily(Metric):
     def samples(self, value: list[Sample]) -> None:
         self._samples = value or None  # Metric.__init__ sets []: stay lazy
 
-    def exposition_lines(self) -> list[bytes]:
+    def exposition_lines(self) -> Iterable[bytes]:
         return self._lines()
 
 

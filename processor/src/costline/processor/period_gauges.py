@@ -14,7 +14,6 @@ configured time zone, as for monthly budgets; the injected clock decides which m
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
+from costline.processor.refresher import Refresher
 from costline.processor.units import period_starts, pico_to_float_usd
 
 log = logging.getLogger("costline.processor.period_gauges")
@@ -66,24 +66,22 @@ class PeriodTotals:
     interval_s: float = 10.0
     min_gap_s: float = 1.0
     _snapshot: PeriodSnapshot | None = field(default=None, init=False)
-    _wake: threading.Event = field(default_factory=threading.Event, init=False)
-    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
-    _thread: threading.Thread | None = field(default=None, init=False)
+    _refresher: Refresher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._refresher = Refresher(lambda: self.refresh(), "costline-period-gauges", interval_s=self.interval_s,
+                                    min_gap_s=self.min_gap_s)
 
     def start(self) -> PeriodTotals:
-        self._thread = threading.Thread(target=self._run, name="costline-period-gauges", daemon=True)
-        self._thread.start()
+        self._refresher.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._refresher.stop(timeout_s)
 
     def changed(self) -> None:
         """The ledger took a write: read again soon. Cheap and never raises (called on the ingest path)."""
-        self._wake.set()
+        self._refresher.changed()
 
     def snapshot(self) -> PeriodSnapshot | None:
         return self._snapshot
@@ -101,16 +99,6 @@ class PeriodTotals:
         rows = _capped(rows, [limits.cardinality_limits.get(label, limits.cardinality_limit) for label in LABELS])
         self._snapshot = PeriodSnapshot(start, rows, time.time())
         return self._snapshot
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                self.refresh()
-            except Exception:  # a bug here must not end the thread: the gauges would freeze silently
-                log.exception("period gauges: refresh failed")
-            self._wake.wait(self.interval_s)
-            self._stopping.wait(self.min_gap_s)  # debounce: a busy receiver commits many times a second
 
 
 def _capped(rows: Mapping[tuple[str, ...], tuple[int, ...]], limits: list[int]

@@ -14,7 +14,6 @@ Without a `chargeback:` section nothing is served (no family at all): nothing sa
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from costline.processor.chargeback.report import statement_for
 from costline.processor.chargeback.statement import Period
 from costline.processor.clock import Clock, system_clock
 from costline.processor.ledger import LedgerUnavailable
+from costline.processor.refresher import Refresher
 
 log = logging.getLogger("costline.processor.chargeback.gauges")
 
@@ -62,24 +62,23 @@ class ChargebackTotals:
     interval_s: float = 30.0
     min_gap_s: float = 2.0
     _snapshot: ChargebackSnapshot | None = field(default=None, init=False)
-    _wake: threading.Event = field(default_factory=threading.Event, init=False)
-    _stopping: threading.Event = field(default_factory=threading.Event, init=False)
-    _thread: threading.Thread | None = field(default=None, init=False)
+    _refresher: Refresher = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Debounced harder than the period gauges: a statement reads a whole month of the ledger.
+        self._refresher = Refresher(lambda: self.refresh(), "costline-chargeback-gauges", interval_s=self.interval_s,
+                                    min_gap_s=self.min_gap_s)
 
     def start(self) -> ChargebackTotals:
-        self._thread = threading.Thread(target=self._run, name="costline-chargeback-gauges", daemon=True)
-        self._thread.start()
+        self._refresher.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+        self._refresher.stop(timeout_s)
 
     def changed(self) -> None:
         """The ledger took a write: make the statement again soon. Cheap and never raises (ingest path)."""
-        self._wake.set()
+        self._refresher.changed()
 
     def snapshot(self) -> ChargebackSnapshot | None:
         return self._snapshot
@@ -109,16 +108,6 @@ class ChargebackTotals:
         last.update({(t.org, t.team): t.total for t in previous.teams})
         self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last, time.time())
         return self._snapshot
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.clear()
-            try:
-                self.refresh()
-            except Exception:  # a bug (or a statement error after a reload) must not end the thread silently
-                log.exception("chargeback gauges: refresh failed")
-            self._wake.wait(self.interval_s)
-            self._stopping.wait(self.min_gap_s)  # debounce: a statement reads a whole month of the ledger
 
 
 class ChargebackCollector(Collector):

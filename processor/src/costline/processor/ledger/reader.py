@@ -17,8 +17,15 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import LedgerUnavailable
-from costline.processor.ledger.schema import (CALL_COLUMNS, COUNTERS, GROUP_BY, OWNER_COLUMNS, TIME_GROUPS,
-                                             cost_changes, usage_hourly)
+from costline.processor.ledger.schema import (
+    CALL_COLUMNS,
+    COUNTERS,
+    GROUP_BY,
+    OWNER_COLUMNS,
+    TIME_GROUPS,
+    cost_changes,
+    usage_hourly,
+)
 from costline.processor.model import Counts
 from costline.processor.units import floor_hour_s, pico_to_usd
 

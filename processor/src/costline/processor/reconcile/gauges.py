@@ -7,7 +7,6 @@ from another process — never inside a scrape: `collect()` only turns the last 
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Iterator
 
@@ -15,6 +14,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from costline.processor.reconcile.store import OwnerTotals, ReconciliationStore
+from costline.processor.refresher import Refresher
 from costline.processor.units import pico_to_float_usd
 
 LABELS = ("provider", "owner_kind", "owner")
@@ -28,7 +28,6 @@ GAUGES = (
      "Cost the provider billed that no span saw, for the last reconciled window (USD), per owner of the "
      "provider identity (`untracked` when unmapped)."),
 )
-log = logging.getLogger("costline.processor.reconcile")
 
 
 class ReconciliationGauges(Collector):
@@ -36,8 +35,7 @@ class ReconciliationGauges(Collector):
         self._store = store
         self._lock = threading.Lock()
         self._totals: list[OwnerTotals] = []
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refresher: Refresher | None = None
 
     def refresh(self) -> None:
         totals = self._store.latest_totals()
@@ -45,23 +43,15 @@ class ReconciliationGauges(Collector):
             self._totals = totals
 
     def start(self, interval_s: float) -> ReconciliationGauges:
-        """Re-read the store every `interval_s` on a background thread. A failed read keeps the last snapshot."""
-        self._thread = threading.Thread(target=self._run, args=(interval_s,), name="costline-reconcile-gauges",
-                                        daemon=True)
-        self._thread.start()
+        """Re-read the store every `interval_s` on a background thread (the first read is the caller's). A failed
+        read keeps the last snapshot; the next tick tries again."""
+        self._refresher = Refresher(self.refresh, "costline-reconcile-gauges", interval_s=interval_s,
+                                    first_read=False).start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _run(self, interval_s: float) -> None:
-        while not self._stopping.wait(interval_s):
-            try:
-                self.refresh()
-            except Exception as err:  # the database may be away for a while: the next tick tries again
-                log.warning("could not re-read the stored reconciliation for the gauges: %s", err)
+        if self._refresher is not None:
+            self._refresher.stop(timeout_s)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:
