@@ -70,8 +70,8 @@ def test_the_specified_config_by_hand():
     assert sup.total == D("339.49")
     assert s.total == D("5688.52")
     assert s.components == {"token_cost": D("900.01"), "markup": D("160.00"), "platform_fee": D("400.00"),
-                            "value_based": D("18.50"), "shared_cost": D("4200.00"), "unattributed": D("10.01"), "untracked": D("0.00"),
-                            "correction": D("0.00")}
+                            "value_based": D("18.50"), "shared_cost": D("4200.00"), "unattributed": D("10.01"),
+                            "untracked": D("0.00"), "correction": D("0.00")}
 
 
 def check_sums(s) -> None:
