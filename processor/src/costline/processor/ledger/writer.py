@@ -141,7 +141,7 @@ def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
 def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
     """One row per hour × owner × call dimensions: `DIMENSIONS` then `COUNTERS` (the `model.Counts` vector summed),
     as tuples for executemany. A call without a start time counts in the current hour."""
-    rows: dict[tuple, list[int]] = {}
+    rows: dict[tuple, tuple[int, ...]] = {}
     now_ns = 0
     for e in entries:
         call = e.call
@@ -154,7 +154,7 @@ def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
                  call.service_name or "")
         counts = counts_of(call, e.cost_pico)
         row = rows.get(ident)
-        rows[ident] = list(counts) if row is None else list(map(add, row, counts))
+        rows[ident] = counts if row is None else tuple(map(add, row, counts))
     out = []
     for ident, counters in rows.items():
         values = ident[1:]
@@ -162,7 +162,7 @@ def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
         # become equal once fixed are fine: executemany runs the upsert once per row, the second one adds.
         if max(map(len, values)) > _DIMENSION_WIDTH or "\x00" in "".join(values):
             ident = (ident[0], *(_dimension(v) for v in values))
-        out.append((*ident, *counters))
+        out.append(ident + counters)
     return out
 
 
