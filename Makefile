@@ -11,11 +11,25 @@ VENV_MIN := .venv-min
 OPENAI_MIN := 3.0.0
 ANTHROPIC_MIN := 2.0.0
 
-.PHONY: venv venv-min test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
+# The FinOps Foundation's FOCUS validator needs Python >= 3.12: a venv of its own (the suite checks `--format focus`
+# with it).
+VENV_FOCUS := .venv-focus
+PYTHON_FOCUS ?= PYENV_VERSION=3.12.1 python3.12
 
-venv: $(STAMP) prometheus alertmanager compose-client
+.PHONY: venv venv-min venv-focus chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
+
+venv: $(STAMP) venv-focus prometheus alertmanager compose-client chromium
 
 venv-min: $(VENV_MIN)/.installed
+
+venv-focus: $(VENV_FOCUS)/.installed
+
+# pyarrow 22 and later need NumPy 2, which focus-validator 2.2 refuses (numpy<2); pip does not see the clash.
+$(VENV_FOCUS)/.installed:
+	test -x $(VENV_FOCUS)/bin/python || $(PYTHON_FOCUS) -m venv $(VENV_FOCUS)
+	$(VENV_FOCUS)/bin/python -m pip install --quiet --upgrade "pip>=24"
+	$(VENV_FOCUS)/bin/python -m pip install --quiet "focus-validator>=2.2.1" "numpy>=1.26,<2" "pyarrow>=14,<22"
+	touch $@
 
 $(VENV_MIN)/.installed: instrumentation/pyproject.toml
 	test -x $(VENV_MIN)/bin/python || $(PYTHON) -m venv $(VENV_MIN)
@@ -36,13 +50,19 @@ $(STAMP): $(PROJECTS)
 
 # Prometheus and promtool come from Debian's package (rule tests and query tests need the real binaries).
 prometheus:
-	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-prometheus.sh
+	@command -v promtool >/dev/null && command -v prometheus >/dev/null || bash scripts/install-debian-packages.sh
 
 # Alertmanager and amtool from Debian's package (the binary is `prometheus-alertmanager` there): config checks, route
 # tests and the end-to-end notification test.
 alertmanager:
 	@command -v amtool >/dev/null && { command -v alertmanager || command -v prometheus-alertmanager; } >/dev/null \
-		|| bash scripts/install-prometheus.sh prometheus-alertmanager
+		|| bash scripts/install-debian-packages.sh prometheus-alertmanager
+
+# Debian's headless Chromium and pdftotext (poppler-utils): a test renders the HTML chargeback statement to a PNG
+# and a PDF and reads the PDF's figures back.
+chromium:
+	@command -v chromium >/dev/null && command -v pdftotext >/dev/null \
+		|| bash scripts/install-debian-packages.sh chromium poppler-utils
 
 # A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
 compose-client:
@@ -69,4 +89,4 @@ lint: venv
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) $(VENV_MIN) .pytest_cache
+	rm -rf $(VENV) $(VENV_MIN) $(VENV_FOCUS) .pytest_cache

@@ -5,7 +5,12 @@
 3. runs three demo services (`demo/workload.py`: search, support, research) under `opentelemetry-instrument`,
    exporting OTLP/gRPC to the processor, while printing live spend;
 4. prints the report: spend per team and model, budget burn with the most restrictive budget per key, unpriced
-   models, and where to find `/metrics` and the CSV export. Exits 0 when everything worked.
+   models, and where to find `/metrics` and the CSV export;
+5. governance: runs one small app (`demo/governance.py`) twice — unguarded, and with `COSTLINE_GUARD=block` — and
+   shows the guard's refusals (nothing sent) and the processor's `costline_policy_violations_total`;
+6. reconciliation: a cron job and a notebook call the provider directly (no instrumentation); `costline reconcile`
+   reads the fake provider's usage report (OpenAI's admin Usage API) and shows drift and untracked spend.
+Exits 0 when everything worked. The API is read with the demo's `finance` token (demo/costline.yaml).
 
     .venv/bin/python demo/run.py [--duration 20] [--keep]
 """
@@ -22,6 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -38,8 +44,17 @@ SERVICES = {
 }
 
 
+FINANCE_TOKEN = "costline-demo-finance"
+"""The demo's read-only API token (its hash is under `api.tokens` in demo/costline.yaml): every /api/v1 request
+needs a token once tokens are configured."""
+GUARD_TOKEN = "costline-demo-guard"
+"""The demo's token for the guard's policy endpoint."""
+
+
 def get_json(url: str):
-    return json.loads(http_get(url))
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5.0) as response:  # noqa: S310 - loopback
+        return json.loads(response.read())
 
 
 def wait_ready(url: str, processor: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -126,6 +141,135 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
           f"  Budgets (JSON)     : {api}/api/v1/budgets\n  Config             : {config}\n{line}")
 
 
+# --- chargeback: what each team is billed ------------------------------------------------------------------------
+def get_text(url: str) -> str:
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10.0) as response:  # noqa: S310 - loopback
+        return response.read().decode()
+
+
+def report_chargeback(api: str, workdir: Path) -> None:
+    """This month's statement from the API, as finance would bill it; the printable pages beside it."""
+    line = "─" * 96
+    print("\nChargeback this month (docs/chargeback.md; `costline chargeback`, GET /api/v1/chargeback)")
+    for row in get_text(f"{api}/api/v1/chargeback?format=table").splitlines():
+        print(f"  {row}" if row else "")
+    html = workdir / "chargeback.html"
+    html.write_text(get_text(f"{api}/api/v1/chargeback?format=html"), "utf-8")
+    print(f"  one printable page per team: {html}")
+    print(line)
+
+
+
+# --- governance: the guard in the application, the violation counter in the processor --------------------------------
+GOVERNED_KEYS = {"OPENAI_API_KEY": "sk-demo-research-batch", "ANTHROPIC_API_KEY": "sk-demo-support-bot"}
+"""demo/governance.py calls o4-mini with the research team's key (its budget is blown by then) and a model the
+support team may not use with the support team's key."""
+
+
+def run_governance(api: str, base_env: dict[str, str], workdir: Path) -> dict:
+    """demo/governance.py unguarded (against the demo's provider) and guarded (against a provider of its own, so
+    what the guarded run sent is counted alone), at the same time. Returns what each call did."""
+    env = {**base_env, **GOVERNED_KEYS, "OTEL_SERVICE_NAME": "demo-governance",
+           "OTEL_RESOURCE_ATTRIBUTES": "costline.org=acme,deployment.environment.name=demo"}
+    with FakeProviderServer() as guarded_provider:
+        runs = {
+            "unguarded": {**env, "COSTLINE_GUARD": "off"},
+            # A loaded machine may take more than the default 2 s to answer the guard's first policy request.
+            "guarded": {**env, "COSTLINE_GUARD": "block", "COSTLINE_GUARD_URL": api, "COSTLINE_GUARD_TOKEN": GUARD_TOKEN,
+                        "COSTLINE_GUARD_TIMEOUT": "10", "OPENAI_BASE_URL": guarded_provider.openai_base_url,
+                        "ANTHROPIC_BASE_URL": guarded_provider.anthropic_base_url},
+        }
+        processes = {
+            name: subprocess.Popen(
+                [str(BIN / "opentelemetry-instrument"), sys.executable, str(HERE / "governance.py")],
+                env=run_env, stdout=subprocess.PIPE, stderr=open(workdir / f"governance-{name}.log", "w"),  # noqa: SIM115
+                text=True)
+            for name, run_env in runs.items()
+        }
+        outcomes = {}
+        for name, process in processes.items():
+            out, _ = process.communicate(timeout=120)
+            if process.returncode != 0:
+                raise SystemExit(f"demo/governance.py ({name}) failed: see {workdir / f'governance-{name}.log'}")
+            outcomes[name] = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        sent_when_guarded = len(guarded_provider.requests)
+    return {"outcomes": outcomes, "sent_when_guarded": sent_when_guarded}
+
+
+def policy_violations(metrics_url: str) -> list[str]:
+    text = http_get(metrics_url).decode()
+    return [line for line in text.splitlines() if line.startswith("costline_policy_violations_total{")]
+
+
+def wait_for_violations(metrics_url: str, timeout: float = 15.0) -> list[str]:
+    """The unguarded run's spans reach the ledger after the app exits: poll until the counter shows them."""
+    deadline = time.monotonic() + timeout
+    while not (lines := policy_violations(metrics_url)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return lines
+
+
+def report_governance(governance: dict, violations: list[str]) -> None:
+    line = "─" * 96
+    print(f"\nGovernance (docs/governance.md): one app, run unguarded and with COSTLINE_GUARD=block\n"
+          f"  {'run':<11}{'call':<31}outcome")
+    for run, calls in governance["outcomes"].items():
+        for call in calls:
+            what = "sent" if call.get("sent") else f"refused: {call['refused']} ({call['rule']})"
+            print(f"  {run:<11}{call['provider'] + '/' + call['model']:<31}{what}")
+    print(f"  the provider received {governance['sent_when_guarded']} requests from the guarded run")
+    print("\nPolicy violations counted by the processor (every app, guarded or not; a guarded attempt counts too)")
+    for violation in violations or ["  none"]:
+        print(f"  {violation}")
+    print(line)
+
+
+# --- reconciliation: the provider's own usage report against the ledger ----------------------------------------------
+DIRECT_CALLS = (
+    # (API key, model, calls): traffic no span sees
+    ("sk-demo-search-cron", "gpt-4o-mini", 3),  # the search team's nightly job, with curl (mapped to team search)
+    ("sk-demo-notebook", "gpt-4o", 2),  # someone's notebook (its key is mapped to nobody)
+)
+ADMIN_KEY_ENV = "DEMO_OPENAI_ADMIN_KEY"
+
+
+def call_directly(provider: FakeProviderServer) -> None:
+    """Plain HTTP calls, as curl would make them: no SDK, no instrumentation, no span."""
+    for key, model, count in DIRECT_CALLS:
+        for _ in range(count):
+            request = urllib.request.Request(
+                f"{provider.openai_base_url}/chat/completions", method="POST",
+                data=json.dumps({"model": model, "messages": [{"role": "user", "content": "nightly digest"}]}).encode(),
+                headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json",
+                         "x-fake-usage": json.dumps({"input": 20000, "output": 2000})})
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+                response.read()
+
+
+def run_reconcile(provider: FakeProviderServer, db_url: str, config: Path) -> str:
+    """`costline reconcile` against the fake provider's admin Usage API, for today (UTC); its table."""
+    today = datetime.now(timezone.utc).date()
+    result = subprocess.run(
+        [str(BIN / "costline"), "reconcile", "--provider", "openai", "--from", str(today),
+         "--to", str(today + timedelta(days=1)), "--api-base", provider.url, "--admin-key-env", ADMIN_KEY_ENV,
+         "--no-costs", "--config", str(config), "--db", db_url],
+        env={**os.environ, ADMIN_KEY_ENV: "sk-admin-demo"}, capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        raise SystemExit(f"costline reconcile failed:\n{result.stderr}")
+    return result.stdout
+
+
+def report_reconciliation(table: str) -> None:
+    line = "─" * 96
+    print("\nReconciliation (docs/reconciliation.md): the provider's usage report against the ledger\n"
+          "  instrumented keys: ~0 drift; the cron job's calls: untracked spend of team search; the notebook's: "
+          "untracked;\n  the self-hosted model's calls (key `none`, not the provider's) have no provider side")
+    for row in table.rstrip().splitlines():
+        print(f"  {row}")
+    print(line)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run the Costline demo.")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of demo traffic (default 20)")
@@ -139,7 +283,8 @@ def main() -> int:
     api = f"http://127.0.0.1:{http_port}"
     processes: list[subprocess.Popen] = []
 
-    with FakeProviderServer() as provider:
+    # The self-hosted model is served apart: it is not the provider's, and not on its usage report.
+    with FakeProviderServer() as provider, FakeProviderServer() as self_hosted:
         print(f"fake provider       {provider.url}")
         processor = subprocess.Popen(
             [str(BIN / "costline"), "serve", "--config", str(config), "--db", db_url,
@@ -180,7 +325,7 @@ def main() -> int:
                 processes.append(subprocess.Popen(
                     [str(BIN / "opentelemetry-instrument"), sys.executable, str(HERE / "workload.py"),
                      "--service", service, "--duration", str(args.duration),
-                     "--self-hosted-url", provider.openai_base_url],
+                     "--self-hosted-url", self_hosted.openai_base_url],
                     env=env, stdout=subprocess.DEVNULL, stderr=open(workdir / f"{service}.log", "w"),  # noqa: SIM115
                 ))
             print("\nlive spend (from the processor's ledger):")
@@ -191,8 +336,16 @@ def main() -> int:
             failed = [p for p in services if p.returncode != 0]
             if failed:
                 raise SystemExit(f"{len(failed)} demo service(s) failed: see the logs in {workdir}")
+            print("\ngovernance: demo/governance.py unguarded and with COSTLINE_GUARD=block; direct calls to the "
+                  "provider", flush=True)
+            governance = run_governance(api, base_env, workdir)
+            call_directly(provider)
+            violations = wait_for_violations(f"{api}/metrics")
             settle(api)
             report(api, f"{api}/metrics", db_url, config)
+            report_chargeback(api, workdir)
+            report_governance(governance, violations)
+            report_reconciliation(run_reconcile(provider, db_url, config))
             if args.keep:
                 print("\n--keep: processor still running; Ctrl-C to stop")
                 processor.wait()

@@ -16,7 +16,7 @@ import time
 import anthropic
 import openai
 
-from costline import owner
+from costline import outcome, owner
 
 
 def usage(input_tokens: int, cached: int = 0, output: int = 200, reasoning: int = 0, cache_write: int = 0) -> dict:
@@ -49,6 +49,7 @@ def support(rng: random.Random) -> None:
         ) as stream:
             for _ in stream.text_stream:
                 pass
+        outcome("ticket_resolved")  # the business result support is charged for (value-based chargeback)
 
 
 def research(rng: random.Random, self_hosted: openai.OpenAI) -> None:

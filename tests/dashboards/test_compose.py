@@ -224,3 +224,54 @@ def test_compose_resolves_the_file_as_these_tests_read_it():
         team = name.removeprefix("demo-")
         assert resolved[name]["build"]["dockerfile"] == "deploy/Dockerfile", name
         assert f"costline.team={team}" in resolved[name]["environment"]["OTEL_RESOURCE_ATTRIBUTES"], name
+
+
+def _documented_tokens() -> set[str]:
+    """The bearer tokens the compose file's header and the README tell users to read the API with."""
+    pattern = r'Authorization: Bearer ([^"\s]+)" "?localhost:9464/api/v1/'
+    found = {name: set(re.findall(pattern, (REPO / name).read_text("utf-8"))) for name in
+             ("docker-compose.yml", "README.md")}
+    assert all(found.values()), found
+    return set().union(*found.values())
+
+
+def test_the_host_reads_the_processors_api_with_the_documented_token(tmp_path):
+    """Host requests reach the processor through Docker's bridge, not loopback: the API must answer them with the
+    token the docs show (a read-only role) and refuse them without one; Prometheus scrapes /metrics without a token."""
+    from costline.processor.server import Request
+    from costline.processor.service import Service
+    from costline.processor.settings import Address, Settings
+    from costline.testing.local import free_port
+
+    command = SERVICES["processor"]["command"]
+    config = _container_to_host("processor", command[command.index("--config") + 1])
+    settings = Settings(config_path=config, db_url=f"sqlite:///{tmp_path / 'l.db'}", otlp_http=None, otlp_grpc=None,
+                        http=Address("0.0.0.0", free_port()))
+    service = Service(settings).start()
+    try:
+        api = service.admin.router
+        bridge = "172.18.0.1"  # the host as the container sees it
+
+        def status(path: str, token: str | None = None, method: str = "GET", **query: str) -> int:
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            request = Request(method, path, {k: [v] for k, v in query.items()}, headers, client=bridge)
+            return api(request).status
+
+        for token in _documented_tokens():
+            assert status("/api/v1/budgets", token) == 200, token
+            assert status("/api/v1/usage", token, group_by="team,model", format="csv") == 200, token
+            assert status("/api/v1/reload", token, method="POST") == 403, "the documented token is not an admin's"
+        assert status("/api/v1/budgets") == 401
+        assert status("/metrics") == 200
+        prometheus = yaml.safe_load(PROMETHEUS_YML.read_text("utf-8"))
+        assert all("authorization" not in job for job in prometheus["scrape_configs"])
+    finally:
+        service.stop(1)
+
+
+def test_grafana_lets_anonymous_visitors_view_only():
+    environment = SERVICES["grafana"]["environment"]
+    if str(environment.get("GF_AUTH_ANONYMOUS_ENABLED", "false")).lower() == "true":
+        assert environment.get("GF_AUTH_ANONYMOUS_ORG_ROLE") == "Viewer"
+    assert str(environment.get("GF_AUTH_DISABLE_LOGIN_FORM", "false")).lower() != "true"  # editors can sign in
+    assert "GF_AUTH_BASIC_ENABLED" not in environment or str(environment["GF_AUTH_BASIC_ENABLED"]).lower() == "true"

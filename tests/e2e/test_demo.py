@@ -1,5 +1,6 @@
 """`make demo`, the main job, run for real (short): it must finish on its own, exit 0 and print every part of its
-report from the ledger — the over-budget team, the most restrictive budget per key, the unpriced model."""
+report from the ledger — the over-budget team, the most restrictive budget per key, the unpriced model — then the
+guard's refusals beside the processor's violation count, and the reconciliation of the provider's usage report."""
 
 from __future__ import annotations
 
@@ -7,16 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 DEMO = Path(__file__).resolve().parents[2] / "demo" / "run.py"
 
 
-def test_demo_runs_to_its_report():
+@pytest.fixture(scope="module")
+def demo_output() -> str:
     # Research's team budget ($0.25) is blown after ~11 of its o4-mini calls; on a loaded 2-core machine the
     # workload manages 2-3 a second, so 10 s leaves a margin that 4 s did not.
     result = subprocess.run([sys.executable, str(DEMO), "--duration", "10"], capture_output=True, text=True,
                             timeout=240)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    out = result.stdout
+    return result.stdout
+
+
+def test_demo_runs_to_its_report(demo_output):
+    out = demo_output
     for section in ("Spend per team and model", "Budget burn", "Most restrictive budget per user and key",
                     "Unpriced models", "Where to look next"):
         assert section in out, f"report lacks {section!r}:\n{out}"
@@ -25,3 +33,50 @@ def test_demo_runs_to_its_report():
     assert "acme-llama-70b" in report and "UNPRICED" in report  # never shown as $0
     assert "key alice-laptop" in report and "bound by key acme/search/alice/alice-laptop daily" in report
     assert "$-" not in report  # negative remaining budgets read -$x
+
+
+def _section(out: str, title: str) -> str:
+    start = out.index(title)
+    return out[start : out.index("─" * 20, start)]
+
+
+def test_demo_shows_the_guard_and_the_reconciliation(demo_output):
+    governance = _section(demo_output, "Governance")
+    assert "unguarded  openai/o4-mini" in governance and "sent" in governance
+    assert ("guarded    openai/o4-mini                 refused: costline.BudgetExceeded (team acme/research monthly)"
+            in governance)
+    assert ("guarded    anthropic/claude-sonnet-4-5    refused: costline.ModelNotAllowed (team acme/support "
+            "anthropic allow)" in governance)
+    assert "the provider received 0 requests from the guarded run" in governance
+    violations = _section(demo_output, "Policy violations counted by the processor")
+    (violation,) = [line for line in violations.splitlines() if "costline_policy_violations_total{" in line]
+    assert 'model="claude-sonnet-4-5"' in violation and 'team="support"' in violation
+    assert float(violation.rsplit(" ", 1)[1]) >= 1  # the unguarded call (the guarded attempt may count too)
+
+    rows = {}
+    for line in _section(demo_output, "Reconciliation").splitlines():
+        cells = line.split()
+        if len(cells) >= 8 and cells[0][:2] == "20":  # day, owner kind, owner, model, provider, ledger, drift, untracked
+            rows[(" ".join(cells[1:-5]), cells[-5])] = [float(c) for c in cells[-4:]]
+    for owner, model in (("key alice-laptop", "gpt-4o"), ("key alice-laptop", "gpt-4o-mini"),
+                         ("key research-batch", "o4-mini")):
+        provider, ledger, drift, untracked = rows[(owner, model)]
+        assert provider > 0 and drift == 0 and untracked == 0, (owner, model, rows)  # every span reached the ledger
+    assert rows[("team search", "gpt-4o-mini")][3] > 0  # the cron job: untracked spend of its key's owner
+    (notebook,) = [v for (owner, _), v in rows.items() if owner.startswith("untracked")]
+    assert notebook[3] > 0
+
+
+def test_demo_bills_each_team_a_statement_that_adds_up(demo_output):
+    from decimal import Decimal
+
+    chargeback = _section(demo_output, "Chargeback this month")
+    teams = {line.split()[0]: line for line in chargeback.splitlines() if line.startswith("  acme/")}
+    assert set(teams) == {"acme/research", "acme/search", "acme/support"}, chargeback
+    assert "[value-based]" in teams["acme/support"]  # charged per resolved ticket, not for its tokens
+    assert "value based ticket_resolved" in chargeback and " x $0.02" in chargeback
+    totals = [Decimal(line.split()[1].replace(",", "")) for line in chargeback.splitlines()
+              if line.strip().startswith("total ")]
+    grand = Decimal(chargeback.split("TOTAL", 1)[1].split()[0].replace(",", ""))
+    assert len(totals) == 3 and sum(totals) == grand  # rounded once, to the cent, and the teams add up exactly
+    assert "one printable page per team:" in chargeback

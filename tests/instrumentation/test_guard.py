@@ -227,6 +227,30 @@ def test_warn_mode_lets_the_call_through_marks_the_span_and_logs_once(guarded, p
         assert "error.type" not in span.attributes
 
 
+def test_warn_mode_marks_the_anthropic_sdks_own_span(guarded, provider, endpoint):
+    # With the SDK's tracing on, the SDK makes the call's span (after the guard has judged): the verdict must
+    # reach that span, on every kind of call.
+    spans = guarded("warn")
+    claude = provider.anthropic(open_telemetry={"tracer_provider": spans.provider})
+    claude.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    with claude.messages.stream(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES) as stream:
+        for _ in stream.text_stream:
+            pass
+    assert provider.requests == ["/v1/messages"] * 2
+    recorded = spans.all()
+    assert len(recorded) == 2
+    for span in recorded:
+        assert span.instrumentation_scope.name.startswith("com.anthropic.sdk")  # the SDK's span, not Costline's
+        assert span.attributes["costline.guard.action"] == "warned"
+        assert span.attributes["costline.guard.rule"] == "key acme/search/alice/laptop daily"
+        assert "error.type" not in span.attributes
+    # Once the budget is back, the next call's span is not marked: a verdict belongs to its own call only.
+    endpoint.document = {**SPENT, "budget": {"remaining_usd": 5.0, "bound_by": "key acme/search/alice/laptop daily"}}
+    spans.guard.refresh_now()
+    claude.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
+    assert "costline.guard.action" not in spans.all()[-1].attributes
+
+
 @pytest.mark.parametrize("fault", ["garbage", "not-a-policy", "hangs"])
 def test_an_unusable_endpoint_fails_open_and_says_so_once(guarded, provider, endpoint, caplog, fault):
     if fault == "garbage":

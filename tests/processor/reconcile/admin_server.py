@@ -9,95 +9,26 @@ body short (`truncate_page=2`).
 
 from __future__ import annotations
 
-import base64
 import json
 import threading
-from collections import defaultdict
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from costline.testing.admin_reports import (  # noqa: F401 - Served and the builders are the tests' vocabulary too
+    Served,
+    anthropic_cost_buckets,
+    anthropic_usage_buckets,
+    openai_cost_buckets,
+    openai_usage_buckets,
+    page,
+    page_number,
+)
+
 OPENAI_KEY = "sk-admin-test-openai"
 ANTHROPIC_KEY = "sk-ant-admin01-test"
-
-
-@dataclass(frozen=True)
-class Served:
-    """One call as the provider billed it."""
-
-    day: date
-    model: str
-    api_key_id: str
-    scope_id: str | None  # OpenAI project_id / Anthropic workspace_id (None: the default workspace)
-    uncached: int
-    cache_read: int
-    cache_write: int
-    output: int
-    cost_usd: Decimal = Decimal(0)
-
-
-def _unix(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
-
-
-def _iso(day: date) -> str:
-    return f"{day.isoformat()}T00:00:00Z"
-
-
-def _days(start: date, end: date) -> list[date]:
-    return [start + timedelta(days=i) for i in range((end - start).days)]
-
-
-def openai_usage_buckets(calls: list[Served], start: date, end: date) -> list[dict[str, Any]]:
-    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for c in calls:
-        acc = sums[(c.day, c.scope_id, c.api_key_id, c.model)]
-        acc[0] += c.uncached + c.cache_read
-        acc[1] += c.cache_read
-        acc[2] += c.output
-        acc[3] += 1
-    return [{"object": "bucket", "start_time": _unix(d), "end_time": _unix(d + timedelta(days=1)), "results": [
-        {"object": "organization.usage.completions.result", "input_tokens": v[0], "output_tokens": v[2],
-         "input_cached_tokens": v[1], "input_audio_tokens": 0, "output_audio_tokens": 0,
-         "num_model_requests": v[3], "project_id": k[1], "user_id": None, "api_key_id": k[2], "model": k[3],
-         "batch": None, "service_tier": None}
-        for k, v in sorted(sums.items(), key=str) if k[0] == d]} for d in _days(start, end)]
-
-
-def openai_cost_buckets(calls: list[Served], start: date, end: date) -> list[dict[str, Any]]:
-    sums: dict[tuple, Decimal] = defaultdict(Decimal)
-    for c in calls:
-        sums[(c.day, c.scope_id)] += c.cost_usd
-    return [{"object": "bucket", "start_time": _unix(d), "end_time": _unix(d + timedelta(days=1)), "results": [
-        {"object": "organization.costs.result", "amount": {"value": v, "currency": "usd"}, "line_item": None,
-         "project_id": k[1]} for k, v in sorted(sums.items(), key=str) if k[0] == d]} for d in _days(start, end)]
-
-
-def anthropic_usage_buckets(calls: list[Served], start: date, end: date) -> list[dict[str, Any]]:
-    sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
-    for c in calls:
-        acc = sums[(c.day, c.api_key_id, c.scope_id, c.model)]
-        for i, v in enumerate((c.uncached, c.cache_read, c.cache_write, c.output)):
-            acc[i] += v
-    return [{"starting_at": _iso(d), "ending_at": _iso(d + timedelta(days=1)), "results": [
-        {"uncached_input_tokens": v[0], "cache_read_input_tokens": v[1],
-         "cache_creation": {"ephemeral_5m_input_tokens": v[2], "ephemeral_1h_input_tokens": 0},
-         "output_tokens": v[3], "server_tool_use": {"web_search_requests": 0}, "api_key_id": k[1],
-         "workspace_id": k[2], "model": k[3], "service_tier": None, "context_window": None}
-        for k, v in sorted(sums.items(), key=str) if k[0] == d]} for d in _days(start, end)]
-
-
-def anthropic_cost_buckets(calls: list[Served], start: date, end: date) -> list[dict[str, Any]]:
-    sums: dict[tuple, Decimal] = defaultdict(Decimal)
-    for c in calls:
-        sums[(c.day, c.scope_id)] += c.cost_usd
-    return [{"starting_at": _iso(d), "ending_at": _iso(d + timedelta(days=1)), "results": [
-        {"currency": "USD", "amount": str(v * 100), "workspace_id": k[1], "description": None, "cost_type": None,
-         "context_window": None, "model": None, "service_tier": None, "token_type": None}
-        for k, v in sorted(sums.items(), key=str) if k[0] == d]} for d in _days(start, end)]
 
 
 ROUTES = {
@@ -142,18 +73,11 @@ class _Handler(BaseHTTPRequestHandler):
             status = self.server.fail_first.pop(0) if self.server.fail_first else self.server.always
         if status:
             return self._send(status, b'{"error": {"message": "overloaded"}}', {"retry-after": "0"})
-        buckets = self.server.buckets[(provider, kind)]
-        limit = int(query.get("limit", ["7"])[0])
-        offset = int(base64.b64decode(query["page"][0]).decode()) if "page" in query else 0
-        chunk = buckets[offset : offset + limit]
-        more = offset + limit < len(buckets)
-        page: dict[str, Any] = {"data": chunk, "has_more": more,
-                                "next_page": base64.b64encode(str(offset + limit).encode()).decode() if more else None}
+        answer = page(self.server.buckets[(provider, kind)], query)
         if provider == "openai":
-            page = {"object": "page", **page}
-        body = json.dumps(page, default=_number).encode()
-        number = offset // limit + 1
-        self._send(200, body, cut=self.server.truncate_page == number)
+            answer = {"object": "page", **answer}
+        body = json.dumps(answer, default=_number).encode()
+        self._send(200, body, cut=self.server.truncate_page == page_number(query))
 
 
 def _number(value: Any) -> Any:

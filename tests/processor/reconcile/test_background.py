@@ -99,3 +99,49 @@ def test_ready_only_once_every_listener_listens(tmp_path, monkeypatch):
         assert service.ready
     finally:
         service.stop(0)
+
+
+def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, monkeypatch):
+    # `costline reconcile` writes the store from another process: serve's gauges must show it without a restart
+    # or a background run of their own.
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from prometheus_client import generate_latest
+
+    from costline.processor import service as composition
+    from costline.processor.reconcile import service as reconcile_service
+    from tests.processor.reconcile.admin_server import openai_usage_buckets
+
+    monkeypatch.setattr(reconcile_service, "GAUGES_REFRESH_S", 0.1)
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    config = tmp_path / "costline.yaml"
+    config.write_text("timezone: UTC\norgs: [{name: acme, teams: [{name: billing}]}]\nreconcile:\n  identities:\n"
+                      "    - {provider: openai, project_id: proj_ops, team: billing}\n")
+    settings = resolve({"db": db, "otlp_http": "off", "otlp_grpc": "off", "http": "off", "config": str(config)},
+                       env={})
+    service = composition.Service(settings).start()
+    try:
+        assert _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
+                      "billing") is None
+        day = datetime(2026, 11, 3, tzinfo=timezone.utc).date()
+        report = tmp_path / "usage.json"
+        report.write_text(json.dumps({"object": "page", "has_more": False, "next_page": None,
+                                      "data": openai_usage_buckets(
+                                          [Served(day, "gpt-4o-mini", "key_cron", "proj_ops", 1_000_000, 0, 0, 0)],
+                                          day, day + timedelta(days=1))}))
+        result = subprocess.run([sys.executable, "-m", "costline.cli", "reconcile", "--provider", "openai",
+                                 "--from", str(day), "--to", str(day + timedelta(days=1)), "--file", str(report),
+                                 "--config", str(config), "--db", db],
+                                capture_output=True, text=True, timeout=60, env=dict(os.environ))
+        assert result.returncode == 0, result.stderr
+        deadline = time.monotonic() + 20
+        while (value := _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
+                               "billing")) is None:
+            assert time.monotonic() < deadline, "the gauges never showed the command line's reconciliation"
+            time.sleep(0.05)
+        assert value == pytest.approx(0.15)  # 1M gpt-4o-mini input tokens at $0.15 / MTok
+    finally:
+        service.stop(0)

@@ -21,6 +21,11 @@ CURRENT_FINGERPRINT: ContextVar[str | None] = ContextVar("costline_current_finge
 """Fingerprint of the API key of the SDK call in progress, for spans that other code starts inside that call
 (the anthropic SDK's own span): `CostlineSpanProcessor` stamps it on them."""
 
+CURRENT_GUARD_WARNING: ContextVar[str | None] = ContextVar("costline_current_guard_warning", default=None)
+"""The rule of the guard's warn-mode verdict on the SDK call in progress, when the call's span is not Costline's
+(the anthropic SDK's own span starts only once the request is on its way): `CostlineSpanProcessor` marks that span
+`costline.guard.action=warned` with this rule."""
+
 
 def owner_attributes(ctx: context.Context | None = None) -> dict[str, str]:
     """The owner keys found in the W3C baggage of `ctx` (code's `costline.owner` and incoming baggage alike)."""

@@ -3,7 +3,8 @@
 Spans from the anthropic SDK's own tracing, the official OpenTelemetry GenAI instrumentations, OpenLLMetry, OpenLIT
 and OpenInference are started by code Costline does not control. This processor sees each span as it starts and,
 when the span describes an LLM call, sets the owner keys from the W3C baggage of the span's parent context and the
-fingerprint of the API key in use. Costline's own spans carry these already and are skipped.
+fingerprint of the API key in use (and the guard's warn-mode verdict on the call, when there is one). Costline's own
+spans carry these already and are skipped.
 
 It never deletes anything (a started span cannot lose attributes); what other instrumentations record is theirs.
 """
@@ -14,7 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
 from costline import attributes as A
-from costline.instrumentation.call_span import CURRENT_FINGERPRINT, owner_attributes
+from costline.instrumentation.call_span import CURRENT_FINGERPRINT, CURRENT_GUARD_WARNING, owner_attributes
 from costline.instrumentation.guard import swallow
 
 _GENAI_MARKERS = (A.GEN_AI_OPERATION_NAME, A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM, "llm.request.type")
@@ -61,6 +62,10 @@ class CostlineSpanProcessor(SpanProcessor):
             fp = CURRENT_FINGERPRINT.get()
             if fp is not None and A.COSTLINE_API_KEY_FINGERPRINT not in attrs:
                 stamp[A.COSTLINE_API_KEY_FINGERPRINT] = fp
+            warned = CURRENT_GUARD_WARNING.get()
+            if warned is not None:
+                stamp[A.COSTLINE_GUARD_ACTION] = A.GUARD_WARNED
+                stamp[A.COSTLINE_GUARD_RULE] = warned
             if stamp:
                 span.set_attributes(stamp)
         except Exception:

@@ -17,6 +17,11 @@ Request headers steer scenarios:
   `500` (always 500), `midstream-error` (stream breaks after the first chunk with an error event);
 * `x-fake-chunk-delay-ms: N` — delay between SSE chunks (server only).
 
+The server also keeps the provider's own book: `GET /v1/organization/usage/completions` (OpenAI's admin Usage API,
+bearer token required, paginated) reports every OpenAI completion call it answered, per UTC day, model (the dated
+snapshot it answered with), `api_key_id` (`key_` and the fingerprint of the caller's API key) and `project_id` (the
+`OpenAI-Project` header, else `proj_default`) — what `costline reconcile --api-base` reads.
+
 Stdlib only: importing this pulls nothing into an application.
 """
 
@@ -27,8 +32,13 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from costline.fingerprint import fingerprint
+from costline.testing.admin_reports import OPENAI_USAGE_PATH, Served, day_of_unix, openai_usage_buckets, page
 
 DEFAULT_USAGE = {"input": 120, "cached": 0, "cache_write": 0, "output": 24, "reasoning": 0}
 CHUNK_TEXTS = ("Costline ", "counts ", "every ", "token.")
@@ -293,7 +303,10 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         headers = {k.lower(): v for k, v in self.headers.items()}
         self.server.record(self.path, headers, raw)
-        answer = respond("POST", self.path.split("?", 1)[0], headers, raw)
+        path = self.path.split("?", 1)[0]
+        answer = respond("POST", path, headers, raw)
+        if answer.status == 200:
+            self.server.bill(path, headers, raw)
         self.send_response(answer.status)
         for key, value in answer.headers.items():
             self.send_header(key, value)
@@ -312,6 +325,34 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.flush()
 
 
+    def do_GET(self) -> None:  # noqa: N802
+        url = urlsplit(self.path)
+        if url.path != OPENAI_USAGE_PATH:
+            return self._send_json(404, {"error": {"message": f"no route GET {url.path}", "type": "not_found"}})
+        if not self.headers.get("authorization", "").startswith("Bearer "):
+            return self._send_json(401, {"error": {"message": "an admin key is required", "type": "invalid_api_key"}})
+        query = parse_qs(url.query)
+        try:
+            start, end = day_of_unix(query["start_time"][0]), day_of_unix(query["end_time"][0])
+        except (KeyError, ValueError):
+            return self._send_json(400, {"error": {"message": "start_time and end_time (unix seconds) are required",
+                                                   "type": "invalid_request_error"}})
+        buckets = openai_usage_buckets(self.server.billed(), start, end)
+        self._send_json(200, {"object": "page", **page(buckets, query)})
+
+    def _send_json(self, status: int, payload: Any) -> None:
+        body = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+_BILLED_PATHS = ("/chat/completions", "/responses", "/completions")
+"""OpenAI calls the completions usage report covers (embeddings have a report of their own)."""
+
+
 def _paced(chunks: list[bytes], delay: float) -> Iterator[bytes]:
     for i, chunk in enumerate(chunks):
         if i and delay:
@@ -327,12 +368,31 @@ class FakeProviderServer(ThreadingHTTPServer):
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
         self.requests: list[tuple[str, dict[str, str], bytes]] = []
+        self._billed: list[Served] = []
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def record(self, path: str, headers: dict[str, str], body: bytes) -> None:
         with self._lock:
             self.requests.append((path, headers, body))
+
+    def bill(self, path: str, headers: dict[str, str], raw: bytes) -> None:
+        """Book an answered OpenAI completion call for the usage report."""
+        if path.endswith("/v1/messages") or not path.endswith(_BILLED_PATHS):
+            return
+        body = json.loads(raw or b"{}")
+        usage = _usage(headers, body)
+        key = headers.get("authorization", "").removeprefix("Bearer ").strip()
+        served = Served(datetime.now(timezone.utc).date(), _served_model(str(body.get("model", "unknown-model"))),
+                        f"key_{fingerprint(key)}", headers.get("openai-project") or "proj_default",
+                        usage["input"] - usage["cached"], usage["cached"], 0, usage["output"])
+        with self._lock:
+            self._billed.append(served)
+
+    def billed(self) -> list[Served]:
+        """The OpenAI completion calls answered so far, as the provider books them."""
+        with self._lock:
+            return list(self._billed)
 
     @property
     def url(self) -> str:

@@ -7,7 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
-| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table` | the month's chargeback statement (docs/chargeback.md) |
+| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html` | the month's chargeback statement (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
 
@@ -74,9 +74,10 @@ class Backend(Protocol):
 
     def budgets(self) -> Mapping[str, Any]: ...
 
-    def chargeback(self, period: str | None) -> Any:
-        """The statement (`chargeback.statement.Statement`) of `period` (`YYYY-MM`; None: the current month).
-        Raises `ApiError` when it cannot be made (no `chargeback:` section, a bad period)."""
+    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
+        """(content type, body) of the chargeback statement of `period` (`YYYY-MM`; None: the current month),
+        restricted to `team` when given, in `fmt` (docs/chargeback.md). Raises `ApiError` when it cannot be made
+        (no `chargeback:` section, a bad period or format, an unknown team)."""
         ...
 
     def reload(self) -> str:
@@ -373,25 +374,14 @@ class AdminApi:
         return Response(HTTPStatus.OK, body, content_type, headers)
 
     def _chargeback(self, request: Request, principal: auth.Principal) -> Response:
-        from costline.processor.chargeback.render import FORMATS, render
-        from costline.processor.chargeback.statement import StatementError
-
         fmt = (request.param("format") or "json").lower()
-        if fmt not in FORMATS:
-            raise ApiError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
-        statement = self._backend.chargeback(request.param("period"))
         team = request.param("team")
         if principal.team is not None:  # a team token gets its own team's page, never the others' lines
             own = "/".join(principal.team)
             if team not in (None, own, principal.team[1]):
                 raise Forbidden(f"a token of team {own} may read that team only")
             team = own
-        if team:
-            try:
-                statement = statement.only(team)
-            except StatementError as err:
-                raise ApiError(str(err)) from None
-        content_type, body = render(statement, fmt)
+        content_type, body = self._backend.chargeback(request.param("period"), team, fmt)
         return Response(HTTPStatus.OK, body, content_type)
 
     def _reload(self, request: Request, _: auth.Principal) -> Response:

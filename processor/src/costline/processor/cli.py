@@ -1,4 +1,5 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`, `reconcile`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`,
+`close-period`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
@@ -13,7 +14,6 @@ import os
 import queue
 import signal
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -169,8 +169,7 @@ def _reprice(args: argparse.Namespace) -> int:
 
 
 def _chargeback(args: argparse.Namespace) -> int:
-    from costline.processor.chargeback.render import render
-    from costline.processor.chargeback.report import statement_for
+    from costline.processor.chargeback.report import chargeback_document
     from costline.processor.chargeback.statement import Period, StatementError
     from costline.processor.ledger import LedgerUnavailable
 
@@ -181,19 +180,39 @@ def _chargeback(args: argparse.Namespace) -> int:
         print(f"costline chargeback: {err}", file=sys.stderr)
         return 2
     try:
-        zone = pipeline.config.zone
-        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                  period or Period.containing(datetime.now(zone), zone))
-        if args.team:
-            statement = statement.only(args.team)
+        _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
+                                      args.format)
     except (StatementError, LedgerUnavailable) as err:
         print(f"costline chargeback: {err}", file=sys.stderr)
         return 2
     finally:
         pipeline.close()
-    _, body = render(statement, args.format)
     sys.stdout.buffer.write(body)
     sys.stdout.buffer.flush()
+    return 0
+
+
+def _close_period(args: argparse.Namespace) -> int:
+    from costline.processor.chargeback.report import close_period
+    from costline.processor.chargeback.statement import Period, StatementError
+    from costline.processor.ledger import LedgerUnavailable
+
+    try:
+        period = Period.parse(args.period)
+        pipeline = _open_pipeline(args)
+    except (StatementError, SettingsError) as err:
+        print(f"costline close-period: {err}", file=sys.stderr)
+        return 2
+    try:
+        closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, period)
+    except (StatementError, LedgerUnavailable) as err:
+        print(f"costline close-period: {err}", file=sys.stderr)
+        return 2
+    finally:
+        pipeline.close()
+    statement = closed.statement
+    print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
+          f"{len(statement.teams)} teams; sha256 {closed.sha256}")
     return 0
 
 
@@ -286,13 +305,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reprice.set_defaults(func=_reprice)
 
     chargeback = subparsers.add_parser(
-        "chargeback", help="a month's chargeback statement per team (table, CSV or JSON)",
+        "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
         description="What each team is charged for a calendar month in the configured time zone, by the config's "
         "`chargeback:` section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
     _ledger_flags(chargeback)
     chargeback.add_argument("--period", help="the month, YYYY-MM (default: the current month)")
     chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
-    chargeback.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    chargeback.add_argument("--format", default="table",
+                            help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
     chargeback.set_defaults(func=_chargeback)
     from costline.processor.reconcile.cli import add_arguments
 
@@ -303,6 +323,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(reconcile)
     add_arguments(reconcile)
     reconcile.set_defaults(func=_reconcile)
+
+    close = subparsers.add_parser(
+        "close-period", help="freeze a past month's chargeback statement (stored in the ledger with its hash)",
+        description="Stores the month's statement as it is now; `costline chargeback` then serves the stored one, "
+        "and spans arriving later for that month appear as corrections in the first open month. See "
+        "docs/chargeback.md.")
+    _ledger_flags(close)
+    close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
+    close.set_defaults(func=_close_period)
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

@@ -266,16 +266,15 @@ class _Backend:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
 
-    def chargeback(self, period: str | None) -> Any:
-        from costline.processor.chargeback.report import statement_for
+    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
+        from costline.processor.chargeback.report import chargeback_document
         from costline.processor.chargeback.statement import Period, StatementError
 
         pipeline = self._pipeline()
         try:
-            when = Period.parse(period) if period else Period.containing(datetime.now(pipeline.config.zone),
-                                                                         pipeline.config.zone)
             with _ledger_errors():
-                return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, when)
+                return chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes,
+                                           Period.parse(period) if period else None, team, fmt)
         except StatementError as err:
             raise ApiError(str(err)) from None
 

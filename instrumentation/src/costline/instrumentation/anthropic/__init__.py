@@ -22,6 +22,7 @@ from costline.fingerprint import fingerprint
 from costline.instrumentation.anthropic.usage import MessageStreamObserver, record_message
 from costline.instrumentation.call_span import (
     CURRENT_FINGERPRINT,
+    CURRENT_GUARD_WARNING,
     CallSpan,
     acount_retry,
     count_retry,
@@ -105,13 +106,14 @@ class AnthropicPatcher:
         return CallSpan(self._tracer, A.OPERATION_CHAT, model if isinstance(model, str) else None, attrs)
 
     def _judge(self, guard: Guard, call: CallSpan | None, fp: str | None, instance: Any, args: tuple,
-               kwargs: dict) -> None:
+               kwargs: dict) -> str | None:
         """The guard's verdict before the request is sent. When the SDK makes the call's span, the verdict is
-        taken from the call's own attributes, and a blocked call gets a span of Costline's to record it (the SDK's
-        span would only start once the request is on its way)."""
+        taken from the call's own attributes: a blocked call gets a span of Costline's to record it (the SDK's
+        span would only start once the request is on its way), and a warned call's rule is returned, for
+        `CostlineSpanProcessor` to mark the SDK's span with as it starts."""
         if call is not None:
             judge(guard, call)
-            return
+            return None
         try:
             options = args[1] if len(args) > 1 else kwargs.get("options")
             if getattr(options, "url", None) not in _MESSAGES_PATHS:
@@ -121,13 +123,13 @@ class AnthropicPatcher:
                      A.COSTLINE_API_KEY_FINGERPRINT: fp, **owner_attributes()}
         except Exception:
             swallow("reading an anthropic call for the guard")
-            return
+            return None
         refusal = guard.check(attrs)
         if refusal is None:
-            return
+            return None
         if not guard.block:
             guard.warn_once(attrs, refusal)
-            return
+            return str(getattr(refusal, "rule", ""))
         try:
             self._call_span(instance, options, kwargs, fp).refuse(refusal, blocked=True)
         except Exception:
@@ -147,9 +149,9 @@ class AnthropicPatcher:
 
     def _request(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, fp = self._prepare(instance, args, kwargs)
-        if self._guard is not None:
-            self._judge(self._guard, call, fp, instance, args, kwargs)
+        warned = self._judge(self._guard, call, fp, instance, args, kwargs) if self._guard is not None else None
         fp_token = CURRENT_FINGERPRINT.set(fp) if fp is not None else None
+        warned_token = CURRENT_GUARD_WARNING.set(warned) if warned is not None else None
         try:
             if call is None:
                 return wrapped(*args, **kwargs)
@@ -158,12 +160,14 @@ class AnthropicPatcher:
         finally:
             if fp_token is not None:
                 CURRENT_FINGERPRINT.reset(fp_token)
+            if warned_token is not None:
+                CURRENT_GUARD_WARNING.reset(warned_token)
 
     async def _arequest(self, wrapped: Any, instance: Any, args: tuple, kwargs: dict) -> Any:
         call, fp = self._prepare(instance, args, kwargs)
-        if self._guard is not None:
-            self._judge(self._guard, call, fp, instance, args, kwargs)
+        warned = self._judge(self._guard, call, fp, instance, args, kwargs) if self._guard is not None else None
         fp_token = CURRENT_FINGERPRINT.set(fp) if fp is not None else None
+        warned_token = CURRENT_GUARD_WARNING.set(warned) if warned is not None else None
         try:
             if call is None:
                 return await wrapped(*args, **kwargs)
@@ -172,6 +176,8 @@ class AnthropicPatcher:
         finally:
             if fp_token is not None:
                 CURRENT_FINGERPRINT.reset(fp_token)
+            if warned_token is not None:
+                CURRENT_GUARD_WARNING.reset(warned_token)
 
 
 def _base_client() -> Any:

@@ -6,24 +6,29 @@ into most tools, and finance's figures must arrive as they were computed.
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
 from costline.processor.api import CSV_TYPE, JSON_TYPE, csv_cell
+from costline.processor.chargeback.periods import document_bytes
 from costline.processor.chargeback.statement import Statement, plain
 
 TEXT_TYPE = "text/plain; charset=utf-8"
-FORMATS = ("table", "csv", "json")
+FORMATS = ("table", "csv", "json", "focus", "html")
+"""`focus` and `html` need more of the ledger than the statement: `report.chargeback_document` makes them."""
+HTML_TYPE = "text/html; charset=utf-8"
 
 CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quantity", "amount_usd", "exact_usd", "detail")
 """One row per line, then a `total` row per team and one for the statement (team and org empty)."""
 
 
+CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE, "html": HTML_TYPE}
+
+
 def render(statement: Statement, fmt: str) -> tuple[str, bytes]:
     """(content type, body)."""
     if fmt == "json":
-        return JSON_TYPE, json.dumps(statement.as_dict(), indent=1).encode() + b"\n"
+        return JSON_TYPE, document_bytes(statement)
     if fmt == "csv":
         return CSV_TYPE, _csv(statement)
     if fmt == "table":
@@ -47,7 +52,8 @@ def _csv(statement: Statement) -> bytes:
 
 def _table(statement: Statement) -> str:
     out = [f"Chargeback {statement.period} ({statement.timezone}, {statement.start.date()} to "
-           f"{statement.end.date()} exclusive), USD", ""]
+           f"{statement.end.date()} exclusive), USD"
+           + (f"; closed {statement.closed_at.isoformat()}, frozen" if statement.closed_at else ""), ""]
     width = 34
     for team in statement.teams:
         u = team.usage

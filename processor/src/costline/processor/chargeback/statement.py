@@ -37,7 +37,10 @@ UNPRICED_TOKEN_COLUMNS = tuple(f"unpriced_{c}" for c in TOKEN_COLUMNS)
 
 COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "shared_cost", "unattributed", "correction")
 """The kinds of line, in the order a team's lines are listed."""
+CORRECTION_ONLY = "correction"
+"""The model of a team in the statement only for corrections of a closed period: it is charged nothing else."""
 
+NO_CHARGEBACK = "no `chargeback:` section in the config: nothing says how teams are charged (see docs/chargeback.md)"
 _PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 
 
@@ -166,6 +169,8 @@ class Statement:
     total: Decimal
     unattributed_cost: Decimal
     """The exact cost of calls no team owns, spread over the teams (rounded to the cent before the split)."""
+    closed_at: datetime | None = None
+    """When the period was closed (`chargeback.periods`): the statement is then the one frozen at that moment."""
 
     @property
     def components(self) -> dict[str, Decimal]:
@@ -192,7 +197,25 @@ class Statement:
             "components": {c: str(v) for c, v in self.components.items()},
             "unattributed_cost_usd": plain(self.unattributed_cost),
             "total_usd": str(self.total),
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
         }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> Statement:
+        """The statement `as_dict` made (a closed period's stored document): `from_dict(d).as_dict() == d`."""
+        teams = []
+        for t in doc["teams"]:
+            u = t["usage"]
+            usage = TeamUsage(t["org"], t["name"], u["requests"], u["tokens"], Decimal(u["cost_usd"]),
+                              u["unpriced_requests"], u["unpriced_tokens"], dict(u["outcomes"]))
+            lines = tuple(Line(x["component"], Decimal(x["exact_usd"]), Decimal(x["amount_usd"]), x["name"],
+                               x["detail"], x.get("quantity")) for x in t["lines"])
+            teams.append(TeamStatement(t["org"], t["name"], t["model"], Decimal(t["markup_pct"]), t["markup_source"],
+                                       usage, lines, Decimal(t["total_usd"])))
+        closed = doc.get("closed_at")
+        return cls(Period.parse(doc["period"]), doc["timezone"], datetime.fromisoformat(doc["from"]),
+                   datetime.fromisoformat(doc["to"]), tuple(teams), Decimal(doc["total_usd"]),
+                   Decimal(doc["unattributed_cost_usd"]), datetime.fromisoformat(closed) if closed else None)
 
 
 # --- computing ------------------------------------------------------------------------------------------------------
@@ -221,12 +244,14 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
 
 
 def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInfo, usage: Sequence[TeamUsage], *,
-                    team_orgs: Mapping[str, str] | None = None) -> Statement:
+                    team_orgs: Mapping[str, str] | None = None,
+                    corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None) -> Statement:
     """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
-    places a team a fixed split names that has no usage this month."""
+    places a team a fixed split names that has no usage this month. `corrections` (`org/team` -> (closed period,
+    exact USD) pairs: what changed in closed periods since they were frozen) become `correction` lines; a team with
+    nothing but corrections is charged only those (no fee, no share of a pool)."""
     if config is None:
-        raise StatementError("no `chargeback:` section in the config: nothing says how teams are charged "
-                             "(see docs/chargeback.md)")
+        raise StatementError(NO_CHARGEBACK)
     team_orgs = team_orgs or {}
     pool = [u for u in usage if u.team == UNATTRIBUTED]
     unattributed_cost = sum((u.cost for u in pool), Decimal(0))
@@ -292,6 +317,19 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             lines[key].append(Line("unattributed", Decimal(cents) / 100,
                                    detail=f"{_usd(unattributed_cost)} untagged, {how}"))
 
+    for key, items in sorted((corrections or {}).items()):
+        items = [(source, exact) for source, exact in items if exact]
+        if not items:
+            continue
+        if key not in lines:
+            org, name = key.split("/", 1)
+            teams[key] = TeamUsage(org, name)
+            heads[key] = (CORRECTION_ONLY, Decimal(0), "none: corrections only")
+            lines[key] = []
+        for source, exact in sorted(items):
+            lines[key].append(Line("correction", exact, name=source,
+                                   detail=f"late spans and re-pricing of {source} (closed)"))
+    order = sorted(lines)
     exact_totals = [sum((line.exact for line in lines[key]), Decimal(0)) for key in order]
     grand = sum(exact_totals, Decimal(0)).quantize(CENT, ROUND_HALF_UP)
     team_cents = round_to_total(exact_totals, grand)

@@ -1,11 +1,13 @@
 """`costline_reconciliation_*` gauges per provider and owner, from the stored reconciliation.
 
-The store is read when `refresh()` is called — after each reconciliation and once at start — never inside a scrape:
-`collect()` only turns the last snapshot into metric families.
+The store is read when `refresh()` is called — once at start, after each background reconciliation, and on a timer
+(`start()`), because `costline reconcile` run from the command line (or another processor) writes the same store
+from another process — never inside a scrape: `collect()` only turns the last snapshot into metric families.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator
 
@@ -26,6 +28,7 @@ GAUGES = (
      "Cost the provider billed that no span saw, for the last reconciled window (USD), per owner of the "
      "provider identity (`untracked` when unmapped)."),
 )
+log = logging.getLogger("costline.processor.reconcile")
 
 
 class ReconciliationGauges(Collector):
@@ -33,11 +36,32 @@ class ReconciliationGauges(Collector):
         self._store = store
         self._lock = threading.Lock()
         self._totals: list[OwnerTotals] = []
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
 
     def refresh(self) -> None:
         totals = self._store.latest_totals()
         with self._lock:
             self._totals = totals
+
+    def start(self, interval_s: float) -> ReconciliationGauges:
+        """Re-read the store every `interval_s` on a background thread. A failed read keeps the last snapshot."""
+        self._thread = threading.Thread(target=self._run, args=(interval_s,), name="costline-reconcile-gauges",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stopping.set()
+        if self._thread is not None:
+            self._thread.join(timeout_s)
+
+    def _run(self, interval_s: float) -> None:
+        while not self._stopping.wait(interval_s):
+            try:
+                self.refresh()
+            except Exception as err:  # the database may be away for a while: the next tick tries again
+                log.warning("could not re-read the stored reconciliation for the gauges: %s", err)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:

@@ -1,5 +1,6 @@
-"""What `costline serve` runs for reconciliation: the gauges (read from the store at start and after each run) and,
-with `--reconcile-every`, the background reconciler for the providers under `reconcile.providers`."""
+"""What `costline serve` runs for reconciliation: the gauges (read from the store at start, after each background
+run and every `GAUGES_REFRESH_S`, which picks up `costline reconcile` runs from the command line) and, with
+`--reconcile-every`, the background reconciler for the providers under `reconcile.providers`."""
 
 from __future__ import annotations
 
@@ -14,6 +15,9 @@ from costline.processor.reconcile.store import ReconciliationStore
 
 log = logging.getLogger("costline.processor.reconcile")
 
+GAUGES_REFRESH_S = 30.0
+"""How often the gauges re-read the store: one small query; reconciliations land hours apart."""
+
 
 class ReconcileService:
     def __init__(self, registry: Any, config: Callable[[], CostlineConfig], ledger: Any,
@@ -25,6 +29,7 @@ class ReconcileService:
         except Exception as err:  # the gauges wait for the next run; serving spans must not
             log.warning("could not read the stored reconciliation for the gauges: %s", err)
         registry.register(self.gauges)
+        self.gauges.start(GAUGES_REFRESH_S)
         self.background: BackgroundReconciler | None = None
         if every_s is not None:
             if not config().reconcile.providers:
@@ -35,3 +40,4 @@ class ReconcileService:
     def stop(self) -> None:
         if self.background is not None:
             self.background.stop()
+        self.gauges.stop()

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs Debian's Prometheus packages without starting their services: tests start their own Prometheus and
-# Alertmanager on free ports, and daemons on :9090/:9093 would only cost memory.
-#   bash scripts/install-prometheus.sh                            # prometheus: prometheus + promtool
-#   bash scripts/install-prometheus.sh prometheus-alertmanager    # prometheus-alertmanager + amtool
+# Installs the Debian packages the suite runs for real, without starting their services: tests start their own
+# Prometheus and Alertmanager on free ports, and daemons on :9090/:9093 would only cost memory.
+#   bash scripts/install-debian-packages.sh                            # prometheus: prometheus + promtool
+#   bash scripts/install-debian-packages.sh prometheus-alertmanager    # prometheus-alertmanager + amtool
+#   bash scripts/install-debian-packages.sh chromium poppler-utils     # the HTML statement's PNG/PDF test
 set -euo pipefail
 PACKAGES=("${@:-prometheus}")
 SUDO=""
