@@ -206,7 +206,9 @@ def main() -> int:
     rows: dict[str, list[float]] = {"decode": [], "decode + walk": [], "pipeline.ingest (worst case)": [],
                                     "pipeline.ingest (realistic)": [],
                                     "OTLP/HTTP whole path (per server core)": [], "OTLP/HTTP whole path (wall)": []}
-    with tempfile.TemporaryDirectory() as tmp:
+    # The service's background readers may still touch the ledger's -shm/-wal files as it stops: a leftover file in
+    # the temporary directory must not fail a run whose figures are already taken.
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         service = start_service(Path(tmp), CONFIG)
         try:
             port = service.otlp_http.port  # type: ignore[attr-defined]
@@ -249,7 +251,7 @@ def series_report(series: int) -> None:
     """Memory at `series` active series, and /metrics scrape time with them."""
     teams, projects = 1000, max(1, series // 1000 // len(MODELS))
     config = CONFIG + f"metrics:\n  cardinality_limit: {max(teams, projects) + 10}\n"
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         service = start_service(Path(tmp), config)
         try:
             rng = random.Random(7)

@@ -111,3 +111,50 @@ def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int)
             assert len(ledger.record([Entry(call, owner, 100, call_keys(call))])) == 1
     finally:
         ledger.close()
+
+
+def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(db_url: str) -> None:
+    """One identity row per call (each written key is a row, an index entry and pages to sync); its copies that
+    start less than a second away (either side, across a window boundary) still find it, later calls do not."""
+    from sqlalchemy import func, select
+
+    from costline.processor.ledger.schema import billed_spans
+
+    ledger = Ledger(db_url)
+    owner = Owner("acme", "search", "", "", "", "", "", "")
+    try:
+        first = make_call(1, response_id="chatcmpl-1", start=START + SECOND // 2)
+        assert len(ledger.record([Entry(first, owner, 100, call_keys(first))])) == 1
+        with ledger.engine.connect() as conn:
+            assert conn.execute(select(func.count()).select_from(billed_spans)).scalar() == 1
+        for n, offset in ((2, -9 * SECOND // 10), (3, 9 * SECOND // 10)):  # the window before, the window after
+            copy = make_call(n, response_id="chatcmpl-1", start=first.start_time_unix_nano + offset)
+            assert ledger.record([Entry(copy, owner, 100, call_keys(copy))]) == []
+        later = make_call(4, response_id="chatcmpl-1", start=first.start_time_unix_nano + 2 * SECOND)
+        assert len(ledger.record([Entry(later, owner, 100, call_keys(later))])) == 1
+    finally:
+        ledger.close()
+
+
+def test_calls_remembered_under_two_keys_by_an_earlier_release_are_still_met(db_url: str) -> None:
+    """Ledgers written before one key per call hold each response under its start's window and the next: a retry,
+    and a copy starting in the window before, find them."""
+    import time
+
+    from sqlalchemy import insert
+
+    from costline.processor.ledger.schema import billed_spans
+
+    ledger = Ledger(db_url)
+    owner = Owner("acme", "search", "", "", "", "", "", "")
+    try:
+        old = make_call(1, response_id="chatcmpl-9", start=START + SECOND // 2)
+        prefix, window = call_keys(old)[0].rsplit(":", 1)
+        with ledger.engine.begin() as conn:
+            conn.execute(insert(billed_spans), [{"dedup_key": f"{prefix}:{int(window) + w}", "billed_at": int(time.time())}
+                                                for w in (0, 1)])
+        copy = make_call(2, response_id="chatcmpl-9", start=START - SECOND // 2)
+        for call in (old, copy):
+            assert ledger.record([Entry(call, owner, 100, call_keys(call))]) == []
+    finally:
+        ledger.close()

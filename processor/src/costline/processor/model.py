@@ -172,7 +172,8 @@ class Entry:
     cost_pico: int | None
     """Pico-dollars (`units`); None when the model could not be priced (never $0)."""
     keys: tuple[str, ...]
-    """The call's identity keys (`call_keys`), remembered by the ledger in the same transaction as its cost."""
+    """The call's identity keys (`call_keys`): the ledger looks all of them up and remembers the first, in the same
+    transaction as its cost."""
     conflict: bool = False
     """The declared owner disagreed with the registered key's owner (the key won)."""
 
@@ -237,8 +238,11 @@ def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
 #   (Ollama answers `chatcmpl-<0..999>`, test doubles a constant), so two calls of a long agent trace can share one.
 #   Two spans describing one call (two instrumentations on one SDK) report the same usage and start within
 #   milliseconds; two calls that happen to share an id differ in usage or start later. The time test is in keys, so
-#   that the ledger can apply it in one indexed lookup: a call is written under its start's window and the next
-#   one, so two starts less than a window apart always share a key, and starts two windows or more apart never do.
+#   that the ledger can apply it in one indexed lookup: a call is written under its start's window only, and looks
+#   for the calls written under that window and the two beside it, so two starts less than a window apart always
+#   meet and starts two windows or more apart never do. (One key written per call, three looked up: a lookup is a
+#   read of a B-tree the write would walk anyway, a written key is a row, an index entry and its share of the pages
+#   the commit writes and syncs — the ledger's largest cost per call.)
 # * **A call with trace and span ids but no response id** is its span: an exporter's retry resends the same ids.
 # * **A call without a trace id or span id** (not valid OTLP; hand-written JSON senders omit them) is its content:
 #   start and end time, provider, models, operation, tokens, response id, owner and service. A retry resends the same
@@ -257,13 +261,14 @@ _MAX_RESPONSE_ID_IN_KEY = 100
 
 
 def call_keys(call: LLMCall) -> tuple[str, ...]:
-    """The keys the call is remembered under; a call that shares any key with a billed one is that call."""
+    """The call's identity: its first key is the one it is remembered under; it is a call already billed when any
+    of its keys is a billed call's first key. (Every key but a response's has no others.)"""
     trace = call.trace_id
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
         prefix = f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}:"
         window = call.start_time_unix_nano // RESPONSE_WINDOW_NS
-        return (f"{prefix}{window}", f"{prefix}{window + 1}")
+        return (f"{prefix}{window}", f"{prefix}{window - 1}", f"{prefix}{window + 1}")
     if trace and call.span_id:
         return (f"s:{trace.hex()}{call.span_id.hex()}",)
     if call.start_time_unix_nano:

@@ -71,7 +71,7 @@ class LedgerWriter:
                     # in the same order, so two concurrent batches touching the same hours wait instead of
                     # deadlocking (a deadlock is safe — 503, the exporter retries — but wasted work).
                     conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh)))
-                    keys = sorted((k, now) for e in fresh for k in e.keys)
+                    keys = sorted((e.keys[0], now) for e in fresh if e.keys)
                     if keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
                         conn.exec_driver_sql(self._billed_sql, keys)
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
@@ -149,26 +149,26 @@ class LedgerWriter:
 
 
 def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
-    """The entries none of whose keys is in `seen`, adding theirs as they pass: a key already billed (an exporter's
-    retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing. An entry
-    without keys is always fresh."""
+    """The entries none of whose keys is in `seen`, adding the key each is remembered under (its first) as they
+    pass: a key already billed (an exporter's retry), or met earlier in this batch (the same span twice, or two
+    spans of one call), bills nothing. An entry without keys is always fresh."""
     fresh: list[Entry] = []
     for e in entries:
         keys = e.keys
-        if len(keys) == 1:  # the usual shape (see `model.call_keys`), tested without building a generator
-            if keys[0] in seen:
-                continue
-        elif any(k in seen for k in keys):
+        if not keys:
+            fresh.append(e)
+            continue
+        if keys[0] in seen or (len(keys) > 1 and any(k in seen for k in keys)):
             continue
         fresh.append(e)
-        seen.update(keys)
+        seen.add(keys[0])
     return fresh
 
 
 def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
     """One row per hour × owner × call dimensions: `DIMENSIONS` then `COUNTERS` (the `model.Counts` vector summed),
     as tuples for executemany. A call without a start time counts in the current hour."""
-    rows: dict[tuple, list[int]] = {}
+    rows: dict[tuple, tuple[int, ...]] = {}
     now_ns = 0
     for e in entries:
         call = e.call
@@ -181,7 +181,7 @@ def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
                  call.service_name or "")
         counts = counts_of(call, e.cost_pico)
         row = rows.get(ident)
-        rows[ident] = list(counts) if row is None else list(map(add, row, counts))
+        rows[ident] = counts if row is None else tuple(map(add, row, counts))
     out = []
     for ident, counters in rows.items():
         values = ident[1:]
@@ -189,7 +189,7 @@ def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
         # become equal once fixed are fine: executemany runs the upsert once per row, the second one adds.
         if max(map(len, values)) > _DIMENSION_WIDTH or "\x00" in "".join(values):
             ident = (ident[0], *(_dimension(v) for v in values))
-        out.append((*ident, *counters))
+        out.append(ident + counters)
     return out
 
 

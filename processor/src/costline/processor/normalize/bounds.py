@@ -19,6 +19,8 @@ values it can hold. Each bound applied is recorded on the call (`LLMCall.adjuste
 
 from __future__ import annotations
 
+from operator import attrgetter
+
 from costline.processor.model import MAX_LABEL_LENGTH, LLMCall
 
 LABEL_FIELDS = ("provider", "request_model", "response_model", "operation", "service_name", "response_id")
@@ -43,8 +45,16 @@ def bounded_label(value: str) -> tuple[str, tuple[str, ...]]:
     return value, actions
 
 
+_label_values = attrgetter(*LABEL_FIELDS)
+
+
 def bound_labels(call: LLMCall) -> LLMCall:
     """`call` with every label field bounded (in place); the actions appended to `call.adjusted`."""
+    # The usual call, in a few C calls: all its label values together are printable (a concatenation is printable
+    # exactly when each part is) and no longer than one may be.
+    joined = "".join(filter(None, _label_values(call)))
+    if len(joined) <= MAX_LABEL_LENGTH and joined.isprintable():
+        return call
     adjusted: list[tuple[str, str]] | None = None
     for field in LABEL_FIELDS:
         value = getattr(call, field)

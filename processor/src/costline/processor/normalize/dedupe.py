@@ -47,10 +47,13 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
     by_span: dict[tuple[bytes, bytes], int] = {}
     across_traces: dict[tuple[str, str], list[int]] = {}
     for i, call in enumerate(calls):
-        for key in call_keys(call):
-            first = by_key.setdefault(key, i)
-            if first != i:
-                union(first, i)
+        keys = call_keys(call)
+        for key in keys:  # a call is one already met when any of its keys is the key another is remembered under
+            met = by_key.get(key)
+            if met is not None:
+                union(met, i)
+        if keys:
+            by_key.setdefault(keys[0], i)
         if call.response_id:
             by_response.setdefault((call.trace_id, call.response_id), []).append(i)
             across_traces.setdefault((call.provider, call.response_id), []).append(i)

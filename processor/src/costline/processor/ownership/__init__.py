@@ -43,6 +43,10 @@ def _usable(value: object) -> str:
     return value
 
 
+def _as_is(value: str | None) -> str:
+    return value or ""
+
+
 _MEMO_LIMIT = 50_000
 
 
@@ -78,9 +82,16 @@ class Hierarchy:
 
     def _resolve(self, owner_attrs: dict[str, str], fingerprint: str | None, environment: str | None
                  ) -> tuple[Owner, bool]:
-        org = _usable(owner_attrs.get(A.COSTLINE_ORG))
-        team = _usable(owner_attrs.get(A.COSTLINE_TEAM))
-        user = _usable(owner_attrs.get(A.COSTLINE_USER))
+        usable = _usable
+        if all(type(v) is str for v in owner_attrs.values()):
+            # The usual owner, checked at once (a concatenation is printable exactly when each part is): then every
+            # value is usable as it is, and each is only looked up.
+            joined = "".join(owner_attrs.values())
+            if joined.isprintable() and max(map(len, owner_attrs.values()), default=0) <= MAX_OWNER_VALUE:
+                usable = _as_is
+        org = usable(owner_attrs.get(A.COSTLINE_ORG))
+        team = usable(owner_attrs.get(A.COSTLINE_TEAM))
+        user = usable(owner_attrs.get(A.COSTLINE_USER))
         key = ""
         conflict = False
         entry = self.keys.get(fingerprint) if fingerprint else None
@@ -105,5 +116,5 @@ class Hierarchy:
             user=user,
             key=key,
             environment=_usable(environment),
-            **{name: _usable(owner_attrs.get(attribute)) for name, attribute in _DECLARED_AS_IS},
+            **{name: usable(owner_attrs.get(attribute)) for name, attribute in _DECLARED_AS_IS},
         ), conflict
