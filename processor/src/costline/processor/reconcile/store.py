@@ -116,8 +116,13 @@ class ReconciliationStore:
         self.engine = engine
         try:
             metadata.create_all(engine)
-        except SQLAlchemyError as err:
-            raise StoreError(f"cannot create the reconciliation tables: {err}") from err
+        except SQLAlchemyError:
+            # Another thread or process (the chargeback gauges, the background reconciler) may have created a
+            # table between this one's check and its CREATE: checking again finds it and creates only what is left.
+            try:
+                metadata.create_all(engine)
+            except SQLAlchemyError as err:
+                raise StoreError(f"cannot create the reconciliation tables: {err}") from err
 
     def save(self, result: Result, *, now: int | None = None) -> None:
         """Replace the provider's stored days [start, end) with `result`, in one transaction."""
