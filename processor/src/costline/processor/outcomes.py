@@ -35,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from costline import attributes as A
 from costline.processor.ledger import LedgerUnavailable
-from costline.processor.ledger.engine import dialect_insert
+from costline.processor.ledger.engine import create_tables, dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.model import MAX_LABEL_LENGTH
 from costline.processor.normalize.values import as_plain
@@ -98,7 +98,7 @@ class OutcomeStore:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         try:
-            metadata.create_all(engine)
+            create_tables(metadata, engine)
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot create the outcome tables: {err}") from err
         self._lock = threading.Lock()

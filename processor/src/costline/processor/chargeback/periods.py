@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from costline.processor.chargeback.config import ChargebackConfig
 from costline.processor.chargeback.statement import Period, Statement, StatementError
 from costline.processor.ledger import LedgerUnavailable
+from costline.processor.ledger.engine import create_tables
 
 metadata = MetaData()
 
@@ -82,7 +83,7 @@ class ClosedPeriods:
     def __init__(self, engine: Any) -> None:
         self.engine = engine
         try:
-            metadata.create_all(engine)
+            create_tables(metadata, engine)
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot create the closed-periods table: {err}") from err
 

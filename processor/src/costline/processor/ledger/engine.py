@@ -6,9 +6,10 @@ SQLite (WAL, `synchronous=FULL`) or PostgreSQL (psycopg 3). Nothing here knows w
 from __future__ import annotations
 
 import math
+import threading
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import MetaData, create_engine, event, inspect
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
@@ -93,12 +94,34 @@ def open_engine(url: str, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> Engine
                          connect_args=connect_args)
 
 
+_CREATING = threading.Lock()
+_CREATE_ATTEMPTS = 5
+
+
+def create_tables(tables: MetaData, engine: Engine) -> None:
+    """`tables.create_all(engine)`, safe when others create the same tables at the same moment.
+
+    `create_all` checks which tables exist, then creates the rest: a creator in between makes its CREATE fail
+    ("already exists"). In this process the creators (the ledger, the outcome, closed-period and reconciliation
+    stores, opened by the service and by its background readers) take turns under one lock; another process
+    opening the same database is met by checking again, a few times, since each pass creates what is still missing.
+    """
+    with _CREATING:
+        for attempt in range(_CREATE_ATTEMPTS):
+            try:
+                tables.create_all(engine)
+                return
+            except SQLAlchemyError:
+                if attempt == _CREATE_ATTEMPTS - 1:
+                    raise
+
+
 def migrate(engine: Engine) -> None:
     """Create the tables, or bring a ledger made by an earlier schema up to date in place, keeping its rows:
     counters it lacks are added with 0 (what its rows counted), owner columns with '' (no such owner), and then
     the unique constraint over a row's dimensions is rebuilt to cover them. Several processors opening one ledger
     at once is fine: each step re-checks under a lock."""
-    metadata.create_all(engine)
+    create_tables(metadata, engine)
     missing_counters = [c for c in ADDED_COUNTERS if c not in _columns(engine)]
     for name in missing_counters:
         try:

@@ -34,6 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from costline.processor.ledger.engine import create_tables
 from costline.processor.reconcile.compare import Result
 from costline.processor.units import PICO_PER_USD, usd_to_pico
 
@@ -115,14 +116,10 @@ class ReconciliationStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         try:
-            metadata.create_all(engine)
-        except SQLAlchemyError:
-            # Another thread or process (the chargeback gauges, the background reconciler) may have created a
-            # table between this one's check and its CREATE: checking again finds it and creates only what is left.
-            try:
-                metadata.create_all(engine)
-            except SQLAlchemyError as err:
-                raise StoreError(f"cannot create the reconciliation tables: {err}") from err
+            # The chargeback gauges and the background reconciler open this store at the same time at start.
+            create_tables(metadata, engine)
+        except SQLAlchemyError as err:
+            raise StoreError(f"cannot create the reconciliation tables: {err}") from err
 
     def save(self, result: Result, *, now: int | None = None) -> None:
         """Replace the provider's stored days [start, end) with `result`, in one transaction."""

@@ -1,0 +1,36 @@
+"""The stores beside the ledger create their tables when opened; the service opens several of them at once at start
+(the chargeback gauges and the background reconciler both open the reconciliation store). Opening them together on a
+fresh database must never fail with "table ... already exists"."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlalchemy import create_engine
+
+from costline.processor.chargeback.periods import ClosedPeriods
+from costline.processor.outcomes import OutcomeStore
+from costline.processor.reconcile.store import ReconciliationStore
+
+OPENERS = (ReconciliationStore, ReconciliationStore, OutcomeStore, OutcomeStore, ClosedPeriods, ClosedPeriods)
+
+
+def test_stores_opened_together_on_a_fresh_database_all_open(tmp_path):
+    for attempt in range(15):
+        engine = create_engine(f"sqlite:///{tmp_path / f'fresh-{attempt}.db'}")
+        start, errors = threading.Barrier(len(OPENERS)), []
+
+        def open_store(opener):
+            start.wait()
+            try:
+                opener(engine)
+            except Exception as err:  # noqa: BLE001 - what the test is looking for
+                errors.append(err)
+
+        threads = [threading.Thread(target=open_store, args=(opener,)) for opener in OPENERS]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        engine.dispose()
+        assert not errors, errors
