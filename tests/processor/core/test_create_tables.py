@@ -15,19 +15,20 @@ from costline.processor.reconcile.store import ReconciliationStore
 OPENERS = (ReconciliationStore, ReconciliationStore, OutcomeStore, OutcomeStore, ClosedPeriods, ClosedPeriods)
 
 
+def _open_store(opener, engine, start: threading.Barrier, errors: list) -> None:
+    start.wait()  # every opener at once, on a database none of them has seen
+    try:
+        opener(engine)
+    except Exception as err:  # noqa: BLE001 - what the test is looking for
+        errors.append(err)
+
+
 def test_stores_opened_together_on_a_fresh_database_all_open(tmp_path):
     for attempt in range(15):
         engine = create_engine(f"sqlite:///{tmp_path / f'fresh-{attempt}.db'}")
         start, errors = threading.Barrier(len(OPENERS)), []
 
-        def open_store(opener):
-            start.wait()
-            try:
-                opener(engine)
-            except Exception as err:  # noqa: BLE001 - what the test is looking for
-                errors.append(err)
-
-        threads = [threading.Thread(target=open_store, args=(opener,)) for opener in OPENERS]
+        threads = [threading.Thread(target=_open_store, args=(opener, engine, start, errors)) for opener in OPENERS]
         for thread in threads:
             thread.start()
         for thread in threads:
