@@ -324,6 +324,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chargeback.add_argument("--format", default="table",
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
     chargeback.set_defaults(func=_chargeback)
+
     from costline.processor.reconcile.cli import add_arguments
 
     reconcile = subparsers.add_parser(

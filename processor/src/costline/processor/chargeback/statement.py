@@ -344,25 +344,27 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         for key, cents in zip(order, allocate(_to_cents(cost.monthly_usd), weights), strict=True):
             lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
                                    detail=f"{_usd(cost.monthly_usd)} {how}"))
-    if unattributed_cost:
+    def spread_by_unattributed_rule(pool: Decimal) -> tuple[list[tuple[Any, Decimal]], str]:
+        """A pool nobody owns (untagged spend, unmapped untracked spend), rounded to the cent once and split over
+        the teams by `chargeback.unattributed`: (team key, share) in statement order, and how it was split."""
         rule = config.unattributed
         split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
         weights, how = _weights(split, order, teams, resolve, "unattributed")
-        pool_cents = _to_cents(unattributed_cost.quantize(CENT, ROUND_HALF_UP))
-        for key, cents in zip(order, allocate(pool_cents, weights), strict=True):
-            lines[key].append(Line("unattributed", Decimal(cents) / 100,
-                                   detail=f"{_usd(unattributed_cost)} untagged, {how}"))
+        cents = allocate(_to_cents(pool.quantize(CENT, ROUND_HALF_UP)), weights)
+        return [(key, Decimal(c) / 100) for key, c in zip(order, cents, strict=True)], how
+
+    if unattributed_cost:
+        shares, how = spread_by_unattributed_rule(unattributed_cost)
+        for key, share in shares:
+            lines[key].append(Line("unattributed", share, detail=f"{_usd(unattributed_cost)} untagged, {how}"))
     for key in order:
         if charged.get(key):
             lines[key].append(Line("untracked", charged[key],
                                    detail="billed by the provider, seen by no span (at cost, no markup)"))
     if unmapped:
-        rule = config.unattributed
-        split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
-        weights, how = _weights(split, order, teams, resolve, "unattributed")
-        pool_cents = _to_cents(unmapped.quantize(CENT, ROUND_HALF_UP))
-        for key, cents in zip(order, allocate(pool_cents, weights), strict=True):
-            lines[key].append(Line("untracked", Decimal(cents) / 100, name=UNMAPPED,
+        shares, how = spread_by_unattributed_rule(unmapped)
+        for key, share in shares:
+            lines[key].append(Line("untracked", share, name=UNMAPPED,
                                    detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
 
     for key, items in sorted((corrections or {}).items()):
