@@ -1,8 +1,8 @@
 """Where a span's CPU time goes in `Pipeline.ingest`, stage by stage, on `processor_throughput.py`'s two workloads.
 
 One process, the same service as the throughput benchmark, each stage timed with `time.process_time` per 1000-span
-request (µs per span; median/minimum over the requests): the ceiling's own attribute walk for scale, then normalise,
-dedupe within the batch, resolve + price + identity keys (`Entry`), the ledger write (one transaction, commit
+request (µs per span; median/minimum over the requests): the ceiling (decode with the official classes and walk every
+attribute) for scale, then decoding as the receivers do (`otlp.TraceRequest`), normalise, dedupe within the batch, resolve + price + identity keys (`Entry`), the ledger write (one transaction, commit
 included), the in-memory series. On a shared machine compare runs interleaved, not one run against another.
 
     .venv/bin/python benchmarks/processor_stages.py [--requests 10]
@@ -23,23 +23,28 @@ import processor_throughput as bench  # noqa: E402 - the sibling benchmark's wor
 
 from costline.processor.model import Entry, call_keys  # noqa: E402
 from costline.processor.normalize import dedupe_calls, normalize_span, resource_attributes  # noqa: E402
+from costline.processor.otlp import TraceRequest  # noqa: E402
 
-STAGES = ("walk (the ceiling's)", "normalise", "dedupe", "resolve + price + keys", "ledger write", "series")
+STAGES = ("decode + walk (the ceiling)", "decode (TraceRequest)", "normalise", "dedupe", "resolve + price + keys",
+          "ledger write", "series")
 
 
 def timed(pipeline: object, bodies: list[bytes]) -> dict[str, list[float]]:
     state = pipeline._state  # type: ignore[attr-defined]
     times: dict[str, list[float]] = {name: [] for name in STAGES}
-    for request in (ExportTraceServiceRequest.FromString(b) for b in bodies):
+    for body in bodies:
         marks = [time.process_time()]
+        request = ExportTraceServiceRequest.FromString(body)
         for rs in request.resource_spans:
             resource = {kv.key: bench._value(kv.value) for kv in rs.resource.attributes}
             for ss in rs.scope_spans:
                 for span in ss.spans:
                     {kv.key: bench._value(kv.value) for kv in span.attributes}.update(resource)
         marks.append(time.process_time())
+        view = TraceRequest(body).view
+        marks.append(time.process_time())
         calls = []
-        for rs in request.resource_spans:
+        for rs in view.resource_spans:
             resource = resource_attributes(rs.resource)
             for ss in rs.scope_spans:
                 calls.extend(normalize_span(span, resource, ss.scope.name) for span in ss.spans)
@@ -81,6 +86,9 @@ def main() -> int:
                 print(f"{name}: " + "  ".join(f"{stage} {medians[stage]:.1f}/{min(v):.1f}"
                                               for stage, v in times.items())
                       + f"  | pipeline total {sum(m for s, m in medians.items() if s != STAGES[0]):.1f}")
+                print(f"{name}: normalise / ceiling {medians['normalise'] / medians[STAGES[0]]:.2f}, "
+                      f"decode + normalise / ceiling "
+                      f"{(medians['normalise'] + medians[STAGES[1]]) / medians[STAGES[0]]:.2f}")
         finally:
             service.stop(1)  # type: ignore[attr-defined]
     return 0

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -76,11 +76,13 @@ class Outcome:
     """Trace id and span id, hex: the span's identity for deduplication."""
 
 
-def read_outcome(span: Span, resource: Any) -> Outcome | None:
-    """The outcome a span reports, or None when it is not an outcome span (or its name or count is unusable)."""
+def read_outcome(span: Any, resource: Any) -> Outcome | None:
+    """The outcome a span (a view span, `otlp.ViewSpan`) reports, or None when it is not an outcome span (or its
+    name or count is unusable)."""
     if not span.name.startswith(A.OUTCOME_SPAN_PREFIX):
         return None
-    values = {kv.key: as_plain(kv.value) for kv in span.attributes}
+    attributes = span.attributes
+    values = {key: as_plain(AnyValue.FromString(attributes[key])) for key in _OUTCOME_KEYS if key in attributes}
     name, count = values.get(A.COSTLINE_OUTCOME_NAME), values.get(A.COSTLINE_OUTCOME_COUNT)
     if not isinstance(name, str) or not name or len(name) > MAX_LABEL_LENGTH or not name.isprintable():
         return None
@@ -90,6 +92,9 @@ def read_outcome(span: Span, resource: Any) -> Outcome | None:
     owner = {**getattr(resource, "owner", {}), **span_owner}
     key = (span.trace_id + span.span_id).hex() if span.trace_id and span.span_id else ""
     return Outcome(name, count, owner, getattr(resource, "environment", None), span.start_time_unix_nano, key)
+
+
+_OUTCOME_KEYS = (A.COSTLINE_OUTCOME_NAME, A.COSTLINE_OUTCOME_COUNT, *A.OWNER_KEYS)
 
 
 class OutcomeStore:
