@@ -15,7 +15,7 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from costline import attributes as A
 from costline.processor.normalize import InvalidSpan, normalize_span
 from costline.processor.normalize import read as read_module
-from costline.processor.normalize.read import read
+from costline.processor.normalize.read import decoded, read
 from costline.processor.normalize.sources import BOOL, COUNT, DECODER, FLOAT, OWNER, SOURCES, STR, TOKENS, Source
 from costline.processor.normalize.values import as_bool, as_count, as_float, as_tokens
 from costline.processor.otlp import TraceRequest, ViewSpan
@@ -61,7 +61,7 @@ def reference(source: Source, span: Span) -> tuple[dict[str, object], dict[str, 
 
 
 def via_view(source: Source, span: Span) -> tuple[dict[str, object], dict[str, str], bool]:
-    values, owner, invalid = read(source, ViewSpan.FromString(span.SerializeToString()).attributes)
+    values, owner, invalid = read(source, decoded(ViewSpan.FromString(span.SerializeToString()).attributes))
     return {k: v for k, v in values.items() if v is not None}, owner, invalid is not None
 
 
@@ -149,14 +149,14 @@ def test_impossible_counts_reject_the_span_on_either_path() -> None:
         normalize_span(both, {}, "costline.instrumentation")
 
 
-def test_memos_stay_bounded() -> None:
-    memo = read_module._MEMOS["request_model"]
+def test_the_memo_stays_bounded() -> None:
     for i in range(read_module._MEMO_LIMIT + 10):
-        call = normalize_span(make_span({"gen_ai.operation.name": "chat", "gen_ai.request.model": f"m{i}"}), {},
-                              "costline.instrumentation")
-        assert call is not None and call.request_model == f"m{i}"
-    assert len(memo) <= read_module._MEMO_LIMIT
-    assert len(read_module._MEMOS.get("response_id", {})) == 0  # unique per call: never remembered
+        span = make_span({"gen_ai.operation.name": "chat", "gen_ai.request.model": f"m{i}",
+                          "gen_ai.response.id": f"chatcmpl-{i}"})
+        call = normalize_span(span, {}, "costline.instrumentation")
+        assert call is not None and call.request_model == f"m{i}" and call.response_id == f"chatcmpl-{i}"
+    assert len(read_module._MEMO) <= read_module._MEMO_LIMIT
+    assert not any(key == "gen_ai.response.id" for key, _ in read_module._MEMO.values())  # unique per call
 
 
 def test_the_view_accepts_and_refuses_exactly_what_the_official_classes_do() -> None:

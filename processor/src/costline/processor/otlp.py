@@ -1,22 +1,18 @@
 """OTLP trace export requests as the processor reads them: a *view* of the wire format in which a span's attributes
-are a map of undecoded values, so that normalisation looks up the few keys it reads (in C) instead of walking every
-`KeyValue`.
+are undecoded `KeyValue` encodings, so that normalisation makes no Python object per attribute and per value.
 
 The view is the official schema (`opentelemetry.proto.trace.v1`, `...collector.trace.v1`), copied from the installed
-descriptors at import and changed in one place: `Span.attributes` is `map<string, bytes>` instead of `repeated
-KeyValue`. A map field is encoded exactly as repeated entry messages with the key as field 1 and the value as field
-2, which is what `KeyValue` is, so the same bytes decode into either, and a value is the `AnyValue`'s own encoding.
-Everything else (resources, scopes, events, links) is the official message. Iterating `KeyValue`s makes a Python
-object per attribute and per `AnyValue`; a map look-up makes one `bytes` only for an attribute that is there and
-read, and `normalize.span` turns it into a value through a memo (most values repeat from span to span).
-
-One difference, allowed by OTLP (attribute keys MUST be unique within a span): a span carrying one key twice is read
-with the last value, as a map keeps it; there is no "first usable value of several" for one key.
+descriptors at import and changed in one place: `Span.attributes` is `repeated bytes` instead of `repeated KeyValue`
+(the same field number; a length-delimited field holds a message's encoding or bytes alike, so the same bytes decode
+into either). Everything else (resources, scopes, events, links) is the official message. Iterating `KeyValue`s
+makes two Python messages and a key per attribute; the view hands out one `bytes` per attribute, which
+`normalize/read.py` looks up whole in a memo (most attributes repeat, key and value, from span to span) and splits
+(`split_entry`) only when it is not there.
 
 `TraceRequest` decodes a body twice, both in C: the official message, which accepts and refuses exactly what it did
-before the view existed (a `bytes` value is not checked for UTF-8 where an `AnyValue`'s string is, so the view alone
-would accept a request the official schema refuses) and which forwarding rewrites; and the view, which the pipeline
-reads. Neither makes Python objects for what nobody reads.
+before the view existed (the view's `bytes` are not checked for UTF-8 where a `KeyValue`'s key and an `AnyValue`'s
+string are, so the view alone would accept a request the official schema refuses) and which forwarding rewrites;
+and the view, which the pipeline reads. Neither makes Python objects for what nobody reads.
 """
 
 from __future__ import annotations
@@ -25,9 +21,10 @@ from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-__all__ = ["TraceRequest", "ViewRequest", "ViewSpan"]
+__all__ = ["TraceRequest", "ViewRequest", "ViewSpan", "split_entry"]
 
 _TRACE = "opentelemetry.proto.trace.v1"
 _COLLECTOR = "opentelemetry.proto.collector.trace.v1"
@@ -57,17 +54,11 @@ def _copy(file: object, name: str, package: str) -> descriptor_pb2.FileDescripto
 def _view_files() -> tuple[descriptor_pb2.FileDescriptorProto, descriptor_pb2.FileDescriptorProto]:
     trace = _copy(trace_pb2.DESCRIPTOR, "costline/processor/view/trace.proto", _VIEW_TRACE)
     span = next(message for message in trace.message_type if message.name == "Span")
-    entry = span.nested_type.add(name="AttributesEntry")  # what protoc generates for a map field
-    entry.options.map_entry = True
-    optional = descriptor_pb2.FieldDescriptorProto.LABEL_OPTIONAL
-    entry.field.add(name="key", number=1, label=optional, type=descriptor_pb2.FieldDescriptorProto.TYPE_STRING,
-                    json_name="key")
-    entry.field.add(name="value", number=2, label=optional, type=descriptor_pb2.FieldDescriptorProto.TYPE_BYTES,
-                    json_name="value")
     attributes = next(field for field in span.field if field.name == "attributes")
     if attributes.number != 9 or not attributes.type_name.endswith(".KeyValue"):
         raise RuntimeError(f"opentelemetry-proto's Span.attributes is no longer repeated KeyValue: {attributes}")
-    attributes.type_name = f".{_VIEW_TRACE}.Span.AttributesEntry"
+    attributes.type = descriptor_pb2.FieldDescriptorProto.TYPE_BYTES
+    attributes.ClearField("type_name")
     service = _copy(trace_service_pb2.DESCRIPTOR, "costline/processor/view/trace_service.proto", _VIEW_COLLECTOR)
     service.dependency[:] = [trace.name if d == trace_pb2.DESCRIPTOR.name else d for d in service.dependency]
     return trace, service
@@ -85,7 +76,24 @@ def _view_classes() -> tuple[type[Message], type[Message]]:
 
 
 ViewRequest, ViewSpan = _view_classes()
-"""`ExportTraceServiceRequest` and `Span` of the view: `span.attributes` maps a key to its `AnyValue`'s encoding."""
+"""`ExportTraceServiceRequest` and `Span` of the view: `span.attributes` is each attribute's `KeyValue` encoding."""
+
+
+def split_entry(entry: bytes) -> tuple[str, bytes]:
+    """A `KeyValue`'s encoding as its key and its value's (`AnyValue`'s) encoding.
+
+    The usual encoding (key, then value, each under 128 bytes) is split by hand; any other (longer fields, another
+    order, a field repeated, unknown fields) is decoded by the official `KeyValue` and the value encoded again,
+    which reads the same. `entry` was checked by the official decode (`TraceRequest`)."""
+    size = len(entry)
+    if size > 1 and entry[0] == 0x0A and entry[1] < 0x80:
+        end = 2 + entry[1]
+        if end == size:
+            return entry[2:end].decode(), b""
+        if end + 2 <= size and entry[end] == 0x12 and entry[end + 1] == size - end - 2:
+            return entry[2:end].decode(), entry[end + 2:]
+    kv = KeyValue.FromString(entry)
+    return kv.key, kv.value.SerializeToString()
 
 
 class TraceRequest:

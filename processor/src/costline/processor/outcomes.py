@@ -39,6 +39,7 @@ from costline.processor.ledger.engine import create_tables, dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.model import MAX_LABEL_LENGTH
 from costline.processor.normalize.values import as_plain
+from costline.processor.otlp import split_entry
 from costline.processor.ownership import Owner
 from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
 
@@ -81,8 +82,8 @@ def read_outcome(span: Any, resource: Any) -> Outcome | None:
     name or count is unusable)."""
     if not span.name.startswith(A.OUTCOME_SPAN_PREFIX):
         return None
-    attributes = span.attributes
-    values = {key: as_plain(AnyValue.FromString(attributes[key])) for key in _OUTCOME_KEYS if key in attributes}
+    raw = dict(map(split_entry, span.attributes))
+    values = {key: as_plain(AnyValue.FromString(raw[key])) for key in _OUTCOME_KEYS if key in raw}
     name, count = values.get(A.COSTLINE_OUTCOME_NAME), values.get(A.COSTLINE_OUTCOME_COUNT)
     if not isinstance(name, str) or not name or len(name) > MAX_LABEL_LENGTH or not name.isprintable():
         return None

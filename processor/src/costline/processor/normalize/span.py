@@ -1,11 +1,11 @@
 """`normalize_span`: one OTLP span of any supported instrumentation → `LLMCall`, or None for a span that is no call.
 
 Hot path: the processor calls this for every span of every trace, and most spans (HTTP, DB, app) are not LLM calls.
-Spans are read through the view (`otlp.py`): a span's attributes are a map from key to the `AnyValue`'s encoding, so
-only the keys a row reads are looked up, in C, and no Python object is made for an attribute nobody reads
-(`read.py`). When the scope names a known LLM instrumentation, that row reads the span. Otherwise (most spans) one
-C-level pass over the span's keys asks whether any is LLM-indicative; a span with none is dropped right there, the
-rest (peers detected by marker attributes, generic semconv) are read by the row their markers name.
+Spans are read through the view (`otlp.py`): a span's attributes are their `KeyValue` encodings, decoded through a
+memo of whole attributes (`read.py`) without a Python message per attribute. When the scope names a known LLM
+instrumentation, that row reads the span. Otherwise (most spans) one C-level pass over the span's keys asks whether
+any is LLM-indicative; a span with none is dropped right there, the rest (peers detected by marker attributes,
+generic semconv) are read by the row their markers name.
 """
 
 from __future__ import annotations
@@ -15,14 +15,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.message import Message
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Status
 
 from costline import attributes as A
 from costline.processor.model import LLMCall
 from costline.processor.normalize.bounds import CLAMPED, bound_labels, clamp_cache
 from costline.processor.normalize.providers import UNKNOWN, canonical_provider
-from costline.processor.normalize.read import read
+from costline.processor.normalize.read import decoded, read
 from costline.processor.normalize.resource import resource_attributes, shared
 from costline.processor.normalize.sources import (
     NON_CALL_OPERATIONS,
@@ -79,13 +78,13 @@ def _row_for_scope(scope_name: str) -> Source | None:
     return found
 
 
-def _row_for_markers(attributes: Mapping[str, bytes]) -> Source:
+def _row_for_markers(attributes: Mapping[str, object]) -> Source:
     for source in SOURCES:
         for key in source.markers:
             if key in attributes:
                 return source
         for key, expected in source.marker_values.items():
-            if key in attributes and AnyValue.FromString(attributes[key]).string_value == expected:
+            if attributes.get(key) == expected:
                 return source
     return SEMCONV_SOURCE
 
@@ -97,12 +96,12 @@ def normalize_span(span: Message, resource_attrs: Mapping[str, object], scope_na
     """
     if type(span) is not ViewSpan:
         span = ViewSpan.FromString(span.SerializeToString())
-    attributes = span.attributes  # type: ignore[attr-defined]
+    attributes = decoded(span.attributes)  # type: ignore[attr-defined]
     source = _row_for_scope(scope_name)
     if source is None:  # unknown scope, usually not an LLM span at all: is any of its keys LLM-indicative?
-        if LLM_HINTS.isdisjoint(attributes):
+        if LLM_HINTS.isdisjoint(attributes[0]):
             return None
-        source = _row_for_markers(attributes)
+        source = _row_for_markers(attributes[0])
     values, owner, invalid = read(source, attributes)
     return _build(source, values, owner, invalid, span, resource_attrs)
 
