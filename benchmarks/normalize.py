@@ -1,8 +1,7 @@
 """`normalize_span` throughput next to merely decoding and walking every attribute, in one run.
 
 For each workload, 1000-span `ExportTraceServiceRequest`s with 10 attributes per span are serialised up front; then,
-per round, both variants decode the bodies from bytes (the official `FromString`; `otlp.TraceRequest`, as the
-receivers do, for normalize) and
+per round, both variants decode the bodies from bytes (`FromString`) and
 
 * decode + walk: put every span's attributes (decoded `AnyValue`s) into a dict — the floor for any processor that
   looks at every attribute;
@@ -29,7 +28,6 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from costline.processor.normalize import normalize_span, resource_attributes
-from costline.processor.otlp import TraceRequest
 
 SPANS_PER_REQUEST = 1000
 MODELS = ["gpt-4o", "gpt-4o-mini", "o4-mini", "claude-sonnet-4-5"]
@@ -148,7 +146,7 @@ def decode_walk(bodies: list[bytes]) -> int:
 def normalize(bodies: list[bytes]) -> int:
     spans = 0
     for body in bodies:
-        for rs in TraceRequest(body).view.resource_spans:
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
             resource = resource_attributes(rs.resource)
             for ss in rs.scope_spans:
                 scope = ss.scope.name

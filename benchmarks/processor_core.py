@@ -119,11 +119,10 @@ def decode_walk(bodies: list[bytes]) -> int:
 
 def normalise_only(bodies: list[bytes]) -> int:
     from costline.processor.normalize import normalize_span, resource_attributes
-    from costline.processor.otlp import TraceRequest
 
     spans = 0
     for body in bodies:
-        for rs in TraceRequest(body).view.resource_spans:
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
             resource = resource_attributes(rs.resource)
             for ss in rs.scope_spans:
                 for span in ss.spans:
@@ -134,12 +133,11 @@ def normalise_only(bodies: list[bytes]) -> int:
 
 def to_calls(bodies: list[bytes]) -> list[list]:
     from costline.processor.normalize import normalize_span, resource_attributes
-    from costline.processor.otlp import TraceRequest
 
     batches = []
     for body in bodies:
         calls = []
-        for rs in TraceRequest(body).view.resource_spans:
+        for rs in ExportTraceServiceRequest.FromString(body).resource_spans:
             resource = resource_attributes(rs.resource)
             for ss in rs.scope_spans:
                 calls.extend(c for c in (normalize_span(s, resource, ss.scope.name) for s in ss.spans) if c)

@@ -2,8 +2,8 @@
 
 One process, the same service as the throughput benchmark, each stage timed with `time.process_time` per 1000-span
 request (µs per span; median/minimum over the requests): the ceiling (decode with the official classes and walk every
-attribute) for scale, then decoding as the receivers do (`otlp.TraceRequest`), normalise, dedupe within the batch, resolve + price + identity keys (`Entry`), the ledger write (one transaction, commit
-included), the in-memory series. On a shared machine compare runs interleaved, not one run against another.
+attribute) for scale, then decoding as the receivers do (`FromString`), normalise, dedupe within the batch, resolve
++ price + identity keys (`Entry`), the ledger write (one transaction, commit included), the in-memory series. On a shared machine compare runs interleaved, not one run against another.
 
     .venv/bin/python benchmarks/processor_stages.py [--requests 10]
 """
@@ -23,9 +23,8 @@ import processor_throughput as bench  # noqa: E402 - the sibling benchmark's wor
 
 from costline.processor.model import Entry, call_keys  # noqa: E402
 from costline.processor.normalize import dedupe_calls, normalize_span, resource_attributes  # noqa: E402
-from costline.processor.otlp import TraceRequest  # noqa: E402
 
-STAGES = ("decode + walk (the ceiling)", "decode (TraceRequest)", "normalise", "dedupe", "resolve + price + keys",
+STAGES = ("decode + walk (the ceiling)", "decode", "normalise", "dedupe", "resolve + price + keys",
           "ledger write", "series")
 
 
@@ -41,10 +40,10 @@ def timed(pipeline: object, bodies: list[bytes]) -> dict[str, list[float]]:
                 for span in ss.spans:
                     {kv.key: bench._value(kv.value) for kv in span.attributes}.update(resource)
         marks.append(time.process_time())
-        view = TraceRequest(body).view
+        request = ExportTraceServiceRequest.FromString(body)
         marks.append(time.process_time())
         calls = []
-        for rs in view.resource_spans:
+        for rs in request.resource_spans:
             resource = resource_attributes(rs.resource)
             for ss in rs.scope_spans:
                 calls.extend(normalize_span(span, resource, ss.scope.name) for span in ss.spans)

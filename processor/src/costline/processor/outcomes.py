@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -39,7 +39,6 @@ from costline.processor.ledger.engine import create_tables, dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.model import MAX_LABEL_LENGTH
 from costline.processor.normalize.values import as_plain
-from costline.processor.otlp import split_entry
 from costline.processor.ownership import Owner
 from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
 
@@ -77,13 +76,11 @@ class Outcome:
     """Trace id and span id, hex: the span's identity for deduplication."""
 
 
-def read_outcome(span: Any, resource: Any) -> Outcome | None:
-    """The outcome a span (a view span, `otlp.ViewSpan`) reports, or None when it is not an outcome span (or its
-    name or count is unusable)."""
+def read_outcome(span: Span, resource: Any) -> Outcome | None:
+    """The outcome a span reports, or None when it is not an outcome span (or its name or count is unusable)."""
     if not span.name.startswith(A.OUTCOME_SPAN_PREFIX):
         return None
-    raw = dict(map(split_entry, span.attributes))
-    values = {key: as_plain(AnyValue.FromString(raw[key])) for key in _OUTCOME_KEYS if key in raw}
+    values = {kv.key: as_plain(kv.value) for kv in span.attributes}
     name, count = values.get(A.COSTLINE_OUTCOME_NAME), values.get(A.COSTLINE_OUTCOME_COUNT)
     if not isinstance(name, str) or not name or len(name) > MAX_LABEL_LENGTH or not name.isprintable():
         return None
@@ -93,9 +90,6 @@ def read_outcome(span: Any, resource: Any) -> Outcome | None:
     owner = {**getattr(resource, "owner", {}), **span_owner}
     key = (span.trace_id + span.span_id).hex() if span.trace_id and span.span_id else ""
     return Outcome(name, count, owner, getattr(resource, "environment", None), span.start_time_unix_nano, key)
-
-
-_OUTCOME_KEYS = (A.COSTLINE_OUTCOME_NAME, A.COSTLINE_OUTCOME_COUNT, *A.OWNER_KEYS)
 
 
 class OutcomeStore:

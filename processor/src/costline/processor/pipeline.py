@@ -35,7 +35,6 @@ from costline.processor.model import (
 )
 from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.normalize.bounds import REJECTED, over_limit
-from costline.processor.otlp import TraceRequest
 from costline.processor.outcomes import Outcome, OutcomeCounter, OutcomeStore, read_outcome
 from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy, PolicyViolations
@@ -116,11 +115,8 @@ class Pipeline:
             return dict(self._bounded)
 
     # --- ingest ---------------------------------------------------------------------------------------------------
-    def ingest(self, request: TraceRequest | ExportTraceServiceRequest) -> IngestResult:
+    def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:
         """Bill every LLM span of `request` once; returns after the ledger commit. Thread-safe.
-
-        The receivers pass a `TraceRequest` (the spans are read through its view); an official message (tests,
-        benchmarks) is encoded and read through the view too.
 
         Raises `LedgerUnavailable` when the commit fails: nothing was billed and no metric moved, so the exporter's
         retry of the whole batch is safe.
@@ -131,8 +127,7 @@ class Pipeline:
         problems: list[str] = []
         bounded: Counter[tuple[str, str]] = Counter()
         max_tokens = self._state.config.limits.max_tokens_per_call
-        request = TraceRequest.of(request)
-        for resource_spans in request.view.resource_spans:
+        for resource_spans in request.resource_spans:
             resource = resource_attributes(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
                 scope = scope_spans.scope.name
@@ -157,7 +152,7 @@ class Pipeline:
                         continue
                     calls.append(call)
         self.ingest_outcomes(outcomes)
-        self.ingest_calls(calls, request=request.official, dedupe=dedupe_calls,
+        self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
                           not_llm=total - rejected - len(calls), rejected=rejected, bounded=bounded)
         message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
         return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)

@@ -127,10 +127,7 @@ class Source:
     ttft_streams_only: bool = False
     """The source writes a "time to first token" on non-streamed calls too (the whole latency): keep it for streams."""
     keymap: dict[str, tuple[str, int, str]] = field(init=False, repr=False, compare=False)
-    """attribute key -> (field, priority, decoder): every key the row reads or recognises (0 = preferred key)."""
-    plan: tuple[tuple[str, tuple[str, ...], str], ...] = field(init=False, repr=False, compare=False)
-    """(field, its keys in order of preference, decoder) for the look-ups in `span.py`; an owner key is a field of
-    its own (named by the key), the API-key fingerprint a `fingerprint` field."""
+    """attribute key -> (field, priority, decoder) for the one-pass decoding in `span.py` (0 = preferred key)."""
 
     def __post_init__(self) -> None:
         keymap: dict[str, tuple[str, int, str]] = {}
@@ -143,14 +140,6 @@ class Source:
             keymap[key] = ("owner", 0, OWNER)
         keymap[A.COSTLINE_API_KEY_FINGERPRINT] = ("fingerprint", 0, STR)
         object.__setattr__(self, "keymap", keymap)
-        plan: dict[str, list[str]] = {}
-        for key, (name, _, decoder) in keymap.items():  # a key another field claimed first is that field's only
-            if decoder is OWNER:
-                plan[key] = [key]
-            elif decoder is not MARKER:
-                plan.setdefault(name, []).append(key)  # keymap keeps each field's keys in order of preference
-        object.__setattr__(self, "plan", tuple(
-            (name, tuple(keys), keymap[keys[0]][2]) for name, keys in plan.items()))
 
 
 OPENLLMETRY_FIELDS = _extend(

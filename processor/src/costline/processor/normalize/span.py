@@ -1,48 +1,56 @@
 """`normalize_span`: one OTLP span of any supported instrumentation → `LLMCall`, or None for a span that is no call.
 
 Hot path: the processor calls this for every span of every trace, and most spans (HTTP, DB, app) are not LLM calls.
-Spans are read through the view (`otlp.py`): a span's attributes are their `KeyValue` encodings, decoded through a
-memo of whole attributes (`read.py`) without a Python message per attribute. When the scope names a known LLM
-instrumentation, that row reads the span. Otherwise (most spans) one C-level pass over the span's keys asks whether
-any is LLM-indicative; a span with none is dropped right there, the rest (peers detected by marker attributes,
-generic semconv) are read by the row their markers name.
+When the scope names a known LLM instrumentation, the span's attributes are walked once and decoded straight into
+fields through that row's `keymap`. Otherwise (most spans) one cheap walk keeps only the keys some row reads
+(`WANTED`), undecoded; a span none of whose keys is LLM-indicative is dropped right there. Only the rest (peers
+detected by marker attributes, generic semconv) pay a second pass over their few kept attributes.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
-from google.protobuf.message import Message
-from opentelemetry.proto.trace.v1.trace_pb2 import Status
+from opentelemetry.proto.common.v1.common_pb2 import KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from costline import attributes as A
 from costline.processor.model import LLMCall
 from costline.processor.normalize.bounds import CLAMPED, bound_labels, clamp_cache
 from costline.processor.normalize.providers import UNKNOWN, canonical_provider
-from costline.processor.normalize.read import decoded, read
 from costline.processor.normalize.resource import resource_attributes, shared
 from costline.processor.normalize.sources import (
+    BOOL,
+    COUNT,
+    FLOAT,
     NON_CALL_OPERATIONS,
+    OWNER,
     SEMCONV_SOURCE,
     SOURCES,
+    STR,
+    TOKENS,
     Source,
 )
-from costline.processor.normalize.values import InvalidSpan
-from costline.processor.otlp import ViewSpan
+from costline.processor.normalize.values import MAX_TOKENS, InvalidSpan, as_bool, as_count, as_float, as_tokens
 
 __all__ = ["normalize_span", "resource_attributes"]
 
 _LLM_PREFIXES = ("gen_ai.", "llm.", "openinference.", "embedding.")
 
 
-def _llm_hints() -> frozenset[str]:
-    """The keys whose presence hints at an LLM span (owner keys, markers of a source's values alone do not)."""
-    return frozenset(key for source in SOURCES for key in source.keymap if key.startswith(_LLM_PREFIXES))
+def _wanted() -> dict[str, bool]:
+    """key -> whether its presence hints at an LLM span (owner keys alone do not)."""
+    wanted: dict[str, bool] = {}
+    for source in SOURCES:
+        for key in source.keymap:
+            wanted[key] = key.startswith(_LLM_PREFIXES)
+        for key in source.marker_values:
+            wanted.setdefault(key, False)
+    return wanted
 
 
-LLM_HINTS: frozenset[str] = _llm_hints()
+WANTED: dict[str, bool] = _wanted()
 
 _SCOPE_ROWS: dict[str, Source | None] = {}
 _SCOPE_CACHE_LIMIT = 4096  # scope names come from the wire: bound the memo
@@ -78,37 +86,104 @@ def _row_for_scope(scope_name: str) -> Source | None:
     return found
 
 
-def _row_for_markers(attributes: Mapping[str, object]) -> Source:
+def _row_for_markers(kept: list[KeyValue]) -> Source:
     for source in SOURCES:
-        for key in source.markers:
-            if key in attributes:
+        for kv in kept:
+            key = kv.key
+            if key in source.markers:
                 return source
-        for key, expected in source.marker_values.items():
-            if attributes.get(key) == expected:
+            expected = source.marker_values.get(key)
+            if expected is not None and kv.value.string_value == expected:
                 return source
     return SEMCONV_SOURCE
 
 
-def normalize_span(span: Message, resource_attrs: Mapping[str, object], scope_name: str) -> LLMCall | None:
-    """The call `span` describes, or None when it describes none. Raises `InvalidSpan` for impossible token counts.
-
-    `span` is a view span (`otlp.ViewSpan`); an official `Span` (tests, forwarding) is read through the view first.
-    """
-    if type(span) is not ViewSpan:
-        span = ViewSpan.FromString(span.SerializeToString())
-    attributes = decoded(span.attributes)  # type: ignore[attr-defined]
+def normalize_span(span: Span, resource_attrs: Mapping[str, object], scope_name: str) -> LLMCall | None:
+    """The call `span` describes, or None when it describes none. Raises `InvalidSpan` for impossible token counts."""
     source = _row_for_scope(scope_name)
-    if source is None:  # unknown scope, usually not an LLM span at all: is any of its keys LLM-indicative?
-        if LLM_HINTS.isdisjoint(attributes[0]):
-            return None
-        source = _row_for_markers(attributes[0])
-    values, owner, invalid = read(source, attributes)
-    return _build(source, values, owner, invalid, span, resource_attrs)
+    if source is not None:  # a known LLM scope: decode in the one walk
+        return _build(source, _decode(source, span.attributes), span, resource_attrs)
+    # Unknown scope, usually not an LLM span at all: one cheap walk keeping only wanted keys, nothing decoded.
+    wanted = WANTED
+    kept: list[KeyValue] = []
+    llm = False
+    for kv in span.attributes:
+        hint = wanted.get(kv.key)
+        if hint is not None:
+            kept.append(kv)
+            if hint:
+                llm = True
+    if not llm:
+        return None
+    source = _row_for_markers(kept)
+    return _build(source, _decode(source, kept), span, resource_attrs)
 
 
-def _build(source: Source, values: dict[str, object], span_owner: dict[str, str], invalid: InvalidSpan | None,
-           span: Any, resource: Mapping[str, object]) -> LLMCall | None:
-    get = values.get
+class _Decoded:
+    """One span's attributes as decoded by one row: field -> value (preferred key wins), owner keys, fingerprint."""
+
+    __slots__ = ("values", "owner", "fingerprint", "invalid")
+
+    def __init__(self) -> None:
+        self.values: dict[str, object] = {}
+        self.owner: dict[str, str] = {}
+        self.fingerprint: str | None = None
+        self.invalid: InvalidSpan | None = None
+        """An impossible token count, raised only once the span is known to be an LLM call."""
+
+
+def _decode(source: Source, attributes: Iterable[KeyValue]) -> _Decoded:
+    keymap = source.keymap
+    out = _Decoded()
+    values = out.values
+    priorities: dict[str, int] = {}
+    for kv in attributes:
+        key = kv.key
+        spec = keymap.get(key)
+        if spec is None:
+            continue
+        field, priority, decoder = spec
+        value = kv.value
+        decoded: object
+        if decoder is STR:
+            decoded = value.string_value or None  # any other type reads as "": ignored like an absent attribute
+        elif decoder is TOKENS:
+            decoded = value.int_value
+            if not 0 < decoded <= MAX_TOKENS:  # type: ignore[operator]
+                try:
+                    decoded = as_tokens(value, key)  # zero, strings, doubles, and the impossible
+                except InvalidSpan as err:
+                    out.invalid = err
+                    continue
+        elif decoder is OWNER:
+            if text := value.string_value:
+                out.owner[key] = text
+            continue
+        elif decoder is BOOL:
+            decoded = as_bool(value)
+        elif decoder is FLOAT:
+            decoded = as_float(value)
+        elif decoder is COUNT:
+            decoded = as_count(value)
+        else:  # marker: only identifies the row
+            continue
+        if decoded is None:
+            continue  # wrong type: a lower-priority key may still give the field
+        if priority:  # an alias: only when the preferred key has not given the field (in any order)
+            held = priorities.get(field)
+            if held is not None and held <= priority:
+                continue
+            if held is None and field in values:
+                continue  # the preferred key (priority 0) already did
+            priorities[field] = priority
+        values[field] = decoded
+    if (fingerprint := values.pop("fingerprint", None)) is not None:
+        out.fingerprint = fingerprint  # type: ignore[assignment]
+    return out
+
+
+def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str, object]) -> LLMCall | None:
+    get = decoded.values.get
     operation: str | None = get("operation")  # type: ignore[assignment]
     request_model: str | None = get("request_model")  # type: ignore[assignment]
     response_model: str | None = get("response_model")  # type: ignore[assignment]
@@ -123,7 +198,7 @@ def _build(source: Source, values: dict[str, object], span_owner: dict[str, str]
     elif gate == "operation":
         if operation is None:
             return None
-    elif operation is None and get("provider") is None and get("request_type") is None:
+    elif operation is None and "provider" not in decoded.values and "request_type" not in decoded.values:
         return None
     if operation in NON_CALL_OPERATIONS:
         return None
@@ -136,12 +211,12 @@ def _build(source: Source, values: dict[str, object], span_owner: dict[str, str]
     has_usage = not (input_raw is None and output is None and cache_read is None and cache_write is None
                      and total is None)
     if gate == "genai" and not has_usage and request_model is None and response_model is None:
-        if invalid is None:
+        if decoded.invalid is None:
             return None  # a provider tag alone (e.g. on an HTTP span) is not a call
-    if invalid is not None:
-        raise invalid
+    if decoded.invalid is not None:
+        raise decoded.invalid
 
-    if request_model is None and get("request_params") is not None:
+    if request_model is None and "request_params" in decoded.values:
         request_model = _model_from_params(get("request_params"))  # type: ignore[arg-type]
     raw_provider: str | None = get("provider")  # type: ignore[assignment]
     provider = canonical_provider(raw_provider) if raw_provider else (source.default_provider or UNKNOWN)
@@ -175,7 +250,7 @@ def _build(source: Source, values: dict[str, object], span_owner: dict[str, str]
     retries: int = get("retries") or 0  # type: ignore[assignment]
 
     res = shared(resource)
-    owner = {**res.owner, **span_owner} if span_owner else dict(res.owner)  # span wins; each call owns its dict
+    owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
 
     return bound_labels(LLMCall(
         provider=provider, request_model=request_model, response_model=response_model, operation=operation,
@@ -186,8 +261,7 @@ def _build(source: Source, values: dict[str, object], span_owner: dict[str, str]
         parent_span_id=span.parent_span_id, start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano, source=source.name,
         server_address=get("server_address"), owner=owner,  # type: ignore[arg-type]
-        api_key_fingerprint=get("fingerprint"),  # type: ignore[arg-type]
-         environment=res.environment, service_name=res.service_name,
+        api_key_fingerprint=decoded.fingerprint, environment=res.environment, service_name=res.service_name,
         adjusted=adjusted,
     ))
 

@@ -24,7 +24,6 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.otlp import TraceRequest
 from costline.processor.pipeline import IngestResult, LedgerUnavailable
 
 log = logging.getLogger("costline.processor.receivers")
@@ -38,7 +37,7 @@ database's host and name) goes to the log only: an exporter cannot act on it and
 class Ingestor(Protocol):
     """The part of `Pipeline` a receiver uses."""
 
-    def ingest(self, request: TraceRequest | ExportTraceServiceRequest) -> IngestResult: ...
+    def ingest(self, request: ExportTraceServiceRequest) -> IngestResult: ...
 
 
 class Outcome(Enum):
@@ -134,8 +133,7 @@ class ReceiverStats(Collector):
         yield family
 
 
-def ingest(pipeline: Ingestor, request: TraceRequest | ExportTraceServiceRequest, transport: str,
-           stats: ReceiverStats) -> Ingested:
+def ingest(pipeline: Ingestor, request: ExportTraceServiceRequest, transport: str, stats: ReceiverStats) -> Ingested:
     """Run the pipeline on a decoded request and classify what happened; returns once the ledger has committed."""
     try:
         result = pipeline.ingest(request)

@@ -5,11 +5,9 @@ UNAUTHENTICATED without `authorization: Bearer <token>` metadata when a token is
 over the size limit (grpc enforces `grpc.max_receive_message_length`, after decompression); UNAVAILABLE with
 `RetryInfo` when the ledger cannot persist, so exporters retry after the delay we ask for.
 
-The servicer is the generated `TraceServiceServicer`, but it is registered with a request deserializer of its own
-instead of the generated `add_TraceServiceServicer_to_server`: it decodes the bytes into a `TraceRequest` (the
-official message and the view the pipeline reads, `otlp.py`), and it is tolerant: with the generated one, a body that
-fails to decode never reaches the servicer and grpc answers INTERNAL, which the OTLP spec does not allow for a client
-error.
+The servicer is the generated `TraceServiceServicer`, but it is registered with a tolerant request deserializer
+instead of the generated `add_TraceServiceServicer_to_server`: with the generated one, a body that fails to decode
+never reaches the servicer and grpc answers INTERNAL, which the OTLP spec does not allow for a client error.
 """
 
 from __future__ import annotations
@@ -21,10 +19,12 @@ import grpc
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.message import DecodeError
 from google.rpc import code_pb2, error_details_pb2, status_pb2
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceServicer
 
-from costline.processor.otlp import TraceRequest
 from costline.processor.receivers import BearerAuth, Ingestor, Outcome, ReceiverStats, ingest
 from costline.processor.settings import Address
 
@@ -41,9 +41,9 @@ class _Undecodable:
         self.error = error
 
 
-def _deserialize(data: bytes) -> TraceRequest | _Undecodable:
+def _deserialize(data: bytes) -> ExportTraceServiceRequest | _Undecodable:
     try:
-        return TraceRequest(data)
+        return ExportTraceServiceRequest.FromString(data)
     except (DecodeError, RecursionError) as err:
         return _Undecodable(str(err))
 
@@ -56,7 +56,7 @@ class OTLPGrpcReceiver(TraceServiceServicer):
         self._retry_after_s = retry_after_s
 
     def Export(  # noqa: N802 - the generated servicer's method name
-        self, request: TraceRequest | _Undecodable, context: grpc.ServicerContext
+        self, request: ExportTraceServiceRequest | _Undecodable, context: grpc.ServicerContext
     ) -> ExportTraceServiceResponse:
         if self._auth.enabled:
             authorization = next((value for key, value in context.invocation_metadata() if key == "authorization"),

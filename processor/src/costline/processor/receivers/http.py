@@ -23,7 +23,6 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from costline.processor.otlp import TraceRequest
 from costline.processor.receivers import BearerAuth, Ingestor, Outcome, ReceiverStats, ingest
 from costline.processor.server import BadBody, BodyTooLarge, Request, Response
 
@@ -113,9 +112,9 @@ def gunzip(data: bytes, limit: int) -> bytes:
             return bytes(out)
 
 
-def decode_protobuf(body: bytes) -> TraceRequest:
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     try:
-        return TraceRequest(body)
+        return ExportTraceServiceRequest.FromString(body)
     except (DecodeError, RecursionError) as err:
         raise Undecodable(f"invalid protobuf ExportTraceServiceRequest: {err}") from None
 
