@@ -18,10 +18,10 @@ The top of the processor's layers: the rest imports it; of the processor it impo
 
 from __future__ import annotations
 
-import hashlib
 from collections import namedtuple
 from dataclasses import dataclass, field
 from enum import IntEnum
+from hashlib import blake2b
 
 from costline import attributes as A
 from costline.processor.units import NS_PER_S
@@ -171,9 +171,9 @@ class Entry:
     owner: Owner
     cost_pico: int | None
     """Pico-dollars (`units`); None when the model could not be priced (never $0)."""
-    keys: tuple[str, ...]
-    """The call's identity keys (`call_keys`): the ledger looks all of them up and remembers the first, in the same
-    transaction as its cost."""
+    keys: tuple[bytes, ...]
+    """The call's identity keys (`call_keys`): the ledger looks all of them up (one range) and remembers the first,
+    in the same transaction as its cost."""
     conflict: bool = False
     """The declared owner disagreed with the registered key's owner (the key won)."""
 
@@ -240,9 +240,9 @@ def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
 #   milliseconds; two calls that happen to share an id differ in usage or start later. The time test is in keys, so
 #   that the ledger can apply it in one indexed lookup: a call is written under its start's window only, and looks
 #   for the calls written under that window and the two beside it, so two starts less than a window apart always
-#   meet and starts two windows or more apart never do. (One key written per call, three looked up: a lookup is a
-#   read of a B-tree the write would walk anyway, a written key is a row, an index entry and its share of the pages
-#   the commit writes and syncs — the ledger's largest cost per call.)
+#   meet and starts two windows or more apart never do. (One key written per call, its window and the two beside it
+#   looked up as one key range: a lookup is a read of a B-tree the write would walk anyway, a written key is a row,
+#   an index entry and its share of the pages the commit writes and syncs — the ledger's largest cost per call.)
 # * **A call with trace and span ids but no response id** is its span: an exporter's retry resends the same ids.
 # * **A call without a trace id or span id** (not valid OTLP; hand-written JSON senders omit them) is its content:
 #   start and end time, provider, models, operation, tokens, response id, owner and service. A retry resends the same
@@ -256,13 +256,44 @@ RESPONSE_WINDOW_NS = NS_PER_S
 """Spans of one call start within milliseconds of each other; distinct calls that reuse a response id seconds
 apart (each call takes that long). One second: starts < 1 s apart are one call, >= 2 s apart are two."""
 
+KEY_BYTES = 16
+"""Every identity key is 16 bytes: a digest, so the ledger's key index holds short fixed-size entries (the text
+keys they replace were ~80 characters)."""
+_WINDOW_BYTES = 4
+"""A response key ends in its window, big-endian, after a 12-byte digest of the rest: the keys of one response
+sort by window, so its window and the two beside it are one key range. Unsigned seconds: until 2106."""
+_LAST_WINDOW = 2 ** (8 * _WINDOW_BYTES) - 2  # its neighbour after must fit too
+
 _MAX_RESPONSE_ID_IN_KEY = 100
-"""Keys are at most 200 characters (the ledger's column); response ids are far shorter in practice."""
+"""Response ids are far shorter in practice; a longer one is cut (as the text keys of earlier releases were)."""
 
 
-def call_keys(call: LLMCall) -> tuple[str, ...]:
+def call_keys(call: LLMCall) -> tuple[bytes, ...]:
     """The call's identity: its first key is the one it is remembered under; it is a call already billed when any
-    of its keys is a billed call's first key. (Every key but a response's has no others.)"""
+    of its keys is a billed call's first key. A response's keys are its window's and the two beside it, so they are
+    every key from the smallest to the largest (`min(keys)`..`max(keys)`: one range probe); every other call has
+    one key. Keys are `KEY_BYTES` long."""
+    trace = call.trace_id
+    if trace and call.response_id:
+        usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
+        prefix = blake2b(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode(),
+                         digest_size=KEY_BYTES - _WINDOW_BYTES).digest()
+        # Clamped so that a nonsense start time (none, or past 2106) still makes keys in the order the range needs;
+        # such calls' windows then meet a little more widely.
+        window = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_WINDOW)
+        return (prefix + window.to_bytes(_WINDOW_BYTES, "big"), prefix + (window - 1).to_bytes(_WINDOW_BYTES, "big"),
+                prefix + (window + 1).to_bytes(_WINDOW_BYTES, "big"))
+    if trace and call.span_id:
+        return (blake2b(b"s:" + trace + call.span_id, digest_size=KEY_BYTES).digest(),)
+    if call.start_time_unix_nano:
+        return (blake2b(b"c:" + _content(call), digest_size=KEY_BYTES).digest(),)
+    return ()
+
+
+def text_call_keys(call: LLMCall) -> tuple[str, ...]:
+    """The same identity as the text keys releases before 16-byte keys wrote (`r:<trace>:<response>:<usage>:<second>`,
+    `s:<trace><span>`, `c:<content digest>`), in `call_keys`' order: the ledger looks them up in its table of text
+    keys while that table may still hold keys within the retention, so a retry straddling the upgrade is met."""
     trace = call.trace_id
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
@@ -272,15 +303,15 @@ def call_keys(call: LLMCall) -> tuple[str, ...]:
     if trace and call.span_id:
         return (f"s:{trace.hex()}{call.span_id.hex()}",)
     if call.start_time_unix_nano:
-        return (f"c:{_content_digest(call)}",)
+        return (f"c:{blake2b(_content(call), digest_size=20).hexdigest()}",)
     return ()
 
 
-def _content_digest(call: LLMCall) -> str:
+def _content(call: LLMCall) -> bytes:
     content = (
         call.trace_id.hex(), call.span_id.hex(), call.start_time_unix_nano, call.end_time_unix_nano, call.provider,
         call.request_model, call.response_model, call.operation, call.input_tokens, call.output_tokens,
         call.cache_read_tokens, call.cache_write_tokens, call.reasoning_tokens, call.response_id,
         sorted(call.owner.items()), call.api_key_fingerprint, call.service_name, call.source,
     )
-    return hashlib.blake2b(repr(content).encode(), digest_size=20).hexdigest()
+    return repr(content).encode()
