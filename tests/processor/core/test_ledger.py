@@ -304,20 +304,22 @@ def test_a_reprice_leaves_a_row_alone_if_calls_were_billed_into_it_after_it_was_
     ledger.close()
 
 
-def test_identity_keys_are_16_bytes_and_a_response_is_one_key_range():
+def test_identity_keys_are_16_bytes_starting_with_the_start_second():
     from costline.processor.model import KEY_BYTES
 
-    call = make_call(1, response_id="chatcmpl-1", start=at_second(100))
-    keys = call_keys(call)
+    keys = call_keys(make_call(1, response_id="chatcmpl-1", start=at_second(100) + 10**9 // 2))
+    second = int(NOV1.timestamp()) + 100
     assert {len(k) for k in keys} == {KEY_BYTES}
-    assert keys[1] < keys[0] < keys[2]  # the window before, its own, the one after: one range `min`..`max`
-    near, far = (call_keys(make_call(2, response_id="chatcmpl-1", start=at_second(100 + s))) for s in (1, 2))
-    assert min(keys) <= near[0] <= max(keys)
-    assert not min(keys) <= far[0] <= max(keys)
-    assert [len(call_keys(make_call(3))[0])] == [KEY_BYTES]  # a span's key
+    # Its own second, the one before, the one after; one digest: keys written together sort together.
+    assert [int.from_bytes(k[:4], "big") for k in keys] == [second, second - 1, second + 1]
+    assert len({k[4:] for k in keys}) == 1
+    span = call_keys(make_call(3, start=at_second(100)))
+    assert [len(k) for k in span] == [KEY_BYTES] and span[0][:4] == keys[0][:4]
     no_ids = make_call(4, trace=b"")
     no_ids.span_id = b""
-    assert len(call_keys(no_ids)[0]) == KEY_BYTES  # its content's
+    assert [len(k) for k in call_keys(no_ids)] == [KEY_BYTES]  # its content's
+    no_ids.start_time_unix_nano = 0
+    assert call_keys(no_ids) == ()
 
 
 def at_second(s):

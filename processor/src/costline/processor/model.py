@@ -172,8 +172,8 @@ class Entry:
     cost_pico: int | None
     """Pico-dollars (`units`); None when the model could not be priced (never $0)."""
     keys: tuple[bytes, ...]
-    """The call's identity keys (`call_keys`): the ledger looks all of them up (one range) and remembers the first,
-    in the same transaction as its cost."""
+    """The call's identity keys (`call_keys`): the ledger looks all of them up and remembers the first, in the same
+    transaction as its cost."""
     conflict: bool = False
     """The declared owner disagreed with the registered key's owner (the key won)."""
 
@@ -240,9 +240,9 @@ def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
 #   milliseconds; two calls that happen to share an id differ in usage or start later. The time test is in keys, so
 #   that the ledger can apply it in one indexed lookup: a call is written under its start's window only, and looks
 #   for the calls written under that window and the two beside it, so two starts less than a window apart always
-#   meet and starts two windows or more apart never do. (One key written per call, its window and the two beside it
-#   looked up as one key range: a lookup is a read of a B-tree the write would walk anyway, a written key is a row,
-#   an index entry and its share of the pages the commit writes and syncs — the ledger's largest cost per call.)
+#   meet and starts two windows or more apart never do. (One key written per call, three looked up: a lookup is a
+#   read of a B-tree the write would walk anyway, a written key is a row, an index entry and its share of the pages
+#   the commit writes and syncs — the ledger's largest cost per call.)
 # * **A call with trace and span ids but no response id** is its span: an exporter's retry resends the same ids.
 # * **A call without a trace id or span id** (not valid OTLP; hand-written JSON senders omit them) is its content:
 #   start and end time, provider, models, operation, tokens, response id, owner and service. A retry resends the same
@@ -257,12 +257,12 @@ RESPONSE_WINDOW_NS = NS_PER_S
 apart (each call takes that long). One second: starts < 1 s apart are one call, >= 2 s apart are two."""
 
 KEY_BYTES = 16
-"""Every identity key is 16 bytes: a digest, so the ledger's key index holds short fixed-size entries (the text
-keys they replace were ~80 characters)."""
-_WINDOW_BYTES = 4
-"""A response key ends in its window, big-endian, after a 12-byte digest of the rest: the keys of one response
-sort by window, so its window and the two beside it are one key range. Unsigned seconds: until 2106."""
-_LAST_WINDOW = 2 ** (8 * _WINDOW_BYTES) - 2  # its neighbour after must fit too
+"""Every identity key is 16 bytes: its call's start second (4 bytes, big-endian) and a 12-byte digest of the rest of
+its identity. Short fixed-size index entries (the text keys they replace were ~80 characters), and time first: the
+keys a batch writes land together at the recent end of the ledger's key index (a few pages to write and sync per
+batch), where random keys dirty one page per key once the index is large."""
+_SECOND_BYTES = 4
+_LAST_SECOND = 2 ** (8 * _SECOND_BYTES) - 2  # unsigned seconds until 2106; its neighbour after must fit too
 
 _MAX_RESPONSE_ID_IN_KEY = 100
 """Response ids are far shorter in practice; a longer one is cut (as the text keys of earlier releases were)."""
@@ -270,24 +270,25 @@ _MAX_RESPONSE_ID_IN_KEY = 100
 
 def call_keys(call: LLMCall) -> tuple[bytes, ...]:
     """The call's identity: its first key is the one it is remembered under; it is a call already billed when any
-    of its keys is a billed call's first key. A response's keys are its window's and the two beside it, so they are
-    every key from the smallest to the largest (`min(keys)`..`max(keys)`: one range probe); every other call has
-    one key. Keys are `KEY_BYTES` long."""
+    of its keys is a billed call's first key. A response's keys are its digest under its start second and under the
+    seconds before and after (`RESPONSE_WINDOW_NS`); every other call has one key. Keys are `KEY_BYTES` long."""
+    # Clamped, so that a nonsense start time (none, or past 2106) still makes keys: such a call's seconds meet a
+    # little more widely.
+    second = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_SECOND)
     trace = call.trace_id
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
-        prefix = blake2b(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode(),
-                         digest_size=KEY_BYTES - _WINDOW_BYTES).digest()
-        # Clamped so that a nonsense start time (none, or past 2106) still makes keys in the order the range needs;
-        # such calls' windows then meet a little more widely.
-        window = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_WINDOW)
-        return (prefix + window.to_bytes(_WINDOW_BYTES, "big"), prefix + (window - 1).to_bytes(_WINDOW_BYTES, "big"),
-                prefix + (window + 1).to_bytes(_WINDOW_BYTES, "big"))
+        digest = blake2b(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode(),
+                         digest_size=KEY_BYTES - _SECOND_BYTES).digest()
+        return (second.to_bytes(_SECOND_BYTES, "big") + digest, (second - 1).to_bytes(_SECOND_BYTES, "big") + digest,
+                (second + 1).to_bytes(_SECOND_BYTES, "big") + digest)
     if trace and call.span_id:
-        return (blake2b(b"s:" + trace + call.span_id, digest_size=KEY_BYTES).digest(),)
-    if call.start_time_unix_nano:
-        return (blake2b(b"c:" + _content(call), digest_size=KEY_BYTES).digest(),)
-    return ()
+        identity = b"s:" + trace + call.span_id
+    elif call.start_time_unix_nano:
+        identity = b"c:" + _content(call)
+    else:
+        return ()
+    return (second.to_bytes(_SECOND_BYTES, "big") + blake2b(identity, digest_size=KEY_BYTES - _SECOND_BYTES).digest(),)
 
 
 def text_call_keys(call: LLMCall) -> tuple[str, ...]:

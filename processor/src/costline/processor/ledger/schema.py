@@ -55,8 +55,8 @@ Index(HOUR_INDEX, usage_hourly.c.hour)
 call_keys = Table(
     "costline_call_keys",
     metadata,
-    # The identity keys of every billed call (`model.call_keys`: a 16-byte digest of its response within its trace,
-    # ending in its start second, or of its span, or of its content): a retried export, or a second span for the same
+    # The identity keys of every billed call (`model.call_keys`: its start second, then a digest of its response
+    # within its trace, or of its span, or of its content; 16 bytes): a retried export, or a second span for the same
     # API call, finds its key here and is not billed again. Short fixed-size keys in the primary key's B-tree itself
     # (SQLite `WITHOUT ROWID`: no second B-tree from a rowid to the key).
     Column("dedup_key", LargeBinary(KEY_BYTES), primary_key=True),

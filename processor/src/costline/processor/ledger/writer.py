@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import add
 
 from sqlalchemy import delete, inspect, update
@@ -23,8 +23,7 @@ from costline.processor.model import Entry, counts_of, text_call_keys
 from costline.processor.units import S_PER_HOUR, hour_start_s
 
 KEYS_PER_LOOKUP = 5000
-"""Calls per dedup-key lookup (two bound parameters each): under SQLite's and PostgreSQL's limits, and a batch is
-usually one."""
+"""Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
 RETENTION_CHECK_S = 600
 """How often (at most) a write also deletes identity keys older than the retention."""
 
@@ -135,47 +134,31 @@ class LedgerWriter:
         return changed
 
     def _billed_among(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
-        """The keys of `entries` already in the ledger: one range probe per call (a response's window and the two
-        beside it are one range of keys, `model.call_keys`; any other key is a range of one), joined in one
-        statement."""
-        probes = list({(min(keys), max(keys)) for e in entries if (keys := e.keys)})
-        seen: set[bytes] = set()
-        for i in range(0, len(probes), KEYS_PER_LOOKUP):
-            chunk = probes[i : i + KEYS_PER_LOOKUP]
-            sql = self._lookup_sql("range", len(chunk))
-            seen.update(key for (key,) in conn.exec_driver_sql(sql, tuple(k for probe in chunk for k in probe)))
-        return seen
+        """The keys of `entries` already in the ledger. In sorted order: the B-tree is walked forwards."""
+        return set(self._lookup(conn, call_keys.name, sorted({k for e in entries for k in e.keys})))
 
     def _billed_as_text(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
         """The first keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
-        three point lookups for a response): each as if billed under its key now, so that it and its other spans in
-        this batch are dropped."""
+        looked up as the keys are): each as if billed under its key now, so that it and its other spans in this batch
+        are dropped."""
         texts = [(e.keys[0], text_call_keys(e.call)) for e in entries if e.keys]
-        ordered = list({k for _, keys in texts for k in keys})
-        found: set[str] = set()
-        for i in range(0, len(ordered), KEYS_PER_LOOKUP):
-            chunk = ordered[i : i + KEYS_PER_LOOKUP]
-            found.update(key for (key,) in conn.exec_driver_sql(self._lookup_sql("text", len(chunk)), tuple(chunk)))
+        found = set(self._lookup(conn, TEXT_KEYS, list({k for _, keys in texts for k in keys})))
         return {first for first, keys in texts if not found.isdisjoint(keys)} if found else set()
 
-    def _lookup_sql(self, kind: str, count: int) -> str:
-        # Cached per placeholder count: batches come in a handful of sizes (the exporter's batch size, and the
-        # remainders), so this holds a few strings.
-        sql = self._lookup_cache.get((kind, count))
-        if sql is None:
-            if len(self._lookup_cache) > 64:
-                self._lookup_cache.clear()
-            mark = self._mark
-            if kind == "range":
-                # A join rather than OR-ed ranges: both databases walk the probes and search the key's B-tree for
-                # each (SQLite: "SEARCH ... USING PRIMARY KEY (dedup_key>? AND dedup_key<?)").
-                values = ", ".join([f"({mark}, {mark})"] * count)
-                sql = (f"WITH probe(low, high) AS (VALUES {values}) SELECT k.dedup_key FROM probe "
-                       f"JOIN {call_keys.name} k ON k.dedup_key BETWEEN probe.low AND probe.high")
-            else:
-                sql = f"SELECT dedup_key FROM {TEXT_KEYS} WHERE dedup_key IN ({', '.join([mark] * count)})"
-            self._lookup_cache[(kind, count)] = sql
-        return sql
+    def _lookup(self, conn: Connection, table: str, keys: list) -> Iterator:
+        """Those of `keys` in `table`."""
+        for i in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[i : i + KEYS_PER_LOOKUP]
+            # Cached per table and placeholder count: batches come in a handful of sizes (the exporter's batch size,
+            # and the remainders), so this holds a few strings.
+            sql = self._lookup_cache.get((table, len(chunk)))
+            if sql is None:
+                if len(self._lookup_cache) > 64:
+                    self._lookup_cache.clear()
+                sql = self._lookup_cache[(table, len(chunk))] = (
+                    f"SELECT dedup_key FROM {table} WHERE dedup_key IN ({', '.join([self._mark] * len(chunk))})")
+            for (key,) in conn.exec_driver_sql(sql, tuple(chunk)):
+                yield key
 
 
 def _newest_text_key(engine: Engine) -> int | None:
