@@ -27,7 +27,7 @@ import hashlib
 import json
 import math
 import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -265,6 +265,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _gzipped(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks as one gzip stream, compressed as they come. Level 1: a 100k-series exposition shrinks ~35x at a
+    fraction of the time of the default level."""
+    compressor = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS)
+    for block in blocks:
+        yield compressor.compress(block)
+    yield compressor.flush()
+
+
 def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, separators=(",", ":"), default=_json_value).encode(), JSON_TYPE)
 
@@ -329,18 +338,15 @@ class AdminApi:
         return {"org": org, "team": team}
 
     def _metrics(self, request: Request, _: auth.Principal) -> Response:
-        # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
+        # Plain text through our own writer (same bytes as generate_latest, several times faster at many series),
+        # streamed block by block as it is written: the text (350 MiB at 100k series) is never held whole.
         encoder, content_type = encoder_for(request.header("Accept") or "")
         registry = self._backend.registry
+        body = generate_chunks(registry) if encoder is generate_text else encoder(registry)
         if "gzip" in (request.header("Accept-Encoding") or ""):
-            # Level 1: a 100k-series exposition shrinks ~30x at a fraction of the time of the default level.
-            # Compressed block by block as they are written: the plain text (350 MiB at 100k series) is never
-            # held whole.
-            chunks = generate_chunks(registry) if encoder is generate_text else (encoder(registry),)
-            compressor = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS)
-            body = b"".join([*map(compressor.compress, chunks), compressor.flush()])
-            return Response(HTTPStatus.OK, body, content_type, [("Content-Encoding", "gzip")])
-        return Response(HTTPStatus.OK, encoder(registry), content_type)
+            return Response(HTTPStatus.OK, _gzipped([body] if isinstance(body, bytes) else body), content_type,
+                            [("Content-Encoding", "gzip")])
+        return Response(HTTPStatus.OK, body, content_type)
 
     def _readyz(self, _r: Request, _p: auth.Principal) -> Response:
         if self._backend.ready():
