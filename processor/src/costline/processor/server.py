@@ -247,7 +247,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
     def _send_stream(self, response: Response, first: bytes, stream: Iterator[bytes], path: str) -> None:
-        chunked = self.request_version != "HTTP/1.0"
+        chunked = self.request_version not in ("HTTP/1.0", "HTTP/0.9")  # chunked framing is HTTP/1.1's
         if not chunked:
             self.close_connection = True  # the body ends where the connection does
         self.send_response(response.status)
@@ -264,13 +264,11 @@ class _Handler(BaseHTTPRequestHandler):
         block: bytes | None = first
         while block is not None:
             try:
-                if not block:
-                    pass  # an empty chunk would end the body
-                elif chunked:
+                if block and chunked:  # (an empty chunk would end the body)
                     # One gathered write per chunk: no copy of the block, and no small write of its framing alone
                     # (which Nagle's algorithm would hold back until the previous segment is acknowledged).
                     _send_all(self.connection, (b"%X\r\n" % len(block), block, b"\r\n"))
-                else:
+                elif block:
                     self.connection.sendall(block)
             except OSError:
                 self._abort()  # a client stalled past the timeout must not read a FIN as the end of the body
