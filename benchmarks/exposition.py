@@ -1,5 +1,5 @@
-"""`/metrics` at many active series: scrape time of Costline's `generate_text` next to prometheus_client's
-`generate_latest` on one registry in one run, and the memory the series take.
+"""`/metrics` at many active series: scrape time of Costline's writers and of `GET /metrics` over HTTP next to
+prometheus_client's `generate_latest` on one registry in one run, and the memory the series take.
 
 The registry is what `costline serve` registers: `CostlineCollector` with the default labels (provider, model,
 operation, org, team, project, feature, cost_center, environment), process and platform collectors. Series: every
@@ -11,10 +11,18 @@ histogram's 15 samples are there for half of them); token counts above a million
 block as it comes would (its time is the writing without the one 350 MiB buffer `generate_text` joins).
 Wall time and process time (CPU) are both printed: on a shared machine the CPU time is the steadier figure.
 
+The scrape as Prometheus sees it: a GET of `/metrics` from another process (`http.client`, one keep-alive
+connection, as a scraper holds one) against the server and router `costline serve` runs (`HttpServer` with
+`AdminApi`), over loopback, timed in that process from the request to the last byte of the body, plain and with
+`Accept-Encoding: gzip`, in the same rounds as the in-process writers. The body read for timing is dropped as it
+comes; once after the rounds, the plain body and the gunzipped gzip body are compared with `generate_latest` at the
+same state of the registry.
+
 Memory: RSS before and after the series are added (in batches of 1000 calls, so the calls themselves are not
-counted), per series, before any scrape. Scrapes (alternating, best of `--rounds` each): `generate_latest`, then
-`generate_text`, each after 1% of the series took one more call (a scrape must see changes, and must not be timed
-on a state it has already rendered). The ratio is taken within each round, side by side.
+counted), per series, before any scrape. Scrapes (alternating, best of `--rounds` each): `generate_latest`,
+`generate_text`, `generate_chunks`, `GET /metrics`, `GET /metrics` with gzip, each after 1% of the series took one
+more call (a scrape must see changes, and must not be timed on a state it has already rendered). The ratios are
+taken within each round, side by side.
 
     .venv/bin/python benchmarks/exposition.py [--series 100000] [--rounds 3]
 """
@@ -23,16 +31,26 @@ from __future__ import annotations
 
 import argparse
 import gc
+import gzip
+import hashlib
+import http.client
+import json
 import os
+import subprocess
+import sys
 import time
 from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
 from costline.processor.aggregate import SeriesAggregator
+from costline.processor.api import AdminApi
 from costline.processor.exposition import generate_chunks, generate_text
 from costline.processor.metrics import CostlineCollector
 from costline.processor.model import Entry, LLMCall, Owner
+from costline.processor.server import HttpServer
+from costline.processor.service import USAGE_GROUP_BY
+from costline.processor.settings import Address
 
 LABELS = ("provider", "model", "operation", "org", "team", "project", "feature", "cost_center", "environment")
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "o1-mini", "gemini-1.5-pro")
@@ -82,18 +100,17 @@ def registry_with(series: int) -> tuple[CollectorRegistry, SeriesAggregator, int
     return registry, aggregator, grown
 
 
-def timed(fn, *args) -> tuple[float, object]:
+def timed(fn, *args) -> tuple[float, float, object]:
+    """Wall time, process time (this process's threads: the server's too) and the result of `fn(*args)`."""
     gc.collect()
     start, cpu = time.perf_counter(), time.process_time()
     result = fn(*args)
-    timed.cpu = time.process_time() - cpu
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, time.process_time() - cpu, result
 
 
-def streamed(registry: CollectorRegistry) -> bytes:
-    """`generate_chunks`, each block dropped once seen (as a writer would after sending it); returns a stand-in."""
-    size = sum(map(len, generate_chunks(registry)))
-    return b" " * min(size, 1)
+def streamed(registry: CollectorRegistry) -> int:
+    """`generate_chunks`, each block dropped once seen (as a writer would after sending it); returns the size."""
+    return sum(map(len, generate_chunks(registry)))
 
 
 def stable(body: bytes) -> list[bytes]:
@@ -101,48 +118,115 @@ def stable(body: bytes) -> list[bytes]:
     return [line for line in body.splitlines() if not line.startswith(b"process_")]
 
 
+def digest(body: bytes) -> str:
+    return hashlib.sha256(b"\n".join(stable(body))).hexdigest()
+
+
+def client(port: int) -> None:
+    """The scraper, in a process of its own: for each line `plain|gzip [check]` on stdin, GET /metrics on one
+    keep-alive connection and print the seconds from the request to the last byte and the body's size; with
+    `check`, the digest of its stable lines too (gunzipped; read whole, after the clock stopped)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
+    buffer = memoryview(bytearray(1 << 20))
+    for command in sys.stdin:
+        encoding, *check = command.split()
+        headers = {"Accept-Encoding": "gzip"} if encoding == "gzip" else {}
+        start = time.perf_counter()
+        connection.request("GET", "/metrics", headers=headers)
+        response = connection.getresponse()
+        if check:
+            body = response.read()
+            elapsed, size = time.perf_counter() - start, len(body)
+            answer = {"digest": digest(gzip.decompress(body) if encoding == "gzip" else body)}
+        else:
+            size = 0
+            while count := response.readinto(buffer):
+                size += count
+            elapsed, answer = time.perf_counter() - start, {}
+        assert response.status == 200 and (response.getheader("Content-Encoding") == "gzip") == (encoding == "gzip")
+        print(json.dumps({"seconds": elapsed, "bytes": size, **answer}), flush=True)
+
+
+class Scraper:
+    """The server `costline serve` runs for `/metrics` on an ephemeral port, and the client process."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.server = HttpServer(Address("127.0.0.1", 0), AdminApi(SimpleNamespace(registry=registry),
+                                                                   USAGE_GROUP_BY), "api").start()
+        self.process = subprocess.Popen([sys.executable, __file__, "--client", str(self.server.port)],
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def get(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def scrape(self, encoding: str) -> tuple[int, float]:
+        """The body's size and the seconds to its last byte, in the client."""
+        answer = self.get(encoding)
+        return answer["bytes"], answer["seconds"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(30)
+        self.server.stop(1)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--series", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--client", type=int, metavar="PORT", help=argparse.SUPPRESS)  # the scraper process
     args = parser.parse_args()
+    if args.client:
+        return client(args.client)
     registry, aggregator, grown = registry_with(args.series)
     print(f"{args.series:,} series: RSS +{grown / 2**20:,.1f} MiB, {grown / args.series:,.0f} bytes per series "
           "(all families, before any scrape)")
+    scraper = Scraper(registry)
     step = 100  # 1% of the series take a call before every scrape
-    scrapes = (("generate_latest", generate_latest), ("generate_text", generate_text), ("generate_chunks", streamed))
-    times: dict[str, list[float]] = {name: [] for name, _ in scrapes} | {"collect() + Samples": []}
-    cpu: dict[str, list[float]] = {name: [] for name, _ in scrapes}
-    ratios, stream_ratios, size = [], [], 0
+    # Each gives (bytes, seconds to the last byte as the client saw them, or None for the wall time here).
+    scrapes = {"generate_latest": lambda: (len(generate_latest(registry)), None),
+               "generate_text": lambda: (len(generate_text(registry)), None),
+               "generate_chunks": lambda: (streamed(registry), None),
+               "GET /metrics": lambda: scraper.scrape("plain"),
+               "GET /metrics gzip": lambda: scraper.scrape("gzip")}
+    times: dict[str, list[float]] = {name: [] for name in scrapes} | {"collect() + Samples": []}
+    cpu: dict[str, list[float]] = {name: [] for name in scrapes}
+    sizes: dict[str, int] = {}
     for round_ in range(args.rounds):
-        for k, (name, fn) in enumerate(scrapes):
+        for k, (name, scrape) in enumerate(scrapes.items()):
             add_series(aggregator, range((round_ * len(scrapes) + k) % step, args.series, step))
-            elapsed, body = timed(fn, registry)
-            times[name].append(elapsed)
-            cpu[name].append(timed.cpu)
-            size = max(size, len(body))
-            del body
-        ratios.append(times["generate_latest"][-1] / times["generate_text"][-1])
-        stream_ratios.append(times["generate_latest"][-1] / times["generate_chunks"][-1])
+            elapsed, used, (size, seconds) = timed(scrape)
+            times[name].append(elapsed if seconds is None else seconds)
+            cpu[name].append(used)
+            sizes[name] = size
         # What generate_latest reads before it formats: the families and their Sample objects.
         times["collect() + Samples"].append(timed(lambda: [m.samples for m in registry.collect()])[0])
     text = generate_text(registry)
-    same = stable(generate_latest(registry)) == stable(text) == stable(b"".join(generate_chunks(registry)))
+    latest = digest(generate_latest(registry))
+    same = latest == digest(text) == digest(b"".join(generate_chunks(registry)))
     del text
-    print(f"scrape, {size / 2**20:,.1f} MiB of text, best of {args.rounds} (1% of series changed before each):")
+    same_http = {encoding: scraper.get(f"{encoding} check")["digest"] == latest for encoding in ("plain", "gzip")}
+    scraper.close()
+    print(f"scrape, {sizes['generate_text'] / 2**20:,.1f} MiB of text ({sizes['GET /metrics gzip'] / 2**20:,.1f} MiB "
+          f"gzipped), best of {args.rounds} (1% of series changed before each); HTTP: wall to the last byte in the "
+          "client, CPU of the server's process:")
     for name, values in times.items():
         line = f"  {name:<19} {min(values):7.3f} s   (all: {', '.join(f'{v:.3f}' for v in values)})"
         if name in cpu:
             line += f"; CPU best {min(cpu[name]):.3f} s (all: {', '.join(f'{v:.3f}' for v in cpu[name])})"
         print(line)
+    for name in ("generate_text", "generate_chunks", "GET /metrics", "GET /metrics gzip"):
+        ratios = [latest / ours for latest, ours in zip(times["generate_latest"], times[name], strict=True)]
+        print(f"  generate_latest / {name} per round: {', '.join(f'{r:.1f}x' for r in ratios)}")
     # Without building the families and Samples it reads (made lazily here, slower than prometheus_client's own
     # collectors would make them): prometheus_client's formatting alone against our whole scrape.
     formatting = [(latest - samples) / text for latest, samples, text in
                   zip(times["generate_latest"], times["collect() + Samples"], times["generate_text"], strict=True)]
-    print(f"  generate_latest / generate_chunks per round: {', '.join(f'{r:.1f}x' for r in stream_ratios)}")
-    print(f"  generate_latest / generate_text per round: {', '.join(f'{r:.1f}x' for r in ratios)}; "
-          f"its formatting alone / generate_text: {', '.join(f'{r:.1f}x' for r in formatting)}; "
-          f"output byte-identical (process_ values aside): {same}")
+    print(f"  generate_latest's formatting alone / generate_text: {', '.join(f'{r:.1f}x' for r in formatting)}")
+    print(f"  byte-identical to generate_latest (process_ values aside): generate_text and generate_chunks {same}, "
+          f"GET /metrics {same_http['plain']}, GET /metrics gzip (gunzipped) {same_http['gzip']}")
 
 
 if __name__ == "__main__":

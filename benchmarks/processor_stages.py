@@ -3,14 +3,20 @@
 One process, the same service as the throughput benchmark, each stage timed with `time.process_time` per 1000-span
 request (µs per span; median/minimum over the requests): the ceiling (decode with the official classes and walk every
 attribute) for scale, then decoding as the receivers do (`FromString`), normalise, dedupe within the batch, resolve
-+ price + identity keys (`Entry`), the ledger write (one transaction, commit included), the in-memory series. On a shared machine compare runs interleaved, not one run against another.
++ price + identity keys (`Entry`), the ledger write (one transaction, commit included), the in-memory series. On a
+shared machine compare runs interleaved, not one run against another.
 
-    .venv/bin/python benchmarks/processor_stages.py [--requests 10]
+`--keys N` first bills N calls spread over the last 72 hours (the default `dedup_retention_hours`), so that the
+ledger's identity-key index is the size it is at steady state (N = retention × call rate; 1M is ~4 calls a second):
+a fresh ledger's small index hides what each written key costs once the index is large.
+
+    .venv/bin/python benchmarks/processor_stages.py [--requests 10] [--keys 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -21,8 +27,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 sys.path.insert(0, str(Path(__file__).parent))
 import processor_throughput as bench  # noqa: E402 - the sibling benchmark's workloads and service
 
-from costline.processor.model import Entry, call_keys  # noqa: E402
+from costline.processor.model import Entry, LLMCall, Owner, call_keys  # noqa: E402
 from costline.processor.normalize import dedupe_calls, normalize_span, resource_attributes  # noqa: E402
+from costline.processor.units import NS_PER_HOUR  # noqa: E402
 
 STAGES = ("decode + walk (the ceiling)", "decode", "normalise", "dedupe", "resolve + price + keys",
           "ledger write", "series")
@@ -66,14 +73,30 @@ def timed(pipeline: object, bodies: list[bytes]) -> dict[str, list[float]]:
     return times
 
 
+def prefill(ledger: object, count: int, *, hours: int = 72, batch: int = 5000) -> None:
+    """Bill `count` calls (one owner and model, fresh ids) started over the last `hours`, oldest first."""
+    now = time.time_ns()
+    owner = Owner("acme", "prefill", "", "", "", "", "", "prod")
+    for first in range(0, count, batch):
+        entries = []
+        for i in range(first, min(count, first + batch)):
+            call = LLMCall("openai", "gpt-4o", "gpt-4o", "chat", input_tokens=100, output_tokens=10, has_usage=True,
+                           response_id=f"chatcmpl-{i}", trace_id=os.urandom(16), span_id=os.urandom(8),
+                           start_time_unix_nano=now - (count - i) * hours * NS_PER_HOUR // count)
+            entries.append(Entry(call, owner, 1, call_keys(call)))
+        ledger.record(entries, retention_hours=hours, now=int(time.time()))  # type: ignore[attr-defined]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=10)
+    parser.add_argument("--keys", type=int, default=0, help="calls billed before timing (steady-state key index)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:
         service = bench.start_service(Path(tmp), bench.CONFIG)
         try:
             pipeline = service.pipeline  # type: ignore[attr-defined]
+            prefill(pipeline.ledger, args.keys)
             bench.bench_pipeline(pipeline, bench.build_requests(3, seed=998, owners=bench.REALISTIC_OWNERS))
             bench.bench_pipeline(pipeline, bench.build_requests(3, seed=997))  # warm: prices, memo, pages
             workloads = {"worst case": bench.build_requests(args.requests, seed=1),

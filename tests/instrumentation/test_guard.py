@@ -212,6 +212,21 @@ def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint
     assert any("models=openai%2Fgpt-4o%2Copenai%2Fgpt-4o-mini" in q for q in endpoint.queries[asked:])
 
 
+def test_spans_the_anthropic_sdk_makes_feed_the_local_spend_too(guarded, provider, endpoint):
+    # With the SDK's tracing on, the call's span is the SDK's: its usage reaches the estimate as it ends, under the
+    # caller the stamped fingerprint and owner keys name.
+    endpoint.document = {**OPEN_BUDGET, "rates": {"anthropic/claude-3-5-haiku": {"input_per_mtok": 1000.0,
+                                                                                 "output_per_mtok": 1000.0}}}
+    spans = guarded("block")
+    claude = provider.anthropic(open_telemetry={"tracer_provider": spans.provider})
+    usage = {"x-fake-usage": json.dumps({"input": 5, "output": 6})}  # 11 tokens at $1000/MTok: $0.011 > $0.01
+    claude.messages.create(model="claude-3-5-haiku", max_tokens=5, messages=MESSAGES, extra_headers=usage)
+    assert spans.all()[-1].instrumentation_scope.name.startswith("com.anthropic.sdk")
+    with pytest.raises(costline.BudgetExceeded):
+        claude.messages.create(model="claude-3-5-haiku", max_tokens=5, messages=MESSAGES)
+    assert provider.requests == ["/v1/messages"]
+
+
 def test_warn_mode_lets_the_call_through_marks_the_span_and_logs_once(guarded, provider, caplog):
     spans = guarded("warn")
     client = provider.openai()

@@ -181,8 +181,9 @@ def test_metrics_endpoint_serves_generate_text():
     api = AdminApi(backend, ("team",))
     response = api(Request("GET", "/metrics", {}, {}))
     assert response.status == 200 and response.content_type.startswith("text/plain; version=0.0.4")
-    assert parsed(response.body.decode()) == parsed(generate_text(registry).decode())
-    assert 'plain_events_total{label="q\\"\\\\\\n✓"} 2.0' in response.body.decode()
+    text = b"".join(response.body).decode()  # a stream of blocks
+    assert parsed(text) == parsed(generate_text(registry).decode())
+    assert 'plain_events_total{label="q\\"\\\\\\n✓"} 2.0' in text
 
 
 def test_metrics_endpoint_gzip_is_generate_text_compressed():
@@ -196,7 +197,7 @@ def test_metrics_endpoint_gzip_is_generate_text_compressed():
     api = AdminApi(backend, ("team",))
     response = api(Request("GET", "/metrics", {}, {"Accept-Encoding": "gzip, deflate"}))
     assert response.status == 200 and ("Content-Encoding", "gzip") in response.headers
-    assert gzip.decompress(response.body) == generate_text(registry)
+    assert gzip.decompress(b"".join(response.body)) == generate_text(registry)
     openmetrics = api(Request("GET", "/metrics", {}, {"Accept": "application/openmetrics-text; version=1.0.0",
                                                       "Accept-Encoding": "gzip"}))
-    assert gzip.decompress(openmetrics.body).endswith(b"# EOF\n")
+    assert gzip.decompress(b"".join(openmetrics.body)).endswith(b"# EOF\n")

@@ -22,6 +22,16 @@ NOV1 = datetime(2026, 11, 1, tzinfo=timezone.utc)
 DEC1 = datetime(2026, 12, 1, tzinfo=timezone.utc)
 
 
+def text_keys_table(metadata):
+    """The identity keys' table as releases before 16-byte keys made it: text keys (`model.text_call_keys`)."""
+    from sqlalchemy import BigInteger, Column, String, Table
+
+    from costline.processor.ledger.schema import TEXT_KEYS
+
+    return Table(TEXT_KEYS, metadata, Column("dedup_key", String(200), primary_key=True),
+                 Column("billed_at", BigInteger, nullable=False))
+
+
 def entry(n, owner=SEARCH, cost=Decimal("0.001"), **kw):
     call = make_call(n, **kw)
     return Entry(call, owner, None if cost is None else usd_to_pico(cost), call_keys(call))
@@ -163,7 +173,6 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
         COUNTERS,
         DIMENSIONS,
         OWNER_COLUMNS,
-        billed_spans,
         usage_hourly,
     )
 
@@ -173,7 +182,7 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
           *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
           *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS if name not in ADDED_COUNTERS),
           UniqueConstraint(*DIMENSIONS))
-    billed_spans.to_metadata(old)
+    text_keys_table(old)
     engine = create_engine(db_url)
     old.create_all(engine)
     assert "retries" not in {c["name"] for c in inspect(engine).get_columns(usage_hourly.name)}
@@ -225,7 +234,6 @@ def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_r
         CALL_COLUMNS,
         COUNTERS,
         OWNER_COLUMNS,
-        billed_spans,
         usage_hourly,
     )
 
@@ -238,7 +246,7 @@ def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_r
                   *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS),
                   UniqueConstraint("hour", *owners, *CALL_COLUMNS, name="uq_costline_usage_hourly_row"))
     Index("ix_costline_usage_hourly_hour", table.c.hour)
-    billed_spans.to_metadata(old)
+    text_keys_table(old)
     engine = create_engine(db_url)
     old.create_all(engine)
     call = make_call(1)
@@ -294,3 +302,75 @@ def test_a_reprice_leaves_a_row_alone_if_calls_were_billed_into_it_after_it_was_
     [row] = ledger.usage(NOV1, DEC1, ["model"])
     assert (row["unpriced_requests"], row["cost_usd"]) == (0, Decimal("0.002400000000"))  # 2 × (1000 × 1 + 100 × 2)
     ledger.close()
+
+
+def test_identity_keys_are_16_bytes_starting_with_the_start_second():
+    from costline.processor.model import KEY_BYTES
+
+    keys = call_keys(make_call(1, response_id="chatcmpl-1", start=at_second(100) + 10**9 // 2))
+    second = int(NOV1.timestamp()) + 100
+    assert {len(k) for k in keys} == {KEY_BYTES}
+    # Its own second, the one before, the one after; one digest: keys written together sort together.
+    assert [int.from_bytes(k[:4], "big") for k in keys] == [second, second - 1, second + 1]
+    assert len({k[4:] for k in keys}) == 1
+    span = call_keys(make_call(3, start=at_second(100)))
+    assert [len(k) for k in span] == [KEY_BYTES] and span[0][:4] == keys[0][:4]
+    no_ids = make_call(4, trace=b"")
+    no_ids.span_id = b""
+    assert [len(k) for k in call_keys(no_ids)] == [KEY_BYTES]  # its content's
+    no_ids.start_time_unix_nano = 0
+    assert call_keys(no_ids) == ()
+
+
+def at_second(s):
+    return int(NOV1.timestamp() + s) * 10**9
+
+
+def test_a_retry_straddling_the_upgrade_to_16_byte_keys_is_billed_once(db_url):
+    """A ledger of the release before 16-byte keys holds text keys (`model.text_call_keys`; a response under its
+    start's window only): a call billed there and retried after the upgrade is met, until the newest text key is
+    older than the retention; then the table of text keys is dropped."""
+    from sqlalchemy import MetaData, create_engine, inspect
+
+    from costline.processor.ledger.schema import TEXT_KEYS
+    from costline.processor.model import text_call_keys
+
+    response = make_call(1, response_id="chatcmpl-1", start=at_second(10))
+    span = make_call(2)
+    content = make_call(3, trace=b"")
+    content.span_id = b""
+    copy = make_call(4, response_id="chatcmpl-1", start=at_second(10) - 10**9 // 2)  # another span, the window before
+    billed_at = 1_800_000_000
+    old = MetaData()
+    table = text_keys_table(old)
+    engine = create_engine(db_url)
+    old.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"dedup_key": text_call_keys(c)[0], "billed_at": billed_at}
+                                      for c in (response, span, content)])
+    engine.dispose()
+
+    ledger = Ledger(db_url)
+    hours = 72
+    for call in (response, span, content, copy):
+        assert ledger.record([Entry(call, SEARCH, 1, call_keys(call))], retention_hours=hours, now=billed_at + 60) == []
+    assert len(ledger.record([entry(5)], retention_hours=hours, now=billed_at + 60)) == 1
+
+    # A processor of the earlier release sharing the ledger wrote a text key since: the table stays while it may be
+    # retried.
+    later = make_call(6)
+    with ledger.engine.begin() as conn:
+        conn.execute(table.insert().values(dedup_key=text_call_keys(later)[0], billed_at=billed_at + 3600))
+    past_first = billed_at + hours * 3600 + 1
+    assert ledger.record([Entry(later, SEARCH, 1, call_keys(later))], retention_hours=hours, now=past_first) == []
+    assert inspect(ledger.engine).has_table(TEXT_KEYS)
+
+    past_all = billed_at + 3600 + hours * 3600 + 1
+    assert len(ledger.record([entry(7)], retention_hours=hours, now=past_all)) == 1
+    assert not inspect(ledger.engine).has_table(TEXT_KEYS)
+    # Past the retention a retry is billed again, as it always was; nothing looks for text keys any more.
+    assert len(ledger.record([Entry(span, SEARCH, 1, call_keys(span))], retention_hours=hours, now=past_all)) == 1
+    ledger.close()
+    reopened = Ledger(db_url)
+    assert len(reopened.record([entry(8)], retention_hours=hours, now=past_all)) == 1
+    reopened.close()

@@ -68,13 +68,13 @@ def test_metrics_text_openmetrics_and_gzip(api: AdminApi) -> None:
     response = get(api, "/metrics")
     assert response.status == 200
     assert response.content_type.startswith("text/plain; version=0.0.4")
-    assert b"costline_test_total 3.0" in response.body
+    assert b"costline_test_total 3.0" in b"".join(response.body)  # a stream of blocks
     response = get(api, "/metrics", {"Accept": "application/openmetrics-text; version=1.0.0"})
     assert response.content_type.startswith("application/openmetrics-text")
     assert response.body.endswith(b"# EOF\n")
     response = get(api, "/metrics", {"Accept-Encoding": "gzip"})
     assert ("Content-Encoding", "gzip") in response.headers
-    assert b"costline_test_total 3.0" in gzip.decompress(response.body)
+    assert b"costline_test_total 3.0" in gzip.decompress(b"".join(response.body))
 
 
 def test_health_and_readiness(api: AdminApi, backend: Backend) -> None:

@@ -118,7 +118,7 @@ def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(d
     start less than a second away (either side, across a window boundary) still find it, later calls do not."""
     from sqlalchemy import func, select
 
-    from costline.processor.ledger.schema import billed_spans
+    from costline.processor.ledger.schema import call_keys as keys_table
 
     ledger = Ledger(db_url)
     owner = Owner("acme", "search", "", "", "", "", "", "")
@@ -126,7 +126,7 @@ def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(d
         first = make_call(1, response_id="chatcmpl-1", start=START + SECOND // 2)
         assert len(ledger.record([Entry(first, owner, 100, call_keys(first))])) == 1
         with ledger.engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(billed_spans)).scalar() == 1
+            assert conn.execute(select(func.count()).select_from(keys_table)).scalar() == 1
         for n, offset in ((2, -9 * SECOND // 10), (3, 9 * SECOND // 10)):  # the window before, the window after
             copy = make_call(n, response_id="chatcmpl-1", start=first.start_time_unix_nano + offset)
             assert ledger.record([Entry(copy, owner, 100, call_keys(copy))]) == []
@@ -137,24 +137,30 @@ def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(d
 
 
 def test_calls_remembered_under_two_keys_by_an_earlier_release_are_still_met(db_url: str) -> None:
-    """Ledgers written before one key per call hold each response under its start's window and the next: a retry,
-    and a copy starting in the window before, find them."""
+    """Ledgers written before one key per call hold each response under its start's window and the next (as text
+    keys, before 16-byte keys): a retry, and a copy starting in the window before, find them."""
     import time
 
-    from sqlalchemy import insert
+    from sqlalchemy import MetaData, create_engine, insert
 
-    from costline.processor.ledger.schema import billed_spans
+    from costline.processor.model import text_call_keys
+    from tests.processor.core.test_ledger import text_keys_table
 
+    old = MetaData()
+    table = text_keys_table(old)
+    engine = create_engine(db_url)
+    old.create_all(engine)
+    first = make_call(1, response_id="chatcmpl-9", start=START + SECOND // 2)
+    prefix, window = text_call_keys(first)[0].rsplit(":", 1)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"dedup_key": f"{prefix}:{int(window) + w}", "billed_at": int(time.time())}
+                                     for w in (0, 1)])
+    engine.dispose()
     ledger = Ledger(db_url)
     owner = Owner("acme", "search", "", "", "", "", "", "")
     try:
-        old = make_call(1, response_id="chatcmpl-9", start=START + SECOND // 2)
-        prefix, window = call_keys(old)[0].rsplit(":", 1)
-        with ledger.engine.begin() as conn:
-            conn.execute(insert(billed_spans), [{"dedup_key": f"{prefix}:{int(window) + w}", "billed_at": int(time.time())}
-                                                for w in (0, 1)])
         copy = make_call(2, response_id="chatcmpl-9", start=START - SECOND // 2)
-        for call in (old, copy):
+        for call in (first, copy):
             assert ledger.record([Entry(call, owner, 100, call_keys(call))]) == []
     finally:
         ledger.close()

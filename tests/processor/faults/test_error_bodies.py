@@ -27,7 +27,7 @@ from tests.processor.edge.otlp import llm_request, otlp_json
 from tests.processor.edge.served import Served, serve
 
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REVEALING = ("SELECT", "INSERT", "costline_billed_spans", "costline_usage_hourly", "[parameters", "[SQL",
+REVEALING = ("SELECT", "INSERT", "costline_call_keys", "costline_usage_hourly", "[parameters", "[SQL",
              "127.0.0.1", "5432", "psycopg", "postgres")
 
 
@@ -91,12 +91,12 @@ def test_missing_table_reveals_no_sql_nor_parameters(tmp_path: Path, database: s
     assert _post(served.otlp_url, llm_request(1).SerializeToString(), "application/x-protobuf")[0] == 200
     engine = create_engine(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}", isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text("ALTER TABLE costline_billed_spans RENAME TO costline_billed_spans_gone"))
+        conn.execute(text("ALTER TABLE costline_call_keys RENAME TO costline_call_keys_gone"))
     engine.dispose()
     messages = _answers(served, (database,))
     assert messages[0] == LEDGER_UNAVAILABLE_MESSAGE
     # The operator still learns what happened, from the server's log.
-    assert "costline_billed_spans" in served.log.read_text()
+    assert "costline_call_keys" in served.log.read_text()
 
 
 def test_dropped_database_reveals_no_host(tmp_path: Path, database: str, serving: list[Served]) -> None:

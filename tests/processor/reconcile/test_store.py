@@ -35,12 +35,12 @@ def _usage_file(tmp_path, calls, name="usage.json"):
 
 @pytest.fixture
 def ledger(db_url):
-    from costline.processor.model import Entry, Owner
+    from costline.processor.model import Entry, Owner, call_keys
 
     ledger = Ledger(db_url)
     call = make_call(1, team="search", start=at(2026, 11, 10), input_tokens=1000, output=100)
     owner = Owner("acme", "search", "", "", "", "", "", "")
-    ledger.record([Entry(call, owner, 1000 * 150_000 + 100 * 600_000, ("k1",))])
+    ledger.record([Entry(call, owner, 1000 * 150_000 + 100 * 600_000, call_keys(call))])
     yield ledger
     ledger.close()
 

@@ -88,7 +88,7 @@ from costline.instrumentation.environment_variables import (
 )
 from costline.instrumentation.guard import internal_errors
 from costline.instrumentation.package import _instruments
-from costline.instrumentation.policy_guard import GuardSpanProcessor, guard_from
+from costline.instrumentation.policy_guard import guard_from
 from costline.instrumentation.span_processor import CostlineSpanProcessor
 from costline.instrumentation.version import __version__
 
@@ -127,12 +127,9 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
         tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
-        self._install_span_processor(tracer_provider)
         _suppress_foreign_content()
         self._guard = guard_from(kwargs, os.environ, tracer_provider)
-        if self._guard is not None and hasattr(tracer_provider, "add_span_processor"):
-            self._guard_spans = GuardSpanProcessor(self._guard)
-            tracer_provider.add_span_processor(self._guard_spans)
+        self._install_span_processor(tracer_provider, self._guard)
 
         self._patchers: list[Any] = []
         for name in _selected_libraries():
@@ -151,25 +148,23 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         for patcher in getattr(self, "_patchers", []):
             patcher.uninstrument()
         self._patchers = []
-        guard_spans = getattr(self, "_guard_spans", None)
-        if guard_spans is not None:
-            guard_spans.guard = None  # an SDK provider cannot remove a processor: it goes idle instead
         if getattr(self, "_guard", None) is not None:
             self._guard.stop()
             self._guard = None
         for processor in _processors.values():
             processor.enabled = False
+            processor.guard = None
 
     @staticmethod
-    def _install_span_processor(tracer_provider: Any) -> None:
-        if os.environ.get(COSTLINE_STAMP_FOREIGN_SPANS, "true").strip().lower() == "false":
-            return
+    def _install_span_processor(tracer_provider: Any, guard: Any) -> None:
+        stamp = os.environ.get(COSTLINE_STAMP_FOREIGN_SPANS, "true").strip().lower() != "false"
         # A ProxyTracerProvider has no processors: stamping then happens only on Costline's own spans.
-        if not hasattr(tracer_provider, "add_span_processor"):
+        if not (stamp or guard is not None) or not hasattr(tracer_provider, "add_span_processor"):
             return
         processor = _processors.get(tracer_provider)
         if processor is None:
-            processor = CostlineSpanProcessor()
+            processor = CostlineSpanProcessor(stamp)
             tracer_provider.add_span_processor(processor)
             _processors[tracer_provider] = processor
-        processor.enabled = True
+        processor.enabled = stamp
+        processor.guard = guard

@@ -53,7 +53,7 @@ def error_type(exc: BaseException) -> str:
 class CallSpan:
     """Telemetry state of one API call. Not thread-safe: one call runs in one thread or task."""
 
-    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "attrs", "_ended", "_context")
+    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "attrs", "guard", "_ended", "_context")
 
     def __init__(self, tracer: trace.Tracer, operation: str, model: str | None, attrs: dict[str, Any]) -> None:
         # This runs on every LLM call: the current context is read once and serves the owner lookup, the span's
@@ -77,6 +77,9 @@ class CallSpan:
         self.first_chunk_ns: int | None = None
         self.response_attrs: dict[str, Any] = {}
         """What the response taught (model, id, usage, ...): set on the span, all at once, when it ends."""
+        self.guard: tuple[Any, Any] | None = None
+        """(guard, its cache entry of this caller) when the guard judged the call: its usage is added there at the
+        end, so the guard's local spend estimate needs no span processor of its own."""
         self._ended = False
 
     # --- the SDK call, with the span current so HTTP-client spans become its children -------------------------
@@ -161,6 +164,9 @@ class CallSpan:
                 span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             if attrs:
                 span.set_attributes(attrs)
+            if self.guard is not None:
+                guard, caller = self.guard
+                guard.record_call(caller, self.attrs, attrs)
         except Exception:
             swallow("recording the end of an LLM call")
         try:

@@ -11,8 +11,9 @@ waits on the network. A caller seen for the first time is judged by its key's po
 keys while its exact policy loads, else as unknown (`COSTLINE_GUARD_FAIL`). `instrument()` waits once, bounded by
 `COSTLINE_GUARD_TIMEOUT`, for the keys in `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`, so an app's first call is judged.
 
-Between refreshes the guard subtracts the spend it sees ending in this process (`GuardSpanProcessor`: tokens of each
-finished GenAI span at the rates the processor sent) from the remaining budget: a burst overshoots by at most what
+Between refreshes the guard subtracts the spend it sees ending in this process (tokens of each finished GenAI span
+at the rates the processor sent: Costline's own calls add theirs as they end, `CostlineSpanProcessor` adds the
+other GenAI spans') from the remaining budget: a burst overshoots by at most what
 this process spends in one refresh interval plus the exporter's delay. Processes sharing a key do not see each
 other's spend until the ledger does (docs/governance.md works out the worst case).
 
@@ -34,8 +35,6 @@ from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 from urllib.parse import urlencode
-
-from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 
 from costline import attributes as A
 from costline._errors import BudgetExceeded, GuardUnavailable, ModelNotAllowed, PolicyError
@@ -223,13 +222,17 @@ class Guard:
     def check(self, attrs: Mapping[str, Any]) -> PolicyError | None:
         """The refusal for a call with these span attributes (provider, request model, fingerprint, owner keys),
         or None to let it go. Never touches the network; never raises."""
+        return self.check_caller(attrs)[0]
+
+    def check_caller(self, attrs: Mapping[str, Any]) -> tuple[PolicyError | None, _Caller | None]:
+        """`check`, and the cache entry the call is counted under (for `record_call` when it ends)."""
         try:
             return self._check(attrs)
         except Exception:
             swallow("checking a call against the guard's policy")
-            return None
+            return None, None
 
-    def _check(self, attrs: Mapping[str, Any]) -> PolicyError | None:
+    def _check(self, attrs: Mapping[str, Any]) -> tuple[PolicyError | None, _Caller]:
         now = self._clock()
         key = self._key(attrs)
         caller = self._callers.get(key)
@@ -247,16 +250,16 @@ class Guard:
             if base is not None:
                 policy, spent = self._policy_of(base, now)
         if policy is None:
-            return self._unknown(key)
+            return self._unknown(key), caller
         if isinstance(model, str) and model:
             refused = policy.model_refusal(provider, model)
             if refused is not None:
-                return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused)
+                return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused), caller
         if policy.remaining_usd is not None and policy.remaining_usd - spent <= 0:
             return BudgetExceeded(
                 f"costline guard: budget {policy.bound_by} is spent (remaining ${policy.remaining_usd - spent:.6f} "
-                "including this process's calls since the last refresh)", policy.bound_by)
-        return None
+                "including this process's calls since the last refresh)", policy.bound_by), caller
+        return None, caller
 
     def _policy_of(self, caller: _Caller, now: float) -> tuple[Policy | None, float]:
         policy = caller.policy
@@ -299,22 +302,35 @@ class Guard:
 
     # --- what calls cost, between refreshes ------------------------------------------------------------------------
     def record(self, attrs: Mapping[str, Any]) -> None:
-        """Add a finished call's estimated cost to its caller's local spend. Never raises."""
+        """Add a finished GenAI span's estimated cost (from its attributes) to its caller's local spend. Never
+        raises. For spans other code made; Costline's own calls use `record_call`."""
         try:
             caller = self._callers.get(self._key(attrs))
-            if caller is None or caller.policy is None:
-                return
-            rates = caller.policy.rates.get((attrs.get(A.GEN_AI_PROVIDER_NAME), attrs.get(A.GEN_AI_REQUEST_MODEL)))
-            if rates is None:
-                return
-            input_tokens = attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS) or 0
-            output_tokens = attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS) or 0
-            # Cache reads at the input rate: an overestimate, which errs on the side of the budget.
-            cost = input_tokens * rates[0] + output_tokens * rates[1]
-            with self._lock:
-                caller.spent_usd += cost
+            if caller is not None:
+                self._add(caller, attrs, attrs)
         except Exception:
             swallow("estimating a call's cost for the guard")
+
+    def record_call(self, caller: _Caller, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        """Add a finished call of Costline's own to `caller` (what `check_caller` returned when it started), from
+        its start and end attributes: no second look-up of the caller on the call path. Never raises."""
+        try:
+            self._add(caller, request, response)
+        except Exception:
+            swallow("estimating a call's cost for the guard")
+
+    def _add(self, caller: _Caller, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
+        policy = caller.policy
+        output_tokens = response.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)
+        if policy is None or output_tokens is None:
+            return  # no usage (a failed or refused call), or nothing known to price it with
+        rates = policy.rates.get((request.get(A.GEN_AI_PROVIDER_NAME), request.get(A.GEN_AI_REQUEST_MODEL)))
+        if rates is None:
+            return
+        # Cache reads at the input rate: an overestimate, which errs on the side of the budget.
+        cost = (response.get(A.GEN_AI_USAGE_INPUT_TOKENS) or 0) * rates[0] + output_tokens * rates[1]
+        with self._lock:
+            caller.spent_usd += cost
 
     # --- the refresher ---------------------------------------------------------------------------------------------
     def start(self, prefetch: list[str] = ()) -> Guard:  # type: ignore[assignment]
@@ -421,35 +437,12 @@ def _describe(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}"
 
 
-class GuardSpanProcessor(SpanProcessor):
-    """Feeds the guard's local spend estimate from every GenAI span that ends with usage, whoever made it (Costline's
-    own spans and the anthropic SDK's, which carry the fingerprint `CostlineSpanProcessor` stamps)."""
-
-    def __init__(self, guard: Guard) -> None:
-        self.guard: Guard | None = guard
-
-    def on_start(self, span: Any, parent_context: Any = None) -> None:
-        pass
-
-    def on_end(self, span: ReadableSpan) -> None:
-        guard = self.guard
-        if guard is None:
-            return
-        attrs = span.attributes
-        if attrs and A.GEN_AI_USAGE_OUTPUT_TOKENS in attrs:
-            guard.record(attrs)
-
-    def shutdown(self) -> None:
-        pass
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return True
-
-
 def judge(guard: Guard, call: Any) -> None:
     """Apply the guard to a call about to be sent (`call` is its `CallSpan`): in block mode a refusal ends the span
     as refused and is raised (nothing is sent); in warn mode the span is marked and the refusal logged once."""
-    refusal = guard.check(call.attrs)
+    refusal, caller = guard.check_caller(call.attrs)
+    if caller is not None:
+        call.guard = (guard, caller)  # its end adds its cost to this caller's local spend
     if refusal is None:
         return
     call.refuse(refusal, blocked=guard.block)

@@ -4,12 +4,15 @@ Spans from the anthropic SDK's own tracing, the official OpenTelemetry GenAI ins
 and OpenInference are started by code Costline does not control. This processor sees each span as it starts and,
 when the span describes an LLM call, sets the owner keys from the W3C baggage of the span's parent context and the
 fingerprint of the API key in use (and the guard's warn-mode verdict on the call, when there is one). Costline's own
-spans carry these already and are skipped.
+spans carry these already and are skipped. With the guard on, it also adds the cost of those spans, as they end, to
+the guard's local spend estimate.
 
 It never deletes anything (a started span cannot lose attributes); what other instrumentations record is theirs.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
@@ -43,10 +46,15 @@ def is_genai_span(span: Span) -> bool:
 
 
 class CostlineSpanProcessor(SpanProcessor):
-    """Adds owner keys and the API-key fingerprint to GenAI spans at start. Cheap for every other span."""
+    """Adds owner keys and the API-key fingerprint to GenAI spans at start, and feeds the guard's local spend
+    estimate from the GenAI spans other code made as they end. Cheap for every other span."""
 
-    def __init__(self) -> None:
-        self.enabled = True
+    def __init__(self, stamp: bool = True) -> None:
+        self.enabled = stamp
+        """Stamping foreign spans (off with `COSTLINE_STAMP_FOREIGN_SPANS=false`, and after `uninstrument()`)."""
+        self.guard: Any = None
+        """The guard (`policy_guard.Guard`) when it is on. Costline's own calls add their cost themselves as they
+        end (`CallSpan.end`): one processor for both keeps the SDK's per-span processor loop short."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         if not self.enabled:
@@ -72,7 +80,18 @@ class CostlineSpanProcessor(SpanProcessor):
             swallow("stamping ownership on a span")
 
     def on_end(self, span: ReadableSpan) -> None:
-        pass
+        guard = self.guard
+        if guard is None:
+            return
+        try:
+            scope = span.instrumentation_scope
+            if scope is not None and scope.name == A.INSTRUMENTATION_SCOPE:
+                return  # Costline's own call: added when it ended.
+            attrs = span.attributes
+            if attrs and A.GEN_AI_USAGE_OUTPUT_TOKENS in attrs:
+                guard.record(attrs)
+        except Exception:
+            swallow("estimating a span's cost for the guard")
 
     def shutdown(self) -> None:
         pass

@@ -26,8 +26,7 @@ import binascii
 import hashlib
 import json
 import math
-import zlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -35,6 +34,7 @@ from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
+from isal import isal_zlib
 from prometheus_client import CollectorRegistry
 
 from costline.processor import auth
@@ -45,7 +45,7 @@ from costline.processor.units import usd_text
 
 JSON_TYPE = "application/json"
 CSV_TYPE = "text/csv; charset=utf-8"
-GZIP_WBITS = 16 + zlib.MAX_WBITS
+GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 """zlib's window bits for a gzip stream (header and CRC trailer) with the largest window."""
 
 
@@ -265,6 +265,16 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _gzipped(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The blocks as one gzip stream, compressed as they come. ISA-L's deflate at level 1 (`isal`, zlib's interface
+    and format): a 100k-series exposition shrinks ~38x, as with zlib's level 1, in ~0.09 s of CPU instead of
+    0.8-1.4 s (docs/performance.md), so gzip costs a scrape a fifth of the writing instead of twice it."""
+    compressor = isal_zlib.compressobj(1, isal_zlib.DEFLATED, GZIP_WBITS)
+    for block in blocks:
+        yield compressor.compress(block)
+    yield compressor.flush()
+
+
 def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, separators=(",", ":"), default=_json_value).encode(), JSON_TYPE)
 
@@ -329,18 +339,15 @@ class AdminApi:
         return {"org": org, "team": team}
 
     def _metrics(self, request: Request, _: auth.Principal) -> Response:
-        # Plain text through our own writer (same bytes as generate_latest, several times faster at many series).
+        # Plain text through our own writer (same bytes as generate_latest, several times faster at many series),
+        # streamed block by block as it is written: the text (350 MiB at 100k series) is never held whole.
         encoder, content_type = encoder_for(request.header("Accept") or "")
         registry = self._backend.registry
+        body = generate_chunks(registry) if encoder is generate_text else encoder(registry)
         if "gzip" in (request.header("Accept-Encoding") or ""):
-            # Level 1: a 100k-series exposition shrinks ~30x at a fraction of the time of the default level.
-            # Compressed block by block as they are written: the plain text (350 MiB at 100k series) is never
-            # held whole.
-            chunks = generate_chunks(registry) if encoder is generate_text else (encoder(registry),)
-            compressor = zlib.compressobj(1, zlib.DEFLATED, GZIP_WBITS)
-            body = b"".join([*map(compressor.compress, chunks), compressor.flush()])
-            return Response(HTTPStatus.OK, body, content_type, [("Content-Encoding", "gzip")])
-        return Response(HTTPStatus.OK, encoder(registry), content_type)
+            return Response(HTTPStatus.OK, _gzipped([body] if isinstance(body, bytes) else body), content_type,
+                            [("Content-Encoding", "gzip")])
+        return Response(HTTPStatus.OK, body, content_type)
 
     def _readyz(self, _r: Request, _p: auth.Principal) -> Response:
         if self._backend.ready():

@@ -14,6 +14,7 @@ import os
 import queue
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -174,52 +175,50 @@ def _reprice(args: argparse.Namespace) -> int:
     return 0
 
 
-def _chargeback(args: argparse.Namespace) -> int:
-    from costline.processor.chargeback.report import chargeback_document
+def _on_statements(command: str, args: argparse.Namespace, period_text: str | None, action: Callable[..., Any]) -> int:
+    """Open the ledger and run `action(pipeline, period)` for a statement command; a bad period, setting or an
+    unreachable ledger is one line on stderr and exit code 2."""
     from costline.processor.chargeback.statement import Period, StatementError
     from costline.processor.ledger import LedgerUnavailable
 
     try:
-        period = Period.parse(args.period) if args.period else None
+        period = Period.parse(period_text) if period_text is not None else None
         pipeline = _open_pipeline(args)
     except (StatementError, SettingsError) as err:
-        print(f"costline chargeback: {err}", file=sys.stderr)
+        print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     try:
-        _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
-                                      args.format)
+        action(pipeline, period)
     except (StatementError, LedgerUnavailable) as err:
-        print(f"costline chargeback: {err}", file=sys.stderr)
+        print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     finally:
         pipeline.close()
-    sys.stdout.buffer.write(body)
-    sys.stdout.buffer.flush()
     return 0
+
+
+def _chargeback(args: argparse.Namespace) -> int:
+    from costline.processor.chargeback.report import chargeback_document
+
+    def write(pipeline: Any, period: Any) -> None:
+        _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
+                                      args.format)
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+
+    return _on_statements("chargeback", args, args.period, write)
 
 
 def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.chargeback.report import close_period
-    from costline.processor.chargeback.statement import Period, StatementError
-    from costline.processor.ledger import LedgerUnavailable
 
-    try:
-        period = Period.parse(args.period)
-        pipeline = _open_pipeline(args)
-    except (StatementError, SettingsError) as err:
-        print(f"costline close-period: {err}", file=sys.stderr)
-        return 2
-    try:
+    def close(pipeline: Any, period: Any) -> None:
         closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, period)
-    except (StatementError, LedgerUnavailable) as err:
-        print(f"costline close-period: {err}", file=sys.stderr)
-        return 2
-    finally:
-        pipeline.close()
-    statement = closed.statement
-    print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
-          f"{len(statement.teams)} teams; sha256 {closed.sha256}")
-    return 0
+        statement = closed.statement
+        print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
+              f"{len(statement.teams)} teams; sha256 {closed.sha256}")
+
+    return _on_statements("close-period", args, args.period, close)
 
 
 def _reconcile(args: argparse.Namespace) -> int:

@@ -18,10 +18,10 @@ The top of the processor's layers: the rest imports it; of the processor it impo
 
 from __future__ import annotations
 
-import hashlib
 from collections import namedtuple
 from dataclasses import dataclass, field
 from enum import IntEnum
+from hashlib import blake2b
 
 from costline import attributes as A
 from costline.processor.units import NS_PER_S
@@ -171,7 +171,7 @@ class Entry:
     owner: Owner
     cost_pico: int | None
     """Pico-dollars (`units`); None when the model could not be priced (never $0)."""
-    keys: tuple[str, ...]
+    keys: tuple[bytes, ...]
     """The call's identity keys (`call_keys`): the ledger looks all of them up and remembers the first, in the same
     transaction as its cost."""
     conflict: bool = False
@@ -256,13 +256,45 @@ RESPONSE_WINDOW_NS = NS_PER_S
 """Spans of one call start within milliseconds of each other; distinct calls that reuse a response id seconds
 apart (each call takes that long). One second: starts < 1 s apart are one call, >= 2 s apart are two."""
 
+KEY_BYTES = 16
+"""Every identity key is 16 bytes: its call's start second (4 bytes, big-endian) and a 12-byte digest of the rest of
+its identity. Short fixed-size index entries (the text keys they replace were ~80 characters), and time first: the
+keys a batch writes land together at the recent end of the ledger's key index (a few pages to write and sync per
+batch), where random keys dirty one page per key once the index is large."""
+_SECOND_BYTES = 4
+_LAST_SECOND = 2 ** (8 * _SECOND_BYTES) - 2  # unsigned seconds until 2106; its neighbour after must fit too
+
 _MAX_RESPONSE_ID_IN_KEY = 100
-"""Keys are at most 200 characters (the ledger's column); response ids are far shorter in practice."""
+"""Response ids are far shorter in practice; a longer one is cut (as the text keys of earlier releases were)."""
 
 
-def call_keys(call: LLMCall) -> tuple[str, ...]:
+def call_keys(call: LLMCall) -> tuple[bytes, ...]:
     """The call's identity: its first key is the one it is remembered under; it is a call already billed when any
-    of its keys is a billed call's first key. (Every key but a response's has no others.)"""
+    of its keys is a billed call's first key. A response's keys are its digest under its start second and under the
+    seconds before and after (`RESPONSE_WINDOW_NS`); every other call has one key. Keys are `KEY_BYTES` long."""
+    # Clamped, so that a nonsense start time (none, or past 2106) still makes keys: such a call's seconds meet a
+    # little more widely.
+    second = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_SECOND)
+    trace = call.trace_id
+    if trace and call.response_id:
+        usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
+        digest = blake2b(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode(),
+                         digest_size=KEY_BYTES - _SECOND_BYTES).digest()
+        return (second.to_bytes(_SECOND_BYTES, "big") + digest, (second - 1).to_bytes(_SECOND_BYTES, "big") + digest,
+                (second + 1).to_bytes(_SECOND_BYTES, "big") + digest)
+    if trace and call.span_id:
+        identity = b"s:" + trace + call.span_id
+    elif call.start_time_unix_nano:
+        identity = b"c:" + _content(call)
+    else:
+        return ()
+    return (second.to_bytes(_SECOND_BYTES, "big") + blake2b(identity, digest_size=KEY_BYTES - _SECOND_BYTES).digest(),)
+
+
+def text_call_keys(call: LLMCall) -> tuple[str, ...]:
+    """The same identity as the text keys releases before 16-byte keys wrote (`r:<trace>:<response>:<usage>:<second>`,
+    `s:<trace><span>`, `c:<content digest>`), in `call_keys`' order: the ledger looks them up in its table of text
+    keys while that table may still hold keys within the retention, so a retry straddling the upgrade is met."""
     trace = call.trace_id
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
@@ -272,15 +304,15 @@ def call_keys(call: LLMCall) -> tuple[str, ...]:
     if trace and call.span_id:
         return (f"s:{trace.hex()}{call.span_id.hex()}",)
     if call.start_time_unix_nano:
-        return (f"c:{_content_digest(call)}",)
+        return (f"c:{blake2b(_content(call), digest_size=20).hexdigest()}",)
     return ()
 
 
-def _content_digest(call: LLMCall) -> str:
+def _content(call: LLMCall) -> bytes:
     content = (
         call.trace_id.hex(), call.span_id.hex(), call.start_time_unix_nano, call.end_time_unix_nano, call.provider,
         call.request_model, call.response_model, call.operation, call.input_tokens, call.output_tokens,
         call.cache_read_tokens, call.cache_write_tokens, call.reasoning_tokens, call.response_id,
         sorted(call.owner.items()), call.api_key_fingerprint, call.service_name, call.source,
     )
-    return hashlib.blake2b(repr(content).encode(), digest_size=20).hexdigest()
+    return repr(content).encode()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.message import Message
 from http import HTTPStatus
@@ -77,7 +78,10 @@ class Request:
 @dataclass(slots=True)
 class Response:
     status: int
-    body: bytes = b""
+    body: bytes | Iterable[bytes] = b""
+    """The whole body, or a stream of blocks written as they come (`/metrics`: hundreds of MiB never held whole):
+    chunked over HTTP/1.1, close-delimited over HTTP/1.0. A stream that raises after the first block is cut off
+    with a connection reset, never ended as if complete."""
     content_type: str = "text/plain; charset=utf-8"
     headers: list[tuple[str, str]] = field(default_factory=list)
 
@@ -126,19 +130,34 @@ class _Handler(BaseHTTPRequestHandler):
 
         request = Request(self.command, url.path, parse_qs(url.query), self.headers, read_body,
                           str(self.client_address[0]))
+        stream: Iterator[bytes] | None = None
+        first = b""
         with self.server.tracking():
             try:
                 response = self.server.router(request)
+                if not isinstance(response.body, bytes):
+                    stream = iter(response.body)
+                    if self.command != "HEAD":
+                        # The first block before the status line: a stream that fails at once is still a 500.
+                        first = next(stream, b"")
             except Exception:
                 log.exception("unhandled error serving %s %s", self.command, url.path)
-                response = Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n")
+                response, stream = Response.text(HTTPStatus.INTERNAL_SERVER_ERROR, "internal error\n"), None
         # A body left unread would be parsed as the next request on this connection. A moderately oversized one is
         # drained, so the client (which is still sending) can read our 413 instead of seeing a broken pipe; anything
         # bigger or unframed is answered, then the connection lingers and closes.
         linger = not consumed and self._has_body() and not self._drain(DRAIN_LIMIT)
         if linger:
             self.close_connection = True
-        self._send(response)
+        if stream is None:
+            self._send(response)
+        else:
+            try:
+                self._send_stream(response, first, stream, url.path)
+            finally:
+                close = getattr(stream, "close", None)
+                if close is not None:  # a generator cut short (HEAD, a client gone) ends its work now
+                    close()
         if linger:
             self._linger()
 
@@ -225,6 +244,63 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
+
+
+    def _send_stream(self, response: Response, first: bytes, stream: Iterator[bytes], path: str) -> None:
+        chunked = self.request_version not in ("HTTP/1.0", "HTTP/0.9")  # chunked framing is HTTP/1.1's
+        if not chunked:
+            self.close_connection = True  # the body ends where the connection does
+        self.send_response(response.status)
+        self.send_header("Content-Type", response.content_type)
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        for name, value in response.headers:
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        block: bytes | None = first
+        while block is not None:
+            try:
+                if block and chunked:  # (an empty chunk would end the body)
+                    # One gathered write per chunk: no copy of the block, and no small write of its framing alone
+                    # (which Nagle's algorithm would hold back until the previous segment is acknowledged).
+                    _send_all(self.connection, (b"%X\r\n" % len(block), block, b"\r\n"))
+                elif block:
+                    self.connection.sendall(block)
+            except OSError:
+                self._abort()  # a client stalled past the timeout must not read a FIN as the end of the body
+                raise
+            try:
+                block = next(stream, None)
+            except Exception:
+                log.exception("error making the body of %s %s after its headers were sent: connection reset, "
+                              "the client sees a failed response", self.command, path)
+                self._abort()
+                return
+        if chunked:
+            self.connection.sendall(b"0\r\n\r\n")
+
+    def _abort(self) -> None:
+        """Reset the connection so the client sees a failed response, not an end of body: a FIN would end a
+        close-delimited body as if it were complete, and the server's own close sends one first."""
+        self.close_connection = True
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.rfile.close()  # the socket's reader holds it open until it closes (the writer does not)
+        self.connection.close()
+
+
+def _send_all(connection: socket.socket, parts: Iterable[bytes]) -> None:
+    """`sendall` of the parts' concatenation, written from the parts themselves (`sendmsg` gathers them)."""
+    views = [memoryview(part) for part in parts]
+    while views:
+        sent = connection.sendmsg(views)
+        while views and sent >= len(views[0]):
+            sent -= len(views.pop(0))
+        if views:
+            views[0] = views[0][sent:]
 
 
 class HttpServer(ThreadingHTTPServer):

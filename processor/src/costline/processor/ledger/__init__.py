@@ -46,9 +46,9 @@ class Ledger:
                 raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or "
                                  "postgresql+psycopg://")
             migrate(self.engine)
+            self.writer = LedgerWriter(self.engine)  # reads whether an earlier release's text keys are there
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot open the ledger at {redact_url(url)}: {err}") from err
-        self.writer = LedgerWriter(self.engine)
         self.reader = LedgerReader(self.engine)
 
     def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:

@@ -5,12 +5,13 @@ Costs are integer pico-dollars (`units`): exact on SQLite, whose NUMERIC is a fl
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint
 
 from costline.processor.model import (
     CALL_DIMENSIONS,
     COUNT_COLUMNS,
     GROUP_BY,
+    KEY_BYTES,
     MAX_LABEL_LENGTH,
     OWNER_FIELDS,
     TIME_GROUPS,
@@ -51,15 +52,23 @@ usage_hourly = Table(
 )
 Index(HOUR_INDEX, usage_hourly.c.hour)
 
-billed_spans = Table(
-    "costline_billed_spans",
+call_keys = Table(
+    "costline_call_keys",
     metadata,
-    # The identity keys of every billed call (`model.call_keys`: its response within its trace, or its span, or its
-    # content): a retried export, or a second span for the same API call, finds its key here and is not billed again.
-    Column("dedup_key", String(200), primary_key=True),
+    # The identity keys of every billed call (`model.call_keys`: its start second, then a digest of its response
+    # within its trace, or of its span, or of its content; 16 bytes): a retried export, or a second span for the same
+    # API call, finds its key here and is not billed again. Short fixed-size keys in the primary key's B-tree itself
+    # (SQLite `WITHOUT ROWID`: no second B-tree from a rowid to the key).
+    Column("dedup_key", LargeBinary(KEY_BYTES), primary_key=True),
     Column("billed_at", BigInteger, nullable=False),  # unix seconds, for retention
+    sqlite_with_rowid=False,
 )
-Index("ix_costline_billed_spans_billed_at", billed_spans.c.billed_at)
+Index("ix_costline_call_keys_billed_at", call_keys.c.billed_at)
+
+TEXT_KEYS = "costline_billed_spans"
+"""The table of text identity keys (`model.text_call_keys`) that releases before `call_keys` wrote: not created any
+more; an upgraded ledger keeps it, and looks keys up in it, until the newest of them is older than the retention
+(`writer.LedgerWriter`), then drops it."""
 
 cost_changes = Table(
     "costline_cost_changes",

@@ -9,17 +9,17 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import add
 
-from sqlalchemy import delete, update
+from sqlalchemy import delete, inspect, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
-from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, billed_spans, cost_changes, usage_hourly
-from costline.processor.model import Entry, counts_of
+from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
+from costline.processor.model import Entry, counts_of, text_call_keys
 from costline.processor.units import S_PER_HOUR, hour_start_s
 
 KEYS_PER_LOOKUP = 5000
@@ -47,9 +47,10 @@ class LedgerWriter:
             f"ON CONFLICT ({', '.join(quote(c) for c in DIMENSIONS)}) DO UPDATE SET "
             + ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTERS)
         )
-        self._billed_sql = f"INSERT INTO {billed_spans.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
-        self._lookup_cache: dict[int, str] = {}
+        self._billed_sql = f"INSERT INTO {call_keys.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
+        self._lookup_cache: dict[tuple[str, int], str] = {}
         self._last_retention = 0.0
+        self._text_keys_newest = _newest_text_key(engine)
 
     def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
@@ -57,14 +58,20 @@ class LedgerWriter:
 
         Three statements per batch whatever its size (look up its keys, upsert its hourly rows, insert its keys),
         all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
-        is expanded anew on every call) cost more than SQLite's work for them.
+        is expanded anew on every call) cost more than SQLite's work for them. A ledger upgraded from text keys
+        looks those up too, until the newest of them is older than `retention_hours`.
         """
         if not entries:
             return []
         now = int(time.time()) if now is None else now
         try:
             with self._lock, self.engine.begin() as conn:
-                seen = self._billed_among(conn, {k for e in entries for k in e.keys})
+                seen = self._billed_among(conn, entries)
+                cutoff = now - retention_hours * S_PER_HOUR
+                if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
+                    self._text_keys_newest = _retire_text_keys(conn, cutoff)
+                if self._text_keys_newest is not None:
+                    seen.update(self._billed_as_text(conn, entries))
                 fresh = _first_sightings(entries, seen)
                 if fresh:
                     # Rows and keys in sorted order: processors sharing one PostgreSQL ledger then take row locks
@@ -76,8 +83,7 @@ class LedgerWriter:
                         conn.exec_driver_sql(self._billed_sql, keys)
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
-                    conn.execute(delete(billed_spans)
-                                 .where(billed_spans.c.billed_at < now - retention_hours * S_PER_HOUR))
+                    conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return fresh
@@ -127,28 +133,59 @@ class LedgerWriter:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed
 
-    def _billed_among(self, conn: Connection, keys: Collection[str]) -> set[str]:
-        """Those of `keys` already in the ledger."""
-        seen: set[str] = set()
-        ordered = list(keys)
-        for i in range(0, len(ordered), KEYS_PER_LOOKUP):
-            chunk = ordered[i : i + KEYS_PER_LOOKUP]
-            seen.update(key for (key,) in conn.exec_driver_sql(self._lookup_sql(len(chunk)), tuple(chunk)))
-        return seen
+    def _billed_among(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
+        """The keys of `entries` already in the ledger. In sorted order: the B-tree is walked forwards."""
+        return set(self._lookup(conn, call_keys.name, sorted({k for e in entries for k in e.keys})))
 
-    def _lookup_sql(self, count: int) -> str:
-        # Cached per placeholder count: batches come in a handful of sizes (the exporter's batch size, and the
-        # remainders), so this holds a few strings.
-        sql = self._lookup_cache.get(count)
-        if sql is None:
-            if len(self._lookup_cache) > 64:
-                self._lookup_cache.clear()
-            sql = self._lookup_cache[count] = (
-                f"SELECT dedup_key FROM {billed_spans.name} WHERE dedup_key IN ({', '.join([self._mark] * count)})")
-        return sql
+    def _billed_as_text(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
+        """The first keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
+        looked up as the keys are): each as if billed under its key now, so that it and its other spans in this batch
+        are dropped."""
+        texts = [(e.keys[0], text_call_keys(e.call)) for e in entries if e.keys]
+        found = set(self._lookup(conn, TEXT_KEYS, list({k for _, keys in texts for k in keys})))
+        return {first for first, keys in texts if not found.isdisjoint(keys)} if found else set()
+
+    def _lookup(self, conn: Connection, table: str, keys: list) -> Iterator:
+        """Those of `keys` in `table`."""
+        for i in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[i : i + KEYS_PER_LOOKUP]
+            # Cached per table and placeholder count: batches come in a handful of sizes (the exporter's batch size,
+            # and the remainders), so this holds a few strings.
+            sql = self._lookup_cache.get((table, len(chunk)))
+            if sql is None:
+                if len(self._lookup_cache) > 64:
+                    self._lookup_cache.clear()
+                sql = self._lookup_cache[(table, len(chunk))] = (
+                    f"SELECT dedup_key FROM {table} WHERE dedup_key IN ({', '.join([self._mark] * len(chunk))})")
+            for (key,) in conn.exec_driver_sql(sql, tuple(chunk)):
+                yield key
 
 
-def _first_sightings(entries: Iterable[Entry], seen: set[str]) -> list[Entry]:
+def _newest_text_key(engine: Engine) -> int | None:
+    """When the newest text key of an earlier release was billed (0 if its table is empty); None without that
+    table."""
+    with engine.connect() as conn:
+        return _newest_in(conn)
+
+
+def _newest_in(conn: Connection) -> int | None:
+    if not inspect(conn).has_table(TEXT_KEYS):
+        return None
+    return conn.exec_driver_sql(f"SELECT max(billed_at) FROM {TEXT_KEYS}").scalar() or 0
+
+
+def _retire_text_keys(conn: Connection, cutoff: int) -> int | None:
+    """Drop the table of text keys once none is newer than `cutoff` (a retry of a call billed before that is billed
+    again anyway); read again first, as a processor of the earlier release sharing the ledger may still be writing
+    text keys. Returns the newest text key kept, or None once the table is gone."""
+    newest = _newest_in(conn)
+    if newest is not None and newest < cutoff:
+        conn.exec_driver_sql(f"DROP TABLE IF EXISTS {TEXT_KEYS}")
+        return None
+    return newest
+
+
+def _first_sightings(entries: Iterable[Entry], seen: set[bytes]) -> list[Entry]:
     """The entries none of whose keys is in `seen`, adding the key each is remembered under (its first) as they
     pass: a key already billed (an exporter's retry), or met earlier in this batch (the same span twice, or two
     spans of one call), bills nothing. An entry without keys is always fresh."""

@@ -33,6 +33,15 @@ class ProviderReport:
     sources: list[str] = field(default_factory=list)
     """Where it came from (URLs without credentials, or file names), for the output and the stored run."""
 
+    def add(self, row: UsageRow | BilledRow) -> None:
+        """One row read from the report (a billed row makes the report one with costs)."""
+        if isinstance(row, BilledRow):
+            if self.billed is None:
+                self.billed = []
+            self.billed.append(row)
+        else:
+            self.usage.append(row)
+
 
 def _unix(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp())
@@ -95,12 +104,7 @@ def _add_page(module: ModuleType, report: ProviderReport, page: Fields, where: s
 
 
 def _add(module: ModuleType, report: ProviderReport, day: date, result: Fields, is_cost: bool) -> None:
-    if is_cost:
-        if report.billed is None:
-            report.billed = []
-        report.billed.append(module.cost_result(day, result))
-    else:
-        report.usage.append(module.usage_result(day, result))
+    report.add(module.cost_result(day, result) if is_cost else module.usage_result(day, result))
 
 
 def _add_csv(module: ModuleType, report: ProviderReport, raw: bytes, where: str) -> None:
@@ -136,12 +140,7 @@ def _add_csv(module: ModuleType, report: ProviderReport, raw: bytes, where: str)
         fields = Fields(values, path)
         day = _csv_day(fields, day_column)
         if report.start <= day < report.end:
-            if is_cost:
-                if report.billed is None:
-                    report.billed = []
-                report.billed.append(module.csv_cost_result(day, fields))
-            else:
-                report.usage.append(module.csv_usage_result(day, fields))
+            report.add(module.csv_cost_result(day, fields) if is_cost else module.csv_usage_result(day, fields))
 
 
 def _csv_day(row: Fields, column: str) -> date:
