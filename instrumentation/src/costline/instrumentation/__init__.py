@@ -21,6 +21,10 @@ In code::
     ...
     CostlineInstrumentor().uninstrument()  # restores every patched method
 
+A library the application has not imported yet is patched when it is imported (a post-import hook), not imported by
+the instrumentor: an app that only uses openai does not pay for loading anthropic (seconds of start-up and its
+models' memory) because both SDKs are installed.
+
 Ownership, most specific first: ``costline.owner(...)`` (context manager and decorator; also puts the keys into W3C
 baggage for downstream services), incoming W3C baggage, then resource attributes::
 
@@ -72,12 +76,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import sys
 import weakref
 from collections.abc import Collection
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
+from wrapt import register_post_import_hook
 
 from costline.attributes import INSTRUMENTATION_SCOPE
 from costline.instrumentation.environment_variables import (
@@ -86,7 +92,7 @@ from costline.instrumentation.environment_variables import (
     COSTLINE_SUPPRESS_FOREIGN_CONTENT,
     FOREIGN_CONTENT_SWITCHES,
 )
-from costline.instrumentation.guard import internal_errors
+from costline.instrumentation.guard import internal_errors, swallow
 from costline.instrumentation.package import _instruments
 from costline.instrumentation.policy_guard import guard_from
 from costline.instrumentation.span_processor import CostlineSpanProcessor
@@ -115,6 +121,34 @@ def _suppress_foreign_content() -> None:
         os.environ.setdefault(name, value)
 
 
+class _OnImport:
+    """Patches library `name` now if it is imported, else as soon as it is; `stop()` undoes it, or cancels it when
+    the import has not happened (wrapt cannot unregister a post-import hook: a cancelled one does nothing)."""
+
+    def __init__(self, name: str, patcher: Any) -> None:
+        self.patcher, self.patched, self.cancelled = patcher, False, False
+        if name in sys.modules:
+            self._patch(sys.modules[name])
+        else:
+            register_post_import_hook(self._patch, name)
+
+    def _patch(self, module: Any) -> None:  # noqa: ARG002 - the hook's argument; the patcher finds what it needs
+        if self.cancelled or self.patched:
+            return
+        try:
+            self.patcher.instrument()
+        except Exception:  # in a hook, this would fail the application's own import
+            swallow("patching a library as it was imported")
+            return
+        self.patched = True
+
+    def stop(self) -> None:
+        self.cancelled = True
+        if self.patched:
+            self.patcher.uninstrument()
+            self.patched = False
+
+
 class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """Patches the installed LLM client libraries and installs `CostlineSpanProcessor`."""
 
@@ -131,7 +165,7 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._guard = guard_from(kwargs, os.environ, tracer_provider)
         self._install_span_processor(tracer_provider, self._guard)
 
-        self._patchers: list[Any] = []
+        self._patchers: list[_OnImport] = []
         for name in _selected_libraries():
             if name == "openai":
                 from costline.instrumentation.openai import OpenAIPatcher
@@ -141,12 +175,11 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from costline.instrumentation.anthropic import AnthropicPatcher
 
                 patcher = AnthropicPatcher(tracer, tracer_provider, self._guard)
-            patcher.instrument()
-            self._patchers.append(patcher)
+            self._patchers.append(_OnImport(name, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:
         for patcher in getattr(self, "_patchers", []):
-            patcher.uninstrument()
+            patcher.stop()
         self._patchers = []
         if getattr(self, "_guard", None) is not None:
             self._guard.stop()
