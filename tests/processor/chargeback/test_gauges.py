@@ -67,3 +67,27 @@ def test_no_chargeback_section_no_family(tmp_path):
     assert totals.refresh() is None
     assert not [m for m in registry.collect() if m.name.startswith("costline_chargeback")]
     pipeline.close()
+
+
+def test_teams_past_the_cardinality_limit_are_summed_under_overflow_and_still_add_up(tmp_path):
+    import yaml
+
+    document = yaml.safe_load(CONFIG)
+    document["metrics"] = {"cardinality_limits": {"team": 2}}
+    pipeline = Pipeline(parse_config(document), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
+    pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 11, 5))])
+    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
+    registry = CollectorRegistry()
+    registry.register(ChargebackCollector(totals.snapshot))
+    totals.refresh()
+
+    charged = gauges(registry, "costline_chargeback_usd")
+    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11))
+    assert len({t.team for t in november.teams}) > 2
+    teams = {key[1] for key in charged}
+    assert len(teams - {"__overflow__"}) == 2 and "__overflow__" in teams
+    by_total = sorted(november.teams, key=lambda t: t.total, reverse=True)
+    assert by_total[0].team in teams  # the biggest spender keeps its name
+    assert Decimal(str(round(sum(charged.values()), 2))) == november.total  # nothing lost in the fold
+    assert {key[1] for key in gauges(registry, "costline_chargeback_last_period_usd")} <= teams
+    pipeline.close()

@@ -8,6 +8,10 @@ team's rounded lines of one component, so the gauges of a team add up to its sta
 grand total, to the cent, as on `costline chargeback`. Last month's team totals (the frozen statement once it is
 closed) are served beside them, for month-to-date against last month.
 
+The series are bounded like every owner label's (`metrics.cardinality_limit`, or the `org` / `team` entries of
+`metrics.cardinality_limits`): past the limit, the orgs and teams charged most this month (then last month) keep
+their names and the rest are summed under `__overflow__`, so the gauges still add up to the statement's total.
+
 Without a `chargeback:` section nothing is served (no family at all): nothing says how teams are charged.
 """
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -24,6 +29,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from costline.processor.aggregate import OVERFLOW
 from costline.processor.chargeback.report import statement_for
 from costline.processor.chargeback.statement import Period
 from costline.processor.clock import Clock, system_clock
@@ -106,8 +112,36 @@ class ChargebackTotals:
         # new this month is compared with nothing spent, not left out of the comparison.
         last = {(t.org, t.team): Decimal("0.00") for t in current.teams}
         last.update({(t.org, t.team): t.total for t in previous.teams})
+        limits = config.metrics
+        components, last = _capped(components, last, [limits.cardinality_limits.get(label, limits.cardinality_limit)
+                                                      for label in LABELS[:2]])
         self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last, time.time())
         return self._snapshot
+
+
+def _capped(components: dict[tuple[str, str, str], Decimal], last: dict[tuple[str, str], Decimal], limits: list[int]
+            ) -> tuple[dict[tuple[str, str, str], Decimal], dict[tuple[str, str], Decimal]]:
+    """Per label (org, then team), the `limit` values charged most this month, then last month, keep their names;
+    the others become `__overflow__` and their amounts are summed, so every total stays exact."""
+    for index, limit in enumerate(limits):
+        weight: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0), Decimal(0)])
+        for key, amount in components.items():
+            weight[key[index]][0] += amount
+        for key, amount in last.items():
+            weight[key[index]][1] += amount
+        if len(weight) > limit:
+            kept = set(sorted(weight, key=lambda v: (weight[v], v), reverse=True)[:limit])
+            components, last = _folded(components, index, kept), _folded(last, index, kept)
+    return components, last
+
+
+def _folded(rows: dict, index: int, kept: set[str]) -> dict:
+    folded: dict = {}
+    for key, amount in rows.items():
+        if key[index] not in kept:
+            key = (*key[:index], OVERFLOW, *key[index + 1:])
+        folded[key] = folded.get(key, Decimal(0)) + amount
+    return folded
 
 
 class ChargebackCollector(Collector):
