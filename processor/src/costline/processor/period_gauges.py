@@ -23,6 +23,7 @@ from datetime import datetime
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from costline.processor.aggregate import OVERFLOW
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
@@ -42,7 +43,6 @@ UNPRICED_TOKENS = {kind: slot.column for kind, slot in UNPRICED_TOKEN_COUNTS.ite
 COUNTERS = (Counts.REQUESTS.column, Counts.UNPRICED_REQUESTS.column, *UNPRICED_TOKENS.values(),
             Counts.COST_PICO_USD.column)
 REQUESTS, UNPRICED_REQUESTS, COST = 0, 1, len(COUNTERS) - 1
-OVERFLOW = "__overflow__"
 PERIOD = "monthly"
 
 
