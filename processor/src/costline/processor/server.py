@@ -233,32 +233,28 @@ class _Handler(BaseHTTPRequestHandler):
             parts.append(data)
             self.rfile.readline(8)  # the CRLF after the chunk
 
-    def _send(self, response: Response) -> None:
+    def _send_head(self, response: Response, framing: tuple[str, str] | None) -> None:
+        """Status line and headers; `framing` is how the body's end is told (none: the connection's close)."""
         self.send_response(response.status)
         self.send_header("Content-Type", response.content_type)
-        self.send_header("Content-Length", str(len(response.body)))
+        if framing is not None:
+            self.send_header(*framing)
         for name, value in response.headers:
             self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
+
+    def _send(self, response: Response) -> None:
+        self._send_head(response, ("Content-Length", str(len(response.body))))
         if self.command != "HEAD" and response.body:
             self.wfile.write(response.body)
-
 
     def _send_stream(self, response: Response, first: bytes, stream: Iterator[bytes], path: str) -> None:
         chunked = self.request_version not in ("HTTP/1.0", "HTTP/0.9")  # chunked framing is HTTP/1.1's
         if not chunked:
             self.close_connection = True  # the body ends where the connection does
-        self.send_response(response.status)
-        self.send_header("Content-Type", response.content_type)
-        if chunked:
-            self.send_header("Transfer-Encoding", "chunked")
-        for name, value in response.headers:
-            self.send_header(name, value)
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
+        self._send_head(response, ("Transfer-Encoding", "chunked") if chunked else None)
         if self.command == "HEAD":
             return
         block: bytes | None = first
