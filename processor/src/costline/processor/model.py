@@ -278,17 +278,21 @@ def call_keys(call: LLMCall) -> tuple[bytes, ...]:
     trace = call.trace_id
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
-        digest = blake2b(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode(),
-                         digest_size=KEY_BYTES - _SECOND_BYTES).digest()
-        return (second.to_bytes(_SECOND_BYTES, "big") + digest, (second - 1).to_bytes(_SECOND_BYTES, "big") + digest,
-                (second + 1).to_bytes(_SECOND_BYTES, "big") + digest)
+        digest = _digest(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode())
+        return _key(second, digest), _key(second - 1, digest), _key(second + 1, digest)
     if trace and call.span_id:
-        identity = b"s:" + trace + call.span_id
-    elif call.start_time_unix_nano:
-        identity = b"c:" + _content(call)
-    else:
-        return ()
-    return (second.to_bytes(_SECOND_BYTES, "big") + blake2b(identity, digest_size=KEY_BYTES - _SECOND_BYTES).digest(),)
+        return (_key(second, _digest(b"s:" + trace + call.span_id)),)
+    if call.start_time_unix_nano:
+        return (_key(second, _digest(b"c:" + _content(call))),)
+    return ()
+
+
+def _digest(identity: bytes) -> bytes:
+    return blake2b(identity, digest_size=KEY_BYTES - _SECOND_BYTES).digest()
+
+
+def _key(second: int, digest: bytes) -> bytes:
+    return second.to_bytes(_SECOND_BYTES, "big") + digest
 
 
 def text_call_keys(call: LLMCall) -> tuple[str, ...]:
