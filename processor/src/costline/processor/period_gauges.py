@@ -19,15 +19,16 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from operator import add
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.aggregate import OVERFLOW
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
+from costline.processor.overflow import folded, kept_values
 from costline.processor.refresher import Refresher
 from costline.processor.units import period_starts, pico_to_float_usd
 
@@ -110,16 +111,9 @@ def _capped(rows: Mapping[tuple[str, ...], tuple[int, ...]], limits: list[int]
         for values, sums in rows.items():
             cost, unpriced = weight[values[index]]
             weight[values[index]] = (cost + sums[COST], unpriced + sums[UNPRICED_REQUESTS])
-        if len(weight) <= limit:
-            continue
-        kept = set(sorted(weight, key=lambda v: (weight[v], v), reverse=True)[: limit])
-        folded: dict[tuple[str, ...], tuple[int, ...]] = {}
-        for values, sums in rows.items():
-            if values[index] not in kept:
-                values = (*values[:index], OVERFLOW, *values[index + 1 :])
-            previous = folded.get(values)
-            folded[values] = sums if previous is None else tuple(a + b for a, b in zip(previous, sums, strict=True))
-        rows = folded
+        kept = kept_values(weight, limit)
+        if kept is not None:
+            rows = folded(rows, index, kept, lambda a, b: tuple(map(add, a, b)))
     return dict(rows)
 
 

@@ -23,17 +23,18 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from operator import add
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.aggregate import OVERFLOW
 from costline.processor.chargeback.report import statement_for
 from costline.processor.chargeback.statement import Period
 from costline.processor.clock import Clock, system_clock
 from costline.processor.ledger import LedgerUnavailable
+from costline.processor.overflow import folded, kept_values
 from costline.processor.refresher import Refresher
 
 log = logging.getLogger("costline.processor.chargeback.gauges")
@@ -129,19 +130,10 @@ def _capped(components: dict[tuple[str, str, str], Decimal], last: dict[tuple[st
             weight[key[index]][0] += amount
         for key, amount in last.items():
             weight[key[index]][1] += amount
-        if len(weight) > limit:
-            kept = set(sorted(weight, key=lambda v: (weight[v], v), reverse=True)[:limit])
-            components, last = _folded(components, index, kept), _folded(last, index, kept)
+        kept = kept_values(weight, limit)
+        if kept is not None:
+            components, last = folded(components, index, kept, add), folded(last, index, kept, add)
     return components, last
-
-
-def _folded(rows: dict, index: int, kept: set[str]) -> dict:
-    folded: dict = {}
-    for key, amount in rows.items():
-        if key[index] not in kept:
-            key = (*key[:index], OVERFLOW, *key[index + 1:])
-        folded[key] = folded.get(key, Decimal(0)) + amount
-    return folded
 
 
 class ChargebackCollector(Collector):
