@@ -56,8 +56,8 @@ def rows(body: bytes) -> list[dict[str, str]]:
 def test_focus_validator_accepts_the_dataset(exports):
     if not VALIDATOR.exists():
         if os.environ.get("CI"):
-            pytest.fail(f"{VALIDATOR} missing in CI: `make venv` installs it")
-        pytest.skip(f"{VALIDATOR} missing: run `make venv-focus`")
+            pytest.fail(f"{VALIDATOR} missing in CI: `make test-deps` installs it with Python 3.12")
+        pytest.skip(f"{VALIDATOR} missing: `make venv-focus` needs a Python 3.12")
     tmp, out = exports
     november, december_ = out["2026-11"][0], out["2026-12"][0]
     data = tmp / "usage.csv"  # both months in one dataset: a closed one and an open one with corrections
