@@ -20,8 +20,11 @@ import openai
 import pytest
 
 import costline
+from costline import attributes as A
+from costline._errors import BudgetExceeded, PolicyError
 from costline.fingerprint import fingerprint
 from costline.instrumentation import CostlineInstrumentor
+from costline.instrumentation.policy_guard import Guard
 from costline.testing.fake_provider import mock_transport_handler
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, Spans
@@ -394,3 +397,107 @@ def test_more_callers_than_the_cache_holds_do_not_push_out_the_keys_policy(guard
         with costline.owner(user=f"user-{n}"), pytest.raises(costline.BudgetExceeded):
             client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert provider.requests == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guard_over(answer, clock: Clock, **options) -> Guard:
+    """A guard asking `answer(query)` instead of HTTP, on a clock the test moves (no refresher thread)."""
+    asked: list[dict] = []
+
+    def fetch(query: dict[str, str]) -> dict:
+        asked.append(query)
+        return answer(query)
+
+    guard = Guard("block", fetch=fetch, clock=clock, refresh_s=30, hold_s=7, **options)
+    guard.asked = asked  # type: ignore[attr-defined]
+    return guard
+
+
+def call_of(user: str = "", key: str = "fp-1") -> dict:
+    attrs = {A.COSTLINE_API_KEY_FINGERPRINT: key, A.GEN_AI_PROVIDER_NAME: "openai", A.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    if user:
+        attrs[A.COSTLINE_USER] = user
+    return attrs
+
+
+def spend(guard: Guard, attrs: dict) -> PolicyError | None:
+    """One call: judged, and if let through, ended with 10 tokens ($0.01 at the answer's rates)."""
+    refusal, caller = guard.check_caller(attrs)
+    if refusal is None:
+        guard.record_call(caller, attrs, {A.GEN_AI_USAGE_INPUT_TOKENS: 5, A.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
+    return refusal
+
+
+def test_a_refresh_keeps_the_spend_the_processor_has_not_counted_yet():
+    # The processor's figure includes only what had reached its ledger: a call that ended less than `hold_s`
+    # before the figure was asked for stays counted locally; older ones are taken as counted there.
+    clock, left = Clock(), {"usd": 0.05}
+    guard = guard_over(lambda q: as_the_processor_answers(left["usd"])(q), clock)
+    guard.start(["fp-1"])
+    guard.stop()
+    assert spend(guard, call_of()) is None  # no rates yet: asked for at once, the tokens wait for them
+    clock.now += 0.1
+    guard.refresh_now()
+    assert "openai/gpt-4o" in guard.asked[-1]["models"]
+    for _ in range(3):
+        assert spend(guard, call_of()) is None
+    clock.now += 1
+    guard.refresh_now()  # the processor has not seen these four calls yet: $0.01 left, not $0.05
+    assert spend(guard, call_of()) is None
+    assert isinstance(spend(guard, call_of()), BudgetExceeded)
+    # Ten seconds later the ledger has the five calls: its figure counts them, and they are not counted twice.
+    clock.now += 10
+    left["usd"] = 0.0
+    guard.refresh_now()
+    left["usd"] = 0.03
+    clock.now += 10
+    guard.refresh_now()  # say the day's budget was raised: the figure is trusted again
+    assert spend(guard, call_of()) is None
+
+
+def test_local_spend_past_half_the_remaining_budget_asks_again_at_once():
+    clock = Clock()
+    guard = guard_over(as_the_processor_answers(0.05), clock)
+    guard.start(["fp-1"])
+    guard.stop()
+    spend(guard, call_of())
+    guard.refresh_now()  # the rates
+    (base,) = [c for c in guard._callers.values() if c.fingerprint == "fp-1"]
+    spend(guard, call_of())  # $0.02 of $0.05: not yet half
+    assert base.due_at > clock.now
+    spend(guard, call_of())  # $0.03: past half, due now
+    assert base.due_at <= clock.now
+    guard.refresh_now()
+    clock.now += 0.5
+    spend(guard, call_of())
+    assert base.due_at > clock.now  # at most once a second per budget
+    clock.now += 0.6
+    spend(guard, call_of())
+    assert base.due_at <= clock.now
+
+
+def test_each_budget_counts_the_spend_of_every_caller_it_binds():
+    # Two keys of one team: each has its own budget, both spend the team's.
+    clock = Clock()
+
+    def answer(query: dict[str, str]) -> dict:
+        key = query.get("key", "")
+        return {"models": [], "budgets": [{"remaining_usd": "0.03", "bound_by": "team acme/search monthly"},
+                                          {"remaining_usd": "1.0", "bound_by": f"key acme/search/u/{key} daily"}],
+                "rates": {"openai/gpt-4o": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}}}
+
+    guard = guard_over(answer, clock)
+    guard.start(["fp-1", "fp-2"])
+    guard.stop()
+    assert spend(guard, call_of(key="fp-1")) is None
+    assert spend(guard, call_of(user="someone-else", key="fp-1")) is None  # judged by the key's policy
+    assert spend(guard, call_of(key="fp-2")) is None
+    refused = spend(guard, call_of(user="a-new-user", key="fp-2"))
+    assert isinstance(refused, BudgetExceeded) and refused.rule == "team acme/search monthly"
