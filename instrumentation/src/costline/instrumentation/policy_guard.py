@@ -331,7 +331,7 @@ class Guard:
             if refused is not None:
                 return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused), caller
         for scope in policy.scopes:
-            left = scope.left()
+            left = scope.remaining_usd - (scope.total_usd - scope.seen_usd)  # `_Scope.left`, inlined: every call
             if left <= 0:
                 return BudgetExceeded(
                     f"costline guard: budget {scope.name} is spent (remaining ${left:.6f} including this process's "
@@ -505,7 +505,8 @@ class Guard:
         started = self._clock()
         query = dict(caller.query)
         if caller.models:
-            query["models"] = ",".join(sorted(f"{provider}/{model}" for provider, model in caller.models))
+            # sorted() copies the set in one step: the call path may add to it meanwhile.
+            query["models"] = ",".join(f"{provider}/{model}" for provider, model in sorted(caller.models))
         try:
             policy = Policy(self._fetch(query))
         except Exception as err:  # unreachable, timeout, HTTP error, garbage: all mean "policy unknown"
@@ -544,7 +545,8 @@ class Guard:
         scope.remaining_usd = remaining
         scope.fetched_at = fetched_at
         scope.seen_usd = max(scope.seen_usd, scope.total_at(seen_before))
-        scope.via = via
+        if via.pinned or scope.via is None or not scope.via.pinned:
+            scope.via = via  # a key's own entry is never evicted: the surest one to refresh early
         return scope
 
     def _learn_rates(self, rates: Mapping[tuple[str, str], tuple[float, float]]) -> None:
