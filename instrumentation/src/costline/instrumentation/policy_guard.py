@@ -191,7 +191,7 @@ class _Scope:
 
     __slots__ = ("name", "remaining_usd", "fetched_at", "total_usd", "seen_usd", "marks", "pending", "early_at", "via")
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, hold_s: float) -> None:
         self.name = name
         self.remaining_usd = math.inf
         """The processor's figure, as last fetched."""
@@ -201,16 +201,14 @@ class _Scope:
         self.seen_usd = 0.0
         """The part of `total_usd` the processor's figure is taken to include (what had been spent `hold_s` before
         the figure was asked for)."""
-        self.marks: deque[tuple[float, float]] = deque(maxlen=256)
-        """(time, `total_usd` then), at most one per `_MARK_EVERY_S`: what the total was some seconds ago."""
+        self.marks: deque[tuple[float, float]] = deque(maxlen=int(hold_s / _MARK_EVERY_S) + 8)
+        """(time, `total_usd` then), at most one per `_MARK_EVERY_S`, reaching `hold_s` back: what the total was
+        then."""
         self.pending: dict[tuple[str, str], list[int]] = {}
         """(provider, model) -> [input, output] tokens of calls ended before the model's rates were known."""
         self.early_at = -math.inf
         self.via: _Caller | None = None
         """The caller whose refresh last brought this budget's figure: the one to refresh early."""
-
-    def left(self) -> float:
-        return self.remaining_usd - (self.total_usd - self.seen_usd)
 
     def add(self, cost: float, now: float) -> None:
         self.total_usd += cost
@@ -331,7 +329,7 @@ class Guard:
             if refused is not None:
                 return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused), caller
         for scope in policy.scopes:
-            left = scope.remaining_usd - (scope.total_usd - scope.seen_usd)  # `_Scope.left`, inlined: every call
+            left = scope.remaining_usd - (scope.total_usd - scope.seen_usd)
             if left <= 0:
                 return BudgetExceeded(
                     f"costline guard: budget {scope.name} is spent (remaining ${left:.6f} including this process's "
@@ -541,7 +539,7 @@ class Guard:
         if scope is None:
             if len(self._scopes) >= MAX_SCOPES:
                 del self._scopes[min(self._scopes, key=lambda n: self._scopes[n].fetched_at)]
-            scope = self._scopes[name] = _Scope(name)
+            scope = self._scopes[name] = _Scope(name, self._hold_s)
         scope.remaining_usd = remaining
         scope.fetched_at = fetched_at
         scope.seen_usd = max(scope.seen_usd, scope.total_at(seen_before))
