@@ -6,6 +6,8 @@ provider server.
 2. The same app with `COSTLINE_GUARD=block`: every call is refused before it is sent (`costline.BudgetExceeded`,
    and `costline.ModelNotAllowed` for the denied model) and the fake provider receives nothing.
 3. A team token cannot read another team's usage.
+4. An app calling from 20 threads with a key whose budget covers five calls: the guard counts its spend from the
+   first call (the rates are asked for at once), so it sends about one wave of calls, not all of them.
 """
 
 from __future__ import annotations
@@ -26,8 +28,12 @@ from costline.testing.fake_provider import FakeProviderServer
 from tests.processor.edge.served import serve, stop
 
 APP = Path(__file__).parent / "apps" / "guarded_app.py"
+BURST_APP = Path(__file__).parent / "apps" / "guarded_burst.py"
 BIN = Path(sys.executable).parent
 KEY = "sk-e2e-guarded-app-0001"
+BURST_KEY = "sk-e2e-guarded-burst-0002"
+CALL_USD = 120 * 2.00e-6 + 24 * 8.00e-6
+"""What one call costs: the fake provider's default usage (120 input, 24 output tokens) at gpt-4o's price below."""
 GUARD_TOKEN, SEARCH_TOKEN = "guard-token-e2e", "search-token-e2e"
 
 CONFIG = f"""
@@ -41,6 +47,7 @@ orgs:
           - name: app
             keys:
               - {{name: search-app, fingerprint: {fingerprint(KEY)}, budget: {{daily_usd: 0.0001}}}}
+              - {{name: burst-app, fingerprint: {fingerprint(BURST_KEY)}, budget: {{daily_usd: {5 * CALL_USD:.6f}}}}}
       - name: billing
 prices:
   - {{provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}}
@@ -60,7 +67,7 @@ def processor(tmp_path_factory):
     assert stop(served) == 0, served.log.read_text()
 
 
-def run_app(processor, provider: FakeProviderServer, **env: str) -> list[dict]:
+def run_app(processor, provider: FakeProviderServer, app: Path = APP, *args: str, **env: str) -> list[dict]:
     environment = {
         **os.environ,
         "OPENAI_API_KEY": KEY,
@@ -75,7 +82,7 @@ def run_app(processor, provider: FakeProviderServer, **env: str) -> list[dict]:
         "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,openai_v2,anthropic",
         **env,
     }
-    result = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(APP)], env=environment,
+    result = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(app), *args], env=environment,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
@@ -136,3 +143,17 @@ def test_a_team_token_cannot_read_another_teams_usage(runs, processor):
     assert (status, set(document)) == (403, {"error"})
     status, document = get(f"{processor.api_url}/api/v1/usage?group_by=team,model", SEARCH_TOKEN)
     assert status == 200 and {r["team"] for r in document["rows"]} == {"search"}
+
+
+def test_a_burst_of_threads_stops_after_about_one_wave(processor):
+    threads, attempts = 20, 10
+    with FakeProviderServer() as provider:
+        (outcome,) = run_app(processor, provider, BURST_APP, str(threads), str(attempts), OPENAI_API_KEY=BURST_KEY,
+                             COSTLINE_GUARD="block", COSTLINE_GUARD_URL=processor.api_url,
+                             COSTLINE_GUARD_TOKEN=GUARD_TOKEN)
+        sent = len(provider.requests)
+    assert outcome["sent"] == sent and sent + len(outcome["refused"]) == threads * attempts
+    assert set(outcome["refused"]) == {"key acme/search/app/burst-app daily"}
+    # The first wave (one call per thread) goes out before any answer is back; the rates arrive during it, so the
+    # budget stops the next. Slack of a second wave for a loaded machine, where the rates may come late.
+    assert sent <= 5 + 2 * threads, sent  # was every one of the 200

@@ -1,14 +1,18 @@
 """The guard in the application, with the real openai and anthropic SDKs on httpx2.MockTransport and a local policy
 endpoint: refusals before any request is sent (sync, async, streams), warn mode, the local spend estimate between
-refreshes, and an endpoint that hangs or answers garbage (fail open, fail closed)."""
+refreshes (per budget, from the first call, under concurrent threads and a flood of callers), and an endpoint that
+hangs or answers garbage (fail open, fail closed)."""
 
 from __future__ import annotations
 
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
 import anthropic
 import httpx2
@@ -16,8 +20,11 @@ import openai
 import pytest
 
 import costline
+from costline import attributes as A
+from costline._errors import BudgetExceeded, PolicyError
 from costline.fingerprint import fingerprint
 from costline.instrumentation import CostlineInstrumentor
+from costline.instrumentation.policy_guard import Guard
 from costline.testing.fake_provider import mock_transport_handler
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, Spans
@@ -36,7 +43,8 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 
 class PolicyEndpoint(ThreadingHTTPServer):
-    """`GET /api/v1/policy` answering `document` (bytes are sent as they are); `release` holds answers back."""
+    """`GET /api/v1/policy` answering `document` (bytes are sent as they are; a function is called with the query's
+    parameters); `release` holds answers back."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _PolicyHandler)
@@ -61,6 +69,8 @@ class _PolicyHandler(BaseHTTPRequestHandler):
         self.server.queries.append(self.path)
         self.server.release.wait(10)
         document = self.server.document
+        if callable(document):
+            document = document({k: v[0] for k, v in parse_qs(urlsplit(self.path).query).items()})
         body = document if isinstance(document, bytes) else json.dumps(document).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
@@ -83,9 +93,13 @@ class Provider:
 
     def __init__(self) -> None:
         self.requests: list[str] = []
+        self.latency = 0.0
+        """Seconds each answer takes (a real API's answer takes far longer than a policy request)."""
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request.url.path)
+        if self.latency:
+            time.sleep(self.latency)
         return mock_transport_handler(request)
 
     def openai(self) -> openai.OpenAI:
@@ -200,11 +214,14 @@ def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint
     with pytest.raises(costline.ModelNotAllowed):
         client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=usage)
-    refreshes = spans.guard.refreshes
+    # The endpoint's figure stays $0.01 left: a refusal is the local estimate's.
     with pytest.raises(costline.BudgetExceeded) as refused:
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert refused.value.rule == "team acme/marketing monthly"
-    assert spans.guard.refreshes == refreshes  # judged from the local estimate, not a new answer
+    # A new answer that does not count the call yet (its span is still on its way) does not wipe it out.
+    spans.guard.refresh_now()
+    with pytest.raises(costline.BudgetExceeded):
+        client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert provider.requests == ["/v1/chat/completions"]
     # The next refresh asks for the rates of the models this caller used.
     asked = len(endpoint.queries)
@@ -299,3 +316,188 @@ def test_fail_closed_refuses_while_the_policy_is_unknown(guarded, provider, endp
 def test_guard_off_by_default_asks_nothing(instrumented, provider, endpoint, monkeypatch):
     provider.openai().chat.completions.create(model="o3", messages=MESSAGES)
     assert provider.requests == ["/v1/chat/completions"] and endpoint.queries == []
+
+
+KEY_BUDGET = "key acme/search/alice/laptop daily"
+TEAM_BUDGET = "team acme/search monthly"
+CENT = {"x-fake-usage": json.dumps({"input": 5, "output": 5})}  # 10 tokens at $1000/MTok: $0.01 a call
+
+
+def as_the_processor_answers(key_left: float, team_left: float = 1000.0):
+    """A policy answer as `costline serve` gives it: every budget the caller counts against, and rates only for the
+    models the guard asked about (`models=`), none at `instrument()`."""
+    def answer(query: dict[str, str]) -> dict:
+        asked = query.get("models", "").split(",")
+        return {"models": [], "budget": {"remaining_usd": f"{key_left:.12f}", "bound_by": KEY_BUDGET},
+                "budgets": [{"remaining_usd": f"{key_left:.12f}", "bound_by": KEY_BUDGET},
+                            {"remaining_usd": f"{team_left:.12f}", "bound_by": TEAM_BUDGET}],
+                "rates": {m: {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0} for m in asked if m},
+                "refresh_s": 30}
+    return answer
+
+
+def test_a_burst_of_threads_stops_near_a_tiny_budget_from_the_first_call(guarded, provider, endpoint):
+    # Five calls' worth of budget, 50 threads calling as fast as they can. The policy fetched at instrument()
+    # carries no rates; the first call to a model asks for them at once, so its answer is priced and every thread
+    # is stopped once the first wave is back: at most the budget plus the calls in flight, not a refresh
+    # interval's worth (the endpoint's figure never moves, as when the spans have not reached the ledger).
+    endpoint.document = as_the_processor_answers(key_left=0.05)
+    provider.latency = 0.05
+    guarded("block")
+    client = provider.openai()
+    threads, attempts = 50, 20
+
+    def hammer() -> int:
+        refused = 0
+        for _ in range(attempts):
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=CENT)
+            except costline.BudgetExceeded as err:
+                assert err.rule == KEY_BUDGET
+                refused += 1
+        return refused
+
+    with ThreadPoolExecutor(threads) as pool:
+        refused = sum(pool.map(lambda _: hammer(), range(threads)))
+    sent = len(provider.requests)
+    assert sent + refused == threads * attempts
+    assert sent <= 5 + threads, sent  # was every call: 1000 of 1000
+
+
+def test_new_users_per_call_still_spend_the_keys_budget(guarded, provider, endpoint):
+    # Spend counts against each budget the caller counts against, not against the (key, owner) combination: a
+    # new `costline.owner(user=...)` per call does not start from an unspent budget.
+    endpoint.document = as_the_processor_answers(key_left=0.05)
+    spans = guarded("block")
+    client = provider.openai()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=CENT)
+    deadline = time.monotonic() + 10
+    while spans.guard.refreshes < 3 and time.monotonic() < deadline:  # the answer with the model's rates
+        time.sleep(0.01)
+    sent, refused = 0, []
+    for n in range(300):
+        with costline.owner(user=f"user-{n}"):
+            try:
+                client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=CENT)
+                sent += 1
+            except costline.BudgetExceeded as err:
+                refused.append(err.rule)
+    assert sent <= 5, sent  # was 300 of 300
+    assert set(refused) == {KEY_BUDGET} and len(refused) == 300 - sent
+
+
+def test_more_callers_than_the_cache_holds_do_not_push_out_the_keys_policy(guarded, provider, endpoint):
+    # The key's budget is spent; then 300 owner combinations the endpoint never answers for (it holds every new
+    # answer): each is judged by the key's policy, which no number of new callers evicts (was: fail open from the
+    # 256th on).
+    guarded("block", guard_timeout="0.2")
+    endpoint.release.clear()
+    client = provider.openai()
+    for n in range(300):
+        with costline.owner(user=f"user-{n}"), pytest.raises(costline.BudgetExceeded):
+            client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert provider.requests == []
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def guard_over(answer, clock: Clock, **options) -> Guard:
+    """A guard asking `answer(query)` instead of HTTP, on a clock the test moves (no refresher thread)."""
+    asked: list[dict] = []
+
+    def fetch(query: dict[str, str]) -> dict:
+        asked.append(query)
+        return answer(query)
+
+    guard = Guard("block", fetch=fetch, clock=clock, refresh_s=30, hold_s=7, **options)
+    guard.asked = asked  # type: ignore[attr-defined]
+    return guard
+
+
+def call_of(user: str = "", key: str = "fp-1") -> dict:
+    attrs = {A.COSTLINE_API_KEY_FINGERPRINT: key, A.GEN_AI_PROVIDER_NAME: "openai", A.GEN_AI_REQUEST_MODEL: "gpt-4o"}
+    if user:
+        attrs[A.COSTLINE_USER] = user
+    return attrs
+
+
+def spend(guard: Guard, attrs: dict) -> PolicyError | None:
+    """One call: judged, and if let through, ended with 10 tokens ($0.01 at the answer's rates)."""
+    refusal, caller = guard.check_caller(attrs)
+    if refusal is None:
+        guard.record_call(caller, attrs, {A.GEN_AI_USAGE_INPUT_TOKENS: 5, A.GEN_AI_USAGE_OUTPUT_TOKENS: 5})
+    return refusal
+
+
+def test_a_refresh_keeps_the_spend_the_processor_has_not_counted_yet():
+    # The processor's figure includes only what had reached its ledger: a call that ended less than `hold_s`
+    # before the figure was asked for stays counted locally; older ones are taken as counted there.
+    clock, left = Clock(), {"usd": 0.05}
+    guard = guard_over(lambda q: as_the_processor_answers(left["usd"])(q), clock)
+    guard.start(["fp-1"])
+    guard.stop()
+    assert spend(guard, call_of()) is None  # no rates yet: asked for at once, the tokens wait for them
+    clock.now += 0.1
+    guard.refresh_now()
+    assert "openai/gpt-4o" in guard.asked[-1]["models"]
+    for _ in range(3):
+        assert spend(guard, call_of()) is None
+    clock.now += 1
+    guard.refresh_now()  # the processor has not seen these four calls yet: $0.01 left, not $0.05
+    assert spend(guard, call_of()) is None
+    assert isinstance(spend(guard, call_of()), BudgetExceeded)
+    # Ten seconds later the ledger has the five calls: its figure counts them, and they are not counted twice.
+    clock.now += 10
+    left["usd"] = 0.0
+    guard.refresh_now()
+    left["usd"] = 0.03
+    clock.now += 10
+    guard.refresh_now()  # say the day's budget was raised: the figure is trusted again
+    assert spend(guard, call_of()) is None
+
+
+def test_local_spend_past_half_the_remaining_budget_asks_again_at_once():
+    clock = Clock()
+    guard = guard_over(as_the_processor_answers(0.05), clock)
+    guard.start(["fp-1"])
+    guard.stop()
+    spend(guard, call_of())
+    guard.refresh_now()  # the rates
+    (base,) = [c for c in guard._callers.values() if c.fingerprint == "fp-1"]
+    spend(guard, call_of())  # $0.02 of $0.05: not yet half
+    assert base.due_at > clock.now
+    spend(guard, call_of())  # $0.03: past half, due now
+    assert base.due_at <= clock.now
+    guard.refresh_now()
+    clock.now += 0.5
+    spend(guard, call_of())
+    assert base.due_at > clock.now  # at most once a second per budget
+    clock.now += 0.6
+    spend(guard, call_of())
+    assert base.due_at <= clock.now
+
+
+def test_each_budget_counts_the_spend_of_every_caller_it_binds():
+    # Two keys of one team: each has its own budget, both spend the team's.
+    clock = Clock()
+
+    def answer(query: dict[str, str]) -> dict:
+        key = query.get("key", "")
+        return {"models": [], "budgets": [{"remaining_usd": "0.03", "bound_by": "team acme/search monthly"},
+                                          {"remaining_usd": "1.0", "bound_by": f"key acme/search/u/{key} daily"}],
+                "rates": {"openai/gpt-4o": {"input_per_mtok": 1000.0, "output_per_mtok": 1000.0}}}
+
+    guard = guard_over(answer, clock)
+    guard.start(["fp-1", "fp-2"])
+    guard.stop()
+    assert spend(guard, call_of(key="fp-1")) is None
+    assert spend(guard, call_of(user="someone-else", key="fp-1")) is None  # judged by the key's policy
+    assert spend(guard, call_of(key="fp-2")) is None
+    refused = spend(guard, call_of(user="a-new-user", key="fp-2"))
+    assert isinstance(refused, BudgetExceeded) and refused.rule == "team acme/search monthly"

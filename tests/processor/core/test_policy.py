@@ -117,3 +117,21 @@ def test_every_billed_call_to_a_refused_model_is_counted_once(tmp_path):
         ("acme", "marketing", "gpt-4o-mini-preview", "key acme/marketing/bob/bob-ci * deny *-preview"): 1.0,
     }
     pipeline.close()
+
+
+def test_violation_series_fold_every_owner_label_past_its_limit(tmp_path):
+    # Teams minted by spans (the org's deny rule covers any team) and made-up model names: each label folds to
+    # `__overflow__` past its cardinality limit, as on the cost series, and no call goes uncounted.
+    config = parse_config({**POLICY, "metrics": {"cardinality_limit": 3, "cardinality_limits": {"model": 2}}})
+    pipeline = Pipeline(config, Ledger(f"sqlite:///{tmp_path / 'l.db'}"))
+    pipeline.ingest_calls([make_call(n, model=f"o3-{n}", team=f"minted-{n}") for n in range(40)])
+    counted = violations(pipeline)
+    assert sum(counted.values()) == 40.0
+    assert len({team for _, team, _, _ in counted}) == 4  # 3 teams, then __overflow__
+    assert len({model for _, _, model, _ in counted}) == 3  # 2 models, then __overflow__
+    assert counted[("acme", "__overflow__", "__overflow__", "org acme openai deny o3*")] == 37.0
+    # A reload with a higher limit admits new values; the series already folded stay as they are.
+    pipeline.reload(parse_config({**POLICY, "metrics": {"cardinality_limit": 5}}))
+    pipeline.ingest_calls([make_call(100, model="o3-100", team="minted-100")])
+    assert violations(pipeline)[("acme", "minted-100", "o3-100", "org acme openai deny o3*")] == 1.0
+    pipeline.close()

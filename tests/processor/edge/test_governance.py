@@ -140,6 +140,9 @@ def test_policy_endpoint_gives_the_guard_rules_budget_and_rates(served):
     budget = document["budget"]
     assert budget["bound_by"] == "key acme/engineering/alice/alice-laptop daily"
     assert budget["remaining_usd"] == "-0.002600000000"  # exact: 0.001 budget - 0.0036 spent
+    # Every budget the caller counts against, tightest first: the guard counts its local spend against each.
+    assert document["budgets"] == [budget, {"remaining_usd": "1999.992800000000",
+                                            "bound_by": "team acme/engineering monthly"}]
     assert document["rates"] == {"openai/gpt-4o": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}}
 
     _, body = call(f"{served.api_url}/api/v1/policy?team=marketing", TOKENS["guard"])

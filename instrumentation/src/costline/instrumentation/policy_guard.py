@@ -11,11 +11,16 @@ waits on the network. A caller seen for the first time is judged by its key's po
 keys while its exact policy loads, else as unknown (`COSTLINE_GUARD_FAIL`). `instrument()` waits once, bounded by
 `COSTLINE_GUARD_TIMEOUT`, for the keys in `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`, so an app's first call is judged.
 
-Between refreshes the guard subtracts the spend it sees ending in this process (tokens of each finished GenAI span
-at the rates the processor sent: Costline's own calls add theirs as they end, `CostlineSpanProcessor` adds the
-other GenAI spans') from the remaining budget: a burst overshoots by at most what
-this process spends in one refresh interval plus the exporter's delay. Processes sharing a key do not see each
-other's spend until the ledger does (docs/governance.md works out the worst case).
+Local spend is counted per budget, not per caller: the processor names every budget a caller counts against (key,
+user, team, org, project) and the guard keeps each one's spend in a `_Scope` of its own, shared by every caller the
+budget binds, so a new `costline.owner(user=...)` per call still spends its key's and team's budget. Each GenAI span
+ending in this process adds its tokens at the rates the processor sent (Costline's own calls add theirs as they end,
+`CostlineSpanProcessor` adds the other GenAI spans'); rates are kept for the whole process, and a model without
+rates yet is fetched at once while its calls' tokens wait to be priced. A processor figure is taken to include only
+the local spend older than `hold_s` (the exporter's batch delay plus the processor's budget read), so a refresh never
+forgets spend the ledger has not seen; when local spend passes half of a budget's remaining figure the guard asks
+again at once (at most once a second per budget). A burst overshoots by about the calls in flight; processes
+sharing a key do not see each other's spend until the ledger does (docs/governance.md works out the worst case).
 
 The rules are evaluated as the processor's `policy.ModelPolicy` does: case-insensitive shell globs, a `deny` match
 or a miss on an `allow` list at any level refuses, and the rule is named `<level> <provider> deny <glob>` or
@@ -31,6 +36,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections import deque
 from collections.abc import Callable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
@@ -53,6 +59,22 @@ MAX_MODELS_PER_CALLER = 32
 """Models whose rates a caller asks for; calls to further models are not estimated between refreshes."""
 STALE_AFTER_REFRESHES = 4
 """A policy not refreshed for this many intervals (the processor is down) counts as unknown."""
+MAX_KEYS = 64
+"""API keys whose own policy (the key with the resource's owner) stays cached whatever other callers come: a caller
+seen for the first time is judged by it, so a flood of new owner combinations cannot push it out and fail open."""
+MAX_SCOPES = 4096
+"""Budgets whose local spend is kept; beyond this the one refreshed longest ago goes."""
+MAX_RATES = 1024
+"""Models whose rates are kept for the whole process."""
+EARLY_REFRESH_S = 1.0
+"""A budget half spent by local calls is asked about again at once, but at most this often."""
+PROCESSOR_LAG_S = 2.0
+"""How long after a span is exported the processor's budget figure includes it (the ledger commit, the budgets'
+read at most once a second): part of `hold_s`."""
+DEFAULT_HOLD_S = 5.0 + PROCESSOR_LAG_S
+"""The exporter's default batch delay (`OTEL_BSP_SCHEDULE_DELAY`, 5 s) plus `PROCESSOR_LAG_S`."""
+_MARK_EVERY_S = 0.25
+"""How often a budget notes its running local total (`_Scope.marks`), to know what it was `hold_s` ago."""
 
 _OWNER_KEYS = (A.COSTLINE_ORG, A.COSTLINE_TEAM, A.COSTLINE_USER, A.COSTLINE_PROJECT)
 _QUERY_NAMES = ("org", "team", "user", "project")
@@ -89,21 +111,20 @@ class _Rule:
 class Policy:
     """One caller's policy as the processor sent it."""
 
-    __slots__ = ("rules", "remaining_usd", "bound_by", "rates", "refresh_s", "_verdicts")
+    __slots__ = ("rules", "budgets", "scopes", "rates", "refresh_s", "_verdicts")
 
     def __init__(self, document: Any) -> None:
         if not isinstance(document, dict):
             raise GarbageResponse("not a JSON object")
         self.rules = tuple(_Rule(r) for r in _list(document.get("models"), "models"))
-        budget = document.get("budget")
-        if budget is None:
-            self.remaining_usd: float | None = None
-            self.bound_by = ""
-        elif isinstance(budget, dict):
-            self.remaining_usd = _number(budget.get("remaining_usd"), "remaining_usd")
-            self.bound_by = _text(budget.get("bound_by"), "bound_by")
-        else:
-            raise GarbageResponse("budget is not an object")
+        budgets = document.get("budgets")
+        if budgets is None:  # a processor that names only the tightest budget
+            budget = document.get("budget")
+            budgets = [] if budget is None else [budget]
+        self.budgets = tuple(_budget(b) for b in _list(budgets, "budgets"))
+        """(name, remaining USD) of every budget the caller counts against, as the processor sent them."""
+        self.scopes: tuple[_Scope, ...] = ()
+        """The guard's `_Scope` of each budget, attached when the policy is installed."""
         rates = document.get("rates") or {}
         if not isinstance(rates, dict):
             raise GarbageResponse("rates is not an object")
@@ -133,6 +154,12 @@ class Policy:
         return verdict
 
 
+def _budget(document: Any) -> tuple[str, float]:
+    if not isinstance(document, dict):
+        raise GarbageResponse("a budget is not an object")
+    return _text(document.get("bound_by"), "bound_by"), _number(document.get("remaining_usd"), "remaining_usd")
+
+
 def _text(value: Any, name: str) -> str:
     if not isinstance(value, str):
         raise GarbageResponse(f"{name} is not a string")
@@ -158,23 +185,65 @@ def _number(value: Any, name: str) -> float:
     return float(value)
 
 
+class _Scope:
+    """Local spend against one budget (`key acme/search/alice/laptop daily`), shared by every caller it binds.
+    Written under the guard's lock; read by the call path without it."""
+
+    __slots__ = ("name", "remaining_usd", "fetched_at", "total_usd", "seen_usd", "marks", "pending", "early_at", "via")
+
+    def __init__(self, name: str, hold_s: float) -> None:
+        self.name = name
+        self.remaining_usd = math.inf
+        """The processor's figure, as last fetched."""
+        self.fetched_at = -math.inf
+        self.total_usd = 0.0
+        """Every cost this process has added to this budget: only grows."""
+        self.seen_usd = 0.0
+        """The part of `total_usd` the processor's figure is taken to include (what had been spent `hold_s` before
+        the figure was asked for)."""
+        self.marks: deque[tuple[float, float]] = deque(maxlen=int(hold_s / _MARK_EVERY_S) + 8)
+        """(time, `total_usd` then), at most one per `_MARK_EVERY_S`, reaching `hold_s` back: what the total was
+        then."""
+        self.pending: dict[tuple[str, str], list[int]] = {}
+        """(provider, model) -> [input, output] tokens of calls ended before the model's rates were known."""
+        self.early_at = -math.inf
+        self.via: _Caller | None = None
+        """The caller whose refresh last brought this budget's figure: the one to refresh early."""
+
+    def add(self, cost: float, now: float) -> None:
+        self.total_usd += cost
+        marks = self.marks
+        if not marks or now - marks[-1][0] >= _MARK_EVERY_S:
+            marks.append((now, self.total_usd))
+
+    def total_at(self, when: float) -> float:
+        """A lower bound of `total_usd` at `when`: the last mark at or before it (else what is known seen)."""
+        found = self.seen_usd
+        for at, total in self.marks:
+            if at > when:
+                break
+            found = total
+        return found
+
+
 class _Caller:
-    """Cache entry of one caller. Written by the refresher and by `record`; read by the call path."""
+    """Cache entry of one caller. Written by the refresher; read by the call path."""
 
-    __slots__ = ("query", "policy", "fetched_at", "spent_usd", "used_at", "models", "warned", "due_at")
+    __slots__ = ("query", "fingerprint", "policy", "fetched_at", "used_at", "models", "warned", "due_at", "pinned")
 
-    def __init__(self, query: dict[str, str], now: float) -> None:
+    def __init__(self, query: dict[str, str], fingerprint: str, now: float, pinned: bool) -> None:
         self.query = query
+        self.fingerprint = fingerprint
         self.policy: Policy | None = None
         self.fetched_at = -math.inf
-        self.spent_usd = 0.0
-        """Spend estimated from the calls that ended here since the processor's figure was taken."""
         self.used_at = now
         self.models: set[tuple[str, str]] = set()
         """(provider, model) pairs called, whose rates the next refresh asks for."""
         self.warned: set[str] = set()
         """Warnings logged in the current refresh window (warn mode logs each once per window)."""
         self.due_at = now
+        self.pinned = pinned
+        """The key's own entry (key with the resource's owner): never evicted for another caller."""
 
 
 Fetch = Callable[[dict[str, str]], Any]
@@ -184,8 +253,8 @@ Fetch = Callable[[dict[str, str]], Any]
 class Guard:
     def __init__(self, mode: str, *, fail: str = FAIL_OPEN, url: str | None = None, token: str | None = None,
                  refresh_s: float = DEFAULT_REFRESH_S, timeout_s: float = DEFAULT_TIMEOUT_S,
-                 resource_owner: Mapping[str, Any] | None = None, fetch: Fetch | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 hold_s: float = DEFAULT_HOLD_S, resource_owner: Mapping[str, Any] | None = None,
+                 fetch: Fetch | None = None, clock: Callable[[], float] = time.monotonic) -> None:
         if mode not in (WARN, BLOCK):
             raise ValueError(f"guard mode {mode!r}: use off, warn or block")
         if fail not in (FAIL_OPEN, FAIL_CLOSED):
@@ -196,12 +265,18 @@ class Guard:
         self.fail_closed = fail == FAIL_CLOSED
         self._refresh_s = refresh_s
         self._timeout_s = timeout_s
+        self._hold_s = hold_s
         self._fetch = fetch or self._http_fetch
         self._url = (url or "").rstrip("/") + "/api/v1/policy"
         self._token = token
         self._clock = clock
         self._resource = tuple(str(resource_owner.get(k) or "") if resource_owner else "" for k in _OWNER_KEYS)
         self._callers: dict[tuple[str, ...], _Caller] = {}
+        self._scopes: dict[str, _Scope] = {}
+        self._rates: dict[tuple[str, str], tuple[float, float]] = {}
+        """(provider, model) -> USD per input and output token, from every answer: prices are the same for all."""
+        self._unpriced: set[_Scope] = set()
+        """Budgets holding tokens of models whose rates have not come yet."""
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -243,31 +318,37 @@ class Guard:
         model = attrs.get(A.GEN_AI_REQUEST_MODEL)
         if model and (provider, model) not in caller.models and len(caller.models) < MAX_MODELS_PER_CALLER:
             caller.models.add((provider, model))
-        policy, spent = self._policy_of(caller, now)
-        if policy is None and key[1:] != self._resource:
-            # A new owner combination while its exact policy loads: the key's own policy is the best there is.
-            base = self._callers.get((key[0], *self._resource))
-            if base is not None:
-                policy, spent = self._policy_of(base, now)
+            if (provider, model) not in self._rates and caller.due_at > now:
+                caller.due_at = now  # a model without rates: ask for them now, before its first answer is back
+                self._wake.set()
+        policy = self._policy_of(caller, now)
         if policy is None:
-            return self._unknown(key), caller
+            return self._unknown(), caller
         if isinstance(model, str) and model:
             refused = policy.model_refusal(provider, model)
             if refused is not None:
                 return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused), caller
-        if policy.remaining_usd is not None and policy.remaining_usd - spent <= 0:
-            return BudgetExceeded(
-                f"costline guard: budget {policy.bound_by} is spent (remaining ${policy.remaining_usd - spent:.6f} "
-                "including this process's calls since the last refresh)", policy.bound_by), caller
+        for scope in policy.scopes:
+            left = scope.remaining_usd - (scope.total_usd - scope.seen_usd)
+            if left <= 0:
+                return BudgetExceeded(
+                    f"costline guard: budget {scope.name} is spent (remaining ${left:.6f} including this process's "
+                    "calls the processor has not counted yet)", scope.name), caller
         return None, caller
 
-    def _policy_of(self, caller: _Caller, now: float) -> tuple[Policy | None, float]:
+    def _policy_of(self, caller: _Caller, now: float) -> Policy | None:
+        """The caller's policy; while it has none (a caller seen for the first time), its key's own."""
         policy = caller.policy
-        if policy is None or now - caller.fetched_at > STALE_AFTER_REFRESHES * self._refresh_s:
-            return None, 0.0
-        return policy, caller.spent_usd
+        if policy is not None and now - caller.fetched_at <= STALE_AFTER_REFRESHES * self._refresh_s:
+            return policy
+        if not caller.pinned:
+            base = self._callers.get((caller.fingerprint, *self._resource))
+            if base is not None and base.policy is not None and \
+                    now - base.fetched_at <= STALE_AFTER_REFRESHES * self._refresh_s:
+                return base.policy
+        return None
 
-    def _unknown(self, key: tuple[str, ...]) -> PolicyError | None:
+    def _unknown(self) -> PolicyError | None:
         if self.fail_closed:
             reason = self._failing or "no policy from the processor yet"
             return GuardUnavailable(f"costline guard: the policy of this caller is unknown ({reason}); "
@@ -275,17 +356,28 @@ class Guard:
         return None
 
     def _admit(self, key: tuple[str, ...], now: float) -> _Caller:
-        query = {name: value for name, value in zip(_QUERY_NAMES, key[1:], strict=True) if value}
-        if key[0]:
-            query["key"] = key[0]
+        base_key = (key[0], *self._resource)
         with self._lock:
             caller = self._callers.get(key)
             if caller is None:
-                if len(self._callers) >= MAX_CALLERS:
-                    oldest = min(self._callers, key=lambda k: self._callers[k].used_at)
-                    del self._callers[oldest]
-                caller = self._callers[key] = _Caller(query, now)
+                if key != base_key and base_key not in self._callers:
+                    self._insert(base_key, now)  # the key's own policy: what judges its new owner combinations
+                caller = self._insert(key, now)
         self._wake.set()
+        return caller
+
+    def _insert(self, key: tuple[str, ...], now: float) -> _Caller:
+        """A new cache entry (under the lock). Past `MAX_CALLERS` the least recently used caller goes, but not a
+        key's own entry while another can go."""
+        callers = self._callers
+        pinned = key[1:] == self._resource and sum(c.pinned for c in callers.values()) < MAX_KEYS
+        if len(callers) >= MAX_CALLERS:
+            candidates = [k for k, c in callers.items() if not c.pinned] or list(callers)
+            del callers[min(candidates, key=lambda k: callers[k].used_at)]
+        query = {name: value for name, value in zip(_QUERY_NAMES, key[1:], strict=True) if value}
+        if key[0]:
+            query["key"] = key[0]
+        caller = callers[key] = _Caller(query, key[0], now, pinned)
         return caller
 
     def warn_once(self, attrs: Mapping[str, Any], refusal: PolicyError) -> None:
@@ -302,35 +394,65 @@ class Guard:
 
     # --- what calls cost, between refreshes ------------------------------------------------------------------------
     def record(self, attrs: Mapping[str, Any]) -> None:
-        """Add a finished GenAI span's estimated cost (from its attributes) to its caller's local spend. Never
-        raises. For spans other code made; Costline's own calls use `record_call`."""
+        """Add a finished GenAI span's estimated cost (from its attributes) to the budgets its caller counts
+        against. Never raises. For spans other code made; Costline's own calls use `record_call`."""
         try:
-            caller = self._callers.get(self._key(attrs))
+            key = self._key(attrs)
+            caller = self._callers.get(key) or self._callers.get((key[0], *self._resource))
             if caller is not None:
                 self._add(caller, attrs, attrs)
         except Exception:
             swallow("estimating a call's cost for the guard")
 
     def record_call(self, caller: _Caller, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        """Add a finished call of Costline's own to `caller` (what `check_caller` returned when it started), from
-        its start and end attributes: no second look-up of the caller on the call path. Never raises."""
+        """Add a finished call of Costline's own to the budgets of `caller` (what `check_caller` returned when it
+        started), from its start and end attributes: no second look-up of the caller on the call path. Never
+        raises."""
         try:
             self._add(caller, request, response)
         except Exception:
             swallow("estimating a call's cost for the guard")
 
     def _add(self, caller: _Caller, request: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        policy = caller.policy
         output_tokens = response.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)
-        if policy is None or output_tokens is None:
-            return  # no usage (a failed or refused call), or nothing known to price it with
-        rates = policy.rates.get((request.get(A.GEN_AI_PROVIDER_NAME), request.get(A.GEN_AI_REQUEST_MODEL)))
-        if rates is None:
-            return
-        # Cache reads at the input rate: an overestimate, which errs on the side of the budget.
-        cost = (response.get(A.GEN_AI_USAGE_INPUT_TOKENS) or 0) * rates[0] + output_tokens * rates[1]
+        if output_tokens is None:
+            return  # no usage: a failed or refused call
+        now = self._clock()
+        policy = self._policy_of(caller, now)
+        if policy is None or not policy.scopes:
+            return  # no budget applies, or nothing known of the caller yet
+        input_tokens = response.get(A.GEN_AI_USAGE_INPUT_TOKENS) or 0
+        model = (request.get(A.GEN_AI_PROVIDER_NAME) or "", request.get(A.GEN_AI_REQUEST_MODEL) or "")
+        rates = self._rates.get(model)
         with self._lock:
-            caller.spent_usd += cost
+            if rates is None:  # priced when the rates come (asked for when the call started)
+                for scope in policy.scopes:
+                    if model in scope.pending or len(scope.pending) < MAX_MODELS_PER_CALLER:
+                        held = scope.pending.setdefault(model, [0, 0])
+                        held[0] += input_tokens
+                        held[1] += output_tokens
+                        self._unpriced.add(scope)
+                return
+            # Cache reads at the input rate: an overestimate, which errs on the side of the budget.
+            cost = input_tokens * rates[0] + output_tokens * rates[1]
+            early = False
+            for scope in policy.scopes:
+                scope.add(cost, now)
+                early |= self._early(scope, now)
+        if early:
+            self._wake.set()
+
+    def _early(self, scope: _Scope, now: float) -> bool:
+        """Once local spend passes half of what the processor said was left, ask it again at once (rate-limited):
+        other processes' spend and the exact figure arrive sooner. Under the lock."""
+        if (scope.total_usd - scope.seen_usd) * 2 < scope.remaining_usd or now - scope.early_at < EARLY_REFRESH_S:
+            return False
+        via = scope.via
+        if via is None or via.due_at <= now:
+            return False
+        scope.early_at = now
+        via.due_at = now
+        return True
 
     # --- the refresher ---------------------------------------------------------------------------------------------
     def start(self, prefetch: list[str] = ()) -> Guard:  # type: ignore[assignment]
@@ -354,20 +476,20 @@ class Guard:
 
         with suppress_instrumentation():  # the guard's own HTTP requests are not the app's telemetry
             while not self._stopped.is_set():
+                self._wake.clear()  # before the pass: a wake-up during it makes the next pass start at once
                 try:
                     wait = self._refresh_due()
                 except Exception:
                     swallow("refreshing the guard's policies")
                     wait = self._refresh_s
                 self._wake.wait(wait)
-                self._wake.clear()
 
     def _refresh_due(self) -> float:
         """Refresh every caller whose time has come; returns seconds until the next one is due."""
         now = self._clock()
         with self._lock:
             callers = list(self._callers.values())
-        for caller in callers:
+        for caller in sorted(callers, key=lambda c: c.due_at):  # a model's missing rates first, new callers next
             if self._stopped.is_set():
                 break
             if caller.due_at <= now:
@@ -375,14 +497,14 @@ class Guard:
         now = self._clock()
         with self._lock:
             pending = [c.due_at for c in self._callers.values()]
-        return max(0.05, min(pending, default=now + self._refresh_s) - now)
+        return max(0.01, min(pending, default=now + self._refresh_s) - now)
 
     def _refresh(self, caller: _Caller) -> None:
         started = self._clock()
-        spent_before = caller.spent_usd
         query = dict(caller.query)
         if caller.models:
-            query["models"] = ",".join(sorted(f"{provider}/{model}" for provider, model in caller.models))
+            # sorted() copies the set in one step: the call path may add to it meanwhile.
+            query["models"] = ",".join(f"{provider}/{model}" for provider, model in sorted(caller.models))
         try:
             policy = Policy(self._fetch(query))
         except Exception as err:  # unreachable, timeout, HTTP error, garbage: all mean "policy unknown"
@@ -395,17 +517,51 @@ class Guard:
             self._failing = reason
             return
         with self._lock:
+            self._learn_rates(policy.rates)
+            # The figure includes what the ledger had when asked: spans that ended here within `hold_s` before
+            # may not have reached it yet, so their cost stays counted locally (erring on the side of the budget).
+            seen_before = started - self._hold_s
+            policy.scopes = tuple(self._scope_of(name, remaining, started, seen_before, caller)
+                                  for name, remaining in policy.budgets)
             caller.policy = policy
             caller.fetched_at = started
-            # The processor's figure includes what its ledger had when asked; spend recorded here since then
-            # (calls ending while the request was in flight) stays counted.
-            caller.spent_usd -= spent_before
             caller.warned.clear()
             caller.due_at = started + min(self._refresh_s, policy.refresh_s or self._refresh_s)
         self.refreshes += 1
         if self._failing is not None:
             log.warning("costline guard: the policy endpoint answers again")
             self._failing = None
+
+    def _scope_of(self, name: str, remaining: float, fetched_at: float, seen_before: float,
+                  via: _Caller) -> _Scope:
+        """The budget's `_Scope`, with the processor's new figure (under the lock)."""
+        scope = self._scopes.get(name)
+        if scope is None:
+            if len(self._scopes) >= MAX_SCOPES:
+                del self._scopes[min(self._scopes, key=lambda n: self._scopes[n].fetched_at)]
+            scope = self._scopes[name] = _Scope(name, self._hold_s)
+        scope.remaining_usd = remaining
+        scope.fetched_at = fetched_at
+        scope.seen_usd = max(scope.seen_usd, scope.total_at(seen_before))
+        if via.pinned or scope.via is None or not scope.via.pinned:
+            scope.via = via  # a key's own entry is never evicted: the surest one to refresh early
+        return scope
+
+    def _learn_rates(self, rates: Mapping[tuple[str, str], tuple[float, float]]) -> None:
+        """Keep the answer's rates and price the tokens that waited for them (under the lock)."""
+        for model, rate in rates.items():
+            if model in self._rates or len(self._rates) < MAX_RATES:
+                self._rates[model] = rate
+        if not self._unpriced:
+            return
+        now = self._clock()
+        for scope in list(self._unpriced):
+            for model in [m for m in scope.pending if m in self._rates]:
+                input_tokens, output_tokens = scope.pending.pop(model)
+                rate = self._rates[model]
+                scope.add(input_tokens * rate[0] + output_tokens * rate[1], now)
+            if not scope.pending:
+                self._unpriced.discard(scope)
 
     def refresh_now(self) -> None:
         """Refresh every caller now, in this thread (tests, and callers that want a fresh view at a known point)."""
@@ -451,6 +607,16 @@ def judge(guard: Guard, call: Any) -> None:
     guard.warn_once(call.attrs, refusal)
 
 
+def _hold_s(env: Mapping[str, str]) -> float:
+    """How long the processor may take to count a call that ended here: the span exporter's batch delay
+    (`OTEL_BSP_SCHEDULE_DELAY`, milliseconds, as the SDK reads it) plus `PROCESSOR_LAG_S`."""
+    try:
+        delay_s = float(env.get("OTEL_BSP_SCHEDULE_DELAY", "5000")) / 1000
+    except ValueError:
+        delay_s = 5.0
+    return (delay_s if math.isfinite(delay_s) and delay_s >= 0 else 5.0) + PROCESSOR_LAG_S
+
+
 def guard_from(options: Mapping[str, Any], env: Mapping[str, str], tracer_provider: Any) -> Guard | None:
     """The guard `instrument(**options)` asks for (`guard=`, `guard_fail=`, `guard_url=`, `guard_token=`, each
     winning over its `COSTLINE_GUARD*` variable), started; None when it is off. A setting it cannot use is logged
@@ -477,7 +643,8 @@ def guard_from(options: Mapping[str, Any], env: Mapping[str, str], tracer_provid
             resource = Resource.create()
         guard = Guard(mode, fail=(pick("guard_fail", E.COSTLINE_GUARD_FAIL, FAIL_OPEN) or "").strip().lower(),
                       url=pick("guard_url", E.COSTLINE_GUARD_URL), token=pick("guard_token", E.COSTLINE_GUARD_TOKEN),
-                      refresh_s=refresh_s, timeout_s=timeout_s, resource_owner=resource.attributes)
+                      refresh_s=refresh_s, timeout_s=timeout_s, hold_s=_hold_s(env),
+                      resource_owner=resource.attributes)
     except ValueError as err:
         log.error("costline guard not started: %s", err)
         return None

@@ -95,7 +95,7 @@ class Pipeline:
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.outcomes = OutcomeStore(ledger.engine)
         self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
-        self.policy_violations = PolicyViolations()
+        self.policy_violations = PolicyViolations(config.metrics)
         """Registered beside `collector` by the service; counts survive reloads."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
                                            self._span_counts_snapshot, self._bounded_snapshot)
@@ -256,6 +256,7 @@ class Pipeline:
     def reload(self, config: CostlineConfig | None) -> None:
         """Swap config, hierarchy and prices atomically; `None` keeps the config and re-reads prices."""
         config = config if config is not None else self._state.config
+        self.policy_violations.configure(config.metrics)
         self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
 
     def reprice(self, since: datetime) -> int:

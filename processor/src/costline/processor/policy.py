@@ -29,12 +29,12 @@ from fnmatch import translate
 from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.config import ANY_PROVIDER, CostlineConfig, ModelRule
+from costline.processor.aggregate import OVERFLOW, CardinalityLimiter
+from costline.processor.config import ANY_PROVIDER, CostlineConfig, MetricsConfig, ModelRule
 
-OVERFLOW = "__overflow__"
-MAX_VIOLATION_SERIES = 1000
-"""Distinct (org, team, model, rule) series before further models count under `__overflow__`: an allow-listed
-team calling made-up model names must not mint series without bound."""
+MAX_VIOLATION_SERIES = 10_000
+"""Distinct series before every further one counts as (`__overflow__`, `__overflow__`, `__overflow__`, rule): a
+backstop behind the per-label limits, whose product can still be large."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +123,24 @@ class ModelPolicy:
 
 class PolicyViolations(Collector):
     """`costline_policy_violations_total{org, team, model, rule}`: billed calls to a model their owner may not use.
-    Survives reloads (it belongs to the pipeline, not to one config)."""
+    Survives reloads (it belongs to the pipeline, not to one config).
 
-    def __init__(self) -> None:
+    Org, team and model come from spans, so each folds to `__overflow__` past its `metrics.cardinality_limit(s)`,
+    as on the other per-owner series: an app minting a team per call must not mint a series per call. The rule
+    names a configured rule, so the config bounds it."""
+
+    FOLDED = ("org", "team", "model")
+
+    def __init__(self, metrics: MetricsConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
+        metrics = metrics or MetricsConfig()
+        self._limiter = CardinalityLimiter(self.FOLDED, metrics.cardinality_limit, metrics.cardinality_limits)
+
+    def configure(self, metrics: MetricsConfig) -> None:
+        """New limits (a reload); values already admitted keep their series."""
+        with self._lock:
+            self._limiter.configure(metrics.cardinality_limit, metrics.cardinality_limits)
 
     def count(self, policy: ModelPolicy, entries: Iterable) -> None:
         """Count the entries (billed ledger entries: call and resolved owner) whose model their owner may not use.
@@ -146,10 +159,13 @@ class PolicyViolations(Collector):
                 found.append((owner.org, owner.team, model, rule))
         if not found:
             return
+        limiter = self._limiter
         with self._lock:
-            for labels in found:
+            for org, team, model, rule in found:
+                labels = (*(value if limiter.admit(name, value) is not limiter.overflow_texts[name] else OVERFLOW
+                            for name, value in zip(self.FOLDED, (org, team, model), strict=True)), rule)
                 if labels not in self._counts and len(self._counts) >= MAX_VIOLATION_SERIES:
-                    labels = (labels[0], labels[1], OVERFLOW, labels[3])
+                    labels = (OVERFLOW, OVERFLOW, OVERFLOW, rule)
                 self._counts[labels] += 1
 
     def describe(self) -> Iterator:
