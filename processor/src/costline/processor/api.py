@@ -113,23 +113,35 @@ MAX_PAGE_ROWS = 10_000
 is read page by page (`next_page_token`, or the `Link: rel="next"` header), or whole with `costline usage`."""
 
 
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+"""The last instant `from`/`to` may name: far past any ledger row, and far enough from `datetime.max` that a bare
+date's end of day, a time zone's offset and the ledger's day and month grouping stay representable."""
+
+
 def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetime:
-    """ISO date (`2026-11-01`) or datetime (`2026-11-01T12:00:00Z`); naive values are UTC.
+    """ISO date (`2026-11-01`) or datetime (`2026-11-01T12:00:00Z`), from 1970-01-01 to 9998-12-31 (`LATEST`);
+    naive values are UTC. `ApiError` naming `name` otherwise.
 
     A bare date as `to` means the end of that day (`--to 2026-11-30` includes the 30th), which is what a finance
-    user means by "from the 1st to the 30th".
+    user means by "from the 1st to the 30th". `costline reconcile --to` follows the same rule.
     """
     text = value.strip()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             instant = datetime.combine(day, time(), tzinfo=timezone.utc)
-            return instant + timedelta(days=1) if end_of_day else instant
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            instant = instant + timedelta(days=1) if end_of_day else instant
+        else:
+            instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            instant = instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
     except ValueError:
         raise ApiError(f"{name}={value!r}: expected an ISO date (2026-11-01) or datetime (2026-11-01T12:00:00Z)"
                        ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        instant = LATEST + timedelta(days=1)  # out of range either way: the message below
+    if not EPOCH <= instant <= LATEST:
+        raise ApiError(f"{name}={value!r}: out of range; dates run from 1970-01-01 to 9998-12-31")
+    return instant
 
 
 def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
