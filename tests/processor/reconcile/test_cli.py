@@ -49,7 +49,7 @@ reconcile:
 def test_reconcile_errors_exit_2_and_store_nothing(tmp_path):
     db = f"sqlite:///{tmp_path / 'l.db'}"
     Ledger(db).close()  # reconcile reads an existing ledger; it never creates one
-    common = ["reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-12-01", "--db", db]
+    common = ["reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-11-30", "--db", db]
     result = _costline(*common, "--admin-key-env", "NOT_SET_ANYWHERE_12")
     assert result.returncode == 2
     assert "environment variable NOT_SET_ANYWHERE_12 is not set" in result.stderr

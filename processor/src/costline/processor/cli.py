@@ -264,6 +264,11 @@ def _refusing_bad_ledgers(command: str, run: Callable[[argparse.Namespace], int]
     return guarded
 
 
+TO_RULE = "last day, included: --from 2026-11-01 --to 2026-11-30 is all of November; a datetime ends just before it"
+"""The one rule for `--to` (`usage`, `reconcile`) and the API's `to`: a bare date is the last day wanted, which is what
+finance means by "from the 1st to the 30th"."""
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -322,8 +327,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description="Reads the ledger directly; same options and output as "
                                   "GET /api/v1/usage.")
     _ledger_flags(usage)
-    usage.add_argument("--from", dest="from_", help="start, ISO date or datetime (default: the beginning)")
-    usage.add_argument("--to", help="end, exclusive; a bare date includes that day (default: now)")
+    usage.add_argument("--from", dest="from_", metavar="DATE",
+                       help="start, ISO date or datetime, included (default: the beginning)")
+    usage.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
     usage.add_argument("--format", choices=["csv", "json"], default="csv")
