@@ -63,6 +63,7 @@ def _serve(args: argparse.Namespace) -> int:
         # Mistakes the user can fix from the message alone (it names the key, the URL or the listener): no traceback.
         service.stop(0)
         where = f"{settings.config_path}: " if isinstance(err, ConfigError) else ""
+        where = "" if str(err).startswith(where) else where  # problems with the file itself already name it
         print(f"costline serve: cannot start: {where}{err}", file=sys.stderr)
         return 1
     except Exception as err:
