@@ -27,7 +27,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -252,7 +252,7 @@ def run_reconcile(provider: FakeProviderServer, db_url: str, config: Path) -> st
     today = datetime.now(timezone.utc).date()
     result = subprocess.run(
         [str(BIN / "costline"), "reconcile", "--provider", "openai", "--from", str(today),
-         "--to", str(today + timedelta(days=1)), "--api-base", provider.url, "--admin-key-env", ADMIN_KEY_ENV,
+         "--to", str(today), "--api-base", provider.url, "--admin-key-env", ADMIN_KEY_ENV,
          "--no-costs", "--config", str(config), "--db", db_url],
         env={**os.environ, ADMIN_KEY_ENV: "sk-admin-demo"}, capture_output=True, text=True, timeout=120)
     if result.returncode != 0:

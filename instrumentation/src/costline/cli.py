@@ -1,6 +1,7 @@
 """The `costline` command.
 
-`costline fingerprint KEY` (or the key on standard input) prints the key's fingerprint. When the processor
+`costline fingerprint KEY` (or the key on standard input) prints the key's fingerprint; `costline --version` the
+installed distributions' versions. When the processor
 distribution is installed, its sub-commands (`serve`, `check-config`, `usage`, `reprice`, ...) are added by
 `costline.processor.cli.register(subparsers)`.
 """
@@ -12,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from costline.fingerprint import fingerprint
+from costline.instrumentation.version import __version__
 
 
 def _fingerprint_command(args: argparse.Namespace) -> int:
@@ -25,6 +27,7 @@ def _fingerprint_command(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="costline", description="Costline: who spent what on LLMs.")
+    versions = [f"instrumentation {__version__}"]
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     fp = subparsers.add_parser(
         "fingerprint",
@@ -41,7 +44,12 @@ def build_parser() -> argparse.ArgumentParser:
         if err.name not in ("costline.processor", "costline.processor.cli"):
             raise
     else:
+        from costline.processor.version import __version__ as processor_version
+
         register(subparsers)
+        versions.append(f"processor {processor_version}")
+    # Each installed distribution's own version: they are released together but installed apart.
+    parser.add_argument("--version", action="version", version=f"costline: {', '.join(versions)}")
     return parser
 
 

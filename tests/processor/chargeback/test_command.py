@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from costline.processor.api import csv_cell
+from costline.processor.ledger import Ledger
 from costline.processor.service import Service
 from costline.processor.settings import Address, Settings
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
@@ -174,5 +175,6 @@ def test_bad_requests_are_named(served):
 
 def test_without_a_chargeback_section(tmp_path):
     (tmp_path / "c.yaml").write_text("timezone: UTC\n")
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").close()  # the command reads an existing ledger, never creates one
     run = cli("chargeback", "--config", str(tmp_path / "c.yaml"), "--db", f"sqlite:///{tmp_path / 'l.db'}")
     assert run.returncode == 2 and b"no `chargeback:` section in the config" in run.stderr

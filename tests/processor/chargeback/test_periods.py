@@ -13,6 +13,7 @@ import pytest
 from costline.cli import main
 from costline.processor.chargeback.report import close_period
 from costline.processor.chargeback.statement import Period
+from costline.processor.ledger import Ledger
 from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
@@ -135,6 +136,7 @@ def test_a_closed_period_stays_identical_and_late_spans_are_corrected_once(tmp_p
 @pytest.mark.parametrize("text", ["", "chargeback: {}\n"])
 def test_closing_without_rules_or_with_nothing_in_the_ledger(tmp_path, capsysbinary, text):
     (tmp_path / "c.yaml").write_text("timezone: UTC\n" + text)
+    Ledger(f"sqlite:///{tmp_path / 'l.db'}").close()  # an empty ledger; close-period never creates one
     code, out, err = run(capsysbinary, "close-period", "--config", str(tmp_path / "c.yaml"), "--db",
                          f"sqlite:///{tmp_path / 'l.db'}", "2026-10")
     if not text:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import csv
 import gzip
 import io
@@ -134,3 +135,50 @@ def test_unknown_routes_and_methods(api: AdminApi) -> None:
     assert get(api, "/nope").status == 404
     response = get(api, "/api/v1/reload")
     assert response.status == 405 and response.headers == [("Allow", "POST")]
+
+
+class LedgerBackend(Backend):
+    """The router in front of a real (empty) SQLite ledger: offsets reach SQL as the service passes them."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__()
+        from costline.processor.ledger import Ledger
+
+        self.ledger = Ledger(url)
+
+    def usage(self, start, end, group_by, *, limit=None, offset=0):
+        return self.ledger.usage(start, end, group_by, limit=limit, offset=offset)
+
+
+def _unsigned_token(query: str, offset: int) -> str:
+    """A token as a client can forge one: the document the server writes, with an offset of the client's choosing."""
+    from urllib.parse import parse_qs
+
+    from costline.processor.api import _query_digest
+
+    params = {k: v[-1] for k, v in parse_qs(query).items()}
+    parsed = parse_usage_query(params.get, GROUPS)
+    document = {"offset": offset, "end": parsed.end.isoformat(), "query": _query_digest(parsed)}
+    return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
+
+
+def test_page_tokens_are_signed_and_a_forged_one_is_a_400(api: AdminApi, tmp_path) -> None:
+    query = "from=2026-11-01&to=2026-11-30&group_by=team&limit=1"
+    first = json.loads(get(api, f"/api/v1/usage?{query}").body)
+    token = first["next_page_token"]
+    assert len(first["rows"]) == 1 and token
+    second = get(api, f"/api/v1/usage?{query}&page_token={token}")
+    assert second.status == 200 and len(json.loads(second.body)["rows"]) == 1
+
+    payload, _, signature = token.partition(".")
+    document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    tampered = base64.urlsafe_b64encode(json.dumps({**document, "offset": 2**70}).encode()).decode().rstrip("=")
+    ledger_api = AdminApi(LedgerBackend(f"sqlite:///{tmp_path / 'l.db'}"), GROUPS)
+    for target, bad in ((api, _unsigned_token(query, 2**70)),  # forged: no signature
+                        (api, f"{tampered}.{signature}"),  # the offset changed under a real signature
+                        (api, token + "A" * 5000),  # oversized
+                        (AdminApi(Backend(), GROUPS), token),  # another process (a restart) issued it
+                        (ledger_api, _unsigned_token(query, 2**70))):  # a real ledger never sees the offset
+        response = get(target, f"/api/v1/usage?{query}&page_token={bad}")
+        assert response.status == 400, (bad[:40], response.body)
+        assert json.loads(response.body)["error"].startswith("page_token:")

@@ -19,7 +19,7 @@ from tests.processor.edge.served import Served, serve, stop
 from .otlp import llm_span, request_of
 
 TOKENS = {"admin": "tok-admin-1", "finance": "tok-finance-1", "eng": "tok-eng-1", "mkt": "tok-mkt-1",
-          "guard": "tok-guard-1", "expired": "tok-expired-1"}
+          "guard": "tok-guard-1", "expired": "tok-expired-1", "metrics": "tok-metrics-1"}
 ALICE_KEY = "b3180bc5c5db03d7"
 
 CONFIG = f"""\
@@ -47,6 +47,7 @@ api:
     - {{name: eng, sha256: "{hash_token(TOKENS['eng'])}", role: "team:acme/engineering"}}
     - {{name: mkt, sha256: "{hash_token(TOKENS['mkt'])}", role: "team:acme/marketing"}}
     - {{name: app, sha256: "{hash_token(TOKENS['guard'])}", role: guard}}
+    - {{name: prometheus, sha256: "{hash_token(TOKENS['metrics'])}", role: metrics}}
     - {{name: old, sha256: "{hash_token(TOKENS['expired'])}", role: finance, expires: 2020-01-01T00:00:00Z}}
 """
 
@@ -98,7 +99,16 @@ def served(tmp_path_factory) -> Served:
     (TOKENS["eng"], "GET", "/api/v1/usage?team=engineering", 200),
     (TOKENS["admin"], "POST", "/api/v1/reload", 200),
     (TOKENS["guard"], "GET", "/api/v1/policy", 200),
-    (TOKENS["guard"], "GET", "/metrics", 200),
+    # Scraping is the metrics role's (and admin's): the series carry every team's spend.
+    (TOKENS["guard"], "GET", "/metrics", 403),
+    (TOKENS["eng"], "GET", "/metrics", 403),
+    (TOKENS["finance"], "GET", "/metrics", 403),
+    (TOKENS["metrics"], "GET", "/metrics", 200),
+    (TOKENS["admin"], "GET", "/metrics", 200),
+    (TOKENS["metrics"], "GET", "/api/v1/usage", 403),
+    (TOKENS["metrics"], "GET", "/api/v1/budgets", 403),
+    (TOKENS["metrics"], "GET", "/api/v1/chargeback", 403),
+    (TOKENS["metrics"], "GET", "/api/v1/policy", 403),
     (None, "GET", "/healthz", 200),
     (None, "GET", "/readyz", 200),
 ])
@@ -152,7 +162,7 @@ def test_policy_endpoint_gives_the_guard_rules_budget_and_rates(served):
 
 
 def test_violations_are_counted_for_unguarded_apps(served):
-    status, body = call(f"{served.api_url}/metrics", TOKENS["finance"])
+    status, body = call(f"{served.api_url}/metrics", TOKENS["metrics"])
     assert status == 200
     lines = [line for line in body.decode().splitlines() if line.startswith("costline_policy_violations_total")]
     assert lines == ['costline_policy_violations_total{model="gpt-4o",org="acme",rule="team acme/marketing '

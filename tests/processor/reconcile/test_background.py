@@ -133,7 +133,7 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
                                           [Served(day, "gpt-4o-mini", "key_cron", "proj_ops", 1_000_000, 0, 0, 0)],
                                           day, day + timedelta(days=1))}))
         result = subprocess.run([sys.executable, "-m", "costline.cli", "reconcile", "--provider", "openai",
-                                 "--from", str(day), "--to", str(day + timedelta(days=1)), "--file", str(report),
+                                 "--from", str(day), "--to", str(day), "--file", str(report),
                                  "--config", str(config), "--db", db],
                                 capture_output=True, text=True, timeout=60, env=dict(os.environ))
         assert result.returncode == 0, result.stderr

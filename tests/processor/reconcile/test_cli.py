@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import date
 
+from costline.processor.ledger import Ledger
 from tests.processor.reconcile.admin_server import Served, openai_usage_buckets
 
 
@@ -47,7 +48,8 @@ reconcile:
 
 def test_reconcile_errors_exit_2_and_store_nothing(tmp_path):
     db = f"sqlite:///{tmp_path / 'l.db'}"
-    common = ["reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-12-01", "--db", db]
+    Ledger(db).close()  # reconcile reads an existing ledger; it never creates one
+    common = ["reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-11-30", "--db", db]
     result = _costline(*common, "--admin-key-env", "NOT_SET_ANYWHERE_12")
     assert result.returncode == 2
     assert "environment variable NOT_SET_ANYWHERE_12 is not set" in result.stderr

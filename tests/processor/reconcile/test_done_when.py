@@ -141,7 +141,7 @@ def _reconcile(scenario, provider: str, key: str, *extra: str) -> dict:
                            provider=provider) as admin:
         result = subprocess.run(
             [sys.executable, "-m", "costline.cli", "reconcile", "--provider", provider, "--from",
-             (today - timedelta(days=2)).isoformat(), "--to", (today + timedelta(days=1)).isoformat(),
+             (today - timedelta(days=2)).isoformat(), "--to", today.isoformat(),
              "--admin-key-env", "TEST_ADMIN_KEY", "--api-base", admin.url, "--config",
              str(workdir / "costline.yaml"), "--db", db_url, "--format", "json", *extra],
             env={**os.environ, "TEST_ADMIN_KEY": key}, capture_output=True, text=True, timeout=120)

@@ -28,6 +28,7 @@ Stdlib only: importing this pulls nothing into an application.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -388,6 +389,13 @@ class FakeProviderServer(ThreadingHTTPServer):
                         usage["input"] - usage["cached"], usage["cached"], 0, usage["output"])
         with self._lock:
             self._billed.append(served)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up (an SDK closing a stream early, a demo app exiting with a keep-alive connection
+        open) is routine for a provider, not a traceback on the demo's terminal; anything else still is one."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
     def billed(self) -> list[Served]:
         """The OpenAI completion calls answered so far, as the provider books them."""

@@ -24,8 +24,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import json
 import math
+import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -111,31 +113,43 @@ MAX_PAGE_ROWS = 10_000
 is read page by page (`next_page_token`, or the `Link: rel="next"` header), or whole with `costline usage`."""
 
 
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+"""The last instant `from`/`to` may name: far past any ledger row, and far enough from `datetime.max` that a bare
+date's end of day, a time zone's offset and the ledger's day and month grouping stay representable."""
+
+
 def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetime:
-    """ISO date (`2026-11-01`) or datetime (`2026-11-01T12:00:00Z`); naive values are UTC.
+    """ISO date (`2026-11-01`) or datetime (`2026-11-01T12:00:00Z`), from 1970-01-01 to 9998-12-31 (`LATEST`);
+    naive values are UTC. `ApiError` naming `name` otherwise.
 
     A bare date as `to` means the end of that day (`--to 2026-11-30` includes the 30th), which is what a finance
-    user means by "from the 1st to the 30th".
+    user means by "from the 1st to the 30th". `costline reconcile --to` follows the same rule.
     """
     text = value.strip()
     try:
         if len(text) == 10:
             day = date.fromisoformat(text)
             instant = datetime.combine(day, time(), tzinfo=timezone.utc)
-            return instant + timedelta(days=1) if end_of_day else instant
-        instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            instant = instant + timedelta(days=1) if end_of_day else instant
+        else:
+            instant = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+            instant = instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
     except ValueError:
         raise ApiError(f"{name}={value!r}: expected an ISO date (2026-11-01) or datetime (2026-11-01T12:00:00Z)"
                        ) from None
-    return instant if instant.tzinfo else instant.replace(tzinfo=timezone.utc)
+    except OverflowError:
+        instant = LATEST + timedelta(days=1)  # out of range either way: the message below
+    if not EPOCH <= instant <= LATEST:
+        raise ApiError(f"{name}={value!r}: out of range; dates run from 1970-01-01 to 9998-12-31")
+    return instant
 
 
 def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
                       now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
-                      paged: bool = False) -> UsageQuery:
-    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `paged`
-    (the API), `limit` and `page_token` too."""
-    page = _decode_page_token(params("page_token")) if paged and params("page_token") else None
+                      pages: PageTokens | None = None) -> UsageQuery:
+    """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `pages`
+    (the API's), `limit` and `page_token` too."""
+    page = pages.read(params("page_token") or "") if pages is not None and params("page_token") else None
     start_text, end_text = params("from"), params("to")
     start = parse_instant(start_text, "from") if start_text else EPOCH
     if end_text:
@@ -158,7 +172,7 @@ def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Ite
     fmt = (params("format") or "json").lower()
     if fmt not in ("json", "csv"):
         raise ApiError(f"format={fmt!r}: use csv or json")
-    if not paged:
+    if pages is None:
         return UsageQuery(start, end, group_by, fmt)
     limit_text = params("limit")
     try:
@@ -175,30 +189,56 @@ def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Ite
     return UsageQuery(start, end, group_by, fmt, limit, page["offset"])
 
 
-def next_page_token(query: UsageQuery, rows_returned: int) -> str:
-    """The opaque token of the page after `query`'s: the offset, the end instant a default `to` resolved to, and
-    a digest of the range and grouping so that it cannot be applied to another query."""
-    document = {"offset": query.offset + rows_returned, "end": query.end.isoformat(), "query": _query_digest(query)}
-    return base64.urlsafe_b64encode(json.dumps(document, separators=(",", ":")).encode()).decode().rstrip("=")
+PAGE_TOKEN_MAX_CHARS = 512
+"""Longest `page_token` read: the tokens issued are ~150 characters; anything much longer is not one of them."""
+
+
+class PageTokens:
+    """Issues and reads the API's `page_token`s: the offset of the next page, the end instant a default `to`
+    resolved to, and a digest of the range and grouping so that a token cannot be applied to another query.
+
+    Tokens are signed (HMAC-SHA256) with a key made when the API starts: the server trusts the offset in a token
+    only because it wrote it, so a forged or edited token (a huge offset, say) is a 400 naming `page_token`, never
+    a query. A token does not outlive the process that issued it: after a restart, or on another replica behind a
+    load balancer, it is refused and the client starts again without it.
+    """
+
+    def __init__(self, key: bytes | None = None) -> None:
+        self._key = key if key is not None else secrets.token_bytes(32)
+
+    def issue(self, query: UsageQuery, rows_returned: int) -> str:
+        """The token of the page after `query`'s, which returned `rows_returned` rows."""
+        document = {"offset": query.offset + rows_returned, "end": query.end.isoformat(),
+                    "query": _query_digest(query)}
+        payload = _b64(json.dumps(document, separators=(",", ":")).encode())
+        return f"{payload}.{_b64(self._signature(payload))}"
+
+    def read(self, token: str) -> dict[str, Any]:
+        """`{offset, end, query}` of a token this object issued; `ApiError` naming `page_token` for anything else."""
+        payload, _, signature = token.partition(".")
+        try:
+            if len(token) > PAGE_TOKEN_MAX_CHARS or not hmac.compare_digest(
+                    base64.urlsafe_b64decode(signature + "=" * (-len(signature) % 4)), self._signature(payload)):
+                raise ValueError
+            document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+            offset, end, digest = document["offset"], document["end"], document["query"]
+            end = datetime.fromisoformat(end)
+        except (ValueError, TypeError, KeyError, binascii.Error):
+            raise ApiError("page_token: not a token this server issued (use next_page_token as given; tokens do "
+                           "not outlive a restart: start again without it)") from None
+        return {"offset": offset, "end": end, "query": digest}
+
+    def _signature(self, payload: str) -> bytes:
+        return hmac.new(self._key, payload.encode("ascii", "replace"), hashlib.sha256).digest()
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
 def _query_digest(query: UsageQuery) -> str:
     text = f"{query.start.isoformat()}|{query.end.isoformat()}|{','.join(query.group_by)}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _decode_page_token(token: str) -> dict[str, Any]:
-    try:
-        document = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-        offset, end, digest = document["offset"], document["end"], document["query"]
-        if type(offset) is not int or offset < 0 or type(digest) is not str:
-            raise ValueError
-        end = datetime.fromisoformat(end)
-        if end.tzinfo is None:
-            raise ValueError
-    except (ValueError, TypeError, KeyError, binascii.Error):
-        raise ApiError("page_token: not a token this server issued (use next_page_token as given)") from None
-    return {"offset": offset, "end": end, "query": digest}
 
 
 def render_usage(query: UsageQuery, rows: list[dict[str, Any]], next_page: str | None = None) -> tuple[str, bytes]:
@@ -289,6 +329,7 @@ class AdminApi:
     def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5,
                  access: auth.Access | None = None) -> None:
         self._backend = backend
+        self._pages = PageTokens()
         self._retry_after = str(retry_after_s)
         self._allowed_group_by = tuple(allowed_group_by)
         self.access = access or auth.Access(ApiConfig())
@@ -364,7 +405,7 @@ class AdminApi:
         return _json(HTTPStatus.OK, document)
 
     def _usage(self, request: Request, principal: auth.Principal) -> Response:
-        query = parse_usage_query(request.param, self._allowed_group_by, paged=True)
+        query = parse_usage_query(request.param, self._allowed_group_by, pages=self._pages)
         only = self._owner_filter(request, principal)
         if only:
             # The ledger is asked per owner too and the other owners' rows dropped here: the rows that remain sum
@@ -378,7 +419,7 @@ class AdminApi:
             # One row more than the page: whether there is a next page, without counting the groups.
             rows = self._backend.usage(query.start, query.end, query.group_by, limit=query.limit + 1,
                                        offset=query.offset)
-        token = next_page_token(query, query.limit) if len(rows) > query.limit else None
+        token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
         content_type, body = render_usage(query, rows[: query.limit], token)
         headers = []
         if token is not None:

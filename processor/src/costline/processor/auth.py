@@ -6,12 +6,14 @@
 | `finance` | read everything (usage, budgets) |
 | `team:<org>/<team>` | read that team's usage and budgets only: other teams' rows are absent, not hidden |
 | `guard` | `GET /api/v1/policy` only (the in-process guard of the instrumentation) |
+| `metrics` | `GET /metrics` only (Prometheus' scrape credentials when `api.metrics_token_required`) |
 
 Tokens are stored as `sha256:<hex>` of the token (`costline hash-token` prints it), so the config file holds no
 secret. A missing, unknown or expired token is a 401, a token whose role does not allow the route a 403; neither
 carries data. With no tokens configured the API answers loopback clients only (403 to anyone else) and
 `costline serve` warns at start when it listens beyond loopback. `/healthz` and `/readyz` are always open, and
-`/metrics` is open unless `api.metrics_token_required` (any valid token then).
+`/metrics` is open unless `api.metrics_token_required`; then it takes a `metrics` or `admin` token only: the series
+carry every team's spend, so a team token (or the guard's) that could scrape them would read past its team.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from costline.processor.server import Request, Response
 ADMIN = "admin"
 FINANCE = "finance"
 GUARD = "guard"
+SCRAPER = "metrics"
+"""The role of Prometheus' token: `/metrics` and nothing else (`METRICS` below is the permission it grants)."""
 TEAM_ROLE_PREFIX = "team:"
 
 # What a route needs.
@@ -40,11 +44,12 @@ WRITE = "write"
 POLICY = "policy"
 
 _ALLOWED: dict[str, frozenset[str]] = {
+    METRICS: frozenset({ADMIN, SCRAPER}),
     READ: frozenset({ADMIN, FINANCE, TEAM_ROLE_PREFIX}),
     WRITE: frozenset({ADMIN}),
     POLICY: frozenset({ADMIN, GUARD}),
 }
-"""Permission -> roles (every `team:` role is `TEAM_ROLE_PREFIX` here). `/metrics` accepts any role."""
+"""Permission -> roles (every `team:` role is `TEAM_ROLE_PREFIX` here)."""
 
 
 def hash_token(token: str) -> str:
@@ -66,7 +71,7 @@ class Principal:
         return org, team
 
     def may(self, permission: str) -> bool:
-        if permission in (OPEN, METRICS):
+        if permission == OPEN:
             return True
         role = TEAM_ROLE_PREFIX if self.team is not None else self.role
         return role in _ALLOWED[permission]

@@ -36,7 +36,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"costline serve: {err}", file=sys.stderr)
         return 2
     from costline.processor.api import ApiError
-    from costline.processor.service import Service, StartCancelled
+    from costline.processor.config import ConfigError
+    from costline.processor.ledger import LedgerUrlError
+    from costline.processor.service import ListenError, Service, StartCancelled
 
     # Signals only set a command: the work (reload, drain) runs on the main thread, outside the handler.
     commands: queue.SimpleQueue[str] = queue.SimpleQueue()
@@ -57,6 +59,13 @@ def _serve(args: argparse.Namespace) -> int:
         log.info("stopped before the ledger could be opened")
         service.stop(0)
         return 0
+    except (ConfigError, LedgerUrlError, ListenError) as err:
+        # Mistakes the user can fix from the message alone (it names the key, the URL or the listener): no traceback.
+        service.stop(0)
+        where = f"{settings.config_path}: " if isinstance(err, ConfigError) else ""
+        where = "" if str(err).startswith(where) else where  # problems with the file itself already name it
+        print(f"costline serve: cannot start: {where}{err}", file=sys.stderr)
+        return 1
     except Exception as err:
         log.exception("costline serve could not start")
         service.stop(0)
@@ -98,7 +107,8 @@ def _check_config(args: argparse.Namespace) -> int:
 
 def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
     """(config, ledger) for the commands that read or write the ledger directly (the caller closes the ledger).
-    Raises `SettingsError` naming the config or the ledger URL when either cannot be opened."""
+    Raises `SettingsError` naming the config or the ledger URL when either cannot be opened, `LedgerUrlError`
+    (`_refusing_bad_ledgers`) when the URL names no ledger or no existing file."""
     from costline.processor.config import ConfigError, load_config
     from costline.processor.ledger import Ledger, LedgerUnavailable
 
@@ -108,7 +118,7 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
     except ConfigError as err:
         raise SettingsError(f"{settings.config_path}: {err}") from None
     try:
-        return config, Ledger(settings.db_url)
+        return config, Ledger(settings.db_url, create=False)  # a typo in --db must not make an empty ledger
     except LedgerUnavailable as err:
         raise SettingsError(str(err)) from None
 
@@ -122,7 +132,7 @@ def _open_pipeline(args: argparse.Namespace) -> Any:
 
     settings = settings_module.resolve({"config": args.config, "db": args.db})
     try:
-        return build_pipeline(settings.config_path, settings.db_url)
+        return build_pipeline(settings.config_path, settings.db_url, create=False)
     except ConfigError as err:
         raise SettingsError(f"{settings.config_path}: {err}") from None
     except LedgerUnavailable as err:
@@ -238,6 +248,28 @@ def _hash_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refusing_bad_ledgers(command: str, run: Callable[[argparse.Namespace], int]
+                          ) -> Callable[[argparse.Namespace], int]:
+    """`run`, but a `--db` that names no ledger (not a database URL, unsupported, or a SQLite file that does not
+    exist: these commands never create one) is one line naming it and exit code 1."""
+
+    def guarded(args: argparse.Namespace) -> int:
+        from costline.processor.ledger import LedgerUrlError
+
+        try:
+            return run(args)
+        except LedgerUrlError as err:
+            print(f"costline {command}: {err}", file=sys.stderr)
+            return 1
+
+    return guarded
+
+
+TO_RULE = "last day, included: --from 2026-11-01 --to 2026-11-30 is all of November; a datetime ends just before it"
+"""The one rule for `--to` (`usage`, `reconcile`) and the API's `to`: a bare date is the last day wanted, which is what
+finance means by "from the 1st to the 30th"."""
+
+
 def _env_help(name: str) -> str:
     return f"(env {settings_module.ENV[name]})"
 
@@ -296,12 +328,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description="Reads the ledger directly; same options and output as "
                                   "GET /api/v1/usage.")
     _ledger_flags(usage)
-    usage.add_argument("--from", dest="from_", help="start, ISO date or datetime (default: the beginning)")
-    usage.add_argument("--to", help="end, exclusive; a bare date includes that day (default: now)")
+    usage.add_argument("--from", dest="from_", metavar="DATE",
+                       help="start, ISO date or datetime, included (default: the beginning)")
+    usage.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
     usage.add_argument("--format", choices=["csv", "json"], default="csv")
-    usage.set_defaults(func=_usage)
+    usage.set_defaults(func=_refusing_bad_ledgers("usage", _usage))
 
     reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
                                     description="Rows recorded as unpriced become priced once a price exists; with "
@@ -311,7 +344,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
     reprice.add_argument("--all", action="store_true",
                          help="re-rate priced rows too, not only those waiting for a price")
-    reprice.set_defaults(func=_reprice)
+    reprice.set_defaults(func=_refusing_bad_ledgers("reprice", _reprice))
 
     chargeback = subparsers.add_parser(
         "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
@@ -322,7 +355,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
     chargeback.add_argument("--format", default="table",
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
-    chargeback.set_defaults(func=_chargeback)
+    chargeback.set_defaults(func=_refusing_bad_ledgers("chargeback", _chargeback))
 
     from costline.processor.reconcile.cli import add_arguments
 
@@ -332,7 +365,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "owner of a provider identity; store the result. See docs/reconciliation.md.")
     _ledger_flags(reconcile)
     add_arguments(reconcile)
-    reconcile.set_defaults(func=_reconcile)
+    reconcile.set_defaults(func=_refusing_bad_ledgers("reconcile", _reconcile))
 
     close = subparsers.add_parser(
         "close-period", help="freeze a past month's chargeback statement (stored in the ledger with its hash)",
@@ -341,7 +374,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "docs/chargeback.md.")
     _ledger_flags(close)
     close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
-    close.set_defaults(func=_close_period)
+    close.set_defaults(func=_refusing_bad_ledgers("close-period", _close_period))
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

@@ -311,7 +311,7 @@ class ReconcileConfig(_Strict):
         return value
 # --- who may ask the API (`auth.py` checks requests against this) -------------------------------------------------
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ROLE = re.compile(r"^(admin|finance|guard|team:[^/\s]+/[^/\s]+)$")
+_ROLE = re.compile(r"^(admin|finance|guard|metrics|team:[^/\s]+/[^/\s]+)$")
 
 
 class ApiToken(_Strict):
@@ -342,7 +342,7 @@ class ApiToken(_Strict):
     @classmethod
     def _valid_role(cls, value: str) -> str:
         if not _ROLE.match(value):
-            raise ValueError("must be admin, finance, guard or team:<org>/<team>")
+            raise ValueError("must be admin, finance, guard, metrics or team:<org>/<team>")
         return value
 
 
@@ -350,7 +350,8 @@ class ApiConfig(_Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
     """None configured: the API answers without a token, and `costline serve` warns if it listens beyond loopback."""
     metrics_token_required: bool = False
-    """`/metrics` also asks for a token (any role); Prometheus sends it with `authorization` in its scrape config."""
+    """`/metrics` also asks for a token, of role `metrics` (or `admin`); Prometheus sends it with `authorization` in
+    its scrape config. Team and guard tokens are refused: the series carry every team's spend."""
 
 
 class CostlineConfig(_Strict):

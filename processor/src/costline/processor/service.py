@@ -39,6 +39,20 @@ class StartCancelled(Exception):
     """A stop was asked for while `Service.start` waited for the ledger."""
 
 
+class ListenError(OSError):
+    """A listener could not bind (the port is taken, the address is not this host's); the message names the
+    listener, its flag and the address."""
+
+
+def _listen(what: str, flag: str, address: Any, start: Callable[[], Any]) -> Any:
+    try:
+        return start()
+    except (OSError, RuntimeError) as err:  # grpc says RuntimeError("Failed to bind to address ...")
+        reason = (err.strerror if isinstance(err, OSError) and err.strerror
+                  else "the port is in use or the address is not this host's")
+        raise ListenError(f"cannot listen on {address} for {what} ({flag}): {reason}") from None
+
+
 class LedgerReadiness:
     """Whether the ledger answers a trivial query, asked at most every `interval_s`.
 
@@ -101,11 +115,13 @@ class Service:
     # -- lifecycle ---------------------------------------------------------------------------------------------
 
     def start(self) -> Service:
-        """Raises `ConfigError` for an invalid config, `StartCancelled` when stopped while waiting for the ledger."""
+        """Raises `ConfigError` for an invalid config, `LedgerUrlError` for a ledger URL that cannot name a ledger,
+        `ListenError` when a listener cannot bind, `StartCancelled` when stopped while waiting for the ledger."""
         from costline.processor.auth import Access, is_loopback
         from costline.processor.chargeback.gauges import ChargebackCollector, ChargebackTotals
         from costline.processor.clock import system_clock
         from costline.processor.config import load_config
+        from costline.processor.ledger import check_url
         from costline.processor.period_gauges import PeriodCollector, PeriodTotals
         from costline.processor.pipeline import Pipeline
         from costline.processor.receivers import BearerAuth, ReceiverStats
@@ -119,13 +135,15 @@ class Service:
         stats = ReceiverStats()
         self.registry.register(stats)
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
+        check_url(s.db_url)  # nor is a URL that names no ledger (`ledger.db`, `sqlite://x.db`, `mysql://`)
         self.access = Access(config.api)
         if s.http is not None:
             if self.access.open and not is_loopback(s.http.host):
                 log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
             api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
-            self.admin = HttpServer(s.http, api, "api").start()
+            self.admin = _listen("metrics and the API", "--http", s.http,
+                                 lambda: HttpServer(s.http, api, "api").start())
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
@@ -154,10 +172,12 @@ class Service:
         if s.otlp_http is not None:
             receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
                                         retry_after_s=s.retry_after_s)
-            self.otlp_http = HttpServer(s.otlp_http, receiver, "otlp-http").start()
+            self.otlp_http = _listen("OTLP/HTTP", "--otlp-http", s.otlp_http,
+                                     lambda: HttpServer(s.otlp_http, receiver, "otlp-http").start())
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
-            self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
+            self.otlp_grpc = _listen("OTLP/gRPC", "--otlp-grpc", s.otlp_grpc, lambda: GrpcServer(
+                s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start())
         from costline.processor.reconcile.service import ReconcileService
 
         self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
@@ -314,12 +334,13 @@ def _ledger_errors() -> Iterator[None]:
 
 
 def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
-                   forwarder: Any = None) -> Any:
+                   forwarder: Any = None, create: bool = True) -> Any:
     """A pipeline without listeners, for commands that read the ledger with the config (`chargeback`,
-    `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`)."""
+    `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or
+    `LedgerUrlError`: without `create`, a SQLite ledger must exist)."""
     from costline.processor.config import load_config
     from costline.processor.ledger import Ledger
     from costline.processor.pipeline import Pipeline
 
     config = load_config(config_path)
-    return Pipeline(config, Ledger(db_url), clock=clock, forwarder=forwarder)
+    return Pipeline(config, Ledger(db_url, create=create), clock=clock, forwarder=forwarder)

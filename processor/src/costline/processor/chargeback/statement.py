@@ -61,8 +61,10 @@ class Period:
     @classmethod
     def parse(cls, text: str) -> Period:
         match = _PERIOD.match(text.strip())
-        if not match or not 1 <= int(match[2]) <= 12 or int(match[1]) < 1970:
-            raise StatementError(f"period {text!r}: expected a calendar month as YYYY-MM, e.g. 2026-11")
+        # Up to 9998-12: a month's end is the next month's first instant, and year 10000 has none.
+        if not match or not 1 <= int(match[2]) <= 12 or not 1970 <= int(match[1]) <= 9998:
+            raise StatementError(f"period {text!r}: expected a calendar month as YYYY-MM between 1970-01 and "
+                                 "9998-12, e.g. 2026-11")
         return cls(int(match[1]), int(match[2]))
 
     @classmethod

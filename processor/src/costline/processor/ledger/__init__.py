@@ -23,28 +23,36 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from costline.processor.ledger.engine import LedgerUnavailable, migrate, open_engine, redact_url
+from costline.processor.ledger.engine import (
+    LedgerUnavailable,
+    LedgerUrlError,
+    check_url,
+    migrate,
+    open_engine,
+    redact_url,
+)
 from costline.processor.ledger.reader import UTC, LedgerReader
 from costline.processor.ledger.schema import GROUP_BY
 from costline.processor.ledger.writer import LedgerWriter
 from costline.processor.model import Entry
 from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
-__all__ = ["GROUP_BY", "Ledger", "LedgerReader", "LedgerUnavailable", "LedgerWriter", "redact_url"]
+__all__ = ["GROUP_BY", "Ledger", "LedgerReader", "LedgerUnavailable", "LedgerUrlError", "LedgerWriter", "check_url",
+           "redact_url"]
 
 
 class Ledger:
     """One ledger database: its engine, a writer and a reader. Thread-safe: one writer at a time, readers in
     parallel."""
 
-    def __init__(self, url: str, *, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> None:
+    def __init__(self, url: str, *, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S, create: bool = True) -> None:
         """Open (and create or migrate) the ledger at `url`; `timeout_s` bounds every wait on the database (locks,
-        connecting). Raises `LedgerUnavailable` naming the URL (without its password) when it cannot."""
+        connecting). Without `create`, a SQLite ledger must already exist (the commands that read one).
+        Raises `LedgerUrlError` for a URL that cannot name a ledger (`check_url`), `LedgerUnavailable` naming the
+        URL (without its password) when the database does not answer."""
+        check_url(url, existing=not create)
         try:
             self.engine = open_engine(url, timeout_s)
-            if self.engine.dialect.name not in ("sqlite", "postgresql"):
-                raise ValueError(f"unsupported database {self.engine.dialect.name!r}: use sqlite:/// or "
-                                 "postgresql+psycopg://")
             migrate(self.engine)
             self.writer = LedgerWriter(self.engine)  # reads whether an earlier release's text keys are there
         except SQLAlchemyError as err:

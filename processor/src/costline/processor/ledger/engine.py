@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import math
 import threading
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event, inspect
-from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from costline.processor.ledger.schema import (
@@ -29,6 +30,50 @@ from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
 class LedgerUnavailable(Exception):
     """The ledger could not commit or answer: the receivers answer 503 / UNAVAILABLE so that exporters retry."""
+
+
+class LedgerUrlError(ValueError):
+    """The ledger URL cannot name a ledger: not a database URL, an unsupported database or driver, a SQLite URL
+    without a file, or (for the commands that only read an existing ledger) no file there. Waiting will not fix it,
+    so `costline serve` exits instead of retrying; the message names the URL (without its password) and the rule."""
+
+
+LEDGER_URLS = "use sqlite:///costline.db (a file in the working directory), sqlite:////abs/path/costline.db or " \
+              "postgresql://user@host/dbname"
+
+
+def check_url(url: str, *, existing: bool = False) -> URL:
+    """The parsed ledger URL, or `LedgerUrlError`. With `existing`, a SQLite file must already be there: a command
+    that reads the ledger must not create an empty one where a typo in `--db` points."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        shown = url if "@" not in url else "<unparseable URL>"
+        raise LedgerUrlError(f"ledger URL {shown!r} is not a database URL; {LEDGER_URLS}") from None
+    shown = redact_url(url)
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise LedgerUrlError(f"ledger URL {shown!r}: unsupported database {backend!r}; {LEDGER_URLS}")
+    if parsed.drivername not in ("postgresql", "postgres"):  # those two become psycopg 3 (open_engine)
+        try:
+            parsed.get_dialect().import_dbapi()
+        except (ImportError, SQLAlchemyError):
+            raise LedgerUrlError(f"ledger URL {shown!r}: driver {parsed.drivername!r} is not available; "
+                                 f"{LEDGER_URLS}") from None
+    if backend != "sqlite":
+        return parsed
+    if parsed.host:
+        raise LedgerUrlError(f"ledger URL {shown!r}: a SQLite URL names a file after three slashes, not a host: "
+                             f"sqlite:///{parsed.host} is {parsed.host} in the working directory")
+    if parsed.database in (None, "", ":memory:") or parsed.database.startswith("file:"):
+        return parsed  # in memory, or a SQLite URI the driver resolves
+    path = Path(parsed.database)
+    if existing and not path.is_file():
+        raise LedgerUrlError(f"no ledger at {shown!r}: {path} does not exist (check --db; only `costline serve` "
+                             "creates a ledger)")
+    if not path.parent.is_dir():
+        raise LedgerUrlError(f"ledger URL {shown!r}: the directory {path.parent} does not exist")
+    return parsed
 
 
 def quote(column: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,10 @@ from costline.processor.reconcile.store import ReconciliationStore, StoreError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--provider", required=True, choices=PROVIDERS)
-    parser.add_argument("--from", dest="from_", required=True, help="first UTC day, YYYY-MM-DD")
-    parser.add_argument("--to", required=True, help="UTC day after the last, YYYY-MM-DD (exclusive)")
+    parser.add_argument("--from", dest="from_", metavar="DAY", required=True, help="first UTC day, YYYY-MM-DD")
+    parser.add_argument("--to", metavar="DAY", required=True,
+                        help="last UTC day, YYYY-MM-DD, included: --from 2026-11-01 --to 2026-11-30 is all of "
+                             "November (the rule of `costline usage --to`)")
     parser.add_argument("--file", action="append", type=Path, default=[],
                         help="a report saved from the provider (API JSON, one page or an array of pages, or CSV); "
                              "repeat for the usage and the cost report. Without it the report is fetched live")
@@ -34,10 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _day(text: str, flag: str) -> date:
+    from costline.processor.api import EPOCH, LATEST
+
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         raise ReportError(f"{flag}: {text!r} is not a date (YYYY-MM-DD)") from None
+    if not EPOCH.date() <= day < LATEST.date():
+        raise ReportError(f"{flag}: {text!r} is out of range; dates run from 1970-01-01 to 9998-12-31")
+    return day
 
 
 def run(args: argparse.Namespace, open_pipeline: Callable[[argparse.Namespace], Any]) -> int:
@@ -46,7 +53,10 @@ def run(args: argparse.Namespace, open_pipeline: Callable[[argparse.Namespace], 
     from costline.processor.settings import SettingsError
 
     try:
-        start, end = _day(args.from_, "--from"), _day(args.to, "--to")
+        start, last = _day(args.from_, "--from"), _day(args.to, "--to")
+        if last < start:
+            raise ReportError(f"--to {last} is before --from {start}")
+        end = last + timedelta(days=1)  # the day after the last: what the comparison takes
         if not args.file and not args.admin_key_env:
             raise ReportError("no report: give --file (saved reports) or --admin-key-env VAR (fetch live)")
         admin_key = admin_key_from_env(args.admin_key_env) if not args.file else None

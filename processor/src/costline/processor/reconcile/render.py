@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -48,7 +49,8 @@ def totals(result: Result) -> dict[str, Any]:
 
 def render(result: Result, fmt: str) -> str:
     if fmt == "json":
-        doc = {"provider": result.provider, "from": result.start.isoformat(), "to": result.end.isoformat(),
+        doc = {"provider": result.provider, "from": result.start.isoformat(),
+               "to": (result.end - timedelta(days=1)).isoformat(),  # the last day, included, as --to takes it
                "sources": result.sources, "rows": [row_dict(r) for r in result.rows], "totals": totals(result)}
         if result.billed is not None:
             doc["billed"] = [{"day": b.day.isoformat(), "scope_kind": b.scope_kind, "scope_id": b.scope_id,
@@ -74,7 +76,8 @@ def _decimal_text(value: Any) -> Any:
 
 
 def _table(result: Result) -> str:
-    lines = [f"{result.provider} {result.start}..{result.end} (to exclusive; UTC days) from "
+    last = result.end - timedelta(days=1)  # `end` is the day after the last; the header shows days as --to takes them
+    lines = [f"{result.provider} {result.start}..{last} (UTC days, both included) from "
              f"{', '.join(result.sources)}",
              f"  {'day':<10}  {'owner':<32}  {'model':<26}  {'provider $':>12}  {'ledger $':>12}  {'drift $':>12}  "
              f"{'untracked $':>12}"]
