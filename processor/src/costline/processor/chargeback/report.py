@@ -102,11 +102,11 @@ def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: 
 def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
           corrections: dict[str, list[tuple[str, Decimal]]]) -> Statement:
     tz = ZoneInfo(rules.timezone)
-    start, end = period.start(tz), period.end(tz)
+    start, end = period.ledger_bounds(tz)
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
     counted = outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
     # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
-    untracked = ReconciliationStore(ledger.engine).untracked_spend(start.date(), end.date())
+    untracked = ReconciliationStore(ledger.engine).untracked_spend(period.start(tz).date(), period.end(tz).date())
     return build_statement(rules.chargeback, period, tz, team_usage(rows, counted), team_orgs=rules.team_orgs,
                            corrections=corrections, untracked=untracked_by_team(untracked))
 
@@ -131,7 +131,7 @@ def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period 
         return CONTENT_TYPES[fmt], render_html(statement, _details(config, ledger, outcomes, statement))
     if fmt == "focus":
         zone = ZoneInfo(statement.timezone)
-        usage = ledger.usage(statement.start, statement.end, list(USAGE_GROUPS), tz=zone)
+        usage = ledger.usage(*statement.period.ledger_bounds(zone), list(USAGE_GROUPS), tz=zone)
         return CONTENT_TYPES[fmt], render_focus(statement, usage, untagged=not team)
     return render(statement, fmt)
 
@@ -142,7 +142,7 @@ def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement) -> d
     zone = ZoneInfo(statement.timezone)
     tops: dict[str, dict[str, list[tuple[str, Decimal, int]]]] = {}
     for column in ("model", "feature"):
-        for row in ledger.usage(statement.start, statement.end, [*TEAM_GROUPS, column], tz=zone):
+        for row in ledger.usage(*statement.period.ledger_bounds(zone), [*TEAM_GROUPS, column], tz=zone):
             listed = tops.setdefault(f"{row['org']}/{row['team']}", {}).setdefault(column, [])
             if len(listed) < TOP:  # rows come highest cost first
                 listed.append((row[column], Decimal(row["cost_usd"]),

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from costline.processor.chargeback.config import ChargebackConfig, Charging
 from costline.processor.ownership import UNATTRIBUTED
+from costline.processor.units import ceil_hour
 
 CENT = Decimal("0.01")
 MTOK = 1_000_000
@@ -78,6 +79,12 @@ class Period:
 
     def end(self, tz: ZoneInfo) -> datetime:
         return self.next().start(tz)
+
+    def ledger_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """The ledger hours the month is read from: those that start in it, [start, end) both rounded up to the UTC
+        hour alike. An hour row holding a month's boundary (a zone whose offset is not whole hours) belongs to the
+        month its start is in: once, never in both months."""
+        return ceil_hour(self.start(tz)), ceil_hour(self.end(tz))
 
     def next(self) -> Period:
         return Period(self.year + self.month // 12, self.month % 12 + 1)
