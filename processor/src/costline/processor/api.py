@@ -76,10 +76,12 @@ class Backend(Protocol):
 
     def budgets(self) -> Mapping[str, Any]: ...
 
-    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
+    def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False
+                   ) -> tuple[str, bytes]:
         """(content type, body) of the chargeback statement of `period` (`YYYY-MM`; None: the current month),
         restricted to `team` when given, in `fmt` (docs/chargeback.md). Raises `ApiError` when it cannot be made
-        (no `chargeback:` section, a bad period or format, an unknown team)."""
+        (no `chargeback:` section, a bad period or format, an unknown team). `private`: the caller may see `team`
+        only; its month without charges is an empty statement, and no other team is named."""
         ...
 
     def reload(self) -> str:
@@ -394,7 +396,8 @@ class AdminApi:
             if team not in (None, own, principal.team[1]):
                 raise Forbidden(f"a token of team {own} may read that team only")
             team = own
-        content_type, body = self._backend.chargeback(request.param("period"), team, fmt)
+        content_type, body = self._backend.chargeback(request.param("period"), team, fmt,
+                                                      private=principal.team is not None)
         return Response(HTTPStatus.OK, body, content_type)
 
     def _reload(self, request: Request, _: auth.Principal) -> Response:

@@ -275,7 +275,8 @@ class _Backend:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
 
-    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
+    def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False
+                   ) -> tuple[str, bytes]:
         from costline.processor.chargeback.report import chargeback_document
         from costline.processor.chargeback.statement import Period, StatementError
 
@@ -283,7 +284,7 @@ class _Backend:
         try:
             with _ledger_errors():
                 return chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                           Period.parse(period) if period else None, team, fmt)
+                                           Period.parse(period) if period else None, team, fmt, private=private)
         except StatementError as err:
             raise ApiError(str(err)) from None
 

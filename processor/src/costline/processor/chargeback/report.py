@@ -112,9 +112,10 @@ def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
 
 
 def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None,
-                        fmt: str) -> tuple[str, bytes]:
+                        fmt: str, *, private: bool = False) -> tuple[str, bytes]:
     """(content type, body) of `costline chargeback` and `GET /api/v1/chargeback`: one function, the same bytes.
-    `period` None is the current month in the configured zone. A closed month's JSON is its stored document, byte
+    `period` None is the current month in the configured zone. `private`: the caller may see `team` only (a team
+    token): a month without its charges is an empty statement, not an error naming the teams that have some. A closed month's JSON is its stored document, byte
     for byte (its SHA-256 is the content hash printed when it was closed)."""
     if fmt not in FORMATS:
         raise StatementError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
@@ -126,7 +127,7 @@ def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period 
         return CONTENT_TYPES["json"], closed.document
     statement = statement_for(config, ledger, outcomes, period)
     if team:
-        statement = statement.only(team)
+        statement = statement.only(team, private=private)
     if fmt == "html":
         return CONTENT_TYPES[fmt], render_html(statement, _details(config, ledger, outcomes, statement))
     if fmt == "focus":

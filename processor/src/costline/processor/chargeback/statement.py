@@ -196,13 +196,18 @@ class Statement:
                 out[line.component] += line.amount
         return out
 
-    def only(self, ref: str) -> Statement:
-        """The statement restricted to one team (`team` or `org/team`); the total becomes that team's."""
+    def only(self, ref: str, *, private: bool = False) -> Statement:
+        """The statement restricted to one team (`team` or `org/team`): its lines, the total become that team's, and
+        of the untracked spend only its own (no other team's name, no unmapped spend). A team without charges in the
+        period is an error naming the period's teams, or with `private` (the caller may see that team only) an
+        empty statement naming no one."""
         teams = tuple(t for t in self.teams if ref in (t.key, t.team))
-        if not teams:
+        if not teams and not private:
             known = ", ".join(t.key for t in self.teams) or "none"
             raise StatementError(f"team {ref!r} has no charges in {self.period} (teams: {known})")
-        return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")))
+        keys = {t.key for t in teams} | ({ref} if "/" in ref else set())
+        return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")),
+                       untracked={k: v for k, v in self.untracked.items() if k in keys})
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -347,30 +352,28 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
                                    detail=f"{count:,} x {_usd(rate, exact=True)}"))
 
     for i, cost in enumerate(config.shared_costs):
-        weights, how = _weights(cost.split, order, teams, resolve, f"shared_costs[{i}].split")
-        for key, cents in zip(order, allocate(_to_cents(cost.monthly_usd), weights), strict=True):
+        weights, hows = _weights(cost.split, order, teams, resolve, f"shared_costs[{i}].split")
+        for key, cents, how in zip(order, allocate(_to_cents(cost.monthly_usd), weights), hows, strict=True):
             lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
                                    detail=f"{_usd(cost.monthly_usd)} {how}"))
     def spread_by_unattributed_rule(pool: Decimal) -> tuple[list[tuple[Any, Decimal]], str]:
         """A pool nobody owns (untagged spend, unmapped untracked spend), rounded to the cent once and split over
-        the teams by `chargeback.unattributed`: (team key, share) in statement order, and how it was split."""
+        the teams by `chargeback.unattributed`: (team key, share, how it was split) in statement order."""
         rule = config.unattributed
         split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
-        weights, how = _weights(split, order, teams, resolve, "unattributed")
+        weights, hows = _weights(split, order, teams, resolve, "unattributed")
         cents = allocate(_to_cents(pool.quantize(CENT, ROUND_HALF_UP)), weights)
-        return [(key, Decimal(c) / 100) for key, c in zip(order, cents, strict=True)], how
+        return [(key, Decimal(c) / 100, how) for key, c, how in zip(order, cents, hows, strict=True)]
 
     if unattributed_cost:
-        shares, how = spread_by_unattributed_rule(unattributed_cost)
-        for key, share in shares:
+        for key, share, how in spread_by_unattributed_rule(unattributed_cost):
             lines[key].append(Line("unattributed", share, detail=f"{_usd(unattributed_cost)} untagged, {how}"))
     for key in order:
         if charged.get(key):
             lines[key].append(Line("untracked", charged[key],
                                    detail="billed by the provider, seen by no span (at cost, no markup)"))
     if unmapped:
-        shares, how = spread_by_unattributed_rule(unmapped)
-        for key, share in shares:
+        for key, share, how in spread_by_unattributed_rule(unmapped):
             lines[key].append(Line("untracked", share, name=UNMAPPED,
                                    detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
 
@@ -417,17 +420,19 @@ def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decim
 
 
 def _weights(split: str | Mapping[str, Decimal], order: Sequence[str], teams: Mapping[str, TeamUsage],
-             resolve: Any, where: str) -> tuple[list[Decimal], str]:
+             resolve: Any, where: str) -> tuple[list[Decimal], list[str]]:
+    """Each team's weight in a pool and, per team, how its share came about. A fixed split's detail gives the
+    team's own percent only: a team's lines never name the other teams (a team token reads them)."""
     if isinstance(split, Mapping):
         shares = {resolve(team, where): pct for team, pct in split.items()}
-        return [shares.get(key, Decimal(0)) for key in order], "split " + ", ".join(
-            f"{plain(pct)} %" + f" {team}" for team, pct in split.items())
+        weights = [shares.get(key, Decimal(0)) for key in order]
+        return weights, [f"x {plain(pct)} % (fixed split)" for pct in weights]
     if split == "proportional":
         weights = [max(teams[key].cost, Decimal(0)) for key in order]
         if sum(weights):
-            return weights, "split by token cost"
+            return weights, ["split by token cost"] * len(order)
     # `even`, or proportional with no token cost to be proportional to.
-    return [Decimal(1)] * len(order), f"split evenly over {len(order)} teams"
+    return [Decimal(1)] * len(order), [f"split evenly over {len(order)} teams"] * len(order)
 
 
 def allocate(cents: int, weights: Sequence[Decimal]) -> list[int]:
