@@ -53,3 +53,63 @@ def test_an_hour_holding_the_month_boundary_is_billed_in_one_month(tmp_path, zon
     # (23:30 local), St John's 02:00 UTC hour too (23:30 local).
     assert billed["2026-10"] == ["acme/search"]
     assert sum(s.total for s in months.values()) == Decimal("1.00")
+
+
+FIXED = """timezone: UTC
+orgs:
+  - name: acme
+    teams: [{name: search}, {name: research}]
+  - name: globex
+    teams: [{name: labs}]
+chargeback:
+  default: {markup_pct: 0, platform_fee_usd: 100}
+  shared_costs:
+    - {name: infra, monthly_usd: 50, split: proportional}
+    - {name: gpus, monthly_usd: 1000, split: {search: 60, labs: 40}}
+"""
+
+
+def test_fixed_charges_start_with_the_orgs_first_month_and_never_in_the_future(tmp_path):
+    """acme's first call is in 2026-03, globex's in 2026-05: no month before an org's first is charged its fee or
+    its share of the shared costs (a fixed split's share of an org not started yet is charged to no one), and no
+    month after the current one is charged anything."""
+    pipeline = pipeline_with(tmp_path, PRICE + FIXED, [one_dollar(1, "2026-03-10T12:00:00+00:00"),
+                                                       one_dollar(2, "2026-05-10T12:00:00+00:00", "labs", "globex")])
+    try:
+        for period in ("1999-01", "2026-02", "2099-12"):
+            nothing = statement(pipeline, period)
+            assert (nothing.teams, nothing.total) == ((), Decimal("0.00")), period
+        march = statement(pipeline, "2026-03")
+        assert [t.key for t in march.teams] == ["acme/search"]
+        # search's $1, its fee, all of infra, its 60 % of gpus; labs' 40 % is not charged before globex starts.
+        assert march.total == Decimal("1.00") + 100 + 50 + 600
+        april = statement(pipeline, "2026-04")  # acme has started: its fee and shares go on without calls
+        assert [t.key for t in april.teams] == ["acme/search"] and april.total == 100 + 50 + 600
+        may = statement(pipeline, "2026-05")
+        # infra by token cost: labs made May's only call.
+        assert {t.key: t.total for t in may.teams} == {"acme/search": 100 + 600, "globex/labs": 1 + 100 + 400 + 50}
+        # The HTML trend of March has no month before it to compare with.
+        from costline.processor.chargeback.report import chargeback_document
+
+        html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
+                                   "html")[1].decode()
+        assert "No charges in 2026-02." in html
+    finally:
+        pipeline.close()
+
+
+def test_a_configured_start_month(tmp_path):
+    config = PRICE + FIXED.replace("chargeback:\n", "chargeback:\n  start: 2026-04\n")
+    pipeline = pipeline_with(tmp_path, config, [one_dollar(1, "2026-03-10T12:00:00+00:00")])
+    try:
+        march = statement(pipeline, "2026-03")  # data, but before the start: its cost only
+        assert [t.key for t in march.teams] == ["acme/search"] and march.total == Decimal("1.00")
+        april = statement(pipeline, "2026-04")  # every org from the start on, with data or not (infra: evenly)
+        assert {t.key: t.total for t in april.teams} == {"acme/search": 100 + 600 + 25, "globex/labs": 100 + 400 + 25}
+    finally:
+        pipeline.close()
+    from costline.processor.config import ConfigError, parse_config
+
+    with pytest.raises(ConfigError) as err:
+        parse_config({"chargeback": {"start": "2026-13"}})
+    assert any(e.startswith("chargeback.start: must be a calendar month as YYYY-MM") for e in err.value.errors)

@@ -108,7 +108,21 @@ def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
     # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
     untracked = ReconciliationStore(ledger.engine).untracked_spend(period.start(tz).date(), period.end(tz).date())
     return build_statement(rules.chargeback, period, tz, team_usage(rows, counted), team_orgs=rules.team_orgs,
-                           corrections=corrections, untracked=untracked_by_team(untracked))
+                           corrections=corrections, untracked=untracked_by_team(untracked),
+                           started=started_orgs(rules, ledger, period))
+
+
+def started_orgs(rules: Rules, ledger: Any, period: Period, *,
+                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> set[str] | None:
+    """The orgs whose fixed charges (platform fees, shared costs) apply in `period` (None: every org): none in a
+    month after the current one; with `chargeback.start`, every org from that month on; else the orgs with ledger
+    data by the end of the period (from their first month with data on)."""
+    tz = ZoneInfo(rules.timezone)
+    if period > Period.containing(now(), tz):
+        return set()
+    if rules.chargeback.start is not None:
+        return None if period >= Period.parse(rules.chargeback.start) else set()
+    return ledger.reader.values_before("org", period.ledger_bounds(tz)[1])
 
 
 def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None,

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -286,19 +286,28 @@ def untracked_by_team(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
 def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInfo, usage: Sequence[TeamUsage], *,
                     team_orgs: Mapping[str, str] | None = None,
                     corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None,
-                    untracked: Mapping[str, Decimal] | None = None) -> Statement:
+                    untracked: Mapping[str, Decimal] | None = None,
+                    started: Collection[str] | None = None) -> Statement:
     """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
     places a team a fixed split names that has no usage this month. `corrections` (`org/team` -> (closed period,
     exact USD) pairs: what changed in closed periods since they were frozen) become `correction` lines; a team with
     nothing but corrections is charged only those (no fee, no share of a pool). `untracked` (`untracked_by_team`)
     is shown, and with `chargeback.untracked: charge` charged at cost: an `untracked` line on its team, the
-    unmapped spend spread over the teams as `chargeback.unattributed` says."""
+    unmapped spend spread over the teams as `chargeback.unattributed` says. `started` (None: every org) are the orgs
+    whose fixed charges apply in the period (`report.started_orgs`): the others' teams get no platform fee, no
+    share of a shared cost, and are not charged for being named in a fixed split; a shared cost with no started
+    team to charge is not charged."""
     if config is None:
         raise StatementError(NO_CHARGEBACK)
     team_orgs = team_orgs or {}
     pool = [u for u in usage if u.team == UNATTRIBUTED]
     unattributed_cost = sum((u.cost for u in pool), Decimal(0))
     teams: dict[str, TeamUsage] = {u.key: u for u in usage if u.team != UNATTRIBUTED}
+
+    def billable(key: str) -> bool:
+        org = key.split("/", 1)[0]
+        # The team of last resort (`unattributed/unattributed`) stands for whoever started.
+        return started is None or org in started or (org == UNATTRIBUTED and bool(started))
 
     def resolve(ref: str, where: str) -> str:
         if "/" in ref:
@@ -309,21 +318,22 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
                                  "write it as org/team")
         return found[0] if found else f"{team_orgs.get(ref, UNATTRIBUTED)}/{ref}"
 
-    # Teams a fixed split or the unattributed rule names are charged even in a month they made no calls.
-    named = [resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
-             if isinstance(c.split, dict) for t in c.split]
-    if not isinstance(config.unattributed, str):
-        named.append(resolve(config.unattributed.team, "unattributed.team"))
     untracked = dict(untracked or {})
     charged = untracked if config.untracked == "charge" else {}
     unmapped = charged.get(UNMAPPED, Decimal(0))
+    # Teams a fixed split names are charged even in a month they made no calls, once their org has started; the
+    # unattributed rule's team whenever there is a pool for it to take.
+    named = [key for key in (resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
+                             if isinstance(c.split, dict) for t in c.split) if billable(key)]
+    if not isinstance(config.unattributed, str) and (unattributed_cost or unmapped):
+        named.append(resolve(config.unattributed.team, "unattributed.team"))
     # A team whose only spend this month was untracked is a team that used a provider: charged like any other.
     named += [key for key in charged if key != UNMAPPED]
     for key in named:
         if key not in teams:
             org, name = key.split("/", 1)
             teams[key] = TeamUsage(org, name)
-    if not teams and (unattributed_cost or unmapped or config.shared_costs):
+    if not teams and (unattributed_cost or unmapped or (config.shared_costs and billable(UNATTRIBUTED))):
         # Nobody to spread onto: the statement still accounts for every dollar, on a line of its own.
         teams[f"{UNATTRIBUTED}/{UNATTRIBUTED}"] = TeamUsage(UNATTRIBUTED, UNATTRIBUTED)
     order = sorted(teams)
@@ -334,7 +344,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         u = teams[key]
         own = config.teams.get(key) or config.teams.get(u.team) or Charging()
         per_outcome = own.per_outcome_usd if own.per_outcome_usd is not None else config.default.per_outcome_usd
-        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0))
+        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0)) if billable(key) else None
         if per_outcome is not None:
             heads[key] = ("value-based", Decimal(0), "none: charged per outcome")
             lines[key].append(Line("token_cost", Decimal(0), detail=f"value-based: {_usd(u.cost)} of tokens not "
@@ -345,15 +355,25 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             heads[key] = ("cost-plus", pct, source)
             lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
             lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{plain(pct)} % ({source})"))
-        lines[key].append(Line("platform_fee", fee, detail="fixed per month"))
+        lines[key].append(Line("platform_fee", fee, detail="fixed per month") if fee is not None else
+                          Line("platform_fee", Decimal(0), detail="none: before the org's first month"))
         for name, rate in sorted((per_outcome or {}).items()):
             count = u.outcomes.get(name, 0)
             lines[key].append(Line("value_based", rate * count, name=name, quantity=count,
                                    detail=f"{count:,} x {_usd(rate, exact=True)}"))
 
+    payers = [key for key in order if billable(key)]
     for i, cost in enumerate(config.shared_costs):
-        weights, hows = _weights(cost.split, order, teams, resolve, f"shared_costs[{i}].split")
-        for key, cents, how in zip(order, allocate(_to_cents(cost.monthly_usd), weights), hows, strict=True):
+        weights, hows = _weights(cost.split, payers, teams, resolve, f"shared_costs[{i}].split")
+        by_key = dict(zip(payers, zip(weights, hows, strict=True), strict=True))
+        weights = [by_key.get(key, (Decimal(0), ""))[0] for key in order]
+        hows = [by_key.get(key, (Decimal(0), "none: before the org's first month"))[1] for key in order]
+        # A fixed split's percent of a team that has not started is not charged to anyone (a slot dropped here).
+        unbilled = Decimal(100) - sum(weights) if isinstance(cost.split, Mapping) else Decimal(0)
+        if not sum(weights):
+            continue
+        shares = allocate(_to_cents(cost.monthly_usd), [*weights, unbilled])[: len(order)]
+        for key, cents, how in zip(order, shares, hows, strict=True):
             lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
                                    detail=f"{_usd(cost.monthly_usd)} {how}"))
     def spread_by_unattributed_rule(pool: Decimal) -> tuple[list[tuple[Any, Decimal]], str]:
