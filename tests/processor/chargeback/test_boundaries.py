@@ -113,3 +113,22 @@ def test_a_configured_start_month(tmp_path):
     with pytest.raises(ConfigError) as err:
         parse_config({"chargeback": {"start": "2026-13"}})
     assert any(e.startswith("chargeback.start: must be a calendar month as YYYY-MM") for e in err.value.errors)
+
+
+def test_a_top_model_without_a_price_is_shown_unpriced_not_at_zero(tmp_path):
+    pipeline = pipeline_with(tmp_path, PRICE + "chargeback:\n  default: {markup_pct: 0}\n",
+                             [one_dollar(1, "2026-03-10T12:00:00+00:00"),
+                              make_call(2, model="no-price-anywhere", team="search", start=ns("2026-03-11T12:00:00+00:00"))])
+    try:
+        from costline.processor.chargeback.report import chargeback_document
+
+        html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
+                                   "html")[1].decode()
+    finally:
+        pipeline.close()
+    import re
+
+    costs = dict(re.findall(r'data-model="([^"]*)">.*?data-cost="([^"]*)"', html, re.S))
+    assert costs == {"one-dollar": "1.00", "no-price-anywhere": "unpriced"}
+    (feature,) = re.findall(r'data-feature="[^"]*">.*?data-cost="([^"]*)"', html, re.S)
+    assert feature == "1.00 + unpriced"  # one feature (none) with a priced call and an unpriced one
