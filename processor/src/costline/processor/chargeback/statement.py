@@ -26,7 +26,9 @@ from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from costline.processor.aggregate import OVERFLOW
 from costline.processor.chargeback.config import ChargebackConfig, Charging
+from costline.processor.overflow import kept_values
 from costline.processor.ownership import UNATTRIBUTED
 from costline.processor.units import ceil_hour
 
@@ -186,10 +188,14 @@ class Statement:
     owning team (`org/team`) and, under `UNMAPPED`, of identities no one owns. Shown always; charged as `untracked`
     lines only when `untracked_rule` is `charge`."""
     untracked_rule: str = "show"
+    whole: Mapping[str, Decimal] | None = None
+    """On one page of a statement (`page`): the whole statement's `components`."""
 
     @property
     def components(self) -> dict[str, Decimal]:
         """Sum of the rounded lines per component: these add up to `total` exactly."""
+        if self.whole is not None:
+            return dict(self.whole)
         out = {c: Decimal("0.00") for c in COMPONENTS}
         for team in self.teams:
             for line in team.lines:
@@ -208,6 +214,11 @@ class Statement:
         keys = {t.key for t in teams} | ({ref} if "/" in ref else set())
         return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")),
                        untracked={k: v for k, v in self.untracked.items() if k in keys})
+
+    def page(self, offset: int, limit: int) -> Statement:
+        """Teams `offset` to `offset + limit` (in statement order) of the statement; its totals, components and
+        untracked spend stay the whole statement's, so every page says what the month adds up to."""
+        return replace(self, teams=self.teams[offset: offset + limit], whole=self.components)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -271,6 +282,53 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
         counts = slot(row["org"], row["team"])["outcomes"]
         counts[row["name"]] = counts.get(row["name"], 0) + int(row["count"])
     return [TeamUsage(org, team, **values) for (org, team), values in sorted(acc.items())]
+
+
+def named_teams(config: ChargebackConfig, team_orgs: Mapping[str, str]) -> set[str]:
+    """The teams the config names (`team` or `org/team`): its hierarchy's, `chargeback.teams`', a fixed split's and
+    `unattributed.team`. They keep their names on a statement whatever the cardinality limits."""
+    named = set(team_orgs) | set(config.teams)
+    named.update(t for c in config.shared_costs if isinstance(c.split, dict) for t in c.split)
+    if not isinstance(config.unattributed, str):
+        named.add(config.unattributed.team)
+    return named
+
+
+def fold_usage(usage: Sequence[TeamUsage], limits: tuple[int, int], named: Collection[str]) -> list[TeamUsage]:
+    """`usage` with at most `limits` = (orgs, teams) names, like the owner labels of every series (`overflow.py`):
+    the orgs and the team names of most token cost keep them, the others become `__overflow__` and their usage is
+    summed (a folded team is charged as one team). Teams the config names, their orgs and the unattributed pool
+    always keep theirs; so the statement's size and the work of making it are bounded, and every dollar is on it."""
+    named_keys = {ref for ref in named if "/" in ref}
+    names = {ref.rsplit("/", 1)[-1] for ref in named} | {UNATTRIBUTED}
+    pinned = [{ref.split("/", 1)[0] for ref in named_keys} | {u.org for u in usage if u.team in names}
+              | {UNATTRIBUTED}, names]
+    kept: list[set[str] | None] = []
+    for index, limit in enumerate(limits):
+        weight: dict[str, Decimal] = {}
+        for u in usage:
+            label = (u.org, u.team)[index]
+            weight[label] = weight.get(label, Decimal(0)) + u.cost
+        free = {v: w for v, w in weight.items() if v not in pinned[index]}
+        top = kept_values(free, max(limit - len(weight.keys() & pinned[index]), 0))
+        kept.append(None if top is None else top | pinned[index])
+    if kept == [None, None]:
+        return list(usage)
+    acc: dict[tuple[str, str], TeamUsage] = {}
+    for u in usage:
+        org = u.org if kept[0] is None or u.org in kept[0] else OVERFLOW
+        team = u.team if kept[1] is None or u.team in kept[1] else OVERFLOW
+        was = acc.get((org, team))
+        if was is None:
+            acc[(org, team)] = replace(u, org=org, team=team)
+            continue
+        outcomes = dict(was.outcomes)
+        for name, count in u.outcomes.items():
+            outcomes[name] = outcomes.get(name, 0) + count
+        acc[(org, team)] = TeamUsage(org, team, was.requests + u.requests, was.tokens + u.tokens, was.cost + u.cost,
+                                     was.unpriced_requests + u.unpriced_requests,
+                                     was.unpriced_tokens + u.unpriced_tokens, outcomes)
+    return [acc[key] for key in sorted(acc)]
 
 
 def untracked_by_team(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
