@@ -137,3 +137,21 @@ def test_the_open_month_gauges_remake_the_statement_only_when_its_inputs_change(
                                      start=ns("2026-11-11T13:00:00+00:00"))])
     busy.refresh()
     assert busy.builds == 1
+
+
+def test_orgs_folded_past_the_limit_are_charged_like_the_others():
+    """Orgs past the `org` limit become `__overflow__`; their usage is real, so their fee and shares are charged
+    (the started orgs are those with data: the folded ones had some)."""
+    from zoneinfo import ZoneInfo
+
+    from costline.processor.chargeback.config import ChargebackConfig
+    from costline.processor.chargeback.statement import TeamUsage, build_statement, fold_usage
+
+    usage = [TeamUsage(f"org{i}", "team", requests=1, tokens=10, cost=Decimal(i + 1)) for i in range(6)]
+    folded = fold_usage(usage, (2, 100), set())
+    assert [u.key for u in folded] == ["__overflow__/team", "org4/team", "org5/team"]
+    assert folded[0].cost == 1 + 2 + 3 + 4 and folded[0].requests == 4
+    config = ChargebackConfig.model_validate({"default": {"platform_fee_usd": 7}})
+    statement = build_statement(config, NOVEMBER, ZoneInfo("UTC"), folded, started={f"org{i}" for i in range(6)})
+    fees = {t.key: sum(x.amount for x in t.lines if x.component == "platform_fee") for t in statement.teams}
+    assert fees == {"__overflow__/team": 7, "org4/team": 7, "org5/team": 7}

@@ -364,8 +364,9 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
 
     def billable(key: str) -> bool:
         org = key.split("/", 1)[0]
-        # The team of last resort (`unattributed/unattributed`) stands for whoever started.
-        return started is None or org in started or (org == UNATTRIBUTED and bool(started))
+        # The team of last resort (`unattributed/unattributed`) and the orgs folded past the cardinality limit
+        # (`__overflow__`, only ever made of usage) stand for whoever started.
+        return started is None or org in started or (org in (UNATTRIBUTED, OVERFLOW) and bool(started))
 
     def resolve(ref: str, where: str) -> str:
         if "/" in ref:
