@@ -5,6 +5,8 @@ when its inputs changed. Sizes and counts of work are asserted, never timings.""
 from __future__ import annotations
 
 import json
+import urllib.error
+import urllib.parse
 import urllib.request
 from decimal import Decimal
 
@@ -105,6 +107,13 @@ def test_the_api_answers_page_by_page(service):
     # HTML: one page of teams, each its own printable page.
     html = get(f"{base}&format=html&limit=3")[0].decode()
     assert html.count('<section class="page"') == 3
+    for bad in ("0", "1001", "x", "\u00b2", "-1"):  # a limit out of range or not a number is named
+        with pytest.raises(urllib.error.HTTPError) as err:
+            get(f"{base}&limit={urllib.parse.quote(bad)}")
+        assert err.value.code == 400 and b"limit=" in err.value.read()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        get(f"{base}&page_token=bm90LWEtdG9rZW4")
+    assert err.value.code == 400 and b"page_token: not a token this server issued" in err.value.read()
     # A token of another period is refused.
     token = json.loads(get(f"{base}&limit=5")[0])["next_page_token"]
     with pytest.raises(urllib.error.HTTPError) as err:

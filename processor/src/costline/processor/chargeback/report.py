@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -176,7 +177,7 @@ def parse_page(limit: str | None, token: str | None) -> Page:
     """`limit` (1 to `MAX_PAGE_TEAMS` teams) and `page_token` (from a previous page) as a `Page`."""
     size = PAGE_TEAMS
     if limit is not None:
-        if not limit.isdigit() or not 1 <= int(limit) <= MAX_PAGE_TEAMS:
+        if not re.fullmatch(r"[0-9]{1,7}", limit) or not 1 <= int(limit) <= MAX_PAGE_TEAMS:
             raise StatementError(f"limit={limit!r}: teams per page, a whole number from 1 to {MAX_PAGE_TEAMS}")
         size = int(limit)
     offset = 0
