@@ -83,8 +83,11 @@ def spend_by(api: str, group_by: str) -> list[dict]:
 def print_progress(api: str, started: float) -> None:
     rows = spend_by(api, "team")
     parts = ", ".join(f"{r['team']} {money(r['cost_usd'])}" for r in sorted(rows, key=lambda r: r["team"]))
-    requests = sum(r["requests"] for r in rows)
-    print(f"  t+{time.monotonic() - started:4.0f}s  {requests:5d} calls priced   {parts}", flush=True)
+    unpriced = sum(r["unpriced_requests"] for r in rows)
+    refused = sum(r["errors"] for r in rows)  # refused by the guard, or failed: nothing billed
+    priced = sum(r["requests"] for r in rows) - unpriced - refused
+    print(f"  t+{time.monotonic() - started:4.0f}s  {priced:5d} calls priced, {unpriced} unpriced, {refused} refused "
+          f"or failed   {parts}", flush=True)
 
 
 def settle(api: str, timeout: float = 15.0) -> None:
@@ -104,15 +107,17 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
     print(f"\n{line}\nCostline demo report (from the ledger: exact, not Prometheus extrapolation)\n{line}")
 
     rows = spend_by(api, "team,model")
-    print(f"\nSpend per team and model\n  {'team':<12}{'model':<28}{'requests':>9}{'tokens in':>12}"
+    # `calls` are the answered calls; an attempt the guard refused (or that failed) is counted apart, not as one.
+    print(f"\nSpend per team and model\n  {'team':<12}{'model':<28}{'calls':>9}{'refused':>9}{'tokens in':>12}"
           f"{'tokens out':>12}{'cost':>14}")
     total = Decimal(0)
     for r in sorted(rows, key=lambda r: (r["team"], -Decimal(r["cost_usd"]))):
         total += Decimal(r["cost_usd"])
         cost = money(r["cost_usd"]) if not r.get("unpriced_requests") else "UNPRICED"
         tokens_in = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"]
-        print(f"  {r['team']:<12}{r['model']:<28}{r['requests']:>9}{tokens_in:>12}{r['output_tokens']:>12}{cost:>14}")
-    print(f"  {'total':<40}{'':>9}{'':>12}{'':>12}{money(total):>14}")
+        print(f"  {r['team']:<12}{r['model']:<28}{r['requests'] - r['errors']:>9}{r['errors']:>9}{tokens_in:>12}"
+              f"{r['output_tokens']:>12}{cost:>14}")
+    print(f"  {'total':<40}{'':>9}{'':>9}{'':>12}{'':>12}{money(total):>14}")
 
     budgets = get_json(f"{api}/api/v1/budgets")
     print("\nBudget burn (month to date; daily where set)")

@@ -35,6 +35,22 @@ def test_demo_runs_to_its_report(demo_output):
     assert "$-" not in report  # negative remaining budgets read -$x
 
 
+
+def test_demo_counts_priced_calls_and_refused_attempts_apart(demo_output):
+    """The live line's "calls priced" leaves the unpriced model's calls out, and the spend table counts an attempt
+    the guard refused apart from the calls (it sent nothing)."""
+    import re
+
+    live = re.findall(r"(\d+) calls priced, (\d+) unpriced, (\d+) refused or failed", demo_output)
+    assert live and int(live[-1][1]) > 0, demo_output[:3000]  # the self-hosted model is never priced
+    table = _section(demo_output, "Spend per team and model")
+    assert table.splitlines()[1].split()[2:4] == ["calls", "refused"], table
+    refused = {(cells[0], cells[1]): int(cells[3]) for cells in (line.split() for line in table.splitlines()[2:])
+               if len(cells) == 7}
+    # The guarded governance run's attempts were refused before anything was sent.
+    assert refused[("research", "o4-mini")] >= 1 and refused[("support", "claude-sonnet-4-5")] >= 1, table
+
+
 def _section(out: str, title: str) -> str:
     start = out.index(title)
     return out[start : out.index("─" * 20, start)]

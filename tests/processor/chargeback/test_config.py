@@ -63,3 +63,36 @@ def errors(section: dict) -> list[str]:
 def test_mistakes_name_the_key_and_the_rule(section, expected):
     found = errors(section)
     assert len(found) == 1 and found[0].startswith(expected), found
+
+
+HIERARCHY = """timezone: UTC
+orgs:
+  - name: acme
+    teams: [{name: search}, {name: research}]
+chargeback:
+  shared_costs:
+    - {name: gpu, monthly_usd: 1000, split: {search: 60, reserch: 40}}
+  unattributed: {team: acme/serch}
+"""
+
+
+def test_a_fixed_split_names_teams_of_the_hierarchy(tmp_path):
+    """A typo in a split target would bill a phantom team: with an `orgs:` hierarchy, it is a config error naming
+    the key and the rule, from the loader and from `costline check-config`."""
+    import subprocess
+    import sys
+
+    from costline.processor.config import check_config
+
+    path = tmp_path / "costline.yaml"
+    path.write_text(HIERARCHY)
+    expected = ["chargeback.shared_costs[0].split: team 'reserch' is not defined under orgs; a fixed split and "
+                "unattributed.team charge teams of the hierarchy",
+                "chargeback.unattributed.team: team 'acme/serch' is not defined under orgs; a fixed split and "
+                "unattributed.team charge teams of the hierarchy"]
+    assert all(any(e in line for line in check_config(path)) for e in expected), check_config(path)
+    run = subprocess.run([sys.executable, "-m", "costline.cli", "check-config", str(path)], capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1 and all(e in run.stderr for e in expected), run.stderr
+    path.write_text(HIERARCHY.replace("reserch", "acme/research").replace("acme/serch", "search"))
+    assert check_config(path) == []

@@ -67,3 +67,28 @@ def test_reconcile_errors_exit_2_and_store_nothing(tmp_path):
     header, row = result.stdout.splitlines()
     assert header.startswith("provider,day,model,owner_kind,owner,org,team,identity,provider_uncached_input_tokens")
     assert ",untracked,untracked,,untracked,api_key_id:k," in row
+
+
+def test_reconcile_stores_the_priced_rows_and_names_an_unpriced_model(tmp_path):
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    report = tmp_path / "usage.json"
+    buckets = openai_usage_buckets([Served(date(2026, 11, 3), "gpt-4o", "k", "p", 1, 0, 0, 1),
+                                    Served(date(2026, 11, 4), "gpt-9-imaginary", "k", "p", 7, 0, 0, 3)],
+                                   date(2026, 11, 1), date(2026, 12, 1))
+    report.write_text(json.dumps({"object": "page", "data": buckets, "has_more": False, "next_page": None}))
+    result = _costline("reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-12-01", "--db", db,
+                       "--file", str(report), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert "unpriced: 1 row(s) of 'gpt-9-imaginary' not in the price table" in result.stderr
+    doc = json.loads(result.stdout)
+    assert [u["model"] for u in doc["unpriced"]] == ["gpt-9-imaginary"]
+    assert [r["model"] for r in doc["rows"]] == ["gpt-4o"]
+    from costline.processor.ledger import Ledger
+    from costline.processor.reconcile.store import ReconciliationStore
+
+    ledger = Ledger(db)
+    try:
+        stored = ReconciliationStore(ledger.engine).rows("openai", date(2026, 11, 1), date(2026, 12, 1))
+    finally:
+        ledger.close()
+    assert [(r["day"], r["model"]) for r in stored] == [("2026-11-03", "gpt-4o")]

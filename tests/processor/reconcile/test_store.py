@@ -12,7 +12,7 @@ import pytest
 from costline.processor.config import parse_config
 from costline.processor.ledger import Ledger
 from costline.processor.reconcile.compare import OwnerRef, Row
-from costline.processor.reconcile.report import ReportError
+from costline.processor.reconcile.render import render
 from costline.processor.reconcile.run import reconcile
 from costline.processor.reconcile.store import ReconciliationStore, StoreError
 from tests.processor.core.conftest import at, make_call
@@ -75,14 +75,22 @@ def test_a_failing_write_leaves_the_stored_run_whole(ledger, tmp_path):
     assert store.rows("openai", START, END) == before
 
 
-def test_a_bad_report_stores_nothing(ledger, tmp_path):
+def test_a_model_without_a_price_is_reported_unpriced_and_the_rest_is_stored(ledger, tmp_path):
+    """A provider row of a model the price table does not know used to abort the whole run ("nothing was
+    stored"): it is reported as unpriced (its tokens, no amount: never $0) and every other row is stored."""
     store = ReconciliationStore(ledger.engine)
-    reconcile(CONFIG, ledger, store, "openai", START, END, files=[_usage_file(tmp_path, CALLS)])
-    before = store.rows("openai", START, END)
     bad = [*CALLS, Served(date(2026, 11, 15), "gpt-9-turbo-imaginary", "key_1", "proj_s", 10, 0, 0, 1)]
-    with pytest.raises(ReportError, match=r"2026-11-15: model 'gpt-9-turbo-imaginary' is not in the price table"):
-        reconcile(CONFIG, ledger, store, "openai", START, END, files=[_usage_file(tmp_path, bad)])
-    assert store.rows("openai", START, END) == before
+    result = reconcile(CONFIG, ledger, store, "openai", START, END, files=[_usage_file(tmp_path, bad)])
+    assert [(u.day, u.model, u.identity, sum(u.tokens)) for u in result.unpriced] == [
+        (date(2026, 11, 15), "gpt-9-turbo-imaginary", "project_id:proj_s", 11)]
+    assert "gpt-9-turbo-imaginary" not in {r.model for r in result.rows}
+    stored = store.rows("openai", START, END)
+    assert [(r["day"], r["owner"]) for r in stored] == [("2026-11-10", "search"), ("2026-11-12", "billing")]
+    doc = json.loads(render(result, "json"))
+    assert doc["unpriced"] == [{"day": "2026-11-15", "model": "gpt-9-turbo-imaginary", "identity":
+                                "project_id:proj_s", "requests": 1, "uncached_input_tokens": 10,
+                                "cache_read_tokens": 0, "cache_write_tokens": 0, "output_tokens": 1}]
+    assert "'gpt-9-turbo-imaginary' not in the price table, not compared and not stored" in render(result, "table")
 
 
 def test_untracked_spend_per_owner_and_period(ledger, tmp_path):

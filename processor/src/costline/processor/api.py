@@ -7,7 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
-| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html` | the month's chargeback statement (docs/chargeback.md) |
+| `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
 
@@ -78,10 +78,13 @@ class Backend(Protocol):
 
     def budgets(self) -> Mapping[str, Any]: ...
 
-    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
-        """(content type, body) of the chargeback statement of `period` (`YYYY-MM`; None: the current month),
-        restricted to `team` when given, in `fmt` (docs/chargeback.md). Raises `ApiError` when it cannot be made
-        (no `chargeback:` section, a bad period or format, an unknown team)."""
+    def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False,
+                   limit: str | None = None, page_token: str | None = None) -> tuple[str, bytes, str | None]:
+        """(content type, body, next page token) of one page of the chargeback statement of `period` (`YYYY-MM`;
+        None: the current month), restricted to `team` when given, in `fmt` (docs/chargeback.md), `limit` teams
+        from `page_token` on. Raises `ApiError` when it cannot be made (no `chargeback:` section, a bad period,
+        format, limit or token, an unknown team). `private`: the caller may see `team` only; its month without
+        charges is an empty statement, and no other team is named."""
         ...
 
     def reload(self) -> str:
@@ -435,8 +438,14 @@ class AdminApi:
             if team not in (None, own, principal.team[1]):
                 raise Forbidden(f"a token of team {own} may read that team only")
             team = own
-        content_type, body = self._backend.chargeback(request.param("period"), team, fmt)
-        return Response(HTTPStatus.OK, body, content_type)
+        content_type, body, token = self._backend.chargeback(
+            request.param("period"), team, fmt, private=principal.team is not None, limit=request.param("limit"),
+            page_token=request.param("page_token"))
+        headers = []
+        if token is not None:
+            params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
+            headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
+        return Response(HTTPStatus.OK, body, content_type, headers)
 
     def _reload(self, request: Request, _: auth.Principal) -> Response:
         try:

@@ -413,6 +413,7 @@ class CostlineConfig(_Strict):
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
         _check_api(errors, self)
+        _chargeback_teams(errors, self)
         if errors:
             raise ValueError("\n".join(errors))
         return self
@@ -451,6 +452,23 @@ def _check_api(errors: list[str], config: CostlineConfig) -> None:
             org, _, team = token.role.removeprefix("team:").partition("/")
             if (org, team) not in teams:
                 errors.append(f"api.tokens[{i}].role: no team {team!r} in org {org!r} in this config")
+
+
+def _chargeback_teams(errors: list[str], config: CostlineConfig) -> None:
+    """With an `orgs:` hierarchy, the teams a fixed split or `unattributed.team` charge are teams of it: a typo
+    would otherwise bill a team that does not exist (and grow the statement's total)."""
+    if config.chargeback is None or not config.orgs:
+        return
+    known = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    named = [(f"shared_costs[{i}].split", ref) for i, cost in enumerate(config.chargeback.shared_costs)
+             if isinstance(cost.split, dict) for ref in cost.split]
+    if not isinstance(config.chargeback.unattributed, str):
+        named.append(("unattributed.team", config.chargeback.unattributed.team))
+    for where, ref in named:
+        org, _, team = ref.rpartition("/")
+        if not any(team == t and org in ("", o) for o, t in known):
+            errors.append(f"chargeback.{where}: team {ref!r} is not defined under orgs; a fixed split and "
+                          "unattributed.team charge teams of the hierarchy")
 
 
 def _duplicates(errors: list[str], where: str, names: list[str]) -> None:

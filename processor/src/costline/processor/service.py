@@ -295,15 +295,17 @@ class _Backend:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
 
-    def chargeback(self, period: str | None, team: str | None, fmt: str) -> tuple[str, bytes]:
-        from costline.processor.chargeback.report import chargeback_document
+    def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False,
+                   limit: str | None = None, page_token: str | None = None) -> tuple[str, bytes, str | None]:
+        from costline.processor.chargeback.report import chargeback_page, parse_page
         from costline.processor.chargeback.statement import Period, StatementError
 
         pipeline = self._pipeline()
         try:
             with _ledger_errors():
-                return chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                           Period.parse(period) if period else None, team, fmt)
+                return chargeback_page(pipeline.config, pipeline.ledger, pipeline.outcomes,
+                                       Period.parse(period) if period else None, team, fmt, private=private,
+                                       page=parse_page(limit, page_token), token=page_token)
         except StatementError as err:
             raise ApiError(str(err)) from None
 

@@ -66,6 +66,15 @@ def floor_hour_s(unix_s: int) -> int:
     return unix_s - unix_s % S_PER_HOUR
 
 
+def ceil_hour(instant: datetime) -> datetime:
+    """The first UTC hour start at or after `instant`, as an aware datetime in `instant`'s zone. A calendar bound
+    in a zone whose offset is not whole hours (Asia/Kolkata, America/St_Johns) falls inside a ledger hour: a period
+    read over [ceil_hour(start), ceil_hour(end)) takes the hours that start in it, so each hour row belongs to
+    exactly one period (docs/chargeback.md)."""
+    unix_s = int(instant.timestamp())
+    return datetime.fromtimestamp(-floor_hour_s(-unix_s), instant.tzinfo)
+
+
 def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
     """Start of the current calendar month and day in `tz`, as aware datetimes, by period name (`PERIODS`)."""
     local = now.astimezone(tz)

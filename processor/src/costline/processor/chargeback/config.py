@@ -14,6 +14,7 @@
         - {name: reserved-capacity, monthly_usd: 3000, split: {engineering: 60, marketing: 40}}
       unattributed: proportional    # or {team: NAME}, or even
       untracked: show               # or charge: bill untracked spend (`costline reconcile`) to its owner
+      start: 2026-01                # fees and shared costs from this month on (default: each org's first month)
 
 The models and the arithmetic are in docs/chargeback.md; every key in docs/configuration.md.
 """
@@ -39,6 +40,7 @@ Pct = Annotated[Decimal, Field(ge=0, le=MAX_MARKUP_PCT, allow_inf_nan=False)]
 _PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}"
 TEAM_REF = re.compile(rf"^(?:{_PART}/)?{_PART}$")
 """`team` or `org/team`: `org/team` when the same team name exists in several orgs."""
+MONTH = re.compile(r"^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$")
 OUTCOME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 SPLITS = ("proportional", "even")
 UNTRACKED_RULES = ("show", "charge")
@@ -130,6 +132,19 @@ class ChargebackConfig(_Strict):
     untracked: Any = "show"
     """`show` (the statement lists the month's untracked spend) or `charge` (and bills it: at cost to the owning
     team; unmapped identities' spend spread as `unattributed` says)."""
+    start: Any = None
+    """`YYYY-MM`: the first month fixed charges (platform fees, shared costs) apply to every org; none: each org's
+    first month with data in the ledger."""
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _valid_start(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not MONTH.match(value):
+            raise ValueError(f"must be a calendar month as YYYY-MM (e.g. 2026-01), not {value!r}: fees and shared "
+                             "costs apply from that month on")
+        return value
 
     @field_validator("untracked")
     @classmethod

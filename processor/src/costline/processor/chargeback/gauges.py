@@ -3,7 +3,10 @@
 Making a statement reads a month of the ledger (and, for corrections, the closed months before it), far too much for
 a scrape. `ChargebackTotals` makes the current month's statement on a background thread — soon after commits (at most
 every `min_gap_s`) and every `interval_s`, because `costline reprice`, `close-period` and other processors write the
-same ledger from other processes — and `ChargebackCollector` serves the latest one. Each gauge is the sum of a
+same ledger from other processes — and `ChargebackCollector` serves the latest one. Each refresh first reads a cheap
+digest of the statements' inputs (`report.inputs_of`) and remakes nothing when it has not changed (an idle processor
+does not remake its statements every `interval_s`), and a remake waits `duty` times as long as the last one took (a
+busy receiver that commits every second does not spend its core on statements). Each gauge is the sum of a
 team's rounded lines of one component, so the gauges of a team add up to its statement total and all of them to the
 grand total, to the cent, as on `costline chargeback`. Last month's team totals (the frozen statement once it is
 closed) are served beside them, for month-to-date against last month.
@@ -30,7 +33,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.chargeback.report import statement_for
+from costline.processor.chargeback.report import inputs_of, statement_for
 from costline.processor.chargeback.statement import Period
 from costline.processor.clock import Clock, system_clock
 from costline.processor.ledger import LedgerUnavailable
@@ -68,7 +71,14 @@ class ChargebackTotals:
     clock: Clock = system_clock
     interval_s: float = 30.0
     min_gap_s: float = 2.0
+    duty: float = 4.0
+    """A statement is remade no sooner than `duty` x the last remake's duration after it: at most 1/(1+duty) of a
+    core, however often the ledger commits."""
+    builds: int = field(default=0, init=False)
+    """Statements remade so far (the work a refresh did, for tests and the debug log)."""
     _snapshot: ChargebackSnapshot | None = field(default=None, init=False)
+    _made_from: tuple[Any, Any] | None = field(default=None, init=False)
+    _next_build: float = field(default=0.0, init=False)
     _refresher: Refresher = field(init=False)
 
     def __post_init__(self) -> None:
@@ -98,12 +108,23 @@ class ChargebackTotals:
             return None
         zone = ZoneInfo(config.timezone)
         period = Period.containing(self.clock(), zone)
+        if time.monotonic() < self._next_build:
+            # Come back after `min_gap_s` (a check, no read) rather than leave a last commit for the timer.
+            self._refresher.changed()
+            return self._snapshot
         try:
+            inputs = (config, inputs_of(config, self.ledger, self.outcomes, period))
+            if self._made_from is not None and self._made_from[0] is config and self._made_from[1] == inputs[1]:
+                return self._snapshot
+            began = time.monotonic()
             current = statement_for(config, self.ledger, self.outcomes, period)
             previous = statement_for(config, self.ledger, self.outcomes, period.previous())
         except LedgerUnavailable as err:
             log.warning("chargeback gauges not refreshed: %s", err)
             return self._snapshot
+        self.builds += 1
+        self._made_from = inputs
+        self._next_build = time.monotonic() + self.duty * (time.monotonic() - began)
         components: dict[tuple[str, str, str], Decimal] = {}
         for team in current.teams:
             for line in team.lines:

@@ -24,9 +24,10 @@ TOP = 5
 class TeamDetail:
     """What the page shows beside the statement's lines, read from the ledger for one team."""
 
-    models: Sequence[tuple[str, Decimal, int]] = ()
-    """(model, exact cost, tokens), highest cost first."""
-    features: Sequence[tuple[str, Decimal, int]] = ()
+    models: Sequence[tuple[str, Decimal, int, bool]] = ()
+    """(model, exact cost, tokens, some calls unpriced), highest cost first. A model whose calls are all unpriced
+    is shown as unpriced, never as 0.00."""
+    features: Sequence[tuple[str, Decimal, int, bool]] = ()
     previous_total: Decimal | None = None
     """The team's total in the previous month's statement; None when it had none."""
 
@@ -92,13 +93,13 @@ _TEMPLATE = """<!doctype html>
  <div class="cols">
   <div><h2>Top models</h2>
    <table><thead><tr><th>Model</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead><tbody>
-   {% for name, cost, tokens in d.models %}<tr data-model="{{ name }}"><td>{{ name }}</td>
-    <td class="num">{{ "{:,}".format(tokens) }}</td><td class="num">{{ money(cost) }}</td></tr>
+   {% for name, cost, tokens, unpriced in d.models %}<tr data-model="{{ name }}"><td>{{ name }}</td>
+    <td class="num">{{ "{:,}".format(tokens) }}</td><td class="num" data-cost="{{ cost_text(cost, unpriced) }}">{{ cost_text(cost, unpriced) }}</td></tr>
    {% else %}<tr><td colspan="3">none</td></tr>{% endfor %}</tbody></table></div>
   <div><h2>Top features</h2>
    <table><thead><tr><th>Feature</th><th class="num">Tokens</th><th class="num">Cost</th></tr></thead><tbody>
-   {% for name, cost, tokens in d.features %}<tr data-feature="{{ name }}"><td>{{ name or "(none)" }}</td>
-    <td class="num">{{ "{:,}".format(tokens) }}</td><td class="num">{{ money(cost) }}</td></tr>
+   {% for name, cost, tokens, unpriced in d.features %}<tr data-feature="{{ name }}"><td>{{ name or "(none)" }}</td>
+    <td class="num">{{ "{:,}".format(tokens) }}</td><td class="num" data-cost="{{ cost_text(cost, unpriced) }}">{{ cost_text(cost, unpriced) }}</td></tr>
    {% else %}<tr><td colspan="3">none</td></tr>{% endfor %}</tbody></table></div>
  </div>
  <div class="waiting" data-field="unpriced" data-tokens="{{ t.usage.unpriced_tokens }}"
@@ -122,6 +123,15 @@ def money(value: Decimal) -> str:
     return f"{value.quantize(CENT, ROUND_HALF_UP):,}"
 
 
+def cost_text(cost: Decimal, unpriced: bool) -> str:
+    """A top model's or feature's cost: `unpriced` when none of its calls has a price, `+ unpriced` after the priced
+    part when only some have (an unpriced call's cost is unknown, not 0.00)."""
+    if not unpriced:
+        return money(cost)
+    return f"{money(cost)} + unpriced" if cost else "unpriced"
+
+
 def render_html(statement: Statement, details: Mapping[str, TeamDetail]) -> bytes:
     """One page per team of `statement`; `details` by `org/team` (a team without one shows empty tables)."""
-    return _PAGE.render(s=statement, details=details, empty=TeamDetail(), plain=plain, money=money).encode()
+    return _PAGE.render(s=statement, details=details, empty=TeamDetail(), plain=plain, money=money,
+                        cost_text=cost_text).encode()

@@ -48,15 +48,21 @@ class Rules:
     chargeback: ChargebackConfig
     timezone: str
     team_orgs: Mapping[str, str]
+    limits: tuple[int, int] | None = None
+    """(orgs, teams) named on the statement before the rest fold into `__overflow__` (`metrics.cardinality_limits`);
+    None: no fold (periods closed before the statement was bounded)."""
 
     def to_json(self) -> str:
         return json.dumps({"chargeback": self.chargeback.model_dump(mode="json"), "timezone": self.timezone,
-                           "team_orgs": dict(sorted(self.team_orgs.items()))}, sort_keys=True)
+                           "team_orgs": dict(sorted(self.team_orgs.items())),
+                           "limits": list(self.limits) if self.limits else None}, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Rules:
         raw = json.loads(text)
-        return cls(ChargebackConfig.model_validate(raw["chargeback"]), raw["timezone"], raw["team_orgs"])
+        limits = raw.get("limits")
+        return cls(ChargebackConfig.model_validate(raw["chargeback"]), raw["timezone"], raw["team_orgs"],
+                   (int(limits[0]), int(limits[1])) if limits else None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,18 +25,19 @@ CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quant
 CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE, "html": HTML_TYPE}
 
 
-def render(statement: Statement, fmt: str) -> tuple[str, bytes]:
-    """(content type, body)."""
+def render(statement: Statement, fmt: str, *, last: bool = True) -> tuple[str, bytes]:
+    """(content type, body). `last`: the statement is whole or this is its last page (the CSV's statement total row
+    is on it only, so that pages put together hold it once)."""
     if fmt == "json":
         return JSON_TYPE, document_bytes(statement)
     if fmt == "csv":
-        return CSV_TYPE, _csv(statement)
+        return CSV_TYPE, _csv(statement, last)
     if fmt == "table":
         return TEXT_TYPE, _table(statement).encode()
     raise ValueError(f"format {fmt!r}: use one of {', '.join(FORMATS)}")
 
 
-def _csv(statement: Statement) -> bytes:
+def _csv(statement: Statement, last: bool = True) -> bytes:
     period = str(statement.period)
     rows: list[tuple[Any, ...]] = []
     for team in statement.teams:
@@ -44,7 +45,8 @@ def _csv(statement: Statement) -> bytes:
             rows.append((period, team.key, team.org, team.team, line.component, line.name, line.quantity,
                          line.amount, Decimal(plain(line.exact)), line.detail))
         rows.append((period, team.key, team.org, team.team, "total", "", None, team.total, None, ""))
-    rows.append((period, "", "", "", "total", "", None, statement.total, None, "statement total"))
+    if last:
+        rows.append((period, "", "", "", "total", "", None, statement.total, None, "statement total"))
     lines = [",".join(csv_cell(c) for c in CSV_COLUMNS)]
     lines.extend(",".join(csv_cell(value) for value in row) for row in rows)
     return ("\r\n".join(lines) + "\r\n").encode()

@@ -19,15 +19,18 @@ from __future__ import annotations
 
 import calendar
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from costline.processor.aggregate import OVERFLOW
 from costline.processor.chargeback.config import ChargebackConfig, Charging
+from costline.processor.overflow import kept_values
 from costline.processor.ownership import UNATTRIBUTED
+from costline.processor.units import ceil_hour
 
 CENT = Decimal("0.01")
 MTOK = 1_000_000
@@ -80,6 +83,12 @@ class Period:
 
     def end(self, tz: ZoneInfo) -> datetime:
         return self.next().start(tz)
+
+    def ledger_bounds(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
+        """The ledger hours the month is read from: those that start in it, [start, end) both rounded up to the UTC
+        hour alike. An hour row holding a month's boundary (a zone whose offset is not whole hours) belongs to the
+        month its start is in: once, never in both months."""
+        return ceil_hour(self.start(tz)), ceil_hour(self.end(tz))
 
     def next(self) -> Period:
         return Period(self.year + self.month // 12, self.month % 12 + 1)
@@ -181,23 +190,37 @@ class Statement:
     owning team (`org/team`) and, under `UNMAPPED`, of identities no one owns. Shown always; charged as `untracked`
     lines only when `untracked_rule` is `charge`."""
     untracked_rule: str = "show"
+    whole: Mapping[str, Decimal] | None = None
+    """On one page of a statement (`page`): the whole statement's `components`."""
 
     @property
     def components(self) -> dict[str, Decimal]:
         """Sum of the rounded lines per component: these add up to `total` exactly."""
+        if self.whole is not None:
+            return dict(self.whole)
         out = {c: Decimal("0.00") for c in COMPONENTS}
         for team in self.teams:
             for line in team.lines:
                 out[line.component] += line.amount
         return out
 
-    def only(self, ref: str) -> Statement:
-        """The statement restricted to one team (`team` or `org/team`); the total becomes that team's."""
+    def only(self, ref: str, *, private: bool = False) -> Statement:
+        """The statement restricted to one team (`team` or `org/team`): its lines, the total become that team's, and
+        of the untracked spend only its own (no other team's name, no unmapped spend). A team without charges in the
+        period is an error naming the period's teams, or with `private` (the caller may see that team only) an
+        empty statement naming no one."""
         teams = tuple(t for t in self.teams if ref in (t.key, t.team))
-        if not teams:
+        if not teams and not private:
             known = ", ".join(t.key for t in self.teams) or "none"
             raise StatementError(f"team {ref!r} has no charges in {self.period} (teams: {known})")
-        return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")))
+        keys = {t.key for t in teams} | ({ref} if "/" in ref else set())
+        return replace(self, teams=teams, total=sum((t.total for t in teams), Decimal("0.00")),
+                       untracked={k: v for k, v in self.untracked.items() if k in keys})
+
+    def page(self, offset: int, limit: int) -> Statement:
+        """Teams `offset` to `offset + limit` (in statement order) of the statement; its totals, components and
+        untracked spend stay the whole statement's, so every page says what the month adds up to."""
+        return replace(self, teams=self.teams[offset: offset + limit], whole=self.components)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -263,6 +286,53 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
     return [TeamUsage(org, team, **values) for (org, team), values in sorted(acc.items())]
 
 
+def named_teams(config: ChargebackConfig, team_orgs: Mapping[str, str]) -> set[str]:
+    """The teams the config names (`team` or `org/team`): its hierarchy's, `chargeback.teams`', a fixed split's and
+    `unattributed.team`. They keep their names on a statement whatever the cardinality limits."""
+    named = set(team_orgs) | set(config.teams)
+    named.update(t for c in config.shared_costs if isinstance(c.split, dict) for t in c.split)
+    if not isinstance(config.unattributed, str):
+        named.add(config.unattributed.team)
+    return named
+
+
+def fold_usage(usage: Sequence[TeamUsage], limits: tuple[int, int], named: Collection[str]) -> list[TeamUsage]:
+    """`usage` with at most `limits` = (orgs, teams) names, like the owner labels of every series (`overflow.py`):
+    the orgs and the team names of most token cost keep them, the others become `__overflow__` and their usage is
+    summed (a folded team is charged as one team). Teams the config names, their orgs and the unattributed pool
+    always keep theirs; so the statement's size and the work of making it are bounded, and every dollar is on it."""
+    named_keys = {ref for ref in named if "/" in ref}
+    names = {ref.rsplit("/", 1)[-1] for ref in named} | {UNATTRIBUTED}
+    pinned = [{ref.split("/", 1)[0] for ref in named_keys} | {u.org for u in usage if u.team in names}
+              | {UNATTRIBUTED}, names]
+    kept: list[set[str] | None] = []
+    for index, limit in enumerate(limits):
+        weight: dict[str, Decimal] = {}
+        for u in usage:
+            label = (u.org, u.team)[index]
+            weight[label] = weight.get(label, Decimal(0)) + u.cost
+        free = {v: w for v, w in weight.items() if v not in pinned[index]}
+        top = kept_values(free, max(limit - len(weight.keys() & pinned[index]), 0))
+        kept.append(None if top is None else top | pinned[index])
+    if kept == [None, None]:
+        return list(usage)
+    acc: dict[tuple[str, str], TeamUsage] = {}
+    for u in usage:
+        org = u.org if kept[0] is None or u.org in kept[0] else OVERFLOW
+        team = u.team if kept[1] is None or u.team in kept[1] else OVERFLOW
+        was = acc.get((org, team))
+        if was is None:
+            acc[(org, team)] = replace(u, org=org, team=team)
+            continue
+        outcomes = dict(was.outcomes)
+        for name, count in u.outcomes.items():
+            outcomes[name] = outcomes.get(name, 0) + count
+        acc[(org, team)] = TeamUsage(org, team, was.requests + u.requests, was.tokens + u.tokens, was.cost + u.cost,
+                                     was.unpriced_requests + u.unpriced_requests,
+                                     was.unpriced_tokens + u.unpriced_tokens, outcomes)
+    return [acc[key] for key in sorted(acc)]
+
+
 def untracked_by_team(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
     """Exact untracked USD per owning team (`org/team`), and under `UNMAPPED` that of unmapped identities, from the
     reconciliation store's `untracked_spend` rows (a key's or a user's spend is its team's)."""
@@ -276,19 +346,29 @@ def untracked_by_team(rows: Iterable[Mapping[str, Any]]) -> dict[str, Decimal]:
 def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInfo, usage: Sequence[TeamUsage], *,
                     team_orgs: Mapping[str, str] | None = None,
                     corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None,
-                    untracked: Mapping[str, Decimal] | None = None) -> Statement:
+                    untracked: Mapping[str, Decimal] | None = None,
+                    started: Collection[str] | None = None) -> Statement:
     """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
     places a team a fixed split names that has no usage this month. `corrections` (`org/team` -> (closed period,
     exact USD) pairs: what changed in closed periods since they were frozen) become `correction` lines; a team with
     nothing but corrections is charged only those (no fee, no share of a pool). `untracked` (`untracked_by_team`)
     is shown, and with `chargeback.untracked: charge` charged at cost: an `untracked` line on its team, the
-    unmapped spend spread over the teams as `chargeback.unattributed` says."""
+    unmapped spend spread over the teams as `chargeback.unattributed` says. `started` (None: every org) are the orgs
+    whose fixed charges apply in the period (`report.started_orgs`): the others' teams get no platform fee, no
+    share of a shared cost, and are not charged for being named in a fixed split; a shared cost with no started
+    team to charge is not charged."""
     if config is None:
         raise StatementError(NO_CHARGEBACK)
     team_orgs = team_orgs or {}
     pool = [u for u in usage if u.team == UNATTRIBUTED]
     unattributed_cost = sum((u.cost for u in pool), Decimal(0))
     teams: dict[str, TeamUsage] = {u.key: u for u in usage if u.team != UNATTRIBUTED}
+
+    def billable(key: str) -> bool:
+        org = key.split("/", 1)[0]
+        # The team of last resort (`unattributed/unattributed`) and the orgs folded past the cardinality limit
+        # (`__overflow__`, only ever made of usage) stand for whoever started.
+        return started is None or org in started or (org in (UNATTRIBUTED, OVERFLOW) and bool(started))
 
     def resolve(ref: str, where: str) -> str:
         if "/" in ref:
@@ -299,21 +379,22 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
                                  "write it as org/team")
         return found[0] if found else f"{team_orgs.get(ref, UNATTRIBUTED)}/{ref}"
 
-    # Teams a fixed split or the unattributed rule names are charged even in a month they made no calls.
-    named = [resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
-             if isinstance(c.split, dict) for t in c.split]
-    if not isinstance(config.unattributed, str):
-        named.append(resolve(config.unattributed.team, "unattributed.team"))
     untracked = dict(untracked or {})
     charged = untracked if config.untracked == "charge" else {}
     unmapped = charged.get(UNMAPPED, Decimal(0))
+    # Teams a fixed split names are charged even in a month they made no calls, once their org has started; the
+    # unattributed rule's team whenever there is a pool for it to take.
+    named = [key for key in (resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
+                             if isinstance(c.split, dict) for t in c.split) if billable(key)]
+    if not isinstance(config.unattributed, str) and (unattributed_cost or unmapped):
+        named.append(resolve(config.unattributed.team, "unattributed.team"))
     # A team whose only spend this month was untracked is a team that used a provider: charged like any other.
     named += [key for key in charged if key != UNMAPPED]
     for key in named:
         if key not in teams:
             org, name = key.split("/", 1)
             teams[key] = TeamUsage(org, name)
-    if not teams and (unattributed_cost or unmapped or config.shared_costs):
+    if not teams and (unattributed_cost or unmapped or (config.shared_costs and billable(UNATTRIBUTED))):
         # Nobody to spread onto: the statement still accounts for every dollar, on a line of its own.
         teams[f"{UNATTRIBUTED}/{UNATTRIBUTED}"] = TeamUsage(UNATTRIBUTED, UNATTRIBUTED)
     order = sorted(teams)
@@ -324,7 +405,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         u = teams[key]
         own = config.teams.get(key) or config.teams.get(u.team) or Charging()
         per_outcome = own.per_outcome_usd if own.per_outcome_usd is not None else config.default.per_outcome_usd
-        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0))
+        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0)) if billable(key) else None
         if per_outcome is not None:
             heads[key] = ("value-based", Decimal(0), "none: charged per outcome")
             lines[key].append(Line("token_cost", Decimal(0), detail=f"value-based: {_usd(u.cost)} of tokens not "
@@ -335,37 +416,45 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             heads[key] = ("cost-plus", pct, source)
             lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
             lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{plain(pct)} % ({source})"))
-        lines[key].append(Line("platform_fee", fee, detail="fixed per month"))
+        lines[key].append(Line("platform_fee", fee, detail="fixed per month") if fee is not None else
+                          Line("platform_fee", Decimal(0), detail="none: before the org's first month"))
         for name, rate in sorted((per_outcome or {}).items()):
             count = u.outcomes.get(name, 0)
             lines[key].append(Line("value_based", rate * count, name=name, quantity=count,
                                    detail=f"{count:,} x {_usd(rate, exact=True)}"))
 
+    payers = [key for key in order if billable(key)]
     for i, cost in enumerate(config.shared_costs):
-        weights, how = _weights(cost.split, order, teams, resolve, f"shared_costs[{i}].split")
-        for key, cents in zip(order, allocate(_to_cents(cost.monthly_usd), weights), strict=True):
+        weights, hows = _weights(cost.split, payers, teams, resolve, f"shared_costs[{i}].split")
+        by_key = dict(zip(payers, zip(weights, hows, strict=True), strict=True))
+        weights = [by_key.get(key, (Decimal(0), ""))[0] for key in order]
+        hows = [by_key.get(key, (Decimal(0), "none: before the org's first month"))[1] for key in order]
+        # A fixed split's percent of a team that has not started is not charged to anyone (a slot dropped here).
+        unbilled = Decimal(100) - sum(weights) if isinstance(cost.split, Mapping) else Decimal(0)
+        if not sum(weights):
+            continue
+        shares = allocate(_to_cents(cost.monthly_usd), [*weights, unbilled])[: len(order)]
+        for key, cents, how in zip(order, shares, hows, strict=True):
             lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
                                    detail=f"{_usd(cost.monthly_usd)} {how}"))
     def spread_by_unattributed_rule(pool: Decimal) -> tuple[list[tuple[Any, Decimal]], str]:
         """A pool nobody owns (untagged spend, unmapped untracked spend), rounded to the cent once and split over
-        the teams by `chargeback.unattributed`: (team key, share) in statement order, and how it was split."""
+        the teams by `chargeback.unattributed`: (team key, share, how it was split) in statement order."""
         rule = config.unattributed
         split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
-        weights, how = _weights(split, order, teams, resolve, "unattributed")
+        weights, hows = _weights(split, order, teams, resolve, "unattributed")
         cents = allocate(_to_cents(pool.quantize(CENT, ROUND_HALF_UP)), weights)
-        return [(key, Decimal(c) / 100) for key, c in zip(order, cents, strict=True)], how
+        return [(key, Decimal(c) / 100, how) for key, c, how in zip(order, cents, hows, strict=True)]
 
     if unattributed_cost:
-        shares, how = spread_by_unattributed_rule(unattributed_cost)
-        for key, share in shares:
+        for key, share, how in spread_by_unattributed_rule(unattributed_cost):
             lines[key].append(Line("unattributed", share, detail=f"{_usd(unattributed_cost)} untagged, {how}"))
     for key in order:
         if charged.get(key):
             lines[key].append(Line("untracked", charged[key],
                                    detail="billed by the provider, seen by no span (at cost, no markup)"))
     if unmapped:
-        shares, how = spread_by_unattributed_rule(unmapped)
-        for key, share in shares:
+        for key, share, how in spread_by_unattributed_rule(unmapped):
             lines[key].append(Line("untracked", share, name=UNMAPPED,
                                    detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
 
@@ -412,17 +501,19 @@ def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decim
 
 
 def _weights(split: str | Mapping[str, Decimal], order: Sequence[str], teams: Mapping[str, TeamUsage],
-             resolve: Any, where: str) -> tuple[list[Decimal], str]:
+             resolve: Any, where: str) -> tuple[list[Decimal], list[str]]:
+    """Each team's weight in a pool and, per team, how its share came about. A fixed split's detail gives the
+    team's own percent only: a team's lines never name the other teams (a team token reads them)."""
     if isinstance(split, Mapping):
         shares = {resolve(team, where): pct for team, pct in split.items()}
-        return [shares.get(key, Decimal(0)) for key in order], "split " + ", ".join(
-            f"{plain(pct)} %" + f" {team}" for team, pct in split.items())
+        weights = [shares.get(key, Decimal(0)) for key in order]
+        return weights, [f"x {plain(pct)} % (fixed split)" for pct in weights]
     if split == "proportional":
         weights = [max(teams[key].cost, Decimal(0)) for key in order]
         if sum(weights):
-            return weights, "split by token cost"
+            return weights, ["split by token cost"] * len(order)
     # `even`, or proportional with no token cost to be proportional to.
-    return [Decimal(1)] * len(order), f"split evenly over {len(order)} teams"
+    return [Decimal(1)] * len(order), [f"split evenly over {len(order)} teams"] * len(order)
 
 
 def allocate(cents: int, weights: Sequence[Decimal]) -> list[int]:

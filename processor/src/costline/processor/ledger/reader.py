@@ -142,6 +142,19 @@ class LedgerReader:
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger read failed: {err}") from err
 
+    def values_before(self, column: str, end: datetime) -> set[str]:
+        """The values of an owner column with a row before `end`'s hour (exclusive): which orgs had data by then,
+        for the chargeback's fixed charges."""
+        if column not in OWNER_COLUMNS:
+            raise ValueError(f"values_before: {column!r} is not one of {', '.join(OWNER_COLUMNS)}")
+        query = (select(usage_hourly.c[column]).where(usage_hourly.c.hour < int(end.timestamp()))
+                 .group_by(usage_hourly.c[column]))
+        try:
+            with self.engine.connect() as conn:
+                return {row[0] for row in conn.execute(query)}
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+
     def unpriced_rows(self, since: datetime) -> list[dict[str, Any]]:
         """The rows from `since`'s hour on with calls still waiting for a price: `id`, `hour`, `provider`, `model`,
         `operation` and the `UNPRICED_COLUMNS` counters."""

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-from costline.processor.reconcile.render import FORMATS, render
+from costline.processor.reconcile.render import FORMATS, render, unpriced_note
 from costline.processor.reconcile.report import PROVIDERS, ReportError
 from costline.processor.reconcile.store import ReconciliationStore, StoreError
 
@@ -78,4 +78,6 @@ def run(args: argparse.Namespace, open_pipeline: Callable[[argparse.Namespace], 
     finally:
         pipeline.close()
     sys.stdout.write(render(result, args.format))
+    if result.unpriced:  # stored without them: said on stderr too, whatever the format
+        print(f"costline reconcile: {unpriced_note(result)}", file=sys.stderr)
     return 0

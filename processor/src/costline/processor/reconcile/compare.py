@@ -3,7 +3,8 @@
 A provider row is attributed by its API key when the config maps that key, else by its project (OpenAI) or
 workspace (Anthropic) when mapped, else to `untracked`. Ledger rows are attributed to the most specific mapped owner
 they fall under (their key, else their user, else their team). Models are matched by the price table's canonical
-id, so a dated snapshot and its alias meet; a model the price table does not know is a `ReportError`.
+id, so a dated snapshot and its alias meet; a provider row of a model the price table does not know is reported as
+**unpriced** (`Result.unpriced`: its tokens, no amount) and left out of the compared rows, never priced at $0.
 
 Both sides are priced in integer pico-dollars at the rates the ledger uses (flat base rates, as `reprice` does
 for sums): a row whose tokens agree has zero drift. A row that no span saw is **untracked** spend of its owner;
@@ -21,7 +22,7 @@ from typing import Any, NamedTuple
 
 from costline.processor.model import LLMCall
 from costline.processor.reconcile.providers import ProviderReport
-from costline.processor.reconcile.report import IDENTITY_KINDS, ReportError, UsageRow
+from costline.processor.reconcile.report import IDENTITY_KINDS, UsageRow
 from costline.processor.units import usd_to_pico
 
 UNTRACKED = "untracked"
@@ -81,6 +82,19 @@ class BilledCheck:
     priced_pico: int
 
 
+@dataclass(frozen=True)
+class Unpriced:
+    """Provider usage of a model the price table does not know, per day, model and identity: reported, not
+    compared (there is no rate to price it at) and not stored."""
+
+    day: date
+    model: str
+    identity: str
+    tokens: tuple[int, int, int, int]
+    """Uncached input, cache read, cache write, output (`report.TOKEN_TYPES`)."""
+    requests: int | None
+
+
 @dataclass
 class Result:
     provider: str
@@ -89,6 +103,7 @@ class Result:
     rows: list[Row]
     billed: list[BilledCheck] | None
     sources: list[str]
+    unpriced: list[Unpriced] = field(default_factory=list)
 
     def total_pico(self, name: str) -> int:
         return sum(getattr(r, name) for r in self.rows)
@@ -117,13 +132,14 @@ def mapping_for(provider: str, identities: Mapping[tuple[str, str], OwnerRef]) -
 def compare(report: ProviderReport, ledger_rows: Iterable[Mapping[str, Any]],
             identities: Mapping[tuple[str, str], OwnerRef], rates_for: Any) -> Result:
     """`ledger_rows` as `Ledger.usage(..., LEDGER_GROUP_BY)` returns them (UTC days); `identities` maps
-    (kind, id) to an owner; `rates_for(provider, model, unix_nano)` is the pipeline's pricer. Raises `ReportError`
-    for a provider model the price table does not know."""
+    (kind, id) to an owner; `rates_for(provider, model, unix_nano)` is the pipeline's pricer. Usage of a model the
+    price table does not know goes to `Result.unpriced`."""
     provider = report.provider
     mapped = mapping_for(provider, identities)
     rows: dict[tuple, Row] = {}
     scope_kind = IDENTITY_KINDS[provider][1]
     priced_scope: dict[tuple[date, str], int] = {}
+    unpriced: dict[tuple[date, str, str], tuple[list[int], int | None]] = {}
 
     def row_for(day: date, model: str, owner: OwnerRef, identity: str) -> Row:
         key = (day, model, owner, identity if owner.kind == UNTRACKED else "")
@@ -136,13 +152,16 @@ def compare(report: ProviderReport, ledger_rows: Iterable[Mapping[str, Any]],
 
     for usage in report.usage:
         rates = rates_for(provider, usage.model, _nano(usage.day))
-        if rates is None:
-            raise ReportError(f"{provider} report, {usage.day}: model {usage.model!r} is not in the price table; "
-                              "add it under `prices:` in the config, or check the provider")
-        model = _canonical(rates.model_id)
         owner, identity = _attribute(usage, mapped, provider)
-        row = row_for(usage.day, model, owner, identity)
         tokens = (usage.uncached_input, usage.cache_read, usage.cache_write, usage.output)
+        if rates is None:
+            slot = unpriced.setdefault((usage.day, usage.model, identity), ([0, 0, 0, 0], None))
+            counts = [a + b for a, b in zip(slot[0], tokens, strict=True)]
+            requests = slot[1] if usage.requests is None else (slot[1] or 0) + usage.requests
+            unpriced[(usage.day, usage.model, identity)] = (counts, requests)
+            continue
+        model = _canonical(rates.model_id)
+        row = row_for(usage.day, model, owner, identity)
         row.provider_tokens = [a + b for a, b in zip(row.provider_tokens, tokens, strict=True)]
         if usage.requests is not None:
             row.provider_requests = (row.provider_requests or 0) + usage.requests
@@ -175,7 +194,9 @@ def compare(report: ProviderReport, ledger_rows: Iterable[Mapping[str, Any]],
                               priced_scope.get((day, scope), 0))
                   for day, scope in sorted(set(amounts) | set(priced_scope))]
     ordered = sorted(rows.values(), key=lambda r: (r.day, r.owner.kind, r.owner.name, r.model, r.identity))
-    return Result(provider, report.start, report.end, ordered, billed, list(report.sources))
+    return Result(provider, report.start, report.end, ordered, billed, list(report.sources),
+                  [Unpriced(day, model, identity, tuple(counts), requests)  # type: ignore[arg-type]
+                   for (day, model, identity), (counts, requests) in sorted(unpriced.items())])
 
 
 def _attribute(usage: UsageRow, mapped: IdentityMap, provider: str) -> tuple[OwnerRef, str]:

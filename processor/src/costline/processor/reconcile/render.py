@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from costline.processor.api import csv_cell
-from costline.processor.reconcile.compare import OwnerRef, Result, Row
+from costline.processor.reconcile.compare import OwnerRef, Result, Row, Unpriced
 from costline.processor.reconcile.report import TOKEN_TYPES
 from costline.processor.units import PICO_PER_USD
 
@@ -34,6 +34,20 @@ def row_dict(r: Row) -> dict[str, Any]:
     return out
 
 
+def unpriced_dict(u: Unpriced) -> dict[str, Any]:
+    return {"day": u.day.isoformat(), "model": u.model, "identity": u.identity, "requests": u.requests,
+            **{f"{name}_tokens": value for name, value in zip(TOKEN_TYPES, u.tokens, strict=True)}}
+
+
+def unpriced_note(result: Result) -> str:
+    """One line saying which models could not be priced (empty when every one could)."""
+    models = sorted({u.model for u in result.unpriced})
+    if not models:
+        return ""
+    return (f"unpriced: {len(result.unpriced)} row(s) of {', '.join(repr(m) for m in models)} not in the price "
+            "table, not compared and not stored; add the model under `prices:` in the config and run again")
+
+
 def totals(result: Result) -> dict[str, Any]:
     out = {"provider_cost_usd": usd(result.total_pico("provider_cost_pico")),
            "ledger_cost_usd": usd(result.total_pico("ledger_cost_pico")),
@@ -51,7 +65,8 @@ def render(result: Result, fmt: str) -> str:
     if fmt == "json":
         doc = {"provider": result.provider, "from": result.start.isoformat(),
                "to": (result.end - timedelta(days=1)).isoformat(),  # the last day, included, as --to takes it
-               "sources": result.sources, "rows": [row_dict(r) for r in result.rows], "totals": totals(result)}
+               "sources": result.sources, "rows": [row_dict(r) for r in result.rows], "totals": totals(result),
+               "unpriced": [unpriced_dict(u) for u in result.unpriced]}
         if result.billed is not None:
             doc["billed"] = [{"day": b.day.isoformat(), "scope_kind": b.scope_kind, "scope_id": b.scope_id,
                               "billed_usd": b.billed_usd, "priced_usd": usd(b.priced_pico),
@@ -93,5 +108,10 @@ def _table(result: Result) -> str:
     if result.billed is not None:
         lines.append(f"  cost report: billed ${t['billed_usd']:.6f}, usage priced at Costline's rates differs by "
                      f"${t['billed_minus_priced_usd']:.6f}")
+    for u in result.unpriced:
+        lines.append(f"  {u.day.isoformat():<10}  {'unpriced ' + u.identity:<32.32}  {u.model[:26]:<26}  "
+                     f"{sum(u.tokens):,} tokens, no price: not compared, not stored")
+    if result.unpriced:
+        lines.append(f"  {unpriced_note(result)}")
     return "\n".join(lines) + "\n"
 

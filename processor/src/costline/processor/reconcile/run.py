@@ -21,6 +21,7 @@ from costline.processor.pricing import Pricer
 from costline.processor.reconcile.compare import LEDGER_GROUP_BY, Result, compare
 from costline.processor.reconcile.owners import identities_for
 from costline.processor.reconcile.providers import ProviderReport, fetch, read_files
+from costline.processor.reconcile.render import unpriced_note
 from costline.processor.reconcile.report import ReportError
 from costline.processor.reconcile.store import ReconciliationStore
 from costline.processor.units import pico_to_float_usd
@@ -118,6 +119,8 @@ class BackgroundReconciler:
             log.info("reconciled %s %s..%s: %d rows, drift $%s, untracked $%s", provider, start, end,
                      len(result.rows), pico_to_float_usd(result.total_pico("drift_pico")),
                      pico_to_float_usd(result.total_pico("untracked_pico")))
+            if result.unpriced:
+                log.warning("reconcile %s %s..%s: %s", provider, start, end, unpriced_note(result))
         if stored:
             try:
                 self._on_stored()
