@@ -76,14 +76,16 @@ def test_reconcile_stores_the_priced_rows_and_names_an_unpriced_model(tmp_path):
                                     Served(date(2026, 11, 4), "gpt-9-imaginary", "k", "p", 7, 0, 0, 3)],
                                    date(2026, 11, 1), date(2026, 12, 1))
     report.write_text(json.dumps({"object": "page", "data": buckets, "has_more": False, "next_page": None}))
-    result = _costline("reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-12-01", "--db", db,
+    from costline.processor.ledger import Ledger
+
+    Ledger(db).close()  # reconcile reads an existing ledger; it never creates one
+    result = _costline("reconcile", "--provider", "openai", "--from", "2026-11-01", "--to", "2026-11-30", "--db", db,
                        "--file", str(report), "--format", "json")
     assert result.returncode == 0, result.stderr
     assert "unpriced: 1 row(s) of 'gpt-9-imaginary' not in the price table" in result.stderr
     doc = json.loads(result.stdout)
     assert [u["model"] for u in doc["unpriced"]] == ["gpt-9-imaginary"]
     assert [r["model"] for r in doc["rows"]] == ["gpt-4o"]
-    from costline.processor.ledger import Ledger
     from costline.processor.reconcile.store import ReconciliationStore
 
     ledger = Ledger(db)
