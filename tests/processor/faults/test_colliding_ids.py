@@ -12,11 +12,11 @@ import pytest
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
 from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.edge.otlp import RECENT_NS, llm_span, request_of
 
 from .ingesting import Ingest
 
-START = 1_763_800_000_000_000_000
+START = RECENT_NS - 3_600_000_000_000  # two hours ago at most: within the span window
 SECOND = 1_000_000_000
 TRACE = os.urandom(16)
 
