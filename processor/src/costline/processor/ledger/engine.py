@@ -26,6 +26,12 @@ from costline.processor.ledger.schema import (
 from costline.processor.model import MAX_LABEL_LENGTH
 from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
+WAL_LIMIT_BYTES = 64 * 1024 * 1024
+"""SQLite: past this size the writer checkpoints the write-ahead log and truncates it after a commit
+(`writer.LedgerWriter`). SQLite's own automatic checkpoint only copies what no reader still sees and never shrinks the
+file, so with a reader open at every commit (budgets, scrapes and the API read after each one) the log grew for
+ever: 2.3 GB beside a 107 MB ledger."""
+
 
 class LedgerUnavailable(Exception):
     """The ledger could not commit or answer: the receivers answer 503 / UNAVAILABLE so that exporters retry."""
@@ -72,6 +78,8 @@ def open_engine(url: str, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> Engine
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")  # readers (API, budgets) never block the writer
             cursor.execute("PRAGMA synchronous=FULL")  # an acknowledged batch survives a crash of the machine too
+            # When the log restarts from its beginning, its file is cut back to this size.
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
             cursor.close()
 
         return engine

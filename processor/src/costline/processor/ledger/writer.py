@@ -8,25 +8,33 @@ upserted — then it commits, and only then does the receiver acknowledge.
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from operator import add
+from pathlib import Path
 
 from sqlalchemy import delete, inspect, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from costline.processor.ledger.engine import LedgerUnavailable, quote
+from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.model import Entry, counts_of, text_call_keys
+from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.units import S_PER_HOUR, hour_start_s
+
+log = logging.getLogger("costline.processor.ledger")
 
 KEYS_PER_LOOKUP = 5000
 """Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
 RETENTION_CHECK_S = 600
 """How often (at most) a write also deletes identity keys older than the retention."""
+WAL_RETRY_S = 10.0
+"""After a checkpoint that readers kept from finishing, how long before the next attempt."""
 
 _DIMENSION_WIDTH = usage_hourly.c.org.type.length
 
@@ -34,9 +42,14 @@ _DIMENSION_WIDTH = usage_hourly.c.org.type.length
 class LedgerWriter:
     """Thread-safe: one writer at a time (SQLite allows no more)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> None:
         self.engine = engine
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
+        self.wal_limit_bytes = WAL_LIMIT_BYTES
+        self._next_checkpoint = 0.0
         # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -84,9 +97,36 @@ class LedgerWriter:
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
+            if self._wal is not None:
+                self._bound_wal()
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return fresh
+
+    def _bound_wal(self) -> None:
+        """SQLite, after a commit: once the write-ahead log passes `wal_limit_bytes`, copy it into the database and
+        truncate it. The checkpoint waits for the readers that still see older pages (queries take milliseconds)
+        at most a quarter of the ledger timeout, so the export it follows is not held; when they outlast that, it is
+        tried again `WAL_RETRY_S` later. Never fails the write, which has committed."""
+        try:
+            if self._wal.stat().st_size <= self.wal_limit_bytes or time.monotonic() < self._next_checkpoint:
+                return
+        except FileNotFoundError:
+            return
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                (busy_ms,) = raw.execute("PRAGMA busy_timeout").fetchone()
+                raw.execute(f"PRAGMA busy_timeout = {max(1, round(self.timeout_s * 250))}")
+                try:
+                    (busy, _, _) = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        except (SQLAlchemyError, sqlite3.Error) as err:
+            busy = 1
+            log.warning("checkpointing the ledger's write-ahead log failed: %s", err)
+        if busy:
+            self._next_checkpoint = time.monotonic() + WAL_RETRY_S
 
     def price_rows(self, priced: Iterable[tuple[int, Mapping[str, int], int]]) -> int:
         """Bill rows' unpriced tokens: `(row id, its unpriced counters as read, their cost in pico-dollars)`. A row
