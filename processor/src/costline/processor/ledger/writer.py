@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from operator import add
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
+from costline.processor.ledger.wire import NoAnswer, deadline
 from costline.processor.model import Entry, counts_of, text_call_keys
 from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.units import S_PER_HOUR, hour_start_s
@@ -50,6 +52,10 @@ class LedgerWriter:
         self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
         self.wal_limit_bytes = WAL_LIMIT_BYTES
         self._next_checkpoint = 0.0
+        ms = max(1, round(timeout_s * 1000))
+        self._bound_sql = (None if engine.dialect.name != "postgresql" else
+                           f"SELECT set_config('statement_timeout', '{ms}', true), "
+                           f"set_config('idle_in_transaction_session_timeout', '{ms}', true)")
         # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -79,7 +85,7 @@ class LedgerWriter:
             return []
         now = int(time.time()) if now is None else now
         try:
-            with self._lock, self.engine.begin() as conn:
+            with self._bounded() as conn:
                 seen = self._billed_among(conn, entries)
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
@@ -97,11 +103,34 @@ class LedgerWriter:
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
-            if self._wal is not None:
-                self._bound_wal()
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return fresh
+
+    @contextmanager
+    def _bounded(self) -> Iterator[Connection]:
+        """The write lock and a transaction, all within the ledger timeout: waiting for another write of this
+        process, for a lock in the database (`lock_timeout`), for a statement (`statement_timeout`, set for this
+        transaction only: reports may run longer) and for a server that does not answer at all (`wire.deadline`).
+        Past it: `LedgerUnavailable`, and the transaction is rolled back (or was never sent)."""
+        with deadline(self.timeout_s, armed=self._bound_sql is not None) as bound:
+            if not self._lock.acquire(timeout=bound.remaining()):
+                raise LedgerUnavailable(f"another write held the ledger for longer than the ledger timeout "
+                                        f"({self.timeout_s:g} s)")
+            try:
+                with self.engine.begin() as conn:
+                    if self._bound_sql is not None:
+                        conn.exec_driver_sql(self._bound_sql)
+                    yield conn
+                if self._wal is not None:
+                    self._bound_wal()
+            except (SQLAlchemyError, NoAnswer) as err:
+                if bound.expired or isinstance(err, NoAnswer):
+                    raise LedgerUnavailable(f"the ledger did not answer within the ledger timeout "
+                                            f"({self.timeout_s:g} s): {type(err).__name__}") from err
+                raise
+            finally:
+                self._lock.release()
 
     def _bound_wal(self) -> None:
         """SQLite, after a commit: once the write-ahead log passes `wal_limit_bytes`, copy it into the database and
