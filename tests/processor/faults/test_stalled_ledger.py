@@ -150,3 +150,39 @@ def test_a_stalled_server_is_answered_503_within_the_timeout_and_the_retry_bills
         proxy.resume()
         service.stop(2)
         proxy.close()
+
+
+@pytest.mark.postgres
+def test_a_write_stuck_in_the_server_is_cancelled_there_too(database: str) -> None:
+    """A statement that hangs inside the server (here a trigger sleeping, as a stalled disk would) is answered
+    `LedgerUnavailable` within the timeout, and the server cancels it too (`statement_timeout`, set for the write's
+    transaction): cutting the connection alone leaves the backend running, holding the keys it inserted and so
+    blocking every other processor billing them."""
+    from costline.processor.ledger import Ledger, LedgerUnavailable
+    from costline.processor.model import Entry, Owner, call_keys
+    from tests.processor.core.conftest import make_call
+
+    url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
+    ledger = Ledger(url, timeout_s=LEDGER_TIMEOUT_S)
+    direct = POSTGRES.rsplit("/", 1)[0] + f"/{database}"
+    with psycopg.connect(direct, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION stall() RETURNS trigger LANGUAGE plpgsql AS "
+                      "$$ BEGIN PERFORM pg_sleep(30); RETURN NEW; END $$")
+        conn.execute("CREATE TRIGGER stall BEFORE INSERT ON costline_usage_hourly FOR EACH ROW EXECUTE FUNCTION stall()")
+    call = make_call(1)
+    try:
+        started = time.monotonic()
+        with pytest.raises(LedgerUnavailable):
+            ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))])
+        assert time.monotonic() - started < LEDGER_TIMEOUT_S + SLACK_S
+        with psycopg.connect(direct, autocommit=True) as conn:
+            for _ in range(60):
+                running = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                                       "AND query LIKE 'INSERT INTO costline_%' AND state <> 'idle'").fetchone()[0]
+                if not running:
+                    break
+                time.sleep(0.05)
+            assert running == 0, "the server is still running the abandoned write"
+            assert conn.execute("SELECT count(*) FROM costline_call_keys").fetchone()[0] == 0
+    finally:
+        ledger.close()
