@@ -35,6 +35,10 @@ KEYS_PER_LOOKUP = 5000
 """Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
 RETENTION_CHECK_S = 600
 """How often (at most) a write also deletes identity keys older than the retention."""
+WIRE_DEADLINE = 1.5
+"""The deadline on the wire, in ledger timeouts: the server's own bounds (`lock_timeout`, `statement_timeout`: one
+timeout) answer first when the server answers at all, leaving the connection usable; the watchdog only cuts one
+that gets no answer."""
 WAL_RETRY_S = 10.0
 """After a checkpoint that readers kept from finishing, how long before the next attempt."""
 
@@ -109,28 +113,29 @@ class LedgerWriter:
 
     @contextmanager
     def _bounded(self) -> Iterator[Connection]:
-        """The write lock and a transaction, all within the ledger timeout: waiting for another write of this
+        """The write lock and a transaction, each within the ledger timeout: waiting for another write of this
         process, for a lock in the database (`lock_timeout`), for a statement (`statement_timeout`, set for this
-        transaction only: reports may run longer) and for a server that does not answer at all (`wire.deadline`).
-        Past it: `LedgerUnavailable`, and the transaction is rolled back (or was never sent)."""
-        with deadline(self.timeout_s, armed=self._bound_sql is not None) as bound:
-            if not self._lock.acquire(timeout=bound.remaining()):
-                raise LedgerUnavailable(f"another write held the ledger for longer than the ledger timeout "
-                                        f"({self.timeout_s:g} s)")
-            try:
+        transaction only: reports may run longer) and, a little longer (`WIRE_DEADLINE`), for a server that does
+        not answer at all (`wire.deadline`). Past it: `LedgerUnavailable`, and the transaction is rolled back (or
+        was never sent)."""
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise LedgerUnavailable(f"another write held the ledger for longer than the ledger timeout "
+                                    f"({self.timeout_s:g} s)")
+        try:
+            with deadline(self.timeout_s * WIRE_DEADLINE, armed=self._bound_sql is not None) as bound:
                 with self.engine.begin() as conn:
                     if self._bound_sql is not None:
                         conn.exec_driver_sql(self._bound_sql)
                     yield conn
-                if self._wal is not None:
-                    self._bound_wal()
-            except (SQLAlchemyError, NoAnswer) as err:
-                if bound.expired or isinstance(err, NoAnswer):
-                    raise LedgerUnavailable(f"the ledger did not answer within the ledger timeout "
-                                            f"({self.timeout_s:g} s): {type(err).__name__}") from err
-                raise
-            finally:
-                self._lock.release()
+            if self._wal is not None:
+                self._bound_wal()
+        except (SQLAlchemyError, NoAnswer) as err:
+            if bound.expired or isinstance(err, NoAnswer):
+                raise LedgerUnavailable(f"the ledger did not answer within the ledger timeout "
+                                        f"({self.timeout_s:g} s): {type(err).__name__}") from err
+            raise
+        finally:
+            self._lock.release()
 
     def _bound_wal(self) -> None:
         """SQLite, after a commit: once the write-ahead log passes `wal_limit_bytes`, copy it into the database and
