@@ -186,3 +186,24 @@ def test_a_write_stuck_in_the_server_is_cancelled_there_too(database: str) -> No
             assert conn.execute("SELECT count(*) FROM costline_call_keys").fetchone()[0] == 0
     finally:
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_pooled_connections_the_server_dropped_are_replaced_on_checkout(database: str) -> None:
+    """The ping on checkout (ours, in place of `pool_pre_ping`, so that the wire deadline covers it) still finds
+    the pooled connections a restarted or terminating server dropped, and connects anew: the write succeeds."""
+    from costline.processor.ledger import Ledger
+    from costline.processor.model import Entry, Owner, call_keys
+    from tests.processor.core.conftest import make_call
+
+    ledger = Ledger(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}", timeout_s=LEDGER_TIMEOUT_S)
+    try:
+        for n in (1, 2):
+            if n == 2:
+                with psycopg.connect(POSTGRES, autocommit=True) as conn:
+                    conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                                 (database,))
+            call = make_call(n)
+            assert len(ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))])) == 1
+    finally:
+        ledger.close()

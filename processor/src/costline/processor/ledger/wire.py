@@ -26,7 +26,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import InvalidatePoolError
 
 _FRESH = "costline_fresh"
 
@@ -102,7 +102,9 @@ def watch_checkouts(engine: Engine) -> None:
         except Exception as err:
             if bound is not None and bound.expired:
                 raise NoAnswer(f"no answer from the database within {bound.timeout_s:g} s") from err
-            raise DisconnectionError(f"the pooled connection did not answer a ping: {err}") from err
+            # As `pool_pre_ping` does: a dead connection usually means a restarted server, so the pool's other
+            # connections are dropped too, and this checkout connects anew.
+            raise InvalidatePoolError(f"the pooled connection did not answer a ping: {err}") from err
 
 
 def _shut(dbapi_connection: Any) -> None:
