@@ -141,10 +141,24 @@ def test_period_rollover_follows_the_injected_clock(tmp_path):
     bill(ledger, config, 1, "4", at(2026, 11, 20, 9), "t")  # Nov 20 there
     bill(ledger, config, 2, "1", at(2026, 11, 20, 19), "t")  # 00:30 on Nov 21 there: dated ahead of the clock
     budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600, min_interval=0)
+    # The call dated ahead of the clock is tomorrow's spend (a period's sum ends where it ends), this month's too.
     assert (team_spent(budgets.snapshot(), "acme/t", "daily"), team_spent(budgets.snapshot(), "acme/t")) == \
-        (Decimal("5"), Decimal("5"))
+        (Decimal("4"), Decimal("5"))
     now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)  # 00:15 on Nov 21 there
     poll(lambda: team_spent(budgets.snapshot(), "acme/t", "daily") == Decimal("1"))  # the scrape woke the thread
     assert team_spent(budgets.snapshot(), "acme/t") == Decimal("5")
     now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there
     poll(lambda: team_spent(budgets.snapshot(), "acme/t") == Decimal("0"))
+
+
+def test_spend_dated_after_the_period_is_not_counted_in_it(tmp_path):
+    """A call dated after the current day (clock skew, or a span from 2100 written before the span window existed)
+    is spend of its own period: today's and this month's sums end where their periods end."""
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "2", at(2026, 11, 20, 9), team="marketing")  # today
+    spend(ledger, config, 2, "30", at(2026, 11, 21, 0), team="marketing")  # tomorrow, still this month
+    spend(ledger, config, 3, "400", at(2100, 1, 1), team="marketing")  # the year 2100
+    s = states(Budgets(config, ledger, clock=lambda: NOW).snapshot())
+    assert s[("team", "monthly", "acme/marketing")].spent_usd == Decimal("32")
+    ledger.close()

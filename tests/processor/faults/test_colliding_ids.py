@@ -12,11 +12,11 @@ import pytest
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
 from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.edge.otlp import RECENT_NS, llm_span, request_of
 
 from .ingesting import Ingest
 
-START = 1_763_800_000_000_000_000
+START = RECENT_NS - 3_600_000_000_000  # two hours ago at most: within the span window
 SECOND = 1_000_000_000
 TRACE = os.urandom(16)
 
@@ -113,9 +113,10 @@ def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int)
         ledger.close()
 
 
-def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(db_url: str) -> None:
-    """One identity row per call (each written key is a row, an index entry and pages to sync); its copies that
-    start less than a second away (either side, across a window boundary) still find it, later calls do not."""
+def test_a_call_is_remembered_under_two_keys_and_met_from_the_windows_beside_it(db_url: str) -> None:
+    """Two identity rows per response (its start's window and the next: what two processors billing copies of it at
+    once both write, so that the database sees them collide); its copies that start less than a second away (either
+    side, across a window boundary) find it, later calls do not."""
     from sqlalchemy import func, select
 
     from costline.processor.ledger.schema import call_keys as keys_table
@@ -126,7 +127,7 @@ def test_a_call_is_remembered_under_one_key_and_met_from_the_windows_beside_it(d
         first = make_call(1, response_id="chatcmpl-1", start=START + SECOND // 2)
         assert len(ledger.record([Entry(first, owner, 100, call_keys(first))])) == 1
         with ledger.engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(keys_table)).scalar() == 1
+            assert conn.execute(select(func.count()).select_from(keys_table)).scalar() == 2
         for n, offset in ((2, -9 * SECOND // 10), (3, 9 * SECOND // 10)):  # the window before, the window after
             copy = make_call(n, response_id="chatcmpl-1", start=first.start_time_unix_nano + offset)
             assert ledger.record([Entry(copy, owner, 100, call_keys(copy))]) == []
@@ -164,3 +165,76 @@ def test_calls_remembered_under_two_keys_by_an_earlier_release_are_still_met(db_
             assert ledger.record([Entry(call, owner, 100, call_keys(call))]) == []
     finally:
         ledger.close()
+
+
+def test_two_spans_of_one_call_billed_at_once_through_two_processors(db_url: str) -> None:
+    """Two instrumentations' spans of each call (one trace, response id and usage; starts straddling a second) sent
+    at the same moment to two processors sharing the ledger: each call is billed once. Another connection holds the
+    ledger's rows table until both processors have looked their keys up and found nothing, so that both
+    transactions are in flight together: only the database's unique index on the keys can settle it."""
+    import sqlite3
+    import threading
+    import time
+
+    import psycopg
+    from sqlalchemy import make_url
+
+    calls = 200
+    first, second = Ledger(db_url, timeout_s=30), Ledger(db_url, timeout_s=30)
+    owner = Owner("acme", "search", "", "", "", "", "", "")
+    ours, theirs = [], []
+    for i in range(calls):
+        boundary = START + (10 + 3 * i) * SECOND  # its spans start 0.1 ms before and after a second begins
+        for batch, offset in ((ours, -100_000), (theirs, 100_000)):
+            call = make_call(len(batch) * 2 + (batch is theirs), response_id=f"chatcmpl-{i}", start=boundary + offset)
+            batch.append(Entry(call, owner, 100, call_keys(call)))
+    billed: dict[str, int] = {}
+
+    def bill(name: str, ledger: Ledger, batch: list[Entry]) -> None:
+        billed[name] = len(ledger.record(batch))
+
+    threads = [threading.Thread(target=bill, args=("first", first, ours)),
+               threading.Thread(target=bill, args=("second", second, theirs))]
+    try:
+        if db_url.startswith("sqlite"):
+            holder = sqlite3.connect(make_url(db_url).database, isolation_level=None)
+            holder.execute("BEGIN IMMEDIATE")  # the write lock: both look up, then wait to write
+            for thread in threads:
+                thread.start()
+            time.sleep(1.0)  # each lookup takes milliseconds
+            holder.execute("ROLLBACK")
+            holder.close()
+        else:
+            dsn = make_url(db_url).set(drivername="postgresql").render_as_string(hide_password=False)
+            with psycopg.connect(dsn) as holder:
+                holder.execute("LOCK TABLE costline_usage_hourly IN EXCLUSIVE MODE")  # reads go on, writes wait
+                for thread in threads:
+                    thread.start()
+                with psycopg.connect(dsn, autocommit=True) as watcher:
+                    for _ in range(300):  # until both writers wait for a lock (this one's, or each other's)
+                        waiting = watcher.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                            "AND wait_event_type = 'Lock'").fetchone()[0]
+                        if waiting >= 2:
+                            break
+                        time.sleep(0.05)
+                    assert waiting >= 2, "the two writers never met"
+                holder.rollback()
+        for thread in threads:
+            thread.join(60)
+        assert sum(billed.values()) == calls, billed
+        [row] = first.usage(datetime_of(START), datetime_of(START + 10**6 * SECOND), ["team"])
+        assert row["requests"] == calls
+        # Each call billed, and no key of a call the other processor billed left behind: its neighbours are free.
+        later = [make_call(9000 + i, response_id=f"chatcmpl-{i}", start=START + (12 + 3 * i) * SECOND + 200_000)
+                 for i in range(calls)]
+        assert len(second.record([Entry(c, owner, 100, call_keys(c)) for c in later])) == calls
+    finally:
+        first.close()
+        second.close()
+
+
+def datetime_of(unix_ns: int):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(unix_ns // SECOND, tz=timezone.utc)

@@ -14,9 +14,10 @@ import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config import CostlineConfig
@@ -138,15 +139,18 @@ class Budgets:
         with self._read_lock:
             commits = self._commits  # the read below starts after these commits: it includes them
             starts = period_starts(self._clock(), self._config.zone)
+            ends = _period_ends(starts, self._config.zone)
             try:
-                spent = {period: self._read(start) for period, start in starts.items()}
+                spent = {period: self._read(start, ends[period]) for period, start in starts.items()}
             except LedgerUnavailable as err:
                 log.warning("budgets not refreshed: %s", err)
                 return
             self._snapshot, self._starts, self._covered = self._build(spent), starts, commits
 
-    def _read(self, since: datetime) -> dict[tuple[str, tuple], int]:
-        by_scope = self._ledger.reader.spend_since(since, self._scopes) if self._scopes else {}
+    def _read(self, since: datetime, until: datetime) -> dict[tuple[str, tuple], int]:
+        """The spend of the period from `since` to `until`: bounded above, so that a call dated later (clock skew
+        within `limits.max_span_future_seconds`) counts in its own period, not this one."""
+        by_scope = self._ledger.reader.spend_since(since, self._scopes, until) if self._scopes else {}
         return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
                 for values, cost in by_scope.get(columns, {}).items()}
 
@@ -207,6 +211,13 @@ def _refresher(budgets: weakref.ref[Budgets], stop: threading.Event, ttl: float,
             last = time.monotonic()
             live.refresh()
             del live
+
+
+def _period_ends(starts: dict[str, datetime], tz: ZoneInfo) -> dict[str, datetime]:
+    """The end of each current period: the start of the next, found from a moment surely inside it (a day lasts 23
+    to 25 hours, a month 28 to 31 days; the addition is in local wall-clock time)."""
+    return {"monthly": period_starts(starts["monthly"] + timedelta(days=32), tz)["monthly"],
+            "daily": period_starts(starts["daily"] + timedelta(hours=26), tz)["daily"]}
 
 
 def _budgeted(config: CostlineConfig) -> Iterator[tuple[str, tuple[str, ...], Any]]:

@@ -217,6 +217,12 @@ class LimitsConfig(_Strict):
     max_tokens_per_call: int = Field(default=10_000_000, ge=1, le=MAX_TOKENS)
     """Input (cache included) plus output tokens of one call; a span reporting more is rejected, not billed. The
     default is five times the largest context window on sale; a deployment of small models may want it lower."""
+    max_span_age_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    """How far before the processor's clock a span may start; an older one is rejected, not billed into a closed
+    period. None: `dedup_retention_hours`, which it may not exceed (an older span's retry could not be recognised)."""
+    max_span_future_seconds: int = Field(default=300, ge=0, le=86_400)
+    """How far after the processor's clock a span may start (clock skew between hosts); a later one is rejected,
+    not billed into a period to come (nor counted in today's budgets)."""
 
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
@@ -414,9 +420,18 @@ class CostlineConfig(_Strict):
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
         _check_api(errors, self)
         _chargeback_teams(errors, self)
+        if (self.limits.max_span_age_hours or 0) > self.dedup_retention_hours:
+            errors.append(f"limits.max_span_age_hours: {self.limits.max_span_age_hours} exceeds dedup_retention_hours "
+                          f"({self.dedup_retention_hours}): a retry of an older span could not be recognised and would "
+                          "be billed again; raise dedup_retention_hours too")
         if errors:
             raise ValueError("\n".join(errors))
         return self
+
+    @property
+    def max_span_age_hours(self) -> int:
+        """The oldest span start accepted, in hours before now (`limits.max_span_age_hours`)."""
+        return self.limits.max_span_age_hours or self.dedup_retention_hours
 
     @property
     def zone(self) -> ZoneInfo:

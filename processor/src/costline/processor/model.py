@@ -172,8 +172,8 @@ class Entry:
     cost_pico: int | None
     """Pico-dollars (`units`); None when the model could not be priced (never $0)."""
     keys: tuple[bytes, ...]
-    """The call's identity keys (`call_keys`): the ledger looks all of them up and remembers the first, in the same
-    transaction as its cost."""
+    """The call's identity keys (`call_keys`): the ledger looks them up and writes them, in the same transaction as
+    its cost."""
     conflict: bool = False
     """The declared owner disagreed with the registered key's owner (the key won)."""
 
@@ -238,11 +238,11 @@ def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
 #   (Ollama answers `chatcmpl-<0..999>`, test doubles a constant), so two calls of a long agent trace can share one.
 #   Two spans describing one call (two instrumentations on one SDK) report the same usage and start within
 #   milliseconds; two calls that happen to share an id differ in usage or start later. The time test is in keys, so
-#   that the ledger can apply it in one indexed lookup: a call is written under its start's window only, and looks
-#   for the calls written under that window and the two beside it, so two starts less than a window apart always
-#   meet and starts two windows or more apart never do. (One key written per call, three looked up: a lookup is a
-#   read of a B-tree the write would walk anyway, a written key is a row, an index entry and its share of the pages
-#   the commit writes and syncs — the ledger's largest cost per call.)
+#   that the ledger can apply it with its unique index: a call is written under its start's window and the next
+#   one, and looks those two up, so two starts less than a window apart always share a key and starts two windows
+#   or more apart never do. Sharing a *written* key is what makes two processors billing the two spans of one call
+#   at the same moment conflict in the database (the second one's insert waits for the first's commit, then finds
+#   the key taken); a key written under the start's window alone and three looked up would let both commit.
 # * **A call with trace and span ids but no response id** is its span: an exporter's retry resends the same ids.
 # * **A call without a trace id or span id** (not valid OTLP; hand-written JSON senders omit them) is its content:
 #   start and end time, provider, models, operation, tokens, response id, owner and service. A retry resends the same
@@ -269,9 +269,9 @@ _MAX_RESPONSE_ID_IN_KEY = 100
 
 
 def call_keys(call: LLMCall) -> tuple[bytes, ...]:
-    """The call's identity: its first key is the one it is remembered under; it is a call already billed when any
-    of its keys is a billed call's first key. A response's keys are its digest under its start second and under the
-    seconds before and after (`RESPONSE_WINDOW_NS`); every other call has one key. Keys are `KEY_BYTES` long."""
+    """The call's identity: the keys it is remembered under; it is a call already billed when any of its keys is a
+    billed call's key. A response's keys are its digest under its start second and under the second after
+    (`RESPONSE_WINDOW_NS`); every other call has one key. Keys are `KEY_BYTES` long."""
     # Clamped, so that a nonsense start time (none, or past 2106) still makes keys: such a call's seconds meet a
     # little more widely.
     second = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_SECOND)
@@ -279,7 +279,7 @@ def call_keys(call: LLMCall) -> tuple[bytes, ...]:
     if trace and call.response_id:
         usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
         digest = _digest(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode())
-        return _key(second, digest), _key(second - 1, digest), _key(second + 1, digest)
+        return _key(second, digest), _key(second + 1, digest)
     if trace and call.span_id:
         return (_key(second, _digest(b"s:" + trace + call.span_id)),)
     if call.start_time_unix_nano:

@@ -34,13 +34,13 @@ from costline.processor.model import (
     call_keys,
 )
 from costline.processor.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
-from costline.processor.normalize.bounds import REJECTED, over_limit
+from costline.processor.normalize.bounds import REJECTED, outside_window, over_limit
 from costline.processor.outcomes import Outcome, OutcomeCounter, OutcomeStore, read_outcome
 from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy, PolicyViolations
 from costline.processor.pricing import Pricer
 from costline.processor.reprice import reprice
-from costline.processor.units import pico_to_float_usd
+from costline.processor.units import NS_PER_S, pico_to_float_usd
 
 __all__ = ["IngestResult", "LedgerUnavailable", "Pipeline"]
 
@@ -126,7 +126,10 @@ class Pipeline:
         total = rejected = 0
         problems: list[str] = []
         bounded: Counter[tuple[str, str]] = Counter()
-        max_tokens = self._state.config.limits.max_tokens_per_call
+        config = self._state.config
+        max_tokens = config.limits.max_tokens_per_call
+        max_age_hours, max_future_s = config.max_span_age_hours, config.limits.max_span_future_seconds
+        now_ns = int(self._clock().timestamp() * NS_PER_S)
         for resource_spans in request.resource_spans:
             resource = resource_attributes(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -147,6 +150,12 @@ class Pipeline:
                     if (implausible := over_limit(call, max_tokens)) is not None:
                         rejected += 1
                         bounded[("tokens", REJECTED)] += 1
+                        if len(problems) < 3:
+                            problems.append(implausible)
+                        continue
+                    if (implausible := outside_window(call, now_ns, max_age_hours, max_future_s)) is not None:
+                        rejected += 1
+                        bounded[("start_time", REJECTED)] += 1
                         if len(problems) < 3:
                             problems.append(implausible)
                         continue

@@ -54,7 +54,7 @@ class Ledger:
         try:
             self.engine = open_engine(url, timeout_s)
             migrate(self.engine)
-            self.writer = LedgerWriter(self.engine)  # reads whether an earlier release's text keys are there
+            self.writer = LedgerWriter(self.engine, timeout_s)  # reads whether an earlier release's text keys are there
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot open the ledger at {redact_url(url)}: {err}") from err
         self.reader = LedgerReader(self.engine)

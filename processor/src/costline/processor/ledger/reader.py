@@ -102,12 +102,14 @@ class LedgerReader:
         ranked = ranked[offset:] if limit is None else ranked[offset : offset + limit]
         return [_usage_row(group_by, key, sums) for key, sums in ranked]
 
-    def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]]
-                    ) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
-        """Cost in pico-dollars since `since`, per scope: `{("org", "team"): {"engineering", ...}}` sums by
+    def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]],
+                    until: datetime | None = None) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
+        """Cost in pico-dollars from `since` to `until` (the hour it falls in excluded, as `since`'s is included:
+        hour rows are counted in one period), per scope: `{("org", "team"): {"engineering", ...}}` sums by
         (org, team) the rows whose team is one of those names. Only owners that have budgets are read, so a
         flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
         start = floor_hour_s(int(since.timestamp()))
+        end = None if until is None else floor_hour_s(int(until.timestamp()))
         out: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {}
         try:
             with self.engine.connect() as conn:
@@ -119,6 +121,8 @@ class LedgerReader:
                         query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
                                  .where(usage_hourly.c.hour >= start)
                                  .where(cols[-1].in_(ordered[i : i + NAMES_PER_QUERY])).group_by(*cols))
+                        if end is not None:
+                            query = query.where(usage_hourly.c.hour < end)
                         for *values, cost in conn.execute(query):
                             totals[tuple(values)] = int(cost or 0)
         except SQLAlchemyError as err:

@@ -1,31 +1,46 @@
 """Writing the ledger: a batch's hourly rows and its calls' identity keys in one transaction.
 
 One ingest request is one transaction: already-billed calls are dropped (an exporter's retry, or a second span for
-the same call), the rest is summed per hourly row in memory (`model.counts_of`, the one counter vector) and
-upserted, and their identity keys are written — then it commits, and only then does the receiver acknowledge.
+the same call), the identity keys of the rest are written (the unique index settles a race with another processor
+billing the same call), their rows summed per hour in memory (`model.counts_of`, the one counter vector) and
+upserted — then it commits, and only then does the receiver acknowledge.
 """
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from operator import add
+from pathlib import Path
 
 from sqlalchemy import delete, inspect, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from costline.processor.ledger.engine import LedgerUnavailable, quote
+from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
+from costline.processor.ledger.wire import NoAnswer, deadline
 from costline.processor.model import Entry, counts_of, text_call_keys
+from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.units import S_PER_HOUR, hour_start_s
+
+log = logging.getLogger("costline.processor.ledger")
 
 KEYS_PER_LOOKUP = 5000
 """Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
 RETENTION_CHECK_S = 600
 """How often (at most) a write also deletes identity keys older than the retention."""
+WIRE_DEADLINE = 1.5
+"""The deadline on the wire, in ledger timeouts: the server's own bounds (`lock_timeout`, `statement_timeout`: one
+timeout) answer first when the server answers at all, leaving the connection usable; the watchdog only cuts one
+that gets no answer."""
+WAL_RETRY_S = 10.0
+"""After a checkpoint that readers kept from finishing, how long before the next attempt."""
 
 _DIMENSION_WIDTH = usage_hourly.c.org.type.length
 
@@ -33,9 +48,18 @@ _DIMENSION_WIDTH = usage_hourly.c.org.type.length
 class LedgerWriter:
     """Thread-safe: one writer at a time (SQLite allows no more)."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S) -> None:
         self.engine = engine
+        self.timeout_s = timeout_s
         self._lock = threading.Lock()
+        database = engine.url.database if engine.dialect.name == "sqlite" else None
+        self._wal = Path(f"{database}-wal") if database and database != ":memory:" else None
+        self.wal_limit_bytes = WAL_LIMIT_BYTES
+        self._next_checkpoint = 0.0
+        ms = max(1, round(timeout_s * 1000))
+        self._bound_sql = (None if engine.dialect.name != "postgresql" else
+                           f"SELECT set_config('statement_timeout', '{ms}', true), "
+                           f"set_config('idle_in_transaction_session_timeout', '{ms}', true)")
         # The statements of every batch, as driver-level SQL: executemany on plain tuples skips SQLAlchemy's
         # per-row parameter processing, the largest cost of a write. The syntax is common to SQLite and PostgreSQL.
         mark = self._mark = "?" if engine.dialect.paramstyle == "qmark" else "%s"
@@ -47,8 +71,7 @@ class LedgerWriter:
             f"ON CONFLICT ({', '.join(quote(c) for c in DIMENSIONS)}) DO UPDATE SET "
             + ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in COUNTERS)
         )
-        self._billed_sql = f"INSERT INTO {call_keys.name} (dedup_key, billed_at) VALUES ({mark}, {mark})"
-        self._lookup_cache: dict[tuple[str, int], str] = {}
+        self._sql_cache: dict[tuple[str, int], str] = {}
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
 
@@ -56,8 +79,9 @@ class LedgerWriter:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
         this batch). `now` (unix seconds) stamps the identity keys for retention.
 
-        Three statements per batch whatever its size (look up its keys, upsert its hourly rows, insert its keys),
-        all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
+        Three statements per batch whatever its size (look up its keys, insert its new calls' keys, upsert their
+        hourly rows; a fourth takes back keys when another processor billed one of its calls meanwhile), all as
+        driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
         is expanded anew on every call) cost more than SQLite's work for them. A ledger upgraded from text keys
         looks those up too, until the newest of them is older than `retention_hours`.
         """
@@ -65,7 +89,7 @@ class LedgerWriter:
             return []
         now = int(time.time()) if now is None else now
         try:
-            with self._lock, self.engine.begin() as conn:
+            with self._bounded() as conn:
                 seen = self._billed_among(conn, entries)
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
@@ -74,19 +98,69 @@ class LedgerWriter:
                     seen.update(self._billed_as_text(conn, entries))
                 fresh = _first_sightings(entries, seen)
                 if fresh:
-                    # Rows and keys in sorted order: processors sharing one PostgreSQL ledger then take row locks
-                    # in the same order, so two concurrent batches touching the same hours wait instead of
-                    # deadlocking (a deadlock is safe — 503, the exporter retries — but wasted work).
+                    fresh = self._claim(conn, fresh, now)
+                if fresh:
+                    # Rows in sorted order: processors sharing one PostgreSQL ledger then take row locks in the same
+                    # order, so two concurrent batches touching the same hours wait instead of deadlocking (a
+                    # deadlock is safe — 503, the exporter retries — but wasted work).
                     conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh)))
-                    keys = sorted((e.keys[0], now) for e in fresh if e.keys)
-                    if keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
-                        conn.exec_driver_sql(self._billed_sql, keys)
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return fresh
+
+    @contextmanager
+    def _bounded(self) -> Iterator[Connection]:
+        """The write lock and a transaction, each within the ledger timeout: waiting for another write of this
+        process, for a lock in the database (`lock_timeout`), for a statement (`statement_timeout`, set for this
+        transaction only: reports may run longer) and, a little longer (`WIRE_DEADLINE`), for a server that does
+        not answer at all (`wire.deadline`). Past it: `LedgerUnavailable`, and the transaction is rolled back (or
+        was never sent)."""
+        if not self._lock.acquire(timeout=self.timeout_s):
+            raise LedgerUnavailable(f"another write held the ledger for longer than the ledger timeout "
+                                    f"({self.timeout_s:g} s)")
+        try:
+            with deadline(self.timeout_s * WIRE_DEADLINE, armed=self._bound_sql is not None) as bound:
+                with self.engine.begin() as conn:
+                    if self._bound_sql is not None:
+                        conn.exec_driver_sql(self._bound_sql)
+                    yield conn
+            if self._wal is not None:
+                self._bound_wal()
+        except (SQLAlchemyError, NoAnswer) as err:
+            if bound.expired or isinstance(err, NoAnswer):
+                raise LedgerUnavailable(f"the ledger did not answer within the ledger timeout "
+                                        f"({self.timeout_s:g} s): {type(err).__name__}") from err
+            raise
+        finally:
+            self._lock.release()
+
+    def _bound_wal(self) -> None:
+        """SQLite, after a commit: once the write-ahead log passes `wal_limit_bytes`, copy it into the database and
+        truncate it. The checkpoint waits for the readers that still see older pages (queries take milliseconds)
+        at most a quarter of the ledger timeout, so the export it follows is not held; when they outlast that, it is
+        tried again `WAL_RETRY_S` later. Never fails the write, which has committed."""
+        try:
+            if self._wal.stat().st_size <= self.wal_limit_bytes or time.monotonic() < self._next_checkpoint:
+                return
+        except FileNotFoundError:
+            return
+        try:
+            with self.engine.connect() as conn:
+                raw = conn.connection.driver_connection
+                (busy_ms,) = raw.execute("PRAGMA busy_timeout").fetchone()
+                raw.execute(f"PRAGMA busy_timeout = {max(1, round(self.timeout_s * 250))}")
+                try:
+                    (busy, _, _) = raw.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                finally:
+                    raw.execute(f"PRAGMA busy_timeout = {busy_ms}")
+        except (SQLAlchemyError, sqlite3.Error) as err:
+            busy = 1
+            log.warning("checkpointing the ledger's write-ahead log failed: %s", err)
+        if busy:
+            self._next_checkpoint = time.monotonic() + WAL_RETRY_S
 
     def price_rows(self, priced: Iterable[tuple[int, Mapping[str, int], int]]) -> int:
         """Bill rows' unpriced tokens: `(row id, its unpriced counters as read, their cost in pico-dollars)`. A row
@@ -133,30 +207,62 @@ class LedgerWriter:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed
 
+    def _claim(self, conn: Connection, fresh: list[Entry], now: int) -> list[Entry]:
+        """Write the keys of `fresh` (its entries' keys are distinct: `_first_sightings`); returns the entries all of
+        whose keys this transaction wrote. Another processor may have written one since the lookup — the other span
+        of the same call, billed at the same moment: on PostgreSQL the insert waits for that transaction and, once it
+        commits, skips the key. Such an entry is billed there, not here, and the keys it did get are taken back.
+
+        Keys first, then rows, each in sorted order: two batches claiming the same keys wait for each other in one
+        order (no deadlock), and neither holds a row lock while it waits."""
+        keys = sorted(k for e in fresh for k in e.keys)
+        if not keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
+            return fresh
+        claimed: set[bytes] = set()
+        for i in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[i : i + KEYS_PER_LOOKUP]
+            sql = self._statement("claim", len(chunk), lambda n: (
+                f"INSERT INTO {call_keys.name} (dedup_key, billed_at) VALUES "
+                + ", ".join([f"({self._mark}, {self._mark})"] * n) + " ON CONFLICT DO NOTHING RETURNING dedup_key"))
+            claimed.update(key for (key,) in conn.exec_driver_sql(sql, tuple(v for k in chunk for v in (k, now))))
+        if len(claimed) == len(keys):
+            return fresh
+        won = [e for e in fresh if all(k in claimed for k in e.keys)]
+        taken_back = sorted(k for e in fresh if not all(k in claimed for k in e.keys) for k in e.keys if k in claimed)
+        for i in range(0, len(taken_back), KEYS_PER_LOOKUP):
+            chunk = taken_back[i : i + KEYS_PER_LOOKUP]
+            conn.exec_driver_sql(self._statement("release", len(chunk), lambda n: (
+                f"DELETE FROM {call_keys.name} WHERE dedup_key IN ({', '.join([self._mark] * n)})")), tuple(chunk))
+        return won
+
+    def _statement(self, kind: str, n: int, make) -> str:
+        """The SQL of `kind` for `n` keys, cached: batches come in a handful of sizes (the exporter's batch size,
+        and the remainders), so this holds a few strings."""
+        sql = self._sql_cache.get((kind, n))
+        if sql is None:
+            if len(self._sql_cache) > 64:
+                self._sql_cache.clear()
+            sql = self._sql_cache[(kind, n)] = make(n)
+        return sql
+
     def _billed_among(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
         """The keys of `entries` already in the ledger. In sorted order: the B-tree is walked forwards."""
         return set(self._lookup(conn, call_keys.name, sorted({k for e in entries for k in e.keys})))
 
     def _billed_as_text(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
-        """The first keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
-        looked up as the keys are): each as if billed under its key now, so that it and its other spans in this batch
-        are dropped."""
-        texts = [(e.keys[0], text_call_keys(e.call)) for e in entries if e.keys]
+        """The keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
+        looked up as the keys are): each as if billed under its keys now, so that it and its other spans in this
+        batch are dropped."""
+        texts = [(e.keys, text_call_keys(e.call)) for e in entries if e.keys]
         found = set(self._lookup(conn, TEXT_KEYS, list({k for _, keys in texts for k in keys})))
-        return {first for first, keys in texts if not found.isdisjoint(keys)} if found else set()
+        return {k for keys, text in texts if not found.isdisjoint(text) for k in keys} if found else set()
 
     def _lookup(self, conn: Connection, table: str, keys: list) -> Iterator:
         """Those of `keys` in `table`."""
         for i in range(0, len(keys), KEYS_PER_LOOKUP):
             chunk = keys[i : i + KEYS_PER_LOOKUP]
-            # Cached per table and placeholder count: batches come in a handful of sizes (the exporter's batch size,
-            # and the remainders), so this holds a few strings.
-            sql = self._lookup_cache.get((table, len(chunk)))
-            if sql is None:
-                if len(self._lookup_cache) > 64:
-                    self._lookup_cache.clear()
-                sql = self._lookup_cache[(table, len(chunk))] = (
-                    f"SELECT dedup_key FROM {table} WHERE dedup_key IN ({', '.join([self._mark] * len(chunk))})")
+            sql = self._statement(table, len(chunk), lambda n: (
+                f"SELECT dedup_key FROM {table} WHERE dedup_key IN ({', '.join([self._mark] * n)})"))
             for (key,) in conn.exec_driver_sql(sql, tuple(chunk)):
                 yield key
 
@@ -186,19 +292,16 @@ def _retire_text_keys(conn: Connection, cutoff: int) -> int | None:
 
 
 def _first_sightings(entries: Iterable[Entry], seen: set[bytes]) -> list[Entry]:
-    """The entries none of whose keys is in `seen`, adding the key each is remembered under (its first) as they
-    pass: a key already billed (an exporter's retry), or met earlier in this batch (the same span twice, or two
-    spans of one call), bills nothing. An entry without keys is always fresh."""
+    """The entries none of whose keys is in `seen`, adding their keys as they pass: a key already billed (an
+    exporter's retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing.
+    An entry without keys is always fresh."""
     fresh: list[Entry] = []
     for e in entries:
         keys = e.keys
-        if not keys:
-            fresh.append(e)
-            continue
-        if keys[0] in seen or (len(keys) > 1 and any(k in seen for k in keys)):
+        if keys and not seen.isdisjoint(keys):
             continue
         fresh.append(e)
-        seen.add(keys[0])
+        seen.update(keys)
     return fresh
 
 

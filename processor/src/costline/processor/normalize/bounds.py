@@ -15,13 +15,19 @@ values it can hold. Each bound applied is recorded on the call (`LLMCall.adjuste
   `limits.max_tokens_per_call` is rejected (not billed, counted as rejected, and named in the OTLP partial-success
   message so that the sender sees it); a producer reporting that many tokens is broken, and billing its number
   would put a fantasy into the finance ledger.
+* **Start time** (`outside_window`): a span starting more than `limits.max_span_age_hours` (default
+  `dedup_retention_hours`) before the processor's clock, or more than `limits.max_span_future_seconds` (default 300)
+  after it, is rejected the same way. Billing it would put its cost in a month long closed or not yet begun — and a
+  future one into today's budgets' sums until then.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from operator import attrgetter
 
 from costline.processor.model import MAX_LABEL_LENGTH, LLMCall
+from costline.processor.units import NS_PER_S
 
 LABEL_FIELDS = ("provider", "request_model", "response_model", "operation", "service_name", "response_id")
 """The `LLMCall` fields that become metric labels, ledger columns or dedup keys; owner values are bounded by
@@ -92,3 +98,22 @@ def over_limit(call: LLMCall, max_tokens_per_call: int) -> str | None:
         return (f"{tokens} tokens in one call (input {call.total_input_tokens}, output {call.output_tokens}) exceed "
                 f"limits.max_tokens_per_call ({max_tokens_per_call})")
     return None
+
+
+def outside_window(call: LLMCall, now_ns: int, max_age_hours: int, max_future_s: int) -> str | None:
+    """Why `call`'s start is implausible against the processor's clock `now_ns`, or None when it is not. A span
+    without a start time passes (it is billed in the hour it arrives)."""
+    start = call.start_time_unix_nano
+    if not start:
+        return None
+    if start > now_ns + max_future_s * NS_PER_S:
+        return (f"span start {_iso(start)} is more than {max_future_s} s after the processor's clock ({_iso(now_ns)}; "
+                "limits.max_span_future_seconds)")
+    if start < now_ns - max_age_hours * 3600 * NS_PER_S:
+        return (f"span start {_iso(start)} is more than {max_age_hours} h before the processor's clock "
+                f"({_iso(now_ns)}; limits.max_span_age_hours)")
+    return None
+
+
+def _iso(unix_ns: int) -> str:
+    return datetime.fromtimestamp(unix_ns // NS_PER_S, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")

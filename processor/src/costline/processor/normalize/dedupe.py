@@ -42,18 +42,15 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
         if ri != rj:
             parent[rj] = ri
 
-    by_key: dict[str, int] = {}
+    by_key: dict[bytes, int] = {}
     by_response: dict[tuple[bytes, str], list[int]] = {}
     by_span: dict[tuple[bytes, bytes], int] = {}
     across_traces: dict[tuple[str, str], list[int]] = {}
     for i, call in enumerate(calls):
-        keys = call_keys(call)
-        for key in keys:  # a call is one already met when any of its keys is the key another is remembered under
-            met = by_key.get(key)
-            if met is not None:
+        for key in call_keys(call):  # a call is one already met when it shares any key with another
+            met = by_key.setdefault(key, i)
+            if met != i:
                 union(met, i)
-        if keys:
-            by_key.setdefault(keys[0], i)
         if call.response_id:
             by_response.setdefault((call.trace_id, call.response_id), []).append(i)
             across_traces.setdefault((call.provider, call.response_id), []).append(i)
