@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
@@ -34,6 +35,8 @@ ORG = "acme"
 OUTCOME = "ticket_resolved"
 SUPPORT_FEATURE = "ticket-triage"
 
+_TODAY = datetime.now(timezone.utc).date()
+LAST_MONTH = f"{_TODAY.year - (_TODAY.month == 1)}-{(_TODAY.month - 2) % 12 + 1:02d}"
 PROCESSOR_CONFIG = f"""
 timezone: UTC
 orgs:
@@ -56,6 +59,7 @@ projects:
 prices:
   - {{provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}}
 chargeback:
+  start: {LAST_MONTH}  # fixed charges from last month on, though the workload's data is this month's
   default: {{markup_pct: 15, platform_fee_usd: 200}}
   teams:
     support: {{per_outcome_usd: {{{OUTCOME}: 0.50}}}}
