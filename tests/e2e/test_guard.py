@@ -16,8 +16,10 @@ import json
 import os
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,13 @@ def runs(processor):
         sent_unguarded = len(provider.requests)
         # The exporter flushed at exit and the processor answered after its commit: the counts are in.
         metrics = [violations(processor)]
+        # The processor's budgets are re-read by a thread of their own after a commit: wait until they show the
+        # key's budget spent, so the guard's first policy answer is the one this test is about.
+        policy = f"{processor.api_url}/api/v1/policy?key={fingerprint(KEY)}&org=acme&team=search"
+        deadline = time.monotonic() + 30
+        while Decimal(get(policy, GUARD_TOKEN)[1]["budget"]["remaining_usd"]) > 0:
+            assert time.monotonic() < deadline, get(policy, GUARD_TOKEN)
+            time.sleep(0.1)
         guarded = run_app(processor, provider, COSTLINE_GUARD="block", COSTLINE_GUARD_URL=processor.api_url,
                           COSTLINE_GUARD_TOKEN=GUARD_TOKEN)
         sent_guarded = len(provider.requests) - sent_unguarded
