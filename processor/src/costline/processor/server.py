@@ -223,7 +223,7 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def _read_body(self, limit: int) -> bytes:
         if self.h11.they_are_waiting_for_100_continue:
-            self._send_parts(self.h11.send_with_data_passthrough(h11.InformationalResponse(status_code=100)))
+            self._send_parts(self.h11.send_with_data_passthrough(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
         size = 0
         for block in self._body():
