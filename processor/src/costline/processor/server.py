@@ -36,7 +36,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import h11
 
-from costline.processor.settings import Address
+from costline.processor.settings import DEFAULT_MAX_CONNECTIONS, Address
 
 log = logging.getLogger("costline.processor.server")
 
@@ -48,9 +48,6 @@ connections do not pin a thread forever."""
 REQUEST_TIMEOUT_S = 30.0
 """From a request's first byte, the time its head and body have, as a whole, to arrive: a client trickling a byte at
 a time cannot hold a connection past it. Three times an OTLP exporter's default timeout (10 s)."""
-
-DEFAULT_MAX_CONNECTIONS = 512
-"""Connections (threads) a listener serves at once; one more is answered 503 and closed at once."""
 
 MAX_HEAD_BYTES = 64 * 1024
 """The request line and headers together; a longer head is answered 431."""

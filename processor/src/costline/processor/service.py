@@ -125,7 +125,7 @@ class Service:
                 log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
             api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
-            self.admin = HttpServer(s.http, api, "api").start()
+            self.admin = HttpServer(s.http, api, "api", max_connections=s.max_connections).start()
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
@@ -154,7 +154,7 @@ class Service:
         if s.otlp_http is not None:
             receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
                                         retry_after_s=s.retry_after_s)
-            self.otlp_http = HttpServer(s.otlp_http, receiver, "otlp-http").start()
+            self.otlp_http = HttpServer(s.otlp_http, receiver, "otlp-http", max_connections=s.max_connections).start()
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = GrpcServer(s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start()
