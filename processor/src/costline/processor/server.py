@@ -191,8 +191,13 @@ class _Connection(socketserver.BaseRequestHandler):
             elif (timeout := self.deadline - time.monotonic()) <= 0:
                 raise _Timeout
             self.sock.settimeout(timeout)
+            size = _RECV_BYTES
+            if self.h11.their_state is h11.IDLE:
+                # h11 measures a head only while it is incomplete: never hand it more than one byte past the limit,
+                # or a long head that arrives whole in one read would pass.
+                size = max(1, min(size, MAX_HEAD_BYTES + 1 - len(self.h11.trailing_data[0])))
             try:
-                data = self.sock.recv(_RECV_BYTES)
+                data = self.sock.recv(size)
             except TimeoutError:
                 raise _Timeout from None
             if self.deadline is None:
