@@ -199,6 +199,7 @@ def test_connections_past_the_cap_are_refused_without_a_thread(capped: tuple[Htt
         connection.request("GET", "/")
         assert connection.getresponse().read() == b"ok\n"
     threads = connection_threads()
+    assert threads >= 2
     refused = [connect(server.port) for _ in range(30)]
     for sock in refused:
         response = read_to_eof(sock)

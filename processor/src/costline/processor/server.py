@@ -442,8 +442,10 @@ class HttpServer(socketserver.ThreadingTCPServer):
             try:
                 request.setblocking(False)
                 request.send(_REFUSED)
+                while request.recv(_RECV_BYTES):  # what already arrived, so the close is a FIN, not a reset
+                    pass
             except OSError:
-                pass
+                pass  # nothing more to read now (or the client is gone): close
             self.shutdown_request(request)
             return
         try:
