@@ -251,3 +251,12 @@ def test_trickling_a_byte_at_a_time_cannot_outlast_the_request_deadline(capped: 
     assert closed_after is not None, "the server let a trickling request run past its deadline"
     assert closed_after < 2.5
     assert router.calls == (1 if where == "body" else 0)  # the body's reader got BadBody, not a body
+
+
+def test_a_declared_length_over_the_limit_is_413_before_any_of_the_body(edge: Edge) -> None:
+    """Past the drain limit too, so the answer cannot wait for the body: it must come from the head alone."""
+    with connect(edge.http.port) as sock:
+        sock.sendall(HEAD + b"Content-Length: %d\r\n\r\n" % (100 << 20))
+        response = read_to_eof(sock)  # no body sent: only an answer from the head (and the close) end this
+    assert status_of(response) == 413
+    assert edge.pipeline.requests == []

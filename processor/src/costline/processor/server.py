@@ -144,10 +144,6 @@ class _Timeout(Exception):
     """The request's deadline (or the keep-alive idle time) passed."""
 
 
-class _Closed(Exception):
-    """The peer closed the connection."""
-
-
 class _Connection(socketserver.BaseRequestHandler):
     """One connection: h11 parses what arrives and frames what is sent; this drives the socket."""
 
@@ -167,7 +163,7 @@ class _Connection(socketserver.BaseRequestHandler):
             self.deadline = time.monotonic() + self.server.request_timeout_s if self.h11.trailing_data[0] else None
             try:
                 event = self._next_event()
-            except (_Timeout, _Closed, OSError):
+            except (_Timeout, OSError):
                 return
             except h11.RemoteProtocolError as err:
                 self._refuse(err.error_status_hint, f"bad request: {err}\n")
@@ -223,7 +219,9 @@ class _Connection(socketserver.BaseRequestHandler):
             else:  # ConnectionClosed
                 raise BadBody("connection closed before the end of the body")
 
-    def _read_body(self, limit: int) -> bytes:
+    def _read_body(self, limit: int, declared: str | None) -> bytes:
+        if declared is not None and int(declared) > limit:  # h11 checked it is digits
+            raise BodyTooLarge(f"body of {declared} bytes exceeds the limit of {limit}")
         if self.h11.they_are_waiting_for_100_continue:
             self._send_parts(self.h11.send_with_data_passthrough(h11.InformationalResponse(status_code=100, headers=[])))
         parts: list[bytes] = []
@@ -266,7 +264,7 @@ class _Connection(socketserver.BaseRequestHandler):
             if consumed:
                 return b""
             consumed = True
-            return self._read_body(limit)
+            return self._read_body(limit, headers.get("content-length"))
 
         request = Request(method, url.path, parse_qs(url.query), headers, read_body, str(self.client_address[0]))
         stream: Iterator[bytes] | None = None
