@@ -233,10 +233,12 @@ class _Connection(socketserver.BaseRequestHandler):
             parts.append(block)
         return b"".join(parts)
 
-    def _drain(self, limit: int) -> bool:
+    def _drain(self, limit: int, declared: str | None) -> bool:
         """Read and discard the rest of the body (up to `limit` bytes, before the deadline); False if it could not."""
         if self.h11.their_state is not h11.SEND_BODY or self.h11.they_are_waiting_for_100_continue:
             return self.h11.their_state is h11.DONE
+        if declared is not None and int(declared) > limit:
+            return False
         size = 0
         try:
             for block in self._body():
@@ -284,7 +286,7 @@ class _Connection(socketserver.BaseRequestHandler):
         # moderately oversized one is drained, so the client (which is still sending) can read our 413 instead of
         # seeing a broken pipe; anything bigger, unframed or too slow is answered, then the connection lingers.
         linger = self.h11.their_state is h11.ERROR or (
-            self.h11.their_state is not h11.DONE and not self._drain(DRAIN_LIMIT))
+            self.h11.their_state is not h11.DONE and not self._drain(DRAIN_LIMIT, headers.get("content-length")))
         try:
             if stream is None:
                 self._send_whole(method, response, close=linger)
