@@ -60,3 +60,11 @@ def test_ledger_timeout_flag_then_variable_then_default_and_its_rule() -> None:
     for value in ("0", "-1", "soon", "nan", "inf", "7200"):
         with pytest.raises(SettingsError, match="COSTLINE_LEDGER_TIMEOUT.*(seconds|number)"):
             resolve(NONE, env={"COSTLINE_LEDGER_TIMEOUT": value})
+
+
+def test_max_connections_flag_then_variable_then_default_and_its_rule() -> None:
+    assert resolve(NONE, env={}).max_connections == 512
+    assert resolve(NONE, env={"COSTLINE_MAX_CONNECTIONS": "64"}).max_connections == 64
+    assert resolve({**NONE, "max_connections": 8}, env={"COSTLINE_MAX_CONNECTIONS": "64"}).max_connections == 8
+    with pytest.raises(SettingsError, match="COSTLINE_MAX_CONNECTIONS.*positive"):
+        resolve(NONE, env={"COSTLINE_MAX_CONNECTIONS": "0"})

@@ -299,6 +299,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--max-body-bytes", dest="max_body_bytes", type=int,
                        help=f"largest OTLP request, compressed and decompressed (default "
                             f"{settings_module.DEFAULT_MAX_BODY_BYTES}) {_env_help('max_body_bytes')}")
+    serve.add_argument("--max-connections", dest="max_connections", type=int,
+                       help=f"connections each HTTP listener serves at once; one more is answered 503 (default "
+                            f"{settings_module.DEFAULT_MAX_CONNECTIONS}) {_env_help('max_connections')}")
     serve.add_argument("--forward-otlp", dest="forward_otlp", metavar="URL",
                        help=f"forward every span to this OTLP/HTTP endpoint {_env_help('forward_otlp')}")
     serve.add_argument("--forward-queue-spans", dest="forward_queue_spans", type=int,

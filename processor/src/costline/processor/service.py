@@ -143,7 +143,7 @@ class Service:
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
             api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
             self.admin = _listen("metrics and the API", "--http", s.http,
-                                 lambda: HttpServer(s.http, api, "api").start())
+                                 lambda: HttpServer(s.http, api, "api", max_connections=s.max_connections).start())
 
         if s.forward_otlp:
             from costline.processor.forward import Forwarder
@@ -173,7 +173,8 @@ class Service:
             receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
                                         retry_after_s=s.retry_after_s)
             self.otlp_http = _listen("OTLP/HTTP", "--otlp-http", s.otlp_http,
-                                     lambda: HttpServer(s.otlp_http, receiver, "otlp-http").start())
+                                     lambda: HttpServer(s.otlp_http, receiver, "otlp-http",
+                                                                max_connections=s.max_connections).start())
         if s.otlp_grpc is not None:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = _listen("OTLP/gRPC", "--otlp-grpc", s.otlp_grpc, lambda: GrpcServer(

@@ -20,6 +20,8 @@ DEFAULT_OTLP_GRPC = "127.0.0.1:4317"
 DEFAULT_HTTP = "127.0.0.1:9464"
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024
 """16 MiB, compressed or not: a 1000-span batch of LLM spans is well under 1 MiB; the OTel Collector allows 20 MiB."""
+DEFAULT_MAX_CONNECTIONS = 512
+"""Per HTTP listener: a thread each, mostly idle kept-alive exporters and scrapers; one more is answered 503."""
 DEFAULT_FORWARD_QUEUE_SPANS = 100_000
 DEFAULT_RETRY_AFTER_S = 5
 DEFAULT_LEDGER_TIMEOUT_S = 5.0
@@ -38,6 +40,7 @@ ENV = {
     "token": "COSTLINE_TOKEN",
     "token_file": "COSTLINE_TOKEN_FILE",
     "max_body_bytes": "COSTLINE_MAX_BODY_BYTES",
+    "max_connections": "COSTLINE_MAX_CONNECTIONS",
     "forward_otlp": "COSTLINE_FORWARD_OTLP",
     "forward_queue_spans": "COSTLINE_FORWARD_QUEUE_SPANS",
     "ledger_timeout": "COSTLINE_LEDGER_TIMEOUT",
@@ -87,6 +90,7 @@ class Settings:
     http: Address | None = field(default_factory=lambda: parse_address(DEFAULT_HTTP, "http"))
     token: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
     forward_otlp: str | None = None
     forward_queue_spans: int = DEFAULT_FORWARD_QUEUE_SPANS
     retry_after_s: int = DEFAULT_RETRY_AFTER_S
@@ -135,6 +139,7 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
             raise SettingsError(f"{token_source}={token_file!r}: the file is empty")
 
     max_body_bytes = _positive_int(*pick("max_body_bytes", str(DEFAULT_MAX_BODY_BYTES)))
+    max_connections = _positive_int(*pick("max_connections", str(DEFAULT_MAX_CONNECTIONS)))
     forward_queue_spans = _positive_int(*pick("forward_queue_spans", str(DEFAULT_FORWARD_QUEUE_SPANS)))
     forward_otlp, _ = pick("forward_otlp", None)
     ledger_timeout_s = _positive_seconds(*pick("ledger_timeout", str(DEFAULT_LEDGER_TIMEOUT_S)))
@@ -149,6 +154,7 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
         http=addresses["http"],
         token=token,
         max_body_bytes=max_body_bytes,
+        max_connections=max_connections,
         forward_otlp=forward_otlp or None,
         forward_queue_spans=forward_queue_spans,
         ledger_timeout_s=ledger_timeout_s,
