@@ -162,3 +162,17 @@ def test_spend_dated_after_the_period_is_not_counted_in_it(tmp_path):
     s = states(Budgets(config, ledger, clock=lambda: NOW).snapshot())
     assert s[("team", "monthly", "acme/marketing")].spent_usd == Decimal("32")
     ledger.close()
+
+
+def test_a_boundary_hour_counts_in_the_month_the_statement_bills_it_in(tmp_path):
+    """Kolkata's November starts at 18:30 UTC inside the 18:00 hour row. The statement bills that hour in October
+    (the hours that start in a month: `Period.ledger_bounds`); the budgets follow the same rule, so October's $1 is
+    not November's spend too."""
+    config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "budget": {"monthly_usd": 10},
+                                                                 "teams": [{"name": "t"}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "1", int(datetime(2026, 10, 31, 18, 45, tzinfo=timezone.utc).timestamp() * 1e9), team="t")
+    spend(ledger, config, 2, "2", at(2026, 11, 1, 19), team="t")
+    november = lambda: datetime(2026, 11, 2, 12, tzinfo=timezone.utc)  # noqa: E731
+    assert states(Budgets(config, ledger, clock=november).snapshot())[("org", "monthly", "acme")].spent_usd == 2
+    ledger.close()

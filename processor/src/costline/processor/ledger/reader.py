@@ -27,7 +27,7 @@ from costline.processor.ledger.schema import (
     usage_hourly,
 )
 from costline.processor.model import Counts
-from costline.processor.units import floor_hour_s, pico_to_usd
+from costline.processor.units import ceil_hour, floor_hour_s, pico_to_usd
 
 UTC = ZoneInfo("UTC")
 NAMES_PER_QUERY = 5000
@@ -104,12 +104,13 @@ class LedgerReader:
 
     def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]],
                     until: datetime | None = None) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
-        """Cost in pico-dollars from `since` to `until` (the hour it falls in excluded, as `since`'s is included:
-        hour rows are counted in one period), per scope: `{("org", "team"): {"engineering", ...}}` sums by
+        """Cost in pico-dollars of the hour rows that start from `since` up to `until` (both rounded up to the hour
+        alike, as a chargeback month is read: an hour row holding a period boundary, in a zone whose offset is not
+        whole hours, is counted in one period, the one its start is in), per scope: `{("org", "team"): {"engineering", ...}}` sums by
         (org, team) the rows whose team is one of those names. Only owners that have budgets are read, so a
         flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
-        start = floor_hour_s(int(since.timestamp()))
-        end = None if until is None else floor_hour_s(int(until.timestamp()))
+        start = int(ceil_hour(since).timestamp())
+        end = None if until is None else int(ceil_hour(until).timestamp())
         out: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {}
         try:
             with self.engine.connect() as conn:
@@ -131,14 +132,15 @@ class LedgerReader:
 
     def totals_since(self, since: datetime, group_by: Sequence[str], counters: Sequence[str]
                      ) -> dict[tuple[str, ...], tuple[int, ...]]:
-        """`counters` (names in `schema.COUNTERS`) summed by the `group_by` columns over the rows from `since`'s
-        hour on: `{(values...): (sums...)}`. For the ledger-backed period gauges."""
+        """`counters` (names in `schema.COUNTERS`) summed by the `group_by` columns over the hour rows that start
+        from `since` on (the budgets' and the statement's rule): `{(values...): (sums...)}`. For the ledger-backed
+        period gauges."""
         unknown = [c for c in (*group_by, *counters) if c not in (*OWNER_COLUMNS, *CALL_COLUMNS, *COUNTERS)]
         if unknown:
             raise ValueError(f"totals_since: unknown column(s) {', '.join(unknown)}")
         columns = [usage_hourly.c[c] for c in group_by]
         query = (select(*columns, *(cast(func.sum(usage_hourly.c[c]), BigInteger) for c in counters))
-                 .where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp()))).group_by(*columns))
+                 .where(usage_hourly.c.hour >= int(ceil_hour(since).timestamp())).group_by(*columns))
         try:
             with self.engine.connect() as conn:
                 return {tuple(row[: len(columns)]): tuple(int(v or 0) for v in row[len(columns):])
