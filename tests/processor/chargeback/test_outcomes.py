@@ -35,7 +35,8 @@ def request(spans, resource=None) -> ExportTraceServiceRequest:
 
 def test_counted_once_per_span_owner_from_span_then_resource(db_url):  # noqa: F811
     config = parse_config({"orgs": [{"name": "acme", "teams": [{"name": "support"}]}]})
-    pipeline = Pipeline(config, Ledger(db_url))
+    # The processor's clock the day after the spans (outcome spans are held to the same time window as calls).
+    pipeline = Pipeline(config, Ledger(db_url), clock=lambda: datetime(2026, 11, 11, tzinfo=timezone.utc))
     try:
         batch = request([("ticket_resolved", 1, {A.COSTLINE_FEATURE: "auto-reply"}),
                          ("ticket_resolved", 2, {}),

@@ -72,3 +72,25 @@ def test_the_window_is_configured_and_checked() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config({"limits": {"max_span_future_seconds": -1}})
     assert err.value.errors[0].startswith("limits.max_span_future_seconds: ")
+
+
+def test_a_business_outcome_outside_the_window_is_rejected_too(tmp_path: Path) -> None:
+    """A `costline.outcome` span dated 2100 would be charged (value-based chargeback) in 2100's statement."""
+    from tests.processor.faults.test_stalled_ledger import outcome_span
+
+    (tmp_path / "costline.yaml").write_text(CONFIG)
+    settings = Settings(config_path=tmp_path / "costline.yaml", db_url=f"sqlite:///{tmp_path / 'l.db'}",
+                        otlp_http=Address("127.0.0.1", 0), otlp_grpc=None, http=Address("127.0.0.1", 0))
+    service = Service(settings, clock=lambda: NOW).start()
+    try:
+        spans = [outcome_span(), outcome_span()]
+        spans[0].start_time_unix_nano = NOW_NS - HOUR
+        spans[1].start_time_unix_nano = int(datetime(2100, 1, 1, tzinfo=timezone.utc).timestamp()) * 10**9
+        response = Ingest(service).export(request_of(spans))
+        assert response.partial_success.rejected_spans == 1
+        assert "span start 2100-01-01T00:00:00Z" in response.partial_success.error_message
+        counted = service.pipeline.outcomes.outcomes(datetime(1970, 1, 1, tzinfo=timezone.utc),
+                                                     datetime(2101, 1, 1, tzinfo=timezone.utc), ["name"])
+        assert [(row["name"], row["count"]) for row in counted] == [("ticket_resolved", 1)], counted
+    finally:
+        service.stop(2)

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from costline.processor.service import Service
 from costline.processor.settings import Address, Settings
 from tests.postgres import POSTGRES, require_postgres
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.edge.otlp import attributes, llm_span, request_of
 from tests.processor.edge.served import CONFIG
 
 LEDGER_TIMEOUT_S = 1.0
@@ -207,3 +208,36 @@ def test_pooled_connections_the_server_dropped_are_replaced_on_checkout(database
             assert len(ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))])) == 1
     finally:
         ledger.close()
+
+
+def outcome_span() -> Span:
+    """A business outcome span (`costline.outcome("ticket_resolved")`): counted in its own transaction, before the
+    calls'."""
+    span = llm_span(team="marketing")
+    del span.attributes[:]
+    span.name = "costline.outcome ticket_resolved"
+    span.attributes.extend(attributes({"costline.outcome.name": "ticket_resolved", "costline.outcome.count": 1,
+                                       "costline.team": "marketing"}))
+    return span
+
+
+@pytest.mark.postgres
+def test_an_outcome_span_on_a_stalled_server_is_answered_503_within_the_timeout(tmp_path: Path, database: str) -> None:
+    proxy = StallingProxy(("127.0.0.1", 5432))
+    (tmp_path / "costline.yaml").write_text(CONFIG)
+    settings = Settings(config_path=tmp_path / "costline.yaml", otlp_http=Address("127.0.0.1", 0), otlp_grpc=None,
+                        db_url=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}",
+                        http=Address("127.0.0.1", 0), ledger_timeout_s=LEDGER_TIMEOUT_S)
+    service = Service(settings).start()
+    port = service.otlp_http.port
+    try:
+        assert post(port, request_of([outcome_span()]).SerializeToString()) == 200
+        proxy.stall()
+        started = time.monotonic()
+        status = post(port, request_of([outcome_span(), llm_span(team="marketing")]).SerializeToString())
+        assert status == 503, status
+        assert time.monotonic() - started < LEDGER_TIMEOUT_S + SLACK_S
+    finally:
+        proxy.resume()
+        service.stop(2)
+        proxy.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -95,14 +96,27 @@ def read_outcome(span: Span, resource: Any) -> Outcome | None:
 class OutcomeStore:
     """Writes and reads outcome counts in the ledger's database."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, transaction: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
         self.engine = engine
+        self._transaction = transaction
+        """The ledger writer's bounded transaction (its write lock, the ledger timeout, the deadline on the wire),
+        so that counting outcomes, which an export does before billing its calls, cannot hang on a stalled server
+        either. None (readers, tests): a plain transaction under a lock of its own."""
         try:
             create_tables(metadata, engine)
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"cannot create the outcome tables: {err}") from err
         self._lock = threading.Lock()
         self._last_retention = 0.0
+
+    @contextmanager
+    def _begin(self) -> Iterator[Any]:
+        if self._transaction is not None:
+            with self._transaction() as conn:
+                yield conn
+        else:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
 
     def record(self, outcomes: Sequence[tuple[Outcome, Owner]], *, retention_hours: int = 72,
                now: int | None = None) -> list[tuple[Outcome, Owner]]:
@@ -113,7 +127,7 @@ class OutcomeStore:
         insert = dialect_insert(self.engine)
         keys = sorted({o.key for o, _ in outcomes if o.key})
         try:
-            with self._lock, self.engine.begin() as conn:
+            with self._begin() as conn:
                 seen: set[str] = set()
                 for i in range(0, len(keys), 5000):
                     chunk = keys[i : i + 5000]

@@ -93,7 +93,7 @@ class Pipeline:
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
-        self.outcomes = OutcomeStore(ledger.engine)
+        self.outcomes = OutcomeStore(ledger.engine, ledger.writer.transaction)
         self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
         self.policy_violations = PolicyViolations(config.metrics)
         """Registered beside `collector` by the service; counts survive reloads."""
@@ -143,23 +143,23 @@ class Pipeline:
                         if len(problems) < 3:
                             problems.append(str(err))
                         continue
-                    if call is None:
-                        if (outcome := read_outcome(span, resource)) is not None:
-                            outcomes.append(outcome)
+                    outcome = read_outcome(span, resource) if call is None else None
+                    if call is None and outcome is None:
                         continue
-                    if (implausible := over_limit(call, max_tokens)) is not None:
+                    implausible = None if call is None else over_limit(call, max_tokens)
+                    field = "tokens"
+                    if implausible is None:  # a business outcome dated 2100 would be charged in 2100's statement
+                        implausible = outside_window(span.start_time_unix_nano, now_ns, max_age_hours, max_future_s)
+                        field = "start_time"
+                    if implausible is not None:
                         rejected += 1
-                        bounded[("tokens", REJECTED)] += 1
+                        bounded[(field, REJECTED)] += 1
                         if len(problems) < 3:
                             problems.append(implausible)
-                        continue
-                    if (implausible := outside_window(call, now_ns, max_age_hours, max_future_s)) is not None:
-                        rejected += 1
-                        bounded[("start_time", REJECTED)] += 1
-                        if len(problems) < 3:
-                            problems.append(implausible)
-                        continue
-                    calls.append(call)
+                    elif call is not None:
+                        calls.append(call)
+                    else:
+                        outcomes.append(outcome)
         self.ingest_outcomes(outcomes)
         self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
                           not_llm=total - rejected - len(calls), rejected=rejected, bounded=bounded)

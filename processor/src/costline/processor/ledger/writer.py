@@ -89,7 +89,7 @@ class LedgerWriter:
             return []
         now = int(time.time()) if now is None else now
         try:
-            with self._bounded() as conn:
+            with self.transaction() as conn:
                 seen = self._billed_among(conn, entries)
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
@@ -112,7 +112,7 @@ class LedgerWriter:
         return fresh
 
     @contextmanager
-    def _bounded(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
         """The write lock and a transaction, each within the ledger timeout: waiting for another write of this
         process, for a lock in the database (`lock_timeout`), for a statement (`statement_timeout`, set for this
         transaction only: reports may run longer) and, a little longer (`WIRE_DEADLINE`), for a server that does

@@ -100,10 +100,10 @@ def over_limit(call: LLMCall, max_tokens_per_call: int) -> str | None:
     return None
 
 
-def outside_window(call: LLMCall, now_ns: int, max_age_hours: int, max_future_s: int) -> str | None:
-    """Why `call`'s start is implausible against the processor's clock `now_ns`, or None when it is not. A span
-    without a start time passes (it is billed in the hour it arrives)."""
-    start = call.start_time_unix_nano
+def outside_window(start: int, now_ns: int, max_age_hours: int, max_future_s: int) -> str | None:
+    """Why a span starting at `start` (unix ns: a call's or a business outcome's) is implausible against the
+    processor's clock `now_ns`, or None when it is not. A span without a start time passes (it is counted in the
+    hour it arrives)."""
     if not start:
         return None
     if start > now_ns + max_future_s * NS_PER_S:
