@@ -72,7 +72,8 @@ class CostlineCollector(Collector):
         bounded = CounterMetricFamily(
             "costline_span_values_bounded",
             "Values of LLM spans outside the processor's bounds, by field and action: label values truncated or "
-            "sanitised and token counts clamped (still billed), calls over limits.max_tokens_per_call rejected.",
+            "sanitised and token counts clamped (still billed), calls over limits.max_tokens_per_call and spans "
+            "outside the start-time window (limits.max_span_age_hours, limits.max_span_future_seconds) rejected.",
             labels=["field", "action"])
         for (field, action), count in sorted(self._bounded_values().items()):
             bounded.add_metric([field, action], count)
