@@ -19,10 +19,10 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from costline.processor.chargeback.gauges import ChargebackTotals
-from costline.processor.chargeback.report import Page, chargeback_page, statement_for
-from costline.processor.chargeback.statement import Period
+from costline.processor.metrics.chargeback_gauges import ChargebackTotals
 from costline.processor.model import LLMCall
+from costline.processor.reports.chargeback.report import Page, chargeback_page, statement_for
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 
 CONFIG = """timezone: UTC

@@ -43,14 +43,14 @@ from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
-from costline.processor.aggregate import SeriesAggregator
-from costline.processor.api import AdminApi
-from costline.processor.exposition import generate_chunks, generate_text
-from costline.processor.metrics import CostlineCollector
+from costline.processor.config.settings import Address
+from costline.processor.http.api import AdminApi
+from costline.processor.http.server import HttpServer
+from costline.processor.metrics.aggregate import SeriesAggregator
+from costline.processor.metrics.collector import CostlineCollector
+from costline.processor.metrics.exposition import generate_chunks, generate_text
 from costline.processor.model import Entry, LLMCall, Owner
-from costline.processor.server import HttpServer
 from costline.processor.service import USAGE_GROUP_BY
-from costline.processor.settings import Address
 
 LABELS = ("provider", "model", "operation", "org", "team", "project", "feature", "cost_center", "environment")
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "o1-mini", "gemini-1.5-pro")

@@ -107,13 +107,13 @@ def main() -> None:
         client(*args.client)
         return
 
-    from costline.processor import server as server_module
-    from costline.processor.api import AdminApi
-    from costline.processor.pipeline import IngestResult
-    from costline.processor.receivers import BearerAuth, ReceiverStats
-    from costline.processor.receivers.http import OTLPHttpReceiver
-    from costline.processor.server import HttpServer
-    from costline.processor.settings import Address
+    from costline.processor.config.settings import Address
+    from costline.processor.http import server as server_module
+    from costline.processor.http.api import AdminApi
+    from costline.processor.http.otlp_http import OTLPHttpReceiver
+    from costline.processor.http.server import HttpServer
+    from costline.processor.ingest.pipeline import IngestResult
+    from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
 
     class Counting:
         def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:

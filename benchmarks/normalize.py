@@ -27,7 +27,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from costline.processor.normalize import normalize_span, resource_attributes
+from costline.processor.ingest.normalize import normalize_span, resource_attributes
 
 SPANS_PER_REQUEST = 1000
 MODELS = ["gpt-4o", "gpt-4o-mini", "o4-mini", "claude-sonnet-4-5"]

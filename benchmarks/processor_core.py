@@ -32,9 +32,9 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.pipeline import Pipeline
 
 SPANS = 1000
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("openai", "o4-mini"),
@@ -118,7 +118,7 @@ def decode_walk(bodies: list[bytes]) -> int:
 
 
 def normalise_only(bodies: list[bytes]) -> int:
-    from costline.processor.normalize import normalize_span, resource_attributes
+    from costline.processor.ingest.normalize import normalize_span, resource_attributes
 
     spans = 0
     for body in bodies:
@@ -132,7 +132,7 @@ def normalise_only(bodies: list[bytes]) -> int:
 
 
 def to_calls(bodies: list[bytes]) -> list[list]:
-    from costline.processor.normalize import normalize_span, resource_attributes
+    from costline.processor.ingest.normalize import normalize_span, resource_attributes
 
     batches = []
     for body in bodies:

@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 sys.path.insert(0, str(Path(__file__).parent))
 import processor_throughput as bench  # noqa: E402 - the sibling benchmark's workloads and service
 
+from costline.processor.ingest.normalize import dedupe_calls, normalize_span, resource_attributes  # noqa: E402
 from costline.processor.model import Entry, LLMCall, Owner, call_keys  # noqa: E402
-from costline.processor.normalize import dedupe_calls, normalize_span, resource_attributes  # noqa: E402
 from costline.processor.units import NS_PER_HOUR  # noqa: E402
 
 STAGES = ("decode + walk (the ceiling)", "decode", "normalise", "dedupe", "resolve + price + keys",

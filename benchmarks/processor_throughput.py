@@ -194,8 +194,8 @@ def rss_mib() -> float:
 
 
 def start_service(workdir: Path, config: str) -> object:
+    from costline.processor.config.settings import Address, Settings
     from costline.processor.service import Service
-    from costline.processor.settings import Address, Settings
 
     (workdir / "costline.yaml").write_text(config)
     settings = Settings(config_path=workdir / "costline.yaml", db_url=f"sqlite:///{workdir / 'bench.db'}",

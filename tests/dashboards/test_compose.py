@@ -238,9 +238,9 @@ def _documented_tokens() -> set[str]:
 def test_the_host_reads_the_processors_api_with_the_documented_token(tmp_path):
     """Host requests reach the processor through Docker's bridge, not loopback: the API must answer them with the
     token the docs show (a read-only role) and refuse them without one; Prometheus scrapes /metrics without a token."""
-    from costline.processor.server import Request
+    from costline.processor.config.settings import Address, Settings
+    from costline.processor.http.server import Request
     from costline.processor.service import Service
-    from costline.processor.settings import Address, Settings
     from costline.testing.local import free_port
 
     command = SERVICES["processor"]["command"]

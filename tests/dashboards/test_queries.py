@@ -137,7 +137,7 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
         stop_process(processor.process)
 
 
-PROCESSOR_MODULES = ("costline.processor.cli", "costline.processor.pipeline")
+PROCESSOR_MODULES = ("costline.processor.cli", "costline.processor.ingest.pipeline")
 """What `costline serve` imports: the CLI, and the pipeline it builds lazily at start."""
 
 

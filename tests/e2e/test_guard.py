@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from costline.fingerprint import fingerprint
-from costline.processor.auth import hash_token
+from costline.processor.http.auth import hash_token
 from costline.testing.fake_provider import FakeProviderServer
 from tests.processor.edge.served import serve, stop
 

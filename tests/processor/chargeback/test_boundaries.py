@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.chargeback.report import statement_for
-from costline.processor.chargeback.statement import Period
+from costline.processor.reports.chargeback.report import statement_for
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 from tests.processor.core.conftest import make_call
 
@@ -89,7 +89,7 @@ def test_fixed_charges_start_with_the_orgs_first_month_and_never_in_the_future(t
         # infra by token cost: labs made May's only call.
         assert {t.key: t.total for t in may.teams} == {"acme/search": 100 + 600, "globex/labs": 1 + 100 + 400 + 50}
         # The HTML trend of March has no month before it to compare with.
-        from costline.processor.chargeback.report import chargeback_document
+        from costline.processor.reports.chargeback.report import chargeback_document
 
         html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
                                    "html")[1].decode()
@@ -108,7 +108,7 @@ def test_a_configured_start_month(tmp_path):
         assert {t.key: t.total for t in april.teams} == {"acme/search": 100 + 600 + 25, "globex/labs": 100 + 400 + 25}
     finally:
         pipeline.close()
-    from costline.processor.config import ConfigError, parse_config
+    from costline.processor.config.core import ConfigError, parse_config
 
     with pytest.raises(ConfigError) as err:
         parse_config({"chargeback": {"start": "2026-13"}})
@@ -120,7 +120,7 @@ def test_a_top_model_without_a_price_is_shown_unpriced_not_at_zero(tmp_path):
                              [one_dollar(1, "2026-03-10T12:00:00+00:00"),
                               make_call(2, model="no-price-anywhere", team="search", start=ns("2026-03-11T12:00:00+00:00"))])
     try:
-        from costline.processor.chargeback.report import chargeback_document
+        from costline.processor.reports.chargeback.report import chargeback_document
 
         html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
                                    "html")[1].decode()

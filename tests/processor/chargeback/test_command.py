@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.api import csv_cell
+from costline.processor.config.settings import Address, Settings
+from costline.processor.formats import csv_cell
 from costline.processor.ledger import Ledger
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
 from tests.processor.edge.served import http_get
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.config import ConfigError, parse_config
-from costline.processor.config import load_config as load
+from costline.processor.config.core import ConfigError, parse_config
+from costline.processor.config.core import load_config as load
 
 ISSUE = Path(__file__).with_name("issue.yaml")
 
@@ -23,7 +23,7 @@ def test_the_specified_block_loads_as_it_is():
 
 
 def test_check_config_accepts_it(tmp_path):
-    from costline.processor.config import check_config
+    from costline.processor.config.core import check_config
 
     assert check_config(ISSUE) == []
 
@@ -82,7 +82,7 @@ def test_a_fixed_split_names_teams_of_the_hierarchy(tmp_path):
     import subprocess
     import sys
 
-    from costline.processor.config import check_config
+    from costline.processor.config.core import check_config
 
     path = tmp_path / "costline.yaml"
     path.write_text(HIERARCHY)

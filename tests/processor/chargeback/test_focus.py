@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.chargeback.report import chargeback_document, close_period
-from costline.processor.chargeback.statement import Period
+from costline.processor.reports.chargeback.report import chargeback_document, close_period
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.chargeback.test_periods import december, late

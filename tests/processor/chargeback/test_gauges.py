@@ -8,13 +8,13 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry
 
 from costline import attributes as a
-from costline.processor.chargeback.gauges import ChargebackCollector, ChargebackTotals
-from costline.processor.chargeback.report import statement_for
-from costline.processor.chargeback.statement import Period
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.outcomes import Outcome
-from costline.processor.pipeline import Pipeline
+from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
+from costline.processor.model import Outcome
+from costline.processor.reports.chargeback.report import statement_for
+from costline.processor.reports.chargeback.statement import Period
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, make_call
 

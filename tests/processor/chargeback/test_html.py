@@ -12,9 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.chargeback.html import money
-from costline.processor.chargeback.report import chargeback_document
-from costline.processor.chargeback.statement import Period
+from costline.processor.reports.chargeback.html import money
+from costline.processor.reports.chargeback.report import chargeback_document
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, make_call

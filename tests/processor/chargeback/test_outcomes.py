@@ -9,9 +9,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from costline import attributes as A
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.pipeline import Pipeline
 from tests.processor.core.conftest import at, db_url  # noqa: F401 - the fixture
 
 

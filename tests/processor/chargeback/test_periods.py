@@ -11,9 +11,9 @@ from decimal import Decimal
 import pytest
 
 from costline.cli import main
-from costline.processor.chargeback.report import close_period
-from costline.processor.chargeback.statement import Period
 from costline.processor.ledger import Ledger
+from costline.processor.reports.chargeback.report import close_period
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.core.conftest import at, db_url, make_call  # noqa: F401 - db_url: the fixture
@@ -61,7 +61,7 @@ def oracle(tmp_path, name, spans) -> dict[str, Decimal]:
     pipeline = build_pipeline(str(tmp_path / "oracle.yaml"), f"sqlite:///{tmp_path / name}.db")
     try:
         pipeline.ingest_calls(spans)
-        from costline.processor.chargeback.report import statement_for
+        from costline.processor.reports.chargeback.report import statement_for
 
         return exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
                                           Period(2026, 11)).as_dict())
@@ -171,7 +171,7 @@ def test_rerating_a_closed_month_is_a_correction_in_the_first_open_period(tmp_pa
     pipeline = build_pipeline(str(tmp_path / "oracle.yaml"), f"sqlite:///{tmp_path / 'negotiated'}.db")
     try:  # the same calls, priced in time at the negotiated rate
         pipeline.ingest_calls(calls() + late(1000, day=10) + late(2000, day=20))
-        from costline.processor.chargeback.report import statement_for
+        from costline.processor.reports.chargeback.report import statement_for
 
         in_time = exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
                                              Period(2026, 11)).as_dict())

@@ -12,11 +12,11 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.chargeback.gauges import ChargebackTotals
-from costline.processor.chargeback.report import statement_for
-from costline.processor.chargeback.statement import Period
+from costline.processor.config.settings import Address, Settings
+from costline.processor.metrics.chargeback_gauges import ChargebackTotals
+from costline.processor.reports.chargeback.report import statement_for
+from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.chargeback.test_boundaries import PRICE, ns
 from tests.processor.core.conftest import make_call
 
@@ -153,8 +153,8 @@ def test_orgs_folded_past_the_limit_are_charged_like_the_others():
     (the started orgs are those with data: the folded ones had some)."""
     from zoneinfo import ZoneInfo
 
-    from costline.processor.chargeback.config import ChargebackConfig
-    from costline.processor.chargeback.statement import TeamUsage, build_statement, fold_usage
+    from costline.processor.config.chargeback import ChargebackConfig
+    from costline.processor.reports.chargeback.statement import TeamUsage, build_statement, fold_usage
 
     usage = [TeamUsage(f"org{i}", "team", requests=1, tokens=10, cost=Decimal(i + 1)) for i in range(6)]
     folded = fold_usage(usage, (2, 100), set())

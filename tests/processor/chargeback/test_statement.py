@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from costline.processor.chargeback.statement import (
+from costline.processor.config.core import load_config, parse_config
+from costline.processor.reports.chargeback.statement import (
     Period,
     StatementError,
     TeamUsage,
@@ -17,7 +18,6 @@ from costline.processor.chargeback.statement import (
     build_statement,
     round_to_total,
 )
-from costline.processor.config import load_config, parse_config
 
 ISSUE = load_config(Path(__file__).with_name("issue.yaml")).chargeback
 UTC = ZoneInfo("UTC")

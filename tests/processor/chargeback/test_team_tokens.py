@@ -10,11 +10,11 @@ from datetime import date
 
 import pytest
 
-from costline.processor.auth import hash_token
-from costline.processor.reconcile.compare import Result
-from costline.processor.reconcile.store import ReconciliationStore
+from costline.processor.config.settings import Address, Settings
+from costline.processor.http.auth import hash_token
+from costline.processor.reports.reconcile.compare import Result
+from costline.processor.reports.reconcile.store import ReconciliationStore
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.chargeback.test_command import CONFIG, calls
 from tests.processor.chargeback.test_untracked import rows
 

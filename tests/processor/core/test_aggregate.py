@@ -6,9 +6,9 @@ from decimal import Decimal
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from costline.processor.aggregate import OVERFLOW, SeriesAggregator
-from costline.processor.exposition import generate_text
-from costline.processor.metrics import CostlineCollector
+from costline.processor.metrics.aggregate import OVERFLOW, SeriesAggregator
+from costline.processor.metrics.collector import CostlineCollector
+from costline.processor.metrics.exposition import generate_text
 from costline.processor.model import Counts, Entry, Owner, call_keys
 from costline.processor.units import usd_to_pico
 

@@ -6,11 +6,11 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 
-from costline.processor.budgets import Budgets
-from costline.processor.config import load_config, parse_config
+from costline.processor.config.core import load_config, parse_config
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, call_keys
 from costline.processor.ownership import Hierarchy
+from costline.processor.reports.budgets import Budgets
 from costline.processor.units import usd_to_pico
 
 from .conftest import EXAMPLE_CONFIG, at, make_call

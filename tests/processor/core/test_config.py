@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from costline.processor.config import ConfigError, check_config, load_config, parse_config
+from costline.processor.config.core import ConfigError, check_config, load_config, parse_config
 
 from .conftest import EXAMPLE_CONFIG
 

@@ -8,9 +8,9 @@ import threading
 
 from sqlalchemy import create_engine
 
-from costline.processor.chargeback.periods import ClosedPeriods
-from costline.processor.outcomes import OutcomeStore
-from costline.processor.reconcile.store import ReconciliationStore
+from costline.processor.ledger.outcomes import OutcomeStore
+from costline.processor.reports.chargeback.periods import ClosedPeriods
+from costline.processor.reports.reconcile.store import ReconciliationStore
 
 OPENERS = (ReconciliationStore, ReconciliationStore, OutcomeStore, OutcomeStore, ClosedPeriods, ClosedPeriods)
 

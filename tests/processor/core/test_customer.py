@@ -9,9 +9,9 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry
 
 from costline.cli import main
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.pipeline import Pipeline
 
 from .conftest import make_call
 
@@ -58,7 +58,7 @@ def test_the_customer_label_is_off_by_default_and_on_when_asked(db_url):
 
 def test_every_owner_dimension_reaches_the_ledger_group_by_labels_and_forwarding():
     # One owner schema: a dimension added to `model.OWNER_DIMENSIONS` shows up everywhere without a second list.
-    from costline.processor.config import METRIC_LABELS, MetricsConfig
+    from costline.processor.config.core import METRIC_LABELS, MetricsConfig
     from costline.processor.ledger.schema import OWNER_COLUMNS
     from costline.processor.model import GROUP_BY, OPTIONAL_OWNER_LABELS, OWNER_DIMENSIONS, OWNER_FIELDS, Owner
 

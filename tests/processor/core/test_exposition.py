@@ -13,12 +13,12 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
-from costline.processor.aggregate import SeriesAggregator
-from costline.processor.api import AdminApi
-from costline.processor.exposition import SERIES_PER_BLOCK, encoder_for, generate_chunks, generate_text
-from costline.processor.metrics import CostlineCollector
+from costline.processor.http.api import AdminApi
+from costline.processor.http.server import Request
+from costline.processor.metrics.aggregate import SeriesAggregator
+from costline.processor.metrics.collector import CostlineCollector
+from costline.processor.metrics.exposition import SERIES_PER_BLOCK, encoder_for, generate_chunks, generate_text
 from costline.processor.model import Entry, Owner, call_keys
-from costline.processor.server import Request
 from costline.processor.units import usd_to_pico
 
 from .conftest import make_call

@@ -7,11 +7,11 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.config import PriceOverride
+from costline.processor.config.core import PriceOverride
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.pricing import Pricer
-from costline.processor.reprice import reprice
+from costline.processor.reports.reprice import reprice
 from costline.processor.units import usd_to_pico
 
 from .conftest import make_call
@@ -273,7 +273,7 @@ def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_r
 
 
 def test_customer_is_an_owner_dimension_from_span_to_usage(db_url):
-    from costline.processor.config import CostlineConfig
+    from costline.processor.config.core import CostlineConfig
     from costline.processor.ownership import Hierarchy
 
     call = make_call(1, customer="initech")

@@ -10,12 +10,12 @@ from decimal import Decimal
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from costline.processor.aggregate import SeriesAggregator
-from costline.processor.budgets import Budgets
-from costline.processor.config import load_config
+from costline.processor.config.core import load_config
 from costline.processor.ledger import Ledger
-from costline.processor.metrics import CostlineCollector
+from costline.processor.metrics.aggregate import SeriesAggregator
+from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.model import Entry, Owner, call_keys
+from costline.processor.reports.budgets import Budgets
 from costline.processor.units import usd_to_pico
 
 from .conftest import EXAMPLE_CONFIG, at, make_call

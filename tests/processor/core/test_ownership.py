@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from costline.processor.config import load_config
+from costline.processor.config.core import load_config
 from costline.processor.ownership import Hierarchy
 
 from .conftest import EXAMPLE_CONFIG

@@ -10,10 +10,10 @@ from datetime import datetime, timezone
 
 from prometheus_client import CollectorRegistry
 
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.period_gauges import PeriodCollector, PeriodTotals
-from costline.processor.pipeline import Pipeline
+from costline.processor.metrics.period_gauges import PeriodCollector, PeriodTotals
 
 from .conftest import at, make_call
 

@@ -1,7 +1,7 @@
 """The pipeline after normalisation: price, attribute, commit, then count — on both ledger backends.
 
 `ingest_calls` is `ingest` minus span decoding; the OTLP test at the bottom runs the whole `ingest` once the
-normaliser (`costline.processor.normalize`, owned elsewhere) is importable.
+normaliser (`costline.processor.ingest.normalize`, owned elsewhere) is importable.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from costline.processor.config import load_config, parse_config
+from costline.processor.config.core import load_config, parse_config
+from costline.processor.ingest.pipeline import LedgerUnavailable, Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.pipeline import LedgerUnavailable, Pipeline
 
 from .conftest import EXAMPLE_CONFIG, at, make_call
 
@@ -189,7 +189,7 @@ def otlp_request(spans: list[dict], resource: dict[str, str]):
 
 
 def test_whole_ingest_from_otlp_spans(db_url):
-    pytest.importorskip("costline.processor.normalize")
+    pytest.importorskip("costline.processor.ingest.normalize")
     from costline import attributes as A
 
     pipeline = pipeline_for(db_url)

@@ -9,9 +9,9 @@ import sys
 import pytest
 from prometheus_client import CollectorRegistry
 
-from costline.processor.config import ConfigError, parse_config
+from costline.processor.config.core import ConfigError, parse_config
+from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
-from costline.processor.pipeline import Pipeline
 from costline.processor.policy import ModelPolicy
 
 from .conftest import make_call

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from genai_prices import Usage, calc_price
 
-from costline.processor.config import PriceOverride
+from costline.processor.config.core import PriceOverride
 from costline.processor.pricing import Pricer
 
 from .conftest import at, make_call

@@ -8,11 +8,11 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.config import ConfigError, PriceOverride, parse_config
+from costline.processor.config.core import ConfigError, PriceOverride, parse_config
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.pricing import Pricer
-from costline.processor.reprice import rerate
+from costline.processor.reports.reprice import rerate
 from costline.processor.units import usd_to_pico
 
 from .conftest import at, make_call

@@ -13,12 +13,12 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from costline.processor.pipeline import IngestResult, LedgerUnavailable
-from costline.processor.receivers import BearerAuth, ReceiverStats
-from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
-from costline.processor.receivers.http import OTLPHttpReceiver
-from costline.processor.server import HttpServer
-from costline.processor.settings import Address
+from costline.processor.config.settings import Address
+from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
+from costline.processor.http.otlp_http import OTLPHttpReceiver
+from costline.processor.http.server import HttpServer
+from costline.processor.ingest.pipeline import IngestResult, LedgerUnavailable
+from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
 from tests.processor.edge.served import serving  # noqa: F401 - a fixture for test_serve.py
 
 TOKEN = "s3cret-token"

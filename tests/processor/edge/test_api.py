@@ -12,8 +12,8 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from costline.processor.api import AdminApi, ApiError, parse_usage_query, render_usage
-from costline.processor.server import Request
+from costline.processor.http.api import AdminApi, ApiError, parse_usage_query, render_usage
+from costline.processor.http.server import Request
 from costline.processor.units import pico_to_usd
 
 GROUPS = ("org", "team", "project", "user", "key", "model", "provider", "operation")
@@ -154,7 +154,7 @@ def _unsigned_token(query: str, offset: int) -> str:
     """A token as a client can forge one: the document the server writes, with an offset of the client's choosing."""
     from urllib.parse import parse_qs
 
-    from costline.processor.api import _query_digest
+    from costline.processor.http.api import _query_digest
 
     params = {k: v[-1] for k, v in parse_qs(query).items()}
     parsed = parse_usage_query(params.get, GROUPS)

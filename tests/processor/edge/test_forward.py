@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
-from costline.processor.forward import Enrichment, Forwarder, rewrite, traces_url
-from costline.processor.redact import REDACTED, scrub
+from costline.processor.ingest.forward import Enrichment, Forwarder, rewrite, traces_url
+from costline.processor.ingest.redact import REDACTED, scrub
 from tests.otlp_sink import OTLPSink
 
 from .otlp import attributes as key_values

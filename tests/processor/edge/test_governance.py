@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.auth import hash_token
+from costline.processor.http.auth import hash_token
 from costline.testing.local import free_port
 from tests.processor.edge.served import Served, serve, stop
 
@@ -170,10 +170,10 @@ def test_violations_are_counted_for_unguarded_apps(served):
 
 
 def test_without_tokens_only_loopback_clients_are_answered(tmp_path, caplog):
-    from costline.processor.api import AdminApi
-    from costline.processor.server import Request
+    from costline.processor.config.settings import Address, Settings
+    from costline.processor.http.api import AdminApi
+    from costline.processor.http.server import Request
     from costline.processor.service import Service
-    from costline.processor.settings import Address, Settings
 
     settings = Settings(config_path=None, db_url=f"sqlite:///{tmp_path / 'l.db'}", otlp_http=None, otlp_grpc=None,
                         http=Address("0.0.0.0", free_port()))
@@ -191,7 +191,7 @@ def test_without_tokens_only_loopback_clients_are_answered(tmp_path, caplog):
 
 
 def test_a_token_value_in_config_is_refused(tmp_path: Path):
-    from costline.processor.config import ConfigError, parse_config
+    from costline.processor.config.core import ConfigError, parse_config
 
     with pytest.raises(ConfigError) as err:
         parse_config({"api": {"tokens": [{"name": "x", "sha256": "tok-admin-1", "role": "admin"}]}})

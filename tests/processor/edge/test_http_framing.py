@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from costline.processor.receivers import Outcome
-from costline.processor.server import HttpServer, Request, Response
-from costline.processor.settings import Address
+from costline.processor.config.settings import Address
+from costline.processor.http.server import HttpServer, Request, Response
+from costline.processor.ingest.receivers import Outcome
 
 from .conftest import Edge
 from .otlp import llm_request

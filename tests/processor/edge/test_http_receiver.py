@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from costline.processor.receivers import Outcome
+from costline.processor.ingest.receivers import Outcome
 
 from .conftest import TOKEN, Edge, LedgerUnavailable
 from .otlp import llm_request, otlp_json

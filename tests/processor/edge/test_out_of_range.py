@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from costline.cli import main
+from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.edge.served import http_get
 
 CONFIG = Path(__file__).parents[1].joinpath("chargeback", "issue.yaml").read_text()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from costline.processor.settings import Address, SettingsError, parse_address, resolve
+from costline.processor.config.settings import Address, SettingsError, parse_address, resolve
 
 NONE = {"config": None, "db": None, "otlp_http": None, "otlp_grpc": None, "http": None, "token_file": None,
         "max_body_bytes": None, "forward_otlp": None, "forward_queue_spans": None}

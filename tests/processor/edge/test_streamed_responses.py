@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
-from costline.processor.api import AdminApi
-from costline.processor.server import HttpServer, Request, Response
-from costline.processor.settings import Address
+from costline.processor.config.settings import Address
+from costline.processor.http.api import AdminApi
+from costline.processor.http.server import HttpServer, Request, Response
 
 BLOCKS = [b"first block\n", b"", b"x" * 300_000, b"last\n"]
 
@@ -100,7 +100,7 @@ def test_head_sends_the_headers_only_and_makes_no_body(server: HttpServer, strea
 def test_a_stream_failing_after_its_headers_is_a_failed_response(server: HttpServer, streams: Streams,
                                                                   connection_class, caplog) -> None:
     connection = connection_class("127.0.0.1", server.port, timeout=10)
-    with caplog.at_level(logging.ERROR, "costline.processor.server"):
+    with caplog.at_level(logging.ERROR, "costline.processor.http.server"):
         connection.request("GET", "/broken")
         # The reset may reach the client before or after it read the headers and the first block; either way the
         # body never ends as a complete one.

@@ -16,8 +16,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.core.conftest import db_url  # noqa: F401 - the fixture: SQLite and a fresh PostgreSQL database
 from tests.processor.edge.served import CONFIG, http_get
 

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
-from costline.processor.api import UsageQuery, render_usage
+from costline.processor.http.api import UsageQuery, render_usage
 from tests.processor.edge.otlp import llm_span, request_of
 
 from .conftest import Served, http_get, serve, stop

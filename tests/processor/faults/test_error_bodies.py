@@ -22,7 +22,7 @@ from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 from sqlalchemy import create_engine, text
 
-from costline.processor.receivers import LEDGER_UNAVAILABLE_MESSAGE
+from costline.processor.ingest.receivers import LEDGER_UNAVAILABLE_MESSAGE
 from tests.processor.edge.otlp import llm_request, otlp_json
 from tests.processor.edge.served import Served, serve
 

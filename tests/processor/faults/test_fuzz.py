@@ -27,8 +27,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyValue
 
+from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.edge.otlp import llm_span, otlp_json, request_of
 
 from .conftest import CONFIG, http_get

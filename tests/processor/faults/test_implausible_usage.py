@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.config import ConfigError, parse_config
+from costline.processor.config.core import ConfigError, parse_config
 from tests.processor.edge.otlp import llm_span, request_of
 from tests.processor.edge.served import CONFIG
 
@@ -46,7 +46,7 @@ def test_cache_read_above_the_input_is_clamped_and_counted(ingest: Ingest) -> No
 
 
 def test_anthropic_cache_above_its_uncached_input_is_normal() -> None:
-    from costline.processor.normalize import normalize_span
+    from costline.processor.ingest.normalize import normalize_span
 
     span = llm_span(provider="anthropic", model="claude-sonnet-4-5", input_tokens=50, cache_read=5000)
     call = normalize_span(span, {}, "costline.instrumentation")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import re
 
+from costline.processor.ingest.normalize import normalize_span
+from costline.processor.ingest.normalize.bounds import bounded_label
 from costline.processor.model import MAX_LABEL_LENGTH
-from costline.processor.normalize import normalize_span
-from costline.processor.normalize.bounds import bounded_label
 from tests.processor.edge.otlp import attributes, llm_span, request_of
 
 from .ingesting import Ingest

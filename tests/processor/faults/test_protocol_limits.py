@@ -24,13 +24,13 @@ from pathlib import Path
 
 import pytest
 
-from costline.processor.api import MAX_PAGE_ROWS
+from costline.processor.config.settings import Address
+from costline.processor.http.api import MAX_PAGE_ROWS
+from costline.processor.http.otlp_http import OTLPHttpReceiver
+from costline.processor.http.server import DRAIN_LIMIT, HttpServer
+from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
-from costline.processor.receivers import BearerAuth, ReceiverStats
-from costline.processor.receivers.http import OTLPHttpReceiver
-from costline.processor.server import DRAIN_LIMIT, HttpServer
-from costline.processor.settings import Address
 from tests.processor.core.conftest import at, make_call
 
 from .conftest import Served, serve, stop

@@ -14,9 +14,9 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from costline.processor.config import ConfigError, parse_config
+from costline.processor.config.core import ConfigError, parse_config
+from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.processor.edge.otlp import llm_span, request_of
 from tests.processor.edge.served import CONFIG
 

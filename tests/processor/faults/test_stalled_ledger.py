@@ -21,8 +21,8 @@ import psycopg
 import pytest
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
+from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from costline.processor.settings import Address, Settings
 from tests.postgres import POSTGRES, require_postgres
 from tests.processor.edge.otlp import attributes, llm_span, request_of
 from tests.processor.edge.served import CONFIG

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from costline.processor.ingest.normalize import dedupe_calls
 from costline.processor.model import LLMCall
-from costline.processor.normalize import dedupe_calls
 
 T1, T2 = b"\x01" * 16, b"\x02" * 16
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from costline.processor.normalize import normalize_span
+from costline.processor.ingest.normalize import normalize_span
 
 from .spans import make_span
 

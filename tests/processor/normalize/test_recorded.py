@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from costline.processor.ingest.normalize import dedupe_calls, normalize_span, resource_attributes
 from costline.processor.model import LLMCall
-from costline.processor.normalize import dedupe_calls, normalize_span, resource_attributes
 
 
 def normalize_all(request: ExportTraceServiceRequest) -> list[LLMCall]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from opentelemetry.proto.common.v1.common_pb2 import KeyValue
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
-from costline.processor.normalize import normalize_span, resource_attributes
+from costline.processor.ingest.normalize import normalize_span, resource_attributes
 
 from .spans import any_value, make_span
 

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from costline.processor.normalize import InvalidSpan, normalize_span
-from costline.processor.normalize.providers import canonical_provider
+from costline.processor.ingest.normalize import InvalidSpan, normalize_span
+from costline.processor.ingest.normalize.providers import canonical_provider
 
 from .spans import make_span
 

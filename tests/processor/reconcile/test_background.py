@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from costline.processor.settings import SettingsError, resolve
+from costline.processor.config.settings import SettingsError, resolve
 from tests.processor.edge.served import serve, stop
 from tests.processor.reconcile.admin_server import OPENAI_KEY, AdminReportServer, Served
 
@@ -112,7 +112,7 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
     from prometheus_client import generate_latest
 
     from costline.processor import service as composition
-    from costline.processor.reconcile import service as reconcile_service
+    from costline.processor.metrics import reconciliation as reconcile_service
     from tests.processor.reconcile.admin_server import openai_usage_buckets
 
     monkeypatch.setattr(reconcile_service, "GAUGES_REFRESH_S", 0.1)

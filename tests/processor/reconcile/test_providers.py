@@ -9,8 +9,8 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.reconcile.providers import fetch, read_files
-from costline.processor.reconcile.report import ReportError
+from costline.processor.reports.reconcile.providers import fetch, read_files
+from costline.processor.reports.reconcile.report import ReportError
 from tests.processor.reconcile.admin_server import (
     ANTHROPIC_KEY,
     OPENAI_KEY,
@@ -55,7 +55,7 @@ def test_openai_live_follows_pages_and_keeps_empty_buckets_out():
 
 def test_pagination_follows_next_page_until_has_more_is_false():
     with AdminReportServer(ANTHROPIC_CALLS, START, END, provider="anthropic") as server:
-        from costline.processor.reconcile.providers import anthropic
+        from costline.processor.reports.reconcile.providers import anthropic
 
         anthropic.PAGE_LIMIT, saved = 7, anthropic.PAGE_LIMIT  # 30 buckets -> pages of 7, 7, 7, 7, 2
         try:
@@ -103,7 +103,7 @@ def test_wrong_admin_key_is_a_clear_error_at_once():
 
 
 def test_truncated_page_is_an_error_naming_the_page():
-    from costline.processor.reconcile.providers import openai
+    from costline.processor.reports.reconcile.providers import openai
 
     with AdminReportServer(OPENAI_CALLS, START, END, provider="openai") as server:
         openai.PAGE_LIMIT, saved = 10, openai.PAGE_LIMIT

@@ -9,12 +9,12 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.config import parse_config
+from costline.processor.config.core import parse_config
 from costline.processor.ledger import Ledger
-from costline.processor.reconcile.compare import OwnerRef, Row
-from costline.processor.reconcile.render import render
-from costline.processor.reconcile.run import reconcile
-from costline.processor.reconcile.store import ReconciliationStore, StoreError
+from costline.processor.reports.reconcile.compare import OwnerRef, Row
+from costline.processor.reports.reconcile.render import render
+from costline.processor.reports.reconcile.run import reconcile
+from costline.processor.reports.reconcile.store import ReconciliationStore, StoreError
 from tests.processor.core.conftest import at, make_call
 from tests.processor.reconcile.admin_server import Served, openai_usage_buckets
 

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from costline.processor import settings as settings_module
+from costline.processor.config import settings as settings_module
+from costline.processor.config.settings import SettingsError
 from costline.processor.model import GROUP_BY
-from costline.processor.settings import SettingsError
 
 log = logging.getLogger("costline.processor")
 
@@ -35,8 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
     except SettingsError as err:
         print(f"costline serve: {err}", file=sys.stderr)
         return 2
-    from costline.processor.api import ApiError
-    from costline.processor.config import ConfigError
+    from costline.processor.config.core import ConfigError
+    from costline.processor.http.api import ApiError
     from costline.processor.ledger import LedgerUrlError
     from costline.processor.service import ListenError, Service, StartCancelled
 
@@ -93,7 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _check_config(args: argparse.Namespace) -> int:
-    from costline.processor.config import check_config
+    from costline.processor.config.core import check_config
 
     errors = list(check_config(Path(args.file)) or [])
     for error in errors:
@@ -109,7 +109,7 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
     """(config, ledger) for the commands that read or write the ledger directly (the caller closes the ledger).
     Raises `SettingsError` naming the config or the ledger URL when either cannot be opened, `LedgerUrlError`
     (`_refusing_bad_ledgers`) when the URL names no ledger or no existing file."""
-    from costline.processor.config import ConfigError, load_config
+    from costline.processor.config.core import ConfigError, load_config
     from costline.processor.ledger import Ledger, LedgerUnavailable
 
     settings = settings_module.resolve({"config": args.config, "db": args.db})
@@ -126,7 +126,7 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
 def _open_pipeline(args: argparse.Namespace) -> Any:
     """The whole pipeline (config, ledger, outcomes) for commands that need more than the ledger (`chargeback`,
     `reconcile`); the caller closes it. Raises `SettingsError` naming the config or the ledger URL."""
-    from costline.processor.config import ConfigError
+    from costline.processor.config.core import ConfigError
     from costline.processor.ledger import LedgerUnavailable
     from costline.processor.service import build_pipeline
 
@@ -140,7 +140,7 @@ def _open_pipeline(args: argparse.Namespace) -> Any:
 
 
 def _usage(args: argparse.Namespace) -> int:
-    from costline.processor.api import ApiError, parse_usage_query, render_usage
+    from costline.processor.http.api import ApiError, parse_usage_query, render_usage
 
     params = {"from": args.from_, "to": args.to, "group_by": args.group_by, "format": args.format}
     try:
@@ -161,9 +161,9 @@ def _usage(args: argparse.Namespace) -> int:
 
 
 def _reprice(args: argparse.Namespace) -> int:
-    from costline.processor.api import ApiError, parse_instant
+    from costline.processor.http.api import ApiError, parse_instant
     from costline.processor.pricing import Pricer
-    from costline.processor.reprice import reprice, rerate
+    from costline.processor.reports.reprice import reprice, rerate
 
     try:
         since = parse_instant(args.since, "--since")
@@ -188,8 +188,8 @@ def _reprice(args: argparse.Namespace) -> int:
 def _on_statements(command: str, args: argparse.Namespace, period_text: str | None, action: Callable[..., Any]) -> int:
     """Open the ledger and run `action(pipeline, period)` for a statement command; a bad period, setting or an
     unreachable ledger is one line on stderr and exit code 2."""
-    from costline.processor.chargeback.statement import Period, StatementError
     from costline.processor.ledger import LedgerUnavailable
+    from costline.processor.reports.chargeback.statement import Period, StatementError
 
     try:
         period = Period.parse(period_text) if period_text is not None else None
@@ -208,7 +208,7 @@ def _on_statements(command: str, args: argparse.Namespace, period_text: str | No
 
 
 def _chargeback(args: argparse.Namespace) -> int:
-    from costline.processor.chargeback.report import chargeback_document
+    from costline.processor.reports.chargeback.report import chargeback_document
 
     def write(pipeline: Any, period: Any) -> None:
         _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
@@ -220,7 +220,7 @@ def _chargeback(args: argparse.Namespace) -> int:
 
 
 def _close_period(args: argparse.Namespace) -> int:
-    from costline.processor.chargeback.report import close_period
+    from costline.processor.reports.chargeback.report import close_period
 
     def close(pipeline: Any, period: Any) -> None:
         closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, period)
@@ -232,13 +232,13 @@ def _close_period(args: argparse.Namespace) -> int:
 
 
 def _reconcile(args: argparse.Namespace) -> int:
-    from costline.processor.reconcile.cli import run
+    from costline.processor.reports.reconcile.cli import run
 
     return run(args, _open_pipeline)
 
 
 def _hash_token(args: argparse.Namespace) -> int:
-    from costline.processor.auth import hash_token
+    from costline.processor.http.auth import hash_token
 
     token = sys.stdin.readline().strip()
     if not token:
@@ -360,7 +360,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
     chargeback.set_defaults(func=_refusing_bad_ledgers("chargeback", _chargeback))
 
-    from costline.processor.reconcile.cli import add_arguments
+    from costline.processor.reports.reconcile.cli import add_arguments
 
     reconcile = subparsers.add_parser(
         "reconcile", help="hold the ledger against a provider's own usage and cost reports",

@@ -320,3 +320,16 @@ def _content(call: LLMCall) -> bytes:
         sorted(call.owner.items()), call.api_key_fingerprint, call.service_name, call.source,
     )
     return repr(content).encode()
+
+
+@dataclass(slots=True)
+class Outcome:
+    """A business outcome a span reports (`costline.outcome(name)` in the app), before its owner is resolved."""
+
+    name: str
+    count: int
+    owner: dict[str, str] = field(default_factory=dict)
+    environment: str | None = None
+    start_time_unix_nano: int = 0
+    key: str = ""
+    """Trace id and span id, hex: the span's identity for deduplication."""

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from costline.processor.aggregate import OVERFLOW
+OVERFLOW = "__overflow__"
+"""The label value every value past a cardinality limit is counted under: live series (`metrics.aggregate`), gauges
+made from snapshots, and the chargeback statement's teams alike."""
 
 V = TypeVar("V")
 

@@ -12,7 +12,7 @@ a model denied at any level above or at the caller is denied, and every level wi
 provider admits only what it lists. Patterns are shell-style globs compared case-insensitively; a level without
 rules admits everything.
 
-The processor checks every billed call (`PolicyViolations`, whether or not the app runs the guard); the guard in
+The processor checks every billed call (`metrics.policy_violations.PolicyViolations`, whether or not the app runs the guard); the guard in
 the application gets the caller's rules from `GET /api/v1/policy` and applies the same test before a request
 leaves the process.
 """
@@ -20,21 +20,11 @@ leaves the process.
 from __future__ import annotations
 
 import re
-import threading
-from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from fnmatch import translate
 
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
-
-from costline.processor.aggregate import OVERFLOW, CardinalityLimiter
-from costline.processor.config import ANY_PROVIDER, CostlineConfig, MetricsConfig, ModelRule
-
-MAX_VIOLATION_SERIES = 10_000
-"""Distinct series before every further one counts as (`__overflow__`, `__overflow__`, `__overflow__`, rule): a
-backstop behind the per-label limits, whose product can still be large."""
+from costline.processor.config.core import ANY_PROVIDER, CostlineConfig, ModelRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,66 +109,3 @@ class ModelPolicy:
                 if refused is not None:
                     return refused
         return None
-
-
-class PolicyViolations(Collector):
-    """`costline_policy_violations_total{org, team, model, rule}`: billed calls to a model their owner may not use.
-    Survives reloads (it belongs to the pipeline, not to one config).
-
-    Org, team and model come from spans, so each folds to `__overflow__` past its `metrics.cardinality_limit(s)`,
-    as on the other per-owner series: an app minting a team per call must not mint a series per call. The rule
-    names a configured rule, so the config bounds it."""
-
-    FOLDED = ("org", "team", "model")
-
-    def __init__(self, metrics: MetricsConfig | None = None) -> None:
-        self._lock = threading.Lock()
-        self._counts: Counter[tuple[str, str, str, str]] = Counter()
-        metrics = metrics or MetricsConfig()
-        self._limiter = CardinalityLimiter(self.FOLDED, metrics.cardinality_limit, metrics.cardinality_limits)
-
-    def configure(self, metrics: MetricsConfig) -> None:
-        """New limits (a reload); values already admitted keep their series."""
-        with self._lock:
-            self._limiter.configure(metrics.cardinality_limit, metrics.cardinality_limits)
-
-    def count(self, policy: ModelPolicy, entries: Iterable) -> None:
-        """Count the entries (billed ledger entries: call and resolved owner) whose model their owner may not use.
-        Never raises into the pipeline: the calls are billed already."""
-        if policy.empty:
-            return
-        found: list[tuple[str, str, str, str]] = []
-        for entry in entries:
-            call, owner = entry.call, entry.owner
-            model = call.request_model or call.response_model
-            if not model:
-                continue
-            rule = policy.check(call.provider, model,
-                                policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project))
-            if rule is not None:
-                found.append((owner.org, owner.team, model, rule))
-        if not found:
-            return
-        limiter = self._limiter
-        with self._lock:
-            for org, team, model, rule in found:
-                labels = (*(value if limiter.admit(name, value) is not limiter.overflow_texts[name] else OVERFLOW
-                            for name, value in zip(self.FOLDED, (org, team, model), strict=True)), rule)
-                if labels not in self._counts and len(self._counts) >= MAX_VIOLATION_SERIES:
-                    labels = (OVERFLOW, OVERFLOW, OVERFLOW, rule)
-                self._counts[labels] += 1
-
-    def describe(self) -> Iterator:
-        return iter(())
-
-    def collect(self) -> Iterator:
-        family = CounterMetricFamily(
-            "costline_policy_violations",
-            "LLM calls to a model their owner's `models:` rules do not allow, by the rule that refuses it "
-            "(counted for every app, guarded or not).",
-            labels=["org", "team", "model", "rule"])
-        with self._lock:
-            items = sorted(self._counts.items())
-        for labels, count in items:
-            family.add_metric(list(labels), count)
-        yield family

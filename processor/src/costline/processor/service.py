@@ -19,9 +19,9 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
-from costline.processor.api import AdminApi, ApiError, Unavailable
+from costline.processor.config.settings import Settings
+from costline.processor.http.api import AdminApi, ApiError, Unavailable
 from costline.processor.model import GROUP_BY
-from costline.processor.settings import Settings
 
 log = logging.getLogger("costline.processor")
 
@@ -117,17 +117,17 @@ class Service:
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `LedgerUrlError` for a ledger URL that cannot name a ledger,
         `ListenError` when a listener cannot bind, `StartCancelled` when stopped while waiting for the ledger."""
-        from costline.processor.auth import Access, is_loopback
-        from costline.processor.chargeback.gauges import ChargebackCollector, ChargebackTotals
         from costline.processor.clock import system_clock
-        from costline.processor.config import load_config
+        from costline.processor.config.core import load_config
+        from costline.processor.http.auth import Access, is_loopback
+        from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
+        from costline.processor.http.otlp_http import OTLPHttpReceiver
+        from costline.processor.http.server import HttpServer
+        from costline.processor.ingest.pipeline import Pipeline
+        from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
         from costline.processor.ledger import check_url
-        from costline.processor.period_gauges import PeriodCollector, PeriodTotals
-        from costline.processor.pipeline import Pipeline
-        from costline.processor.receivers import BearerAuth, ReceiverStats
-        from costline.processor.receivers.grpc import GrpcServer, OTLPGrpcReceiver
-        from costline.processor.receivers.http import OTLPHttpReceiver
-        from costline.processor.server import HttpServer
+        from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
+        from costline.processor.metrics.period_gauges import PeriodCollector, PeriodTotals
 
         s = self.settings
         ProcessCollector(registry=self.registry)
@@ -146,7 +146,7 @@ class Service:
                                  lambda: HttpServer(s.http, api, "api", max_connections=s.max_connections).start())
 
         if s.forward_otlp:
-            from costline.processor.forward import Forwarder
+            from costline.processor.ingest.forward import Forwarder
 
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
@@ -179,7 +179,7 @@ class Service:
             grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
             self.otlp_grpc = _listen("OTLP/gRPC", "--otlp-grpc", s.otlp_grpc, lambda: GrpcServer(
                 s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start())
-        from costline.processor.reconcile.service import ReconcileService
+        from costline.processor.metrics.reconciliation import ReconcileService
 
         self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
         # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
@@ -225,7 +225,7 @@ class Service:
 
     def reload(self) -> str:
         """Re-read the config file (and prices); the running config stays when the new one is invalid."""
-        from costline.processor.config import ConfigError, load_config
+        from costline.processor.config.core import ConfigError, load_config
 
         with self._reload_lock:
             path = self.settings.config_path
@@ -298,8 +298,8 @@ class _Backend:
 
     def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False,
                    limit: str | None = None, page_token: str | None = None) -> tuple[str, bytes, str | None]:
-        from costline.processor.chargeback.report import chargeback_page, parse_page
-        from costline.processor.chargeback.statement import Period, StatementError
+        from costline.processor.reports.chargeback.report import chargeback_page, parse_page
+        from costline.processor.reports.chargeback.statement import Period, StatementError
 
         pipeline = self._pipeline()
         try:
@@ -316,7 +316,7 @@ class _Backend:
 
     def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
                ) -> Mapping[str, Any]:
-        from costline.processor.policy_api import policy_document
+        from costline.processor.http.policy_api import policy_document
 
         pipeline = self._pipeline()
         with _ledger_errors():
@@ -341,9 +341,9 @@ def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], 
     """A pipeline without listeners, for commands that read the ledger with the config (`chargeback`,
     `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or
     `LedgerUrlError`: without `create`, a SQLite ledger must exist)."""
-    from costline.processor.config import load_config
+    from costline.processor.config.core import load_config
+    from costline.processor.ingest.pipeline import Pipeline
     from costline.processor.ledger import Ledger
-    from costline.processor.pipeline import Pipeline
 
     config = load_config(config_path)
     return Pipeline(config, Ledger(db_url, create=create), clock=clock, forwarder=forwarder)

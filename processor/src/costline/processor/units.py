@@ -13,7 +13,7 @@ periods (the budgets' day and month) depend on a time zone, which is always pass
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from decimal import ROUND_HALF_EVEN, Decimal
 from zoneinfo import ZoneInfo
 
@@ -80,3 +80,10 @@ def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
     local = now.astimezone(tz)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
     return {"monthly": day.replace(day=1), "daily": day}
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+"""The first instant the API and the command line accept (`from`, `to`, periods)."""
+LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)
+"""The last instant `from`/`to` may name: far past any ledger row, and far enough from `datetime.max` that a bare
+date's end of day, a time zone's offset and the ledger's day and month grouping stay representable."""

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.ledger.engine import (
     LedgerUnavailable,
     LedgerUrlError,
@@ -35,7 +36,6 @@ from costline.processor.ledger.reader import UTC, LedgerReader
 from costline.processor.ledger.schema import GROUP_BY
 from costline.processor.ledger.writer import LedgerWriter
 from costline.processor.model import Entry
-from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
 __all__ = ["GROUP_BY", "Ledger", "LedgerReader", "LedgerUnavailable", "LedgerUrlError", "LedgerWriter", "check_url",
            "redact_url"]

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.schema import CreateIndex, CreateTable
 
+from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.ledger.schema import (
     ADDED_COUNTERS,
     ADDED_DIMENSIONS,
@@ -26,7 +27,6 @@ from costline.processor.ledger.schema import (
 )
 from costline.processor.ledger.wire import watch_checkouts
 from costline.processor.model import MAX_LABEL_LENGTH
-from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 
 WAL_LIMIT_BYTES = 64 * 1024 * 1024
 """SQLite: past this size the writer checkpoints the write-ahead log and truncates it after a commit

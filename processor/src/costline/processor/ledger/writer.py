@@ -21,12 +21,12 @@ from sqlalchemy import delete, inspect, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.ledger.wire import NoAnswer, deadline
 from costline.processor.model import Entry, counts_of, text_call_keys
-from costline.processor.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.units import S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")

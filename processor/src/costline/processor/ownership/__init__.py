@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from costline import attributes as A
-from costline.processor.config import CostlineConfig
+from costline.processor.config.core import CostlineConfig
 from costline.processor.model import MAX_LABEL_LENGTH, OWNER_DIMENSIONS, Owner
 
 __all__ = ["UNATTRIBUTED", "Hierarchy", "Owner"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from datetime import date, datetime, timezone
 
-from costline.processor.config import PriceOverride
+from costline.processor.config.core import PriceOverride
 from costline.processor.pricing.providers import candidates
 from costline.processor.pricing.rates import FlatRates, Rates, from_model_price
 from costline.processor.units import S_PER_HOUR, epoch_hour

@@ -1,0 +1,580 @@
+"""The processor's configuration: one typed object, validated with errors that name the key and the rule.
+
+    timezone: UTC
+    orgs:
+      - name: acme
+        budget: {monthly_usd: 3000}
+        teams:
+          - name: engineering
+            budget: {monthly_usd: 2000}
+            users:
+              - name: alice
+                budget: {monthly_usd: 100}
+                keys:
+                  - {name: alice-laptop, fingerprint: b3180bc5c5db03d7, budget: {monthly_usd: 50, daily_usd: 5}}
+    projects:
+      - {name: campaigns, budget: {monthly_usd: 200}}
+    prices:
+      - {provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}
+    metrics:
+      user_label: false          # user and key live in the ledger; as labels they multiply series
+      key_label: false
+      cardinality_limit: 1000    # distinct values per label before `__overflow__`
+
+Every key is documented in `docs/configuration.md`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from costline.processor.config.chargeback import ChargebackConfig
+from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
+
+_FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
+
+MAX_BUDGET_USD = Decimal(10**12)
+"""Largest budget per period. Far above any real one, finite, and exact as a JSON number (a double)."""
+MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
+"""Largest price per million tokens: 0.10 USD a token, ~100x the dearest listed model, so a typo is caught and a
+call's cost in picodollars stays an integer the ledger's columns hold."""
+BudgetUsd = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
+PricePerMtok = Annotated[Decimal, Field(ge=0, le=MAX_PRICE_PER_MTOK_USD, allow_inf_nan=False)]
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used. `errors` are `key.path: rule` strings, one per problem."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Budget(_Strict):
+    monthly_usd: BudgetUsd | None = None
+    daily_usd: BudgetUsd | None = None
+
+    def periods(self) -> Iterator[tuple[str, Decimal]]:
+        if self.monthly_usd is not None:
+            yield "monthly", self.monthly_usd
+        if self.daily_usd is not None:
+            yield "daily", self.daily_usd
+
+
+# --- model policy (evaluated by `policy.py`) ------------------------------------------------------------------------
+_GLOB_FORBIDDEN = re.compile(r"[\s{}\\]")
+
+
+def _valid_glob(pattern: str) -> str:
+    """A model name or shell-style glob (`*`, `?`, `[...]`), compared case-insensitively. fnmatch accepts anything
+    (an unclosed `[` silently becomes a literal), so what it would misread is refused here instead."""
+    if not pattern:
+        raise ValueError("an empty pattern matches nothing; remove it")
+    if _GLOB_FORBIDDEN.search(pattern):
+        raise ValueError(f"{pattern!r}: whitespace, braces and backslashes are not glob syntax here "
+                         "(use *, ? and [...]; list alternatives as separate patterns)")
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "[":
+            start = i + 2 if pattern[i + 1:i + 2] == "!" else i + 1
+            end = pattern.find("]", start)
+            if end == -1 or end == start:
+                raise ValueError(f"{pattern!r}: '[' at position {i} opens a set that is never closed or empty")
+            i = end + 1
+            continue
+        if c == "]":
+            raise ValueError(f"{pattern!r}: ']' at position {i} closes no '['")
+        i += 1
+    return pattern
+
+
+ModelGlob = Annotated[str, Field(max_length=255), AfterValidator(_valid_glob)]
+
+
+class ModelRule(_Strict):
+    """Which models of one provider an owner may call: `allow` admits only what it lists, `deny` refuses what it
+    lists. Either or both."""
+
+    allow: list[ModelGlob] | None = None
+    deny: list[ModelGlob] = Field(default_factory=list)
+
+
+ANY_PROVIDER = "*"
+"""`models:` key whose rule applies to every provider."""
+
+
+class _Named(_Strict):
+    name: str
+    budget: Budget | None = None
+    models: dict[str, ModelRule] = Field(default_factory=dict)
+    """Provider (`openai`, `anthropic`, ... or `*`) -> the models this owner may call (`policy.py`)."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value) or value in ("unattributed", "__overflow__"):
+            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit, "
+                             "and not a reserved name (unattributed, __overflow__)")
+        return value
+
+
+class Key(_Named):
+    fingerprint: str
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _valid_fingerprint(cls, value: str) -> str:
+        if not _FINGERPRINT.match(value):
+            raise ValueError("must be 16 lowercase hex characters (`costline fingerprint KEY` prints it)")
+        return value
+
+
+class User(_Named):
+    keys: list[Key] = Field(default_factory=list)
+
+
+class Team(_Named):
+    users: list[User] = Field(default_factory=list)
+
+
+class Org(_Named):
+    teams: list[Team] = Field(default_factory=list)
+
+
+class Project(_Named):
+    pass
+
+
+class PriceOverride(_Strict):
+    """A negotiated, discounted or self-hosted price, per million tokens. Covers the model's dated snapshots."""
+
+    provider: str
+    model: str
+    input_per_mtok: PricePerMtok
+    output_per_mtok: PricePerMtok
+    cache_read_per_mtok: PricePerMtok | None = None
+    cache_write_per_mtok: PricePerMtok | None = None
+    effective_from: date | None = None
+    """The first day (from 00:00 UTC) the price applies; none: always. Calls before it keep the price in effect
+    then (an earlier override of the same model, or the list price). UTC, not `timezone`, so that it starts on the
+    boundary of the ledger's UTC hours in every zone."""
+
+
+METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
+"""Every label a series can have: the call's, the owner's always there, the optional owner labels."""
+
+
+class MetricsConfig(_Strict):
+    user_label: bool = OPTIONAL_OWNER_LABELS["user"]
+    key_label: bool = OPTIONAL_OWNER_LABELS["key"]
+    feature_label: bool = OPTIONAL_OWNER_LABELS["feature"]
+    cost_center_label: bool = OPTIONAL_OWNER_LABELS["cost_center"]
+    environment_label: bool = OPTIONAL_OWNER_LABELS["environment"]
+    customer_label: bool = OPTIONAL_OWNER_LABELS["customer"]
+    cardinality_limit: int = Field(default=1000, ge=1, le=1_000_000)
+    cardinality_limits: dict[str, int] = Field(default_factory=dict)
+    """Per-label limits that replace `cardinality_limit` for those labels, e.g. `{team: 200, model: 100}`."""
+    ttft_buckets: list[float] = Field(
+        default_factory=lambda: [0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0]
+    )
+
+    @field_validator("cardinality_limits")
+    @classmethod
+    def _known_labels(cls, value: dict[str, int]) -> dict[str, int]:
+        for label, limit in value.items():
+            if label not in METRIC_LABELS:
+                raise ValueError(f"{label!r} is not a metric label; labels are {', '.join(METRIC_LABELS)}")
+            if not 1 <= limit <= 1_000_000:
+                raise ValueError(f"{label}: must be between 1 and 1000000")
+        return value
+
+    @field_validator("ttft_buckets")
+    @classmethod
+    def _sorted(cls, value: list[float]) -> list[float]:
+        if not value or any(b <= a for a, b in zip(value, value[1:], strict=False)) or value[0] <= 0:
+            raise ValueError("must be a non-empty list of positive, strictly increasing seconds")
+        return value
+
+
+class LimitsConfig(_Strict):
+    """Plausibility bounds on what one span may bill (see `normalize.bounds`)."""
+
+    max_tokens_per_call: int = Field(default=10_000_000, ge=1, le=MAX_TOKENS)
+    """Input (cache included) plus output tokens of one call; a span reporting more is rejected, not billed. The
+    default is five times the largest context window on sale; a deployment of small models may want it lower."""
+    max_span_age_hours: int | None = Field(default=None, ge=1, le=24 * 90)
+    """How far before the processor's clock a span may start; an older one is rejected, not billed into a closed
+    period. None: `dedup_retention_hours`, which it may not exceed (an older span's retry could not be recognised)."""
+    max_span_future_seconds: int = Field(default=300, ge=0, le=86_400)
+    """How far after the processor's clock a span may start (clock skew between hosts); a later one is rejected,
+    not billed into a period to come (nor counted in today's budgets)."""
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+RECONCILE_PROVIDERS = ("openai", "anthropic")
+RECONCILE_IDENTITY_KINDS = {"openai": ("api_key_id", "project_id"), "anthropic": ("api_key_id", "workspace_id")}
+"""Provider-side identities a `reconcile.identities` entry may name, per provider."""
+RECONCILE_OWNER_KINDS = ("key", "user", "team")
+
+
+class ReconcileProvider(_Strict):
+    """How `costline serve --reconcile-every` reaches one provider's admin reports. The admin key itself never
+    goes in a file: only the name of the environment variable that holds it."""
+
+    admin_key_env: str
+    api_base: str | None = None
+    costs: bool = True
+    """Read the cost report too (billed USD per day and project/workspace)."""
+
+    @field_validator("admin_key_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not _ENV_NAME.match(value):
+            raise ValueError("must be the name of an environment variable (letters, digits, '_'), not the key "
+                             "itself: admin keys are read from the environment, never from a config file")
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http(s) URL such as https://api.openai.com")
+        return value
+
+
+class ReconcileIdentity(_Strict):
+    """One provider-side identity (an API key id, an OpenAI project, an Anthropic workspace) and its owner."""
+
+    provider: str
+    api_key_id: str | None = None
+    project_id: str | None = None
+    workspace_id: str | None = None
+    key: str | None = None
+    user: str | None = None
+    team: str | None = None
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, value: str) -> str:
+        if value not in RECONCILE_PROVIDERS:
+            raise ValueError(f"must be one of {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_each(self) -> ReconcileIdentity:
+        allowed = RECONCILE_IDENTITY_KINDS[self.provider]
+        given = [k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None]
+        wrong = [k for k in given if k not in allowed]
+        if wrong:
+            raise ValueError(f"{wrong[0]}: {self.provider} identities are {' or '.join(allowed)}")
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(allowed)}")
+        owners = [k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None]
+        if len(owners) != 1:
+            raise ValueError("give exactly one owner: key, user or team")
+        return self
+
+    @property
+    def identity(self) -> tuple[str, str]:
+        kind = next(k for k in ("api_key_id", "project_id", "workspace_id") if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+    @property
+    def owner(self) -> tuple[str, str]:
+        kind = next(k for k in RECONCILE_OWNER_KINDS if getattr(self, k) is not None)
+        return kind, getattr(self, kind)
+
+
+class ReconcileConfig(_Strict):
+    """`costline reconcile` and `costline serve --reconcile-every`: see docs/reconciliation.md."""
+
+    providers: dict[str, ReconcileProvider] = Field(default_factory=dict)
+    identities: list[ReconcileIdentity] = Field(default_factory=list)
+    lookback_days: int = Field(default=7, ge=1, le=93)
+    """Complete UTC days before today that each background run reconciles."""
+
+    @field_validator("providers", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        for name in value if isinstance(value, dict) else ():
+            if name not in RECONCILE_PROVIDERS:
+                raise ValueError(f"{name!r}: providers are {', '.join(RECONCILE_PROVIDERS)}")
+        return value
+# --- who may ask the API (`auth.py` checks requests against this) -------------------------------------------------
+_TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+_ROLE = re.compile(r"^(admin|finance|guard|metrics|team:[^/\s]+/[^/\s]+)$")
+
+
+class ApiToken(_Strict):
+    """One bearer token of the `--http` API. Only its SHA-256 is kept (`costline hash-token` prints it)."""
+
+    name: str
+    sha256: str
+    role: str
+    expires: datetime | None = None
+    """After this instant the token is refused (401). A naive value is UTC."""
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit")
+        return value
+
+    @field_validator("sha256")
+    @classmethod
+    def _valid_hash(cls, value: str) -> str:
+        if not _TOKEN_HASH.match(value):
+            raise ValueError("must be 'sha256:' and 64 lowercase hex characters (`costline hash-token` prints it); "
+                             "the token itself never goes in the config")
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _valid_role(cls, value: str) -> str:
+        if not _ROLE.match(value):
+            raise ValueError("must be admin, finance, guard, metrics or team:<org>/<team>")
+        return value
+
+
+class ApiConfig(_Strict):
+    tokens: list[ApiToken] = Field(default_factory=list)
+    """None configured: the API answers without a token, and `costline serve` warns if it listens beyond loopback."""
+    metrics_token_required: bool = False
+    """`/metrics` also asks for a token, of role `metrics` (or `admin`); Prometheus sends it with `authorization` in
+    its scrape config. Team and guard tokens are refused: the series carry every team's spend."""
+
+
+class CostlineConfig(_Strict):
+    timezone: str = "UTC"
+    orgs: list[Org] = Field(default_factory=list)
+    projects: list[Project] = Field(default_factory=list)
+    prices: list[PriceOverride] = Field(default_factory=list)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    chargeback: ChargebackConfig | None = None
+    """How teams are charged (`costline chargeback`); none: no statement can be made."""
+    reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
+    api: ApiConfig = Field(default_factory=ApiConfig)
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as UTC or Europe/Berlin") from None
+        return value
+
+    @model_validator(mode="after")
+    def _unique(self) -> CostlineConfig:
+        errors: list[str] = []
+        _duplicates(errors, "orgs", [o.name for o in self.orgs])
+        _duplicates(errors, "projects", [p.name for p in self.projects])
+        teams: dict[str, str] = {}
+        users: dict[str, str] = {}
+        fingerprints: dict[str, str] = {}
+        for oi, org in enumerate(self.orgs):
+            _duplicates(errors, f"orgs[{oi}].teams", [t.name for t in org.teams])
+            for ti, team in enumerate(org.teams):
+                where = f"orgs[{oi}].teams[{ti}]"
+                if team.name in teams:
+                    errors.append(f"{where}.name: team {team.name!r} is already defined at {teams[team.name]}; "
+                                  "team names are unique across orgs")
+                teams.setdefault(team.name, where)
+                for ui, user in enumerate(team.users):
+                    uwhere = f"{where}.users[{ui}]"
+                    if user.name in users:
+                        errors.append(f"{uwhere}.name: user {user.name!r} is already defined at {users[user.name]}")
+                    users.setdefault(user.name, uwhere)
+                    for ki, key in enumerate(user.keys):
+                        kwhere = f"{uwhere}.keys[{ki}]"
+                        if key.fingerprint in fingerprints:
+                            errors.append(f"{kwhere}.fingerprint: already registered at {fingerprints[key.fingerprint]}")
+                        fingerprints.setdefault(key.fingerprint, kwhere)
+        seen_prices: set[tuple[str, str, date | None]] = set()
+        for pi, price in enumerate(self.prices):
+            ident = (price.provider, price.model, price.effective_from)
+            if ident in seen_prices:
+                since = f" effective from {price.effective_from}" if price.effective_from else " without effective_from"
+                errors.append(f"prices[{pi}].effective_from: a price for {price.provider}/{price.model}{since} is "
+                              "already configured; several prices of one model need distinct effective_from dates")
+            seen_prices.add(ident)
+        _reconcile_owners(errors, self.reconcile, teams, users,
+                          {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
+        _check_api(errors, self)
+        _chargeback_teams(errors, self)
+        if (self.limits.max_span_age_hours or 0) > self.dedup_retention_hours:
+            errors.append(f"limits.max_span_age_hours: {self.limits.max_span_age_hours} exceeds dedup_retention_hours "
+                          f"({self.dedup_retention_hours}): a retry of an older span could not be recognised and would "
+                          "be billed again; raise dedup_retention_hours too")
+        if errors:
+            raise ValueError("\n".join(errors))
+        return self
+
+    @property
+    def max_span_age_hours(self) -> int:
+        """The oldest span start accepted, in hours before now (`limits.max_span_age_hours`)."""
+        return self.limits.max_span_age_hours or self.dedup_retention_hours
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def _reconcile_owners(errors: list[str], reconcile: ReconcileConfig, teams: dict[str, str], users: dict[str, str],
+                      keys: set[str]) -> None:
+    """Every identity's owner is defined under `orgs`, and no identity is mapped twice."""
+    known = {"key": keys, "user": set(users), "team": set(teams)}
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, entry in enumerate(reconcile.identities):
+        kind, name = entry.owner
+        if name not in known[kind]:
+            errors.append(f"reconcile.identities[{i}].{kind}: {kind} {name!r} is not defined under orgs; an "
+                          "identity maps to a configured key, user or team")
+        ident = (entry.provider, *entry.identity)
+        if ident in seen:
+            errors.append(f"reconcile.identities[{i}].{ident[1]}: {entry.provider} {ident[1]} {ident[2]!r} is "
+                          f"already mapped at reconcile.identities[{seen[ident]}]")
+        seen.setdefault(ident, i)
+def _check_api(errors: list[str], config: CostlineConfig) -> None:
+    """Token names and hashes unique; a team role names a team of the config."""
+    tokens = config.api.tokens
+    _duplicates(errors, "api.tokens", [t.name for t in tokens])
+    hashes: dict[str, int] = {}
+    teams = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    for i, token in enumerate(tokens):
+        if token.sha256 in hashes:
+            errors.append(f"api.tokens[{i}].sha256: the same token as api.tokens[{hashes[token.sha256]}]")
+        hashes.setdefault(token.sha256, i)
+        if token.role.startswith("team:"):
+            org, _, team = token.role.removeprefix("team:").partition("/")
+            if (org, team) not in teams:
+                errors.append(f"api.tokens[{i}].role: no team {team!r} in org {org!r} in this config")
+
+
+def _chargeback_teams(errors: list[str], config: CostlineConfig) -> None:
+    """With an `orgs:` hierarchy, the teams a fixed split or `unattributed.team` charge are teams of it: a typo
+    would otherwise bill a team that does not exist (and grow the statement's total)."""
+    if config.chargeback is None or not config.orgs:
+        return
+    known = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    named = [(f"shared_costs[{i}].split", ref) for i, cost in enumerate(config.chargeback.shared_costs)
+             if isinstance(cost.split, dict) for ref in cost.split]
+    if not isinstance(config.chargeback.unattributed, str):
+        named.append(("unattributed.team", config.chargeback.unattributed.team))
+    for where, ref in named:
+        org, _, team = ref.rpartition("/")
+        if not any(team == t and org in ("", o) for o, t in known):
+            errors.append(f"chargeback.{where}: team {ref!r} is not defined under orgs; a fixed split and "
+                          "unattributed.team charge teams of the hierarchy")
+
+
+def _duplicates(errors: list[str], where: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            errors.append(f"{where}[{i}].name: duplicate name {name!r}")
+        seen.add(name)
+
+
+def _format_errors(err: ValidationError) -> list[str]:
+    out: list[str] = []
+    for e in err.errors():
+        loc = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e["loc"]).lstrip(".")
+        msg = e["msg"].removeprefix("Value error, ")
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key (check the spelling against docs/configuration.md)"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        for line in msg.split("\n"):
+            out.append(f"{loc}: {line}" if loc else line)
+    return out
+
+
+def parse_config(data: Any) -> CostlineConfig:
+    """Validate a decoded YAML/JSON document. Raises `ConfigError` listing every problem."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(["(top level): must be a mapping of keys (timezone, orgs, projects, prices, metrics)"])
+    try:
+        return CostlineConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(_format_errors(err)) from None
+
+
+class _DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: object, first: yaml.Mark, again: yaml.Mark) -> None:
+        super().__init__(f"duplicate key {key!r} at line {again.line + 1}, column {again.column + 1} (first at line "
+                         f"{first.line + 1}): only one may be given")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (plain YAML keeps the last one silently, so a
+    second `budget:` would replace the first without a word). Keys merged in with `<<:` may still be overridden."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[object, yaml.Mark] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.setdefault(key, key_node.start_mark)
+            except TypeError:
+                continue  # an unhashable key: the base class reports it
+            if first is not key_node.start_mark:
+                raise _DuplicateKey(key, first, key_node.start_mark)
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_config(path: str | Path | None) -> CostlineConfig:
+    """The config at `path`; the empty default config when `path` is None (the processor runs without one)."""
+    if path is None:
+        return CostlineConfig()
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as err:
+        raise ConfigError([f"{path}: cannot read: {err.strerror or err}"]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ConfigError([f"{path}: not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line}, column {column} "
+                           "(save the file as UTF-8)"]) from None
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _DuplicateKey as err:
+        raise ConfigError([f"{path}: {err}"]) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ConfigError([f"{path}: not valid YAML at {where}: {getattr(err, 'problem', err)}"]) from None
+    return parse_config(data)
+
+
+def check_config(path: str | Path) -> list[str]:
+    """Every problem of the config at `path` as `key: rule` lines; empty when it is valid."""
+    try:
+        load_config(path)
+    except ConfigError as err:
+        return err.errors
+    return []

@@ -1,0 +1,201 @@
+"""OTLP/HTTP trace receiver: `POST /v1/traces`, per the OTLP specification (protocol/otlp.md, "OTLP/HTTP").
+
+- Encodings: binary protobuf (`application/x-protobuf`) and OTLP/JSON (`application/json`). The response uses the
+  request's encoding.
+- `Content-Encoding: gzip`, decompressed with the same size limit as the body so a small gzip bomb cannot expand into
+  gigabytes in memory.
+- Status codes: 200 with `ExportTraceServiceResponse` (partial success carries the rejected span count); 400 with a
+  `google.rpc.Status` body for bodies that cannot be decoded; 401 when a bearer token is configured and the request
+  lacks it; 413 over the size limit; 415 for other content types or encodings; 503 with `Retry-After` when the
+  ledger cannot persist (retryable per the spec, so exporters retry); 500 for a pipeline bug (not retryable).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from http import HTTPStatus
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import DecodeError, Message
+from google.rpc import code_pb2, status_pb2
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from costline.processor.http.server import BadBody, BodyTooLarge, Request, Response
+from costline.processor.ingest.receivers import BearerAuth, Ingestor, Outcome, ReceiverStats, ingest
+
+TRACES_PATH = "/v1/traces"
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+TRANSPORT = "http"
+
+
+class OTLPHttpReceiver:
+    """Router for the OTLP/HTTP listener."""
+
+    def __init__(self, pipeline: Ingestor, *, auth: BearerAuth, max_body_bytes: int, stats: ReceiverStats,
+                 retry_after_s: int = 5) -> None:
+        self._pipeline = pipeline
+        self._auth = auth
+        self._max = max_body_bytes
+        self._stats = stats
+        self._retry_after = str(retry_after_s)
+
+    def __call__(self, request: Request) -> Response:
+        if request.path != TRACES_PATH:
+            return Response.text(HTTPStatus.NOT_FOUND, f"not found; OTLP traces are received at {TRACES_PATH}\n")
+        if request.method != "POST":
+            return Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "use POST\n", [("Allow", "POST")])
+
+        content_type = (request.header("Content-Type") or "").split(";", 1)[0].strip().lower()
+        json_encoded = content_type == JSON
+        # Authentication comes first: an unauthenticated client learns nothing else about the endpoint.
+        if not self._auth.allows(request.header("Authorization")):
+            self._stats.record(TRANSPORT, Outcome.UNAUTHENTICATED)
+            return _status(HTTPStatus.UNAUTHORIZED, code_pb2.UNAUTHENTICATED, "missing or invalid bearer token",
+                           json_encoded, [("WWW-Authenticate", 'Bearer realm="costline"')])
+        if content_type not in (PROTOBUF, JSON):
+            self._stats.record(TRANSPORT, Outcome.UNSUPPORTED)
+            return _status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, code_pb2.INVALID_ARGUMENT,
+                           f"unsupported Content-Type {content_type!r}; use {PROTOBUF} or {JSON}", json_encoded)
+        encoding = (request.header("Content-Encoding") or "identity").strip().lower()
+        if encoding not in ("identity", "gzip"):
+            self._stats.record(TRANSPORT, Outcome.UNSUPPORTED)
+            return _status(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, code_pb2.INVALID_ARGUMENT,
+                           f"unsupported Content-Encoding {encoding!r}; use gzip or none", json_encoded)
+
+        try:
+            body = request.read_body(self._max)
+            if encoding == "gzip":
+                body = gunzip(body, self._max)
+            export = decode_json(body) if json_encoded else decode_protobuf(body)
+        except BodyTooLarge as err:
+            self._stats.record(TRANSPORT, Outcome.TOO_LARGE)
+            return _status(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, code_pb2.RESOURCE_EXHAUSTED, str(err), json_encoded)
+        except (BadBody, Undecodable) as err:
+            self._stats.record(TRANSPORT, Outcome.UNDECODABLE)
+            return _status(HTTPStatus.BAD_REQUEST, code_pb2.INVALID_ARGUMENT, str(err), json_encoded)
+
+        ingested = ingest(self._pipeline, export, TRANSPORT, self._stats)
+        if ingested.outcome is Outcome.ACCEPTED:
+            assert ingested.response is not None
+            return _message(HTTPStatus.OK, ingested.response, json_encoded)
+        if ingested.outcome is Outcome.UNAVAILABLE:
+            return _status(HTTPStatus.SERVICE_UNAVAILABLE, code_pb2.UNAVAILABLE, ingested.message, json_encoded,
+                           [("Retry-After", self._retry_after)])
+        return _status(HTTPStatus.INTERNAL_SERVER_ERROR, code_pb2.INTERNAL, ingested.message, json_encoded)
+
+
+class Undecodable(ValueError):
+    """The body is not a valid ExportTraceServiceRequest in the declared encoding."""
+
+
+def gunzip(data: bytes, limit: int) -> bytes:
+    """Decompress gzip (all members) without ever holding more than `limit` + 1 decompressed bytes."""
+    out = bytearray()
+    remaining = data
+    while True:
+        decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        try:
+            # max_length is never 0 here (which zlib would read as "unlimited"): len(out) <= limit.
+            out += decompressor.decompress(remaining, limit + 1 - len(out))
+        except zlib.error as err:
+            raise Undecodable(f"invalid gzip body: {err}") from None
+        if len(out) > limit:
+            raise BodyTooLarge(f"decompressed body exceeds the limit of {limit} bytes")
+        if not decompressor.eof:
+            raise Undecodable("invalid gzip body: truncated")
+        remaining = decompressor.unused_data
+        if not remaining:
+            return bytes(out)
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    try:
+        return ExportTraceServiceRequest.FromString(body)
+    except (DecodeError, RecursionError) as err:
+        raise Undecodable(f"invalid protobuf ExportTraceServiceRequest: {err}") from None
+
+
+_ID_FIELDS = ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id")
+
+
+def decode_json(body: bytes) -> ExportTraceServiceRequest:
+    """OTLP/JSON: protobuf's JSON mapping with two OTLP quirks handled here.
+
+    Trace and span ids are hex strings in OTLP/JSON, where protobuf's mapping of `bytes` expects base64, so they are
+    converted before parsing. Unknown fields must be ignored (spec: forward compatibility). Enum values as integers
+    (what OTLP mandates) and field names in lowerCamelCase or original snake_case are both accepted by json_format.
+    """
+    try:
+        document = json.loads(body)
+        if not isinstance(document, dict):
+            raise Undecodable("OTLP/JSON body must be a JSON object")
+        for resource_spans in _list(document, "resourceSpans", "resource_spans"):
+            for scope_spans in _list(resource_spans, "scopeSpans", "scope_spans"):
+                for span in _list(scope_spans, "spans"):
+                    _hex_ids_to_base64(span)
+                    for link in _list(span, "links"):
+                        _hex_ids_to_base64(link)
+        return json_format.ParseDict(document, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except Undecodable:
+        raise
+    except (ValueError, TypeError, AttributeError, RecursionError, json_format.ParseError) as err:
+        # json.JSONDecodeError and UnicodeDecodeError are ValueErrors; ParseError covers wrong field types.
+        raise Undecodable(f"invalid OTLP/JSON ExportTraceServiceRequest: {err}") from None
+
+
+def _list(parent: Any, *names: str) -> list[Any]:
+    if not isinstance(parent, dict):
+        raise Undecodable("OTLP/JSON: expected an object")
+    for name in names:
+        value = parent.get(name)
+        if value is not None:
+            if not isinstance(value, list):
+                raise Undecodable(f"OTLP/JSON: {name} must be an array")
+            return value
+    return []
+
+
+def _hex_ids_to_base64(item: Any) -> None:
+    if not isinstance(item, dict):
+        raise Undecodable("OTLP/JSON: spans and links must be objects")
+    for name in _ID_FIELDS:
+        value = item.get(name)
+        if isinstance(value, str) and value:
+            item[name] = _id_as_base64(name, value)
+
+
+def _id_as_base64(name: str, value: str) -> str:
+    """Hex per the spec; base64 of exactly 16 or 8 bytes is tolerated, since some exporters send protobuf's plain
+    JSON mapping. The lengths cannot be confused: 32/16 hex characters versus 24/12 base64 characters."""
+    try:
+        return base64.b64encode(bytes.fromhex(value)).decode("ascii")
+    except ValueError:
+        pass
+    if len(value) in (24, 12):
+        try:
+            if len(base64.b64decode(value, validate=True)) in (16, 8):
+                return value
+        except ValueError:
+            pass
+    raise Undecodable(f"OTLP/JSON: {name} {value[:40]!r} is not a hex id")
+
+
+def _message(status: int, message: Message, json_encoded: bool, headers: list[tuple[str, str]] | None = None
+             ) -> Response:
+    if json_encoded:
+        body = json.dumps(json_format.MessageToDict(message), separators=(",", ":")).encode()
+        return Response(status, body, JSON, headers or [])
+    return Response(status, message.SerializeToString(), PROTOBUF, headers or [])
+
+
+def _status(status: int, code: int, message: str, json_encoded: bool,
+            headers: list[tuple[str, str]] | None = None) -> Response:
+    """An error response: a `google.rpc.Status` in the request's encoding, as the OTLP spec asks."""
+    return _message(status, status_pb2.Status(code=code, message=message), json_encoded, headers)
+
+
+__all__ = ["OTLPHttpReceiver", "Undecodable", "decode_json", "decode_protobuf", "gunzip"]

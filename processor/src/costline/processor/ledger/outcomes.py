@@ -1,0 +1,146 @@
+"""Business outcomes counted in the ledger's database (read from their spans by `ingest.outcomes`).
+
+Outcomes are counted per hour × owner × name in `costline_outcomes_hourly`, each span once: its trace and span id are
+remembered in `costline_counted_outcomes` in the same transaction, so an exporter's retry counts nothing twice. The
+write goes through the ledger writer's bounded transaction when the pipeline counts (`LedgerWriter.transaction`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    cast,
+    delete,
+    func,
+    select,
+)
+from sqlalchemy.exc import SQLAlchemyError
+
+from costline.processor.ledger.engine import LedgerUnavailable, create_tables, dialect_insert
+from costline.processor.ledger.schema import OWNER_COLUMNS
+from costline.processor.model import MAX_LABEL_LENGTH, Outcome, Owner
+from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
+
+metadata = MetaData()
+OUTCOME_DIMENSIONS = ("hour", *OWNER_COLUMNS, "name")
+
+outcomes_hourly = Table(
+    "costline_outcomes_hourly",
+    metadata,
+    Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="") for name in (*OWNER_COLUMNS, "name")),
+    Column("count", BigInteger, nullable=False, default=0),
+    UniqueConstraint(*OUTCOME_DIMENSIONS, name="uq_costline_outcomes_hourly_row"),
+)
+Index("ix_costline_outcomes_hourly_hour", outcomes_hourly.c.hour)
+
+counted_outcomes = Table(
+    "costline_counted_outcomes",
+    metadata,
+    Column("dedup_key", String(80), primary_key=True),  # trace id + span id of the outcome span, hex
+    Column("counted_at", BigInteger, nullable=False),  # unix seconds, for retention
+)
+
+OUTCOME_GROUP_BY = (*OWNER_COLUMNS, "name")
+
+
+class OutcomeStore:
+    """Writes and reads outcome counts in the ledger's database."""
+
+    def __init__(self, engine: Any, transaction: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
+        self.engine = engine
+        self._transaction = transaction
+        """The ledger writer's bounded transaction (its write lock, the ledger timeout, the deadline on the wire),
+        so that counting outcomes, which an export does before billing its calls, cannot hang on a stalled server
+        either. None (readers, tests): a plain transaction under a lock of its own."""
+        try:
+            create_tables(metadata, engine)
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"cannot create the outcome tables: {err}") from err
+        self._lock = threading.Lock()
+        self._last_retention = 0.0
+
+    @contextmanager
+    def _begin(self) -> Iterator[Any]:
+        if self._transaction is not None:
+            with self._transaction() as conn:
+                yield conn
+        else:
+            with self._lock, self.engine.begin() as conn:
+                yield conn
+
+    def record(self, outcomes: Sequence[tuple[Outcome, Owner]], *, retention_hours: int = 72,
+               now: int | None = None) -> list[tuple[Outcome, Owner]]:
+        """Count the outcomes not counted before, in one transaction; returns those."""
+        if not outcomes:
+            return []
+        now = int(time.time()) if now is None else now
+        insert = dialect_insert(self.engine)
+        keys = sorted({o.key for o, _ in outcomes if o.key})
+        try:
+            with self._begin() as conn:
+                seen: set[str] = set()
+                for i in range(0, len(keys), 5000):
+                    chunk = keys[i : i + 5000]
+                    seen.update(k for (k,) in conn.execute(
+                        select(counted_outcomes.c.dedup_key).where(counted_outcomes.c.dedup_key.in_(chunk))))
+                fresh = []
+                for outcome, owner in outcomes:
+                    if outcome.key and outcome.key in seen:
+                        continue
+                    seen.add(outcome.key)
+                    fresh.append((outcome, owner))
+                rows: Counter[tuple] = Counter()
+                for outcome, owner in fresh:
+                    start = outcome.start_time_unix_nano or time.time_ns()
+                    rows[(hour_start_s(start), *owner, outcome.name[:MAX_LABEL_LENGTH])] += outcome.count
+                for ident, count in sorted(rows.items()):
+                    statement = insert(outcomes_hourly).values(
+                        {**dict(zip(OUTCOME_DIMENSIONS, ident, strict=True)), "count": count})
+                    conn.execute(statement.on_conflict_do_update(
+                        index_elements=list(OUTCOME_DIMENSIONS),
+                        set_={"count": outcomes_hourly.c["count"] + statement.excluded["count"]}))
+                new_keys = [{"dedup_key": o.key, "counted_at": now} for o, _ in fresh if o.key]
+                if new_keys:
+                    conn.execute(counted_outcomes.insert(), new_keys)
+                if time.monotonic() - self._last_retention > 600:
+                    self._last_retention = time.monotonic()
+                    conn.execute(delete(counted_outcomes).where(
+                        counted_outcomes.c.counted_at < now - retention_hours * S_PER_HOUR))
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"outcome write failed: {type(err).__name__}: {err}") from err
+        return fresh
+
+    def outcomes(self, start: datetime, end: datetime, group_by: Sequence[str]) -> list[dict[str, Any]]:
+        """Outcome counts between `start` (inclusive, hour granularity) and `end` (exclusive), summed per group:
+        dicts of the group columns and `count`."""
+        unknown = [g for g in group_by if g not in OUTCOME_GROUP_BY]
+        if unknown:
+            raise ValueError(f"group_by: unknown {', '.join(unknown)}; allowed: {', '.join(OUTCOME_GROUP_BY)}")
+        columns = [outcomes_hourly.c[g] for g in group_by]
+        begin = int(start.timestamp())
+        query = (select(*columns, cast(func.sum(outcomes_hourly.c["count"]), BigInteger))
+                 .where(outcomes_hourly.c.hour >= floor_hour_s(begin))
+                 .where(outcomes_hourly.c.hour < int(end.timestamp())))
+        if columns:
+            query = query.group_by(*columns).order_by(*columns)
+        try:
+            with self.engine.connect() as conn:
+                return [{**dict(zip(group_by, row[:-1], strict=True)), "count": int(row[-1] or 0)}
+                        for row in conn.execute(query) if row[-1] is not None]
+        except SQLAlchemyError as err:
+            raise LedgerUnavailable(f"ledger read failed: {err}") from err

@@ -1,0 +1,193 @@
+"""Prometheus exposition: a custom Collector that builds every metric family fresh in `collect()` from snapshots.
+
+Nothing here holds state: series come from `SeriesAggregator.snapshot()` (column copies), budgets from
+`Budgets.snapshot()` (their last read of the ledger; a scrape never reads it), so a scrape always sees one consistent
+picture. Register on an injected `CollectorRegistry`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import compress
+from operator import add, sub
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from prometheus_client.samples import Sample
+
+from costline.processor.metrics.aggregate import (
+    COST,
+    ERRORS,
+    REQUESTS,
+    RETRIES,
+    TOKEN_SLOTS,
+    TOKEN_TYPES,
+    UNPRICED,
+    SeriesAggregator,
+    SeriesSnapshot,
+)
+from costline.processor.metrics.exposition import LineKind, series_lines
+from costline.processor.model import BUDGET_LABELS, HIERARCHY
+from costline.processor.reports.budgets import Budgets
+from costline.processor.units import pico_to_float_usd
+
+BUDGET_OWNER_LABELS = BUDGET_LABELS
+
+
+class CostlineCollector(Collector):
+    def __init__(self, aggregator: Callable[[], SeriesAggregator], budgets: Callable[[], Budgets],
+                 span_counts: Callable[[], dict[str, int]],
+                 bounded_values: Callable[[], dict[tuple[str, str], int]] = dict) -> None:
+        # Callables: a reload swaps the aggregator and budgets, and the collector must follow.
+        self._aggregator = aggregator
+        self._budgets = budgets
+        self._span_counts = span_counts
+        self._bounded_values = bounded_values
+
+    def describe(self) -> Iterator:
+        return iter(())  # unchecked collector: label sets depend on the config
+
+    def collect(self) -> Iterator:
+        aggregator = self._aggregator()
+        snap = aggregator.snapshot()
+        overflows, conflicts = snap.overflows, snap.conflicts
+        yield from _series_families(snap, list(aggregator.label_names), aggregator.values_by_text)
+
+        conflicts_family = CounterMetricFamily(
+            "costline_ownership_conflicts",
+            "Calls whose declared owner disagreed with the owner of their registered API key (the key won).")
+        conflicts_family.add_metric([], conflicts)
+        yield conflicts_family
+        overflow = CounterMetricFamily("costline_cardinality_overflow",
+                                       "Label values replaced by __overflow__ after the cardinality limit.",
+                                       labels=["label"])
+        for label, count in overflows.items():
+            overflow.add_metric([label], count)
+        yield overflow
+        spans = CounterMetricFamily("costline_spans_received", "Spans received, by what became of them.",
+                                    labels=["result"])
+        for result, count in self._span_counts().items():
+            spans.add_metric([result], count)
+        yield spans
+        bounded = CounterMetricFamily(
+            "costline_span_values_bounded",
+            "Values of LLM spans outside the processor's bounds, by field and action: label values truncated or "
+            "sanitised and token counts clamped (still billed), calls over limits.max_tokens_per_call and spans "
+            "outside the start-time window (limits.max_span_age_hours, limits.max_span_future_seconds) rejected.",
+            labels=["field", "action"])
+        for (field, action), count in sorted(self._bounded_values().items()):
+            bounded.add_metric([field, action], count)
+        yield bounded
+
+        yield from self._budget_families()
+
+    def _budget_families(self) -> Iterator:
+        snapshot = self._budgets().snapshot()
+        labels = ["scope", "period", *BUDGET_OWNER_LABELS]
+        limit = GaugeMetricFamily("costline_budget_limit_usd", "Configured budget.", labels=labels)
+        spent = GaugeMetricFamily("costline_budget_spent_usd", "Spent in the current period (from the ledger).",
+                                  labels=labels)
+        remaining = GaugeMetricFamily("costline_budget_remaining_usd", "Budget left in the current period.",
+                                      labels=labels)
+        for state in snapshot.states:
+            owner = dict(state.owner)
+            values = [state.scope, state.period, *(owner.get(name, "") for name in BUDGET_OWNER_LABELS)]
+            limit.add_metric(values, float(state.limit_usd))
+            spent.add_metric(values, float(state.spent_usd))
+            remaining.add_metric(values, float(state.remaining_usd))
+        effective = GaugeMetricFamily(
+            "costline_budget_effective_remaining_usd",
+            "Per key and user: the minimum remaining over every budget above it (the most restrictive wins).",
+            labels=["scope", *HIERARCHY])
+        for e in snapshot.effective:
+            owner = dict(e.owner)
+            effective.add_metric([e.scope, *(owner.get(n, "") for n in HIERARCHY)],
+                                 float(e.remaining_usd))
+        yield from (limit, spent, remaining, effective)
+
+
+class SeriesFamily(Metric):
+    """One of the per-series families. `generate_text` asks for its lines (`exposition_lines`, written from the
+    snapshot's columns); its `Sample`s are made only if something reads `samples` (prometheus_client's writers:
+    OpenMetrics, `generate_latest`), so a plain-text scrape makes no object per sample."""
+
+    def __init__(self, name: str, documentation: str, typ: str, lines: Callable[[], Iterable[bytes]],
+                 samples: Callable[[], list[Sample]]) -> None:
+        self._lines, self._make_samples, self._samples = lines, samples, None
+        super().__init__(name, documentation, typ)
+
+    @property
+    def samples(self) -> list[Sample]:
+        if self._samples is None:
+            self._samples = self._make_samples()
+        return self._samples
+
+    @samples.setter
+    def samples(self, value: list[Sample]) -> None:
+        self._samples = value or None  # Metric.__init__ sets []: stay lazy
+
+    def exposition_lines(self) -> Iterable[bytes]:
+        return self._lines()
+
+
+def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Callable[[], dict]
+                     ) -> tuple[SeriesFamily, ...]:
+    """The per-series families of one snapshot. Each family is a list of line kinds (one sample per series of the
+    family); the same kinds make the text lines and, if read, the `Sample`s in the order `add_metric` would give."""
+    labels, splits, counts = snap.labels, snap.splits, snap.counts
+    label_dicts: list[dict[str, str]] = []
+
+    def samples(selector: Sequence | None, kinds: list[LineKind]) -> list[Sample]:
+        """The family's `Sample`s: per series, one per kind (label dicts as `add_metric` makes them)."""
+        if not label_dicts:  # once per snapshot, for every family that is read
+            label_dicts.extend({name: values[name] for name in names}
+                               for values in snap.label_values(values_by_text()))
+        out = []
+        for i, own in enumerate(label_dicts if selector is None else compress(label_dicts, selector)):
+            for name, extra, column in kinds:
+                out.append(Sample(name, own if extra is None else {**own, extra[0]: extra[1]}, column[i]))
+        return out
+
+    def selected(selector: Sequence) -> tuple[list[bytes], dict[str, list[int]], Sequence]:
+        return list(compress(labels, selector)), {k: list(compress(v, selector)) for k, v in splits.items()}, selector
+
+    def family(name: str, documentation: str, typ: str, series: tuple[list[bytes], dict, Sequence | None],
+               kinds: list[LineKind]) -> SeriesFamily:
+        return SeriesFamily(name, documentation, typ,
+                            lambda: series_lines(snap.label_names, series[0], series[1], kinds),
+                            lambda: samples(series[2], kinds))
+
+    every = (labels, splits, None)
+    # Derived from the counted slots: a series of only unpriced calls has no cost at all, not a cost of $0.
+    priced_calls = list(map(sub, counts[REQUESTS], counts[UNPRICED]))
+    priced = selected(priced_calls)
+    cost = family("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).", "counter", priced,
+                  [LineKind("costline_cost_usd_total", None,
+                            list(map(pico_to_float_usd, compress(counts[COST], priced_calls))))])
+    tokens = family("costline_tokens", "Tokens by type; input is uncached input.", "counter", every,
+                    [LineKind("costline_tokens_total", ("type", kind), counts[slot])
+                     for kind, slot in zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True)])
+    requests = family("costline_requests", "LLM calls by outcome.", "counter", every,
+                      [LineKind("costline_requests_total", ("outcome", "success"),
+                                list(map(sub, counts[REQUESTS], counts[ERRORS]))),
+                       LineKind("costline_requests_total", ("outcome", "error"), counts[ERRORS])])
+    # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
+    retries = family("costline_retries", "Retries the SDKs made before their calls' answers (http.request.resend_count).",
+                     "counter", every, [LineKind("costline_retries_total", None, counts[RETRIES])])
+    unpriced = family("costline_unpriced_requests", "LLM calls whose model could not be priced (never counted as $0).",
+                      "counter", selected(counts[UNPRICED]),
+                      [LineKind("costline_unpriced_requests_total", None, list(compress(counts[UNPRICED],
+                                                                                        counts[UNPRICED])))])
+    histogram = snap.histogram_of
+    rows = [row for row in histogram if row >= 0]  # in series order
+    kinds, cumulative = [], [0] * len(rows)
+    name = "costline_time_to_first_token_seconds"
+    for bound, column in zip(snap.ttft_bounds, snap.buckets, strict=True):
+        cumulative = list(map(add, cumulative, map(column.__getitem__, rows)))
+        kinds.append(LineKind(f"{name}_bucket", ("le", str(bound)), cumulative))
+    observed = list(map(snap.ttft_count.__getitem__, rows))
+    kinds += [LineKind(f"{name}_bucket", ("le", "+Inf"), observed), LineKind(f"{name}_count", None, observed),
+              LineKind(f"{name}_sum", None, list(map(snap.ttft_sum.__getitem__, rows)))]
+    ttft = family(name, "Time to the first chunk of streamed responses.", "histogram",
+                  selected(list(map((-1).__lt__, histogram))), kinds)
+    return cost, tokens, requests, retries, unpriced, ttft

@@ -1,0 +1,1 @@
+"""Reports read from the ledger: budgets, the chargeback statement, reconciliation with the providers' reports, repricing."""
