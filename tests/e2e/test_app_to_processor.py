@@ -14,7 +14,7 @@ import pytest
 from genai_prices import Usage, calc_price
 
 from costline.testing.fake_provider import FakeProviderServer
-from tests.processor.edge.served import serve, stop
+from tests.processor.served import serve, stop
 
 APP = Path(__file__).parent / "apps" / "llm_app.py"
 BIN = Path(sys.executable).parent

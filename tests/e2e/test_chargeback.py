@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from costline.testing.fake_provider import FakeProviderServer
-from tests.processor.chargeback.test_command import ISSUE, by_hand
-from tests.processor.edge.served import http_get, serve, stop
+from tests.processor.reports.chargeback.test_command import ISSUE, by_hand
+from tests.processor.served import http_get, serve, stop
 
 APP = Path(__file__).parent / "apps" / "chargeback_app.py"
 BIN = Path(sys.executable).parent

@@ -27,7 +27,7 @@ import pytest
 from costline.fingerprint import fingerprint
 from costline.processor.http.auth import hash_token
 from costline.testing.fake_provider import FakeProviderServer
-from tests.processor.edge.served import serve, stop
+from tests.processor.served import serve, stop
 
 APP = Path(__file__).parent / "apps" / "guarded_app.py"
 BURST_APP = Path(__file__).parent / "apps" / "guarded_burst.py"

@@ -18,8 +18,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from tests.processor.core.conftest import db_url  # noqa: F401 - the fixture: SQLite and a fresh PostgreSQL database
-from tests.processor.edge.served import CONFIG, http_get
+from tests.processor.conftest import db_url  # noqa: F401 - the fixture: SQLite and a fresh PostgreSQL database
+from tests.processor.served import CONFIG, http_get
 
 
 @dataclass

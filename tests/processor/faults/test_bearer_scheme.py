@@ -11,8 +11,8 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
-from tests.processor.edge.otlp import llm_request
-from tests.processor.edge.served import Served, serve
+from tests.processor.otlp import llm_request
+from tests.processor.served import Served, serve
 
 TOKEN = "s3cret-token"
 ACCEPTED = ("Bearer", "bearer", "BEARER", "bEaReR")

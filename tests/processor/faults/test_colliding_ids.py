@@ -11,8 +11,8 @@ import pytest
 
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
-from tests.processor.core.conftest import POSTGRES_ADMIN, make_call
-from tests.processor.edge.otlp import RECENT_NS, llm_span, request_of
+from tests.processor.conftest import POSTGRES_ADMIN, make_call
+from tests.processor.otlp import RECENT_NS, llm_span, request_of
 
 from .ingesting import Ingest
 
@@ -145,7 +145,7 @@ def test_calls_remembered_under_two_keys_by_an_earlier_release_are_still_met(db_
     from sqlalchemy import MetaData, create_engine, insert
 
     from costline.processor.model import text_call_keys
-    from tests.processor.core.test_ledger import text_keys_table
+    from tests.processor.ledger.test_ledger import text_keys_table
 
     old = MetaData()
     table = text_keys_table(old)

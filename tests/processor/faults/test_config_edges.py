@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processor.edge.served import CONFIG, Served, serve
+from tests.processor.served import CONFIG, Served, serve
 
 DUPLICATE_BUDGET = """\
 orgs:

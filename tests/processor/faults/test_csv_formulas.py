@@ -20,7 +20,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from costline.processor.http.api import UsageQuery, render_usage
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.otlp import llm_span, request_of
 
 from .conftest import Served, http_get, serve, stop
 

@@ -23,8 +23,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 from sqlalchemy import create_engine, text
 
 from costline.processor.ingest.receivers import LEDGER_UNAVAILABLE_MESSAGE
-from tests.processor.edge.otlp import llm_request, otlp_json
-from tests.processor.edge.served import Served, serve
+from tests.processor.otlp import llm_request, otlp_json
+from tests.processor.served import Served, serve
 
 POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 REVEALING = ("SELECT", "INSERT", "costline_call_keys", "costline_usage_hourly", "[parameters", "[SQL",

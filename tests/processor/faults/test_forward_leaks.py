@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.otlp_sink import OTLPSink
-from tests.processor.edge.served import Served, serve
+from tests.processor.served import Served, serve
 
 from . import peer_app
 

@@ -29,7 +29,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, ArrayValue, KeyVa
 
 from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from tests.processor.edge.otlp import llm_span, otlp_json, request_of
+from tests.processor.otlp import llm_span, otlp_json, request_of
 
 from .conftest import CONFIG, http_get
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from costline.processor.config.core import ConfigError, parse_config
-from tests.processor.edge.otlp import llm_span, request_of
-from tests.processor.edge.served import CONFIG
+from tests.processor.otlp import llm_span, request_of
+from tests.processor.served import CONFIG
 
 from .ingesting import Ingest, start
 

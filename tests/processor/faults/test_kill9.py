@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.otlp import llm_span, request_of
 
 from .conftest import Served, serve, stop
 

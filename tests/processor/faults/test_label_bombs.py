@@ -10,7 +10,7 @@ import re
 from costline.processor.ingest.normalize import normalize_span
 from costline.processor.ingest.normalize.bounds import bounded_label
 from costline.processor.model import MAX_LABEL_LENGTH
-from tests.processor.edge.otlp import attributes, llm_span, request_of
+from tests.processor.otlp import attributes, llm_span, request_of
 
 from .ingesting import Ingest
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.postgres import POSTGRES, require_postgres
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.otlp import llm_span, request_of
 
 from .conftest import Served, serve, stop
 

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
-from tests.processor.core.conftest import make_call
-from tests.processor.edge.otlp import llm_span, otlp_json, request_of
+from tests.processor.conftest import make_call
+from tests.processor.otlp import llm_span, otlp_json, request_of
 
 from .ingesting import Ingest
 

@@ -30,7 +30,7 @@ import pytest
 from costline.processor.ledger import Ledger
 from costline.testing.local import free_port
 from tests.postgres import POSTGRES, require_postgres
-from tests.processor.edge.otlp import llm_span, request_of
+from tests.processor.otlp import llm_span, request_of
 
 from .conftest import CONFIG, Served, stop
 

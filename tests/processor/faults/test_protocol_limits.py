@@ -31,7 +31,7 @@ from costline.processor.http.server import DRAIN_LIMIT, HttpServer
 from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
-from tests.processor.core.conftest import at, make_call
+from tests.processor.conftest import at, make_call
 
 from .conftest import Served, serve, stop
 

@@ -17,8 +17,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceS
 from costline.processor.config.core import ConfigError, parse_config
 from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
-from tests.processor.edge.otlp import llm_span, request_of
-from tests.processor.edge.served import CONFIG
+from tests.processor.otlp import llm_span, request_of
+from tests.processor.served import CONFIG
 
 from .ingesting import Ingest
 

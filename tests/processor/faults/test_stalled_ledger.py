@@ -24,8 +24,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
 from tests.postgres import POSTGRES, require_postgres
-from tests.processor.edge.otlp import attributes, llm_span, request_of
-from tests.processor.edge.served import CONFIG
+from tests.processor.otlp import attributes, llm_span, request_of
+from tests.processor.served import CONFIG
 
 LEDGER_TIMEOUT_S = 1.0
 SLACK_S = 3.0
@@ -161,7 +161,7 @@ def test_a_write_stuck_in_the_server_is_cancelled_there_too(database: str) -> No
     blocking every other processor billing them."""
     from costline.processor.ledger import Ledger, LedgerUnavailable
     from costline.processor.model import Entry, Owner, call_keys
-    from tests.processor.core.conftest import make_call
+    from tests.processor.conftest import make_call
 
     url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
     ledger = Ledger(url, timeout_s=LEDGER_TIMEOUT_S)
@@ -195,7 +195,7 @@ def test_pooled_connections_the_server_dropped_are_replaced_on_checkout(database
     the pooled connections a restarted or terminating server dropped, and connects anew: the write succeeds."""
     from costline.processor.ledger import Ledger
     from costline.processor.model import Entry, Owner, call_keys
-    from tests.processor.core.conftest import make_call
+    from tests.processor.conftest import make_call
 
     ledger = Ledger(f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}", timeout_s=LEDGER_TIMEOUT_S)
     try:

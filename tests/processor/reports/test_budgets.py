@@ -1,0 +1,177 @@
+"""Budgets from the ledger: exact, per calendar period in the configured zone, most restrictive wins."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from decimal import Decimal
+
+from costline.processor.config.core import load_config, parse_config
+from costline.processor.ledger import Ledger
+from costline.processor.model import Entry, call_keys
+from costline.processor.ownership import Hierarchy
+from costline.processor.reports.budgets import Budgets
+from costline.processor.units import usd_to_pico
+from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
+
+NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
+
+
+def spend(ledger, config, n, cost, start, fingerprint=None, **owner):
+    call = make_call(n, start=start, fingerprint=fingerprint, **owner)
+    resolved, _ = Hierarchy(config).resolve(call.owner, fingerprint, None)
+    ledger.record([Entry(call, resolved, usd_to_pico(Decimal(cost)), call_keys(call))])
+
+
+def states(snapshot):
+    return {(s.scope, s.period, s.owner_name): s for s in snapshot.states}
+
+
+def test_budgets_per_scope_and_period_with_effective_minimum(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "3.50", at(2026, 11, 20, 9), fingerprint="b3180bc5c5db03d7")  # alice's key, today
+    spend(ledger, config, 2, "40", at(2026, 11, 2), fingerprint="b3180bc5c5db03d7")  # earlier this month
+    spend(ledger, config, 3, "450", at(2026, 11, 5), team="marketing", project="campaigns")
+    spend(ledger, config, 4, "999", at(2026, 10, 31), team="marketing")  # last month: not counted
+    snap = Budgets(config, ledger, clock=lambda: NOW).snapshot()
+    s = states(snap)
+    assert s[("key", "daily", "acme/engineering/alice/alice-laptop")].spent_usd == Decimal("3.5")
+    assert s[("key", "monthly", "acme/engineering/alice/alice-laptop")].spent_usd == Decimal("43.5")
+    assert s[("user", "monthly", "acme/engineering/alice")].spent_usd == Decimal("43.5")
+    assert s[("team", "monthly", "acme/marketing")].spent_usd == Decimal("450")
+    assert s[("team", "monthly", "acme/marketing")].remaining_usd == Decimal("50")
+    assert s[("org", "monthly", "acme")].spent_usd == Decimal("493.5")
+    assert s[("project", "monthly", "campaigns")].spent_usd == Decimal("450")
+    effective = {e.owner: e for e in snap.effective}
+    key = effective[(("org", "acme"), ("team", "engineering"), ("user", "alice"), ("key", "alice-laptop"))]
+    # key monthly 50-43.5=6.5, key daily 5-3.5=1.5, user 100-43.5, team 2000-43.5, org 3000-493.5: daily key wins
+    assert key.remaining_usd == Decimal("1.5")
+    assert key.bound_by == "key acme/engineering/alice/alice-laptop daily"
+    user = effective[(("org", "acme"), ("team", "engineering"), ("user", "alice"))]
+    assert user.remaining_usd == Decimal("56.5")
+
+
+def test_restart_restores_budgets(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ledger = Ledger(url)
+    spend(ledger, config, 1, "12.25", at(2026, 11, 20, 9), team="marketing")
+    ledger.close()
+    snap = Budgets(config, Ledger(url), clock=lambda: NOW).snapshot()
+    assert states(snap)[("team", "monthly", "acme/marketing")].spent_usd == Decimal("12.25")
+
+
+def test_calendar_periods_follow_the_configured_time_zone(tmp_path):
+    config = parse_config({"timezone": "America/New_York", "orgs": [{"name": "acme", "budget": {"daily_usd": 10},
+                                                                     "teams": [{"name": "t"}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    # 03:00 UTC on Nov 20 is still Nov 19 in New York: not part of "today" at 15:00 UTC (10:00 New York)
+    spend(ledger, config, 1, "4", at(2026, 11, 20, 3), team="t")
+    spend(ledger, config, 2, "1", at(2026, 11, 20, 13), team="t")
+    snap = Budgets(config, ledger, clock=lambda: NOW).snapshot()
+    assert states(snap)[("org", "daily", "acme")].spent_usd == Decimal("1")
+
+
+class CountingLedger(Ledger):
+    """A real ledger that counts the budget reads made of it."""
+
+    reads = 0
+
+    def spend_since(self, since, scopes):
+        self.reads += 1
+        return super().spend_since(since, scopes)
+
+
+def poll(condition, timeout=10.0):
+    """Wait for the budgets' thread to make `condition` true (it reads the ledger on its own)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "budgets not refreshed in time"
+        time.sleep(0.01)
+
+
+def bill(ledger, config, n, cost, start, team):
+    call = make_call(n, start=start, team=team)
+    entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], usd_to_pico(Decimal(cost)), call_keys(call))
+    return ledger.record([entry])
+
+
+def team_spent(snapshot, team="acme/marketing", period="monthly"):
+    return states(snapshot)[("team", period, team)].spent_usd
+
+
+def test_a_scrape_never_reads_the_ledger_and_a_commit_shows_soon(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = CountingLedger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=0)
+    bill(ledger, config, 1, "1.25", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    poll(lambda: team_spent(budgets.snapshot()) == Decimal("1.25"))
+    reads = ledger.reads
+    for _ in range(20):  # scrapes
+        assert team_spent(budgets.snapshot()) == Decimal("1.25")
+    assert ledger.reads == reads
+
+
+def test_the_api_reads_its_own_writes(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    budgets = Budgets(config, ledger, clock=lambda: NOW, ttl=3600, min_interval=3600)  # the thread stays idle
+    bill(ledger, config, 1, "2.50", at(2026, 11, 20, 9), "marketing")
+    budgets.committed()
+    assert team_spent(budgets.current()) == Decimal("2.50")
+    assert budgets.current() == budgets.snapshot()
+
+
+def test_what_other_processors_bill_shows_within_ttl(tmp_path):
+    config = load_config(EXAMPLE_CONFIG)
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    ours = Budgets(config, Ledger(url), clock=lambda: NOW, ttl=0.05, min_interval=0)
+    bill(Ledger(url), config, 1, "7", at(2026, 11, 20, 9), "marketing")  # another processor, same ledger
+    poll(lambda: team_spent(ours.snapshot()) == Decimal("7"))  # no commit here, no scrape-time read
+
+
+def test_period_rollover_follows_the_injected_clock(tmp_path):
+    config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "teams": [
+        {"name": "t", "budget": {"daily_usd": 100, "monthly_usd": 1000}}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    now = [datetime(2026, 11, 20, 18, 10, tzinfo=timezone.utc)]  # 23:40 on Nov 20 in Kolkata
+    bill(ledger, config, 1, "4", at(2026, 11, 20, 9), "t")  # Nov 20 there
+    bill(ledger, config, 2, "1", at(2026, 11, 20, 19), "t")  # 00:30 on Nov 21 there: dated ahead of the clock
+    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600, min_interval=0)
+    # The call dated ahead of the clock is tomorrow's spend (a period's sum ends where it ends), this month's too.
+    assert (team_spent(budgets.snapshot(), "acme/t", "daily"), team_spent(budgets.snapshot(), "acme/t")) == \
+        (Decimal("4"), Decimal("5"))
+    now[0] = datetime(2026, 11, 20, 18, 45, tzinfo=timezone.utc)  # 00:15 on Nov 21 there
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t", "daily") == Decimal("1"))  # the scrape woke the thread
+    assert team_spent(budgets.snapshot(), "acme/t") == Decimal("5")
+    now[0] = datetime(2026, 11, 30, 18, 45, tzinfo=timezone.utc)  # December there
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t") == Decimal("0"))
+
+
+def test_spend_dated_after_the_period_is_not_counted_in_it(tmp_path):
+    """A call dated after the current day (clock skew, or a span from 2100 written before the span window existed)
+    is spend of its own period: today's and this month's sums end where their periods end."""
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "2", at(2026, 11, 20, 9), team="marketing")  # today
+    spend(ledger, config, 2, "30", at(2026, 11, 21, 0), team="marketing")  # tomorrow, still this month
+    spend(ledger, config, 3, "400", at(2100, 1, 1), team="marketing")  # the year 2100
+    s = states(Budgets(config, ledger, clock=lambda: NOW).snapshot())
+    assert s[("team", "monthly", "acme/marketing")].spent_usd == Decimal("32")
+    ledger.close()
+
+
+def test_a_boundary_hour_counts_in_the_month_the_statement_bills_it_in(tmp_path):
+    """Kolkata's November starts at 18:30 UTC inside the 18:00 hour row. The statement bills that hour in October
+    (the hours that start in a month: `Period.ledger_bounds`); the budgets follow the same rule, so October's $1 is
+    not November's spend too."""
+    config = parse_config({"timezone": "Asia/Kolkata", "orgs": [{"name": "acme", "budget": {"monthly_usd": 10},
+                                                                 "teams": [{"name": "t"}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "1", int(datetime(2026, 10, 31, 18, 45, tzinfo=timezone.utc).timestamp() * 1e9), team="t")
+    spend(ledger, config, 2, "2", at(2026, 11, 1, 19), team="t")
+    november = lambda: datetime(2026, 11, 2, 12, tzinfo=timezone.utc)  # noqa: E731
+    assert states(Budgets(config, ledger, clock=november).snapshot())[("org", "monthly", "acme")].spent_usd == 2
+    ledger.close()
