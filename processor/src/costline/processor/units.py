@@ -3,8 +3,9 @@
 **Money** is an integer number of pico-dollars (10^-12 USD) from pricing to the ledger: every list price and any
 override with at most six decimals is a whole number of pico-dollars per token, so a call's cost is integer
 arithmetic, sums never round, and SQLite (whose NUMERIC is a float) stores it exactly in a BIGINT. It becomes USD
-only at the edges: `pico_to_usd` (an exact `Decimal` with twelve decimals, for the API and CSV) and
-`pico_to_float_usd` (Prometheus samples and forwarded span attributes, which are doubles anyway).
+only at the edges: `pico_to_usd` (an exact `Decimal` with twelve decimals, for the API and CSV; `formats` writes it
+as text) and `pico_to_float_usd` (Prometheus samples and forwarded span attributes, which are doubles anyway). A
+statement bills whole cents (`CENT`, `round_cents`); prices are per million tokens (`TOKENS_PER_MTOK`).
 
 **Time** is bucketed by the UTC hour: the ledger's rows and the pricer's cache are per hour. `epoch_hour` is the
 hour's number since the epoch, `hour_start_s` its start in unix seconds (the ledger's `hour` column). Calendar
@@ -14,13 +15,17 @@ periods (the budgets' day and month) depend on a time zone, which is always pass
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
 PICO_PER_USD = 10**12
 """Pico-dollars in one US dollar: the money unit."""
 USD_DECIMALS = 12
 """Decimal places of an amount in USD written from pico-dollars: every digit the ledger has."""
+CENT = Decimal("0.01")
+"""The smallest amount a chargeback statement bills."""
+TOKENS_PER_MTOK = 1_000_000
+"""Tokens in the unit prices and chargeback tiers are given in (`input_per_mtok`, `up_to_mtok`)."""
 
 NS_PER_S = 1_000_000_000
 S_PER_HOUR = 3600
@@ -45,10 +50,9 @@ def pico_to_float_usd(pico: int) -> float:
     return pico / PICO_PER_USD
 
 
-def usd_text(usd: Decimal) -> str:
-    """An amount of USD as plain decimal text, every digit kept, never in exponent form (`0.000000000000`, not
-    `0E-12`): what the JSON API and CSV carry."""
-    return format(usd, "f")
+def round_cents(usd: Decimal) -> Decimal:
+    """USD rounded half-up to the cent: how a statement rounds what it bills (once, `reports/chargeback`)."""
+    return usd.quantize(CENT, ROUND_HALF_UP)
 
 
 def epoch_hour(unix_ns: int) -> int:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 
-from costline.processor.reports.chargeback.html import money
+from costline.processor.formats import cents_text as money
 from costline.processor.reports.chargeback.report import chargeback_document
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline

@@ -26,12 +26,10 @@ import binascii
 import hashlib
 import hmac
 import json
-import math
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
-from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Protocol
 from urllib.parse import urlencode
@@ -40,11 +38,11 @@ from isal import isal_zlib
 from prometheus_client import CollectorRegistry
 
 from costline.processor.config.core import ApiConfig
-from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_cell
+from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_text, json_default, json_value
 from costline.processor.http import auth
 from costline.processor.http.server import BadBody, BodyTooLarge, Request, Response
 from costline.processor.metrics.exposition import encoder_for, generate_chunks, generate_text
-from costline.processor.units import EPOCH, LATEST, usd_text
+from costline.processor.units import EPOCH, LATEST
 
 GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
 """zlib's window bits for a gzip stream (header and CRC trailer) with the largest window."""
@@ -245,29 +243,14 @@ def render_usage(query: UsageQuery, rows: list[dict[str, Any]], next_page: str |
     if query.format == "json":
         document: dict[str, Any] = {"from": query.start.isoformat(), "to": query.end.isoformat(),
                                     "group_by": list(query.group_by),
-                                    "rows": [{k: _json_value(v) for k, v in row.items()} for row in rows]}
+                                    "rows": [{k: json_value(v) for k, v in row.items()} for row in rows]}
         if query.limit:
             document["next_page_token"] = next_page
         return JSON_TYPE, json.dumps(document, separators=(",", ":")).encode()
     columns = list(query.group_by)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
-    # RFC 4180 line endings, which spreadsheets expect.
-    lines = [",".join(csv_cell(c) for c in columns)]
-    lines.extend(",".join(csv_cell(row.get(c)) for c in columns) for row in rows)
-    return CSV_TYPE, ("\r\n".join(lines) + "\r\n").encode()
-
-
-def _json_value(value: Any) -> Any:
-    """A value as JSON carries it. Money (`Decimal` USD, from pico-dollars) is an exact decimal string, every digit
-    kept (`"0.001234500000"`): a JSON number is a double to most readers, which would round it."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return usd_text(value)
-    return value
+    return CSV_TYPE, csv_text(columns, ([row.get(c) for c in columns] for row in rows)).encode()
 
 
 def _gzipped(blocks: Iterable[bytes]) -> Iterator[bytes]:
@@ -281,7 +264,7 @@ def _gzipped(blocks: Iterable[bytes]) -> Iterator[bytes]:
 
 
 def _json(status: int, document: Any) -> Response:
-    return Response(status, json.dumps(document, separators=(",", ":"), default=_json_value).encode(), JSON_TYPE)
+    return Response(status, json.dumps(document, separators=(",", ":"), default=json_default).encode(), JSON_TYPE)
 
 
 OWNER_FILTERS = ("org", "team")

@@ -18,9 +18,8 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from costline.processor.model import LLMCall
-from costline.processor.units import PICO_PER_USD, pico_to_usd
+from costline.processor.units import PICO_PER_USD, TOKENS_PER_MTOK, pico_to_usd
 
-TOKENS_PER_MTOK = 1_000_000
 PICO_PER_TOKEN_PER_MTOK = Decimal(PICO_PER_USD // TOKENS_PER_MTOK)
 """1 $/MTok = 10**6 pico-dollars per token."""
 

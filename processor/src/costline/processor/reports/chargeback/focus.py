@@ -22,10 +22,10 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from costline.processor.formats import csv_cell
+from costline.processor.formats import csv_cell, csv_text, decimal_text
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.ownership import UNATTRIBUTED
-from costline.processor.reports.chargeback.statement import TOKEN_COLUMNS, UNPRICED_TOKEN_COLUMNS, Statement, plain
+from costline.processor.reports.chargeback.statement import TOKEN_COLUMNS, UNPRICED_TOKEN_COLUMNS, Statement
 
 FOCUS_VERSION = "1.2"
 USAGE_GROUPS = ("day", "provider", "model", *OWNER_COLUMNS)
@@ -128,15 +128,13 @@ def _account(org: str, team: str) -> dict[str, str]:
 
 def render_focus(statement: Statement, usage: Iterable[Mapping[str, Any]], *, untagged: bool = True) -> bytes:
     """The dataset as CSV: numbers as plain decimals (never an exponent), text through the project's CSV rule."""
-    lines = [",".join(COLUMNS)]
-    for row in focus_rows(statement, usage, untagged=untagged):
-        lines.append(",".join(_cell(row.get(c)) for c in COLUMNS))
-    return ("\r\n".join(lines) + "\r\n").encode()
+    rows = focus_rows(statement, usage, untagged=untagged)
+    return csv_text(COLUMNS, ([row.get(c) for c in COLUMNS] for row in rows), _cell).encode()
 
 
 def _cell(value: Any) -> str:
     if isinstance(value, Decimal):
         # FOCUS's Decimal type: a column reads as decimal only if its values look like it, so always a point.
-        text = plain(value) if value else "0"
+        text = decimal_text(value) if value else "0"
         return text if "." in text else text + ".0"
     return csv_cell(value)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 import jinja2
 
-from costline.processor.reports.chargeback.statement import CENT, Statement, plain
+from costline.processor.formats import cents_text, decimal_text
+from costline.processor.reports.chargeback.statement import Statement
 
 TOP = 5
 """Models and features listed per team."""
@@ -119,19 +120,15 @@ _ENV = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, tri
 _PAGE = _ENV.from_string(_TEMPLATE)
 
 
-def money(value: Decimal) -> str:
-    return f"{value.quantize(CENT, ROUND_HALF_UP):,}"
-
-
 def cost_text(cost: Decimal, unpriced: bool) -> str:
     """A top model's or feature's cost: `unpriced` when none of its calls has a price, `+ unpriced` after the priced
     part when only some have (an unpriced call's cost is unknown, not 0.00)."""
     if not unpriced:
-        return money(cost)
-    return f"{money(cost)} + unpriced" if cost else "unpriced"
+        return cents_text(cost)
+    return f"{cents_text(cost)} + unpriced" if cost else "unpriced"
 
 
 def render_html(statement: Statement, details: Mapping[str, TeamDetail]) -> bytes:
     """One page per team of `statement`; `details` by `org/team` (a team without one shows empty tables)."""
-    return _PAGE.render(s=statement, details=details, empty=TeamDetail(), plain=plain, money=money,
+    return _PAGE.render(s=statement, details=details, empty=TeamDetail(), plain=decimal_text, money=cents_text,
                         cost_text=cost_text).encode()

@@ -6,12 +6,12 @@ into most tools, and finance's figures must arrive as they were computed.
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from typing import Any
 
-from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_cell
+from costline.processor.formats import CSV_TYPE, JSON_TYPE, cents_text, csv_text, decimal_text
 from costline.processor.reports.chargeback.periods import document_bytes
-from costline.processor.reports.chargeback.statement import CENT, UNMAPPED, Statement, plain
+from costline.processor.reports.chargeback.statement import UNMAPPED, Statement
 
 TEXT_TYPE = "text/plain; charset=utf-8"
 FORMATS = ("table", "csv", "json", "focus", "html")
@@ -43,13 +43,11 @@ def _csv(statement: Statement, last: bool = True) -> bytes:
     for team in statement.teams:
         for line in team.lines:
             rows.append((period, team.key, team.org, team.team, line.component, line.name, line.quantity,
-                         line.amount, Decimal(plain(line.exact)), line.detail))
+                         line.amount, Decimal(decimal_text(line.exact)), line.detail))
         rows.append((period, team.key, team.org, team.team, "total", "", None, team.total, None, ""))
     if last:
         rows.append((period, "", "", "", "total", "", None, statement.total, None, "statement total"))
-    lines = [",".join(csv_cell(c) for c in CSV_COLUMNS)]
-    lines.extend(",".join(csv_cell(value) for value in row) for row in rows)
-    return ("\r\n".join(lines) + "\r\n").encode()
+    return csv_text(CSV_COLUMNS, rows).encode()
 
 
 def _table(statement: Statement) -> str:
@@ -60,7 +58,7 @@ def _table(statement: Statement) -> str:
     for team in statement.teams:
         u = team.usage
         head = f"{team.key}  [{team.model}"
-        head += f", markup {team.markup_pct.normalize():f} % from {team.markup_source}]" if team.model == "cost-plus" \
+        head += f", markup {decimal_text(team.markup_pct)} % from {team.markup_source}]" if team.model == "cost-plus" \
             else "]"
         out.append(head)
         out.append(f"  {u.tokens:,} tokens in {u.requests:,} requests"
@@ -79,5 +77,5 @@ def _table(statement: Statement) -> str:
         out.extend(["", f"Untracked spend (billed by providers, seen by no span; {how}), USD"])
         for key, usd in sorted(statement.untracked.items(), key=lambda kv: (kv[0] == UNMAPPED, kv[0])):
             label = "unmapped provider identities" if key == UNMAPPED else key
-            out.append(f"  {label:<{width}}{usd.quantize(CENT, ROUND_HALF_UP):>14,}  {plain(usd)}")
+            out.append(f"  {label:<{width}}{cents_text(usd):>14}  {decimal_text(usd)}")
     return "\n".join(out) + "\n"

@@ -22,17 +22,16 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.config.chargeback import ChargebackConfig, Charging
+from costline.processor.formats import cents_text, decimal_text, usd_text
 from costline.processor.overflow import OVERFLOW, kept_values
 from costline.processor.ownership import UNATTRIBUTED
-from costline.processor.units import ceil_hour
+from costline.processor.units import CENT, TOKENS_PER_MTOK, ceil_hour, round_cents
 
-CENT = Decimal("0.01")
-MTOK = 1_000_000
 TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens")
 """Disjoint token counts whose sum is a team's volume (reasoning tokens are a subset of output)."""
 UNPRICED_TOKEN_COLUMNS = tuple(f"unpriced_{c}" for c in TOKEN_COLUMNS)
@@ -135,8 +134,8 @@ class Line:
     """Outcomes charged, for a value-based line."""
 
     def as_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"component": self.component, "name": self.name, "amount_usd": str(self.amount),
-                               "exact_usd": plain(self.exact), "detail": self.detail}
+        out: dict[str, Any] = {"component": self.component, "name": self.name, "amount_usd": usd_text(self.amount),
+                               "exact_usd": decimal_text(self.exact), "detail": self.detail}
         if self.quantity is not None:
             out["quantity"] = self.quantity
         return out
@@ -163,12 +162,12 @@ class TeamStatement:
         u = self.usage
         return {
             "team": self.key, "org": self.org, "name": self.team, "model": self.model,
-            "markup_pct": plain(self.markup_pct), "markup_source": self.markup_source,
-            "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": plain(u.cost),
+            "markup_pct": decimal_text(self.markup_pct), "markup_source": self.markup_source,
+            "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": decimal_text(u.cost),
                       "unpriced_requests": u.unpriced_requests, "unpriced_tokens": u.unpriced_tokens,
                       "outcomes": dict(sorted(u.outcomes.items()))},
             "lines": [line.as_dict() for line in self.lines],
-            "total_usd": str(self.total),
+            "total_usd": usd_text(self.total),
         }
 
 
@@ -226,14 +225,14 @@ class Statement:
             "period": str(self.period), "timezone": self.timezone, "currency": "USD",
             "from": self.start.isoformat(), "to": self.end.isoformat(),
             "teams": [t.as_dict() for t in self.teams],
-            "components": {c: str(v) for c, v in self.components.items()},
-            "unattributed_cost_usd": plain(self.unattributed_cost),
-            "total_usd": str(self.total),
+            "components": {c: usd_text(v) for c, v in self.components.items()},
+            "unattributed_cost_usd": decimal_text(self.unattributed_cost),
+            "total_usd": usd_text(self.total),
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
             "untracked": {"rule": self.untracked_rule,
-                          "teams": {k: plain(v) for k, v in sorted(self.untracked.items()) if k != UNMAPPED},
-                          "unmapped_usd": plain(self.untracked.get(UNMAPPED, Decimal(0))),
-                          "total_usd": plain(sum(self.untracked.values(), Decimal(0)))},
+                          "teams": {k: decimal_text(v) for k, v in sorted(self.untracked.items()) if k != UNMAPPED},
+                          "unmapped_usd": decimal_text(self.untracked.get(UNMAPPED, Decimal(0))),
+                          "total_usd": decimal_text(sum(self.untracked.values(), Decimal(0)))},
         }
 
     @classmethod
@@ -414,7 +413,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             pct, source = _markup(config, own, u.tokens)
             heads[key] = ("cost-plus", pct, source)
             lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
-            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{plain(pct)} % ({source})"))
+            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{decimal_text(pct)} % ({source})"))
         lines[key].append(Line("platform_fee", fee, detail="fixed per month") if fee is not None else
                           Line("platform_fee", Decimal(0), detail="none: before the org's first month"))
         for name, rate in sorted((per_outcome or {}).items()):
@@ -442,7 +441,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
         rule = config.unattributed
         split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
         weights, hows = _weights(split, order, teams, resolve, "unattributed")
-        cents = allocate(_to_cents(pool.quantize(CENT, ROUND_HALF_UP)), weights)
+        cents = allocate(_to_cents(round_cents(pool)), weights)
         return [(key, Decimal(c) / 100, how) for key, c, how in zip(order, cents, hows, strict=True)]
 
     if unattributed_cost:
@@ -471,7 +470,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
                                    detail=f"late spans and re-pricing of {source} (closed)"))
     order = sorted(lines)
     exact_totals = [sum((line.exact for line in lines[key]), Decimal(0)) for key in order]
-    grand = sum(exact_totals, Decimal(0)).quantize(CENT, ROUND_HALF_UP)
+    grand = round_cents(sum(exact_totals, Decimal(0)))
     team_cents = round_to_total(exact_totals, grand)
     statements = []
     for key, total in zip(order, team_cents, strict=True):
@@ -491,9 +490,9 @@ def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decim
     lower = Decimal(0)
     for i, tier in enumerate(config.tiers, 1):
         # The whole volume takes the tier it falls in: under 10 Mtok is tier 1, exactly 10 Mtok tier 2.
-        if tier.up_to_mtok is None or tokens < tier.up_to_mtok * MTOK:
-            upper = f"{plain(lower)}-{plain(tier.up_to_mtok)}" if tier.up_to_mtok is not None else \
-                f"{plain(lower)}+"
+        if tier.up_to_mtok is None or tokens < tier.up_to_mtok * TOKENS_PER_MTOK:
+            upper = f"{decimal_text(lower)}-{decimal_text(tier.up_to_mtok)}" if tier.up_to_mtok is not None else \
+                f"{decimal_text(lower)}+"
             return tier.markup_pct, f"tier {i}: {upper} Mtok"
         lower = tier.up_to_mtok
     return _first(config.default.markup_pct, Decimal(0)), "default"
@@ -506,7 +505,7 @@ def _weights(split: str | Mapping[str, Decimal], order: Sequence[str], teams: Ma
     if isinstance(split, Mapping):
         shares = {resolve(team, where): pct for team, pct in split.items()}
         weights = [shares.get(key, Decimal(0)) for key in order]
-        return weights, [f"x {plain(pct)} % (fixed split)" for pct in weights]
+        return weights, [f"x {decimal_text(pct)} % (fixed split)" for pct in weights]
     if split == "proportional":
         weights = [max(teams[key].cost, Decimal(0)) for key in order]
         if sum(weights):
@@ -556,17 +555,10 @@ def _first(*values: Decimal | None) -> Decimal:
     return next(v for v in values if v is not None)
 
 
-def plain(value: Decimal | None) -> str:
-    """A decimal without exponent or trailing zeros: `0.000123`, `15`, `2.5`."""
-    if value is None:
-        return ""
-    return f"{value.normalize():f}"
-
-
 def _usd(value: Decimal, *, exact: bool = False) -> str:
     if exact:  # a rate: every digit it has, and at least the cents ($0.50, $0.004)
-        return f"${plain(value) if -value.normalize().as_tuple().exponent > 2 else value.quantize(CENT)}"
-    return f"${value.quantize(CENT, ROUND_HALF_UP):,}"
+        return f"${decimal_text(value) if -value.normalize().as_tuple().exponent > 2 else value.quantize(CENT)}"
+    return f"${cents_text(value)}"
 
 
 def team_orgs_of(orgs: Iterable[Any]) -> dict[str, str]:

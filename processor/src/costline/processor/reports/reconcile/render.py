@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
-from costline.processor.formats import csv_cell
+from costline.processor.formats import csv_text, json_default
 from costline.processor.reports.reconcile.compare import OwnerRef, Result, Row, Unpriced
 from costline.processor.reports.reconcile.report import TOKEN_TYPES
-from costline.processor.units import PICO_PER_USD
+from costline.processor.units import pico_to_usd
 
 FORMATS = ("table", "csv", "json")
-
-
-def usd(pico: int) -> Decimal:
-    return Decimal(pico) / PICO_PER_USD
 
 
 def row_dict(r: Row) -> dict[str, Any]:
@@ -29,8 +23,8 @@ def row_dict(r: Row) -> dict[str, Any]:
         for name, value in zip(TOKEN_TYPES, tokens, strict=True):
             out[f"{side}_{name}_tokens"] = value
     out.update(provider_requests=r.provider_requests, ledger_requests=r.ledger_requests,
-               provider_cost_usd=usd(r.provider_cost_pico), ledger_cost_usd=usd(r.ledger_cost_pico),
-               drift_usd=usd(r.drift_pico), untracked_usd=usd(r.untracked_pico))
+               provider_cost_usd=pico_to_usd(r.provider_cost_pico), ledger_cost_usd=pico_to_usd(r.ledger_cost_pico),
+               drift_usd=pico_to_usd(r.drift_pico), untracked_usd=pico_to_usd(r.untracked_pico))
     return out
 
 
@@ -49,15 +43,15 @@ def unpriced_note(result: Result) -> str:
 
 
 def totals(result: Result) -> dict[str, Any]:
-    out = {"provider_cost_usd": usd(result.total_pico("provider_cost_pico")),
-           "ledger_cost_usd": usd(result.total_pico("ledger_cost_pico")),
-           "drift_usd": usd(result.total_pico("drift_pico")),
-           "untracked_usd": usd(result.total_pico("untracked_pico")),
+    out = {"provider_cost_usd": pico_to_usd(result.total_pico("provider_cost_pico")),
+           "ledger_cost_usd": pico_to_usd(result.total_pico("ledger_cost_pico")),
+           "drift_usd": pico_to_usd(result.total_pico("drift_pico")),
+           "untracked_usd": pico_to_usd(result.total_pico("untracked_pico")),
            "drift_share": result.drift_share.quantize(Decimal("0.000001"))}
     if result.billed is not None:
         billed = sum((b.billed_usd for b in result.billed), Decimal(0))
         out["billed_usd"] = billed
-        out["billed_minus_priced_usd"] = billed - usd(sum(b.priced_pico for b in result.billed))
+        out["billed_minus_priced_usd"] = billed - pico_to_usd(sum(b.priced_pico for b in result.billed))
     return out
 
 
@@ -69,25 +63,14 @@ def render(result: Result, fmt: str) -> str:
                "unpriced": [unpriced_dict(u) for u in result.unpriced]}
         if result.billed is not None:
             doc["billed"] = [{"day": b.day.isoformat(), "scope_kind": b.scope_kind, "scope_id": b.scope_id,
-                              "billed_usd": b.billed_usd, "priced_usd": usd(b.priced_pico),
-                              "difference_usd": b.billed_usd - usd(b.priced_pico)} for b in result.billed]
-        return json.dumps(doc, indent=2, default=_decimal_text) + "\n"
+                              "billed_usd": b.billed_usd, "priced_usd": pico_to_usd(b.priced_pico),
+                              "difference_usd": b.billed_usd - pico_to_usd(b.priced_pico)} for b in result.billed]
+        return json.dumps(doc, indent=2, default=json_default) + "\n"
     if fmt == "csv":
-        buffer = io.StringIO()
         rows = [row_dict(r) for r in result.rows]
         columns = list(rows[0]) if rows else list(row_dict(Row(result.provider, result.start, "", OwnerRef("", ""), "")))
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([csv_cell(row[c]) for c in columns])
-        return buffer.getvalue()
+        return csv_text(columns, ([row[c] for c in columns] for row in rows))
     return _table(result)
-
-
-def _decimal_text(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return str(value)  # exact: a JSON number would pass through a float in most readers
-    raise TypeError(type(value))
 
 
 def _table(result: Result) -> str:
@@ -99,8 +82,8 @@ def _table(result: Result) -> str:
     for r in result.rows:
         owner = f"{r.owner.kind} {r.owner.name}" if r.owner.kind != "untracked" else f"untracked {r.identity}"
         lines.append(f"  {r.day.isoformat():<10}  {owner[:32]:<32}  {r.model[:26]:<26}  "
-                     f"{usd(r.provider_cost_pico):>12.6f}  {usd(r.ledger_cost_pico):>12.6f}  "
-                     f"{usd(r.drift_pico):>12.6f}  {usd(r.untracked_pico):>12.6f}")
+                     f"{pico_to_usd(r.provider_cost_pico):>12.6f}  {pico_to_usd(r.ledger_cost_pico):>12.6f}  "
+                     f"{pico_to_usd(r.drift_pico):>12.6f}  {pico_to_usd(r.untracked_pico):>12.6f}")
     t = totals(result)
     lines.append(f"  {'total':<72}  {t['provider_cost_usd']:>12.6f}  {t['ledger_cost_usd']:>12.6f}  "
                  f"{t['drift_usd']:>12.6f}  {t['untracked_usd']:>12.6f}")
