@@ -150,9 +150,9 @@ def test_the_ledger_loads_no_pricing_ownership_or_normalisation():
 
 
 MONEY_AND_TIME_LITERALS = re.compile(r"1e12|1e-12|10 ?\*\* ?12|1_000_000_000_000|3_600_000_000_000|3600 ?\* ?10 ?\*\* ?9")
-BOUNDS_THAT_ARE_NOT_UNITS = ("MAX_TOKENS = ", "MAX_BUDGET_USD = ", "MAX_AMOUNT_USD = ")
-"""A trillion tokens per call, a trillion dollars per budget or chargeback amount: limits that happen to be 10^12,
-not the money unit."""
+BOUNDS_THAT_ARE_NOT_UNITS = ("MAX_TOKENS = ", "MAX_USD = ")
+"""A trillion tokens per call, a trillion dollars per budget or chargeback amount (`config.validators.MAX_USD`):
+limits that happen to be 10^12, not the money unit."""
 
 
 def test_money_and_time_units_are_spelled_once():

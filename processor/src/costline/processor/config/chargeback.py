@@ -25,41 +25,34 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-MAX_AMOUNT_USD = Decimal(10**12)
-"""Largest fee, shared cost or per-outcome rate: far above any real one, finite (a typo such as `1e40` is refused)."""
+from costline.processor.config.validators import MAX_USD, NAME, NAME_PATTERN, NAME_RULE, Strict
+
 MAX_MARKUP_PCT = Decimal(10_000)
 MAX_TIER_MTOK = Decimal(10**9)
 
-Usd = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT_USD, allow_inf_nan=False)]
-Cents = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT_USD, allow_inf_nan=False, decimal_places=2)]
+Usd = Annotated[Decimal, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
+Cents = Annotated[Decimal, Field(ge=0, le=MAX_USD, allow_inf_nan=False, decimal_places=2)]
 """An amount billed as it is (a fee, a shared cost): whole cents, so that splitting it never needs rounding it."""
 Pct = Annotated[Decimal, Field(ge=0, le=MAX_MARKUP_PCT, allow_inf_nan=False)]
 
-_PART = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}"
-TEAM_REF = re.compile(rf"^(?:{_PART}/)?{_PART}$")
+TEAM_REF = re.compile(rf"^(?:{NAME_PATTERN}/)?{NAME_PATTERN}$")
 """`team` or `org/team`: `org/team` when the same team name exists in several orgs."""
 MONTH = re.compile(r"^(19[7-9]\d|[2-9]\d{3})-(0[1-9]|1[0-2])$")
-OUTCOME_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
 SPLITS = ("proportional", "even")
 UNTRACKED_RULES = ("show", "charge")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
 def _team_ref(value: str) -> str:
     if not TEAM_REF.match(value):
-        raise ValueError(f"{value!r} is not a team: write `team` or `org/team` (names of 1-63 letters, digits, "
-                         "'_', '.', '-', starting with a letter or digit)")
+        raise ValueError(f"{value!r} is not a team: write `team` or `org/team` (names of {NAME_RULE})")
     if value.rsplit("/", 1)[-1] == "unattributed":
         raise ValueError("the unattributed spend is spread by `chargeback.unattributed`, it is not a team to charge")
     return value
 
 
-class Charging(_Strict):
+class Charging(Strict):
     """How one team (or, as `default`, every team) is charged. A key left out falls back to the default's."""
 
     markup_pct: Pct | None = None
@@ -74,25 +67,25 @@ class Charging(_Strict):
     @classmethod
     def _outcome_names(cls, value: dict[str, Decimal] | None) -> dict[str, Decimal] | None:
         for name in value or {}:
-            if not OUTCOME_NAME.match(name):
+            if not NAME.match(name):
                 raise ValueError(f"{name!r} is not an outcome name (1-63 letters, digits, '_', '.', '-')")
         if value is not None and not value:
             raise ValueError("must name at least one outcome and its rate, e.g. {ticket_resolved: 0.50}")
         return value
 
 
-class Tier(_Strict):
+class Tier(Strict):
     up_to_mtok: Annotated[Decimal, Field(gt=0, le=MAX_TIER_MTOK, allow_inf_nan=False)] | None = None
     """Upper bound, exclusive, in millions of tokens in the period; none on the last tier (it takes the rest)."""
     markup_pct: Pct
 
 
-class UnattributedTo(_Strict):
+class UnattributedTo(Strict):
     team: str
 
 
-class SharedCost(_Strict):
-    name: Annotated[str, Field(pattern=OUTCOME_NAME.pattern)]
+class SharedCost(Strict):
+    name: Annotated[str, Field(pattern=NAME.pattern)]
     monthly_usd: Cents
     split: Any
     """`proportional` (by each team's token cost), `even`, or `{team: percent, ...}` adding up to 100."""
@@ -122,7 +115,7 @@ class SharedCost(_Strict):
         return shares
 
 
-class ChargebackConfig(_Strict):
+class ChargebackConfig(Strict):
     default: Charging = Field(default_factory=Charging)
     tiers: list[Tier] = Field(default_factory=list)
     teams: dict[str, Charging] = Field(default_factory=dict)

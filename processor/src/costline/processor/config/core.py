@@ -35,20 +35,17 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.config.chargeback import ChargebackConfig
+from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}$")
-
-MAX_BUDGET_USD = Decimal(10**12)
-"""Largest budget per period. Far above any real one, finite, and exact as a JSON number (a double)."""
 MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
 """Largest price per million tokens: 0.10 USD a token, ~100x the dearest listed model, so a typo is caught and a
 call's cost in picodollars stays an integer the ledger's columns hold."""
-BudgetUsd = Annotated[Decimal, Field(ge=0, le=MAX_BUDGET_USD, allow_inf_nan=False)]
+BudgetUsd = Annotated[Decimal, Field(ge=0, le=MAX_USD, allow_inf_nan=False)]
 PricePerMtok = Annotated[Decimal, Field(ge=0, le=MAX_PRICE_PER_MTOK_USD, allow_inf_nan=False)]
 
 
@@ -60,11 +57,7 @@ class ConfigError(ValueError):
         self.errors = errors
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Budget(_Strict):
+class Budget(Strict):
     monthly_usd: BudgetUsd | None = None
     daily_usd: BudgetUsd | None = None
 
@@ -106,7 +99,7 @@ def _valid_glob(pattern: str) -> str:
 ModelGlob = Annotated[str, Field(max_length=255), AfterValidator(_valid_glob)]
 
 
-class ModelRule(_Strict):
+class ModelRule(Strict):
     """Which models of one provider an owner may call: `allow` admits only what it lists, `deny` refuses what it
     lists. Either or both."""
 
@@ -118,7 +111,7 @@ ANY_PROVIDER = "*"
 """`models:` key whose rule applies to every provider."""
 
 
-class _Named(_Strict):
+class _Named(Strict):
     name: str
     budget: Budget | None = None
     models: dict[str, ModelRule] = Field(default_factory=dict)
@@ -127,9 +120,8 @@ class _Named(_Strict):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value) or value in ("unattributed", "__overflow__"):
-            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit, "
-                             "and not a reserved name (unattributed, __overflow__)")
+        if not NAME.match(value) or value in ("unattributed", "__overflow__"):
+            raise ValueError(f"must be {NAME_RULE}, and not a reserved name (unattributed, __overflow__)")
         return value
 
 
@@ -160,7 +152,7 @@ class Project(_Named):
     pass
 
 
-class PriceOverride(_Strict):
+class PriceOverride(Strict):
     """A negotiated, discounted or self-hosted price, per million tokens. Covers the model's dated snapshots."""
 
     provider: str
@@ -179,7 +171,7 @@ METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
 """Every label a series can have: the call's, the owner's always there, the optional owner labels."""
 
 
-class MetricsConfig(_Strict):
+class MetricsConfig(Strict):
     user_label: bool = OPTIONAL_OWNER_LABELS["user"]
     key_label: bool = OPTIONAL_OWNER_LABELS["key"]
     feature_label: bool = OPTIONAL_OWNER_LABELS["feature"]
@@ -211,7 +203,7 @@ class MetricsConfig(_Strict):
         return value
 
 
-class LimitsConfig(_Strict):
+class LimitsConfig(Strict):
     """Plausibility bounds on what one span may bill (see `normalize.bounds`)."""
 
     max_tokens_per_call: int = Field(default=10_000_000, ge=1, le=MAX_TOKENS)
@@ -232,7 +224,7 @@ RECONCILE_IDENTITY_KINDS = {"openai": ("api_key_id", "project_id"), "anthropic":
 RECONCILE_OWNER_KINDS = ("key", "user", "team")
 
 
-class ReconcileProvider(_Strict):
+class ReconcileProvider(Strict):
     """How `costline serve --reconcile-every` reaches one provider's admin reports. The admin key itself never
     goes in a file: only the name of the environment variable that holds it."""
 
@@ -257,7 +249,7 @@ class ReconcileProvider(_Strict):
         return value
 
 
-class ReconcileIdentity(_Strict):
+class ReconcileIdentity(Strict):
     """One provider-side identity (an API key id, an OpenAI project, an Anthropic workspace) and its owner."""
 
     provider: str
@@ -300,7 +292,7 @@ class ReconcileIdentity(_Strict):
         return kind, getattr(self, kind)
 
 
-class ReconcileConfig(_Strict):
+class ReconcileConfig(Strict):
     """`costline reconcile` and `costline serve --reconcile-every`: see docs/reconciliation.md."""
 
     providers: dict[str, ReconcileProvider] = Field(default_factory=dict)
@@ -320,7 +312,7 @@ _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
 _ROLE = re.compile(r"^(admin|finance|guard|metrics|team:[^/\s]+/[^/\s]+)$")
 
 
-class ApiToken(_Strict):
+class ApiToken(Strict):
     """One bearer token of the `--http` API. Only its SHA-256 is kept (`costline hash-token` prints it)."""
 
     name: str
@@ -332,8 +324,8 @@ class ApiToken(_Strict):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
-            raise ValueError("must be 1-63 letters, digits, '_', '.', '-', starting with a letter or digit")
+        if not NAME.match(value):
+            raise ValueError(f"must be {NAME_RULE}")
         return value
 
     @field_validator("sha256")
@@ -352,7 +344,7 @@ class ApiToken(_Strict):
         return value
 
 
-class ApiConfig(_Strict):
+class ApiConfig(Strict):
     tokens: list[ApiToken] = Field(default_factory=list)
     """None configured: the API answers without a token, and `costline serve` warns if it listens beyond loopback."""
     metrics_token_required: bool = False
@@ -360,7 +352,7 @@ class ApiConfig(_Strict):
     its scrape config. Team and guard tokens are refused: the series carry every team's spend."""
 
 
-class CostlineConfig(_Strict):
+class CostlineConfig(Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
     projects: list[Project] = Field(default_factory=list)
