@@ -357,73 +357,121 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
     team to charge is not charged."""
     if config is None:
         raise StatementError(NO_CHARGEBACK)
-    team_orgs = team_orgs or {}
-    pool = [u for u in usage if u.team == UNATTRIBUTED]
-    unattributed_cost = sum((u.cost for u in pool), Decimal(0))
-    teams: dict[str, TeamUsage] = {u.key: u for u in usage if u.team != UNATTRIBUTED}
+    unattributed_cost = sum((u.cost for u in usage if u.team == UNATTRIBUTED), Decimal(0))
+    untracked = dict(untracked or {})
+    charged = untracked if config.untracked == "charge" else {}
+    teams = _Teams({u.key: u for u in usage if u.team != UNATTRIBUTED}, team_orgs or {}, started)
+    _add_named_teams(config, teams, unattributed_cost, charged)
+    draft = _Draft(teams, sorted(teams.usage))
+    _own_lines(config, draft)
+    _shared_cost_lines(config, draft)
+    _pool_lines(config, draft, unattributed_cost, charged)
+    _correction_lines(draft, corrections or {})
+    statements, grand = _rounded(draft)
+    return Statement(period, str(tz), period.start(tz), period.end(tz), statements, grand, unattributed_cost,
+                     untracked=untracked, untracked_rule=config.untracked)
 
-    def billable(key: str) -> bool:
+
+@dataclass(slots=True)
+class _Teams:
+    """The teams a statement is made for, as they are gathered (`org/team` -> usage), and how the config's team
+    references and the orgs' start apply to them."""
+
+    usage: dict[str, TeamUsage]
+    team_orgs: Mapping[str, str]
+    started: Collection[str] | None
+
+    def billable(self, key: str) -> bool:
+        """Whether the team's org has started, so that fixed charges (fee, shared costs) apply to it."""
         org = key.split("/", 1)[0]
         # The team of last resort (`unattributed/unattributed`) and the orgs folded past the cardinality limit
         # (`__overflow__`, only ever made of usage) stand for whoever started.
-        return started is None or org in started or (org in (UNATTRIBUTED, OVERFLOW) and bool(started))
+        return self.started is None or org in self.started or (org in (UNATTRIBUTED, OVERFLOW)
+                                                                 and bool(self.started))
 
-    def resolve(ref: str, where: str) -> str:
+    def resolve(self, ref: str, where: str) -> str:
+        """The `org/team` key a config reference (`team` or `org/team`, at `where`) names."""
         if "/" in ref:
             return ref
-        found = [key for key, u in teams.items() if u.team == ref]
+        found = [key for key, u in self.usage.items() if u.team == ref]
         if len(found) > 1:
             raise StatementError(f"chargeback.{where}: team {ref!r} exists in several orgs ({', '.join(found)}); "
                                  "write it as org/team")
-        return found[0] if found else f"{team_orgs.get(ref, UNATTRIBUTED)}/{ref}"
+        return found[0] if found else f"{self.team_orgs.get(ref, UNATTRIBUTED)}/{ref}"
 
-    untracked = dict(untracked or {})
-    charged = untracked if config.untracked == "charge" else {}
+    def add(self, key: str) -> None:
+        """A team with no usage of its own, charged for something else (a fixed split, a pool, a correction)."""
+        if key not in self.usage:
+            org, name = key.split("/", 1)
+            self.usage[key] = TeamUsage(org, name)
+
+
+@dataclass(slots=True)
+class _Draft:
+    """A statement's lines before rounding: per team (`org/team`), its lines and its head (model, markup, source)."""
+
+    teams: _Teams
+    order: list[str]
+    """The teams charged for the period (statement order), before corrections add teams of their own."""
+    lines: dict[str, list[Line]] = field(init=False)
+    heads: dict[str, tuple[str, Decimal, str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.lines = {key: [] for key in self.order}
+
+
+def _add_named_teams(config: ChargebackConfig, teams: _Teams, unattributed_cost: Decimal,
+                     charged: Mapping[str, Decimal]) -> None:
+    """Add the teams charged without usage of their own: those a fixed split names, once their org has started;
+    the unattributed rule's team whenever there is a pool for it to take; a team whose only spend this month was
+    untracked (it used a provider: charged like any other). With no team at all, a team of last resort."""
     unmapped = charged.get(UNMAPPED, Decimal(0))
-    # Teams a fixed split names are charged even in a month they made no calls, once their org has started; the
-    # unattributed rule's team whenever there is a pool for it to take.
-    named = [key for key in (resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
-                             if isinstance(c.split, dict) for t in c.split) if billable(key)]
+    named = [key for key in (teams.resolve(t, f"shared_costs[{i}].split") for i, c in enumerate(config.shared_costs)
+                             if isinstance(c.split, dict) for t in c.split) if teams.billable(key)]
     if not isinstance(config.unattributed, str) and (unattributed_cost or unmapped):
-        named.append(resolve(config.unattributed.team, "unattributed.team"))
-    # A team whose only spend this month was untracked is a team that used a provider: charged like any other.
+        named.append(teams.resolve(config.unattributed.team, "unattributed.team"))
     named += [key for key in charged if key != UNMAPPED]
     for key in named:
-        if key not in teams:
-            org, name = key.split("/", 1)
-            teams[key] = TeamUsage(org, name)
-    if not teams and (unattributed_cost or unmapped or (config.shared_costs and billable(UNATTRIBUTED))):
+        teams.add(key)
+    if not teams.usage and (unattributed_cost or unmapped or (config.shared_costs
+                                                              and teams.billable(UNATTRIBUTED))):
         # Nobody to spread onto: the statement still accounts for every dollar, on a line of its own.
-        teams[f"{UNATTRIBUTED}/{UNATTRIBUTED}"] = TeamUsage(UNATTRIBUTED, UNATTRIBUTED)
-    order = sorted(teams)
-    lines: dict[str, list[Line]] = {key: [] for key in order}
-    heads: dict[str, tuple[str, Decimal, str]] = {}
+        teams.add(f"{UNATTRIBUTED}/{UNATTRIBUTED}")
 
-    for key in order:
-        u = teams[key]
+
+def _own_lines(config: ChargebackConfig, draft: _Draft) -> None:
+    """Each team's charges for its own use: token cost and markup (cost-plus) or its outcomes (value-based), and
+    the platform fee once its org has started."""
+    for key in draft.order:
+        u = draft.teams.usage[key]
         own = config.teams.get(key) or config.teams.get(u.team) or Charging()
         per_outcome = own.per_outcome_usd if own.per_outcome_usd is not None else config.default.per_outcome_usd
-        fee = _first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0)) if billable(key) else None
+        fee = (_first(own.platform_fee_usd, config.default.platform_fee_usd, Decimal(0))
+               if draft.teams.billable(key) else None)
+        lines = draft.lines[key]
         if per_outcome is not None:
-            heads[key] = ("value-based", Decimal(0), "none: charged per outcome")
-            lines[key].append(Line("token_cost", Decimal(0), detail=f"value-based: {_usd(u.cost)} of tokens not "
-                                                                   "charged"))
-            lines[key].append(Line("markup", Decimal(0), detail="value-based: no markup"))
+            draft.heads[key] = ("value-based", Decimal(0), "none: charged per outcome")
+            lines.append(Line("token_cost", Decimal(0), detail=f"value-based: {_usd(u.cost)} of tokens not charged"))
+            lines.append(Line("markup", Decimal(0), detail="value-based: no markup"))
         else:
             pct, source = _markup(config, own, u.tokens)
-            heads[key] = ("cost-plus", pct, source)
-            lines[key].append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
-            lines[key].append(Line("markup", u.cost * pct / 100, detail=f"{decimal_text(pct)} % ({source})"))
-        lines[key].append(Line("platform_fee", fee, detail="fixed per month") if fee is not None else
-                          Line("platform_fee", Decimal(0), detail="none: before the org's first month"))
+            draft.heads[key] = ("cost-plus", pct, source)
+            lines.append(Line("token_cost", u.cost, detail=f"{u.tokens:,} tokens, {u.requests:,} requests"))
+            lines.append(Line("markup", u.cost * pct / 100, detail=f"{decimal_text(pct)} % ({source})"))
+        lines.append(Line("platform_fee", fee, detail="fixed per month") if fee is not None else
+                     Line("platform_fee", Decimal(0), detail="none: before the org's first month"))
         for name, rate in sorted((per_outcome or {}).items()):
             count = u.outcomes.get(name, 0)
-            lines[key].append(Line("value_based", rate * count, name=name, quantity=count,
-                                   detail=f"{count:,} x {_usd(rate, exact=True)}"))
+            lines.append(Line("value_based", rate * count, name=name, quantity=count,
+                              detail=f"{count:,} x {_usd(rate, exact=True)}"))
 
-    payers = [key for key in order if billable(key)]
+
+def _shared_cost_lines(config: ChargebackConfig, draft: _Draft) -> None:
+    """Each shared cost split in whole cents over the teams whose org has started, as its split says."""
+    teams, order = draft.teams, draft.order
+    payers = [key for key in order if teams.billable(key)]
     for i, cost in enumerate(config.shared_costs):
-        weights, hows = _weights(cost.split, payers, teams, resolve, f"shared_costs[{i}].split")
+        weights, hows = _weights(cost.split, payers, teams.usage, teams.resolve, f"shared_costs[{i}].split")
         by_key = dict(zip(payers, zip(weights, hows, strict=True), strict=True))
         weights = [by_key.get(key, (Decimal(0), ""))[0] for key in order]
         hows = [by_key.get(key, (Decimal(0), "none: before the org's first month"))[1] for key in order]
@@ -433,55 +481,72 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
             continue
         shares = allocate(_to_cents(cost.monthly_usd), [*weights, unbilled])[: len(order)]
         for key, cents, how in zip(order, shares, hows, strict=True):
-            lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
-                                   detail=f"{_usd(cost.monthly_usd)} {how}"))
-    def spread_by_unattributed_rule(pool: Decimal) -> tuple[list[tuple[Any, Decimal]], str]:
-        """A pool nobody owns (untagged spend, unmapped untracked spend), rounded to the cent once and split over
-        the teams by `chargeback.unattributed`: (team key, share, how it was split) in statement order."""
-        rule = config.unattributed
-        split = {resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
-        weights, hows = _weights(split, order, teams, resolve, "unattributed")
-        cents = allocate(_to_cents(round_cents(pool)), weights)
-        return [(key, Decimal(c) / 100, how) for key, c, how in zip(order, cents, hows, strict=True)]
+            draft.lines[key].append(Line("shared_cost", Decimal(cents) / 100, name=cost.name,
+                                         detail=f"{_usd(cost.monthly_usd)} {how}"))
 
+
+def _pool_lines(config: ChargebackConfig, draft: _Draft, unattributed_cost: Decimal,
+                charged: Mapping[str, Decimal]) -> None:
+    """The spend no team owns (untagged calls; charged untracked spend under unmapped identities) spread by
+    `chargeback.unattributed`, and each team's own charged untracked spend at cost."""
+    unmapped = charged.get(UNMAPPED, Decimal(0))
     if unattributed_cost:
-        for key, share, how in spread_by_unattributed_rule(unattributed_cost):
-            lines[key].append(Line("unattributed", share, detail=f"{_usd(unattributed_cost)} untagged, {how}"))
-    for key in order:
+        for key, share, how in _spread_by_unattributed_rule(config, draft, unattributed_cost):
+            draft.lines[key].append(Line("unattributed", share,
+                                         detail=f"{_usd(unattributed_cost)} untagged, {how}"))
+    for key in draft.order:
         if charged.get(key):
-            lines[key].append(Line("untracked", charged[key],
-                                   detail="billed by the provider, seen by no span (at cost, no markup)"))
+            draft.lines[key].append(Line("untracked", charged[key],
+                                         detail="billed by the provider, seen by no span (at cost, no markup)"))
     if unmapped:
-        for key, share, how in spread_by_unattributed_rule(unmapped):
-            lines[key].append(Line("untracked", share, name=UNMAPPED,
-                                   detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
+        for key, share, how in _spread_by_unattributed_rule(config, draft, unmapped):
+            draft.lines[key].append(Line("untracked", share, name=UNMAPPED,
+                                         detail=f"{_usd(unmapped)} under unmapped provider identities, {how}"))
 
-    for key, items in sorted((corrections or {}).items()):
+
+def _spread_by_unattributed_rule(config: ChargebackConfig, draft: _Draft, pool: Decimal
+                                 ) -> list[tuple[str, Decimal, str]]:
+    """A pool nobody owns, rounded to the cent once and split over the teams by `chargeback.unattributed`: (team
+    key, share, how it was split) in statement order."""
+    rule, teams = config.unattributed, draft.teams
+    split = {teams.resolve(rule.team, "unattributed.team"): Decimal(100)} if not isinstance(rule, str) else rule
+    weights, hows = _weights(split, draft.order, teams.usage, teams.resolve, "unattributed")
+    cents = allocate(_to_cents(round_cents(pool)), weights)
+    return [(key, Decimal(c) / 100, how) for key, c, how in zip(draft.order, cents, hows, strict=True)]
+
+
+def _correction_lines(draft: _Draft, corrections: Mapping[str, Sequence[tuple[str, Decimal]]]) -> None:
+    """What changed in closed periods, per team: `correction` lines; a team with nothing else this period is
+    charged only those."""
+    for key, items in sorted(corrections.items()):
         items = [(source, exact) for source, exact in items if exact]
         if not items:
             continue
-        if key not in lines:
-            org, name = key.split("/", 1)
-            teams[key] = TeamUsage(org, name)
-            heads[key] = (CORRECTION_ONLY, Decimal(0), "none: corrections only")
-            lines[key] = []
+        if key not in draft.lines:
+            draft.teams.add(key)
+            draft.heads[key] = (CORRECTION_ONLY, Decimal(0), "none: corrections only")
+            draft.lines[key] = []
         for source, exact in sorted(items):
-            lines[key].append(Line("correction", exact, name=source,
-                                   detail=f"late spans and re-pricing of {source} (closed)"))
-    order = sorted(lines)
-    exact_totals = [sum((line.exact for line in lines[key]), Decimal(0)) for key in order]
+            draft.lines[key].append(Line("correction", exact, name=source,
+                                         detail=f"late spans and re-pricing of {source} (closed)"))
+
+
+def _rounded(draft: _Draft) -> tuple[tuple[TeamStatement, ...], Decimal]:
+    """The teams' statements with every line rounded to the cent, and the grand total: the exact total rounded once,
+    spread over the teams and each team's over its lines by largest remainder (the module's docstring)."""
+    order = sorted(draft.lines)
+    exact_totals = [sum((line.exact for line in draft.lines[key]), Decimal(0)) for key in order]
     grand = round_cents(sum(exact_totals, Decimal(0)))
-    team_cents = round_to_total(exact_totals, grand)
     statements = []
-    for key, total in zip(order, team_cents, strict=True):
-        team_lines = lines[key]
-        amounts = round_to_total([line.exact for line in team_lines], total)
-        model, pct, source = heads[key]
+    for key, total in zip(order, round_to_total(exact_totals, grand), strict=True):
+        lines = draft.lines[key]
+        amounts = round_to_total([line.exact for line in lines], total)
+        model, pct, source = draft.heads[key]
+        u = draft.teams.usage[key]
         statements.append(TeamStatement(
-            teams[key].org, teams[key].team, model, pct, source, teams[key],
-            tuple(replace(line, amount=amount) for line, amount in zip(team_lines, amounts, strict=True)), total))
-    return Statement(period, str(tz), period.start(tz), period.end(tz), tuple(statements), grand, unattributed_cost,
-                     untracked=untracked, untracked_rule=config.untracked)
+            u.org, u.team, model, pct, source, u,
+            tuple(replace(line, amount=amount) for line, amount in zip(lines, amounts, strict=True)), total))
+    return tuple(statements), grand
 
 
 def _markup(config: ChargebackConfig, own: Charging, tokens: int) -> tuple[Decimal, str]:
