@@ -38,7 +38,7 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.config.chargeback import ChargebackConfig
-from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict
+from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
@@ -126,14 +126,8 @@ class _Named(Strict):
 
 
 class Key(_Named):
-    fingerprint: str
-
-    @field_validator("fingerprint")
-    @classmethod
-    def _valid_fingerprint(cls, value: str) -> str:
-        if not _FINGERPRINT.match(value):
-            raise ValueError("must be 16 lowercase hex characters (`costline fingerprint KEY` prints it)")
-        return value
+    fingerprint: Annotated[str, matching(_FINGERPRINT, "must be 16 lowercase hex characters "
+                                                       "(`costline fingerprint KEY` prints it)")]
 
 
 class User(_Named):
@@ -228,18 +222,12 @@ class ReconcileProvider(Strict):
     """How `costline serve --reconcile-every` reaches one provider's admin reports. The admin key itself never
     goes in a file: only the name of the environment variable that holds it."""
 
-    admin_key_env: str
+    admin_key_env: Annotated[str, matching(_ENV_NAME, "must be the name of an environment variable (letters, "
+                                                      "digits, '_'), not the key itself: admin keys are read from the "
+                                                      "environment, never from a config file")]
     api_base: str | None = None
     costs: bool = True
     """Read the cost report too (billed USD per day and project/workspace)."""
-
-    @field_validator("admin_key_env")
-    @classmethod
-    def _env_name(cls, value: str) -> str:
-        if not _ENV_NAME.match(value):
-            raise ValueError("must be the name of an environment variable (letters, digits, '_'), not the key "
-                             "itself: admin keys are read from the environment, never from a config file")
-        return value
 
     @field_validator("api_base")
     @classmethod
@@ -315,33 +303,12 @@ _ROLE = re.compile(r"^(admin|finance|guard|metrics|team:[^/\s]+/[^/\s]+)$")
 class ApiToken(Strict):
     """One bearer token of the `--http` API. Only its SHA-256 is kept (`costline hash-token` prints it)."""
 
-    name: str
-    sha256: str
-    role: str
+    name: Annotated[str, matching(NAME, f"must be {NAME_RULE}")]
+    sha256: Annotated[str, matching(_TOKEN_HASH, "must be 'sha256:' and 64 lowercase hex characters (`costline "
+                                                 "hash-token` prints it); the token itself never goes in the config")]
+    role: Annotated[str, matching(_ROLE, "must be admin, finance, guard, metrics or team:<org>/<team>")]
     expires: datetime | None = None
     """After this instant the token is refused (401). A naive value is UTC."""
-
-    @field_validator("name")
-    @classmethod
-    def _valid_name(cls, value: str) -> str:
-        if not NAME.match(value):
-            raise ValueError(f"must be {NAME_RULE}")
-        return value
-
-    @field_validator("sha256")
-    @classmethod
-    def _valid_hash(cls, value: str) -> str:
-        if not _TOKEN_HASH.match(value):
-            raise ValueError("must be 'sha256:' and 64 lowercase hex characters (`costline hash-token` prints it); "
-                             "the token itself never goes in the config")
-        return value
-
-    @field_validator("role")
-    @classmethod
-    def _valid_role(cls, value: str) -> str:
-        if not _ROLE.match(value):
-            raise ValueError("must be admin, finance, guard, metrics or team:<org>/<team>")
-        return value
 
 
 class ApiConfig(Strict):

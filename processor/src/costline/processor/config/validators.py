@@ -1,12 +1,12 @@
-"""What every section of the config validates alike, spelled once: the strict model base, the name rule and the
-largest amount of money a config may name. `core.py` and `chargeback.py` both build on these."""
+"""What every section of the config validates alike, spelled once: the strict model base, the name rule, a text
+field that must match a pattern, and the largest amount of money a config may name. `core.py` and `chargeback.py` both build on these."""
 
 from __future__ import annotations
 
 import re
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,62}"
 """An owner, token, shared cost or outcome name (unanchored, so that `team` and `org/team` can be built from it).
@@ -24,3 +24,15 @@ class Strict(BaseModel):
     """A config section: unknown keys are errors (a misspelt key is never silently ignored), values are frozen."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def matching(pattern: re.Pattern[str], rule: str) -> AfterValidator:
+    """A text field that must match `pattern`, else an error saying `rule` (`Annotated[str, matching(...)]`): the
+    error names the key and the rule, like every config error."""
+
+    def check(value: str) -> str:
+        if not pattern.match(value):
+            raise ValueError(rule)
+        return value
+
+    return AfterValidator(check)
