@@ -93,8 +93,21 @@ def read_files(provider: str, start: date, end: date, paths: list[Path]) -> Prov
     return report
 
 
+def _buckets(module: ModuleType, page: Fields) -> list[tuple[date, Fields, list[Any]]]:
+    """(day, bucket, results) of a page, every bucket's bounds checked (a UTC midnight, in the provider's
+    spelling: `module.BUCKET_BOUNDS` read by `module.bucket_day`) before any result is read."""
+    out = []
+    for i, raw in enumerate(page.array("data")):
+        bucket = Fields(raw, f"{page.path}: data[{i}]")
+        start, end = module.BUCKET_BOUNDS
+        day = module.bucket_day(bucket, start)
+        module.bucket_day(bucket, end)
+        out.append((day, bucket, bucket.array("results")))
+    return out
+
+
 def _add_page(module: ModuleType, report: ProviderReport, page: Fields, where: str, cost: bool | None) -> None:
-    for day, bucket, results in module.buckets(page):
+    for day, bucket, results in _buckets(module, page):
         if not report.start <= day < report.end:
             continue
         for j, raw in enumerate(results):

@@ -27,6 +27,9 @@ API_VERSION = "2023-06-01"
 GROUP_BY = ("api_key_id", "workspace_id", "model")
 PAGE_LIMIT = 31
 """Daily buckets per page: the API's maximum for `bucket_width=1d`."""
+BUCKET_BOUNDS = ("starting_at", "ending_at")
+bucket_day = Fields.rfc3339_day
+"""How a bucket's bounds are written: RFC 3339 timestamps."""
 CENTS_PER_USD = Decimal(100)
 
 
@@ -50,16 +53,6 @@ def cost_params(start: int, end: int) -> list[tuple[str, str]]:
 
 def is_cost_result(result: Any) -> bool:
     return isinstance(result, dict) and "amount" in result
-
-
-def buckets(page: Fields) -> list[tuple[date, Fields, list[Any]]]:
-    out = []
-    for i, raw in enumerate(page.array("data")):
-        bucket = Fields(raw, f"{page.path}: data[{i}]")
-        day = bucket.rfc3339_day("starting_at")
-        bucket.rfc3339_day("ending_at")
-        out.append((day, bucket, bucket.array("results")))
-    return out
 
 
 def usage_result(day: date, result: Fields) -> UsageRow:

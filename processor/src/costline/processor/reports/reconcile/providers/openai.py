@@ -27,6 +27,9 @@ COST_RESULT = "organization.costs.result"
 GROUP_BY = ("project_id", "api_key_id", "model")
 PAGE_LIMIT = 31
 """Daily buckets per page: the API's maximum for `bucket_width=1d`."""
+BUCKET_BOUNDS = ("start_time", "end_time")
+bucket_day = Fields.unix_day
+"""How a bucket's bounds are written: unix seconds."""
 
 
 def headers(admin_key: str) -> dict[str, str]:
@@ -45,17 +48,6 @@ def cost_params(start: int, end: int) -> list[tuple[str, str]]:
 
 def is_cost_result(result: Any) -> bool:
     return isinstance(result, dict) and (result.get("object") == COST_RESULT or "amount" in result)
-
-
-def buckets(page: Fields) -> list[tuple[date, Fields, list[Any]]]:
-    """(day, bucket, results) of a page, checking the page's and buckets' own fields."""
-    out = []
-    for i, raw in enumerate(page.array("data")):
-        bucket = Fields(raw, f"{page.path}: data[{i}]")
-        day = bucket.unix_day("start_time")
-        bucket.unix_day("end_time")
-        out.append((day, bucket, bucket.array("results")))
-    return out
 
 
 def usage_result(day: date, result: Fields) -> UsageRow:
