@@ -23,7 +23,7 @@ from typing import Any, NamedTuple
 from costline.processor.model import LLMCall
 from costline.processor.reports.reconcile.providers import ProviderReport
 from costline.processor.reports.reconcile.report import IDENTITY_KINDS, UsageRow
-from costline.processor.units import usd_to_pico
+from costline.processor.units import NS_PER_S, usd_to_pico
 
 UNTRACKED = "untracked"
 """The owner of spend under a provider identity no config entry maps."""
@@ -228,7 +228,7 @@ def _canonical(model_id: str) -> str:
 
 
 def _nano(day: date) -> int:
-    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * 1_000_000_000
+    return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp()) * NS_PER_S
 
 
 def _flat_cost(rates: Any, tokens: tuple[int, int, int, int]) -> int:
