@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +53,15 @@ def test_csv_text_writes_each_cell_once_with_rfc_4180_lines():
     assert csv_text(("n",), [(Decimal("1E-12"),)]) == "n\r\n0.000000000001\r\n"
     assert csv_text(("n",), [(1,)], cell=lambda v: f"<{v}>") == "n\r\n<1>\r\n"
     assert csv_cell(Decimal("1E-12")) == "0.000000000001"
+
+
+SOURCE = Path(__file__).resolve().parents[2] / "processor" / "src" / "costline" / "processor"
+PICO_ARITHMETIC = re.compile(r"[/*]\s*PICO_PER_USD\b|\bPICO_PER_USD\s*(\*(?!\*)|/(?!/))")
+"""Dividing or multiplying by the money unit: converting pico-dollars by hand instead of with `units`."""
+
+
+def test_pico_dollars_are_converted_only_in_units():
+    found = [f"{path.relative_to(SOURCE)}:{n}: {line.strip()}"
+             for path in sorted(SOURCE.rglob("*.py")) if path.name != "units.py"
+             for n, line in enumerate(path.read_text("utf-8").splitlines(), 1) if PICO_ARITHMETIC.search(line)]
+    assert found == []

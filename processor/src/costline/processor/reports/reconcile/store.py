@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
@@ -36,7 +35,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import create_tables
 from costline.processor.reports.reconcile.compare import Result
-from costline.processor.units import PICO_PER_USD, usd_to_pico
+from costline.processor.units import pico_to_usd, usd_to_pico
 
 metadata = MetaData()
 
@@ -169,7 +168,7 @@ class ReconciliationStore:
         with self.engine.connect() as conn:
             found = conn.execute(query).all()
         return [{"provider": p, "owner_kind": kind, "owner": owner, "org": org, "team": team,
-                 "untracked_usd": Decimal(int(pico)) / PICO_PER_USD}
+                 "untracked_usd": pico_to_usd(int(pico))}
                 for p, kind, owner, org, team, pico in found if pico]
 
     def latest_totals(self) -> list[OwnerTotals]:
