@@ -1,7 +1,7 @@
 """OpenAI's and Anthropic's admin usage and cost reports, as documented, built from the calls a provider "served".
 
 The same envelopes the real APIs answer (`object: "page"` / `data` / `has_more` / `next_page`), daily buckets (empty
-ones included) and result objects: `tests/processor/reconcile/admin_server.py` serves them with faults for the
+ones included) and result objects: `tests/processor/reports/reconcile/admin_server.py` serves them with faults for the
 reconciliation tests, and `FakeProviderServer` serves the OpenAI usage report of the calls it answered (the demo's
 `costline reconcile`). Stdlib only.
 """

@@ -365,6 +365,10 @@ class FakeProviderServer(ThreadingHTTPServer):
     """`with FakeProviderServer() as server: openai.OpenAI(base_url=server.openai_base_url, ...)`."""
 
     daemon_threads = True
+    request_queue_size = 128
+    """socketserver's default listen backlog is 5: an app calling from 20 threads at once overflowed it, and the
+    connections the kernel then dropped reached the SDK as `APIConnectionError` (a real provider's backlog is far
+    larger)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__((host, port), _Handler)
