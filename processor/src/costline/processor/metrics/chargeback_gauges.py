@@ -35,8 +35,8 @@ from prometheus_client.registry import Collector
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.ledger import LedgerUnavailable
-from costline.processor.metrics.refresher import Refresher
 from costline.processor.overflow import folded, kept_values
+from costline.processor.refresher import Refresher
 from costline.processor.reports.chargeback.report import inputs_of, statement_for
 from costline.processor.reports.chargeback.statement import Period
 

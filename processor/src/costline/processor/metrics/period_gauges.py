@@ -27,9 +27,9 @@ from prometheus_client.registry import Collector
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.metrics.refresher import Refresher
 from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
 from costline.processor.overflow import folded, kept_values
+from costline.processor.refresher import Refresher
 from costline.processor.units import period_starts, pico_to_float_usd
 
 log = logging.getLogger("costline.processor.metrics.period_gauges")
