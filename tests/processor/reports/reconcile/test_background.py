@@ -139,9 +139,13 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
                                  "--config", str(config), "--db", db],
                                 capture_output=True, text=True, timeout=60, env=dict(os.environ))
         assert result.returncode == 0, result.stderr
-        value = poll(lambda: _gauge(generate_latest(service.registry).decode(),
-                                    "costline_reconciliation_untracked_usd", "billing"),
-                     20, "the gauges never showed the command line's reconciliation")
+
+        def untracked() -> float | None:
+            return _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
+                          "billing")
+
+        poll(lambda: untracked() is not None, 20, "the gauges never showed the command line's reconciliation")
+        value = untracked()
         assert value == pytest.approx(0.15)  # 1M gpt-4o-mini input tokens at $0.15 / MTok
     finally:
         service.stop(0)
