@@ -18,6 +18,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 log = logging.getLogger("costline.processor.refresher")
 
@@ -72,3 +73,23 @@ class Refresher:
             except Exception:
                 log.exception("%s: refresh failed; the last figures stay", self._name)
             self._wake.wait(max(0.0, self._interval_s - (time.monotonic() - began)))
+
+
+class Refreshed:
+    """What an owner of a `Refresher` (in `_refresher`) offers its service: start, stop and `changed`, delegated."""
+
+    _refresher: Refresher
+
+    def start(self: _Owner) -> _Owner:
+        self._refresher.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._refresher.stop(timeout_s)
+
+    def changed(self) -> None:
+        """Something was written: read again soon. Cheap and never raises (called on the ingest path)."""
+        self._refresher.changed()
+
+
+_Owner = TypeVar("_Owner", bound=Refreshed)
