@@ -110,10 +110,11 @@ def main() -> None:
     from costline.processor.config.settings import Address
     from costline.processor.http import server as server_module
     from costline.processor.http.api import AdminApi
+    from costline.processor.http.auth import BearerAuth
     from costline.processor.http.otlp_http import OTLPHttpReceiver
     from costline.processor.http.server import HttpServer
     from costline.processor.ingest.pipeline import IngestResult
-    from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
+    from costline.processor.ingest.receivers import ReceiverStats
 
     class Counting:
         def ingest(self, request: ExportTraceServiceRequest) -> IngestResult:

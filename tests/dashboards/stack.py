@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -16,20 +15,13 @@ from pathlib import Path
 import yaml
 
 from costline.testing.local import free_port, http_get
+from tests.polling import poll
 
 
 def wait_until(check, what: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"{what} exited with {process.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
-        try:
-            if check():
-                return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{what} not ready after {timeout:.0f}s:\n{log.read_text(errors='replace')[-4000:]}")
+    """`check` true, while `process` (whose log tells why it is not) runs; a refused connection is "not yet"."""
+    poll(check, timeout, lambda: f"{what}:\n{log.read_text(errors='replace')[-4000:]}", interval=0.2,
+         ignoring=(OSError,), process=process)
 
 
 @dataclass

@@ -23,6 +23,7 @@ from costline.dashboards import build
 from costline.dashboards.alerts import alert_rule_groups
 from costline.dashboards.config import DEFAULT_CONFIG
 from costline.testing.local import http_get, stop_process
+from tests.polling import poll
 
 from .conftest import GENERATED
 from .expressions import panel_queries, rule_expressions, substitute, variable_queries
@@ -114,7 +115,7 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
     rules_dir.mkdir()
     prometheus = start_prometheus(prometheus_binary, workdir, processor.metrics_address, _write_rules(rules_dir), "1s")
     try:
-        _wait_for(lambda: prometheus.query('up{job="costline"} == 1'), "Prometheus scraping the processor", 20)
+        poll(lambda: prometheus.query('up{job="costline"} == 1'), 20, "Prometheus scraping the processor", interval=0.5)
         started = time.time()
         workload = Workload(processor.otlp_http_url)
         try:
@@ -124,13 +125,10 @@ def loaded_stack(prometheus_binary, tmp_path_factory):
             workload.shutdown()
         finished = time.time()
         # The workload blows budgets (the alert rules saw it), and Prometheus scraped twice since the last span.
-        _wait_for(
-            lambda: prometheus.query('ALERTS{alertname="CostlineBudgetWarning", alertstate="firing"}'),
-            "CostlineBudgetWarning firing",
-            20,
-        )
-        _wait_for(lambda: prometheus.query(f'timestamp(up{{job="costline"}}) > {finished + 2:.3f}'),
-                  "two scrapes after the workload", 20)
+        poll(lambda: prometheus.query('ALERTS{alertname="CostlineBudgetWarning", alertstate="firing"}'), 20,
+             "CostlineBudgetWarning firing", interval=0.5)
+        poll(lambda: prometheus.query(f'timestamp(up{{job="costline"}}) > {finished + 2:.3f}'), 20,
+             "two scrapes after the workload", interval=0.5)
         yield prometheus, started, processor
     finally:
         stop_process(prometheus.process)
@@ -146,15 +144,6 @@ def _importable(name: str) -> bool:
         return importlib.util.find_spec(name) is not None
     except ModuleNotFoundError:
         return False
-
-
-def _wait_for(check, what: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _has_values(result: list[dict]) -> bool:
@@ -268,27 +257,32 @@ def test_total_spend_panels_equal_the_ledger_to_one_percent(loaded_stack, dashbo
     assert ledger > 10  # the workload's ~$11 including the $5 burst
     # The dashboard's range: from just before the workload to now (what "Last N minutes" would show).
     expr = substitute(_raw_expr(dashboard, panel).replace("$__range", f"{int(time.time() - started) + 5}s"))
-    deadline = time.monotonic() + 20
-    while True:  # the ledger gauges follow commits within about a second; the scrape interval is 1 s
+
+    def shown() -> float:
         result = prometheus.query(expr)
-        shown = float(result[0]["value"][1]) if result else 0.0
-        if abs(shown - ledger) <= 0.01 * ledger or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert shown == pytest.approx(ledger, rel=0.01), f"{panel}: {shown} vs ledger {ledger}\n{expr}"
+        return float(result[0]["value"][1]) if result else 0.0
+
+    # The ledger gauges follow commits within about a second; the scrape interval is 1 s.
+    poll(lambda: abs(shown() - ledger) <= 0.01 * ledger, 20, lambda: f"{panel}: {shown()} vs ledger {ledger}\n{expr}",
+         interval=0.5)
+    assert shown() == pytest.approx(ledger, rel=0.01), f"{panel}: {shown()} vs ledger {ledger}\n{expr}"
 
 
 def test_month_to_date_charges_equal_the_statement(loaded_stack):
     """The Chargeback dashboard's total is the open statement's (`GET /api/v1/chargeback`), to the cent."""
     prometheus, _, processor = loaded_stack
     expr = substitute(_raw_expr("Costline / Chargeback", "Month-to-date charges"))
-    deadline = time.monotonic() + 20
-    while True:  # the gauges follow commits within a few seconds; the scrape interval is 1 s
-        statement = json.loads(http_get(f"{processor.http_url}/api/v1/chargeback?format=json"))
+
+    def statement_total() -> str:
+        return json.loads(http_get(f"{processor.http_url}/api/v1/chargeback?format=json"))["total_usd"]
+
+    def shown() -> float | None:
         result = prometheus.query(expr)
-        shown = round(float(result[0]["value"][1]), 2) if result else None
-        if shown == float(statement["total_usd"]) or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
-    assert Decimal(statement["total_usd"]) > 600  # three $200 fees, the $300 split, tokens, markups and tickets
-    assert shown == float(statement["total_usd"]), expr
+        return round(float(result[0]["value"][1]), 2) if result else None
+
+    # The gauges follow commits within a few seconds; the scrape interval is 1 s.
+    poll(lambda: shown() == float(statement_total()), 20, lambda: f"{shown()} vs {statement_total()}: {expr}",
+         interval=0.5)
+    total = statement_total()
+    assert Decimal(total) > 600  # three $200 fees, the $300 split, tokens, markups and tickets
+    assert shown() == float(total), expr

@@ -16,7 +16,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from decimal import Decimal
@@ -27,6 +26,7 @@ import pytest
 from costline.fingerprint import fingerprint
 from costline.processor.http.auth import hash_token
 from costline.testing.fake_provider import FakeProviderServer
+from tests.polling import poll
 from tests.processor.served import serve, stop
 
 APP = Path(__file__).parent / "apps" / "guarded_app.py"
@@ -109,10 +109,8 @@ def runs(processor):
         # The processor's budgets are re-read by a thread of their own after a commit: wait until they show the
         # key's budget spent, so the guard's first policy answer is the one this test is about.
         policy = f"{processor.api_url}/api/v1/policy?key={fingerprint(KEY)}&org=acme&team=search"
-        deadline = time.monotonic() + 30
-        while Decimal(get(policy, GUARD_TOKEN)[1]["budget"]["remaining_usd"]) > 0:
-            assert time.monotonic() < deadline, get(policy, GUARD_TOKEN)
-            time.sleep(0.1)
+        poll(lambda: Decimal(get(policy, GUARD_TOKEN)[1]["budget"]["remaining_usd"]) <= 0, 30,
+             lambda: str(get(policy, GUARD_TOKEN)), interval=0.1)
         guarded = run_app(processor, provider, COSTLINE_GUARD="block", COSTLINE_GUARD_URL=processor.api_url,
                           COSTLINE_GUARD_TOKEN=GUARD_TOKEN)
         sent_guarded = len(provider.requests) - sent_unguarded

@@ -10,13 +10,13 @@ import re
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from costline.testing.fake_provider import FakeProviderServer
 from costline.testing.local import free_port, stop_process
+from tests.polling import poll
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -68,10 +68,9 @@ def tour(tmp_path_factory):
     processor = subprocess.Popen(shlex.split(serve) + listen, cwd=tmp, env=env, stdout=subprocess.DEVNULL,
                                  stderr=open(tmp / "serve.log", "w"))  # noqa: SIM115
     try:
-        deadline = time.monotonic() + 60
-        while subprocess.run(["curl", "-sf", f"localhost:{ports['9464']}/readyz"], capture_output=True).returncode:
-            assert processor.poll() is None and time.monotonic() < deadline, (tmp / "serve.log").read_text()
-            time.sleep(0.2)
+        ready = ["curl", "-sf", f"localhost:{ports['9464']}/readyz"]
+        poll(lambda: subprocess.run(ready, capture_output=True).returncode == 0, 60, (tmp / "serve.log").read_text,
+             interval=0.2, process=processor)
         with FakeProviderServer() as provider:
             app_env = {**env, "OPENAI_API_KEY": "sk-tour-key", "OPENAI_BASE_URL": provider.openai_base_url,
                        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": "openai,openai_v2,anthropic"}
@@ -92,13 +91,15 @@ def test_the_instrumented_app_runs_without_export_errors(tour):
 def test_the_look_commands_answer(tour):
     tmp, env, localised, _ = tour
     metrics, budgets, usage = _step("api/v1/budgets")
-    deadline = time.monotonic() + 30
-    while True:  # the app's span reaches the ledger a moment after the app exits
+
+    def run_usage() -> subprocess.CompletedProcess:
         out = subprocess.run(shlex.split(usage), cwd=tmp, env=env, capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
-        if "gpt-4o-mini" in out.stdout or time.monotonic() > deadline:
-            break
-        time.sleep(0.3)
+        return out
+
+    # The app's span reaches the ledger a moment after the app exits.
+    poll(lambda: "gpt-4o-mini" in run_usage().stdout, 30, lambda: run_usage().stdout, interval=0.3)
+    out = run_usage()
     assert "search" in out.stdout and "gpt-4o-mini" in out.stdout, out.stdout
     scraped = subprocess.run(localised(metrics), shell=True, cwd=tmp, env=env, capture_output=True, text=True)
     assert scraped.stdout.startswith("costline_cost_usd_total{"), scraped.stdout

@@ -26,6 +26,7 @@ from costline.fingerprint import fingerprint
 from costline.instrumentation import CostlineInstrumentor
 from costline.instrumentation.policy_guard import Guard
 from costline.testing.fake_provider import mock_transport_handler
+from tests.polling import poll
 
 from .conftest import ANTHROPIC_KEY, OPENAI_KEY, Spans
 
@@ -371,9 +372,7 @@ def test_new_users_per_call_still_spend_the_keys_budget(guarded, provider, endpo
     spans = guarded("block")
     client = provider.openai()
     client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES, extra_headers=CENT)
-    deadline = time.monotonic() + 10
-    while spans.guard.refreshes < 3 and time.monotonic() < deadline:  # the answer with the model's rates
-        time.sleep(0.01)
+    poll(lambda: spans.guard.refreshes >= 3, 10, "no answer with the model's rates", interval=0.01)
     sent, refused = 0, []
     for n in range(300):
         with costline.owner(user=f"user-{n}"):

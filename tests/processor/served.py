@@ -7,16 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from costline.testing.local import free_port
+from costline.testing.local import free_port, http_get
+from tests.polling import poll
 
 CONFIG = """\
 timezone: UTC
@@ -39,11 +37,6 @@ prices:
   - {provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}
 """
 """The example config of the processor's docs, verbatim: gpt-4o at a negotiated $2/$8 per MTok makes expected costs exact."""
-
-
-def http_get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback
-        return response.read()
 
 
 @dataclass
@@ -80,18 +73,13 @@ def serve(workdir: Path, db_url: str, *, extra_env: dict[str, str] | None = None
         stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=workdir, env=env,
     )
     api = f"http://127.0.0.1:{http_port}"
-    deadline = time.monotonic() + 30
-    while True:
-        if process.poll() is not None:
-            raise AssertionError(f"costline serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            http_get(f"{api}/readyz", timeout=1)
-            break
-        except (urllib.error.URLError, OSError):
-            if time.monotonic() > deadline:
-                process.kill()
-                raise AssertionError(f"costline serve not ready:\n{log.read_text()}") from None
-            time.sleep(0.1)
+    try:
+        poll(lambda: http_get(f"{api}/readyz", timeout=1) is not None, 30,
+             lambda: f"costline serve not ready:\n{log.read_text()}", interval=0.1, ignoring=(OSError,),
+             process=process)
+    except AssertionError:
+        process.kill()
+        raise
     return Served(process, f"http://127.0.0.1:{otlp_port}/v1/traces", api, log, grpc_address)
 
 

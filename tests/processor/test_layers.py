@@ -18,7 +18,7 @@ SOURCE = Path(__file__).resolve().parents[2] / "processor" / "src" / "costline" 
 PACKAGE = "costline.processor"
 
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("__init__", "version", "units", "model", "clock", "overflow", "formats"),
+    ("__init__", "version", "units", "model", "clock", "overflow", "formats", "refresher"),
     ("config",),
     ("ledger",),
     ("pricing", "ownership", "policy"),

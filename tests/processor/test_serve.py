@@ -19,7 +19,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
-from costline.testing.local import free_port
+from costline.testing.local import free_port, http_get
+from tests.polling import poll
 from tests.postgres import require_postgres
 from tests.processor.otlp import llm_request
 from tests.processor.served import CONFIG, Served, serve, stop
@@ -67,14 +68,8 @@ def test_serve_without_config_from_env_then_sigterm(tmp_path: Path) -> None:
     env.pop("COSTLINE_CONFIG", None)
     process = subprocess.Popen([*COSTLINE, "serve"], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{api}/readyz", timeout=1)  # noqa: S310
-            break
-        except (urllib.error.URLError, OSError):
-            assert process.poll() is None and time.monotonic() < deadline, process.stdout.read().decode()
-            time.sleep(0.1)
+    poll(lambda: http_get(f"http://127.0.0.1:{api}/readyz", timeout=1) is not None, 30,
+         lambda: process.stdout.read().decode(), interval=0.1, ignoring=(OSError,), process=process)
     assert post(f"http://127.0.0.1:{otlp}/v1/traces", llm_request(2, team=None).SerializeToString()) == 200
     rows = json.loads(urllib.request.urlopen(  # noqa: S310
         f"http://127.0.0.1:{api}/api/v1/usage?group_by=team&format=json", timeout=5).read())["rows"]
@@ -108,10 +103,7 @@ def test_grpc_export_reload_on_sighup_and_usage_cli(tmp_path: Path, serving: lis
     config.write_text(CONFIG + "  - {provider: openai, model: acme-llama, input_per_mtok: 1.0, output_per_mtok: 1.0}\n")
     served.process.send_signal(signal.SIGHUP)
     # The reload is done when the service logs it (the signal only queues it for the main thread).
-    deadline = time.monotonic() + 20
-    while f"reloaded {config}" not in served.log.read_text():
-        assert time.monotonic() < deadline and served.process.poll() is None, served.log.read_text()
-        time.sleep(0.05)
+    poll(lambda: f"reloaded {config}" in served.log.read_text(), 20, served.log.read_text, process=served.process)
     assert post(served.otlp_url, llm_request(1, model="acme-llama", team="marketing").SerializeToString()) == 200
     by_model = {r["model"]: r for r in served.usage("model")}
     assert Decimal(by_model["acme-llama"]["cost_usd"]) == Decimal("0.0012")  # only the span after the reload

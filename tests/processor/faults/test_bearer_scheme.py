@@ -11,6 +11,9 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
+from costline.processor.config.core import ApiConfig, ApiToken
+from costline.processor.http.auth import ADMIN, READ, Access, BearerAuth, bearer_token, hash_token
+from costline.processor.http.server import Request, Response
 from tests.processor.otlp import llm_request
 from tests.processor.served import Served, serve
 
@@ -56,3 +59,17 @@ def test_grpc_metadata_accepts_any_case_of_the_scheme(secured: Served) -> None:
                 stub.Export(llm_request(1), timeout=10, metadata=(("authorization", refused),))
             assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED, refused
     assert sum(row["requests"] for row in secured.usage()) == len(ACCEPTED)
+
+
+HEADERS = [f"{scheme} {TOKEN}" for scheme in ACCEPTED] + [
+    f"bearer  {TOKEN}", f" Bearer {TOKEN} ", f"bearer {TOKEN.upper()}", f"bearer {TOKEN}x", f"bearer{TOKEN}",
+    f"basic {TOKEN}", TOKEN, "bearer", "bearer ", "", None]
+
+
+@pytest.mark.parametrize("header", HEADERS)
+def test_the_api_and_the_receivers_read_the_header_alike(header: str | None) -> None:
+    """One parser (`auth.bearer_token`): a header the OTLP receivers take, the API takes too, and no other."""
+    access = Access(ApiConfig(tokens=[ApiToken(name="admin", sha256=hash_token(TOKEN), role=ADMIN)]))
+    request = Request("GET", "/api/v1/usage", {}, {} if header is None else {"Authorization": header})
+    api_accepts = not isinstance(access.check(request, READ), Response)
+    assert api_accepts == BearerAuth(TOKEN).allows(header) == (bearer_token(header) == TOKEN)

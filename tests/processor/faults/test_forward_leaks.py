@@ -13,12 +13,12 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.otlp_sink import OTLPSink
+from tests.polling import poll
 from tests.processor.served import Served, serve
 
 from . import peer_app
@@ -41,11 +41,8 @@ def _run_app(setup: str, otlp_url: str) -> None:
 
 
 def _wait_for(sink: OTLPSink, spans: int) -> list:
-    deadline = time.monotonic() + 30
-    while len(received := sink.spans()) < spans:
-        assert time.monotonic() < deadline, f"only {len(received)} of {spans} spans were forwarded"
-        time.sleep(0.05)
-    return received
+    poll(lambda: len(sink.spans()) >= spans, 30, lambda: f"only {len(sink.spans())} of {spans} spans were forwarded")
+    return sink.spans()
 
 
 @pytest.mark.parametrize("setup", sorted(PEERS))

@@ -16,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from tests.polling import poll
 from tests.processor.otlp import llm_span, request_of
 
 from .conftest import Served, serve, stop
@@ -79,10 +80,7 @@ def test_kill9_loses_no_acknowledged_span_and_restores_budgets(tmp_path: Path, s
     serving.append(served)
     exporter = Exporter(served, bodies)
     exporter.start()
-    deadline = time.monotonic() + 30
-    while len(exporter.acked) < 20 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert len(exporter.acked) >= 20, served.log.read_text()
+    poll(lambda: len(exporter.acked) >= 20, 30, served.log.read_text, interval=0.01)
     served.process.send_signal(signal.SIGKILL)  # mid-stream: a batch is in flight
     served.process.wait(10)
     exporter.join(10)

@@ -29,6 +29,7 @@ import pytest
 
 from costline.processor.ledger import Ledger
 from costline.testing.local import free_port
+from tests.polling import poll
 from tests.postgres import POSTGRES, require_postgres
 from tests.processor.otlp import llm_span, request_of
 
@@ -55,15 +56,9 @@ def status_of(url: str, body: bytes | None = None) -> tuple[int, dict[str, str],
 
 
 def wait_for(condition, what: str, served: Served) -> None:
-    """Poll `condition` (observable state, not a sleep) until true or the deadline."""
-    deadline = time.monotonic() + DEADLINE_S
-    while not condition():
-        if served.process.poll() is not None:
-            raise AssertionError(f"costline serve exited with {served.process.returncode} waiting for {what}:\n"
-                                 f"{served.log.read_text()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}:\n{served.log.read_text()[-3000:]}")
-        time.sleep(0.1)
+    """Poll `condition` (observable state, not a sleep) until true or the deadline; fails at once if serve exits."""
+    poll(condition, DEADLINE_S, lambda: f"{what}:\n{served.log.read_text()[-3000:]}", interval=0.1,
+         process=served.process)
 
 
 def start_serve(workdir: Path, db_url: str, extra_env: dict[str, str] | None = None) -> Served:

@@ -26,9 +26,10 @@ import pytest
 
 from costline.processor.config.settings import Address
 from costline.processor.http.api import MAX_PAGE_ROWS
+from costline.processor.http.auth import BearerAuth
 from costline.processor.http.otlp_http import OTLPHttpReceiver
 from costline.processor.http.server import DRAIN_LIMIT, HttpServer
-from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
+from costline.processor.ingest.receivers import ReceiverStats
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
 from tests.processor.conftest import at, make_call

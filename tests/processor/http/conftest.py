@@ -14,11 +14,12 @@ import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from costline.processor.config.settings import Address
+from costline.processor.http.auth import BearerAuth
 from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
 from costline.processor.http.otlp_http import OTLPHttpReceiver
 from costline.processor.http.server import HttpServer
 from costline.processor.ingest.pipeline import IngestResult, LedgerUnavailable
-from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
+from costline.processor.ingest.receivers import ReceiverStats
 
 TOKEN = "s3cret-token"
 

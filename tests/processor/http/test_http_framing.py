@@ -20,6 +20,7 @@ import pytest
 from costline.processor.config.settings import Address
 from costline.processor.http.server import HttpServer, Request, Response
 from costline.processor.ingest.receivers import Outcome
+from tests.polling import poll
 from tests.processor.http.conftest import Edge
 from tests.processor.otlp import llm_request
 
@@ -207,16 +208,16 @@ def test_connections_past_the_cap_are_refused_without_a_thread(capped: tuple[Htt
     assert connection_threads() == threads  # no thread was made for any of the 30
     assert router.calls == 2
     held[0].close()  # a slot frees when its connection ends
-    deadline = time.monotonic() + 5
-    while True:
+
+    def answered() -> bool:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        connection.request("GET", "/")
-        response = connection.getresponse()
-        if response.status == 200 or time.monotonic() > deadline:
-            break
-        connection.close()
-    assert response.status == 200
-    connection.close()
+        try:
+            connection.request("GET", "/")
+            return connection.getresponse().status == 200
+        finally:
+            connection.close()
+
+    poll(answered, 5, "the freed slot was not given to a new connection", interval=0.01)
     held[1].close()
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import gc
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -12,6 +12,7 @@ from costline.processor.model import Entry, call_keys
 from costline.processor.ownership import Hierarchy
 from costline.processor.reports.budgets import Budgets
 from costline.processor.units import usd_to_pico
+from tests.polling import poll
 from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -81,14 +82,6 @@ class CountingLedger(Ledger):
     def spend_since(self, since, scopes):
         self.reads += 1
         return super().spend_since(since, scopes)
-
-
-def poll(condition, timeout=10.0):
-    """Wait for the budgets' thread to make `condition` true (it reads the ledger on its own)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "budgets not refreshed in time"
-        time.sleep(0.01)
 
 
 def bill(ledger, config, n, cost, start, team):
@@ -175,3 +168,14 @@ def test_a_boundary_hour_counts_in_the_month_the_statement_bills_it_in(tmp_path)
     november = lambda: datetime(2026, 11, 2, 12, tzinfo=timezone.utc)  # noqa: E731
     assert states(Budgets(config, ledger, clock=november).snapshot())[("org", "monthly", "acme")].spent_usd == 2
     ledger.close()
+
+
+def test_budgets_dropped_on_a_reload_end_their_thread(tmp_path):
+    """The refresher holds the budgets weakly: a reload that drops them stops their thread, nothing keeps them."""
+    budgets = Budgets(load_config(EXAMPLE_CONFIG), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW,
+                      ttl=0.01, min_interval=0)
+    thread = budgets._refresher._thread
+    assert thread is not None and thread.is_alive()
+    del budgets
+    gc.collect()
+    poll(lambda: not thread.is_alive(), 5, "the budgets' thread outlived them")

@@ -119,12 +119,12 @@ class Service:
         `ListenError` when a listener cannot bind, `StartCancelled` when stopped while waiting for the ledger."""
         from costline.processor.clock import system_clock
         from costline.processor.config.core import load_config
-        from costline.processor.http.auth import Access, is_loopback
+        from costline.processor.http.auth import Access, BearerAuth, is_loopback
         from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
         from costline.processor.http.otlp_http import OTLPHttpReceiver
         from costline.processor.http.server import HttpServer
         from costline.processor.ingest.pipeline import Pipeline
-        from costline.processor.ingest.receivers import BearerAuth, ReceiverStats
+        from costline.processor.ingest.receivers import ReceiverStats
         from costline.processor.ledger import check_url
         from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
         from costline.processor.metrics.period_gauges import PeriodCollector, PeriodTotals

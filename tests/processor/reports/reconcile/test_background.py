@@ -4,12 +4,12 @@ from the environment and shows up in no log line."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from costline.processor.config.settings import SettingsError, resolve
+from tests.polling import poll
 from tests.processor.reports.reconcile.admin_server import OPENAI_KEY, AdminReportServer, Served
 from tests.processor.served import serve, stop
 
@@ -45,11 +45,13 @@ def test_serve_reconciles_in_the_background_and_exposes_gauges(tmp_path):
         served = serve(tmp_path, f"sqlite:///{tmp_path / 'l.db'}",
                        extra_env={"COSTLINE_RECONCILE_EVERY": "1h", "TEST_OPENAI_ADMIN_KEY": OPENAI_KEY})
         try:
-            deadline = time.monotonic() + 30
-            while (metrics := served.metrics()) and _gauge(metrics, "costline_reconciliation_untracked_usd",
-                                                             "billing") is None:
-                assert time.monotonic() < deadline, served.log.read_text()
-                time.sleep(0.1)
+
+            def reconciled() -> str | None:
+                metrics = served.metrics()
+                return metrics if _gauge(metrics, "costline_reconciliation_untracked_usd", "billing") is not None \
+                    else None
+
+            metrics = poll(reconciled, 30, served.log.read_text, interval=0.1)
         finally:
             assert stop(served) == 0
     # gpt-4o-mini at $0.15 / $0.60 per MTok: 1M input + 0.1M output for billing; 1M output for nobody mapped.
@@ -137,11 +139,13 @@ def test_serve_gauges_pick_up_a_reconcile_run_from_the_command_line(tmp_path, mo
                                  "--config", str(config), "--db", db],
                                 capture_output=True, text=True, timeout=60, env=dict(os.environ))
         assert result.returncode == 0, result.stderr
-        deadline = time.monotonic() + 20
-        while (value := _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
-                               "billing")) is None:
-            assert time.monotonic() < deadline, "the gauges never showed the command line's reconciliation"
-            time.sleep(0.05)
+
+        def untracked() -> float | None:
+            return _gauge(generate_latest(service.registry).decode(), "costline_reconciliation_untracked_usd",
+                          "billing")
+
+        poll(lambda: untracked() is not None, 20, "the gauges never showed the command line's reconciliation")
+        value = untracked()
         assert value == pytest.approx(0.15)  # 1M gpt-4o-mini input tokens at $0.15 / MTok
     finally:
         service.stop(0)

@@ -14,11 +14,15 @@ carries data. With no tokens configured the API answers loopback clients only (4
 `costline serve` warns at start when it listens beyond loopback. `/healthz` and `/readyz` are always open, and
 `/metrics` is open unless `api.metrics_token_required`; then it takes a `metrics` or `admin` token only: the series
 carry every team's spend, so a team token (or the guard's) that could scrape them would read past its team.
+
+The OTLP receivers take one shared token (`--token`), checked by `BearerAuth`; both read the header with the one
+parser here, `bearer_token`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 from collections.abc import Callable
@@ -50,6 +54,43 @@ _ALLOWED: dict[str, frozenset[str]] = {
     POLICY: frozenset({ADMIN, GUARD}),
 }
 """Permission -> roles (every `team:` role is `TEAM_ROLE_PREFIX` here)."""
+
+
+BEARER = "bearer"
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` value, None when the value is absent, of another scheme or
+    carries no token.
+
+    The scheme name is matched case-insensitively (RFC 7235 section 2.1: `bearer`, `BEARER` are the same scheme) and
+    may be followed by several spaces; the token is returned as sent, for the caller to compare exactly.
+    """
+    if authorization is None:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.lstrip(" ")
+    return token if scheme.lower() == BEARER and token else None
+
+
+class BearerAuth:
+    """The OTLP receivers' check of their one token, in constant time so it cannot be guessed byte by byte."""
+
+    def __init__(self, token: str | None) -> None:
+        self._expected = token.encode() if token else None
+
+    @property
+    def enabled(self) -> bool:
+        return self._expected is not None
+
+    def allows(self, authorization: str | None) -> bool:
+        if self._expected is None:
+            return True
+        token = bearer_token(authorization)
+        # compare_digest takes time independent of where the first difference is (and of the length of a mismatch);
+        # it runs whatever the scheme, so a wrong scheme answers no faster than a wrong token.
+        token_matches = hmac.compare_digest((token or "").encode("utf-8", "replace"), self._expected)
+        return token_matches and token is not None
 
 
 def hash_token(token: str) -> str:
@@ -125,10 +166,8 @@ class Access:
                 return LOCAL
             return _error(HTTPStatus.FORBIDDEN, "no api.tokens are configured, so the API answers loopback "
                                                 "clients only")
-        header = request.header("Authorization") or ""
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
+        token = bearer_token(request.header("Authorization"))
+        if token is None:
             return _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         entry = self._tokens.get(hash_token(token))
         if entry is None:

@@ -26,7 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceServicer
 
 from costline.processor.config.settings import Address
-from costline.processor.ingest.receivers import BearerAuth, Ingestor, Outcome, ReceiverStats, ingest
+from costline.processor.http.auth import BearerAuth
+from costline.processor.ingest.receivers import Ingestor, Outcome, ReceiverStats, ingest
 
 log = logging.getLogger("costline.processor.http.otlp_grpc")
 

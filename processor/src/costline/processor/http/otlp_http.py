@@ -23,8 +23,9 @@ from google.protobuf.message import DecodeError, Message
 from google.rpc import code_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from costline.processor.http.auth import BearerAuth
 from costline.processor.http.server import BadBody, BodyTooLarge, Request, Response
-from costline.processor.ingest.receivers import BearerAuth, Ingestor, Outcome, ReceiverStats, ingest
+from costline.processor.ingest.receivers import Ingestor, Outcome, ReceiverStats, ingest
 
 TRACES_PATH = "/v1/traces"
 PROTOBUF = "application/x-protobuf"

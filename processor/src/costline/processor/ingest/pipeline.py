@@ -98,7 +98,7 @@ class Pipeline:
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.outcomes = OutcomeStore(ledger.engine, ledger.writer.transaction)
-        self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
+        self.outcome_counter = OutcomeCounter(config.metrics)
         self.policy_violations = PolicyViolations(config.metrics)
         """Registered beside `collector` by the service; counts survive reloads."""
         self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
@@ -270,6 +270,7 @@ class Pipeline:
         """Swap config, hierarchy and prices atomically; `None` keeps the config and re-reads prices."""
         config = config if config is not None else self._state.config
         self.policy_violations.configure(config.metrics)
+        self.outcome_counter.configure(config.metrics)
         self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
 
     def reprice(self, since: datetime) -> int:

@@ -9,7 +9,6 @@ retrying a batch that crashes the pipeline would only crash it again.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import threading
 from collections.abc import Iterator
@@ -59,34 +58,6 @@ class Ingested:
     outcome: Outcome
     response: ExportTraceServiceResponse | None = None
     message: str = ""
-
-
-class BearerAuth:
-    """`Authorization: Bearer <token>` check, in constant time so the token cannot be guessed byte by byte.
-
-    The scheme name is matched case-insensitively (RFC 7235 section 2.1: `bearer`, `BEARER` are the same scheme) and
-    may be followed by several spaces; the token itself is compared exactly.
-    """
-
-    SCHEME = "bearer"
-
-    def __init__(self, token: str | None) -> None:
-        self._expected = token.encode() if token else None
-
-    @property
-    def enabled(self) -> bool:
-        return self._expected is not None
-
-    def allows(self, authorization: str | None) -> bool:
-        if self._expected is None:
-            return True
-        if authorization is None:
-            return False
-        scheme, _, credentials = authorization.strip().partition(" ")
-        # compare_digest takes time independent of where the first difference is (and of the length of a mismatch);
-        # it runs whatever the scheme, so a wrong scheme answers no faster than a wrong token.
-        token_matches = hmac.compare_digest(credentials.lstrip(" ").encode("utf-8", "replace"), self._expected)
-        return token_matches and scheme.lower() == self.SCHEME
 
 
 class ReceiverStats(Collector):

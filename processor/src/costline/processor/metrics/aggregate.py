@@ -30,9 +30,9 @@ from operator import attrgetter, getitem, itemgetter
 
 from costline.processor.metrics.exposition import label_fragment
 from costline.processor.model import CALL_LABELS, OWNER_FIELDS, TOKEN_COUNTS, TOKEN_TYPES, Counts, Entry
-from costline.processor.overflow import OVERFLOW
+from costline.processor.overflow import OVERFLOW, FirstCome
 
-__all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_LABELS", "SERIES_COUNTS", "TOKEN_TYPES", "CardinalityLimiter",
+__all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_LABELS", "SERIES_COUNTS", "TOKEN_TYPES",
            "SeriesAggregator", "SeriesSnapshot"]
 
 OWNER_LABELS = OWNER_FIELDS
@@ -48,36 +48,6 @@ TOKEN_SLOTS = TOKEN_COUNTS
 SERIES_COUNTS = (REQUESTS, ERRORS, UNPRICED, *TOKEN_SLOTS, COST, RETRIES)
 """The `model.Counts` slots a series keeps. Successful calls are requests less errors, priced calls requests less
 unpriced ones: derived at the scrape, not counted twice."""
-
-
-class CardinalityLimiter:
-    """Admits at most `limit` distinct values per label (or that label's own limit); the rest are `__overflow__`.
-
-    An admitted value maps to its label text (`name="value"`, escaped, UTF-8), made once."""
-
-    def __init__(self, names: Sequence[str], limit: int, per_label: Mapping[str, int] | None = None) -> None:
-        self.texts: dict[str, dict[str, bytes]] = {name: {} for name in names}
-        self.overflow_texts = {name: label_fragment(name, OVERFLOW) for name in names}
-        self.overflows: dict[str, int] = dict.fromkeys(names, 0)
-        self.limits: dict[str, int] = {}
-        self.configure(limit, per_label)
-
-    def configure(self, limit: int, per_label: Mapping[str, int] | None = None) -> None:
-        """New limits (a reload). Values already admitted stay: a series never changes its labels mid-life."""
-        per_label = per_label or {}
-        self.limits = {name: per_label.get(name, limit) for name in self.texts}
-
-    def admit(self, name: str, value: str) -> bytes:
-        """`name="value"` for an admitted value, `name="__overflow__"` (counted) past the limit."""
-        texts = self.texts[name]
-        text = texts.get(value)
-        if text is not None:
-            return text
-        if len(texts) >= self.limits[name]:
-            self.overflows[name] += 1
-            return self.overflow_texts[name]
-        text = texts[value] = label_fragment(name, value)
-        return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +112,14 @@ class SeriesAggregator:
         owner_labels = self.label_names[len(CALL_LABELS):]
         if self.label_names[:len(CALL_LABELS)] != CALL_LABELS or not set(owner_labels) <= set(OWNER_LABELS):
             raise ValueError(f"labels must be {CALL_LABELS} then owner labels among {OWNER_LABELS}")
-        self._limiter = CardinalityLimiter(self.label_names, limit, per_label_limits)
+        # The one overflow rule (`overflow.py`), first come; an admitted value is kept as its label text, made once.
+        self._limiter: FirstCome[bytes] = FirstCome(self.label_names, limit, per_label_limits, label_fragment)
         self._owner_values = _attrgetter_tuple(owner_labels)
         # Label texts are joined in sorted-name order, the exposition's.
         order = sorted(range(len(self.label_names)), key=self.label_names.__getitem__)
         self.sorted_names = tuple(self.label_names[i] for i in order)
         self._pick_sorted = itemgetter(*order)
-        self._texts_sorted = tuple(self._limiter.texts[name] for name in self.sorted_names)
+        self._texts_sorted = tuple(self._limiter.kept[name] for name in self.sorted_names)
         # A sample label goes after the labels that sort before it: inside the text, it needs the offset per series.
         self._split_at = {extra: sum(name < extra for name in self.sorted_names) for extra in SAMPLE_LABELS}
         self._split_at = {extra: at for extra, at in self._split_at.items() if 0 < at < len(self.sorted_names)}
@@ -275,8 +246,8 @@ class SeriesAggregator:
         `Sample`s prometheus_client's own writers read)."""
         with self._lock:
             limiter = self._limiter
-            return {name: {text: value for value, text in texts.items()} | {limiter.overflow_texts[name]: OVERFLOW}
-                    for name, texts in limiter.texts.items()}
+            return {name: {text: value for value, text in texts.items()} | {limiter.overflow[name]: OVERFLOW}
+                    for name, texts in limiter.kept.items()}
 
     def series(self) -> dict[tuple[str, ...], dict[str, int | float]]:
         """Every series by its label values (in `label_names` order): its counts by `Counts` name, with

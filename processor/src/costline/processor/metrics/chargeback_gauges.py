@@ -35,8 +35,8 @@ from prometheus_client.registry import Collector
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.ledger import LedgerUnavailable
-from costline.processor.metrics.refresher import Refresher
 from costline.processor.overflow import folded, kept_values
+from costline.processor.refresher import Refreshed, Refresher
 from costline.processor.reports.chargeback.report import inputs_of, statement_for
 from costline.processor.reports.chargeback.statement import Period
 
@@ -60,7 +60,7 @@ class ChargebackSnapshot:
 
 
 @dataclass
-class ChargebackTotals:
+class ChargebackTotals(Refreshed):
     """The current month's statement, re-made after commits (debounced) and on a timer. A failed read keeps the
     last snapshot (and logs); a config without `chargeback:` clears it."""
 
@@ -85,17 +85,6 @@ class ChargebackTotals:
         # Debounced harder than the period gauges: a statement reads a whole month of the ledger.
         self._refresher = Refresher(lambda: self.refresh(), "costline-chargeback-gauges", interval_s=self.interval_s,
                                     min_gap_s=self.min_gap_s)
-
-    def start(self) -> ChargebackTotals:
-        self._refresher.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._refresher.stop(timeout_s)
-
-    def changed(self) -> None:
-        """The ledger took a write: make the statement again soon. Cheap and never raises (ingest path)."""
-        self._refresher.changed()
 
     def snapshot(self) -> ChargebackSnapshot | None:
         return self._snapshot

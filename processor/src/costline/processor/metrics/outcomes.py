@@ -7,26 +7,37 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from costline.processor.config.core import MetricsConfig
 from costline.processor.model import Outcome, Owner
+from costline.processor.overflow import FirstCome
 
 
 class OutcomeCounter:
     """`costline_outcomes_total{org, team, feature, name}` since start, for Prometheus: rate() of it against the cost
-    counters gives cost per outcome. Label sets beyond `limit` are counted under `__overflow__`."""
+    counters gives cost per outcome. Survives reloads (it belongs to the pipeline, not to one config).
+
+    Every label comes from spans, so each folds to `__overflow__` past its `metrics.cardinality_limit(s)` by the one
+    rule (`overflow.py`), as on the other per-owner series (`name`, no metric label, takes `cardinality_limit`)."""
 
     LABELS = ("org", "team", "feature", "name")
 
-    def __init__(self, limit: int = 1000) -> None:
+    def __init__(self, metrics: MetricsConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, ...]] = Counter()
-        self.limit = limit
+        metrics = metrics or MetricsConfig()
+        self._limiter: FirstCome[str] = FirstCome(self.LABELS, metrics.cardinality_limit, metrics.cardinality_limits)
+
+    def configure(self, metrics: MetricsConfig) -> None:
+        """New limits (a reload); values already admitted keep their series."""
+        with self._lock:
+            self._limiter.configure(metrics.cardinality_limit, metrics.cardinality_limits)
 
     def add(self, counted: Iterable[tuple[Outcome, Owner]]) -> None:
+        admit = self._limiter.admit
         with self._lock:
             for outcome, owner in counted:
-                labels = (owner.org, owner.team, owner.feature, outcome.name)
-                if labels not in self._counts and len(self._counts) >= self.limit:
-                    labels = ("__overflow__",) * len(self.LABELS)
+                labels = (admit("org", owner.org), admit("team", owner.team), admit("feature", owner.feature),
+                          admit("name", outcome.name))
                 self._counts[labels] += outcome.count
 
     def snapshot(self) -> Mapping[tuple[str, ...], int]:

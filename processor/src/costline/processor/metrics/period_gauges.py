@@ -27,9 +27,9 @@ from prometheus_client.registry import Collector
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.metrics.refresher import Refresher
 from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
 from costline.processor.overflow import folded, kept_values
+from costline.processor.refresher import Refreshed, Refresher
 from costline.processor.units import period_starts, pico_to_float_usd
 
 log = logging.getLogger("costline.processor.metrics.period_gauges")
@@ -57,7 +57,7 @@ class PeriodSnapshot:
 
 
 @dataclass
-class PeriodTotals:
+class PeriodTotals(Refreshed):
     """The current period's totals, re-read from the ledger after commits (at most every `min_gap_s`) and every
     `interval_s`. A failed read keeps the last snapshot (and logs): a scrape still serves the last known figures."""
 
@@ -72,17 +72,6 @@ class PeriodTotals:
     def __post_init__(self) -> None:
         self._refresher = Refresher(lambda: self.refresh(), "costline-period-gauges", interval_s=self.interval_s,
                                     min_gap_s=self.min_gap_s)
-
-    def start(self) -> PeriodTotals:
-        self._refresher.start()
-        return self
-
-    def stop(self, timeout_s: float = 5.0) -> None:
-        self._refresher.stop(timeout_s)
-
-    def changed(self) -> None:
-        """The ledger took a write: read again soon. Cheap and never raises (called on the ingest path)."""
-        self._refresher.changed()
 
     def snapshot(self) -> PeriodSnapshot | None:
         return self._snapshot

@@ -11,23 +11,17 @@ from prometheus_client.core import CounterMetricFamily
 from prometheus_client.registry import Collector
 
 from costline.processor.config.core import MetricsConfig
-from costline.processor.metrics.aggregate import CardinalityLimiter
-from costline.processor.overflow import OVERFLOW
+from costline.processor.overflow import FirstCome
 from costline.processor.policy import ModelPolicy
-
-MAX_VIOLATION_SERIES = 10_000
-"""Distinct series before every further one counts as (`__overflow__`, `__overflow__`, `__overflow__`, rule): a
-backstop behind the per-label limits, whose product can still be large."""
-
 
 
 class PolicyViolations(Collector):
     """`costline_policy_violations_total{org, team, model, rule}`: billed calls to a model their owner may not use.
     Survives reloads (it belongs to the pipeline, not to one config).
 
-    Org, team and model come from spans, so each folds to `__overflow__` past its `metrics.cardinality_limit(s)`,
-    as on the other per-owner series: an app minting a team per call must not mint a series per call. The rule
-    names a configured rule, so the config bounds it."""
+    Org, team and model come from spans, so each folds to `__overflow__` past its `metrics.cardinality_limit(s)`
+    by the one rule (`overflow.py`), as on the other per-owner series: an app minting a team per call must not mint
+    a series per call. The rule names a configured rule, so the config bounds it."""
 
     FOLDED = ("org", "team", "model")
 
@@ -35,7 +29,7 @@ class PolicyViolations(Collector):
         self._lock = threading.Lock()
         self._counts: Counter[tuple[str, str, str, str]] = Counter()
         metrics = metrics or MetricsConfig()
-        self._limiter = CardinalityLimiter(self.FOLDED, metrics.cardinality_limit, metrics.cardinality_limits)
+        self._limiter: FirstCome[str] = FirstCome(self.FOLDED, metrics.cardinality_limit, metrics.cardinality_limits)
 
     def configure(self, metrics: MetricsConfig) -> None:
         """New limits (a reload); values already admitted keep their series."""
@@ -59,14 +53,10 @@ class PolicyViolations(Collector):
                 found.append((owner.org, owner.team, model, rule))
         if not found:
             return
-        limiter = self._limiter
+        admit = self._limiter.admit
         with self._lock:
             for org, team, model, rule in found:
-                labels = (*(value if limiter.admit(name, value) is not limiter.overflow_texts[name] else OVERFLOW
-                            for name, value in zip(self.FOLDED, (org, team, model), strict=True)), rule)
-                if labels not in self._counts and len(self._counts) >= MAX_VIOLATION_SERIES:
-                    labels = (OVERFLOW, OVERFLOW, OVERFLOW, rule)
-                self._counts[labels] += 1
+                self._counts[(admit("org", org), admit("team", team), admit("model", model), rule)] += 1
 
     def describe(self) -> Iterator:
         return iter(())

@@ -1,8 +1,9 @@
 """`costline_reconciliation_*` gauges per provider and owner, from the stored reconciliation.
 
-The store is read when `refresh()` is called — once at start, after each background reconciliation, and on a timer
-(`start()`), because `costline reconcile` run from the command line (or another processor) writes the same store
-from another process — never inside a scrape: `collect()` only turns the last snapshot into metric families.
+The store is read by `refresh()` — once at start (the caller's), and on the gauges' `Refresher` soon after each
+background reconciliation (`changed()`) and on a timer (`start()`), because `costline reconcile` run from the command
+line (or another processor) writes the same store from another process — never inside a scrape: `collect()` only
+turns the last snapshot into metric families.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.metrics.refresher import Refresher
+from costline.processor.refresher import Refresher
 from costline.processor.reports.reconcile.store import OwnerTotals, ReconciliationStore
 from costline.processor.units import pico_to_float_usd
 
@@ -52,6 +53,11 @@ class ReconciliationGauges(Collector):
     def stop(self, timeout_s: float = 5.0) -> None:
         if self._refresher is not None:
             self._refresher.stop(timeout_s)
+
+    def changed(self) -> None:
+        """The store took a reconciliation: read it again soon, on the refresher's thread (never raises)."""
+        if self._refresher is not None:
+            self._refresher.changed()
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         with self._lock:

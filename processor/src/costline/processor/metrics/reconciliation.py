@@ -1,6 +1,6 @@
 """What `costline serve` runs for reconciliation, beside the gauges it keeps fresh: the gauges (read from the store
-at start, after each background run and every `GAUGES_REFRESH_S`, which picks up `costline reconcile` runs from the
-command line) and, with `--reconcile-every`, the background reconciler for the providers under
+at start, soon after each background run and every `GAUGES_REFRESH_S`, which picks up `costline reconcile` runs from
+the command line) and, with `--reconcile-every`, the background reconciler for the providers under
 `reconcile.providers`."""
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ class ReconcileService:
         if every_s is not None:
             if not config().reconcile.providers:
                 log.warning("--reconcile-every is set but no provider is configured under reconcile.providers")
-            self.background = BackgroundReconciler(config, ledger, self.store, every_s, self.gauges.refresh,
+            self.background = BackgroundReconciler(config, ledger, self.store, every_s, self.gauges.changed,
                                                    **background_options).start()
 
     def stop(self) -> None:

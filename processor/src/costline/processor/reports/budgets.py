@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +22,7 @@ from costline.processor.clock import Clock, system_clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BUDGET_SCOPES, Entry
+from costline.processor.refresher import Refresher
 from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.reports.budgets")
@@ -79,8 +79,8 @@ class BudgetSnapshot:
 class Budgets:
     """Budget state from the ledger, read off the scrape path.
 
-    The ledger is read by `refresh()`, which runs in a thread of this object's own: woken after each commit
-    (`committed`), when the injected clock shows a new period, and every `ttl` seconds anyway (other processors
+    The ledger is read by `refresh()`, which runs on a `Refresher` of this object's own: woken after each commit
+    (`committed`) and when the injected clock shows a new period, and every `ttl` seconds anyway (other processors
     sharing the ledger bill too); at most once per `min_interval` seconds, each read covering every commit made
     before it started. `snapshot()`, what a scrape reads, never touches the ledger; `current()`, what the API
     serves, first waits for a read that covers every commit made so far.
@@ -96,30 +96,29 @@ class Budgets:
             scopes[SCOPE_LABELS[scope]].add(values[-1])
         self._scopes = {columns: names for columns, names in scopes.items() if names}
         self._read_lock = threading.Lock()  # one ledger read at a time, so a later read never loses to an earlier
-        self._wake = threading.Condition()
+        self._commits_lock = threading.Lock()
         self._commits = 0  # commits announced so far
         self._covered = 0  # commits the snapshot's read covers (it started after them)
         self._starts: dict[str, datetime] = {}
         self._snapshot = BudgetSnapshot((), ())
         self.refresh()
-        stop = threading.Event()
-        weakref.finalize(self, stop.set)
-        # The thread holds no reference to this object: it ends when the object goes (a reload makes a new one).
-        threading.Thread(target=_refresher, args=(weakref.ref(self), stop, ttl, min_interval), daemon=True,
-                         name="costline-budgets").start()
+        # The refresher holds this object weakly and is stopped when it goes: a reload makes a new one and drops
+        # this one, and its thread must not keep it (and itself) alive.
+        self._refresher = Refresher(_weakly(self.refresh), "costline-budgets", interval_s=ttl,
+                                    min_gap_s=min_interval, first_read=False).start()
+        weakref.finalize(self, self._refresher.stop, 0.0)
 
     def committed(self, entries: Iterable[Entry] = ()) -> None:
         """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
-        with self._wake:
+        with self._commits_lock:  # receivers' threads commit concurrently
             self._commits += 1
-            self._wake.notify()
+        self._refresher.changed()
 
     def snapshot(self) -> BudgetSnapshot:
         """The budgets as last read, without reading the ledger (a scrape). When the clock shows a new period,
         the refresher is woken and the next snapshot has it."""
         if self._starts and period_starts(self._clock(), self._config.zone) != self._starts:
-            with self._wake:
-                self._wake.notify()
+            self._refresher.changed()
         return self._snapshot
 
     def current(self) -> BudgetSnapshot:
@@ -128,10 +127,6 @@ class Budgets:
         if self._covered < self._commits or period_starts(self._clock(), self._config.zone) != self._starts:
             self.refresh()
         return self._snapshot
-
-    def stale(self) -> bool:
-        return self._covered < self._commits or (
-            bool(self._starts) and period_starts(self._clock(), self._config.zone) != self._starts)
 
     def refresh(self) -> None:
         """Read the spend from the ledger. While the ledger cannot be read, the last good state stays (a scrape
@@ -182,35 +177,16 @@ class Budgets:
         return BudgetSnapshot(tuple(states), tuple(effective))
 
 
-def _refresher(budgets: weakref.ref[Budgets], stop: threading.Event, ttl: float, min_interval: float) -> None:
-    """Reads the ledger for `budgets` when it is stale (a commit, a new period) or `ttl` seconds after its last
-    read; ends when `budgets` is gone."""
-    last = time.monotonic()
-    while not stop.is_set():
-        live = budgets()
-        if live is None:
-            return
-        wake = live._wake
-        with wake:
-            stale = live.stale()
-            del live  # not held while waiting
-            if not stale:
-                wake.wait(max(0.0, ttl - (time.monotonic() - last)))
-        live = budgets()
-        if live is None:
-            return
-        due = live.stale() or time.monotonic() - last >= ttl
-        del live
-        if stop.is_set():
-            return
-        if due:
-            stop.wait(max(0.0, min_interval - (time.monotonic() - last)))  # at most one read per min_interval
-            live = budgets()
-            if live is None:
-                return
-            last = time.monotonic()
-            live.refresh()
-            del live
+def _weakly(method: Callable[[], None]) -> Callable[[], None]:
+    """`method`, called only while its object lives (the refresher's thread must not keep it alive)."""
+    ref = weakref.WeakMethod(method)
+
+    def call() -> None:
+        bound = ref()
+        if bound is not None:
+            bound()
+
+    return call
 
 
 def _period_ends(starts: dict[str, datetime], tz: ZoneInfo) -> dict[str, datetime]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 from costline.processor.config.core import CostlineConfig
 from costline.processor.pricing import Pricer
+from costline.processor.refresher import Refresher
 from costline.processor.reports.reconcile.compare import LEDGER_GROUP_BY, Result, compare
 from costline.processor.reports.reconcile.owners import identities_for
 from costline.processor.reports.reconcile.providers import ProviderReport, fetch, read_files
@@ -74,30 +74,20 @@ class BackgroundReconciler:
         self._config = config
         self._ledger = ledger
         self._store = store
-        self._interval = interval_s
         self._on_stored = on_stored
         self._today = today
         self._fetch_options = fetch_options or {}
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._refresher = Refresher(self.run_once, "costline-reconcile", interval_s=interval_s)
         self.runs = 0
         """Completed passes over the configured providers (successful or not), for tests and logs."""
         self.failures = 0
 
     def start(self) -> BackgroundReconciler:
-        self._thread = threading.Thread(target=self._loop, name="costline-reconcile", daemon=True)
-        self._thread.start()
+        self._refresher.start()
         return self
 
     def stop(self, timeout_s: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self.run_once()
-            self._stop.wait(self._interval)
+        self._refresher.stop(timeout_s)
 
     def run_once(self) -> None:
         config = self._config()
@@ -105,7 +95,7 @@ class BackgroundReconciler:
         start = end - timedelta(days=config.reconcile.lookback_days)
         stored = False
         for provider, settings in sorted(config.reconcile.providers.items()):
-            if self._stop.is_set():
+            if self._refresher.stopping:
                 break
             try:
                 key = admin_key_from_env(settings.admin_key_env)
