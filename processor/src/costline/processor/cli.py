@@ -3,7 +3,9 @@
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
-composition root), `usage` opens a ledger and reads it, `reprice` adds the pricer.
+composition root); every other command opens a ledger (`_open_ledger`: the config and a `Ledger` with its stores) and
+hands it to the report that reads it — `usage`, `cost-changes`, `chargeback`, `close-period`, `reconcile` — or, for
+`reprice`, to the re-pricing with a pricer. None of them builds a pipeline.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(config, ledger) for the commands that read or write the ledger directly (the caller closes the ledger).
+    """(config, ledger) for the commands that read or write the ledger (the caller closes the ledger).
     Raises `SettingsError` naming the config or the ledger URL when either cannot be opened, `LedgerUrlError`
     (`_refusing_bad_ledgers`) when the URL names no ledger or no existing file."""
     from costline.processor.config.core import ConfigError, load_config
@@ -119,22 +121,6 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
         raise SettingsError(f"{settings.config_path}: {err}") from None
     try:
         return config, Ledger(settings.db_url, create=False)  # a typo in --db must not make an empty ledger
-    except LedgerUnavailable as err:
-        raise SettingsError(str(err)) from None
-
-
-def _open_pipeline(args: argparse.Namespace) -> Any:
-    """The whole pipeline (config, ledger, outcomes) for commands that need more than the ledger (`chargeback`,
-    `reconcile`); the caller closes it. Raises `SettingsError` naming the config or the ledger URL."""
-    from costline.processor.config.core import ConfigError
-    from costline.processor.ledger import LedgerUnavailable
-    from costline.processor.service import build_pipeline
-
-    settings = settings_module.resolve({"config": args.config, "db": args.db})
-    try:
-        return build_pipeline(settings.config_path, settings.db_url, create=False)
-    except ConfigError as err:
-        raise SettingsError(f"{settings.config_path}: {err}") from None
     except LedgerUnavailable as err:
         raise SettingsError(str(err)) from None
 
@@ -186,33 +172,32 @@ def _reprice(args: argparse.Namespace) -> int:
 
 
 def _on_statements(command: str, args: argparse.Namespace, period_text: str | None, action: Callable[..., Any]) -> int:
-    """Open the ledger and run `action(pipeline, period)` for a statement command; a bad period, setting or an
-    unreachable ledger is one line on stderr and exit code 2."""
+    """Open the ledger and run `action(config, ledger, period)` for a statement command; a bad period, setting or
+    an unreachable ledger is one line on stderr and exit code 2."""
     from costline.processor.ledger import LedgerUnavailable
     from costline.processor.reports.chargeback.statement import Period, StatementError
 
     try:
         period = Period.parse(period_text) if period_text is not None else None
-        pipeline = _open_pipeline(args)
+        config, ledger = _open_ledger(args)
     except (StatementError, SettingsError) as err:
         print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     try:
-        action(pipeline, period)
+        action(config, ledger, period)
     except (StatementError, LedgerUnavailable) as err:
         print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     finally:
-        pipeline.close()
+        ledger.close()
     return 0
 
 
 def _chargeback(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import chargeback_document
 
-    def write(pipeline: Any, period: Any) -> None:
-        _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
-                                      args.format)
+    def write(config: Any, ledger: Any, period: Any) -> None:
+        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format)
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
 
@@ -222,8 +207,8 @@ def _chargeback(args: argparse.Namespace) -> int:
 def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
-    def close(pipeline: Any, period: Any) -> None:
-        closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, period)
+    def close(config: Any, ledger: Any, period: Any) -> None:
+        closed = close_period(config, ledger, ledger.outcomes, period)
         statement = closed.statement
         print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
               f"{len(statement.teams)} teams; sha256 {closed.sha256}")
@@ -234,7 +219,7 @@ def _close_period(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from costline.processor.reports.reconcile.cli import run
 
-    return run(args, _open_pipeline)
+    return run(args, _open_ledger)
 
 
 def _hash_token(args: argparse.Namespace) -> int:

@@ -26,12 +26,11 @@ from costline.processor.ledger.schema import (
     cost_changes,
     usage_hourly,
 )
+from costline.processor.ledger.store import KEYS_PER_LOOKUP
 from costline.processor.model import Counts
 from costline.processor.units import ceil_hour, floor_hour_s, pico_to_usd
 
 UTC = ZoneInfo("UTC")
-NAMES_PER_QUERY = 5000
-"""Owner names per budget-sum query: under SQLite's and PostgreSQL's bound-parameter limits."""
 UNPRICED_COLUMNS = tuple(c.column for c in Counts if c.name.startswith("UNPRICED_"))
 """The counters a reprice reads and clears: unpriced calls and their tokens."""
 _COST = Counts.COST_PICO_USD
@@ -118,10 +117,10 @@ class LedgerReader:
                     cols = [usage_hourly.c[c] for c in columns]
                     totals = out[columns] = {}
                     ordered = sorted(names)
-                    for i in range(0, len(ordered), NAMES_PER_QUERY):
+                    for i in range(0, len(ordered), KEYS_PER_LOOKUP):
                         query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
                                  .where(usage_hourly.c.hour >= start)
-                                 .where(cols[-1].in_(ordered[i : i + NAMES_PER_QUERY])).group_by(*cols))
+                                 .where(cols[-1].in_(ordered[i : i + KEYS_PER_LOOKUP])).group_by(*cols))
                         if end is not None:
                             query = query.where(usage_hourly.c.hour < end)
                         for *values, cost in conn.execute(query):
