@@ -1,5 +1,5 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`,
-`close-period`, `reconcile`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `cost-changes`,
+`chargeback`, `close-period`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
@@ -125,6 +125,14 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
         raise SettingsError(str(err)) from None
 
 
+def _write(body: bytes, fmt: str) -> int:
+    """A CSV or JSON answer on stdout, as the API gives it (JSON with a final newline for the terminal)."""
+    out = sys.stdout.buffer
+    out.write(body if fmt == "csv" else body + b"\n")
+    out.flush()
+    return 0
+
+
 def _usage(args: argparse.Namespace) -> int:
     from costline.processor.http.api import ApiError, parse_usage_query, render_usage
 
@@ -140,10 +148,26 @@ def _usage(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     _, body = render_usage(query, rows)
-    out = sys.stdout.buffer
-    out.write(body if query.format == "csv" else body + b"\n")
-    out.flush()
-    return 0
+    return _write(body, query.format)
+
+
+def _cost_changes(args: argparse.Namespace) -> int:
+    from costline.processor.http.api import ApiError, parse_usage_query, render_cost_changes
+    from costline.processor.reports.reprice import cost_changes
+
+    params = {"from": args.from_, "to": args.to, "format": args.format}
+    try:
+        query = parse_usage_query(params.get, (), default_group_by=())
+        _, ledger = _open_ledger(args)
+    except (ApiError, SettingsError) as err:
+        print(f"costline cost-changes: {err}", file=sys.stderr)
+        return 2
+    try:
+        rows = cost_changes(ledger, query.start, query.end)
+    finally:
+        ledger.close()
+    _, body = render_cost_changes(query, rows)
+    return _write(body, query.format)
 
 
 def _reprice(args: argparse.Namespace) -> int:
@@ -333,6 +357,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reprice.add_argument("--all", action="store_true",
                          help="re-rate priced rows too, not only those waiting for a price")
     reprice.set_defaults(func=_refusing_bad_ledgers("reprice", _reprice))
+
+    changes = subparsers.add_parser(
+        "cost-changes", help="the audit trail of `reprice --all`: each re-rated ledger row's cost before and after",
+        description="Reads the ledger directly; same options and output as GET /api/v1/cost-changes. --from and "
+        "--to bound when the re-rate was made.")
+    _ledger_flags(changes)
+    changes.add_argument("--from", dest="from_", metavar="DATE",
+                         help="re-rates made from then on, ISO date or datetime (default: the first)")
+    changes.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
+    changes.add_argument("--format", choices=["csv", "json"], default="csv")
+    changes.set_defaults(func=_refusing_bad_ledgers("cost-changes", _cost_changes))
 
     chargeback = subparsers.add_parser(
         "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",

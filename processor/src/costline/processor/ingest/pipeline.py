@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -43,7 +42,6 @@ from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
 from costline.processor.reports.budgets import Budgets
-from costline.processor.reports.reprice import reprice
 from costline.processor.units import NS_PER_S, pico_to_float_usd
 
 __all__ = ["IngestResult", "LedgerUnavailable", "Pipeline"]
@@ -271,10 +269,6 @@ class Pipeline:
         config = config if config is not None else self._state.config
         self.policy_violations.configure(config.metrics)
         self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
-
-    def reprice(self, since: datetime) -> int:
-        """Price the ledger's unpriced rows from `since` on with the current prices (`reprice.reprice`)."""
-        return reprice(self.ledger, self._state.pricer, since)
 
     def close(self) -> None:
         self.ledger.close()

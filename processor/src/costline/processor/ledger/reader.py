@@ -1,4 +1,5 @@
-"""Reading the ledger: usage reports, budget sums, period totals, and the rows still waiting for a price.
+"""Reading the ledger: usage reports, budget sums, period totals, the rows still waiting for a price, and the audit
+trail of re-rating (`cost_changes`).
 
 Every query is given its time range (and, for reports grouped by day or month, its time zone): nothing here keeps a
 zone or a period of its own. Sums come back as integers from both backends (PostgreSQL's SUM(bigint) is NUMERIC);
@@ -7,6 +8,7 @@ money as exact `Decimal` USD (`units.pico_to_usd`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -184,10 +186,20 @@ class LedgerReader:
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger read failed: {err}") from err
 
-    def cost_changes(self) -> list[dict[str, Any]]:
+    def cost_changes(self, start: datetime | None = None, end: datetime | None = None, *, limit: int | None = None,
+                     offset: int = 0) -> list[dict[str, Any]]:
         """The re-rating audit trail, oldest first: `row_id`, `hour`, `provider`, `model`, `old_cost_pico_usd`,
-        `new_cost_pico_usd`, `changed_at` (unix seconds), `price_source`."""
+        `new_cost_pico_usd`, `changed_at` (unix seconds), `price_source`. Only the changes made in [`start`, `end`)
+        when given; `offset` changes skipped, at most `limit`."""
         query = select(*(c for c in cost_changes.c if c.name != "id")).order_by(cost_changes.c.id)
+        if start is not None:
+            query = query.where(cost_changes.c.changed_at >= math.ceil(start.timestamp()))
+        if end is not None:
+            query = query.where(cost_changes.c.changed_at < math.ceil(end.timestamp()))
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
         try:
             with self.engine.connect() as conn:
                 return [dict(row) for row in conn.execute(query).mappings()]

@@ -12,7 +12,7 @@ import threading
 import time
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.model import BUDGET_SCOPES, Entry
+from costline.processor.model import BUDGET_SCOPES
 from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.reports.budgets")
@@ -108,7 +108,7 @@ class Budgets:
         threading.Thread(target=_refresher, args=(weakref.ref(self), stop, ttl, min_interval), daemon=True,
                          name="costline-budgets").start()
 
-    def committed(self, entries: Iterable[Entry] = ()) -> None:
+    def committed(self) -> None:
         """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
         with self._wake:
             self._commits += 1
