@@ -340,12 +340,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description="Reads the ledger directly; same options and output as "
                                   "GET /api/v1/usage.")
     _ledger_flags(usage)
-    usage.add_argument("--from", dest="from_", metavar="DATE",
-                       help="start, ISO date or datetime, included (default: the beginning)")
-    usage.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
+    _export_flags(usage, "start, ISO date or datetime, included (default: the beginning)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
-    usage.add_argument("--format", choices=["csv", "json"], default="csv")
     usage.set_defaults(func=_refusing_bad_ledgers("usage", _usage))
 
     reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
@@ -363,10 +360,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Reads the ledger directly; same options and output as GET /api/v1/cost-changes. --from and "
         "--to bound when the re-rate was made.")
     _ledger_flags(changes)
-    changes.add_argument("--from", dest="from_", metavar="DATE",
-                         help="re-rates made from then on, ISO date or datetime (default: the first)")
-    changes.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
-    changes.add_argument("--format", choices=["csv", "json"], default="csv")
+    _export_flags(changes, "re-rates made from then on, ISO date or datetime (default: the first)")
     changes.set_defaults(func=_refusing_bad_ledgers("cost-changes", _cost_changes))
 
     chargeback = subparsers.add_parser(
@@ -398,6 +392,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(close)
     close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
     close.set_defaults(func=_refusing_bad_ledgers("close-period", _close_period))
+
+
+def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:
+    """`--from`, `--to` and `--format` of the commands that export what an API route pages (`usage`,
+    `cost-changes`): the route's parameters, with `--to`'s one rule."""
+    parser.add_argument("--from", dest="from_", metavar="DATE", help=from_help)
+    parser.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
+    parser.add_argument("--format", choices=["csv", "json"], default="csv")
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

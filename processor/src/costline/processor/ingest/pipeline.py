@@ -23,7 +23,6 @@ from costline.processor.ingest.normalize import InvalidSpan, dedupe_calls, norma
 from costline.processor.ingest.normalize.bounds import REJECTED, outside_window, over_limit
 from costline.processor.ingest.outcomes import read_outcome
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.ledger.outcomes import OutcomeStore
 from costline.processor.metrics.aggregate import SeriesAggregator
 from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.metrics.outcomes import OutcomeCounter
@@ -95,7 +94,7 @@ class Pipeline:
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
-        self.outcomes = OutcomeStore(ledger.engine, ledger.writer.transaction)
+        self.outcomes = ledger.outcomes  # the ledger's store, counting in its writer's bounded transaction
         self.outcome_counter = OutcomeCounter(config.metrics.cardinality_limit)
         self.policy_violations = PolicyViolations(config.metrics)
         """Registered beside `collector` by the service; counts survive reloads."""

@@ -28,7 +28,7 @@ from costline.processor.ledger.schema import (
     cost_changes,
     usage_hourly,
 )
-from costline.processor.ledger.store import KEYS_PER_LOOKUP
+from costline.processor.ledger.store import KEYS_PER_LOOKUP, read_rows
 from costline.processor.model import Counts
 from costline.processor.units import ceil_hour, floor_hour_s, pico_to_usd
 
@@ -168,11 +168,7 @@ class LedgerReader:
         columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *UNPRICED_COLUMNS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .where(usage_hourly.c.unpriced_requests > 0).order_by(usage_hourly.c.id))
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
 
     def rows_since(self, since: datetime) -> list[dict[str, Any]]:
         """Every row from `since`'s hour on, for a re-rate: `id`, `hour`, `provider`, `model`, `operation` and all
@@ -180,11 +176,7 @@ class LedgerReader:
         columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *COUNTERS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .order_by(usage_hourly.c.id))
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
 
     def cost_changes(self, start: datetime | None = None, end: datetime | None = None, *, limit: int | None = None,
                      offset: int = 0) -> list[dict[str, Any]]:
@@ -200,11 +192,7 @@ class LedgerReader:
             query = query.limit(limit)
         if offset:
             query = query.offset(offset)
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
 
 
 def _usage_row(group_by: Sequence[str], groups: Sequence[Any], sums: Sequence[Any]) -> dict[str, Any]:

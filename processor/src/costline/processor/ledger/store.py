@@ -42,9 +42,13 @@ class Store:
             raise LedgerUnavailable(f"cannot create the {self.holds} tables: {err}") from err
 
     def _read(self, query: Any) -> list[dict[str, Any]]:
-        """The rows of `query` as dicts; `LedgerUnavailable` when the database does not answer."""
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
+
+
+def read_rows(engine: Engine, query: Any) -> list[dict[str, Any]]:
+    """The rows of `query` as dicts; `LedgerUnavailable` when the database does not answer."""
+    try:
+        with engine.connect() as conn:
+            return [dict(row) for row in conn.execute(query).mappings()]
+    except SQLAlchemyError as err:
+        raise LedgerUnavailable(f"ledger read failed: {err}") from err
