@@ -12,8 +12,8 @@ import pytest
 
 from costline.processor.config.settings import Address, Settings
 from costline.processor.http.auth import hash_token
-from costline.processor.reports.reconcile.compare import Result
 from costline.processor.ledger.reconciliation import ReconciliationStore
+from costline.processor.reports.reconcile.compare import Result
 from costline.processor.reports.reconcile.store import save
 from costline.processor.service import Service
 from tests.processor.reports.chargeback.test_command import CONFIG, calls

@@ -8,12 +8,12 @@ import json
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.chargeback.periods import document_bytes
 from costline.processor.reports.chargeback.render import render
 from costline.processor.reports.chargeback.report import close_period, statement_for
 from costline.processor.reports.chargeback.statement import Period, Statement
 from costline.processor.reports.reconcile.compare import UNTRACKED_OWNER, OwnerRef, Result, Row
-from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.reconcile.store import save
 from costline.processor.service import build_pipeline
 from tests.processor.conftest import db_url  # noqa: F401 - db_url: the fixture

@@ -11,11 +11,11 @@ import pytest
 
 from costline.processor.config.core import parse_config
 from costline.processor.ledger import Ledger
+from costline.processor.ledger.reconciliation import ReconciliationStore, StoreError
 from costline.processor.reports.reconcile.compare import OwnerRef, Row
 from costline.processor.reports.reconcile.render import render
 from costline.processor.reports.reconcile.run import reconcile
 from costline.processor.reports.reconcile.store import save
-from costline.processor.ledger.reconciliation import ReconciliationStore, StoreError
 from tests.processor.conftest import at, make_call
 from tests.processor.reports.reconcile.admin_server import Served, openai_usage_buckets
 

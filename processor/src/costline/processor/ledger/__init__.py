@@ -66,6 +66,8 @@ class Ledger:
             raise LedgerUnavailable(f"cannot open the ledger at {redact_url(url)}: {err}") from err
         self.reader = LedgerReader(self.engine)
 
+    # The stores open (and create their tables) when first asked for, then once per ledger. Two threads asking at
+    # the same moment may each open one; `create_tables` is safe against that and either store serves.
     @cached_property
     def outcomes(self) -> OutcomeStore:
         """Outcome counts, written through the writer's bounded transaction."""
