@@ -32,9 +32,9 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 """Bottom first. A module in a unit of one row may import any unit of its own row or of the rows above it."""
 LAYER = {unit: level for level, units in enumerate(LAYERS) for unit in units}
 
-TABLES_OUTSIDE_THE_LEDGER = {"reports/chargeback/periods.py", "reports/reconcile/store.py"}
-"""Stores not moved into `ledger/` yet (their tables hold statements and reconciliation results, whose types live in
-`reports/`): the list may only shrink, and the test fails until a module that moves is taken off it."""
+TABLES_OUTSIDE_THE_LEDGER: set[str] = set()
+"""Modules outside `ledger/` that define a table: none (closed periods and reconciliation moved into the ledger; what
+their rows mean stays in `reports/`). Kept as a list so that the rule reads like the clock's below."""
 CLOCK_READERS = {
     "http/api.py", "http/auth.py", "http/policy_api.py", "ingest/pipeline.py", "ledger/outcomes.py",
     "ledger/writer.py", "metrics/chargeback_gauges.py", "metrics/period_gauges.py", "reports/budgets.py",

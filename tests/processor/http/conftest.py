@@ -19,7 +19,7 @@ from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
 from costline.processor.http.otlp_http import OTLPHttpReceiver
 from costline.processor.http.server import HttpServer
 from costline.processor.ingest.pipeline import IngestResult, LedgerUnavailable
-from costline.processor.ingest.receivers import ReceiverStats
+from costline.processor.ingest.receivers import Outcome, ReceiverStats
 
 TOKEN = "s3cret-token"
 
@@ -52,6 +52,11 @@ class Edge:
     stats: ReceiverStats
     http: HttpServer
     grpc: GrpcServer
+
+    def requests(self, transport: str, outcome: Outcome) -> int:
+        """`costline_receiver_requests` of `transport` and `outcome`, as the receivers' stats export it."""
+        return next((int(s.value) for family in self.stats.collect() if family.name == "costline_receiver_requests"
+                     for s in family.samples if s.labels == {"transport": transport, "outcome": outcome.value}), 0)
 
     @property
     def traces_url(self) -> str:

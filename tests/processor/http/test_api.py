@@ -38,6 +38,15 @@ class Backend:
                 {"team": "support, \"tier 1\"", "model": "claude", "requests": 1, "cost_usd": pico_to_usd(100_000),
                  "input_tokens": 0}]
 
+    def cost_changes(self, start, end, *, limit=None, offset=0):
+        self.calls.append((start, end, "cost_changes"))
+        changes = [{"changed_at": datetime(2026, 11, 21, 9, tzinfo=timezone.utc),
+                    "hour": datetime(2026, 11, 20, 14, tzinfo=timezone.utc), "provider": "openai",
+                    "model": "gpt-4o-mini", "old_cost_usd": pico_to_usd(99_000_000_000_000),
+                    "new_cost_usd": pico_to_usd(1), "price_source": "override from 2026-11-15 gpt-4o-mini",
+                    "row_id": row_id} for row_id in (7, 8, 9)]
+        return changes[offset:][:limit]
+
     def budgets(self):
         return {"budgets": [{"scope": "team", "owner": "acme/search", "period": "monthly", "limit_usd": 10.0,
                              "spent_usd": 1.0}], "effective": []}
@@ -104,6 +113,30 @@ def test_usage_json_and_csv(api: AdminApi, backend: Backend) -> None:
     assert rows[1] == ["search", "gpt-4o", "2", "0.300000000000", "10"]  # every digit, not rounded
     assert rows[2][0] == 'support, "tier 1"'
     assert rows[2][3] == "0.000000100000"  # plain decimal, never 1E-7
+
+
+def test_cost_changes_json_and_csv_with_exact_money_and_pages(api: AdminApi, backend: Backend) -> None:
+    response = get(api, "/api/v1/cost-changes?from=2026-11-01&to=2026-11-30&limit=2")
+    assert response.status == 200 and response.content_type == "application/json"
+    document = json.loads(response.body)
+    assert backend.calls[-1] == (datetime(2026, 11, 1, tzinfo=timezone.utc),
+                                 datetime(2026, 12, 1, tzinfo=timezone.utc), "cost_changes")
+    assert [row["row_id"] for row in document["rows"]] == [7, 8]
+    assert document["rows"][0] == {
+        "changed_at": "2026-11-21T09:00:00+00:00", "hour": "2026-11-20T14:00:00+00:00", "provider": "openai",
+        "model": "gpt-4o-mini", "old_cost_usd": "99.000000000000", "new_cost_usd": "0.000000000001",
+        "price_source": "override from 2026-11-15 gpt-4o-mini", "row_id": 7}  # money: exact, never 1E-12
+    token = document["next_page_token"]
+    assert ("Link", f'</api/v1/cost-changes?from=2026-11-01&to=2026-11-30&limit=2&page_token={token}>; '
+                    'rel="next"') in response.headers
+    last = json.loads(get(api, f"/api/v1/cost-changes?from=2026-11-01&to=2026-11-30&limit=2&page_token={token}").body)
+    assert [row["row_id"] for row in last["rows"]] == [9] and last["next_page_token"] is None
+
+    rows = list(csv.reader(io.StringIO(get(api, "/api/v1/cost-changes?format=csv").body.decode())))
+    assert rows[0] == ["changed_at", "hour", "provider", "model", "old_cost_usd", "new_cost_usd", "price_source",
+                       "row_id"]
+    assert rows[1][4:6] == ["99.000000000000", "0.000000000001"] and len(rows) == 4
+    assert get(api, "/api/v1/cost-changes?group_by=team").status == 400  # no grouping: one row per change
 
 
 def test_usage_validation_names_the_parameter(api: AdminApi) -> None:

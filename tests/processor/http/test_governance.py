@@ -108,6 +108,13 @@ def served(tmp_path_factory) -> Served:
     (TOKENS["metrics"], "GET", "/api/v1/budgets", 403),
     (TOKENS["metrics"], "GET", "/api/v1/chargeback", 403),
     (TOKENS["metrics"], "GET", "/api/v1/policy", 403),
+    # The re-rating audit trail names no team: admin and finance only.
+    (None, "GET", "/api/v1/cost-changes", 401),
+    (TOKENS["eng"], "GET", "/api/v1/cost-changes", 403),
+    (TOKENS["guard"], "GET", "/api/v1/cost-changes", 403),
+    (TOKENS["metrics"], "GET", "/api/v1/cost-changes", 403),
+    (TOKENS["finance"], "GET", "/api/v1/cost-changes", 200),
+    (TOKENS["admin"], "GET", "/api/v1/cost-changes", 200),
     (None, "GET", "/healthz", 200),
     (None, "GET", "/readyz", 200),
 ])

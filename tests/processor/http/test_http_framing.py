@@ -99,14 +99,14 @@ def test_a_negative_chunk_size_is_400_at_once_and_nothing_is_buffered(edge: Edge
     """The old server read a chunk of size -1 as "to the end of the connection", into memory: here the client keeps
     the connection open and the answer must come anyway, from the first frame, before anything reaches the
     pipeline."""
-    before = edge.stats.requests("http", Outcome.UNDECODABLE)
+    before = edge.requests("http", Outcome.UNDECODABLE)
     with connect(edge.http.port) as sock:
         sock.sendall(HEAD + b"Transfer-Encoding: chunked\r\n\r\n-1\r\n" + b"\0" * (256 * 1024))
         response = read_to_eof(sock)  # the client never closes: only the server's answer and close end this
     assert status_of(response) == 400
     assert b"connection: close" in response.split(b"\r\n\r\n", 1)[0].lower()
     assert edge.pipeline.requests == []
-    assert edge.stats.requests("http", Outcome.UNDECODABLE) == before + 1
+    assert edge.requests("http", Outcome.UNDECODABLE) == before + 1
 
 
 def test_the_connections_still_work_after_refusals(edge: Edge) -> None:

@@ -100,11 +100,11 @@ def test_undecodable_bodies_get_400_with_a_status_body(edge: Edge) -> None:
 
 
 def test_body_over_the_limit_is_413_without_reading_it(edge: Edge) -> None:
-    before = edge.stats.requests("http", Outcome.TOO_LARGE)
+    before = edge.requests("http", Outcome.TOO_LARGE)
     code, headers, data = post(edge.traces_url, b"\0" * (1024 * 1024 + 1))
     assert code == 413
     assert status_of(data, PB).code == code_pb2.RESOURCE_EXHAUSTED
-    assert edge.stats.requests("http", Outcome.TOO_LARGE) == before + 1
+    assert edge.requests("http", Outcome.TOO_LARGE) == before + 1
 
 
 def test_gzip_bomb_is_413(edge: Edge) -> None:

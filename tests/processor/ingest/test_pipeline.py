@@ -17,6 +17,7 @@ from sqlalchemy import text
 from costline.processor.config.core import load_config, parse_config
 from costline.processor.ingest.pipeline import LedgerUnavailable, Pipeline
 from costline.processor.ledger import Ledger
+from costline.processor.reports.reprice import reprice
 from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -125,11 +126,11 @@ def test_budgets_are_right_after_a_restart(db_url):
 def test_reload_swaps_prices_and_reprice_bills_what_was_unpriced(db_url):
     pipeline = pipeline_for(db_url, parse_config({}))
     pipeline.ingest_calls([make_call(1, model="in-house-70b", provider="vllm", input_tokens=2_000_000, output=0)])
-    assert pipeline.reprice(NOV1) == 0  # still no price
+    assert reprice(pipeline.ledger, pipeline.pricer, NOV1) == 0  # still no price
     pipeline.reload(parse_config({"prices": [{"provider": "vllm", "model": "in-house-70b",
                                               "input_per_mtok": "0.25", "output_per_mtok": "1"}]}))
     pipeline.ingest_calls([make_call(2, model="in-house-70b", provider="vllm", input_tokens=1_000_000, output=0)])
-    assert pipeline.reprice(NOV1) == 1
+    assert reprice(pipeline.ledger, pipeline.pricer, NOV1) == 1
     [row] = pipeline.ledger.usage(NOV1, DEC1, ["model"])
     assert (row["cost_usd"], row["unpriced_requests"], row["requests"]) == (Decimal("0.75"), 0, 2)
     pipeline.close()

@@ -9,10 +9,10 @@ import threading
 from sqlalchemy import create_engine
 
 from costline.processor.ledger.outcomes import OutcomeStore
-from costline.processor.reports.chargeback.periods import ClosedPeriods
-from costline.processor.reports.reconcile.store import ReconciliationStore
+from costline.processor.ledger.periods import PeriodStore
+from costline.processor.ledger.reconciliation import ReconciliationStore
 
-OPENERS = (ReconciliationStore, ReconciliationStore, OutcomeStore, OutcomeStore, ClosedPeriods, ClosedPeriods)
+OPENERS = (ReconciliationStore, ReconciliationStore, OutcomeStore, OutcomeStore, PeriodStore, PeriodStore)
 
 
 def _open_store(opener, engine, start: threading.Barrier, errors: list) -> None:

@@ -1,6 +1,6 @@
 """Ledger-backed period gauges: what waits for a price and what was spent this month, on both ledger backends.
 
-Reprices run through a second pipeline on the same database, as `costline reprice` does from its own process.
+Reprices run through a second ledger on the same database, as `costline reprice` does from its own process.
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from costline.processor.config.core import parse_config
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.metrics.period_gauges import PeriodCollector, PeriodTotals
+from costline.processor.pricing import Pricer
+from costline.processor.reports.reprice import reprice
 from tests.processor.conftest import at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -53,8 +55,8 @@ def test_unpriced_calls_show_until_a_reprice_from_another_process_prices_them(db
     assert registry.get_sample_value("costline_period_unpriced_requests", labels("gpt-4o", "openai")) == 0
     assert registry.get_sample_value("costline_period_start_timestamp_seconds") == NOV1.timestamp()
 
-    repricer = Pipeline(parse_config({"prices": [*PRICED["prices"], IN_HOUSE]}), Ledger(db_url), clock=lambda: NOW)
-    assert repricer.reprice(NOV1) == 1
+    repricer = Ledger(db_url)
+    assert reprice(repricer, Pricer(parse_config({"prices": [*PRICED["prices"], IN_HOUSE]}).prices), NOV1) == 1
     repricer.close()
     totals.refresh()
     assert registry.get_sample_value("costline_period_unpriced_requests", labels()) == 0  # a drop, not a gap

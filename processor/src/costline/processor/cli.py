@@ -1,9 +1,11 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `chargeback`,
-`close-period`, `reconcile`.
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `cost-changes`,
+`chargeback`, `close-period`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
-composition root), `usage` opens a ledger and reads it, `reprice` adds the pricer.
+composition root); every other command opens a ledger (`_open_ledger`: the config and a `Ledger` with its stores) and
+hands it to the report that reads it — `usage`, `cost-changes`, `chargeback`, `close-period`, `reconcile` — or, for
+`reprice`, to the re-pricing with a pricer. None of them builds a pipeline.
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
-    """(config, ledger) for the commands that read or write the ledger directly (the caller closes the ledger).
+    """(config, ledger) for the commands that read or write the ledger (the caller closes the ledger).
     Raises `SettingsError` naming the config or the ledger URL when either cannot be opened, `LedgerUrlError`
     (`_refusing_bad_ledgers`) when the URL names no ledger or no existing file."""
     from costline.processor.config.core import ConfigError, load_config
@@ -123,20 +125,12 @@ def _open_ledger(args: argparse.Namespace) -> tuple[Any, Any]:
         raise SettingsError(str(err)) from None
 
 
-def _open_pipeline(args: argparse.Namespace) -> Any:
-    """The whole pipeline (config, ledger, outcomes) for commands that need more than the ledger (`chargeback`,
-    `reconcile`); the caller closes it. Raises `SettingsError` naming the config or the ledger URL."""
-    from costline.processor.config.core import ConfigError
-    from costline.processor.ledger import LedgerUnavailable
-    from costline.processor.service import build_pipeline
-
-    settings = settings_module.resolve({"config": args.config, "db": args.db})
-    try:
-        return build_pipeline(settings.config_path, settings.db_url, create=False)
-    except ConfigError as err:
-        raise SettingsError(f"{settings.config_path}: {err}") from None
-    except LedgerUnavailable as err:
-        raise SettingsError(str(err)) from None
+def _write(body: bytes, fmt: str) -> int:
+    """A CSV or JSON answer on stdout, as the API gives it (JSON with a final newline for the terminal)."""
+    out = sys.stdout.buffer
+    out.write(body if fmt == "csv" else body + b"\n")
+    out.flush()
+    return 0
 
 
 def _usage(args: argparse.Namespace) -> int:
@@ -154,10 +148,26 @@ def _usage(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     _, body = render_usage(query, rows)
-    out = sys.stdout.buffer
-    out.write(body if query.format == "csv" else body + b"\n")
-    out.flush()
-    return 0
+    return _write(body, query.format)
+
+
+def _cost_changes(args: argparse.Namespace) -> int:
+    from costline.processor.http.api import ApiError, parse_usage_query, render_cost_changes
+    from costline.processor.reports.reprice import cost_changes
+
+    params = {"from": args.from_, "to": args.to, "format": args.format}
+    try:
+        query = parse_usage_query(params.get, (), default_group_by=())
+        _, ledger = _open_ledger(args)
+    except (ApiError, SettingsError) as err:
+        print(f"costline cost-changes: {err}", file=sys.stderr)
+        return 2
+    try:
+        rows = cost_changes(ledger, query.start, query.end)
+    finally:
+        ledger.close()
+    _, body = render_cost_changes(query, rows)
+    return _write(body, query.format)
 
 
 def _reprice(args: argparse.Namespace) -> int:
@@ -186,33 +196,32 @@ def _reprice(args: argparse.Namespace) -> int:
 
 
 def _on_statements(command: str, args: argparse.Namespace, period_text: str | None, action: Callable[..., Any]) -> int:
-    """Open the ledger and run `action(pipeline, period)` for a statement command; a bad period, setting or an
-    unreachable ledger is one line on stderr and exit code 2."""
+    """Open the ledger and run `action(config, ledger, period)` for a statement command; a bad period, setting or
+    an unreachable ledger is one line on stderr and exit code 2."""
     from costline.processor.ledger import LedgerUnavailable
     from costline.processor.reports.chargeback.statement import Period, StatementError
 
     try:
         period = Period.parse(period_text) if period_text is not None else None
-        pipeline = _open_pipeline(args)
+        config, ledger = _open_ledger(args)
     except (StatementError, SettingsError) as err:
         print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     try:
-        action(pipeline, period)
+        action(config, ledger, period)
     except (StatementError, LedgerUnavailable) as err:
         print(f"costline {command}: {err}", file=sys.stderr)
         return 2
     finally:
-        pipeline.close()
+        ledger.close()
     return 0
 
 
 def _chargeback(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import chargeback_document
 
-    def write(pipeline: Any, period: Any) -> None:
-        _, body = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, period, args.team,
-                                      args.format)
+    def write(config: Any, ledger: Any, period: Any) -> None:
+        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format)
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
 
@@ -222,8 +231,8 @@ def _chargeback(args: argparse.Namespace) -> int:
 def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
-    def close(pipeline: Any, period: Any) -> None:
-        closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, period)
+    def close(config: Any, ledger: Any, period: Any) -> None:
+        closed = close_period(config, ledger, ledger.outcomes, period)
         statement = closed.statement
         print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
               f"{len(statement.teams)} teams; sha256 {closed.sha256}")
@@ -234,7 +243,7 @@ def _close_period(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from costline.processor.reports.reconcile.cli import run
 
-    return run(args, _open_pipeline)
+    return run(args, _open_ledger)
 
 
 def _hash_token(args: argparse.Namespace) -> int:
@@ -331,12 +340,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                   description="Reads the ledger directly; same options and output as "
                                   "GET /api/v1/usage.")
     _ledger_flags(usage)
-    usage.add_argument("--from", dest="from_", metavar="DATE",
-                       help="start, ISO date or datetime, included (default: the beginning)")
-    usage.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
+    _export_flags(usage, "start, ISO date or datetime, included (default: the beginning)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
-    usage.add_argument("--format", choices=["csv", "json"], default="csv")
     usage.set_defaults(func=_refusing_bad_ledgers("usage", _usage))
 
     reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
@@ -348,6 +354,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     reprice.add_argument("--all", action="store_true",
                          help="re-rate priced rows too, not only those waiting for a price")
     reprice.set_defaults(func=_refusing_bad_ledgers("reprice", _reprice))
+
+    changes = subparsers.add_parser(
+        "cost-changes", help="the audit trail of `reprice --all`: each re-rated ledger row's cost before and after",
+        description="Reads the ledger directly; same options and output as GET /api/v1/cost-changes. --from and "
+        "--to bound when the re-rate was made.")
+    _ledger_flags(changes)
+    _export_flags(changes, "re-rates made from then on, ISO date or datetime (default: the first)")
+    changes.set_defaults(func=_refusing_bad_ledgers("cost-changes", _cost_changes))
 
     chargeback = subparsers.add_parser(
         "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
@@ -378,6 +392,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _ledger_flags(close)
     close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
     close.set_defaults(func=_refusing_bad_ledgers("close-period", _close_period))
+
+
+def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:
+    """`--from`, `--to` and `--format` of the commands that export what an API route pages (`usage`,
+    `cost-changes`): the route's parameters, with `--to`'s one rule."""
+    parser.add_argument("--from", dest="from_", metavar="DATE", help=from_help)
+    parser.add_argument("--to", metavar="DATE", help=f"{TO_RULE} (default: now)")
+    parser.add_argument("--format", choices=["csv", "json"], default="csv")
 
 
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:

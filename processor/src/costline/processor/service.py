@@ -292,6 +292,13 @@ class _Backend:
             return pipeline.ledger.reader.usage(start, end, list(group_by), tz=pipeline.config.zone, limit=limit,
                                                 offset=offset)
 
+    def cost_changes(self, start: datetime, end: datetime, *, limit: int | None = None,
+                     offset: int = 0) -> list[dict[str, Any]]:
+        from costline.processor.reports.reprice import cost_changes
+
+        with _ledger_errors():
+            return cost_changes(self._pipeline().ledger, start, end, limit=limit, offset=offset)
+
     def budgets(self) -> Mapping[str, Any]:
         with _ledger_errors():
             return self._pipeline().budgets_snapshot()
@@ -338,9 +345,9 @@ def _ledger_errors() -> Iterator[None]:
 
 def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
                    forwarder: Any = None, create: bool = True) -> Any:
-    """A pipeline without listeners, for commands that read the ledger with the config (`chargeback`,
-    `reconcile`): load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or
-    `LedgerUrlError`: without `create`, a SQLite ledger must exist)."""
+    """A pipeline without listeners (tests and benchmarks fill a ledger with it; the commands open a ledger only):
+    load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or `LedgerUrlError`:
+    without `create`, a SQLite ledger must exist)."""
     from costline.processor.config.core import load_config
     from costline.processor.ingest.pipeline import Pipeline
     from costline.processor.ledger import Ledger

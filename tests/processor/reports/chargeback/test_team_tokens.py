@@ -12,8 +12,9 @@ import pytest
 
 from costline.processor.config.settings import Address, Settings
 from costline.processor.http.auth import hash_token
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.reconcile.compare import Result
-from costline.processor.reports.reconcile.store import ReconciliationStore
+from costline.processor.reports.reconcile.store import save
 from costline.processor.service import Service
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
 from tests.processor.reports.chargeback.test_untracked import rows
@@ -49,8 +50,8 @@ def service(tmp_path):
                         otlp_http=None, otlp_grpc=None, http=Address("127.0.0.1", 0))
     service = Service(settings).start()
     service.pipeline.ingest_calls(calls())
-    ReconciliationStore(service.pipeline.ledger.engine).save(
-        Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
+    save(ReconciliationStore(service.pipeline.ledger.engine),
+         Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
     try:
         yield service
     finally:

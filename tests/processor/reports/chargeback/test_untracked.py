@@ -8,12 +8,13 @@ import json
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.chargeback.periods import document_bytes
 from costline.processor.reports.chargeback.render import render
 from costline.processor.reports.chargeback.report import close_period, statement_for
 from costline.processor.reports.chargeback.statement import Period, Statement
 from costline.processor.reports.reconcile.compare import UNTRACKED_OWNER, OwnerRef, Result, Row
-from costline.processor.reports.reconcile.store import ReconciliationStore
+from costline.processor.reports.reconcile.store import save
 from costline.processor.service import build_pipeline
 from tests.processor.conftest import db_url  # noqa: F401 - db_url: the fixture
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
@@ -64,8 +65,8 @@ def test_untracked_spend_is_shown_and_not_charged_by_default(tmp_path, db_url): 
     try:
         before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
         assert before["untracked"] == {"rule": "show", "teams": {}, "unmapped_usd": "0", "total_usd": "0"}
-        ReconciliationStore(pipeline.ledger.engine).save(Result("openai", date(2026, 11, 1), date(2026, 12, 2),
-                                                                rows(), None, ["test"]))
+        save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
+                                                                 rows(), None, ["test"]))
         statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
         doc = statement.as_dict()
         assert doc["untracked"] == {
@@ -87,8 +88,8 @@ def test_charged_untracked_spend_goes_to_its_team_and_totals_add_up(tmp_path, db
     pipeline = made(tmp_path, db_url, "charge")
     try:
         before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
-        ReconciliationStore(pipeline.ledger.engine).save(Result("openai", date(2026, 11, 1), date(2026, 12, 2),
-                                                                rows(), None, ["test"]))
+        save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
+                                                                 rows(), None, ["test"]))
         doc = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
         assert_adds_up(doc)
         teams = {t["team"]: t for t in doc["teams"]}
@@ -117,7 +118,7 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
     pipeline = made(tmp_path, db_url, "charge")
     try:
         store = ReconciliationStore(pipeline.ledger.engine)
-        store.save(Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
+        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
         closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER,
                               now=lambda: datetime(2026, 12, 2, tzinfo=timezone.utc))
         doc = json.loads(closed.document)
@@ -125,7 +126,7 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
         assert document_bytes(closed.statement) == closed.document
         assert Statement.from_dict(doc).as_dict() == doc
         # A later run that finds the notebook's spend gone leaves the closed month as it was.
-        store.save(Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]))
+        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]))
         frozen = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
         assert frozen.as_dict() == doc
         # ... and bills the difference once, as corrections in the first open month.

@@ -86,7 +86,7 @@ def test_reconcile_stores_the_priced_rows_and_names_an_unpriced_model(tmp_path):
     doc = json.loads(result.stdout)
     assert [u["model"] for u in doc["unpriced"]] == ["gpt-9-imaginary"]
     assert [r["model"] for r in doc["rows"]] == ["gpt-4o"]
-    from costline.processor.reports.reconcile.store import ReconciliationStore
+    from costline.processor.ledger.reconciliation import ReconciliationStore
 
     ledger = Ledger(db)
     try:

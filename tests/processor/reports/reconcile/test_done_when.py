@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import create_engine
 
 from costline.fingerprint import fingerprint
-from costline.processor.reports.reconcile.store import ReconciliationStore
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.testing.fake_provider import DEFAULT_USAGE, FakeProviderServer
 from tests.processor.reports.reconcile.admin_server import ANTHROPIC_KEY, OPENAI_KEY, AdminReportServer, Served
 from tests.processor.served import serve, stop

@@ -11,10 +11,11 @@ import pytest
 
 from costline.processor.config.core import parse_config
 from costline.processor.ledger import Ledger
+from costline.processor.ledger.reconciliation import ReconciliationStore, StoreError
 from costline.processor.reports.reconcile.compare import OwnerRef, Row
 from costline.processor.reports.reconcile.render import render
 from costline.processor.reports.reconcile.run import reconcile
-from costline.processor.reports.reconcile.store import ReconciliationStore, StoreError
+from costline.processor.reports.reconcile.store import save
 from tests.processor.conftest import at, make_call
 from tests.processor.reports.reconcile.admin_server import Served, openai_usage_buckets
 
@@ -71,7 +72,7 @@ def test_a_failing_write_leaves_the_stored_run_whole(ledger, tmp_path):
                provider_cost_pico=5)
     first.rows += [twin, Row(**{**twin.__dict__})]
     with pytest.raises(StoreError, match="nothing written"):
-        store.save(first)
+        save(store, first)
     assert store.rows("openai", START, END) == before
 
 

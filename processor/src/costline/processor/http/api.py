@@ -7,6 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
+| `GET /api/v1/cost-changes?from=&to=&format=csv\\|json&limit=&page_token=` | the re-rating audit trail (`costline reprice --all`), oldest first, one page; admin and finance roles |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
@@ -15,7 +16,8 @@ Who may ask which route is `auth.py`'s: each route names the permission it needs
 running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage` and `budgets`
 take the same filters for other roles.
 
-Usage parsing and rendering live here as functions so `costline usage` gives byte-for-byte the same CSV as the API.
+Usage (and cost-change) parsing and rendering live here as functions so `costline usage` (`costline cost-changes`)
+gives byte-for-byte the same CSV as the API.
 A ledger that cannot answer (`Unavailable` from the backend) is a 503 + Retry-After on every route.
 """
 
@@ -42,6 +44,7 @@ from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_text, json_defau
 from costline.processor.http import auth
 from costline.processor.http.server import BadBody, BodyTooLarge, Request, Response
 from costline.processor.metrics.exposition import encoder_for, generate_chunks, generate_text
+from costline.processor.reports.reprice import COST_CHANGE_COLUMNS
 from costline.processor.units import EPOCH, LATEST
 
 GZIP_WBITS = 16 + isal_zlib.MAX_WBITS
@@ -74,6 +77,11 @@ class Backend(Protocol):
         ...
 
     def budgets(self) -> Mapping[str, Any]: ...
+
+    def cost_changes(self, start: datetime, end: datetime, *, limit: int | None = None,
+                     offset: int = 0) -> list[dict[str, Any]]:
+        """The re-rates made in [start, end), oldest first (`reports.reprice.cost_changes`)."""
+        ...
 
     def chargeback(self, period: str | None, team: str | None, fmt: str, *, private: bool = False,
                    limit: str | None = None, page_token: str | None = None) -> tuple[str, bytes, str | None]:
@@ -142,9 +150,11 @@ def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetim
 
 def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
                       now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
-                      pages: PageTokens | None = None) -> UsageQuery:
+                      pages: PageTokens | None = None, default_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
+                      ) -> UsageQuery:
     """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `pages`
-    (the API's), `limit` and `page_token` too."""
+    (the API's), `limit` and `page_token` too. The cost changes take the same, without a grouping
+    (`allowed_group_by` and `default_group_by` empty)."""
     page = pages.read(params("page_token") or "") if pages is not None and params("page_token") else None
     start_text, end_text = params("from"), params("to")
     start = parse_instant(start_text, "from") if start_text else EPOCH
@@ -159,7 +169,7 @@ def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Ite
         raise ApiError(f"to ({end.isoformat()}) must be after from ({start.isoformat()})")
     allowed = tuple(allowed_group_by)
     group_text = params("group_by")
-    group_by = tuple(g.strip() for g in group_text.split(",") if g.strip()) if group_text else DEFAULT_GROUP_BY
+    group_by = tuple(g.strip() for g in group_text.split(",") if g.strip()) if group_text else default_group_by
     unknown = [g for g in group_by if g not in allowed]
     if unknown:
         raise ApiError(f"group_by: unknown {', '.join(unknown)}; allowed: {', '.join(allowed)}")
@@ -240,14 +250,25 @@ def _query_digest(query: UsageQuery) -> str:
 def render_usage(query: UsageQuery, rows: list[dict[str, Any]], next_page: str | None = None) -> tuple[str, bytes]:
     """(content type, body). CSV columns: the group_by columns, then every other column the ledger returned.
     JSON carries `next_page_token` (null on the last page) when the query is paged."""
+    return _render_rows(query, {"group_by": list(query.group_by)}, query.group_by, rows, next_page)
+
+
+def render_cost_changes(query: UsageQuery, rows: list[dict[str, Any]], next_page: str | None = None
+                        ) -> tuple[str, bytes]:
+    """(content type, body) of the re-rating audit trail, as `render_usage` writes usage (columns:
+    `reprice.COST_CHANGE_COLUMNS`; money as exact decimal text)."""
+    return _render_rows(query, {}, COST_CHANGE_COLUMNS, rows, next_page)
+
+
+def _render_rows(query: UsageQuery, head: dict[str, Any], first_columns: Sequence[str], rows: list[dict[str, Any]],
+                 next_page: str | None) -> tuple[str, bytes]:
     if query.format == "json":
-        document: dict[str, Any] = {"from": query.start.isoformat(), "to": query.end.isoformat(),
-                                    "group_by": list(query.group_by),
+        document: dict[str, Any] = {"from": query.start.isoformat(), "to": query.end.isoformat(), **head,
                                     "rows": [{k: json_value(v) for k, v in row.items()} for row in rows]}
         if query.limit:
             document["next_page_token"] = next_page
         return JSON_TYPE, json.dumps(document, separators=(",", ":")).encode()
-    columns = list(query.group_by)
+    columns = list(first_columns)
     for row in rows:
         columns.extend(k for k in row if k not in columns)
     return CSV_TYPE, csv_text(columns, ([row.get(c) for c in columns] for row in rows)).encode()
@@ -271,6 +292,14 @@ OWNER_FILTERS = ("org", "team")
 """Query parameters that narrow usage and budgets to one owner (forced to its own team for a team token)."""
 
 
+def _next_link(request: Request, token: str | None) -> list[tuple[str, str]]:
+    """The `Link: rel="next"` header of a paged answer (none on the last page): the same query, the next token."""
+    if token is None:
+        return []
+    params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
+    return [("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"')]
+
+
 class AdminApi:
     """Router for `--http`."""
 
@@ -288,6 +317,7 @@ class AdminApi:
             ("GET", "/api/v1/budgets"): (self._budgets, auth.READ),
             ("GET", "/api/v1/usage"): (self._usage, auth.READ),
             ("GET", "/api/v1/chargeback"): (self._chargeback, auth.READ),
+            ("GET", "/api/v1/cost-changes"): (self._cost_changes, auth.READ),
             ("POST", "/api/v1/reload"): (self._reload, auth.WRITE),
             ("GET", "/api/v1/policy"): (self._policy, auth.POLICY),
         }
@@ -369,11 +399,16 @@ class AdminApi:
                                        offset=query.offset)
         token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
         content_type, body = render_usage(query, rows[: query.limit], token)
-        headers = []
-        if token is not None:
-            params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
-            headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
-        return Response(HTTPStatus.OK, body, content_type, headers)
+        return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
+
+    def _cost_changes(self, request: Request, principal: auth.Principal) -> Response:
+        if principal.team is not None:  # the audit trail names no owner: it cannot be narrowed to one team
+            raise Forbidden("the cost changes are for the admin and finance roles")
+        query = parse_usage_query(request.param, (), pages=self._pages, default_group_by=())
+        rows = self._backend.cost_changes(query.start, query.end, limit=query.limit + 1, offset=query.offset)
+        token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
+        content_type, body = render_cost_changes(query, rows[: query.limit], token)
+        return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
 
     def _chargeback(self, request: Request, principal: auth.Principal) -> Response:
         fmt = (request.param("format") or "json").lower()
@@ -386,11 +421,7 @@ class AdminApi:
         content_type, body, token = self._backend.chargeback(
             request.param("period"), team, fmt, private=principal.team is not None, limit=request.param("limit"),
             page_token=request.param("page_token"))
-        headers = []
-        if token is not None:
-            params = {k: v[-1] for k, v in request.query.items() if k != "page_token"}
-            headers.append(("Link", f'<{request.path}?{urlencode({**params, "page_token": token})}>; rel="next"'))
-        return Response(HTTPStatus.OK, body, content_type, headers)
+        return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
 
     def _reload(self, request: Request, _: auth.Principal) -> Response:
         try:

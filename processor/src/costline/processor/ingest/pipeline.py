@@ -13,7 +13,6 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
@@ -24,7 +23,6 @@ from costline.processor.ingest.normalize import InvalidSpan, dedupe_calls, norma
 from costline.processor.ingest.normalize.bounds import REJECTED, outside_window, over_limit
 from costline.processor.ingest.outcomes import read_outcome
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.ledger.outcomes import OutcomeStore
 from costline.processor.metrics.aggregate import SeriesAggregator
 from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.metrics.outcomes import OutcomeCounter
@@ -43,7 +41,6 @@ from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
 from costline.processor.reports.budgets import Budgets
-from costline.processor.reports.reprice import reprice
 from costline.processor.units import NS_PER_S, pico_to_float_usd
 
 __all__ = ["IngestResult", "LedgerUnavailable", "Pipeline"]
@@ -97,7 +94,7 @@ class Pipeline:
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
-        self.outcomes = OutcomeStore(ledger.engine, ledger.writer.transaction)
+        self.outcomes = ledger.outcomes  # the ledger's store, counting in its writer's bounded transaction
         self.outcome_counter = OutcomeCounter(config.metrics)
         self.policy_violations = PolicyViolations(config.metrics)
         """Registered beside `collector` by the service; counts survive reloads."""
@@ -272,10 +269,6 @@ class Pipeline:
         self.policy_violations.configure(config.metrics)
         self.outcome_counter.configure(config.metrics)
         self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
-
-    def reprice(self, since: datetime) -> int:
-        """Price the ledger's unpriced rows from `since` on with the current prices (`reprice.reprice`)."""
-        return reprice(self.ledger, self._state.pricer, since)
 
     def close(self) -> None:
         self.ledger.close()

@@ -81,10 +81,6 @@ class ReceiverStats(Collector):
             if rejected_spans:
                 self._spans[(transport, "rejected")] = self._spans.get((transport, "rejected"), 0) + rejected_spans
 
-    def requests(self, transport: str, outcome: Outcome) -> int:
-        with self._lock:
-            return self._requests.get((transport, outcome.value), 0)
-
     def collect(self) -> Iterator[CounterMetricFamily]:
         with self._lock:
             requests, spans = dict(self._requests), dict(self._spans)

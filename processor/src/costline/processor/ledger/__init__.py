@@ -8,15 +8,18 @@ processor.
 * `engine` — connecting (every wait bounded) and bringing an older schema up to date in place;
 * `writer.LedgerWriter` — a batch's rows and identity keys in one transaction;
 * `reader.LedgerReader` — usage reports, budget sums, period totals, rows waiting for a price;
-* `schema` — the tables, derived from `model`.
+* `schema` — the tables, derived from `model`;
+* the stores beside them in the same database, each with its tables (`store.Store`: created when first opened):
+  `outcomes.OutcomeStore`, `periods.PeriodStore` (closed periods), `reconciliation.ReconciliationStore`.
 
-`Ledger` opens one database and holds one of each.
+`Ledger` opens one database and holds one of each (the stores opened when first asked for).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -32,8 +35,12 @@ from costline.processor.ledger.engine import (
     open_engine,
     redact_url,
 )
+from costline.processor.ledger.outcomes import OutcomeStore
+from costline.processor.ledger.periods import PeriodStore
 from costline.processor.ledger.reader import UTC, LedgerReader
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.ledger.schema import GROUP_BY
+from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS
 from costline.processor.ledger.writer import LedgerWriter
 from costline.processor.model import Entry
 
@@ -59,7 +66,22 @@ class Ledger:
             raise LedgerUnavailable(f"cannot open the ledger at {redact_url(url)}: {err}") from err
         self.reader = LedgerReader(self.engine)
 
-    def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
+    # The stores open (and create their tables) when first asked for, then once per ledger. Two threads asking at
+    # the same moment may each open one; `create_tables` is safe against that and either store serves.
+    @cached_property
+    def outcomes(self) -> OutcomeStore:
+        """Outcome counts, written through the writer's bounded transaction."""
+        return OutcomeStore(self.engine, self.writer.transaction)
+
+    @cached_property
+    def periods(self) -> PeriodStore:
+        return PeriodStore(self.engine)
+
+    @cached_property
+    def reconciliation(self) -> ReconciliationStore:
+        return ReconciliationStore(self.engine)
+
+    def record(self, entries: Sequence[Entry], *, retention_hours: int = DEFAULT_RETENTION_HOURS, now: int | None = None) -> list[Entry]:
         """`LedgerWriter.record`: write a batch, return the entries that were new."""
         return self.writer.record(entries, retention_hours=retention_hours, now=now)
 

@@ -30,8 +30,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from costline.processor.ledger.engine import LedgerUnavailable, create_tables, dialect_insert
+from costline.processor.ledger.engine import LedgerUnavailable, dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
+from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S, Store
 from costline.processor.model import MAX_LABEL_LENGTH, Outcome, Owner
 from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
 
@@ -58,19 +59,18 @@ counted_outcomes = Table(
 OUTCOME_GROUP_BY = (*OWNER_COLUMNS, "name")
 
 
-class OutcomeStore:
+class OutcomeStore(Store):
     """Writes and reads outcome counts in the ledger's database."""
 
+    metadata = metadata
+    holds = "outcome"
+
     def __init__(self, engine: Any, transaction: Callable[[], AbstractContextManager[Any]] | None = None) -> None:
-        self.engine = engine
+        super().__init__(engine)
         self._transaction = transaction
         """The ledger writer's bounded transaction (its write lock, the ledger timeout, the deadline on the wire),
         so that counting outcomes, which an export does before billing its calls, cannot hang on a stalled server
         either. None (readers, tests): a plain transaction under a lock of its own."""
-        try:
-            create_tables(metadata, engine)
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"cannot create the outcome tables: {err}") from err
         self._lock = threading.Lock()
         self._last_retention = 0.0
 
@@ -83,7 +83,7 @@ class OutcomeStore:
             with self._lock, self.engine.begin() as conn:
                 yield conn
 
-    def record(self, outcomes: Sequence[tuple[Outcome, Owner]], *, retention_hours: int = 72,
+    def record(self, outcomes: Sequence[tuple[Outcome, Owner]], *, retention_hours: int = DEFAULT_RETENTION_HOURS,
                now: int | None = None) -> list[tuple[Outcome, Owner]]:
         """Count the outcomes not counted before, in one transaction; returns those."""
         if not outcomes:
@@ -94,8 +94,8 @@ class OutcomeStore:
         try:
             with self._begin() as conn:
                 seen: set[str] = set()
-                for i in range(0, len(keys), 5000):
-                    chunk = keys[i : i + 5000]
+                for i in range(0, len(keys), KEYS_PER_LOOKUP):
+                    chunk = keys[i : i + KEYS_PER_LOOKUP]
                     seen.update(k for (k,) in conn.execute(
                         select(counted_outcomes.c.dedup_key).where(counted_outcomes.c.dedup_key.in_(chunk))))
                 fresh = []
@@ -117,7 +117,7 @@ class OutcomeStore:
                 new_keys = [{"dedup_key": o.key, "counted_at": now} for o, _ in fresh if o.key]
                 if new_keys:
                     conn.execute(counted_outcomes.insert(), new_keys)
-                if time.monotonic() - self._last_retention > 600:
+                if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(counted_outcomes).where(
                         counted_outcomes.c.counted_at < now - retention_hours * S_PER_HOUR))
@@ -133,14 +133,10 @@ class OutcomeStore:
             raise ValueError(f"group_by: unknown {', '.join(unknown)}; allowed: {', '.join(OUTCOME_GROUP_BY)}")
         columns = [outcomes_hourly.c[g] for g in group_by]
         begin = int(start.timestamp())
-        query = (select(*columns, cast(func.sum(outcomes_hourly.c["count"]), BigInteger))
+        query = (select(*columns, cast(func.sum(outcomes_hourly.c["count"]), BigInteger).label("count"))
                  .where(outcomes_hourly.c.hour >= floor_hour_s(begin))
                  .where(outcomes_hourly.c.hour < int(end.timestamp())))
         if columns:
             query = query.group_by(*columns).order_by(*columns)
-        try:
-            with self.engine.connect() as conn:
-                return [{**dict(zip(group_by, row[:-1], strict=True)), "count": int(row[-1] or 0)}
-                        for row in conn.execute(query) if row[-1] is not None]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return [{**{g: row[g] for g in group_by}, "count": int(row["count"])}
+                for row in self._read(query) if row["count"] is not None]

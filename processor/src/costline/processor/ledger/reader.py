@@ -1,4 +1,5 @@
-"""Reading the ledger: usage reports, budget sums, period totals, and the rows still waiting for a price.
+"""Reading the ledger: usage reports, budget sums, period totals, the rows still waiting for a price, and the audit
+trail of re-rating (`cost_changes`).
 
 Every query is given its time range (and, for reports grouped by day or month, its time zone): nothing here keeps a
 zone or a period of its own. Sums come back as integers from both backends (PostgreSQL's SUM(bigint) is NUMERIC);
@@ -7,6 +8,7 @@ money as exact `Decimal` USD (`units.pico_to_usd`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -26,12 +28,11 @@ from costline.processor.ledger.schema import (
     cost_changes,
     usage_hourly,
 )
+from costline.processor.ledger.store import KEYS_PER_LOOKUP, read_rows
 from costline.processor.model import Counts
 from costline.processor.units import ceil_hour, floor_hour_s, pico_to_usd
 
 UTC = ZoneInfo("UTC")
-NAMES_PER_QUERY = 5000
-"""Owner names per budget-sum query: under SQLite's and PostgreSQL's bound-parameter limits."""
 UNPRICED_COLUMNS = tuple(c.column for c in Counts if c.name.startswith("UNPRICED_"))
 """The counters a reprice reads and clears: unpriced calls and their tokens."""
 _COST = Counts.COST_PICO_USD
@@ -118,10 +119,10 @@ class LedgerReader:
                     cols = [usage_hourly.c[c] for c in columns]
                     totals = out[columns] = {}
                     ordered = sorted(names)
-                    for i in range(0, len(ordered), NAMES_PER_QUERY):
+                    for i in range(0, len(ordered), KEYS_PER_LOOKUP):
                         query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
                                  .where(usage_hourly.c.hour >= start)
-                                 .where(cols[-1].in_(ordered[i : i + NAMES_PER_QUERY])).group_by(*cols))
+                                 .where(cols[-1].in_(ordered[i : i + KEYS_PER_LOOKUP])).group_by(*cols))
                         if end is not None:
                             query = query.where(usage_hourly.c.hour < end)
                         for *values, cost in conn.execute(query):
@@ -167,11 +168,7 @@ class LedgerReader:
         columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *UNPRICED_COLUMNS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .where(usage_hourly.c.unpriced_requests > 0).order_by(usage_hourly.c.id))
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
 
     def rows_since(self, since: datetime) -> list[dict[str, Any]]:
         """Every row from `since`'s hour on, for a re-rate: `id`, `hour`, `provider`, `model`, `operation` and all
@@ -179,21 +176,23 @@ class LedgerReader:
         columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *COUNTERS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .order_by(usage_hourly.c.id))
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        return read_rows(self.engine, query)
 
-    def cost_changes(self) -> list[dict[str, Any]]:
+    def cost_changes(self, start: datetime | None = None, end: datetime | None = None, *, limit: int | None = None,
+                     offset: int = 0) -> list[dict[str, Any]]:
         """The re-rating audit trail, oldest first: `row_id`, `hour`, `provider`, `model`, `old_cost_pico_usd`,
-        `new_cost_pico_usd`, `changed_at` (unix seconds), `price_source`."""
+        `new_cost_pico_usd`, `changed_at` (unix seconds), `price_source`. Only the changes made in [`start`, `end`)
+        when given; `offset` changes skipped, at most `limit`."""
         query = select(*(c for c in cost_changes.c if c.name != "id")).order_by(cost_changes.c.id)
-        try:
-            with self.engine.connect() as conn:
-                return [dict(row) for row in conn.execute(query).mappings()]
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
+        if start is not None:
+            query = query.where(cost_changes.c.changed_at >= math.ceil(start.timestamp()))
+        if end is not None:
+            query = query.where(cost_changes.c.changed_at < math.ceil(end.timestamp()))
+        if limit is not None:
+            query = query.limit(limit)
+        if offset:
+            query = query.offset(offset)
+        return read_rows(self.engine, query)
 
 
 def _usage_row(group_by: Sequence[str], groups: Sequence[Any], sums: Sequence[Any]) -> dict[str, Any]:

@@ -25,16 +25,13 @@ from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
+from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
 from costline.processor.model import Entry, counts_of, text_call_keys
 from costline.processor.units import S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")
 
-KEYS_PER_LOOKUP = 5000
-"""Bound parameters per dedup-key lookup: under SQLite's and PostgreSQL's limits, and a batch is usually one."""
-RETENTION_CHECK_S = 600
-"""How often (at most) a write also deletes identity keys older than the retention."""
 WIRE_DEADLINE = 1.5
 """The deadline on the wire, in ledger timeouts: the server's own bounds (`lock_timeout`, `statement_timeout`: one
 timeout) answer first when the server answers at all, leaving the connection usable; the watchdog only cuts one
@@ -75,7 +72,7 @@ class LedgerWriter:
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
 
-    def record(self, entries: Sequence[Entry], *, retention_hours: int = 72, now: int | None = None) -> list[Entry]:
+    def record(self, entries: Sequence[Entry], *, retention_hours: int = DEFAULT_RETENTION_HOURS, now: int | None = None) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
         this batch). `now` (unix seconds) stamps the identity keys for retention.
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from costline.processor.ledger.reconciliation import OwnerTotals, ReconciliationStore
 from costline.processor.refresher import Refresher
-from costline.processor.reports.reconcile.store import OwnerTotals, ReconciliationStore
 from costline.processor.units import pico_to_float_usd
 
 LABELS = ("provider", "owner_kind", "owner")

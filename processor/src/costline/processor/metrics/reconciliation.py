@@ -12,7 +12,6 @@ from typing import Any
 from costline.processor.config.core import CostlineConfig
 from costline.processor.metrics.reconcile_gauges import ReconciliationGauges
 from costline.processor.reports.reconcile.run import BackgroundReconciler
-from costline.processor.reports.reconcile.store import ReconciliationStore
 
 log = logging.getLogger("costline.processor.metrics.reconciliation")
 
@@ -23,7 +22,7 @@ GAUGES_REFRESH_S = 30.0
 class ReconcileService:
     def __init__(self, registry: Any, config: Callable[[], CostlineConfig], ledger: Any,
                  every_s: float | None, **background_options: Any) -> None:
-        self.store = ReconciliationStore(ledger.engine)
+        self.store = ledger.reconciliation
         self.gauges = ReconciliationGauges(self.store)
         try:
             self.gauges.refresh()

@@ -11,7 +11,7 @@ import logging
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
-from costline.processor.model import BUDGET_SCOPES, Entry
+from costline.processor.model import BUDGET_SCOPES
 from costline.processor.refresher import Refresher
 from costline.processor.units import period_starts, pico_to_usd
 
@@ -108,7 +108,7 @@ class Budgets:
                                     min_gap_s=min_interval, first_read=False).start()
         weakref.finalize(self, self._refresher.stop, 0.0)
 
-    def committed(self, entries: Iterable[Entry] = ()) -> None:
+    def committed(self) -> None:
         """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
         with self._commits_lock:  # receivers' threads commit concurrently
             self._commits += 1

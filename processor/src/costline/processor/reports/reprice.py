@@ -1,5 +1,6 @@
 """Repricing: bill the ledger's unpriced calls once their model has a price (`costline reprice`), or re-rate every
-row at the prices in effect now (`costline reprice --all`).
+row at the prices in effect now (`costline reprice --all`); and the audit trail of those re-rates as it is read
+(`cost_changes`: `costline cost-changes`, `GET /api/v1/cost-changes`).
 
 Above the ledger, which prices nothing: this reads rows (`LedgerReader.unpriced_rows` / `rows_since`), asks the
 pricer for each row's model at that row's hour (so an override's `effective_from` applies hour by hour), and writes
@@ -14,14 +15,14 @@ the cliff), and a re-rate leaves the cost already billed for a row alone when it
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from costline.processor.ledger import Ledger
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.model import LLMCall
 from costline.processor.pricing import Pricer, Rates
-from costline.processor.units import NS_PER_S
+from costline.processor.units import NS_PER_S, pico_to_usd
 
 
 def _tokens(row: dict[str, Any], prefix: str) -> LLMCall:
@@ -74,3 +75,23 @@ def rerate(ledger: Ledger, pricer: Pricer, since: datetime) -> tuple[int, int]:
     if priced:
         changed += ledger.writer.price_rows(priced)
     return changed, tiered
+
+
+COST_CHANGE_COLUMNS = ("changed_at", "hour", "provider", "model", "old_cost_usd", "new_cost_usd", "price_source",
+                       "row_id")
+"""The audit trail as `costline cost-changes` and `GET /api/v1/cost-changes` give it, in this column order."""
+
+
+def cost_changes(ledger: Ledger, start: datetime, end: datetime, *, limit: int | None = None,
+                 offset: int = 0) -> list[dict[str, Any]]:
+    """The re-rates made in [`start`, `end`), oldest first: when (`changed_at`), the ledger row's hour, provider and
+    model, its cost before and after (exact `Decimal` USD), the price that made the new one, and the row's id."""
+    return [{"changed_at": _instant(row["changed_at"]), "hour": _instant(row["hour"]), "provider": row["provider"],
+             "model": row["model"], "old_cost_usd": pico_to_usd(row["old_cost_pico_usd"]),
+             "new_cost_usd": pico_to_usd(row["new_cost_pico_usd"]), "price_source": row["price_source"],
+             "row_id": row["row_id"]}
+            for row in ledger.reader.cost_changes(start, end, limit=limit, offset=offset)]
+
+
+def _instant(unix_s: int) -> datetime:
+    return datetime.fromtimestamp(unix_s, timezone.utc)

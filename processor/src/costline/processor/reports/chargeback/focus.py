@@ -27,7 +27,6 @@ from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.ownership import UNATTRIBUTED
 from costline.processor.reports.chargeback.statement import TOKEN_COLUMNS, UNPRICED_TOKEN_COLUMNS, Statement
 
-FOCUS_VERSION = "1.2"
 USAGE_GROUPS = ("day", "provider", "model", *OWNER_COLUMNS)
 """How the ledger is read for the usage rows."""
 ISSUER = "Costline"

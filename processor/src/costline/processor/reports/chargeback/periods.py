@@ -1,12 +1,12 @@
 """Closed periods: a month's statement frozen in the ledger's database, with a content hash.
 
 `costline close-period 2026-11` stores the statement as it is then — the exact bytes of its JSON document, their
-SHA-256, and the charging rules that made it (the `chargeback:` section, the zone, the org hierarchy) — in
-`costline_closed_periods`, a table of its own beside the ledger's. From then on the period's statement is the
-stored one, whatever arrives later. What changes in the ledger for a closed month afterwards (late spans, late
-outcomes, re-pricing) is found by making its statement again under the stored rules and comparing each team's
-exact charges with the frozen ones; the difference, less what earlier corrections already billed, is a
-`correction` line in the first open period after it.
+SHA-256, and the charging rules that made it (the `chargeback:` section, the zone, the org hierarchy) — in the
+ledger's `costline_closed_periods` (`ledger.periods` keeps the text this module makes and reads back). From then on
+the period's statement is the stored one, whatever arrives later. What changes in the ledger for a closed month
+afterwards (late spans, late outcomes, re-pricing) is found by making its statement again under the stored rules and
+comparing each team's exact charges with the frozen ones; the difference, less what earlier corrections already
+billed, is a `correction` line in the first open period after it.
 """
 
 from __future__ import annotations
@@ -17,27 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
-from typing import Any
-
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from costline.processor.config.chargeback import ChargebackConfig
-from costline.processor.ledger import LedgerUnavailable
-from costline.processor.ledger.engine import create_tables
+from costline.processor.ledger.periods import AlreadyClosed, PeriodStore
 from costline.processor.reports.chargeback.statement import Period, Statement, StatementError
-
-metadata = MetaData()
-
-closed_periods = Table(
-    "costline_closed_periods",
-    metadata,
-    Column("period", String(7), primary_key=True),  # YYYY-MM
-    Column("closed_at", BigInteger, nullable=False),  # unix seconds
-    Column("sha256", String(64), nullable=False),  # of `document`'s UTF-8 bytes
-    Column("document", Text, nullable=False),  # the statement's JSON, exactly as `--format json` serves it
-    Column("rules", Text, nullable=False),  # JSON: the chargeback section, zone and org hierarchy that made it
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,27 +67,18 @@ def document_bytes(statement: Statement) -> bytes:
 
 
 class ClosedPeriods:
-    """The closed periods in the ledger's database (the table is created on first use)."""
+    """The closed periods, as statements and rules (the ledger's `PeriodStore` holds them as text)."""
 
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-        try:
-            create_tables(metadata, engine)
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"cannot create the closed-periods table: {err}") from err
+    def __init__(self, store: PeriodStore) -> None:
+        self.store = store
 
     def get(self, period: Period) -> ClosedPeriod | None:
         return self.all().get(period)
 
     def all(self) -> dict[Period, ClosedPeriod]:
-        try:
-            with self.engine.connect() as conn:
-                rows = conn.execute(select(closed_periods)).mappings().all()
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"ledger read failed: {err}") from err
         return {Period.parse(r["period"]): ClosedPeriod(
             Period.parse(r["period"]), datetime.fromtimestamp(r["closed_at"], timezone.utc), r["sha256"],
-            r["document"].encode(), Rules.from_json(r["rules"])) for r in rows}
+            r["document"].encode(), Rules.from_json(r["rules"])) for r in self.store.rows()}
 
     def close(self, statement: Statement, rules: Rules) -> ClosedPeriod:
         """Store `statement` (made with `closed_at` set) as its period's frozen statement. Raises `StatementError`
@@ -113,17 +87,13 @@ class ClosedPeriods:
         document = document_bytes(statement)
         digest = hashlib.sha256(document).hexdigest()
         try:
-            with self.engine.begin() as conn:
-                conn.execute(closed_periods.insert().values(
-                    period=str(statement.period), closed_at=int(statement.closed_at.timestamp()), sha256=digest,
-                    document=document.decode(), rules=rules.to_json()))
-        except IntegrityError:
+            self.store.insert({"period": str(statement.period), "closed_at": int(statement.closed_at.timestamp()),
+                               "sha256": digest, "document": document.decode(), "rules": rules.to_json()})
+        except AlreadyClosed:
             existing = self.get(statement.period)
             when = existing.closed_at.isoformat() if existing else "already"
             raise StatementError(f"period {statement.period} is already closed (at {when}, sha256 "
                                  f"{existing.sha256 if existing else '?'})") from None
-        except SQLAlchemyError as err:
-            raise LedgerUnavailable(f"closing {statement.period} failed: {err}") from err
         return ClosedPeriod(statement.period, statement.closed_at, digest, document, rules)
 
 

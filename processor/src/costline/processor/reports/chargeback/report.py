@@ -41,7 +41,6 @@ from costline.processor.reports.chargeback.statement import (
     team_usage,
     untracked_by_team,
 )
-from costline.processor.reports.reconcile.store import ReconciliationStore
 
 TEAM_GROUPS = ["org", "team"]
 
@@ -57,8 +56,8 @@ def rules_of(config: Any) -> Rules:
 
 def statement_for(config: Any, ledger: Any, outcomes: Any, period: Period) -> Statement:
     """`period`'s statement: the frozen one when it is closed, else made from the ledger with its corrections.
-    `ledger` offers `engine` and `usage()`, `outcomes` (an `OutcomeStore`) `outcomes()`."""
-    closed = ClosedPeriods(ledger.engine).all()
+    `ledger` (a `Ledger`) offers `usage()` and its stores, `outcomes` (an `OutcomeStore`) `outcomes()`."""
+    closed = ClosedPeriods(ledger.periods).all()
     if period in closed:
         return closed[period].statement
     return _made(rules_of(config), ledger, outcomes, period, corrections_for(period, closed, ledger, outcomes))
@@ -74,7 +73,7 @@ def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *,
     if at < period.end(zone):
         raise StatementError(f"period {period} has not ended yet (it ends {period.end(zone).isoformat()}): only a "
                              "past month can be closed")
-    store = ClosedPeriods(ledger.engine)
+    store = ClosedPeriods(ledger.periods)
     closed = store.all()
     if period in closed:
         raise StatementError(f"period {period} is already closed (at {closed[period].closed_at.isoformat()}, "
@@ -89,7 +88,7 @@ def inputs_of(config: Any, ledger: Any, outcomes: Any, period: Period) -> tuple[
     closed periods' hashes and the stored untracked spend. Equal digests: equal statements, nothing to remake.
     A few aggregate queries, against a statement's reading and arithmetic per team."""
     zone = ZoneInfo(config.timezone)
-    closed = ClosedPeriods(ledger.engine).all()
+    closed = ClosedPeriods(ledger.periods).all()
     first = period.previous()
     while first.previous() in closed:
         first = first.previous()
@@ -98,7 +97,7 @@ def inputs_of(config: Any, ledger: Any, outcomes: Any, period: Period) -> tuple[
                                                   "output_tokens", "cache_read_tokens", "cache_write_tokens"])
     end = period.next().ledger_bounds(zone)[1]
     counted = outcomes.outcomes(start, end, [])
-    untracked = ReconciliationStore(ledger.engine).untracked_spend(first.start(zone).date(), period.end(zone).date())
+    untracked = ledger.reconciliation.untracked_spend(first.start(zone).date(), period.end(zone).date())
     return (period, tuple(sorted(sums.items())), tuple(r["count"] for r in counted),
             tuple(sorted((str(p), c.sha256) for p, c in closed.items())),
             tuple(sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in untracked)))
@@ -135,7 +134,7 @@ def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
     counted = outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
     # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
-    untracked = ReconciliationStore(ledger.engine).untracked_spend(period.start(tz).date(), period.end(tz).date())
+    untracked = ledger.reconciliation.untracked_spend(period.start(tz).date(), period.end(tz).date())
     usage = team_usage(rows, counted)
     if rules.limits is not None:  # the statement's work and size are bounded like every owner label's series
         usage = fold_usage(usage, rules.limits, named_teams(rules.chargeback, rules.team_orgs))
@@ -231,7 +230,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
         period = Period.containing(datetime.now(zone), zone)
     if token is not None and _token_for(token) != f"{period}|{team or ''}":
         raise StatementError("page_token: issued for another period or team; start again without it")
-    closed = ClosedPeriods(ledger.engine).get(period)
+    closed = ClosedPeriods(ledger.periods).get(period)
     whole = page is None or not page.asked
     if closed is not None and fmt == "json" and not team and whole and (
             page is None or len(closed.statement.teams) <= page.limit):

@@ -11,7 +11,6 @@ from typing import Any
 
 from costline.processor.reports.reconcile.render import FORMATS, render, unpriced_note
 from costline.processor.reports.reconcile.report import PROVIDERS, ReportError
-from costline.processor.reports.reconcile.store import ReconciliationStore, StoreError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +46,8 @@ def _day(text: str, flag: str) -> date:
     return day
 
 
-def run(args: argparse.Namespace, open_pipeline: Callable[[argparse.Namespace], Any]) -> int:
+def run(args: argparse.Namespace, open_ledger: Callable[[argparse.Namespace], tuple[Any, Any]]) -> int:
+    """Run `costline reconcile`; `open_ledger(args)` is `(config, ledger)` (the caller's, closed here)."""
     from costline.processor.config.settings import SettingsError
     from costline.processor.ledger import LedgerUnavailable
     from costline.processor.reports.reconcile.run import admin_key_from_env, reconcile
@@ -60,23 +60,22 @@ def run(args: argparse.Namespace, open_pipeline: Callable[[argparse.Namespace], 
         if not args.file and not args.admin_key_env:
             raise ReportError("no report: give --file (saved reports) or --admin-key-env VAR (fetch live)")
         admin_key = admin_key_from_env(args.admin_key_env) if not args.file else None
-        pipeline = open_pipeline(args)
+        config, ledger = open_ledger(args)
     except (ReportError, SettingsError) as err:
         print(f"costline reconcile: {err}", file=sys.stderr)
         return 2
     try:
-        config = pipeline.config
         configured = config.reconcile.providers.get(args.provider)
         api_base = args.api_base or (configured.api_base if configured is not None else None)
-        store = ReconciliationStore(pipeline.ledger.engine) if args.store else None
-        result = reconcile(config, pipeline.ledger, store, args.provider, start, end, files=args.file,
+        store = ledger.reconciliation if args.store else None
+        result = reconcile(config, ledger, store, args.provider, start, end, files=args.file,
                            admin_key=admin_key, api_base=api_base, costs=args.costs)
-    except (ReportError, StoreError, LedgerUnavailable) as err:
+    except (ReportError, LedgerUnavailable) as err:  # a `StoreError` is a `LedgerUnavailable`
         print(f"costline reconcile: {err}", file=sys.stderr)
         print("costline reconcile: nothing was stored", file=sys.stderr)
         return 2
     finally:
-        pipeline.close()
+        ledger.close()
     sys.stdout.write(render(result, args.format))
     if result.unpriced:  # stored without them: said on stderr too, whatever the format
         print(f"costline reconcile: {unpriced_note(result)}", file=sys.stderr)

@@ -16,6 +16,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.config.core import CostlineConfig
+from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.pricing import Pricer
 from costline.processor.refresher import Refresher
 from costline.processor.reports.reconcile.compare import LEDGER_GROUP_BY, Result, compare
@@ -23,7 +24,7 @@ from costline.processor.reports.reconcile.owners import identities_for
 from costline.processor.reports.reconcile.providers import ProviderReport, fetch, read_files
 from costline.processor.reports.reconcile.render import unpriced_note
 from costline.processor.reports.reconcile.report import ReportError
-from costline.processor.reports.reconcile.store import ReconciliationStore
+from costline.processor.reports.reconcile.store import save
 from costline.processor.units import pico_to_float_usd
 
 log = logging.getLogger("costline.processor.reports.reconcile")
@@ -58,7 +59,7 @@ def reconcile(config: CostlineConfig, ledger: Any, store: ReconciliationStore | 
     pricer = Pricer(config.prices)
     result = compare(report, rows, identities_for(config, provider), pricer.rates)
     if store is not None:
-        store.save(result)
+        save(store, result)
     return result
 
 
