@@ -13,11 +13,12 @@ from datetime import date
 import pytest
 
 from costline.cli import main
+from costline.processor.formats import usd_text
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.reports.budgets import Budgets
 from costline.processor.service import build_pipeline
-from costline.processor.units import pico_to_usd, usd_text
+from costline.processor.units import pico_to_usd
 from costline.testing.admin_reports import Served, openai_usage_buckets
 from tests.processor.conftest import db_url  # noqa: F401 - the fixture: SQLite and PostgreSQL
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
