@@ -169,13 +169,10 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patchers: list[_OnImport] = []
         for name in _selected_libraries():
             if name == "openai":
-                from costline.instrumentation.openai import OpenAIPatcher
-
-                patcher: Any = OpenAIPatcher(tracer, self._guard)
+                from costline.instrumentation.openai import OpenAIPatcher as Patcher
             else:
-                from costline.instrumentation.anthropic import AnthropicPatcher
-
-                patcher = AnthropicPatcher(tracer, tracer_provider, self._guard)
+                from costline.instrumentation.anthropic import AnthropicPatcher as Patcher  # type: ignore[assignment]
+            patcher = Patcher(tracer, tracer_provider, self._guard)
             self._patchers.append(_OnImport(name, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:

@@ -44,6 +44,7 @@ from urllib.parse import urlencode
 
 from costline import attributes as A
 from costline._errors import BudgetExceeded, GuardUnavailable, ModelNotAllowed, PolicyError
+from costline.instrumentation.call_span import owner_attributes
 from costline.instrumentation.guard import swallow
 
 log = logging.getLogger("costline.instrumentation.policy_guard")
@@ -605,6 +606,29 @@ def judge(guard: Guard, call: Any) -> None:
     if guard.block:
         raise refusal
     guard.warn_once(call.attrs, refusal)
+
+
+def judge_unstarted(guard: Guard, call: Any) -> str | None:
+    """Apply the guard to a call whose span the SDK will make once the request is on its way (`call` is its
+    `choke_point.SdkSpan`): in block mode a refusal is recorded on a span of Costline's and raised (nothing is
+    sent); in warn mode the refusal is logged once and its rule returned, for `CostlineSpanProcessor` to mark the
+    SDK's span with as it starts."""
+    try:
+        attrs = {**call.attrs, A.GEN_AI_REQUEST_MODEL: call.model, **owner_attributes()}
+    except Exception:
+        swallow("reading a call for the guard")
+        return None
+    refusal = guard.check(attrs)
+    if refusal is None:
+        return None
+    if not guard.block:
+        guard.warn_once(attrs, refusal)
+        return str(getattr(refusal, "rule", ""))
+    try:
+        call.call_span().refuse(refusal, blocked=True)
+    except Exception:
+        swallow("recording a refused call")
+    raise refusal
 
 
 def _hold_s(env: Mapping[str, str]) -> float:
