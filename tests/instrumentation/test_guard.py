@@ -220,13 +220,13 @@ def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert refused.value.rule == "team acme/marketing monthly"
     # A new answer that does not count the call yet (its span is still on its way) does not wipe it out.
-    spans.guard.refresh_now()
+    refresh_now(spans.guard)
     with pytest.raises(costline.BudgetExceeded):
         client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)
     assert provider.requests == ["/v1/chat/completions"]
     # The next refresh asks for the rates of the models this caller used.
     asked = len(endpoint.queries)
-    spans.guard.refresh_now()
+    refresh_now(spans.guard)
     assert any("models=openai%2Fgpt-4o%2Copenai%2Fgpt-4o-mini" in q for q in endpoint.queries[asked:])
 
 
@@ -279,7 +279,7 @@ def test_warn_mode_marks_the_anthropic_sdks_own_span(guarded, provider, endpoint
         assert "error.type" not in span.attributes
     # Once the budget is back, the next call's span is not marked: a verdict belongs to its own call only.
     endpoint.document = {**SPENT, "budget": {"remaining_usd": 5.0, "bound_by": "key acme/search/alice/laptop daily"}}
-    spans.guard.refresh_now()
+    refresh_now(spans.guard)
     claude.messages.create(model="claude-haiku-4-5", max_tokens=5, messages=MESSAGES)
     assert "costline.guard.action" not in spans.all()[-1].attributes
 
@@ -398,6 +398,12 @@ def test_more_callers_than_the_cache_holds_do_not_push_out_the_keys_policy(guard
     assert provider.requests == []
 
 
+def refresh_now(guard: Guard) -> None:
+    """Refresh every caller now, in this thread (the refresher's own pass refreshes only the callers due)."""
+    for caller in guard.callers.snapshot():
+        guard.refresher.refresh(caller)
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1000.0
@@ -443,21 +449,21 @@ def test_a_refresh_keeps_the_spend_the_processor_has_not_counted_yet():
     guard.stop()
     assert spend(guard, call_of()) is None  # no rates yet: asked for at once, the tokens wait for them
     clock.now += 0.1
-    guard.refresh_now()
+    refresh_now(guard)
     assert "openai/gpt-4o" in guard.asked[-1]["models"]
     for _ in range(3):
         assert spend(guard, call_of()) is None
     clock.now += 1
-    guard.refresh_now()  # the processor has not seen these four calls yet: $0.01 left, not $0.05
+    refresh_now(guard)  # the processor has not seen these four calls yet: $0.01 left, not $0.05
     assert spend(guard, call_of()) is None
     assert isinstance(spend(guard, call_of()), BudgetExceeded)
     # Ten seconds later the ledger has the five calls: its figure counts them, and they are not counted twice.
     clock.now += 10
     left["usd"] = 0.0
-    guard.refresh_now()
+    refresh_now(guard)
     left["usd"] = 0.03
     clock.now += 10
-    guard.refresh_now()  # say the day's budget was raised: the figure is trusted again
+    refresh_now(guard)  # say the day's budget was raised: the figure is trusted again
     assert spend(guard, call_of()) is None
 
 
@@ -467,13 +473,13 @@ def test_local_spend_past_half_the_remaining_budget_asks_again_at_once():
     guard.start(["fp-1"])
     guard.stop()
     spend(guard, call_of())
-    guard.refresh_now()  # the rates
-    (base,) = [c for c in guard._callers.values() if c.fingerprint == "fp-1"]
+    refresh_now(guard)  # the rates
+    (base,) = [c for c in guard.callers.entries.values() if c.fingerprint == "fp-1"]
     spend(guard, call_of())  # $0.02 of $0.05: not yet half
     assert base.due_at > clock.now
     spend(guard, call_of())  # $0.03: past half, due now
     assert base.due_at <= clock.now
-    guard.refresh_now()
+    refresh_now(guard)
     clock.now += 0.5
     spend(guard, call_of())
     assert base.due_at > clock.now  # at most once a second per budget

@@ -13,7 +13,7 @@ from pkgutil import extend_path
 __path__ = extend_path(__path__, __name__)
 
 from costline._errors import BudgetExceeded, GuardUnavailable, ModelNotAllowed, PolicyError  # noqa: E402
+from costline.attribution import owner  # noqa: E402
 from costline.outcome import outcome  # noqa: E402
-from costline.ownership import owner  # noqa: E402
 
 __all__ = ["BudgetExceeded", "GuardUnavailable", "ModelNotAllowed", "PolicyError", "outcome", "owner"]

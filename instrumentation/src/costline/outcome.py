@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from costline.attributes import COSTLINE_OUTCOME_COUNT, COSTLINE_OUTCOME_NAME, MAX_OUTCOME_COUNT, OUTCOME_SPAN_PREFIX
-from costline.ownership import _KEYS as _OWNER_KEYS
+from costline.attribution import OWNER_KEYWORDS
 
 TRACER_NAME = "costline.outcome"
 
@@ -39,16 +39,16 @@ def outcome(name: str, count: int = 1, *, tracer_provider: Any = None, **owner: 
         raise ValueError(f"costline.outcome: count must be an integer from 1 to {MAX_OUTCOME_COUNT}, got {count!r}")
     attributes: dict[str, Any] = {COSTLINE_OUTCOME_NAME: name, COSTLINE_OUTCOME_COUNT: count}
     for key, value in owner.items():
-        if key not in _OWNER_KEYS:
-            raise ValueError(f"costline.outcome: unknown owner key {key!r}; keys are {', '.join(_OWNER_KEYS)}")
+        if key not in OWNER_KEYWORDS:
+            raise ValueError(f"costline.outcome: unknown owner key {key!r}; keys are {', '.join(OWNER_KEYWORDS)}")
         if value is not None:
             if not isinstance(value, str) or not value:
                 raise ValueError(f"costline.outcome: {key} must be a non-empty string, got {value!r}")
-            attributes[_OWNER_KEYS[key]] = value
+            attributes[OWNER_KEYWORDS[key]] = value
     try:
         from opentelemetry import baggage, trace
 
-        for attribute in _OWNER_KEYS.values():
+        for attribute in OWNER_KEYWORDS.values():
             if attribute not in attributes:
                 value = baggage.get_baggage(attribute)
                 if isinstance(value, str) and value:

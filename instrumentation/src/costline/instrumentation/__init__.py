@@ -100,7 +100,8 @@ from costline.instrumentation.version import __version__
 
 __all__ = ["CostlineInstrumentor", "CostlineSpanProcessor", "internal_errors"]
 
-_LIBRARIES = ("openai", "anthropic")
+_LIBRARIES = tuple(spec.split()[0] for spec in _instruments)
+"""The instrumented libraries' import names, read off their requirements (`"openai >= 3.0"` -> `openai`)."""
 
 # One span processor per tracer provider, however often instrument() runs: SDK providers cannot remove a
 # processor, so uninstrument() disables it instead and a later instrument() enables it again.
@@ -155,8 +156,8 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     def instrumentation_dependencies(self) -> Collection[str]:
         # Either library is enough. BaseInstrumentor would refuse to run unless *all* listed requirements are
         # met, so only the installed ones are reported (versions are still checked for those).
-        installed = {name for name in _LIBRARIES if importlib.util.find_spec(name) is not None}
-        return [spec for spec in _instruments if spec.split()[0] in installed] or list(_instruments[:1])
+        return [spec for name, spec in zip(_LIBRARIES, _instruments, strict=True)
+                if importlib.util.find_spec(name) is not None] or list(_instruments[:1])
 
     def _instrument(self, **kwargs: Any) -> None:
         tracer_provider = kwargs.get("tracer_provider") or trace.get_tracer_provider()
@@ -168,13 +169,10 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         self._patchers: list[_OnImport] = []
         for name in _selected_libraries():
             if name == "openai":
-                from costline.instrumentation.openai import OpenAIPatcher
-
-                patcher: Any = OpenAIPatcher(tracer, self._guard)
+                from costline.instrumentation.openai import OpenAIPatcher as Patcher
             else:
-                from costline.instrumentation.anthropic import AnthropicPatcher
-
-                patcher = AnthropicPatcher(tracer, tracer_provider, self._guard)
+                from costline.instrumentation.anthropic import AnthropicPatcher as Patcher  # type: ignore[assignment]
+            patcher = Patcher(tracer, tracer_provider, self._guard)
             self._patchers.append(_OnImport(name, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:

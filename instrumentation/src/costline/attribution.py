@@ -13,7 +13,9 @@ everything called inside — threads started with context propagation, asyncio t
 receive the `baggage` header — and Costline's span processor stamps them onto every GenAI span started inside.
 An inner `owner(...)` overrides the keys it names and inherits the rest.
 
-This module must stay cheap to import: it is imported by `import costline`.
+This module must stay cheap to import: it is imported by `import costline`. It is called `attribution`, not
+`ownership`, because `costline.processor.ownership` is another concept: the processor resolving an owner's place
+in the org/team/project hierarchy. This module only lets the application say whom a call is attributed to.
 """
 
 from __future__ import annotations
@@ -27,8 +29,7 @@ from opentelemetry import baggage, context
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-# Keyword argument -> baggage key. Kept here (not imported from costline.attributes) to keep the import minimal.
-_KEYS = {
+OWNER_KEYWORDS = {
     "org": "costline.org",
     "team": "costline.team",
     "project": "costline.project",
@@ -37,6 +38,8 @@ _KEYS = {
     "feature": "costline.feature",
     "customer": "costline.customer",
 }
+"""Keyword argument of `owner(...)` and `costline.outcome(...)` -> baggage key. Spelled here, not imported from
+`costline.attributes`, to keep `import costline` minimal."""
 
 
 class owner:  # noqa: N801 - used like a function: `with owner(team=...)`, `@owner(team=...)`
@@ -74,7 +77,7 @@ class owner:  # noqa: N801 - used like a function: `with owner(team=...)`, `@own
                 continue
             if not isinstance(value, str) or not value:
                 raise ValueError(f"costline.owner: {name} must be a non-empty string, got {value!r}")
-            entries.append((_KEYS[name], value))
+            entries.append((OWNER_KEYWORDS[name], value))
         self._entries = tuple(entries)
         self._tokens: list[object] = []
 
