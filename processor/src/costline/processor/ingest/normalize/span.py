@@ -183,51 +183,81 @@ def _decode(source: Source, attributes: Iterable[KeyValue]) -> _Decoded:
 
 
 def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str, object]) -> LLMCall | None:
-    get = decoded.values.get
-    operation: str | None = get("operation")  # type: ignore[assignment]
+    """The call, from a span's decoded fields: a recipe of one-concern steps. Hot path (every LLM span): a step is a
+    function where it is more than a line or two; the rare fallbacks (a derived operation, a model read from the
+    invocation parameters) are called only when needed, since a call costs more here than the test before it."""
+    values = decoded.values
+    has_usage = not values.keys().isdisjoint(_USAGE_FIELDS)
+    if not _is_call(source, decoded, has_usage):
+        return None
+    get = values.get
     request_model: str | None = get("request_model")  # type: ignore[assignment]
-    response_model: str | None = get("response_model")  # type: ignore[assignment]
-
-    # --- is this an LLM call at all? Decided before any token count can reject it.
-    kind: str | None = None
-    gate = source.gate
-    if gate == "openinference":
-        kind = get("kind")  # type: ignore[assignment]
-        if kind is None or kind.upper() not in _OI_KIND_OPERATION:
-            return None
-    elif gate == "operation":
-        if operation is None:
-            return None
-    elif operation is None and "provider" not in decoded.values and "request_type" not in decoded.values:
-        return None
-    if operation in NON_CALL_OPERATIONS:
-        return None
-
-    input_raw: int | None = get("input")  # type: ignore[assignment]
-    output: int | None = get("output")  # type: ignore[assignment]
-    cache_read: int | None = get("cache_read")  # type: ignore[assignment]
-    cache_write: int | None = get("cache_write")  # type: ignore[assignment]
-    total: int | None = get("total")  # type: ignore[assignment]
-    has_usage = not (input_raw is None and output is None and cache_read is None and cache_write is None
-                     and total is None)
-    if gate == "genai" and not has_usage and request_model is None and response_model is None:
-        if decoded.invalid is None:
-            return None  # a provider tag alone (e.g. on an HTTP span) is not a call
-    if decoded.invalid is not None:
-        raise decoded.invalid
-
-    if request_model is None and "request_params" in decoded.values:
+    if request_model is None and "request_params" in values:
         request_model = _model_from_params(get("request_params"))  # type: ignore[arg-type]
+    operation: str | None = get("operation")  # type: ignore[assignment]
+    if operation is None:
+        operation = _derived_operation(values)
     raw_provider: str | None = get("provider")  # type: ignore[assignment]
     provider = canonical_provider(raw_provider) if raw_provider else (source.default_provider or UNKNOWN)
-    if operation is None:
-        operation = _derive_operation(get("request_type"), kind)  # type: ignore[arg-type]
+    input_uncached, output, cache_read, cache_write, reasoning, adjusted = _tokens(source, provider, values)
+    error_type: str | None = get("error_type")  # type: ignore[assignment]
+    if error_type is None and span.status.code == _STATUS_ERROR:
+        error_type = _OTHER_ERROR
+    stream = get("stream") is True
+    # A source that writes its "time to first token" on non-streamed calls too means the whole latency there.
+    ttft = None if source.ttft_streams_only and not stream else get("ttft")
+    res = shared(resource)
+    owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
+    return bound_labels(LLMCall(
+        provider=provider, request_model=request_model, response_model=get("response_model"),
+        operation=operation, input_tokens=input_uncached, output_tokens=output,
+        cache_read_tokens=cache_read, cache_write_tokens=cache_write, reasoning_tokens=reasoning,
+        has_usage=has_usage, error_type=error_type, time_to_first_token_s=ttft,
+        stream=stream, retries=get("retries") or 0, response_id=get("response_id"), trace_id=span.trace_id,
+        span_id=span.span_id, parent_span_id=span.parent_span_id, start_time_unix_nano=span.start_time_unix_nano,
+        end_time_unix_nano=span.end_time_unix_nano, source=source.name, server_address=get("server_address"),
+        owner=owner, api_key_fingerprint=decoded.fingerprint, environment=res.environment,
+        service_name=res.service_name, adjusted=adjusted,
+    ))
 
-    cache_read = cache_read or 0
-    cache_write = cache_write or 0
-    output = output or 0
-    if input_raw is None and total is not None:
-        input_raw = max(total - output, 0)  # only a total and an output: the rest is input (same cache semantics)
+
+_USAGE_FIELDS = frozenset({"input", "output", "cache_read", "cache_write", "total"})
+"""A span reports usage when it gives any of these (`_Decoded.values` holds no None)."""
+
+
+def _is_call(source: Source, decoded: _Decoded, has_usage: bool) -> bool:
+    """Whether the span is an LLM call, by its row's gate: decided before an impossible token count (raised here,
+    as `InvalidSpan`) can reject it, since a span that is no call is no invalid call either."""
+    values = decoded.values
+    operation = values.get("operation")
+    gate = source.gate
+    if gate == "openinference":
+        kind = values.get("kind")
+        if kind is None or kind.upper() not in _OI_KIND_OPERATION:  # type: ignore[attr-defined]
+            return False
+    elif gate == "operation":
+        if operation is None:
+            return False
+    elif operation is None and "provider" not in values and "request_type" not in values:
+        return False
+    if operation in NON_CALL_OPERATIONS:
+        return False
+    if decoded.invalid is not None:
+        raise decoded.invalid
+    # A provider tag alone (e.g. on an HTTP span) is not a call: a "genai" row wants a model or usage too.
+    return gate != "genai" or has_usage or "request_model" in values or "response_model" in values
+
+
+def _tokens(source: Source, provider: str, values: Mapping[str, object]
+            ) -> tuple[int, int, int, int, int, tuple[tuple[str, str], ...]]:
+    """Uncached input, output, cache read, cache write and reasoning tokens as billed, and the bounds applied."""
+    get = values.get
+    input_raw: int | None = get("input")  # type: ignore[assignment]
+    output: int = get("output") or 0  # type: ignore[assignment]
+    cache_read: int = get("cache_read") or 0  # type: ignore[assignment]
+    cache_write: int = get("cache_write") or 0  # type: ignore[assignment]
+    if input_raw is None and (total := get("total")) is not None:
+        input_raw = max(total - output, 0)  # type: ignore[operator]  # only a total and an output: the rest is input
     input_uncached = input_raw or 0
     adjusted: tuple[tuple[str, str], ...] = ()
     if provider not in source.cache_excluded_for:
@@ -238,32 +268,7 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     if reasoning > output and output:
         reasoning = output  # a subset of output by definition; never report more than was billed
         adjusted += (("reasoning_tokens", CLAMPED),)
-
-    error_type: str | None = get("error_type")  # type: ignore[assignment]
-    if error_type is None and span.status.code == _STATUS_ERROR:
-        error_type = _OTHER_ERROR
-    stream = get("stream") is True
-    ttft: float | None = get("ttft")  # type: ignore[assignment]
-    if source.ttft_streams_only and not stream:
-        ttft = None
-
-    retries: int = get("retries") or 0  # type: ignore[assignment]
-
-    res = shared(resource)
-    owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
-
-    return bound_labels(LLMCall(
-        provider=provider, request_model=request_model, response_model=response_model, operation=operation,
-        input_tokens=input_uncached, output_tokens=output, cache_read_tokens=cache_read,
-        cache_write_tokens=cache_write, reasoning_tokens=reasoning, has_usage=has_usage,
-        error_type=error_type, time_to_first_token_s=ttft, stream=stream, retries=retries,
-        response_id=get("response_id"), trace_id=span.trace_id, span_id=span.span_id,  # type: ignore[arg-type]
-        parent_span_id=span.parent_span_id, start_time_unix_nano=span.start_time_unix_nano,
-        end_time_unix_nano=span.end_time_unix_nano, source=source.name,
-        server_address=get("server_address"), owner=owner,  # type: ignore[arg-type]
-        api_key_fingerprint=decoded.fingerprint, environment=res.environment, service_name=res.service_name,
-        adjusted=adjusted,
-    ))
+    return input_uncached, output, cache_read, cache_write, reasoning, adjusted
 
 
 _MAX_PARAMS_JSON = 16_384  # invocation parameters are small; don't parse a huge blob on the hot path
@@ -280,7 +285,11 @@ def _model_from_params(text: str | None) -> str | None:
     return model if isinstance(model, str) and model else None
 
 
-def _derive_operation(request_type: str | None, kind: str | None) -> str:
+def _derived_operation(values: Mapping[str, object]) -> str:
+    """The operation of a span that names none, from its row's own words for it (OpenLLMetry's request type,
+    OpenInference's span kind: only OpenInference's rows decode a kind); chat when neither does."""
+    request_type: str | None = values.get("request_type")  # type: ignore[assignment]
+    kind: str | None = values.get("kind")  # type: ignore[assignment]
     if request_type is not None:
         derived = _REQUEST_TYPE_OPERATION.get(request_type.lower())
         if derived is not None:
