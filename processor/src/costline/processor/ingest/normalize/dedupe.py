@@ -29,34 +29,51 @@ from costline.processor.model import LLMCall, call_keys
 def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
     if len(calls) < 2 or _all_distinct(calls):
         return calls
-    parent = list(range(len(calls)))
+    groups = _Groups(len(calls))
+    _join_shared_keys(calls, groups)
+    _join_usage_less(calls, groups)
+    _join_across_traces(calls, groups)
+    dropped, depth = _join_wrappers(calls, groups)
+    return _survivors(calls, groups, dropped, depth)
 
-    def find(i: int) -> int:
+
+class _Groups:
+    """Union-find over the batch's positions: which calls have been found to be one call."""
+
+    __slots__ = ("_parent",)
+
+    def __init__(self, size: int) -> None:
+        self._parent = list(range(size))
+
+    def find(self, i: int) -> int:
+        parent = self._parent
         while parent[i] != i:
             parent[i] = parent[parent[i]]
             i = parent[i]
         return i
 
-    def union(i: int, j: int) -> None:
-        ri, rj = find(i), find(j)
+    def union(self, i: int, j: int) -> None:
+        ri, rj = self.find(i), self.find(j)
         if ri != rj:
-            parent[rj] = ri
+            self._parent[rj] = ri
 
+
+def _join_shared_keys(calls: list[LLMCall], groups: _Groups) -> None:
+    """A call is one already met when it shares any identity key with it (`model.call_keys`)."""
     by_key: dict[bytes, int] = {}
-    by_response: dict[tuple[bytes, str], list[int]] = {}
-    by_span: dict[tuple[bytes, bytes], int] = {}
-    across_traces: dict[tuple[str, str], list[int]] = {}
     for i, call in enumerate(calls):
-        for key in call_keys(call):  # a call is one already met when it shares any key with another
+        for key in call_keys(call):
             met = by_key.setdefault(key, i)
             if met != i:
-                union(met, i)
+                groups.union(met, i)
+
+
+def _join_usage_less(calls: list[LLMCall], groups: _Groups) -> None:
+    """A span without usage joins the one other span of its trace and response id that overlaps it in time."""
+    by_response: dict[tuple[bytes, str], list[int]] = {}
+    for i, call in enumerate(calls):
         if call.response_id:
             by_response.setdefault((call.trace_id, call.response_id), []).append(i)
-            across_traces.setdefault((call.provider, call.response_id), []).append(i)
-        if call.span_id:
-            by_span[(call.trace_id, call.span_id)] = i
-
     for members in by_response.values():
         if len(members) < 2:
             continue
@@ -65,9 +82,17 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
                 continue
             overlapping = [b for b in members if b != a and _overlap(calls[a], calls[b])]
             if len(overlapping) == 1:  # more: it could be either call, so it is neither
-                union(overlapping[0], a)
+                groups.union(overlapping[0], a)
 
-    for members in across_traces.values():
+
+def _join_across_traces(calls: list[LLMCall], groups: _Groups) -> None:
+    """Spans of different instrumentations sharing provider and response id join when they overlap in time, in
+    whatever trace, as long as the id appears at most once per instrumentation."""
+    by_response: dict[tuple[str, str], list[int]] = {}
+    for i, call in enumerate(calls):
+        if call.response_id:
+            by_response.setdefault((call.provider, call.response_id), []).append(i)
+    for members in by_response.values():
         if len(members) < 2:
             continue
         sources = [calls[i].source for i in members]
@@ -75,8 +100,17 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
             continue  # the id repeats within one instrumentation: not unique, not evidence of one call
         for a, b in zip(members, members[1:], strict=False):  # consecutive pairs
             if _overlap(calls[a], calls[b]):
-                union(a, b)
+                groups.union(a, b)
 
+
+def _join_wrappers(calls: list[LLMCall], groups: _Groups) -> tuple[set[int], dict[int, int]]:
+    """A parent of the same call shape with one such child is its wrapper: joined, the child one level deeper. With
+    several it is an aggregate: dropped (returned), its owner keys handed to its children. Also returns, per
+    position, how many wrappers it was found inside."""
+    by_span: dict[tuple[bytes, bytes], int] = {}
+    for i, call in enumerate(calls):
+        if call.span_id:
+            by_span[(call.trace_id, call.span_id)] = i
     children: dict[int, list[int]] = {}
     for i, call in enumerate(calls):
         if not call.parent_span_id:
@@ -86,30 +120,34 @@ def dedupe_calls(calls: list[LLMCall]) -> list[LLMCall]:
             children.setdefault(p, []).append(i)
 
     dropped: set[int] = set()
-    depth_bonus: dict[int, int] = {}
+    depth: dict[int, int] = {}
     for p, kids in children.items():
         if len(kids) == 1:
-            union(p, kids[0])
-            depth_bonus[kids[0]] = depth_bonus.get(kids[0], 0) + 1
+            groups.union(p, kids[0])
+            depth[kids[0]] = depth.get(kids[0], 0) + 1
         else:
             dropped.add(p)
             for kid in kids:
                 _inherit(calls[kid], calls[p])
+    return dropped, depth
 
-    groups: dict[int, list[int]] = {}
+
+def _survivors(calls: list[LLMCall], groups: _Groups, dropped: set[int], depth: dict[int, int]) -> list[LLMCall]:
+    """One call per group, in the batch's order: the most trustworthy span (Costline's, then one with usage, then
+    the innermost, then the first), with what it lacks taken from the others."""
+    members_of: dict[int, list[int]] = {}
     for i in range(len(calls)):
         if i not in dropped:
-            groups.setdefault(find(i), []).append(i)
-    if len(groups) == len(calls):
+            members_of.setdefault(groups.find(i), []).append(i)
+    if len(members_of) == len(calls):
         return calls
 
     result: list[LLMCall] = []
-    for members in groups.values():
+    for members in members_of.values():
         if len(members) == 1:
             result.append(calls[members[0]])
             continue
-        best = max(members, key=lambda i: (calls[i].source == "costline", calls[i].has_usage,
-                                           depth_bonus.get(i, 0), -i))
+        best = max(members, key=lambda i: (calls[i].source == "costline", calls[i].has_usage, depth.get(i, 0), -i))
         keeper = calls[best]
         for i in members:
             if i != best:
