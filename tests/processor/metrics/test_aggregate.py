@@ -48,6 +48,17 @@ def test_calls_with_the_same_labels_add_into_one_series():
     assert s["ERRORS"] == 1  # and one success: requests less errors
 
 
+def test_a_count_that_outgrows_its_column_widens_it_and_stays_exact():
+    aggregator = SeriesAggregator(LABELS, 100, [1.0])
+    huge = entry(1)
+    huge.call.retries = 2**32  # past a 4-byte column
+    huge.cost_pico = 2**63  # past an 8-byte column
+    aggregator.add([huge, entry(2, cost="0.01"), entry(3, cost="0.01", ttft=0.5)])
+    [s] = aggregator.series().values()
+    assert (s["RETRIES"], s["COST_PICO_USD"]) == (2**32, 2**63 + 2 * usd_to_pico(Decimal("0.01")))
+    assert (s["REQUESTS"], s["ttft_count"], s["ttft_buckets"]) == (3, 1, [1])
+
+
 def test_series_keys_follow_the_configured_labels_only():
     aggregator = SeriesAggregator((*LABELS, "feature"), 100, [1.0])
     c = make_call(1)

@@ -141,30 +141,22 @@ class SeriesAggregator:
         self._ttft_sum = array("d")
 
     def add(self, entries: Iterable[Entry], conflicts: int = 0) -> None:
-        bounds = self.ttft_bounds
-        texts_sorted, pick_sorted, owner_values = self._texts_sorted, self._pick_sorted, self._owner_values
+        owner_values = self._owner_values
         with self._lock:
             self.conflicts += conflicts
-            index, counts, buckets, recent = self._index, self._counts, self._buckets, self._recent
-            # Statements, not a loop over slots: this runs per billed call. Calls counts are 4-byte columns that
-            # widen when outgrown (each guarded); token and cost columns are 8-byte, cost widening past that.
+            recent, counts = self._recent, self._counts
+            # The counter vector's increments are spelled out here, statement by statement, not `model.counts_of`
+            # added in a loop over the slots: this runs per billed call, and the loop (a tuple made, eleven
+            # iterations) measured a third slower (docs/performance.md). Call counts are 4-byte columns that widen
+            # when outgrown (each guarded); token and cost columns are 8-byte, cost widening past that.
             input_, output, cache_read, cache_write, reasoning = (counts[slot] for slot in TOKEN_SLOTS)
             requests, unpriced, errors, retries = counts[REQUESTS], counts[UNPRICED], counts[ERRORS], counts[RETRIES]
             for e in entries:
                 call = e.call
                 raw = (call.provider, call.model or "", call.operation, *owner_values(e.owner))
                 i = recent.get(raw)
-                if i is None:
-                    try:  # every value admitted already (the common case): the label text in C
-                        i = index.get(b",".join(map(getitem, texts_sorted, pick_sorted(raw))))
-                    except KeyError:
-                        i = None
-                    if i is None:
-                        i = self._series_for(raw)  # not remembered: an over-the-limit value is counted each time
-                    else:
-                        if len(recent) >= RECENT_KEYS:
-                            recent.clear()
-                        recent[raw] = i
+                if i is None:  # the recent series are found inline, the rest by a call
+                    i = self._position(raw)
                 try:
                     requests[i] += 1
                 except OverflowError:
@@ -196,20 +188,40 @@ class SeriesAggregator:
                         retries = _widened(counts, RETRIES, i, call.retries)
                 ttft = call.time_to_first_token_s
                 if ttft is not None and ttft >= 0:
-                    row = self._histogram_of[i]
-                    if row < 0:
-                        row = self._histogram_of[i] = len(self._ttft_sum)
-                        for column in (*buckets, self._ttft_count):
-                            column.append(0)
-                        self._ttft_sum.append(0.0)
-                    b = bisect.bisect_left(bounds, ttft)
-                    if b < len(bounds):
-                        try:
-                            buckets[b][row] += 1
-                        except OverflowError:
-                            _widened(buckets, b, row, 1)
-                    self._ttft_sum[row] += ttft
-                    self._ttft_count[row] += 1
+                    self._observe_ttft(i, ttft)
+
+    def _position(self, raw: tuple[str, ...]) -> int:
+        """The series of label values not met lately: by its label text, made in C when every value is admitted
+        already (the common case), remembered among the recent ones; else through the limiter (`_series_for`)."""
+        try:
+            i = self._index.get(b",".join(map(getitem, self._texts_sorted, self._pick_sorted(raw))))
+        except KeyError:
+            i = None
+        if i is None:
+            return self._series_for(raw)  # not remembered: an over-the-limit value is counted each time
+        recent = self._recent
+        if len(recent) >= RECENT_KEYS:
+            recent.clear()
+        recent[raw] = i
+        return i
+
+    def _observe_ttft(self, i: int, ttft: float) -> None:
+        """One time to first token into series `i`'s histogram, made on its first observation."""
+        row = self._histogram_of[i]
+        if row < 0:
+            row = self._histogram_of[i] = len(self._ttft_sum)
+            for column in (*self._buckets, self._ttft_count):
+                column.append(0)
+            self._ttft_sum.append(0.0)
+        bounds = self.ttft_bounds
+        b = bisect.bisect_left(bounds, ttft)
+        if b < len(bounds):
+            try:
+                self._buckets[b][row] += 1
+            except OverflowError:
+                _widened(self._buckets, b, row, 1)
+        self._ttft_sum[row] += ttft
+        self._ttft_count[row] += 1
 
     def _series_for(self, raw: tuple[str, ...]) -> int:
         """The series for label values not all admitted yet: admitted through the limiter (over the limit, a value
