@@ -53,6 +53,19 @@ def test_openai_live_follows_pages_and_keeps_empty_buckets_out():
         (date(2026, 11, 3), "proj_1", Decimal("0.00039")), (date(2026, 11, 20), "proj_2", Decimal("0.0026"))]
 
 
+def test_cost_reports_are_asked_per_project_or_workspace_in_each_providers_spelling():
+    asked = {}
+    for provider, calls, key, path in (("openai", OPENAI_CALLS, OPENAI_KEY, "/v1/organization/costs"),
+                                       ("anthropic", ANTHROPIC_CALLS, ANTHROPIC_KEY, "/v1/organizations/cost_report")):
+        with AdminReportServer(calls, START, END, provider=provider) as server:
+            fetch(provider, START, END, key, api_base=server.url, **NO_WAIT)
+        [asked[provider]] = [q for p, q, _ in server.log if p == path]
+    assert asked["openai"] == {"start_time": ["1793491200"], "end_time": ["1796083200"], "bucket_width": ["1d"],
+                               "group_by": ["project_id"], "limit": ["31"]}
+    assert asked["anthropic"] == {"starting_at": ["2026-11-01T00:00:00Z"], "ending_at": ["2026-12-01T00:00:00Z"],
+                                  "bucket_width": ["1d"], "group_by[]": ["workspace_id"], "limit": ["31"]}
+
+
 def test_pagination_follows_next_page_until_has_more_is_false():
     with AdminReportServer(ANTHROPIC_CALLS, START, END, provider="anthropic") as server:
         from costline.processor.reports.reconcile.providers import anthropic

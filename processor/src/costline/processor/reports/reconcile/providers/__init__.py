@@ -1,6 +1,7 @@
 """Reading a provider's own reports, live (paginated, retried) or from files saved from them (the API's JSON, one
 page or a list of pages, or a CSV export with the API's field names as columns). Each provider module knows its
-paths, parameters and fields; this module walks pages, buckets and results the same way for both."""
+paths, the spelling of its query's parameters and its fields; this module makes the queries and walks pages,
+buckets and results the same way for both."""
 
 from __future__ import annotations
 
@@ -54,14 +55,22 @@ def fetch(provider: str, start: date, end: date, admin_key: str, *, api_base: st
     fetcher = Fetcher(api_base or module.DEFAULT_API_BASE, module.headers(admin_key), **fetcher_options)
     report = ProviderReport(provider, start, end, billed=[] if costs else None)
     first, last = _unix(start), _unix(end)
-    for where, page in fetcher.pages(module.USAGE_PATH, module.usage_params(first, last)):
+    for where, page in fetcher.pages(module.USAGE_PATH, _query(module, first, last, module.GROUP_BY)):
         _add_page(module, report, page, where, cost=False)
     report.sources.append(fetcher.api_base + module.USAGE_PATH)
     if costs:
-        for where, page in fetcher.pages(module.COST_PATH, module.cost_params(first, last)):
+        for where, page in fetcher.pages(module.COST_PATH, _query(module, first, last, module.COST_GROUP_BY)):
             _add_page(module, report, page, where, cost=True)
         report.sources.append(fetcher.api_base + module.COST_PATH)
     return report
+
+
+def _query(module: ModuleType, start: int, end: int, group_by: tuple[str, ...]) -> list[tuple[str, str]]:
+    """A report's query for [start, end) in daily buckets, as many a page as the API allows, in the provider's
+    spelling (the bounds' names and format, the group-by parameter)."""
+    start_name, end_name = module.BUCKET_BOUNDS
+    return [(start_name, module.query_time(start)), (end_name, module.query_time(end)), ("bucket_width", "1d"),
+            *((module.GROUP_BY_PARAM, g) for g in group_by), ("limit", str(module.PAGE_LIMIT))]
 
 
 def read_files(provider: str, start: date, end: date, paths: list[Path]) -> ProviderReport:

@@ -25,9 +25,12 @@ USAGE_PATH = "/v1/organizations/usage_report/messages"
 COST_PATH = "/v1/organizations/cost_report"
 API_VERSION = "2023-06-01"
 GROUP_BY = ("api_key_id", "workspace_id", "model")
+COST_GROUP_BY = ("workspace_id",)
+GROUP_BY_PARAM = "group_by[]"
 PAGE_LIMIT = 31
 """Daily buckets per page: the API's maximum for `bucket_width=1d`."""
 BUCKET_BOUNDS = ("starting_at", "ending_at")
+"""The period's bounds, in the query and in each bucket."""
 bucket_day = Fields.rfc3339_day
 """How a bucket's bounds are written: RFC 3339 timestamps."""
 CENTS_PER_USD = Decimal(100)
@@ -37,18 +40,9 @@ def headers(admin_key: str) -> dict[str, str]:
     return {"x-api-key": admin_key, "anthropic-version": API_VERSION}
 
 
-def _rfc3339(seconds: int) -> str:
+def query_time(seconds: int) -> str:
+    """An instant as the query writes it: RFC 3339, like the buckets' bounds."""
     return datetime.fromtimestamp(seconds, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def usage_params(start: int, end: int) -> list[tuple[str, str]]:
-    return [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end)), ("bucket_width", "1d"),
-            *(("group_by[]", g) for g in GROUP_BY), ("limit", str(PAGE_LIMIT))]
-
-
-def cost_params(start: int, end: int) -> list[tuple[str, str]]:
-    return [("starting_at", _rfc3339(start)), ("ending_at", _rfc3339(end)), ("bucket_width", "1d"),
-            ("group_by[]", "workspace_id"), ("limit", str(PAGE_LIMIT))]
 
 
 def is_cost_result(result: Any) -> bool:

@@ -25,9 +25,12 @@ COST_PATH = "/v1/organization/costs"
 USAGE_RESULT = "organization.usage.completions.result"
 COST_RESULT = "organization.costs.result"
 GROUP_BY = ("project_id", "api_key_id", "model")
+COST_GROUP_BY = ("project_id",)
+GROUP_BY_PARAM = "group_by"
 PAGE_LIMIT = 31
 """Daily buckets per page: the API's maximum for `bucket_width=1d`."""
 BUCKET_BOUNDS = ("start_time", "end_time")
+"""The period's bounds, in the query and in each bucket."""
 bucket_day = Fields.unix_day
 """How a bucket's bounds are written: unix seconds."""
 
@@ -36,14 +39,8 @@ def headers(admin_key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_key}"}
 
 
-def usage_params(start: int, end: int) -> list[tuple[str, str]]:
-    return [("start_time", str(start)), ("end_time", str(end)), ("bucket_width", "1d"),
-            *(("group_by", g) for g in GROUP_BY), ("limit", str(PAGE_LIMIT))]
-
-
-def cost_params(start: int, end: int) -> list[tuple[str, str]]:
-    return [("start_time", str(start)), ("end_time", str(end)), ("bucket_width", "1d"), ("group_by", "project_id"),
-            ("limit", str(PAGE_LIMIT))]
+query_time = str
+"""An instant as the query writes it: unix seconds, like the buckets' bounds."""
 
 
 def is_cost_result(result: Any) -> bool:
