@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.schema import SchemaItem
 
 from costline.processor.ledger.engine import LedgerUnavailable
 from costline.processor.ledger.store import Store
@@ -44,11 +45,16 @@ metadata = MetaData()
 SIDES = ("provider", "ledger")
 TOKEN_COLUMNS = ("uncached_input_tokens", "cache_read_tokens", "cache_write_tokens", "output_tokens")
 
-reconciliation = Table(
+
+def _provider_table(name: str, *columns: SchemaItem) -> Table:
+    """A table of one provider's runs: a row id, the provider, then `columns` and constraints (fresh ones: a column
+    belongs to one table)."""
+    return Table(name, metadata, Column("id", Integer, primary_key=True, autoincrement=True),
+                 Column("provider", String(32), nullable=False), *columns)
+
+
+reconciliation = _provider_table(
     "costline_reconciliation",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("provider", String(32), nullable=False),
     Column("day", String(10), nullable=False),  # ISO date, UTC (the providers' buckets)
     Column("model", String(255), nullable=False),
     Column("owner_kind", String(16), nullable=False),  # key, user, team, or untracked
@@ -69,11 +75,8 @@ reconciliation = Table(
 )
 Index("ix_costline_reconciliation_day", reconciliation.c.day)
 
-reconciliation_billed = Table(
+reconciliation_billed = _provider_table(
     "costline_reconciliation_billed",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("provider", String(32), nullable=False),
     Column("day", String(10), nullable=False),
     Column("scope_kind", String(32), nullable=False),  # project_id (OpenAI) or workspace_id (Anthropic)
     Column("scope_id", String(255), nullable=False),  # "" = not grouped, or Anthropic's default workspace
@@ -83,11 +86,8 @@ reconciliation_billed = Table(
     UniqueConstraint("provider", "day", "scope_id", name="uq_costline_reconciliation_billed_row"),
 )
 
-reconciliation_runs = Table(
+reconciliation_runs = _provider_table(
     "costline_reconciliation_runs",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("provider", String(32), nullable=False),
     Column("start_day", String(10), nullable=False),
     Column("end_day", String(10), nullable=False),  # exclusive
     Column("reconciled_at", BigInteger, nullable=False),
