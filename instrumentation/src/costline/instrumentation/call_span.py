@@ -83,14 +83,15 @@ class CallSpan:
         self._ended = False
 
     # --- the SDK call, with the span current so HTTP-client spans become its children -------------------------
+    # `run` and `arun` are twins that differ by an `await`: Python cannot share a body across it without a frame
+    # more per call (this is every LLM call's path), so only the failure path, off it, is shared (`_raised`).
     def run(self, wrapped: Any, args: tuple, kwargs: dict) -> Any:
         """Call the SDK with the span current. An SDK error ends the span (recorded) and is re-raised unchanged."""
         token = context.attach(trace.set_span_in_context(self.span, self._context))
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            context.detach(token)
-            self.end(exc)
+            self._raised(token, exc)
             raise
         context.detach(token)
         return result
@@ -101,11 +102,15 @@ class CallSpan:
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            context.detach(token)
-            self.end(exc)
+            self._raised(token, exc)
             raise
         context.detach(token)
         return result
+
+    def _raised(self, token: object, exc: BaseException) -> None:
+        """The SDK raised `exc`: the span stops being current and ends with it."""
+        context.detach(token)  # type: ignore[arg-type]
+        self.end(exc)
 
     # --- what the call learns ---------------------------------------------------------------------------------
     def chunk_arrived(self) -> None:

@@ -32,7 +32,9 @@ class StreamObserver:
 
 
 class _StreamProxyBase(wrapt.ObjectProxy):
-    """State and finalisation shared by the sync and async proxies."""
+    """State and finalisation shared by the sync and async proxies. The subclasses' methods are twins that differ by
+    an `await`, which Python cannot share a body across without a frame more per chunk: what is shared is called
+    only where it is needed anyway (a chunk's observing, the end)."""
 
     def __init__(self, wrapped: Any, observer: StreamObserver) -> None:
         super().__init__(wrapped)
@@ -49,6 +51,13 @@ class _StreamProxyBase(wrapt.ObjectProxy):
         except Exception:
             swallow("finishing a stream's telemetry")
         observer.call.end(error)
+
+    _self_end: type[BaseException] = StopIteration
+    """What reading the stream raises at its end (not an error)."""
+
+    def _self_stopped(self, exc: BaseException) -> None:
+        """Reading the stream raised `exc`: its end, or the call's error. Off the per-chunk path."""
+        self._self_finalize(None if isinstance(exc, self._self_end) else exc)
 
     def _self_accept(self, chunk: Any) -> bool:
         observer = self._self_observer
@@ -75,11 +84,8 @@ class SyncStreamProxy(_StreamProxyBase):
         while True:
             try:
                 chunk = self.__wrapped__.__next__()
-            except StopIteration:
-                self._self_finalize()
-                raise
             except BaseException as exc:
-                self._self_finalize(exc)
+                self._self_stopped(exc)
                 raise
             if self._self_accept(chunk):
                 return chunk
@@ -103,6 +109,8 @@ class SyncStreamProxy(_StreamProxyBase):
 
 
 class AsyncStreamProxy(_StreamProxyBase):
+    _self_end = StopAsyncIteration
+
     def __aiter__(self) -> AsyncStreamProxy:
         return self
 
@@ -110,11 +118,8 @@ class AsyncStreamProxy(_StreamProxyBase):
         while True:
             try:
                 chunk = await self.__wrapped__.__anext__()
-            except StopAsyncIteration:
-                self._self_finalize()
-                raise
             except BaseException as exc:
-                self._self_finalize(exc)
+                self._self_stopped(exc)
                 raise
             if self._self_accept(chunk):
                 return chunk
