@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import anthropic
 import pytest
@@ -10,6 +11,8 @@ from opentelemetry.trace import StatusCode
 
 from costline import owner
 from costline.fingerprint import fingerprint
+from costline.instrumentation.anthropic.usage import record_message
+from costline.instrumentation.call_span import CallSpan
 from costline.testing.fake_provider import CHUNK_TEXTS
 
 from .conftest import ANTHROPIC_KEY, mock_async_http, mock_http
@@ -146,3 +149,12 @@ def test_sdk_span_into_another_provider_means_costline_makes_its_own(spans):
     span = spans.one()
     assert span.instrumentation_scope.name == "costline.instrumentation"
     assert_usage(span.attributes)
+
+
+def test_response_metadata_takes_the_service_tier_from_the_usage_and_only_non_empty_strings(tracer_provider):
+    call = CallSpan(tracer_provider.get_tracer("test"), "chat", MODEL, {})
+    record_message(call, SimpleNamespace(model=MODEL, id=None, usage=SimpleNamespace(
+        service_tier="priority", input_tokens=10, output_tokens=2)))
+    assert call.response_attrs == {"gen_ai.response.model": MODEL, "anthropic.response.service_tier": "priority",
+                                   "gen_ai.usage.input_tokens": 10, "gen_ai.usage.output_tokens": 2}
+    call.end()

@@ -143,6 +143,17 @@ class CallSpan:
         if type(reasoning) is int and reasoning > 0:
             attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
 
+    def set_response(self, model: Any, response_id: Any, tier_attribute: str, tier: Any) -> None:
+        """Record the response's model, id and service tier (under the provider's own `tier_attribute`), each only
+        when a non-empty string: like `set_usage`, this decides what to keep, so SDK fields are passed unchecked."""
+        attrs = self.response_attrs
+        if isinstance(model, str) and model:
+            attrs[A.GEN_AI_RESPONSE_MODEL] = model
+        if isinstance(response_id, str) and response_id:
+            attrs[A.GEN_AI_RESPONSE_ID] = response_id
+        if isinstance(tier, str) and tier:
+            attrs[tier_attribute] = tier
+
     def refuse(self, refusal: BaseException, *, blocked: bool) -> None:
         """Record the guard's verdict: a blocked call's span ends here, as an error naming the refusal; a warned
         call's span is marked and goes on."""

@@ -71,16 +71,9 @@ def record_message(call: CallSpan, message: Any) -> None:
 
 
 def _record_meta(call: CallSpan, message: Any) -> None:
-    attrs = call.response_attrs
-    model = getattr(message, "model", None)
-    if isinstance(model, str) and model:
-        attrs[A.GEN_AI_RESPONSE_MODEL] = model
-    message_id = getattr(message, "id", None)
-    if isinstance(message_id, str) and message_id:
-        attrs[A.GEN_AI_RESPONSE_ID] = message_id
-    tier = getattr(getattr(message, "usage", None), "service_tier", None)
-    if isinstance(tier, str) and tier:
-        attrs[A.ANTHROPIC_RESPONSE_SERVICE_TIER] = tier
+    # Anthropic reports the service tier inside the usage.
+    call.set_response(getattr(message, "model", None), getattr(message, "id", None), A.ANTHROPIC_RESPONSE_SERVICE_TIER,
+                      getattr(getattr(message, "usage", None), "service_tier", None))
 
 
 class MessageStreamObserver(StreamObserver):

@@ -43,16 +43,8 @@ def record_usage(call: CallSpan, usage: Any) -> None:
 
 def record_response(call: CallSpan, response: Any) -> None:
     """Model, id, service tier and usage of a complete (non-streamed) response object."""
-    attrs = call.response_attrs
-    model = getattr(response, "model", None)
-    if isinstance(model, str) and model:
-        attrs[A.GEN_AI_RESPONSE_MODEL] = model
-    response_id = getattr(response, "id", None)
-    if isinstance(response_id, str) and response_id:
-        attrs[A.GEN_AI_RESPONSE_ID] = response_id
-    tier = getattr(response, "service_tier", None)
-    if isinstance(tier, str) and tier:
-        attrs[A.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER] = tier
+    call.set_response(getattr(response, "model", None), getattr(response, "id", None),
+                      A.GEN_AI_OPENAI_RESPONSE_SERVICE_TIER, getattr(response, "service_tier", None))
     record_usage(call, getattr(response, "usage", None))
 
 
