@@ -32,6 +32,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from costline.processor.clock import system_clock
 from costline.processor.config.core import parse_config
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
@@ -154,7 +155,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = Pipeline(parse_config(CONFIG), Ledger(args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        pipeline = Pipeline(parse_config(CONFIG), Ledger(args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"), clock=system_clock)
         pipeline.ingest(ExportTraceServiceRequest.FromString(build_bodies(1, seed=10_000)[0]))  # warm caches
         best: dict[str, float] = {}
 

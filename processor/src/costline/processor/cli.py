@@ -20,11 +20,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from costline.processor.clock import system_clock
 from costline.processor.config import settings as settings_module
 from costline.processor.config.settings import SettingsError
 from costline.processor.model import GROUP_BY
 
 log = logging.getLogger("costline.processor")
+
+CLOCK = system_clock
+"""What the commands take "now" to be (a default `--to`, the current month, when a month was closed): the system
+clock, read here as in `service.py` (the two composition roots); every report is handed it."""
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
@@ -138,7 +143,7 @@ def _usage(args: argparse.Namespace) -> int:
 
     params = {"from": args.from_, "to": args.to, "group_by": args.group_by, "format": args.format}
     try:
-        query = parse_usage_query(params.get, GROUP_BY)
+        query = parse_usage_query(params.get, GROUP_BY, CLOCK)
         config, ledger = _open_ledger(args)
     except (ApiError, SettingsError) as err:
         print(f"costline usage: {err}", file=sys.stderr)
@@ -157,7 +162,7 @@ def _cost_changes(args: argparse.Namespace) -> int:
 
     params = {"from": args.from_, "to": args.to, "format": args.format}
     try:
-        query = parse_usage_query(params.get, (), default_group_by=())
+        query = parse_usage_query(params.get, (), CLOCK, default_group_by=())
         _, ledger = _open_ledger(args)
     except (ApiError, SettingsError) as err:
         print(f"costline cost-changes: {err}", file=sys.stderr)
@@ -183,7 +188,7 @@ def _reprice(args: argparse.Namespace) -> int:
         return 2
     try:
         if args.all:
-            count, tiered = rerate(ledger, Pricer(config.prices), since)
+            count, tiered = rerate(ledger, Pricer(config.prices), since, now=int(CLOCK().timestamp()))
         else:
             count, tiered = reprice(ledger, Pricer(config.prices), since), 0
     finally:
@@ -221,7 +226,8 @@ def _chargeback(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import chargeback_document
 
     def write(config: Any, ledger: Any, period: Any) -> None:
-        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format)
+        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format,
+                                      clock=CLOCK)
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
 
@@ -232,7 +238,7 @@ def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
     def close(config: Any, ledger: Any, period: Any) -> None:
-        closed = close_period(config, ledger, ledger.outcomes, period)
+        closed = close_period(config, ledger, ledger.outcomes, period, now=CLOCK)
         statement = closed.statement
         print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
               f"{len(statement.teams)} teams; sha256 {closed.sha256}")
@@ -243,7 +249,7 @@ def _close_period(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from costline.processor.reports.reconcile.cli import run
 
-    return run(args, _open_ledger)
+    return run(args, _open_ledger, CLOCK)
 
 
 def _hash_token(args: argparse.Namespace) -> int:

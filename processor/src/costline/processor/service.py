@@ -19,9 +19,11 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from costline.processor.clock import Clock, system_clock
 from costline.processor.config.settings import Settings
 from costline.processor.http.api import AdminApi, ApiError, Unavailable
 from costline.processor.model import GROUP_BY
+from costline.processor.units import NS_PER_S
 
 log = logging.getLogger("costline.processor")
 
@@ -93,7 +95,8 @@ class Service:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
-        self._clock = clock
+        self.clock: Clock = clock or system_clock
+        """The one clock: handed to everything that asks what time it is (tests pass a fixed one)."""
         self.registry = CollectorRegistry()
         self.pipeline: Any = None
         self.forwarder: Any = None
@@ -117,7 +120,6 @@ class Service:
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `LedgerUrlError` for a ledger URL that cannot name a ledger,
         `ListenError` when a listener cannot bind, `StartCancelled` when stopped while waiting for the ledger."""
-        from costline.processor.clock import system_clock
         from costline.processor.config.core import load_config
         from costline.processor.http.auth import Access, BearerAuth, is_loopback
         from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
@@ -136,12 +138,12 @@ class Service:
         self.registry.register(stats)
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         check_url(s.db_url)  # nor is a URL that names no ledger (`ledger.db`, `sqlite://x.db`, `mysql://`)
-        self.access = Access(config.api)
+        self.access = Access(config.api, self.clock)
         if s.http is not None:
             if self.access.open and not is_loopback(s.http.host):
                 log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
-            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, clock=self.clock, retry_after_s=s.retry_after_s, access=self.access)
             self.admin = _listen("metrics and the API", "--http", s.http,
                                  lambda: HttpServer(s.http, api, "api", max_connections=s.max_connections).start())
 
@@ -151,7 +153,7 @@ class Service:
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
         ledger = self._open_ledger()
-        self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
+        self.pipeline = Pipeline(config, ledger, clock=self.clock, forwarder=self.forwarder)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         self.registry.register(self.pipeline.policy_violations)
@@ -159,12 +161,12 @@ class Service:
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
         self.period_totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config,
-                                          clock=self._clock or system_clock).start()
+                                          clock=self.clock).start()
         pipeline.on_commit.append(self.period_totals.changed)
         self.registry.register(PeriodCollector(self.period_totals.snapshot))
         # The open period's chargeback statement as gauges, made off the scrape path the same way.
         self.chargeback_totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
-                                                  clock=self._clock or system_clock).start()
+                                                  clock=self.clock).start()
         pipeline.on_commit.append(self.chargeback_totals.changed)
         self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
 
@@ -181,7 +183,8 @@ class Service:
                 s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start())
         from costline.processor.metrics.reconciliation import ReconcileService
 
-        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s,
+                                          clock=self.clock)
         # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
         self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
@@ -276,6 +279,7 @@ class _Backend:
     def __init__(self, service: Service) -> None:
         self._service = service
         self.registry = service.registry
+        self.clock = service.clock
 
     def ready(self) -> bool:
         return self._service.ready
@@ -312,7 +316,8 @@ class _Backend:
         try:
             with _ledger_errors():
                 return chargeback_page(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                       Period.parse(period) if period else None, team, fmt, private=private,
+                                       Period.parse(period) if period else None, team, fmt, clock=self.clock,
+                                       private=private,
                                        page=parse_page(limit, page_token), token=page_token)
         except StatementError as err:
             raise ApiError(str(err)) from None
@@ -328,7 +333,7 @@ class _Backend:
         pipeline = self._pipeline()
         with _ledger_errors():
             return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
-                                   fingerprint, declared, models)
+                                   fingerprint, declared, models, now_ns=int(self.clock().timestamp() * NS_PER_S))
 
 
 @contextmanager
@@ -343,7 +348,7 @@ def _ledger_errors() -> Iterator[None]:
         raise Unavailable("ledger unavailable; retry later") from None
 
 
-def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
+def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock = system_clock,
                    forwarder: Any = None, create: bool = True) -> Any:
     """A pipeline without listeners (tests and benchmarks fill a ledger with it; the commands open a ledger only):
     load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or `LedgerUrlError`:

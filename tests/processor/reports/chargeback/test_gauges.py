@@ -8,6 +8,7 @@ from decimal import Decimal
 from prometheus_client import CollectorRegistry
 
 from costline import attributes as a
+from costline.processor.clock import system_clock
 from costline.processor.config.core import parse_config
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
@@ -40,7 +41,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
     totals.refresh()
 
     charged = gauges(registry, "costline_chargeback_usd")
-    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11))
+    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11), clock=system_clock)
     for team in november.teams:
         mine = {k[2]: v for k, v in charged.items() if k[:2] == (team.org, team.team)}
         assert set(mine) == {line.component for line in team.lines}
@@ -48,7 +49,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
             assert Decimal(str(value)) == sum(x.amount for x in team.lines if x.component == component)
     assert Decimal(str(round(sum(charged.values()), 2))) == november.total
     assert charged[("acme", "support", "value_based")] == 3.5  # 7 tickets x $0.50
-    october = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 10))
+    october = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 10), clock=system_clock)
     last = gauges(registry, "costline_chargeback_last_period_usd")
     assert last == {**{(t.org, t.team): 0.0 for t in november.teams}, **{(t.org, t.team): float(t.total)
                                                                            for t in october.teams}}
@@ -82,7 +83,7 @@ def test_teams_past_the_cardinality_limit_are_summed_under_overflow_and_still_ad
     totals.refresh()
 
     charged = gauges(registry, "costline_chargeback_usd")
-    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11))
+    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11), clock=system_clock)
     assert len({t.team for t in november.teams}) > 2
     teams = {key[1] for key in charged}
     assert len(teams - {"__overflow__"}) == 2 and "__overflow__" in teams

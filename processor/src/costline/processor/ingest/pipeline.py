@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from costline.processor.clock import Clock, system_clock
+from costline.processor.clock import Clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ingest.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.ingest.normalize.bounds import REJECTED, outside_window, over_limit
@@ -84,10 +84,9 @@ class _State:
 
 
 class Pipeline:
-    def __init__(self, config: CostlineConfig, ledger: Ledger, *, clock: Clock | None = None,
-                 forwarder: Any = None) -> None:
+    def __init__(self, config: CostlineConfig, ledger: Ledger, *, clock: Clock, forwarder: Any = None) -> None:
         self.ledger = ledger
-        self._clock = clock or system_clock
+        self._clock = clock
         self._forwarder = forwarder
         self._state = _State(config, ledger, self._clock)
         self._counts_lock = threading.Lock()
