@@ -5,8 +5,6 @@ the system clock says."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from datetime import datetime, timezone
 
 import pytest
@@ -15,6 +13,7 @@ from costline.processor.config.settings import Address, Settings
 from costline.processor.http.auth import hash_token
 from costline.processor.service import Service
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
+from tests.processor.reports.chargeback.test_team_tokens import get
 
 THEN = datetime(2026, 11, 20, 12, tzinfo=timezone.utc)
 """Inside November in Berlin; any system clock running the suite is later (the calls are dated November 2026)."""
@@ -25,15 +24,6 @@ API = f"""api:
     - {{name: then, sha256: "{hash_token(EXPIRING)}", role: admin, expires: 2026-11-21T00:00:00Z}}
 """
 """`then` expires the day after `THEN`: valid by the service's clock, expired by the system's."""
-
-
-def get(url: str, token: str = TOKEN) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
-            return response.status, response.read()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read()
 
 
 @pytest.fixture
@@ -50,7 +40,7 @@ def service(tmp_path):
 
 
 def test_the_default_chargeback_month_is_the_clocks(service):
-    status, body = get(f"{service.admin.url}/api/v1/chargeback?format=json")
+    status, body = get(f"{service.admin.url}/api/v1/chargeback?format=json", TOKEN)
     assert status == 200, body
     document = json.loads(body)
     assert document["period"] == "2026-11"
@@ -59,10 +49,10 @@ def test_the_default_chargeback_month_is_the_clocks(service):
 
 def test_a_usage_window_without_to_ends_at_the_clock(service):
     # Between Nov 15 and the clock's now nothing was called; the next call is research's, Nov 30 23:30 UTC.
-    status, body = get(f"{service.admin.url}/api/v1/usage?from=2026-11-15&group_by=team&format=json")
+    status, body = get(f"{service.admin.url}/api/v1/usage?from=2026-11-15&group_by=team&format=json", TOKEN)
     assert status == 200, body
     assert json.loads(body)["rows"] == []
-    status, body = get(f"{service.admin.url}/api/v1/usage?from=2026-11-15&to=2026-11-30&group_by=team&format=json")
+    status, body = get(f"{service.admin.url}/api/v1/usage?from=2026-11-15&to=2026-11-30&group_by=team&format=json", TOKEN)
     assert [row["team"] for row in json.loads(body)["rows"]] == ["research"]
 
 
