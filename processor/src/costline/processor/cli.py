@@ -4,8 +4,9 @@
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
 composition root); every other command opens a ledger (`_open_ledger`: the config and a `Ledger` with its stores) and
-hands it to the report that reads it — `usage`, `cost-changes`, `chargeback`, `close-period`, `reconcile` — or, for
-`reprice`, to the re-pricing with a pricer. None of them builds a pipeline.
+hands it, with `CLOCK`, to the report that reads or re-prices it — `usage`, `cost-changes`, `reprice`, `chargeback`,
+`close-period`, `reconcile`. None of them builds a pipeline, a pricer or anything else: that is the reports' and the
+service's work.
 """
 
 from __future__ import annotations
@@ -177,8 +178,7 @@ def _cost_changes(args: argparse.Namespace) -> int:
 
 def _reprice(args: argparse.Namespace) -> int:
     from costline.processor.http.api import ApiError, parse_instant
-    from costline.processor.pricing import Pricer
-    from costline.processor.reports.reprice import reprice, rerate
+    from costline.processor.reports.reprice import reprice_with
 
     try:
         since = parse_instant(args.since, "--since")
@@ -187,10 +187,7 @@ def _reprice(args: argparse.Namespace) -> int:
         print(f"costline reprice: {err}", file=sys.stderr)
         return 2
     try:
-        if args.all:
-            count, tiered = rerate(ledger, Pricer(config.prices), since, now=int(CLOCK().timestamp()))
-        else:
-            count, tiered = reprice(ledger, Pricer(config.prices), since), 0
+        count, tiered = reprice_with(config, ledger, since, every_row=args.all, now=int(CLOCK().timestamp()))
     finally:
         ledger.close()
     print(f"repriced {count} ledger rows since {since.isoformat()}")

@@ -15,15 +15,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.settings import Settings
 from costline.processor.http.api import AdminApi, ApiError, Unavailable
-from costline.processor.model import GROUP_BY
+from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, GROUP_BY, OPTIONAL_OWNER_LABELS
 from costline.processor.units import NS_PER_S
+
+if TYPE_CHECKING:
+    from costline.processor.config.core import CostlineConfig
+    from costline.processor.ingest.pipeline import Pipeline, State
+    from costline.processor.ledger import Ledger
 
 log = logging.getLogger("costline.processor")
 
@@ -125,7 +130,6 @@ class Service:
         from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
         from costline.processor.http.otlp_http import OTLPHttpReceiver
         from costline.processor.http.server import HttpServer
-        from costline.processor.ingest.pipeline import Pipeline
         from costline.processor.ingest.receivers import ReceiverStats
         from costline.processor.ledger import check_url
         from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
@@ -153,7 +157,7 @@ class Service:
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
         ledger = self._open_ledger()
-        self.pipeline = Pipeline(config, ledger, clock=self.clock, forwarder=self.forwarder)
+        self.pipeline = assemble_pipeline(config, ledger, clock=self.clock, forwarder=self.forwarder)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         self.registry.register(self.pipeline.policy_violations)
@@ -348,14 +352,61 @@ def _ledger_errors() -> Iterator[None]:
         raise Unavailable("ledger unavailable; retry later") from None
 
 
+BASE_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS)
+"""Metric labels every series has; the optional owner labels (`metrics.<name>_label`) follow in schema order."""
+
+
+def metric_labels(config: CostlineConfig) -> tuple[str, ...]:
+    return BASE_LABELS + tuple(name for name in OPTIONAL_OWNER_LABELS if getattr(config.metrics, f"{name}_label"))
+
+
+def derive_state(config: CostlineConfig, previous: State | None, *, ledger: Ledger, clock: Clock) -> State:
+    """Everything the pipeline derives from one config, at start (`previous` None) and on each reload: prices,
+    hierarchy, policy, budgets (on `clock`) and the series, which carry over when their labels and buckets do."""
+    from costline.processor.ingest.pipeline import State
+    from costline.processor.metrics.aggregate import SeriesAggregator
+    from costline.processor.ownership import Hierarchy
+    from costline.processor.policy import ModelPolicy
+    from costline.processor.pricing import Pricer
+    from costline.processor.reports.budgets import Budgets
+
+    labels, m = metric_labels(config), config.metrics
+    aggregator = previous.aggregator if previous is not None else None
+    if aggregator is None or aggregator.label_names != labels or aggregator.ttft_bounds != tuple(m.ttft_buckets):
+        # New label set or buckets: new series (Prometheus sees counters reset, which rate() handles).
+        aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
+    else:
+        aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
+    return State(config, Pricer(config.prices), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
+                 aggregator)
+
+
+def assemble_pipeline(config: CostlineConfig, ledger: Ledger, *, clock: Clock, forwarder: Any = None) -> Pipeline:
+    """The pipeline and what it works with, made from `config`: its state (`derive_state`, again on each reload),
+    the outcome and policy-violation counters, and the collector that shows its series and counts."""
+    from functools import partial
+
+    from costline.processor.ingest.pipeline import Pipeline
+    from costline.processor.metrics.collector import CostlineCollector
+    from costline.processor.metrics.outcomes import OutcomeCounter
+    from costline.processor.metrics.policy_violations import PolicyViolations
+
+    derive = partial(derive_state, ledger=ledger, clock=clock)
+    pipeline = Pipeline(ledger, derive(config, None), derive=derive, clock=clock,
+                        outcome_counter=OutcomeCounter(config.metrics),
+                        policy_violations=PolicyViolations(config.metrics), forwarder=forwarder)
+    pipeline.collector = CostlineCollector(lambda: pipeline.state.aggregator, lambda: pipeline.budgets,
+                                           pipeline.span_counts, pipeline.bounded_counts)
+    return pipeline
+
+
 def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock = system_clock,
                    forwarder: Any = None, create: bool = True) -> Any:
     """A pipeline without listeners (tests and benchmarks fill a ledger with it; the commands open a ledger only):
     load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or `LedgerUrlError`:
     without `create`, a SQLite ledger must exist)."""
     from costline.processor.config.core import load_config
-    from costline.processor.ingest.pipeline import Pipeline
     from costline.processor.ledger import Ledger
 
-    config = load_config(config_path)
-    return Pipeline(config, Ledger(db_url, create=create), clock=clock, forwarder=forwarder)
+    return assemble_pipeline(load_config(config_path), Ledger(db_url, create=create), clock=clock,
+                             forwarder=forwarder)

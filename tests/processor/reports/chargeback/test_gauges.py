@@ -10,12 +10,12 @@ from prometheus_client import CollectorRegistry
 from costline import attributes as a
 from costline.processor.clock import system_clock
 from costline.processor.config.core import parse_config
-from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
 from costline.processor.model import Outcome
 from costline.processor.reports.chargeback.report import statement_for
 from costline.processor.reports.chargeback.statement import Period
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import at, make_call
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
 
@@ -29,7 +29,7 @@ def gauges(registry: CollectorRegistry, name: str) -> dict[tuple[str, ...], floa
 def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_totals(tmp_path):
     import yaml
 
-    pipeline = Pipeline(parse_config(yaml.safe_load(CONFIG)), Ledger(f"sqlite:///{tmp_path / 'l.db'}"),
+    pipeline = assemble_pipeline(parse_config(yaml.safe_load(CONFIG)), Ledger(f"sqlite:///{tmp_path / 'l.db'}"),
                         clock=lambda: NOW)
     pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 10, 5))])
     pipeline.ingest_outcomes([Outcome("ticket_resolved", 7, {a.COSTLINE_ORG: "acme", a.COSTLINE_TEAM: "support"}, None,
@@ -60,7 +60,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
 
 
 def test_no_chargeback_section_no_family(tmp_path):
-    pipeline = Pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
+    pipeline = assemble_pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
     pipeline.ingest_calls([make_call(1, start=at(2026, 11, 10))])
     totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
@@ -75,7 +75,7 @@ def test_teams_past_the_cardinality_limit_are_summed_under_overflow_and_still_ad
 
     document = yaml.safe_load(CONFIG)
     document["metrics"] = {"cardinality_limits": {"team": 2}}
-    pipeline = Pipeline(parse_config(document), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
+    pipeline = assemble_pipeline(parse_config(document), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
     pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 11, 5))])
     totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
