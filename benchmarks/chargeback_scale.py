@@ -19,6 +19,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from costline.processor.clock import system_clock
 from costline.processor.metrics.chargeback_gauges import ChargebackTotals
 from costline.processor.model import LLMCall
 from costline.processor.reports.chargeback.report import Page, chargeback_page, statement_for
@@ -60,15 +61,15 @@ def main() -> None:
     for first in range(0, args.teams, 5000):
         pipeline.ingest_calls([call(i) for i in range(first, min(first + 5000, args.teams))])
     args_ = (pipeline.config, pipeline.ledger, pipeline.outcomes)
-    statement, wall, cpu = timed(lambda: statement_for(*args_, NOVEMBER))
+    statement, wall, cpu = timed(lambda: statement_for(*args_, NOVEMBER, clock=system_clock))
     print(f"{args.teams:,} teams in the ledger")
     print(f"statement_for          {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(statement.teams):,} teams on it")
-    (_, body, _), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "json"))
+    (_, body, _), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "json", clock=system_clock))
     print(f"whole JSON (CLI)       {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(body):,} bytes")
-    (_, body, token), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "json", page=Page()))
+    (_, body, token), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "json", page=Page(), clock=system_clock))
     print(f"API JSON, first page   {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(body):,} bytes, next page: "
           f"{token is not None}")
-    (_, body, _), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "html", page=Page()))
+    (_, body, _), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "html", page=Page(), clock=system_clock))
     print(f"API HTML, first page   {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(body):,} bytes")
     totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
                               clock=lambda: datetime(2026, 11, 20, tzinfo=timezone.utc), duty=0)

@@ -43,6 +43,7 @@ from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector, generate_latest
 
+from costline.processor.clock import system_clock
 from costline.processor.config.settings import Address
 from costline.processor.http.api import AdminApi
 from costline.processor.http.server import HttpServer
@@ -152,7 +153,7 @@ class Scraper:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.server = HttpServer(Address("127.0.0.1", 0), AdminApi(SimpleNamespace(registry=registry),
-                                                                   USAGE_GROUP_BY), "api").start()
+                                                                   USAGE_GROUP_BY, clock=system_clock), "api").start()
         self.process = subprocess.Popen([sys.executable, __file__, "--client", str(self.server.port)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 

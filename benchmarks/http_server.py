@@ -37,6 +37,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 from prometheus_client import CollectorRegistry, Counter
 
+from costline.processor.clock import system_clock
+
 PROTOBUF = {"Content-Type": "application/x-protobuf"}
 
 
@@ -127,7 +129,7 @@ def main() -> None:
         counter.labels(f"team-{i}", "gpt-4o").inc(i)
     receiver = OTLPHttpReceiver(Counting(), auth=BearerAuth(None), max_body_bytes=16 << 20, stats=ReceiverStats())
     otlp = HttpServer(Address("127.0.0.1", 0), receiver, "otlp-http").start()
-    api = HttpServer(Address("127.0.0.1", 0), AdminApi(SimpleNamespace(registry=registry), ("team",)), "api").start()
+    api = HttpServer(Address("127.0.0.1", 0), AdminApi(SimpleNamespace(registry=registry), ("team",), clock=system_clock), "api").start()
     process = subprocess.Popen([sys.executable, __file__, "--client", str(otlp.port), str(api.port)],
                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     phases = [("ingest", args.requests), ("small", args.requests), ("healthz", args.requests),

@@ -32,9 +32,10 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from costline.processor.clock import system_clock
 from costline.processor.config.core import parse_config
-from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
+from costline.processor.service import assemble_pipeline
 
 SPANS = 1000
 MODELS = [("openai", "gpt-4o"), ("openai", "gpt-4o-mini"), ("openai", "o4-mini"),
@@ -154,7 +155,7 @@ def main() -> int:
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline = Pipeline(parse_config(CONFIG), Ledger(args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        pipeline = assemble_pipeline(parse_config(CONFIG), Ledger(args.db or f"sqlite:///{Path(tmp) / 'bench.db'}"), clock=system_clock)
         pipeline.ingest(ExportTraceServiceRequest.FromString(build_bodies(1, seed=10_000)[0]))  # warm caches
         best: dict[str, float] = {}
 

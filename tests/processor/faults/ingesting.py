@@ -46,8 +46,11 @@ class Ingest:
         assert status == 200, (status, body[:500])
         return json.loads(body or b"{}")
 
-    def usage(self, group_by: str = "team") -> list[dict]:
-        return json.loads(http_get(f"{self.service.admin.url}/api/v1/usage?group_by={group_by}&format=json"))["rows"]
+    def usage(self, group_by: str = "team", to: str | None = None) -> list[dict]:
+        """`GET /api/v1/usage`; without `to` the window ends at the service's clock's now."""
+        until = f"&to={to}" if to else ""
+        return json.loads(http_get(f"{self.service.admin.url}/api/v1/usage?group_by={group_by}&format=json{until}")
+                          )["rows"]
 
     def metrics(self) -> str:
         return http_get(f"{self.service.admin.url}/metrics").decode()

@@ -11,6 +11,7 @@ import grpc
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
+from costline.processor.clock import system_clock
 from costline.processor.config.core import ApiConfig, ApiToken
 from costline.processor.http.auth import ADMIN, READ, Access, BearerAuth, bearer_token, hash_token
 from costline.processor.http.server import Request, Response
@@ -69,7 +70,7 @@ HEADERS = [f"{scheme} {TOKEN}" for scheme in ACCEPTED] + [
 @pytest.mark.parametrize("header", HEADERS)
 def test_the_api_and_the_receivers_read_the_header_alike(header: str | None) -> None:
     """One parser (`auth.bearer_token`): a header the OTLP receivers take, the API takes too, and no other."""
-    access = Access(ApiConfig(tokens=[ApiToken(name="admin", sha256=hash_token(TOKEN), role=ADMIN)]))
+    access = Access(ApiConfig(tokens=[ApiToken(name="admin", sha256=hash_token(TOKEN), role=ADMIN)]), clock=system_clock)
     request = Request("GET", "/api/v1/usage", {}, {} if header is None else {"Authorization": header})
     api_accepts = not isinstance(access.check(request, READ), Response)
     assert api_accepts == BearerAuth(TOKEN).allows(header) == (bearer_token(header) == TOKEN)

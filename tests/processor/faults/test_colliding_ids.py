@@ -11,6 +11,7 @@ import pytest
 
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
+from tests.processor.clock import now_s
 from tests.processor.conftest import POSTGRES_ADMIN, make_call
 from tests.processor.otlp import RECENT_NS, llm_span, request_of
 
@@ -90,9 +91,9 @@ def test_a_batch_retried_through_another_processor_sharing_the_ledger(tmp_path) 
         owner = Owner("acme", "search", "", "", "", "", "", "")
         calls = [make_call(i, response_id="chatcmpl-constant", start=START + i * 5 * SECOND) for i in range(3)]
         batch = [Entry(c, owner, 100, call_keys(c)) for c in calls]
-        assert len(first.record(batch)) == 3
-        assert second.record(batch) == []
-        assert first.record(batch) == []
+        assert len(first.record(batch, now=now_s())) == 3
+        assert second.record(batch, now=now_s()) == []
+        assert first.record(batch, now=now_s()) == []
     finally:
         first.close()
         second.close()
@@ -108,7 +109,7 @@ def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int)
     try:
         for i in range(4):
             call = make_call(i, response_id="chatcmpl-constant", start=START + i * gap_s * SECOND)
-            assert len(ledger.record([Entry(call, owner, 100, call_keys(call))])) == 1
+            assert len(ledger.record([Entry(call, owner, 100, call_keys(call))], now=now_s())) == 1
     finally:
         ledger.close()
 
@@ -125,14 +126,14 @@ def test_a_call_is_remembered_under_two_keys_and_met_from_the_windows_beside_it(
     owner = Owner("acme", "search", "", "", "", "", "", "")
     try:
         first = make_call(1, response_id="chatcmpl-1", start=START + SECOND // 2)
-        assert len(ledger.record([Entry(first, owner, 100, call_keys(first))])) == 1
+        assert len(ledger.record([Entry(first, owner, 100, call_keys(first))], now=now_s())) == 1
         with ledger.engine.connect() as conn:
             assert conn.execute(select(func.count()).select_from(keys_table)).scalar() == 2
         for n, offset in ((2, -9 * SECOND // 10), (3, 9 * SECOND // 10)):  # the window before, the window after
             copy = make_call(n, response_id="chatcmpl-1", start=first.start_time_unix_nano + offset)
-            assert ledger.record([Entry(copy, owner, 100, call_keys(copy))]) == []
+            assert ledger.record([Entry(copy, owner, 100, call_keys(copy))], now=now_s()) == []
         later = make_call(4, response_id="chatcmpl-1", start=first.start_time_unix_nano + 2 * SECOND)
-        assert len(ledger.record([Entry(later, owner, 100, call_keys(later))])) == 1
+        assert len(ledger.record([Entry(later, owner, 100, call_keys(later))], now=now_s())) == 1
     finally:
         ledger.close()
 
@@ -162,7 +163,7 @@ def test_calls_remembered_under_two_keys_by_an_earlier_release_are_still_met(db_
     try:
         copy = make_call(2, response_id="chatcmpl-9", start=START - SECOND // 2)
         for call in (first, copy):
-            assert ledger.record([Entry(call, owner, 100, call_keys(call))]) == []
+            assert ledger.record([Entry(call, owner, 100, call_keys(call))], now=now_s()) == []
     finally:
         ledger.close()
 
@@ -191,7 +192,7 @@ def test_two_spans_of_one_call_billed_at_once_through_two_processors(db_url: str
     billed: dict[str, int] = {}
 
     def bill(name: str, ledger: Ledger, batch: list[Entry]) -> None:
-        billed[name] = len(ledger.record(batch))
+        billed[name] = len(ledger.record(batch, now=now_s()))
 
     threads = [threading.Thread(target=bill, args=("first", first, ours)),
                threading.Thread(target=bill, args=("second", second, theirs))]
@@ -228,7 +229,7 @@ def test_two_spans_of_one_call_billed_at_once_through_two_processors(db_url: str
         # Each call billed, and no key of a call the other processor billed left behind: its neighbours are free.
         later = [make_call(9000 + i, response_id=f"chatcmpl-{i}", start=START + (12 + 3 * i) * SECOND + 200_000)
                  for i in range(calls)]
-        assert len(second.record([Entry(c, owner, 100, call_keys(c)) for c in later])) == calls
+        assert len(second.record([Entry(c, owner, 100, call_keys(c)) for c in later], now=now_s())) == calls
     finally:
         first.close()
         second.close()

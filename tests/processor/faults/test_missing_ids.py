@@ -10,6 +10,7 @@ from decimal import Decimal
 
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
+from tests.processor.clock import now_s
 from tests.processor.conftest import make_call
 from tests.processor.otlp import llm_span, otlp_json, request_of
 
@@ -66,8 +67,8 @@ def test_ledger_records_a_batch_of_only_id_less_calls(db_url: str) -> None:
     bare.start_time_unix_nano = 0  # no times either: no identity at all
     timed = make_call(2, trace=b"")
     try:
-        assert len(ledger.record([Entry(bare, owner, 1, call_keys(bare))])) == 1
-        assert len(ledger.record([Entry(timed, owner, 1, call_keys(timed))])) == 1
-        assert ledger.record([Entry(timed, owner, 1, call_keys(timed))]) == []  # its retry
+        assert len(ledger.record([Entry(bare, owner, 1, call_keys(bare))], now=now_s())) == 1
+        assert len(ledger.record([Entry(timed, owner, 1, call_keys(timed))], now=now_s())) == 1
+        assert ledger.record([Entry(timed, owner, 1, call_keys(timed))], now=now_s()) == []  # its retry
     finally:
         ledger.close()

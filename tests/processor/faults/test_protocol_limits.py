@@ -32,6 +32,7 @@ from costline.processor.http.server import DRAIN_LIMIT, HttpServer
 from costline.processor.ingest.receivers import ReceiverStats
 from costline.processor.ledger import Ledger
 from costline.processor.model import Entry, Owner, call_keys
+from tests.processor.clock import now_s
 from tests.processor.conftest import at, make_call
 
 from .conftest import Served, serve, stop
@@ -93,7 +94,7 @@ def ledger_url(tmp_path_factory) -> str:
         call = make_call(i, team=f"team-{i:05d}", input_tokens=1000 * (i % 50 + 1), start=at(2026, 11, 10))
         owner = Owner("acme", f"team-{i:05d}", "", "", "", "", "", "")
         entries.append(Entry(call, owner, 1_000_000 * (i % 50 + 1), call_keys(call)))
-    assert len(ledger.record(entries)) == TEAMS
+    assert len(ledger.record(entries, now=now_s())) == TEAMS
     ledger.close()
     return url
 

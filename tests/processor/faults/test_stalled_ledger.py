@@ -25,6 +25,7 @@ from costline.processor.config.settings import Address, Settings
 from costline.processor.service import Service
 from tests.polling import poll
 from tests.postgres import POSTGRES, require_postgres
+from tests.processor.clock import now_s
 from tests.processor.otlp import attributes, llm_span, request_of
 from tests.processor.served import CONFIG
 
@@ -178,7 +179,7 @@ def test_a_write_stuck_in_the_server_is_cancelled_there_too(database: str) -> No
     try:
         started = time.monotonic()
         with pytest.raises(LedgerUnavailable):
-            ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))])
+            ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))], now=now_s())
         assert time.monotonic() - started < LEDGER_TIMEOUT_S + SLACK_S
         with psycopg.connect(direct, autocommit=True) as conn:
             for _ in range(60):
@@ -209,7 +210,7 @@ def test_pooled_connections_the_server_dropped_are_replaced_on_checkout(database
                     conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
                                  (database,))
             call = make_call(n)
-            assert len(ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))])) == 1
+            assert len(ledger.record([Entry(call, Owner("acme", "search"), 100, call_keys(call))], now=now_s())) == 1
     finally:
         ledger.close()
 

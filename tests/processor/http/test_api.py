@@ -12,6 +12,7 @@ from datetime import datetime, timezone
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
+from costline.processor.clock import system_clock
 from costline.processor.http.api import AdminApi, ApiError, parse_usage_query, render_usage
 from costline.processor.http.server import Request
 from costline.processor.units import pico_to_usd
@@ -71,7 +72,7 @@ def backend() -> Backend:
 
 @pytest.fixture
 def api(backend: Backend) -> AdminApi:
-    return AdminApi(backend, GROUPS)
+    return AdminApi(backend, GROUPS, clock=system_clock)
 
 
 def test_metrics_text_openmetrics_and_gzip(api: AdminApi) -> None:
@@ -190,7 +191,7 @@ def _unsigned_token(query: str, offset: int) -> str:
     from costline.processor.http.api import _query_digest
 
     params = {k: v[-1] for k, v in parse_qs(query).items()}
-    parsed = parse_usage_query(params.get, GROUPS)
+    parsed = parse_usage_query(params.get, GROUPS, now=system_clock)
     document = {"offset": offset, "end": parsed.end.isoformat(), "query": _query_digest(parsed)}
     return base64.urlsafe_b64encode(json.dumps(document).encode()).decode().rstrip("=")
 
@@ -206,11 +207,11 @@ def test_page_tokens_are_signed_and_a_forged_one_is_a_400(api: AdminApi, tmp_pat
     payload, _, signature = token.partition(".")
     document = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     tampered = base64.urlsafe_b64encode(json.dumps({**document, "offset": 2**70}).encode()).decode().rstrip("=")
-    ledger_api = AdminApi(LedgerBackend(f"sqlite:///{tmp_path / 'l.db'}"), GROUPS)
+    ledger_api = AdminApi(LedgerBackend(f"sqlite:///{tmp_path / 'l.db'}"), GROUPS, clock=system_clock)
     for target, bad in ((api, _unsigned_token(query, 2**70)),  # forged: no signature
                         (api, f"{tampered}.{signature}"),  # the offset changed under a real signature
                         (api, token + "A" * 5000),  # oversized
-                        (AdminApi(Backend(), GROUPS), token),  # another process (a restart) issued it
+                        (AdminApi(Backend(), GROUPS, clock=system_clock), token),  # another process (a restart) issued it
                         (ledger_api, _unsigned_token(query, 2**70))):  # a real ledger never sees the offset
         response = get(target, f"/api/v1/usage?{query}&page_token={bad}")
         assert response.status == 400, (bad[:40], response.body)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 import pytest
 from prometheus_client import CollectorRegistry, Counter, generate_latest
 
+from costline.processor.clock import system_clock
 from costline.processor.config.settings import Address
 from costline.processor.http.api import AdminApi
 from costline.processor.http.server import HttpServer, Request, Response
@@ -137,7 +138,7 @@ def test_metrics_over_http_is_generate_latest_plain_and_gzip() -> None:
 
     backend = Backend()
     backend.registry = registry
-    server = HttpServer(Address("127.0.0.1", 0), AdminApi(backend, ("team",)), "api").start()
+    server = HttpServer(Address("127.0.0.1", 0), AdminApi(backend, ("team",), clock=system_clock), "api").start()
     try:
         connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         connection.request("GET", "/metrics")

@@ -12,13 +12,14 @@ from costline.cli import main
 from costline.processor.config.core import parse_config
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
 
 
 def ingest(db_url: str, config: dict, first: int = 1) -> Pipeline:
-    pipeline = Pipeline(parse_config(config), Ledger(db_url), clock=lambda: NOW)
+    pipeline = assemble_pipeline(parse_config(config), Ledger(db_url), clock=lambda: NOW)
     pipeline.ingest_calls([make_call(first, model="gpt-4o", input_tokens=1_000_000, output=0, customer="initech"),
                            make_call(first + 1, model="gpt-4o", input_tokens=2_000_000, output=0, customer="globex"),
                            make_call(first + 2, model="gpt-4o", input_tokens=4_000_000, output=0)])

@@ -18,6 +18,7 @@ from costline.processor.config.core import load_config, parse_config
 from costline.processor.ingest.pipeline import LedgerUnavailable, Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.reports.reprice import reprice
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -27,7 +28,7 @@ ALICE_KEY = "b3180bc5c5db03d7"
 
 
 def pipeline_for(db_url: str, config=None) -> Pipeline:
-    return Pipeline(config or load_config(EXAMPLE_CONFIG), Ledger(db_url), clock=lambda: NOW)
+    return assemble_pipeline(config or load_config(EXAMPLE_CONFIG), Ledger(db_url), clock=lambda: NOW)
 
 
 def sample(pipeline: Pipeline, name: str, **labels: str) -> float | None:

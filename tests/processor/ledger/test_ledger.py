@@ -13,6 +13,7 @@ from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.pricing import Pricer
 from costline.processor.reports.reprice import reprice
 from costline.processor.units import usd_to_pico
+from tests.processor.clock import now_s
 from tests.processor.conftest import make_call
 
 SEARCH = Owner("acme", "search", "ranking", "alice", "alice-laptop", "", "", "prod")
@@ -39,8 +40,8 @@ def entry(n, owner=SEARCH, cost=Decimal("0.001"), **kw):
 def test_record_sums_exactly_and_dedups_a_retried_batch(db_url):
     ledger = Ledger(db_url)
     batch = [entry(i, cost=Decimal("0.000000123456")) for i in range(10)] + [entry(100, OTHER)]
-    assert len(ledger.record(batch)) == 11
-    assert ledger.record(batch) == []  # the exporter's retry of the same request
+    assert len(ledger.record(batch, now=now_s())) == 11
+    assert ledger.record(batch, now=now_s()) == []  # the exporter's retry of the same request
     rows = ledger.usage(NOV1, DEC1, ["team"])
     by_team = {r["team"]: r for r in rows}
     assert by_team["search"]["requests"] == 10
@@ -55,15 +56,15 @@ def test_same_response_id_in_a_trace_is_billed_once(db_url):
     first = entry(1, response_id="chatcmpl-1")
     second = entry(2, response_id="chatcmpl-1")  # another span, another batch, the same API call
     other_trace = entry(3, response_id="chatcmpl-1", trace=b"\x02" * 16)
-    assert len(ledger.record([first])) == 1
-    assert ledger.record([second]) == []
-    assert len(ledger.record([other_trace])) == 1
+    assert len(ledger.record([first], now=now_s())) == 1
+    assert ledger.record([second], now=now_s()) == []
+    assert len(ledger.record([other_trace], now=now_s())) == 1
     ledger.close()
 
 
 def test_unpriced_rows_keep_tokens_and_are_repriced_later(db_url):
     ledger = Ledger(db_url)
-    ledger.record([entry(1, cost=None, model="acme-llama-70b", input_tokens=4000, output=600)])
+    ledger.record([entry(1, cost=None, model="acme-llama-70b", input_tokens=4000, output=600)], now=now_s())
     row = ledger.usage(NOV1, DEC1, ["model"])[0]
     assert (row["unpriced_requests"], row["cost_usd"], row["unpriced_input_tokens"]) == (1, Decimal(0), 4000)
     pricer = Pricer([PriceOverride(provider="openai", model="acme-llama-70b", input_per_mtok=Decimal("1"),
@@ -79,11 +80,11 @@ def test_unpriced_rows_keep_tokens_and_are_repriced_later(db_url):
 
 def test_survives_reopening(db_url):
     ledger = Ledger(db_url)
-    ledger.record([entry(i) for i in range(3)])
+    ledger.record([entry(i) for i in range(3)], now=now_s())
     ledger.close()
     reopened = Ledger(db_url)
     assert reopened.usage(NOV1, DEC1, [])[0]["requests"] == 3
-    assert reopened.record([entry(0)]) == []  # dedup keys survive too
+    assert reopened.record([entry(0)], now=now_s()) == []  # dedup keys survive too
     reopened.close()
 
 
@@ -91,7 +92,7 @@ def test_usage_groups_by_day_and_model_and_filters_time(db_url):
     ledger = Ledger(db_url)
     from tests.processor.conftest import at
 
-    ledger.record([entry(1, start=at(2026, 11, 3)), entry(2, start=at(2026, 11, 4)), entry(3, start=at(2026, 10, 30))])
+    ledger.record([entry(1, start=at(2026, 11, 3)), entry(2, start=at(2026, 11, 4)), entry(3, start=at(2026, 10, 30))], now=now_s())
     rows = ledger.usage(NOV1, DEC1, ["day", "model"])
     assert sorted(r["day"] for r in rows) == ["2026-11-03", "2026-11-04"]
     ledger.close()
@@ -101,7 +102,7 @@ def test_values_too_long_or_with_nul_cannot_poison_a_batch(db_url):
     """PostgreSQL refuses NUL and VARCHAR overflow: such a batch would fail every retry if written as it came."""
     ledger = Ledger(db_url)
     poison = Owner("acme", "t" * 300 + "\x00", "", "", "", "", "", "")
-    assert len(ledger.record([entry(1, poison), entry(2)])) == 2
+    assert len(ledger.record([entry(1, poison), entry(2)], now=now_s())) == 2
     teams = {r["team"] for r in ledger.usage(NOV1, DEC1, ["team"])}
     assert teams == {"t" * 255, "search"}
     ledger.close()
@@ -114,7 +115,7 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
     call.retries = 2
     unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
     unpriced.retries = 1
-    ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced))])
+    ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced))], now=now_s())
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert {k: v for k, v in row.items() if k != "team"} == {
         "requests": 2, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
@@ -129,7 +130,7 @@ def test_reprice_of_a_tiered_model_does_not_push_summed_calls_over_the_cliff(db_
     ledger = Ledger(db_url)
     calls = [entry(i, cost=None, model="claude-sonnet-4-5", provider="anthropic", input_tokens=150_000, output=0)
              for i in range(2)]  # 300k input in the row, but each call is below the 200k cliff
-    ledger.record(calls)
+    ledger.record(calls, now=now_s())
     pricer = Pricer([])
     assert reprice(ledger, pricer, NOV1) == 1
     row = ledger.usage(NOV1, DEC1, ["model"])[0]
@@ -145,7 +146,7 @@ def test_usage_folds_hours_into_local_days_in_any_group_order(db_url):
 
     ledger = Ledger(db_url)
     ledger.record([entry(1, start=at(2026, 11, 3, 14)), entry(2, start=at(2026, 11, 3, 16)),
-                   entry(3, OTHER, start=at(2026, 11, 3, 16))])
+                   entry(3, OTHER, start=at(2026, 11, 3, 16))], now=now_s())
     rows = ledger.usage(NOV1, DEC1, ["team", "day"], tz=ZoneInfo("Asia/Tokyo"))  # UTC+9: 16:00 is the 4th
     assert [(r["team"], r["day"], r["requests"]) for r in rows] == [
         ("search", "2026-11-03", 1), ("search", "2026-11-04", 1), ("support", "2026-11-04", 1)]
@@ -193,7 +194,7 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
     ledger = Ledger(db_url)
     first = make_call(1)
     first.retries = 2
-    assert len(ledger.record([Entry(first, SEARCH, 0, call_keys(first))])) == 1
+    assert len(ledger.record([Entry(first, SEARCH, 0, call_keys(first))], now=now_s())) == 1
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert (row["requests"], row["retries"], row["cost_usd"]) == (5, 2, Decimal(1))
     ledger.close()
@@ -260,12 +261,12 @@ def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_r
     ledger = Ledger(db_url)
     tenant = make_call(2, customer="initech")
     ledger.record([Entry(call, SEARCH, 0, call_keys(call)),  # the same row as the old one: it adds to it
-                   Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))])  # a row of its own
+                   Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))], now=now_s())  # a row of its own
     rows = {(r["team"], r["customer"]): (r["requests"], r["cost_usd"])
             for r in ledger.usage(NOV1, DEC1, ["team", "customer"])}
     assert rows == {("search", ""): (5, Decimal(1)), ("support", ""): (1, Decimal(1)),
                     ("search", "initech"): (1, Decimal("0.000000000007"))}
-    assert ledger.record([Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))]) == []
+    assert ledger.record([Entry(tenant, SEARCH._replace(customer="initech"), 7, call_keys(tenant))], now=now_s()) == []
     ledger.close()
     Ledger(db_url).close()  # opening an up-to-date ledger changes nothing
     assert len(Ledger(db_url).usage(NOV1, DEC1, ["team", "customer"])) == 3
@@ -279,7 +280,7 @@ def test_customer_is_an_owner_dimension_from_span_to_usage(db_url):
     owner, _ = Hierarchy(CostlineConfig()).resolve(call.owner, None, None)
     assert owner.customer == "initech"
     ledger = Ledger(db_url)
-    ledger.record([Entry(call, owner, 5, call_keys(call))])
+    ledger.record([Entry(call, owner, 5, call_keys(call))], now=now_s())
     assert [(r["customer"], r["cost_usd"]) for r in ledger.usage(NOV1, DEC1, ["customer"])] == [
         ("initech", Decimal("0.000000000005"))]
     ledger.close()
@@ -289,9 +290,9 @@ def test_a_reprice_leaves_a_row_alone_if_calls_were_billed_into_it_after_it_was_
     # Read, price, write back are three steps: an unpriced call billed into the row in between must stay unpriced
     # (and be priced by the next reprice), not be marked priced without its cost.
     ledger = Ledger(db_url)
-    ledger.record([entry(1, cost=None, model="acme-llama-70b")])
+    ledger.record([entry(1, cost=None, model="acme-llama-70b")], now=now_s())
     [read] = ledger.reader.unpriced_rows(NOV1)
-    ledger.record([entry(2, cost=None, model="acme-llama-70b")])
+    ledger.record([entry(2, cost=None, model="acme-llama-70b")], now=now_s())
     unpriced = {c: read[c] for c in ("unpriced_requests", "unpriced_input_tokens", "unpriced_output_tokens",
                                      "unpriced_cache_read_tokens", "unpriced_cache_write_tokens")}
     assert ledger.writer.price_rows([(read["id"], unpriced, 123)]) == 0
@@ -410,7 +411,7 @@ def test_the_sqlite_write_ahead_log_stays_bounded_while_readers_follow_every_com
         for batch in range(150):
             entries = [entry(batch * 100 + i, team=f"team-{i % 20}", start=at_second(batch * 3600 + i))
                        for i in range(100)]
-            assert len(ledger.record(entries)) == 100
+            assert len(ledger.record(entries, now=now_s())) == 100
             committed.set()
             largest = max(largest, wal.stat().st_size)
     finally:

@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.parser import text_string_to_metric_families
 
+from costline.processor.clock import system_clock
 from costline.processor.http.api import AdminApi
 from costline.processor.http.server import Request
 from costline.processor.metrics.aggregate import SeriesAggregator
@@ -177,7 +178,7 @@ def test_metrics_endpoint_serves_generate_text():
 
     backend = Backend()
     backend.registry = registry
-    api = AdminApi(backend, ("team",))
+    api = AdminApi(backend, ("team",), clock=system_clock)
     response = api(Request("GET", "/metrics", {}, {}))
     assert response.status == 200 and response.content_type.startswith("text/plain; version=0.0.4")
     text = b"".join(response.body).decode()  # a stream of blocks
@@ -193,7 +194,7 @@ def test_metrics_endpoint_gzip_is_generate_text_compressed():
 
     backend = Backend()
     backend.registry = registry
-    api = AdminApi(backend, ("team",))
+    api = AdminApi(backend, ("team",), clock=system_clock)
     response = api(Request("GET", "/metrics", {}, {"Accept-Encoding": "gzip, deflate"}))
     assert response.status == 200 and ("Content-Encoding", "gzip") in response.headers
     assert gzip.decompress(b"".join(response.body)) == generate_text(registry)

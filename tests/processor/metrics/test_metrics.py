@@ -17,6 +17,7 @@ from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.reports.budgets import Budgets
 from costline.processor.units import usd_to_pico
+from tests.processor.clock import now_s
 from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
 
 LABELS = ("provider", "model", "operation", "org", "team", "project")
@@ -28,7 +29,7 @@ def exposition(tmp_path, entries, limit=1000, writer=generate_latest):
     aggregator = SeriesAggregator(LABELS, limit, [0.5, 1.0])
     aggregator.add(entries, conflicts=1)
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
-    ledger.record(entries)
+    ledger.record(entries, now=now_s())
     budgets = Budgets(load_config(EXAMPLE_CONFIG), ledger, clock=lambda: NOW)
     registry = CollectorRegistry()
     registry.register(CostlineCollector(lambda: aggregator, lambda: budgets, lambda: {"billed": len(entries)}))

@@ -11,11 +11,11 @@ from datetime import datetime, timezone
 from prometheus_client import CollectorRegistry
 
 from costline.processor.config.core import parse_config
-from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.metrics.period_gauges import PeriodCollector, PeriodTotals
 from costline.processor.pricing import Pricer
 from costline.processor.reports.reprice import reprice
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -35,7 +35,7 @@ def labels(model="in-house-70b", provider="vllm", team="search", project="") -> 
 
 
 def test_unpriced_calls_show_until_a_reprice_from_another_process_prices_them(db_url):
-    pipeline = Pipeline(parse_config(PRICED), Ledger(db_url), clock=lambda: NOW)
+    pipeline = assemble_pipeline(parse_config(PRICED), Ledger(db_url), clock=lambda: NOW)
     totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = registry_for(totals)
     pipeline.ingest_calls([
@@ -69,7 +69,7 @@ def test_the_period_is_the_calendar_month_in_the_configured_time_zone(db_url):
     # 2026-11-30 23:30 UTC is already December in Berlin: November's calls are no longer in the period there.
     late = datetime(2026, 11, 30, 23, 30, tzinfo=timezone.utc)
     config = parse_config({**PRICED, "timezone": "Europe/Berlin"})
-    pipeline = Pipeline(config, Ledger(db_url), clock=lambda: late)
+    pipeline = assemble_pipeline(config, Ledger(db_url), clock=lambda: late)
     pipeline.ingest_calls([make_call(1, model="in-house-70b", provider="vllm", start=at(2026, 11, 20))])
     berlin = PeriodTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: late)
     assert berlin.refresh().rows == {}
@@ -81,7 +81,7 @@ def test_the_period_is_the_calendar_month_in_the_configured_time_zone(db_url):
 
 def test_cardinality_limit_folds_the_smallest_owners_into_overflow_keeping_totals(db_url):
     config = parse_config({**PRICED, "metrics": {"cardinality_limits": {"team": 2}}})
-    pipeline = Pipeline(config, Ledger(db_url), clock=lambda: NOW)
+    pipeline = assemble_pipeline(config, Ledger(db_url), clock=lambda: NOW)
     pipeline.ingest_calls([make_call(i, model="gpt-4o", team=f"team{i}", input_tokens=1_000_000 * i, output=0,
                                      start=at(2026, 11, 10)) for i in range(1, 5)])
     totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
@@ -94,7 +94,7 @@ def test_cardinality_limit_folds_the_smallest_owners_into_overflow_keeping_total
 
 
 def test_the_background_reader_follows_commits_without_a_scrape(db_url):
-    pipeline = Pipeline(parse_config(PRICED), Ledger(db_url), clock=lambda: NOW)
+    pipeline = assemble_pipeline(parse_config(PRICED), Ledger(db_url), clock=lambda: NOW)
     totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW, interval_s=3600,
                           min_gap_s=0.01)
     reads = []

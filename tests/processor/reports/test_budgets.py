@@ -13,6 +13,7 @@ from costline.processor.ownership import Hierarchy
 from costline.processor.reports.budgets import Budgets
 from costline.processor.units import usd_to_pico
 from tests.polling import poll
+from tests.processor.clock import now_s
 from tests.processor.conftest import EXAMPLE_CONFIG, at, make_call
 
 NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
@@ -21,7 +22,7 @@ NOW = datetime(2026, 11, 20, 15, tzinfo=timezone.utc)
 def spend(ledger, config, n, cost, start, fingerprint=None, **owner):
     call = make_call(n, start=start, fingerprint=fingerprint, **owner)
     resolved, _ = Hierarchy(config).resolve(call.owner, fingerprint, None)
-    ledger.record([Entry(call, resolved, usd_to_pico(Decimal(cost)), call_keys(call))])
+    ledger.record([Entry(call, resolved, usd_to_pico(Decimal(cost)), call_keys(call))], now=now_s())
 
 
 def states(snapshot):
@@ -87,7 +88,7 @@ class CountingLedger(Ledger):
 def bill(ledger, config, n, cost, start, team):
     call = make_call(n, start=start, team=team)
     entry = Entry(call, Hierarchy(config).resolve(call.owner, None, None)[0], usd_to_pico(Decimal(cost)), call_keys(call))
-    return ledger.record([entry])
+    return ledger.record([entry], now=now_s())
 
 
 def team_spent(snapshot, team="acme/marketing", period="monthly"):

@@ -14,6 +14,7 @@ from costline.processor.model import Entry, Owner, call_keys
 from costline.processor.pricing import Pricer
 from costline.processor.reports.reprice import rerate
 from costline.processor.units import usd_to_pico
+from tests.processor.clock import now_s
 from tests.processor.conftest import at, make_call
 
 SEARCH = Owner("acme", "search", "", "", "", "", "", "prod")
@@ -70,12 +71,12 @@ def test_reprice_all_rerates_priced_rows_at_the_price_of_their_hour_with_an_audi
     ledger = Ledger(db_url)
     wrong = usd_to_pico(Decimal("99"))  # billed at a wrong price: 1M input + 1M output tokens per call
     ledger.record([entry(1, at(2026, 11, 10), wrong), entry(2, at(2026, 11, 20), wrong),
-                   entry(3, at(2026, 11, 20), None), entry(4, at(2026, 10, 30), wrong)])
+                   entry(3, at(2026, 11, 20), None), entry(4, at(2026, 10, 30), wrong)], now=now_s())
     pricer = Pricer([price(date(2026, 11, 15), "1", "2")])
     list_price = pricer.rates("openai", MODEL, at(2026, 11, 10)).cost(entry(1, at(2026, 11, 10), 0).call)
     assert list_price == Decimal("0.75")  # gpt-4o-mini: $0.15 + $0.60
 
-    assert rerate(ledger, pricer, NOV1) == (2, 0)
+    assert rerate(ledger, pricer, NOV1, now=now_s()) == (2, 0)
     assert cost_by_day(ledger) == {"2026-11-10": list_price, "2026-11-20": Decimal(6)}  # two calls at $1 + $2
     assert ledger.usage(NOV1, DEC1, [])[0]["unpriced_requests"] == 0  # the unpriced call is priced too
     october = ledger.usage(datetime(2026, 10, 1, tzinfo=timezone.utc), NOV1, [])[0]
@@ -87,19 +88,19 @@ def test_reprice_all_rerates_priced_rows_at_the_price_of_their_hour_with_an_audi
     ]
     assert all(c["model"] == MODEL and c["provider"] == "openai" and c["changed_at"] > 0 for c in trail)
 
-    assert rerate(ledger, pricer, NOV1) == (0, 0)  # at the same prices nothing changes, nothing is audited
+    assert rerate(ledger, pricer, NOV1, now=now_s()) == (0, 0)  # at the same prices nothing changes, nothing is audited
     assert len(ledger.reader.cost_changes()) == 2
     ledger.close()
 
 
 def test_a_row_that_gained_calls_since_it_was_read_is_left_for_the_next_rerate(db_url):
     ledger = Ledger(db_url)
-    ledger.record([entry(1, at(2026, 11, 20), usd_to_pico(Decimal(1)))])
+    ledger.record([entry(1, at(2026, 11, 20), usd_to_pico(Decimal(1)))], now=now_s())
     [row] = ledger.reader.rows_since(NOV1)
-    ledger.record([entry(2, at(2026, 11, 20), usd_to_pico(Decimal(1)))])  # the same hourly row
-    assert ledger.writer.rerate_rows([(row, usd_to_pico(Decimal(3)), "override")]) == 0
+    ledger.record([entry(2, at(2026, 11, 20), usd_to_pico(Decimal(1)))], now=now_s())  # the same hourly row
+    assert ledger.writer.rerate_rows([(row, usd_to_pico(Decimal(3)), "override")], now=now_s()) == 0
     assert cost_by_day(ledger) == {"2026-11-20": Decimal(2)} and ledger.reader.cost_changes() == []
-    assert rerate(ledger, Pricer([price(None, "1", "2")]), NOV1) == (1, 0)
+    assert rerate(ledger, Pricer([price(None, "1", "2")]), NOV1, now=now_s()) == (1, 0)
     assert cost_by_day(ledger) == {"2026-11-20": Decimal(6)}
     ledger.close()
 
@@ -110,8 +111,8 @@ def test_a_tiered_price_keeps_the_billed_cost_of_summed_calls(db_url):
              for i in range(2)]  # each call over the 200k cliff, billed per call at ingest
     pricer = Pricer([])
     billed = [pricer.rates("anthropic", "claude-sonnet-4-5", c.start_time_unix_nano).cost_pico(c) for c in calls]
-    ledger.record([Entry(c, SEARCH, cost, call_keys(c)) for c, cost in zip(calls, billed, strict=True)])
-    assert rerate(ledger, pricer, NOV1) == (0, 1)
+    ledger.record([Entry(c, SEARCH, cost, call_keys(c)) for c, cost in zip(calls, billed, strict=True)], now=now_s())
+    assert rerate(ledger, pricer, NOV1, now=now_s()) == (0, 1)
     assert ledger.usage(NOV1, DEC1, [])[0]["cost_usd"] == Decimal(3)  # 500k at the long-context $6/MTok
     assert ledger.reader.cost_changes() == []
     ledger.close()

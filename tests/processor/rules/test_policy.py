@@ -9,10 +9,12 @@ import sys
 import pytest
 from prometheus_client import CollectorRegistry
 
+from costline.processor.clock import system_clock
 from costline.processor.config.core import ConfigError, parse_config
 from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
 from costline.processor.policy import ModelPolicy
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import make_call
 
 POLICY = {
@@ -99,7 +101,7 @@ def violations(pipeline: Pipeline) -> dict[tuple[str, ...], float]:
 
 
 def test_every_billed_call_to_a_refused_model_is_counted_once(tmp_path):
-    pipeline = Pipeline(parse_config(POLICY), Ledger(f"sqlite:///{tmp_path / 'l.db'}"))
+    pipeline = assemble_pipeline(parse_config(POLICY), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=system_clock)
     calls = [
         make_call(1, model="gpt-4o", team="marketing"),
         make_call(2, model="gpt-4o", team="marketing"),
@@ -122,7 +124,7 @@ def test_violation_series_fold_every_owner_label_past_its_limit(tmp_path):
     # Teams minted by spans (the org's deny rule covers any team) and made-up model names: each label folds to
     # `__overflow__` past its cardinality limit, as on the cost series, and no call goes uncounted.
     config = parse_config({**POLICY, "metrics": {"cardinality_limit": 3, "cardinality_limits": {"model": 2}}})
-    pipeline = Pipeline(config, Ledger(f"sqlite:///{tmp_path / 'l.db'}"))
+    pipeline = assemble_pipeline(config, Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=system_clock)
     pipeline.ingest_calls([make_call(n, model=f"o3-{n}", team=f"minted-{n}") for n in range(40)])
     counted = violations(pipeline)
     assert sum(counted.values()) == 40.0

@@ -4,8 +4,9 @@
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
 composition root); every other command opens a ledger (`_open_ledger`: the config and a `Ledger` with its stores) and
-hands it to the report that reads it — `usage`, `cost-changes`, `chargeback`, `close-period`, `reconcile` — or, for
-`reprice`, to the re-pricing with a pricer. None of them builds a pipeline.
+hands it, with `CLOCK`, to the report that reads or re-prices it — `usage`, `cost-changes`, `reprice`, `chargeback`,
+`close-period`, `reconcile`. None of them builds a pipeline, a pricer or anything else: that is the reports' and the
+service's work.
 """
 
 from __future__ import annotations
@@ -20,11 +21,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from costline.processor.clock import system_clock
 from costline.processor.config import settings as settings_module
 from costline.processor.config.settings import SettingsError
 from costline.processor.model import GROUP_BY
 
 log = logging.getLogger("costline.processor")
+
+CLOCK = system_clock
+"""What the commands take "now" to be (a default `--to`, the current month, when a month was closed): the system
+clock, read here as in `service.py` (the two composition roots); every report is handed it."""
 
 
 # -- commands ----------------------------------------------------------------------------------------------------
@@ -138,7 +144,7 @@ def _usage(args: argparse.Namespace) -> int:
 
     params = {"from": args.from_, "to": args.to, "group_by": args.group_by, "format": args.format}
     try:
-        query = parse_usage_query(params.get, GROUP_BY)
+        query = parse_usage_query(params.get, GROUP_BY, CLOCK)
         config, ledger = _open_ledger(args)
     except (ApiError, SettingsError) as err:
         print(f"costline usage: {err}", file=sys.stderr)
@@ -157,7 +163,7 @@ def _cost_changes(args: argparse.Namespace) -> int:
 
     params = {"from": args.from_, "to": args.to, "format": args.format}
     try:
-        query = parse_usage_query(params.get, (), default_group_by=())
+        query = parse_usage_query(params.get, (), CLOCK, default_group_by=())
         _, ledger = _open_ledger(args)
     except (ApiError, SettingsError) as err:
         print(f"costline cost-changes: {err}", file=sys.stderr)
@@ -172,8 +178,7 @@ def _cost_changes(args: argparse.Namespace) -> int:
 
 def _reprice(args: argparse.Namespace) -> int:
     from costline.processor.http.api import ApiError, parse_instant
-    from costline.processor.pricing import Pricer
-    from costline.processor.reports.reprice import reprice, rerate
+    from costline.processor.reports.reprice import reprice_with
 
     try:
         since = parse_instant(args.since, "--since")
@@ -182,10 +187,7 @@ def _reprice(args: argparse.Namespace) -> int:
         print(f"costline reprice: {err}", file=sys.stderr)
         return 2
     try:
-        if args.all:
-            count, tiered = rerate(ledger, Pricer(config.prices), since)
-        else:
-            count, tiered = reprice(ledger, Pricer(config.prices), since), 0
+        count, tiered = reprice_with(config, ledger, since, every_row=args.all, now=int(CLOCK().timestamp()))
     finally:
         ledger.close()
     print(f"repriced {count} ledger rows since {since.isoformat()}")
@@ -221,7 +223,8 @@ def _chargeback(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import chargeback_document
 
     def write(config: Any, ledger: Any, period: Any) -> None:
-        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format)
+        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format,
+                                      clock=CLOCK)
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
 
@@ -232,7 +235,7 @@ def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
     def close(config: Any, ledger: Any, period: Any) -> None:
-        closed = close_period(config, ledger, ledger.outcomes, period)
+        closed = close_period(config, ledger, ledger.outcomes, period, now=CLOCK)
         statement = closed.statement
         print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
               f"{len(statement.teams)} teams; sha256 {closed.sha256}")
@@ -243,7 +246,7 @@ def _close_period(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     from costline.processor.reports.reconcile.cli import run
 
-    return run(args, _open_ledger)
+    return run(args, _open_ledger, CLOCK)
 
 
 def _hash_token(args: argparse.Namespace) -> int:
@@ -284,7 +287,13 @@ def _env_help(name: str) -> str:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the processor's sub-commands to the `costline` parser."""
+    """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
+    for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_reprice, _add_cost_changes,
+                _add_chargeback, _add_reconcile, _add_close_period):
+        add(subparsers)
+
+
+def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve = subparsers.add_parser(
         "serve", help="run the processor: OTLP in, Prometheus metrics, budgets and the ledger out",
         description="Receive OTLP spans, price and attribute every LLM call, serve /metrics and the API. "
@@ -326,72 +335,86 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
 
+
+def _add_hash_token(subparsers: argparse._SubParsersAction) -> None:
     hashed = subparsers.add_parser(
         "hash-token", help="print the sha256: value of an API token for api.tokens[].sha256 (token on stdin)",
         description="Reads the token from standard input (keeping it out of the shell history and `ps`) and prints "
         "the value the config stores instead of it.")
     hashed.set_defaults(func=_hash_token)
 
+
+def _add_check_config(subparsers: argparse._SubParsersAction) -> None:
     check = subparsers.add_parser("check-config", help="validate a config file; non-zero exit naming key and rule")
     check.add_argument("file")
     check.set_defaults(func=_check_config)
 
-    usage = subparsers.add_parser("usage", help="cost and tokens from the ledger, grouped (CSV or JSON)",
-                                  description="Reads the ledger directly; same options and output as "
-                                  "GET /api/v1/usage.")
-    _ledger_flags(usage)
+
+def _ledger_command(subparsers: argparse._SubParsersAction, name: str, run: Callable[[argparse.Namespace], int],
+                    summary: str, description: str) -> argparse.ArgumentParser:
+    """The parser of a command that opens a ledger: `--config` and `--db` first, and a `--db` that names no ledger
+    refused in one line (`_refusing_bad_ledgers`); the caller adds the command's own flags."""
+    parser = subparsers.add_parser(name, help=summary, description=description)
+    _ledger_flags(parser)
+    parser.set_defaults(func=_refusing_bad_ledgers(name, run))
+    return parser
+
+
+def _add_usage(subparsers: argparse._SubParsersAction) -> None:
+    usage = _ledger_command(subparsers, "usage", _usage, "cost and tokens from the ledger, grouped (CSV or JSON)",
+                            "Reads the ledger directly; same options and output as GET /api/v1/usage.")
     _export_flags(usage, "start, ISO date or datetime, included (default: the beginning)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
-    usage.set_defaults(func=_refusing_bad_ledgers("usage", _usage))
 
-    reprice = subparsers.add_parser("reprice", help="price ledger rows again with the current config and prices",
-                                    description="Rows recorded as unpriced become priced once a price exists; with "
-                                    "--all, every row is re-rated at the price in effect at its hour (after a price "
-                                    "correction), each changed cost recorded in the ledger's audit trail.")
-    _ledger_flags(reprice)
+
+def _add_reprice(subparsers: argparse._SubParsersAction) -> None:
+    reprice = _ledger_command(
+        subparsers, "reprice", _reprice, "price ledger rows again with the current config and prices",
+        "Rows recorded as unpriced become priced once a price exists; with --all, every row is re-rated at the price "
+        "in effect at its hour (after a price correction), each changed cost recorded in the ledger's audit trail.")
     reprice.add_argument("--since", required=True, help="ISO date or datetime")
     reprice.add_argument("--all", action="store_true",
                          help="re-rate priced rows too, not only those waiting for a price")
-    reprice.set_defaults(func=_refusing_bad_ledgers("reprice", _reprice))
 
-    changes = subparsers.add_parser(
-        "cost-changes", help="the audit trail of `reprice --all`: each re-rated ledger row's cost before and after",
-        description="Reads the ledger directly; same options and output as GET /api/v1/cost-changes. --from and "
-        "--to bound when the re-rate was made.")
-    _ledger_flags(changes)
+
+def _add_cost_changes(subparsers: argparse._SubParsersAction) -> None:
+    changes = _ledger_command(
+        subparsers, "cost-changes", _cost_changes,
+        "the audit trail of `reprice --all`: each re-rated ledger row's cost before and after",
+        "Reads the ledger directly; same options and output as GET /api/v1/cost-changes. --from and --to bound when "
+        "the re-rate was made.")
     _export_flags(changes, "re-rates made from then on, ISO date or datetime (default: the first)")
-    changes.set_defaults(func=_refusing_bad_ledgers("cost-changes", _cost_changes))
 
-    chargeback = subparsers.add_parser(
-        "chargeback", help="a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
-        description="What each team is charged for a calendar month in the configured time zone, by the config's "
-        "`chargeback:` section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
-    _ledger_flags(chargeback)
+
+def _add_chargeback(subparsers: argparse._SubParsersAction) -> None:
+    chargeback = _ledger_command(
+        subparsers, "chargeback", _chargeback,
+        "a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
+        "What each team is charged for a calendar month in the configured time zone, by the config's `chargeback:` "
+        "section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
     chargeback.add_argument("--period", help="the month, YYYY-MM (default: the current month)")
     chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
     chargeback.add_argument("--format", default="table",
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
-    chargeback.set_defaults(func=_refusing_bad_ledgers("chargeback", _chargeback))
 
+
+def _add_reconcile(subparsers: argparse._SubParsersAction) -> None:
     from costline.processor.reports.reconcile.cli import add_arguments
 
-    reconcile = subparsers.add_parser(
-        "reconcile", help="hold the ledger against a provider's own usage and cost reports",
-        description="Compare the provider's usage report (live or saved) with the ledger per day, model and "
-        "owner of a provider identity; store the result. See docs/reconciliation.md.")
-    _ledger_flags(reconcile)
-    add_arguments(reconcile)
-    reconcile.set_defaults(func=_refusing_bad_ledgers("reconcile", _reconcile))
+    add_arguments(_ledger_command(
+        subparsers, "reconcile", _reconcile, "hold the ledger against a provider's own usage and cost reports",
+        "Compare the provider's usage report (live or saved) with the ledger per day, model and owner of a provider "
+        "identity; store the result. See docs/reconciliation.md."))
 
-    close = subparsers.add_parser(
-        "close-period", help="freeze a past month's chargeback statement (stored in the ledger with its hash)",
-        description="Stores the month's statement as it is now; `costline chargeback` then serves the stored one, "
-        "and spans arriving later for that month appear as corrections in the first open month. See "
-        "docs/chargeback.md.")
-    _ledger_flags(close)
+
+def _add_close_period(subparsers: argparse._SubParsersAction) -> None:
+    close = _ledger_command(
+        subparsers, "close-period", _close_period,
+        "freeze a past month's chargeback statement (stored in the ledger with its hash)",
+        "Stores the month's statement as it is now; `costline chargeback` then serves the stored one, and spans "
+        "arriving later for that month appear as corrections in the first open month. See docs/chargeback.md.")
     close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
-    close.set_defaults(func=_refusing_bad_ledgers("close-period", _close_period))
 
 
 def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:

@@ -15,13 +15,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from costline.processor.clock import Clock, system_clock
 from costline.processor.config.settings import Settings
 from costline.processor.http.api import AdminApi, ApiError, Unavailable
-from costline.processor.model import GROUP_BY
+from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, GROUP_BY, OPTIONAL_OWNER_LABELS
+from costline.processor.units import NS_PER_S
+
+if TYPE_CHECKING:
+    from costline.processor.config.core import CostlineConfig
+    from costline.processor.ingest.pipeline import Pipeline, State
+    from costline.processor.ledger import Ledger
 
 log = logging.getLogger("costline.processor")
 
@@ -93,7 +100,8 @@ class Service:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] | None = None) -> None:
         self.settings = settings
-        self._clock = clock
+        self.clock: Clock = clock or system_clock
+        """The one clock: handed to everything that asks what time it is (tests pass a fixed one)."""
         self.registry = CollectorRegistry()
         self.pipeline: Any = None
         self.forwarder: Any = None
@@ -117,13 +125,11 @@ class Service:
     def start(self) -> Service:
         """Raises `ConfigError` for an invalid config, `LedgerUrlError` for a ledger URL that cannot name a ledger,
         `ListenError` when a listener cannot bind, `StartCancelled` when stopped while waiting for the ledger."""
-        from costline.processor.clock import system_clock
         from costline.processor.config.core import load_config
         from costline.processor.http.auth import Access, BearerAuth, is_loopback
         from costline.processor.http.otlp_grpc import GrpcServer, OTLPGrpcReceiver
         from costline.processor.http.otlp_http import OTLPHttpReceiver
         from costline.processor.http.server import HttpServer
-        from costline.processor.ingest.pipeline import Pipeline
         from costline.processor.ingest.receivers import ReceiverStats
         from costline.processor.ledger import check_url
         from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
@@ -136,12 +142,12 @@ class Service:
         self.registry.register(stats)
         config = load_config(s.config_path)  # a bad config is not worth waiting for: refused at once
         check_url(s.db_url)  # nor is a URL that names no ledger (`ledger.db`, `sqlite://x.db`, `mysql://`)
-        self.access = Access(config.api)
+        self.access = Access(config.api, self.clock)
         if s.http is not None:
             if self.access.open and not is_loopback(s.http.host):
                 log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
-            api = AdminApi(_Backend(self), USAGE_GROUP_BY, retry_after_s=s.retry_after_s, access=self.access)
+            api = AdminApi(_Backend(self), USAGE_GROUP_BY, clock=self.clock, retry_after_s=s.retry_after_s, access=self.access)
             self.admin = _listen("metrics and the API", "--http", s.http,
                                  lambda: HttpServer(s.http, api, "api", max_connections=s.max_connections).start())
 
@@ -151,7 +157,7 @@ class Service:
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
         ledger = self._open_ledger()
-        self.pipeline = Pipeline(config, ledger, clock=self._clock, forwarder=self.forwarder)
+        self.pipeline = assemble_pipeline(config, ledger, clock=self.clock, forwarder=self.forwarder)
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         self.registry.register(self.pipeline.policy_violations)
@@ -159,12 +165,12 @@ class Service:
         # timer, which also catches `costline reprice` and other processors writing the same ledger.
         pipeline = self.pipeline
         self.period_totals = PeriodTotals(pipeline.ledger, lambda: pipeline.config,
-                                          clock=self._clock or system_clock).start()
+                                          clock=self.clock).start()
         pipeline.on_commit.append(self.period_totals.changed)
         self.registry.register(PeriodCollector(self.period_totals.snapshot))
         # The open period's chargeback statement as gauges, made off the scrape path the same way.
         self.chargeback_totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
-                                                  clock=self._clock or system_clock).start()
+                                                  clock=self.clock).start()
         pipeline.on_commit.append(self.chargeback_totals.changed)
         self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
 
@@ -181,7 +187,8 @@ class Service:
                 s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start())
         from costline.processor.metrics.reconciliation import ReconcileService
 
-        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s)
+        self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s,
+                                          clock=self.clock)
         # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
         self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
@@ -276,6 +283,7 @@ class _Backend:
     def __init__(self, service: Service) -> None:
         self._service = service
         self.registry = service.registry
+        self.clock = service.clock
 
     def ready(self) -> bool:
         return self._service.ready
@@ -312,7 +320,8 @@ class _Backend:
         try:
             with _ledger_errors():
                 return chargeback_page(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                       Period.parse(period) if period else None, team, fmt, private=private,
+                                       Period.parse(period) if period else None, team, fmt, clock=self.clock,
+                                       private=private,
                                        page=parse_page(limit, page_token), token=page_token)
         except StatementError as err:
             raise ApiError(str(err)) from None
@@ -328,7 +337,7 @@ class _Backend:
         pipeline = self._pipeline()
         with _ledger_errors():
             return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
-                                   fingerprint, declared, models)
+                                   fingerprint, declared, models, now_ns=int(self.clock().timestamp() * NS_PER_S))
 
 
 @contextmanager
@@ -343,14 +352,61 @@ def _ledger_errors() -> Iterator[None]:
         raise Unavailable("ledger unavailable; retry later") from None
 
 
-def build_pipeline(config_path: str | None, db_url: str, *, clock: Callable[[], datetime] | None = None,
+BASE_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS)
+"""Metric labels every series has; the optional owner labels (`metrics.<name>_label`) follow in schema order."""
+
+
+def metric_labels(config: CostlineConfig) -> tuple[str, ...]:
+    return BASE_LABELS + tuple(name for name in OPTIONAL_OWNER_LABELS if getattr(config.metrics, f"{name}_label"))
+
+
+def derive_state(config: CostlineConfig, previous: State | None, *, ledger: Ledger, clock: Clock) -> State:
+    """Everything the pipeline derives from one config, at start (`previous` None) and on each reload: prices,
+    hierarchy, policy, budgets (on `clock`) and the series, which carry over when their labels and buckets do."""
+    from costline.processor.ingest.pipeline import State
+    from costline.processor.metrics.aggregate import SeriesAggregator
+    from costline.processor.ownership import Hierarchy
+    from costline.processor.policy import ModelPolicy
+    from costline.processor.pricing import Pricer
+    from costline.processor.reports.budgets import Budgets
+
+    labels, m = metric_labels(config), config.metrics
+    aggregator = previous.aggregator if previous is not None else None
+    if aggregator is None or aggregator.label_names != labels or aggregator.ttft_bounds != tuple(m.ttft_buckets):
+        # New label set or buckets: new series (Prometheus sees counters reset, which rate() handles).
+        aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
+    else:
+        aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
+    return State(config, Pricer(config.prices), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
+                 aggregator)
+
+
+def assemble_pipeline(config: CostlineConfig, ledger: Ledger, *, clock: Clock, forwarder: Any = None) -> Pipeline:
+    """The pipeline and what it works with, made from `config`: its state (`derive_state`, again on each reload),
+    the outcome and policy-violation counters, and the collector that shows its series and counts."""
+    from functools import partial
+
+    from costline.processor.ingest.pipeline import Pipeline
+    from costline.processor.metrics.collector import CostlineCollector
+    from costline.processor.metrics.outcomes import OutcomeCounter
+    from costline.processor.metrics.policy_violations import PolicyViolations
+
+    derive = partial(derive_state, ledger=ledger, clock=clock)
+    pipeline = Pipeline(ledger, derive(config, None), derive=derive, clock=clock,
+                        outcome_counter=OutcomeCounter(config.metrics),
+                        policy_violations=PolicyViolations(config.metrics), forwarder=forwarder)
+    pipeline.collector = CostlineCollector(lambda: pipeline.state.aggregator, lambda: pipeline.budgets,
+                                           pipeline.span_counts, pipeline.bounded_counts)
+    return pipeline
+
+
+def build_pipeline(config_path: str | None, db_url: str, *, clock: Clock = system_clock,
                    forwarder: Any = None, create: bool = True) -> Any:
     """A pipeline without listeners (tests and benchmarks fill a ledger with it; the commands open a ledger only):
     load the config (raises `ConfigError`), open the ledger (raises `LedgerUnavailable`, or `LedgerUrlError`:
     without `create`, a SQLite ledger must exist)."""
     from costline.processor.config.core import load_config
-    from costline.processor.ingest.pipeline import Pipeline
     from costline.processor.ledger import Ledger
 
-    config = load_config(config_path)
-    return Pipeline(config, Ledger(db_url, create=create), clock=clock, forwarder=forwarder)
+    return assemble_pipeline(load_config(config_path), Ledger(db_url, create=create), clock=clock,
+                             forwarder=forwarder)

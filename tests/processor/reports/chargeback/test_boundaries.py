@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from costline.processor.clock import system_clock
 from costline.processor.reports.chargeback.report import statement_for
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
@@ -33,7 +34,7 @@ def pipeline_with(tmp_path, config: str, calls: list):
 
 
 def statement(pipeline, period: str):
-    return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period.parse(period))
+    return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period.parse(period), clock=system_clock)
 
 
 @pytest.mark.parametrize(("zone", "instant"), [("Asia/Kolkata", "2026-10-31T18:45:00+00:00"),
@@ -92,7 +93,7 @@ def test_fixed_charges_start_with_the_orgs_first_month_and_never_in_the_future(t
         from costline.processor.reports.chargeback.report import chargeback_document
 
         html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
-                                   "html")[1].decode()
+                                   "html", clock=system_clock)[1].decode()
         assert "No charges in 2026-02." in html
     finally:
         pipeline.close()
@@ -123,7 +124,7 @@ def test_a_top_model_without_a_price_is_shown_unpriced_not_at_zero(tmp_path):
         from costline.processor.reports.chargeback.report import chargeback_document
 
         html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
-                                   "html")[1].decode()
+                                   "html", clock=system_clock)[1].decode()
     finally:
         pipeline.close()
     import re

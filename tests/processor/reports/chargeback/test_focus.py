@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from costline.processor.clock import system_clock
 from costline.processor.reports.chargeback.report import chargeback_document, close_period
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
@@ -42,7 +43,7 @@ def exports(tmp_path_factory):
         out = {}
         for period in (Period(2026, 11), Period(2026, 12)):
             doc = lambda fmt, p=period: chargeback_document(pipeline.config, pipeline.ledger,  # noqa: E731
-                                                            pipeline.outcomes, p, None, fmt)[1]
+                                                            pipeline.outcomes, p, None, fmt, clock=system_clock)[1]
             out[str(period)] = (doc("focus"), json.loads(doc("json")))
     finally:
         pipeline.close()

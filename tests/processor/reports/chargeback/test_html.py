@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from costline.processor.clock import system_clock
 from costline.processor.formats import cents_text as money
 from costline.processor.reports.chargeback.report import chargeback_document
 from costline.processor.reports.chargeback.statement import Period
@@ -43,7 +44,7 @@ def rendered(tmp_path_factory):
         pipeline.ingest_calls(calls() + [make_call(900, team="engineering", input_tokens=2_000_000, output=1,
                                                    feature="search", start=at(2026, 10, 15))])
         doc = lambda p, fmt: chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes,  # noqa: E731
-                                                 p, None, fmt)
+                                                 p, None, fmt, clock=system_clock)
         content_type, page = doc(Period(2026, 11), "html")
         statement = json.loads(doc(Period(2026, 11), "json")[1])
         october = json.loads(doc(Period(2026, 10), "json")[1])

@@ -10,8 +10,8 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 from costline import attributes as A
 from costline.processor.config.core import parse_config
-from costline.processor.ingest.pipeline import Pipeline
 from costline.processor.ledger import Ledger
+from costline.processor.service import assemble_pipeline
 from tests.processor.conftest import at, db_url  # noqa: F401 - the fixture
 
 
@@ -36,7 +36,7 @@ def request(spans, resource=None) -> ExportTraceServiceRequest:
 def test_counted_once_per_span_owner_from_span_then_resource(db_url):  # noqa: F811
     config = parse_config({"orgs": [{"name": "acme", "teams": [{"name": "support"}]}]})
     # The processor's clock the day after the spans (outcome spans are held to the same time window as calls).
-    pipeline = Pipeline(config, Ledger(db_url), clock=lambda: datetime(2026, 11, 11, tzinfo=timezone.utc))
+    pipeline = assemble_pipeline(config, Ledger(db_url), clock=lambda: datetime(2026, 11, 11, tzinfo=timezone.utc))
     try:
         batch = request([("ticket_resolved", 1, {A.COSTLINE_FEATURE: "auto-reply"}),
                          ("ticket_resolved", 2, {}),

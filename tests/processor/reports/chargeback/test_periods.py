@@ -11,6 +11,7 @@ from decimal import Decimal
 import pytest
 
 from costline.cli import main
+from costline.processor.clock import system_clock
 from costline.processor.ledger import Ledger
 from costline.processor.reports.chargeback.report import close_period
 from costline.processor.reports.chargeback.statement import Period
@@ -64,7 +65,7 @@ def oracle(tmp_path, name, spans) -> dict[str, Decimal]:
         from costline.processor.reports.chargeback.report import statement_for
 
         return exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                          Period(2026, 11)).as_dict())
+                                          Period(2026, 11), clock=system_clock).as_dict())
     finally:
         pipeline.close()
 
@@ -174,7 +175,7 @@ def test_rerating_a_closed_month_is_a_correction_in_the_first_open_period(tmp_pa
         from costline.processor.reports.chargeback.report import statement_for
 
         in_time = exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                             Period(2026, 11)).as_dict())
+                                             Period(2026, 11), clock=system_clock).as_dict())
     finally:
         pipeline.close()
     frozen_exact = exact_totals(json.loads(frozen))

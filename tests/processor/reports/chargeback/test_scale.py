@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import pytest
 
+from costline.processor.clock import system_clock
 from costline.processor.config.settings import Address, Settings
 from costline.processor.metrics.chargeback_gauges import ChargebackTotals
 from costline.processor.reports.chargeback.report import statement_for
@@ -60,7 +61,7 @@ def service(tmp_path):
 
 def test_the_statement_names_at_most_the_limit_and_folds_the_rest(service):
     pipeline = service.pipeline
-    statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
+    statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
     names = {t.team for t in statement.teams}
     # LIMIT team names (tiny, then the biggest spenders), and one overflow team per org.
     assert len(names - {"__overflow__"}) == LIMIT and "tiny" in names

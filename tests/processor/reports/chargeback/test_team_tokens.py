@@ -16,6 +16,7 @@ from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.reconcile.compare import Result
 from costline.processor.reports.reconcile.store import save
 from costline.processor.service import Service
+from tests.processor.clock import now_s
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
 from tests.processor.reports.chargeback.test_untracked import rows
 
@@ -51,7 +52,7 @@ def service(tmp_path):
     service = Service(settings).start()
     service.pipeline.ingest_calls(calls())
     save(ReconciliationStore(service.pipeline.ledger.engine),
-         Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
+         Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]), now=now_s())
     try:
         yield service
     finally:

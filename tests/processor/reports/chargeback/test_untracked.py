@@ -8,6 +8,7 @@ import json
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 
+from costline.processor.clock import system_clock
 from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.reports.chargeback.periods import document_bytes
 from costline.processor.reports.chargeback.render import render
@@ -16,6 +17,7 @@ from costline.processor.reports.chargeback.statement import Period, Statement
 from costline.processor.reports.reconcile.compare import UNTRACKED_OWNER, OwnerRef, Result, Row
 from costline.processor.reports.reconcile.store import save
 from costline.processor.service import build_pipeline
+from tests.processor.clock import now_s
 from tests.processor.conftest import db_url  # noqa: F401 - db_url: the fixture
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
 
@@ -63,11 +65,11 @@ def assert_adds_up(doc: dict) -> None:
 def test_untracked_spend_is_shown_and_not_charged_by_default(tmp_path, db_url):  # noqa: F811
     pipeline = made(tmp_path, db_url, "show")
     try:
-        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
+        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
         assert before["untracked"] == {"rule": "show", "teams": {}, "unmapped_usd": "0", "total_usd": "0"}
         save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
-                                                                 rows(), None, ["test"]))
-        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
+                                                                 rows(), None, ["test"]), now=now_s())
+        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
         doc = statement.as_dict()
         assert doc["untracked"] == {
             "rule": "show", "teams": {"acme/billing": "0.04176", "acme/engineering": "0.012345678901"},
@@ -87,10 +89,10 @@ def test_untracked_spend_is_shown_and_not_charged_by_default(tmp_path, db_url): 
 def test_charged_untracked_spend_goes_to_its_team_and_totals_add_up(tmp_path, db_url):  # noqa: F811
     pipeline = made(tmp_path, db_url, "charge")
     try:
-        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
+        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
         save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
-                                                                 rows(), None, ["test"]))
-        doc = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER).as_dict()
+                                                                 rows(), None, ["test"]), now=now_s())
+        doc = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
         assert_adds_up(doc)
         teams = {t["team"]: t for t in doc["teams"]}
 
@@ -118,7 +120,7 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
     pipeline = made(tmp_path, db_url, "charge")
     try:
         store = ReconciliationStore(pipeline.ledger.engine)
-        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]))
+        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]), now=now_s())
         closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER,
                               now=lambda: datetime(2026, 12, 2, tzinfo=timezone.utc))
         doc = json.loads(closed.document)
@@ -126,11 +128,11 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
         assert document_bytes(closed.statement) == closed.document
         assert Statement.from_dict(doc).as_dict() == doc
         # A later run that finds the notebook's spend gone leaves the closed month as it was.
-        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]))
-        frozen = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER)
+        save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]), now=now_s())
+        frozen = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
         assert frozen.as_dict() == doc
         # ... and bills the difference once, as corrections in the first open month.
-        december = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER.next()).as_dict()
+        december = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER.next(), clock=system_clock).as_dict()
         assert sum(Decimal(x["exact_usd"]) for t in december["teams"] for x in t["lines"]
                    if x["component"] == "correction") == Decimal("-0.03")
     finally:

@@ -39,6 +39,7 @@ from urllib.parse import urlencode
 from isal import isal_zlib
 from prometheus_client import CollectorRegistry
 
+from costline.processor.clock import Clock
 from costline.processor.config.core import ApiConfig
 from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_text, json_default, json_value
 from costline.processor.http import auth
@@ -148,13 +149,12 @@ def parse_instant(value: str, name: str, *, end_of_day: bool = False) -> datetim
     return instant
 
 
-def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str],
-                      now: Callable[[], datetime] = lambda: datetime.now(timezone.utc), *,
+def parse_usage_query(params: Callable[[str], str | None], allowed_group_by: Iterable[str], now: Clock, *,
                       pages: PageTokens | None = None, default_group_by: tuple[str, ...] = DEFAULT_GROUP_BY
                       ) -> UsageQuery:
     """Validate `from`, `to`, `group_by` and `format` (shared by the API and `costline usage`); with `pages`
     (the API's), `limit` and `page_token` too. The cost changes take the same, without a grouping
-    (`allowed_group_by` and `default_group_by` empty)."""
+    (`allowed_group_by` and `default_group_by` empty). `now` (the caller's clock) ends a window without `to`."""
     page = pages.read(params("page_token") or "") if pages is not None and params("page_token") else None
     start_text, end_text = params("from"), params("to")
     start = parse_instant(start_text, "from") if start_text else EPOCH
@@ -303,13 +303,15 @@ def _next_link(request: Request, token: str | None) -> list[tuple[str, str]]:
 class AdminApi:
     """Router for `--http`."""
 
-    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, retry_after_s: int = 5,
+    def __init__(self, backend: Backend, allowed_group_by: Iterable[str], *, clock: Clock, retry_after_s: int = 5,
                  access: auth.Access | None = None) -> None:
+        """`clock` (the service's) ends a usage window asked without `to`."""
         self._backend = backend
         self._pages = PageTokens()
         self._retry_after = str(retry_after_s)
         self._allowed_group_by = tuple(allowed_group_by)
-        self.access = access or auth.Access(ApiConfig())
+        self._clock = clock
+        self.access = access or auth.Access(ApiConfig(), clock)
         self._routes: dict[tuple[str, str], tuple[Callable[[Request, auth.Principal], Response], str]] = {
             ("GET", "/metrics"): (self._metrics, auth.METRICS),
             ("GET", "/healthz"): (lambda _r, _p: Response.text(HTTPStatus.OK, "ok\n"), auth.OPEN),
@@ -383,7 +385,7 @@ class AdminApi:
         return _json(HTTPStatus.OK, document)
 
     def _usage(self, request: Request, principal: auth.Principal) -> Response:
-        query = parse_usage_query(request.param, self._allowed_group_by, pages=self._pages)
+        query = parse_usage_query(request.param, self._allowed_group_by, self._clock, pages=self._pages)
         only = self._owner_filter(request, principal)
         if only:
             # The ledger is asked per owner too and the other owners' rows dropped here: the rows that remain sum
@@ -404,7 +406,7 @@ class AdminApi:
     def _cost_changes(self, request: Request, principal: auth.Principal) -> Response:
         if principal.team is not None:  # the audit trail names no owner: it cannot be narrowed to one team
             raise Forbidden("the cost changes are for the admin and finance roles")
-        query = parse_usage_query(request.param, (), pages=self._pages, default_group_by=())
+        query = parse_usage_query(request.param, (), self._clock, pages=self._pages, default_group_by=())
         rows = self._backend.cost_changes(query.start, query.end, limit=query.limit + 1, offset=query.offset)
         token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
         content_type, body = render_cost_changes(query, rows[: query.limit], token)

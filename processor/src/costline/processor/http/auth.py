@@ -25,11 +25,11 @@ import hashlib
 import hmac
 import ipaddress
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import timezone
 from http import HTTPStatus
 
+from costline.processor.clock import Clock
 from costline.processor.config.core import ApiConfig, ApiToken
 from costline.processor.http.server import Request, Response
 
@@ -144,7 +144,8 @@ def _unauthorized(message: str) -> Response:
 class Access:
     """Authenticates a request and checks its role. `update` swaps the tokens on a config reload."""
 
-    def __init__(self, api: ApiConfig, clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+    def __init__(self, api: ApiConfig, clock: Clock) -> None:
+        """`clock` (the service's) decides when a token has expired."""
         self._clock = clock
         self.update(api)
 

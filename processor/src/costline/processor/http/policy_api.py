@@ -21,7 +21,6 @@ it can estimate its own spend between refreshes without a price table of its own
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -48,16 +47,17 @@ def _budget(state: BudgetState) -> dict[str, Any]:
 
 
 def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets, pricer: Pricer,
-                    fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]) -> dict[str, Any]:
+                    fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str], *,
+                    now_ns: int) -> dict[str, Any]:
+    """The answer for one caller; `now_ns` (the service's clock) picks the prices in effect."""
     attrs = {_DECLARED[name]: value for name, value in declared.items() if name in _DECLARED}
     owner, _ = hierarchy.resolve(attrs, fingerprint or None, None)
     rules = policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project)
     binding = sorted((s for s in budgets.snapshot().states if _binds(s, owner)), key=lambda s: s.remaining_usd)
-    now = time.time_ns()
     rates: dict[str, dict[str, float]] = {}
     for name in models[:MAX_RATED_MODELS]:
         provider, _, model = name.partition("/")
-        found = pricer.rates(provider, model, now) if provider and model else None
+        found = pricer.rates(provider, model, now_ns) if provider and model else None
         if found is not None:
             flat = found.flat
             rates[name] = {"input_per_mtok": float(flat.input), "output_per_mtok": float(flat.output)}

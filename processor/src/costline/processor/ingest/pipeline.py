@@ -17,7 +17,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from costline.processor.clock import Clock, system_clock
+from costline.processor.clock import Clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ingest.normalize import InvalidSpan, dedupe_calls, normalize_span, resource_attributes
 from costline.processor.ingest.normalize.bounds import REJECTED, outside_window, over_limit
@@ -27,16 +27,7 @@ from costline.processor.metrics.aggregate import SeriesAggregator
 from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.metrics.outcomes import OutcomeCounter
 from costline.processor.metrics.policy_violations import PolicyViolations
-from costline.processor.model import (
-    BASE_OWNER_LABELS,
-    CALL_LABELS,
-    OPTIONAL_OWNER_LABELS,
-    OWNER_ATTRIBUTES,
-    Entry,
-    LLMCall,
-    Outcome,
-    call_keys,
-)
+from costline.processor.model import OWNER_ATTRIBUTES, Entry, LLMCall, Outcome, call_keys
 from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
@@ -47,10 +38,6 @@ __all__ = ["IngestResult", "LedgerUnavailable", "Pipeline"]
 
 log = logging.getLogger("costline.processor.ingest.pipeline")
 
-BASE_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS)
-"""Metric labels every series has; the optional owner labels (`metrics.<name>_label`) follow in schema order."""
-
-
 @dataclass(slots=True)
 class IngestResult:
     """What the receiver reports back to the exporter (OTLP partial success)."""
@@ -60,46 +47,42 @@ class IngestResult:
     error_message: str = ""
 
 
-def metric_labels(config: CostlineConfig) -> tuple[str, ...]:
-    return BASE_LABELS + tuple(name for name in OPTIONAL_OWNER_LABELS if getattr(config.metrics, f"{name}_label"))
+@dataclass(frozen=True, slots=True)
+class State:
+    """Everything derived from one config, swapped atomically on reload. Made by the composition root
+    (`service.derive_state`), at start and on each reload; the pipeline only reads it."""
 
-
-class _State:
-    """Everything derived from one config, swapped atomically on reload."""
-
-    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock,
-                 aggregator: SeriesAggregator | None = None) -> None:
-        self.config = config
-        self.pricer = Pricer(config.prices)
-        self.hierarchy = Hierarchy(config)
-        self.policy = ModelPolicy(config)
-        self.budgets = Budgets(config, ledger, clock)
-        labels, m = metric_labels(config), config.metrics
-        if aggregator is None or aggregator.label_names != labels or aggregator.ttft_bounds != tuple(m.ttft_buckets):
-            # New label set or buckets: new series (Prometheus sees counters reset, which rate() handles).
-            aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
-        else:
-            aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
-        self.aggregator = aggregator
+    config: CostlineConfig
+    pricer: Pricer
+    hierarchy: Hierarchy
+    policy: ModelPolicy
+    budgets: Budgets
+    aggregator: SeriesAggregator
 
 
 class Pipeline:
-    def __init__(self, config: CostlineConfig, ledger: Ledger, *, clock: Clock | None = None,
+    """Ingest only: what it works with is handed in by the composition root (`service.assemble_pipeline`): the
+    ledger, the `State` of the config and `derive` to make the next one on reload, the clock, the outcome and
+    policy-violation counters, the forwarder."""
+
+    def __init__(self, ledger: Ledger, state: State, *, derive: Callable[[CostlineConfig, State], State],
+                 clock: Clock, outcome_counter: OutcomeCounter, policy_violations: PolicyViolations,
                  forwarder: Any = None) -> None:
         self.ledger = ledger
-        self._clock = clock or system_clock
+        self._state = state
+        self._derive = derive
+        self._clock = clock
         self._forwarder = forwarder
-        self._state = _State(config, ledger, self._clock)
         self._counts_lock = threading.Lock()
         self._span_counts = {"billed": 0, "duplicate": 0, "rejected": 0, "not_llm": 0}
         self._bounded: Counter[tuple[str, str]] = Counter()
         """(field, action) -> spans whose value normalisation bounded (`normalize.bounds`)."""
         self.outcomes = ledger.outcomes  # the ledger's store, counting in its writer's bounded transaction
-        self.outcome_counter = OutcomeCounter(config.metrics)
-        self.policy_violations = PolicyViolations(config.metrics)
+        self.outcome_counter = outcome_counter
+        self.policy_violations = policy_violations
         """Registered beside `collector` by the service; counts survive reloads."""
-        self.collector = CostlineCollector(lambda: self._state.aggregator, lambda: self._state.budgets,
-                                           self._span_counts_snapshot, self._bounded_snapshot)
+        self.collector: CostlineCollector | None = None
+        """The series and span counts as Prometheus sees them: a view of this pipeline the service makes."""
         self.on_commit: list[Callable[[], None]] = []
         """Called after each commit that billed something (e.g. to re-read ledger-backed gauges); must not raise."""
 
@@ -107,11 +90,11 @@ class Pipeline:
     def config(self) -> CostlineConfig:
         return self._state.config
 
-    def _span_counts_snapshot(self) -> dict[str, int]:
+    def span_counts(self) -> dict[str, int]:
         with self._counts_lock:
             return dict(self._span_counts)
 
-    def _bounded_snapshot(self) -> dict[tuple[str, str], int]:
+    def bounded_counts(self) -> dict[tuple[str, str], int]:
         with self._counts_lock:
             return dict(self._bounded)
 
@@ -245,6 +228,10 @@ class Pipeline:
 
     # --- reading and control ----------------------------------------------------------------------------------------
     @property
+    def state(self) -> State:
+        return self._state
+
+    @property
     def policy(self) -> ModelPolicy:
         return self._state.policy
 
@@ -268,7 +255,7 @@ class Pipeline:
         config = config if config is not None else self._state.config
         self.policy_violations.configure(config.metrics)
         self.outcome_counter.configure(config.metrics)
-        self._state = _State(config, self.ledger, self._clock, aggregator=self._state.aggregator)
+        self._state = self._derive(config, self._state)
 
     def close(self) -> None:
         self.ledger.close()

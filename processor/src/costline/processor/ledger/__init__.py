@@ -81,9 +81,9 @@ class Ledger:
     def reconciliation(self) -> ReconciliationStore:
         return ReconciliationStore(self.engine)
 
-    def record(self, entries: Sequence[Entry], *, retention_hours: int = DEFAULT_RETENTION_HOURS, now: int | None = None) -> list[Entry]:
+    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[Entry]:
         """`LedgerWriter.record`: write a batch, return the entries that were new."""
-        return self.writer.record(entries, retention_hours=retention_hours, now=now)
+        return self.writer.record(entries, now=now, retention_hours=retention_hours)
 
     def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo = UTC,
               limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:

@@ -34,7 +34,7 @@ from costline.processor.ledger.engine import LedgerUnavailable, dialect_insert
 from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S, Store
 from costline.processor.model import MAX_LABEL_LENGTH, Outcome, Owner
-from costline.processor.units import S_PER_HOUR, floor_hour_s, hour_start_s
+from costline.processor.units import NS_PER_S, S_PER_HOUR, floor_hour_s, hour_start_s
 
 metadata = MetaData()
 OUTCOME_DIMENSIONS = ("hour", *OWNER_COLUMNS, "name")
@@ -84,11 +84,11 @@ class OutcomeStore(Store):
                 yield conn
 
     def record(self, outcomes: Sequence[tuple[Outcome, Owner]], *, retention_hours: int = DEFAULT_RETENTION_HOURS,
-               now: int | None = None) -> list[tuple[Outcome, Owner]]:
-        """Count the outcomes not counted before, in one transaction; returns those."""
+               now: int) -> list[tuple[Outcome, Owner]]:
+        """Count the outcomes not counted before, in one transaction; returns those. `now` (unix seconds, the
+        caller's clock) stamps their keys for retention and is the hour of an outcome without a start time."""
         if not outcomes:
             return []
-        now = int(time.time()) if now is None else now
         insert = dialect_insert(self.engine)
         keys = sorted({o.key for o, _ in outcomes if o.key})
         try:
@@ -106,7 +106,7 @@ class OutcomeStore(Store):
                     fresh.append((outcome, owner))
                 rows: Counter[tuple] = Counter()
                 for outcome, owner in fresh:
-                    start = outcome.start_time_unix_nano or time.time_ns()
+                    start = outcome.start_time_unix_nano or now * NS_PER_S
                     rows[(hour_start_s(start), *owner, outcome.name[:MAX_LABEL_LENGTH])] += outcome.count
                 for ident, count in sorted(rows.items()):
                     statement = insert(outcomes_hourly).values(

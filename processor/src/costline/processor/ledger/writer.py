@@ -28,7 +28,7 @@ from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, ca
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
 from costline.processor.model import Entry, counts_of, text_call_keys
-from costline.processor.units import S_PER_HOUR, hour_start_s
+from costline.processor.units import NS_PER_S, S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")
 
@@ -72,9 +72,10 @@ class LedgerWriter:
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
 
-    def record(self, entries: Sequence[Entry], *, retention_hours: int = DEFAULT_RETENTION_HOURS, now: int | None = None) -> list[Entry]:
+    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
-        this batch). `now` (unix seconds) stamps the identity keys for retention.
+        this batch). `now` (unix seconds, the caller's clock) stamps the identity keys for retention and is the hour of
+        a call without a start time.
 
         Three statements per batch whatever its size (look up its keys, insert its new calls' keys, upsert their
         hourly rows; a fourth takes back keys when another processor billed one of its calls meanwhile), all as
@@ -84,7 +85,6 @@ class LedgerWriter:
         """
         if not entries:
             return []
-        now = int(time.time()) if now is None else now
         try:
             with self.transaction() as conn:
                 seen = self._billed_among(conn, entries)
@@ -100,7 +100,7 @@ class LedgerWriter:
                     # Rows in sorted order: processors sharing one PostgreSQL ledger then take row locks in the same
                     # order, so two concurrent batches touching the same hours wait instead of deadlocking (a
                     # deadlock is safe — 503, the exporter retries — but wasted work).
-                    conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh)))
+                    conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh, now * NS_PER_S)))
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
@@ -178,13 +178,14 @@ class LedgerWriter:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed
 
-    def rerate_rows(self, rerated: Iterable[tuple[Mapping[str, int], int, str]], *, now: int | None = None) -> int:
+    def rerate_rows(self, rerated: Iterable[tuple[Mapping[str, int], int, str]], *, now: int) -> int:
         """Set the cost of rows re-rated at a new price: `(row as read by LedgerReader.rows_since, its new cost in
         pico-dollars, the price's source)`. Each changed row's unpriced counters are cleared (its tokens are all
         priced now) and an audit row (old cost, new cost, when, source) is written in the same transaction. A row is
         changed only if its counters are still what was read (compare and set): calls billed into it since are
-        left for the next re-rate rather than priced at a total that leaves them out. Returns the rows changed."""
-        changed_at = int(time.time()) if now is None else now
+        left for the next re-rate rather than priced at a total that leaves them out. `now` (unix seconds) stamps the audit
+        rows. Returns the rows changed."""
+        changed_at = now
         changed = 0
         try:
             with self._lock, self.engine.begin() as conn:
@@ -302,17 +303,13 @@ def _first_sightings(entries: Iterable[Entry], seen: set[bytes]) -> list[Entry]:
     return fresh
 
 
-def hourly_rows(entries: Iterable[Entry]) -> list[tuple]:
+def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:
     """One row per hour × owner × call dimensions: `DIMENSIONS` then `COUNTERS` (the `model.Counts` vector summed),
-    as tuples for executemany. A call without a start time counts in the current hour."""
+    as tuples for executemany. A call without a start time counts in the hour of `now_ns`."""
     rows: dict[tuple, tuple[int, ...]] = {}
-    now_ns = 0
     for e in entries:
         call = e.call
-        start = call.start_time_unix_nano
-        if not start:
-            now_ns = now_ns or time.time_ns()
-            start = now_ns
+        start = call.start_time_unix_nano or now_ns
         # `Owner` is a named tuple in OWNER_COLUMNS order: unpacked in C.
         ident = (hour_start_s(start), *e.owner, call.provider, call.model or "", call.operation,
                  call.service_name or "")

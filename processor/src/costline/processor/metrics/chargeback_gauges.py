@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.clock import Clock, system_clock
+from costline.processor.clock import Clock
 from costline.processor.ledger import LedgerUnavailable
 from costline.processor.overflow import folded, kept_values
 from costline.processor.refresher import Refreshed, Refresher
@@ -68,7 +68,7 @@ class ChargebackTotals(Refreshed):
     outcomes: Any
     """An `OutcomeStore` (value-based charges)."""
     config: Callable[[], Any]
-    clock: Clock = system_clock
+    clock: Clock
     interval_s: float = 30.0
     min_gap_s: float = 2.0
     duty: float = 4.0
@@ -106,8 +106,8 @@ class ChargebackTotals(Refreshed):
             if self._made_from is not None and self._made_from[0] is config and self._made_from[1] == inputs[1]:
                 return self._snapshot
             began = time.monotonic()
-            current = statement_for(config, self.ledger, self.outcomes, period)
-            previous = statement_for(config, self.ledger, self.outcomes, period.previous())
+            current = statement_for(config, self.ledger, self.outcomes, period, clock=self.clock)
+            previous = statement_for(config, self.ledger, self.outcomes, period.previous(), clock=self.clock)
         except LedgerUnavailable as err:
             log.warning("chargeback gauges not refreshed: %s", err)
             return self._snapshot
@@ -126,7 +126,8 @@ class ChargebackTotals(Refreshed):
         limits = config.metrics
         components, last = _capped(components, last, [limits.cardinality_limits.get(label, limits.cardinality_limit)
                                                       for label in LABELS[:2]])
-        self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last, time.time())
+        self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last,
+                                            self.clock().timestamp())
         return self._snapshot
 
 

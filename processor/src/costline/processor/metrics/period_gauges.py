@@ -14,7 +14,6 @@ configured time zone, as for monthly budgets; the injected clock decides which m
 from __future__ import annotations
 
 import logging
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from operator import add
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from costline.processor.clock import Clock, system_clock
+from costline.processor.clock import Clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BASE_OWNER_LABELS, UNPRICED_TOKEN_COUNTS, Counts
@@ -63,7 +62,7 @@ class PeriodTotals(Refreshed):
 
     ledger: Ledger
     config: Callable[[], CostlineConfig]
-    clock: Clock = system_clock
+    clock: Clock
     interval_s: float = 10.0
     min_gap_s: float = 1.0
     _snapshot: PeriodSnapshot | None = field(default=None, init=False)
@@ -87,7 +86,7 @@ class PeriodTotals(Refreshed):
             return self._snapshot
         limits = config.metrics
         rows = _capped(rows, [limits.cardinality_limits.get(label, limits.cardinality_limit) for label in LABELS])
-        self._snapshot = PeriodSnapshot(start, rows, time.time())
+        self._snapshot = PeriodSnapshot(start, rows, self.clock().timestamp())
         return self._snapshot
 
 

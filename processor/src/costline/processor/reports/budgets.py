@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from costline.processor.clock import Clock, system_clock
+from costline.processor.clock import Clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BUDGET_SCOPES
@@ -86,7 +86,7 @@ class Budgets:
     serves, first waits for a read that covers every commit made so far.
     """
 
-    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock = system_clock, ttl: float = 5.0,
+    def __init__(self, config: CostlineConfig, ledger: Ledger, clock: Clock, ttl: float = 5.0,
                  min_interval: float = 1.0) -> None:
         self._config = config
         self._ledger = ledger

@@ -33,6 +33,15 @@ def _tokens(row: dict[str, Any], prefix: str) -> LLMCall:
     )
 
 
+def reprice_with(config: Any, ledger: Ledger, since: datetime, *, every_row: bool, now: int) -> tuple[int, int]:
+    """`costline reprice [--all]` on an open ledger at `config`'s prices: `rerate` with `every_row`, else `reprice`.
+    Returns (rows changed, rows with a tiered price whose billed cost was kept)."""
+    pricer = Pricer(config.prices)
+    if every_row:
+        return rerate(ledger, pricer, since, now=now)
+    return reprice(ledger, pricer, since), 0
+
+
 def reprice(ledger: Ledger, pricer: Pricer, since: datetime) -> int:
     """Price the unpriced tokens of rows from `since`'s hour on whose model now has a price; returns rows changed."""
     priced: list[tuple[int, dict[str, int], int]] = []
@@ -49,11 +58,12 @@ def reprice(ledger: Ledger, pricer: Pricer, since: datetime) -> int:
     return ledger.writer.price_rows(priced) if priced else 0
 
 
-def rerate(ledger: Ledger, pricer: Pricer, since: datetime) -> tuple[int, int]:
+def rerate(ledger: Ledger, pricer: Pricer, since: datetime, *, now: int) -> tuple[int, int]:
     """Re-rate every row from `since`'s hour on at the price in effect at its hour, priced rows included (after a
     price correction); each changed cost is recorded in the audit trail. Rows whose model has no price are left
     alone; rows whose price is tiered only get their unpriced tokens billed, as `reprice` does (see the module).
-    Returns (rows changed, rows with a tiered price whose billed cost was kept)."""
+    `now` (unix seconds, the caller's clock) stamps the audit rows. Returns (rows changed, rows with a tiered price
+    whose billed cost was kept)."""
     rerated: list[tuple[dict[str, Any], int, str]] = []
     priced: list[tuple[int, dict[str, int], int]] = []
     tiered = 0
@@ -71,7 +81,7 @@ def rerate(ledger: Ledger, pricer: Pricer, since: datetime) -> tuple[int, int]:
         cost = rates.cost_pico(_tokens(row, ""))
         if cost != row["cost_pico_usd"] or row["unpriced_requests"]:
             rerated.append((row, cost, f"{rates.source} {rates.model_id}"))
-    changed = ledger.writer.rerate_rows(rerated) if rerated else 0
+    changed = ledger.writer.rerate_rows(rerated, now=now) if rerated else 0
     if priced:
         changed += ledger.writer.price_rows(priced)
     return changed, tiered

@@ -11,13 +11,13 @@ import base64
 import binascii
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from costline.processor.clock import Clock
 from costline.processor.reports.chargeback.focus import USAGE_GROUPS, render_focus
 from costline.processor.reports.chargeback.html import TOP, TeamDetail, render_html
 from costline.processor.reports.chargeback.periods import (
@@ -54,17 +54,18 @@ def rules_of(config: Any) -> Rules:
     return Rules(config.chargeback, config.timezone, team_orgs_of(config.orgs), limits)  # type: ignore[arg-type]
 
 
-def statement_for(config: Any, ledger: Any, outcomes: Any, period: Period) -> Statement:
+def statement_for(config: Any, ledger: Any, outcomes: Any, period: Period, *, clock: Clock) -> Statement:
     """`period`'s statement: the frozen one when it is closed, else made from the ledger with its corrections.
-    `ledger` (a `Ledger`) offers `usage()` and its stores, `outcomes` (an `OutcomeStore`) `outcomes()`."""
+    `ledger` (a `Ledger`) offers `usage()` and its stores, `outcomes` (an `OutcomeStore`) `outcomes()`; `clock`
+    (the service's) says which month is the current one."""
     closed = ClosedPeriods(ledger.periods).all()
     if period in closed:
         return closed[period].statement
-    return _made(rules_of(config), ledger, outcomes, period, corrections_for(period, closed, ledger, outcomes))
+    return _made(rules_of(config), ledger, outcomes, period,
+                 corrections_for(period, closed, ledger, outcomes, clock=clock), clock=clock)
 
 
-def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> ClosedPeriod:
+def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *, now: Clock) -> ClosedPeriod:
     """Freeze `period`'s statement as it is now. Refused (`StatementError`) for a month that has not ended yet in
     the configured zone, and for one already closed."""
     rules = rules_of(config)
@@ -78,7 +79,8 @@ def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *,
     if period in closed:
         raise StatementError(f"period {period} is already closed (at {closed[period].closed_at.isoformat()}, "
                              f"sha256 {closed[period].sha256})")
-    statement = _made(rules, ledger, outcomes, period, corrections_for(period, closed, ledger, outcomes))
+    statement = _made(rules, ledger, outcomes, period, corrections_for(period, closed, ledger, outcomes, clock=now),
+                      clock=now)
     return store.close(replace(statement, closed_at=at.astimezone(timezone.utc)), rules)
 
 
@@ -103,15 +105,15 @@ def inputs_of(config: Any, ledger: Any, outcomes: Any, period: Period) -> tuple[
             tuple(sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in untracked)))
 
 
-def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: Any, outcomes: Any
-                    ) -> dict[str, list[tuple[str, Decimal]]]:
+def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: Any, outcomes: Any, *,
+                    clock: Clock) -> dict[str, list[tuple[str, Decimal]]]:
     """`org/team` -> (closed month, exact USD) for the closed months whose first open month is `period`: the
     months right before it, back to the first open one."""
     out: dict[str, list[tuple[str, Decimal]]] = {}
     source = period.previous()
     while source in closed:
         frozen = closed[source]
-        now = base_exact(_made(frozen.rules, ledger, outcomes, source, {}))
+        now = base_exact(_made(frozen.rules, ledger, outcomes, source, {}, clock=clock))
         then = base_exact(frozen.statement)
         billed: dict[str, Decimal] = {}
         for later, record in closed.items():
@@ -128,7 +130,7 @@ def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: 
 
 
 def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
-          corrections: dict[str, list[tuple[str, Decimal]]]) -> Statement:
+          corrections: dict[str, list[tuple[str, Decimal]]], *, clock: Clock) -> Statement:
     tz = ZoneInfo(rules.timezone)
     start, end = period.ledger_bounds(tz)
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
@@ -140,11 +142,10 @@ def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
         usage = fold_usage(usage, rules.limits, named_teams(rules.chargeback, rules.team_orgs))
     return build_statement(rules.chargeback, period, tz, usage, team_orgs=rules.team_orgs,
                            corrections=corrections, untracked=untracked_by_team(untracked),
-                           started=started_orgs(rules, ledger, period))
+                           started=started_orgs(rules, ledger, period, now=clock))
 
 
-def started_orgs(rules: Rules, ledger: Any, period: Period, *,
-                 now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> set[str] | None:
+def started_orgs(rules: Rules, ledger: Any, period: Period, *, now: Clock) -> set[str] | None:
     """The orgs whose fixed charges (platform fees, shared costs) apply in `period` (None: every org): none in a
     month after the current one; with `chargeback.start`, every org from that month on; else the orgs with ledger
     data by the end of the period (from their first month with data on)."""
@@ -205,18 +206,19 @@ def _token_for(token: str | None) -> str | None:
 
 
 def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None,
-                        fmt: str, *, private: bool = False) -> tuple[str, bytes]:
+                        fmt: str, *, clock: Clock, private: bool = False) -> tuple[str, bytes]:
     """(content type, body) of `costline chargeback` and `GET /api/v1/chargeback`: one function, the same bytes.
-    `period` None is the current month in the configured zone. `private`: the caller may see `team` only (a team
+    `period` None is the current month (by `clock`) in the configured zone. `private`: the caller may see `team` only (a team
     token): a month without its charges is an empty statement, not an error naming the teams that have some. A
     closed month's JSON is its stored document, byte for byte (its SHA-256 is the content hash printed when it was
     closed)."""
-    content_type, body, _ = chargeback_page(config, ledger, outcomes, period, team, fmt, private=private)
+    content_type, body, _ = chargeback_page(config, ledger, outcomes, period, team, fmt, clock=clock,
+                                        private=private)
     return content_type, body
 
 
 def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None, fmt: str, *,
-                    private: bool = False, page: Page | None = None, token: str | None = None
+                    clock: Clock, private: bool = False, page: Page | None = None, token: str | None = None
                     ) -> tuple[str, bytes, str | None]:
     """(content type, body, next page token) of one page of the statement (`page` None: all of it, as the command
     line writes it). A statement with no more teams than a page, asked without `limit` or `page_token`, is the
@@ -227,7 +229,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
         raise StatementError(f"format={fmt!r}: use one of {', '.join(FORMATS)}")
     if period is None:
         zone = ZoneInfo(config.timezone)
-        period = Period.containing(datetime.now(zone), zone)
+        period = Period.containing(clock().astimezone(zone), zone)
     if token is not None and _token_for(token) != f"{period}|{team or ''}":
         raise StatementError("page_token: issued for another period or team; start again without it")
     closed = ClosedPeriods(ledger.periods).get(period)
@@ -235,7 +237,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
     if closed is not None and fmt == "json" and not team and whole and (
             page is None or len(closed.statement.teams) <= page.limit):
         return CONTENT_TYPES["json"], closed.document, None
-    statement = statement_for(config, ledger, outcomes, period)
+    statement = statement_for(config, ledger, outcomes, period, clock=clock)
     if team:
         statement = statement.only(team, private=private)
     count, following = len(statement.teams), None
@@ -246,7 +248,8 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
             following = _page_token(period, team, page.offset + page.limit)
         statement = statement.page(page.offset, page.limit)
     if fmt == "html":
-        return CONTENT_TYPES[fmt], render_html(statement, _details(config, ledger, outcomes, statement)), following
+        details = _details(config, ledger, outcomes, statement, clock)
+        return CONTENT_TYPES[fmt], render_html(statement, details), following
     if fmt == "focus":
         zone = ZoneInfo(statement.timezone)
         usage = ledger.usage(*statement.period.ledger_bounds(zone), list(USAGE_GROUPS), tz=zone)
@@ -259,7 +262,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
     return content_type, body, following
 
 
-def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement) -> dict[str, TeamDetail]:
+def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement, clock: Clock) -> dict[str, TeamDetail]:
     """Per team: its top models and features by cost in the month, and its total in the previous month."""
     zone = ZoneInfo(statement.timezone)
     tops: dict[str, dict[str, list[tuple[str, Decimal, int, bool]]]] = {}
@@ -269,6 +272,7 @@ def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement) -> d
             if len(listed) < TOP:  # rows come highest cost first
                 listed.append((row[column], Decimal(row["cost_usd"]),
                                sum(int(row[c]) for c in TOKEN_COLUMNS), int(row["unpriced_requests"]) > 0))
-    previous = {t.key: t.total for t in statement_for(config, ledger, outcomes, statement.period.previous()).teams}
+    previous = {t.key: t.total for t in statement_for(config, ledger, outcomes, statement.period.previous(),
+                                                          clock=clock).teams}
     return {t.key: TeamDetail(tops.get(t.key, {}).get("model", ()), tops.get(t.key, {}).get("feature", ()),
                               previous.get(t.key)) for t in statement.teams}

@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from costline.processor.clock import Clock
 from costline.processor.reports.reconcile.render import FORMATS, render, unpriced_note
 from costline.processor.reports.reconcile.report import PROVIDERS, ReportError
 
@@ -46,8 +47,9 @@ def _day(text: str, flag: str) -> date:
     return day
 
 
-def run(args: argparse.Namespace, open_ledger: Callable[[argparse.Namespace], tuple[Any, Any]]) -> int:
-    """Run `costline reconcile`; `open_ledger(args)` is `(config, ledger)` (the caller's, closed here)."""
+def run(args: argparse.Namespace, open_ledger: Callable[[argparse.Namespace], tuple[Any, Any]], clock: Clock) -> int:
+    """Run `costline reconcile`; `open_ledger(args)` is `(config, ledger)` (the caller's, closed here); `clock`
+    stamps the stored run."""
     from costline.processor.config.settings import SettingsError
     from costline.processor.ledger import LedgerUnavailable
     from costline.processor.reports.reconcile.run import admin_key_from_env, reconcile
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace, open_ledger: Callable[[argparse.Namespace], tu
         configured = config.reconcile.providers.get(args.provider)
         api_base = args.api_base or (configured.api_base if configured is not None else None)
         store = ledger.reconciliation if args.store else None
-        result = reconcile(config, ledger, store, args.provider, start, end, files=args.file,
+        result = reconcile(config, ledger, store, args.provider, start, end, files=args.file, clock=clock,
                            admin_key=admin_key, api_base=api_base, costs=args.costs)
     except (ReportError, LedgerUnavailable) as err:  # a `StoreError` is a `LedgerUnavailable`
         print(f"costline reconcile: {err}", file=sys.stderr)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from costline.processor.clock import Clock
 from costline.processor.config.core import CostlineConfig
 from costline.processor.ledger.reconciliation import ReconciliationStore
 from costline.processor.pricing import Pricer
@@ -44,9 +45,10 @@ def admin_key_from_env(variable: str) -> str:
 
 
 def reconcile(config: CostlineConfig, ledger: Any, store: ReconciliationStore | None, provider: str, start: date,
-              end: date, *, files: list[Path] | None = None, admin_key: str | None = None,
+              end: date, *, clock: Clock, files: list[Path] | None = None, admin_key: str | None = None,
               api_base: str | None = None, costs: bool = True, **fetch_options: Any) -> Result:
-    """Compare the provider's report for UTC days [start, end) with the ledger; store it when `store` is given."""
+    """Compare the provider's report for UTC days [start, end) with the ledger; store it when `store` is given,
+    stamped with `clock`'s time."""
     if end <= start:
         raise ReportError(f"the period is empty: --to {end} is not after --from {start}")
     if files:
@@ -59,7 +61,7 @@ def reconcile(config: CostlineConfig, ledger: Any, store: ReconciliationStore | 
     pricer = Pricer(config.prices)
     result = compare(report, rows, identities_for(config, provider), pricer.rates)
     if store is not None:
-        save(store, result)
+        save(store, result, now=int(clock().timestamp()))
     return result
 
 
@@ -69,14 +71,13 @@ class BackgroundReconciler:
     is logged (without the key) and retried at the next interval; it never stops the processor."""
 
     def __init__(self, config: Callable[[], CostlineConfig], ledger: Any, store: ReconciliationStore,
-                 interval_s: float, on_stored: Callable[[], None], *,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+                 interval_s: float, on_stored: Callable[[], None], *, clock: Clock,
                  fetch_options: dict[str, Any] | None = None) -> None:
         self._config = config
         self._ledger = ledger
         self._store = store
         self._on_stored = on_stored
-        self._today = today
+        self._clock = clock
         self._fetch_options = fetch_options or {}
         self._refresher = Refresher(self.run_once, "costline-reconcile", interval_s=interval_s)
         self.runs = 0
@@ -92,7 +93,7 @@ class BackgroundReconciler:
 
     def run_once(self) -> None:
         config = self._config()
-        end = self._today()
+        end = self._clock().astimezone(timezone.utc).date()
         start = end - timedelta(days=config.reconcile.lookback_days)
         stored = False
         for provider, settings in sorted(config.reconcile.providers.items()):
@@ -101,7 +102,7 @@ class BackgroundReconciler:
             try:
                 key = admin_key_from_env(settings.admin_key_env)
                 result = reconcile(config, self._ledger, self._store, provider, start, end, admin_key=key,
-                                   api_base=settings.api_base, costs=settings.costs, **self._fetch_options)
+                                   clock=self._clock, api_base=settings.api_base, costs=settings.costs, **self._fetch_options)
             except Exception as err:  # a bad report or an unreachable provider: logged, retried next interval
                 self.failures += 1
                 log.error("reconcile %s %s..%s failed: %s", provider, start, end, err)

@@ -7,7 +7,6 @@ transaction: readers see the old run or the new one, never a mixture, and a fail
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from costline.processor.ledger.reconciliation import TOKEN_COLUMNS, ReconciliationStore, Run
@@ -15,9 +14,9 @@ from costline.processor.reports.reconcile.compare import Result
 from costline.processor.units import usd_to_pico
 
 
-def save(store: ReconciliationStore, result: Result, *, now: int | None = None) -> None:
-    """Replace the provider's stored days [start, end) with `result`, in one transaction (`StoreError` if not)."""
-    now = int(time.time()) if now is None else now
+def save(store: ReconciliationStore, result: Result, *, now: int) -> None:
+    """Replace the provider's stored days [start, end) with `result`, in one transaction (`StoreError` if not);
+    `now` (unix seconds, the caller's clock) stamps the run."""
     store.replace(run_of(result), now=now)
 
 
