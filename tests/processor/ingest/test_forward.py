@@ -26,7 +26,7 @@ def test_rewrite_strips_content_and_enriches_llm_spans() -> None:
                  attributes=key_values({"http.route": "/search", **CONTENT}))
     request = request_of([llm, other])
     enrichment = Enrichment(cost_usd=0.0123, unpriced=False, owner={"costline.team": "search", "costline.org": "acme"})
-    out = rewrite(request, {(llm.trace_id, llm.span_id): enrichment})
+    out = rewrite(request, {(llm.trace_id, llm.span_id): enrichment}, {(llm.trace_id, llm.span_id)})
     spans = out.resource_spans[0].scope_spans[0].spans
     first = {kv.key: kv.value for kv in spans[0].attributes}
     second = {kv.key: kv.value for kv in spans[1].attributes}
@@ -44,7 +44,8 @@ def test_rewrite_strips_content_and_enriches_llm_spans() -> None:
 
 def test_unpriced_spans_carry_no_cost() -> None:
     span = llm_span(model="my-own-llama")
-    out = rewrite(request_of([span]), {(span.trace_id, span.span_id): Enrichment(None, True, {})})
+    key = (span.trace_id, span.span_id)
+    out = rewrite(request_of([span]), {key: Enrichment(None, True, {})}, {key})
     attributes = {kv.key: kv.value for kv in out.resource_spans[0].scope_spans[0].spans[0].attributes}
     assert attributes["costline.unpriced"].bool_value is True
     assert "costline.cost.usd" not in attributes
@@ -58,9 +59,10 @@ def test_traces_url() -> None:
 def test_forwarder_posts_to_a_real_otlp_receiver() -> None:
     with OTLPSink() as sink:
         forwarder = Forwarder(sink.endpoint).start()
-        span = llm_span(extra=CONTENT)
-        assert forwarder.submit(request_of([span, llm_span()]), {(span.trace_id, span.span_id):
-                                                                 Enrichment(1.5, False, {"costline.team": "x"})})
+        span, duplicate = llm_span(extra=CONTENT), llm_span()
+        keys = {(s.trace_id, s.span_id) for s in (span, duplicate)}
+        assert forwarder.submit(request_of([span, duplicate]), {(span.trace_id, span.span_id):
+                                                                Enrichment(1.5, False, {"costline.team": "x"})}, keys)
         forwarder.stop(5)
         received = sink.spans()
     assert len(received) == 2
@@ -90,7 +92,7 @@ def test_slow_downstream_never_blocks_and_drops_are_counted() -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     forwarder = Forwarder(f"http://127.0.0.1:{server.server_address[1]}", max_queue_spans=10).start()
     started = time.perf_counter()
-    results = [forwarder.submit(llm_request(4), {}) for _ in range(20)]
+    results = [forwarder.submit(llm_request(4), {}, set()) for _ in range(20)]
     elapsed = time.perf_counter() - started
     assert elapsed < 0.5  # 20 submits while the downstream hangs: none of them waited
     # One request is being sent, two more fit in the 10-span queue; everything else was dropped.
@@ -109,7 +111,7 @@ def test_unreachable_downstream_counts_failures() -> None:
     with OTLPSink() as sink:
         url = sink.endpoint
     forwarder = Forwarder(url, max_attempts=2).start()  # the sink is closed: connection refused
-    forwarder.submit(llm_request(3), {})
+    forwarder.submit(llm_request(3), {}, set())
     forwarder.stop(5)
     assert forwarder.counts()["failed"] == 3
 
@@ -135,7 +137,7 @@ def test_an_unbilled_llm_span_is_cut_to_the_allowlist_too() -> None:
     span.events.add(name="exception", attributes=key_values({
         "exception.type": "openai.AuthenticationError", "exception.message": "Incorrect API key provided: sk-"
         + "k3y" * 10, "code.context": "messages=[...]"}))
-    out = rewrite(request_of([span]), {}).resource_spans[0].scope_spans[0].spans[0]
+    out = rewrite(request_of([span]), {}, {(span.trace_id, span.span_id)}).resource_spans[0].scope_spans[0].spans[0]
     kept = _attributes(out)
     assert "gen_ai.user" not in kept and "gen_ai.headers" not in kept
     assert kept["gen_ai.usage.input_tokens"].int_value == 1000
@@ -160,7 +162,7 @@ def test_other_spans_keep_their_attributes_and_events_minus_content_and_keys() -
     span.events.add(name="gen_ai.user.message", attributes=key_values({"content": "a question"}))
     span.links.add(trace_id=b"\x03" * 16, span_id=b"\x04" * 8, attributes=key_values({"why": key}))
     request = request_of([span], resource={"process.command_line": f"app --key {key}"}, scope="myapp")
-    out = rewrite(request, {})
+    out = rewrite(request, {}, set())
     resource = {kv.key: kv.value.string_value for kv in out.resource_spans[0].resource.attributes}
     assert resource["process.command_line"] == f"app --key {REDACTED}"
     forwarded = out.resource_spans[0].scope_spans[0].spans[0]
@@ -173,3 +175,43 @@ def test_other_spans_keep_their_attributes_and_events_minus_content_and_keys() -
     assert {kv.key: kv.value.string_value for kv in forwarded.events[0].attributes} == {"cache.key": "user:42",
                                                                                        "note": REDACTED}
     assert forwarded.links[0].attributes[0].value.string_value == REDACTED
+
+
+class _Capture:
+    """Stands in for a `Forwarder`: keeps what the pipeline submits."""
+
+    def __init__(self) -> None:
+        self.submitted: list[tuple] = []
+
+    def submit(self, request, enrichments, llm_spans) -> bool:
+        self.submitted.append((request, enrichments, llm_spans))
+        return True
+
+
+def test_the_pipeline_tells_forwarding_which_spans_are_calls(tmp_path) -> None:
+    """Billed, duplicate and invalid LLM spans are named as calls (forwarding cuts them to the allowlist without
+    normalising the request again); an HTTP span is not."""
+    from datetime import datetime, timezone
+
+    from costline.processor.config.core import parse_config
+    from costline.processor.ledger import Ledger
+    from costline.processor.service import assemble_pipeline
+
+    billed = llm_span()
+    duplicate = llm_span(trace_id=billed.trace_id)  # the same call described twice (same response id and usage)
+    del duplicate.attributes[:]
+    duplicate.attributes.extend(billed.attributes)
+    invalid = llm_span(input_tokens=-5)
+    http = Span(trace_id=billed.trace_id, span_id=b"\x07" * 8, name="GET /search",
+                attributes=key_values({"http.route": "/search"}))
+    capture = _Capture()
+    pipeline = assemble_pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"),
+                                 clock=lambda: datetime.now(timezone.utc), forwarder=capture)
+    try:
+        pipeline.ingest(request_of([billed, duplicate, invalid, http]))
+    finally:
+        pipeline.close()
+    ((_, enrichments, llm_spans),) = capture.submitted
+    key = lambda span: (span.trace_id, span.span_id)  # noqa: E731
+    assert set(enrichments) == {key(billed)}
+    assert set(llm_spans) == {key(billed), key(duplicate), key(invalid)}

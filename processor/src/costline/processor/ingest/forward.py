@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -30,8 +30,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from costline import attributes as A
-from costline.processor.ingest.normalize import resource_attributes
-from costline.processor.ingest.redact import is_llm_span, redact_llm_span, redact_span, scrub_attributes
+from costline.processor.ingest.redact import redact_llm_span, redact_span, scrub_attributes
 
 log = logging.getLogger("costline.processor.ingest.forward")
 
@@ -56,22 +55,21 @@ SpanKey = tuple[bytes, bytes]
 """(trace_id, span_id) of a span in the request."""
 
 
-def rewrite(request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, Enrichment]
-            ) -> ExportTraceServiceRequest:
-    """A copy of `request` fit to leave the processor: LLM spans enriched and cut to the allowlist, other spans
-    without content, keys scrubbed from every text (`redact.py`)."""
+def rewrite(request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, Enrichment],
+            llm_spans: Collection[SpanKey]) -> ExportTraceServiceRequest:
+    """A copy of `request` fit to leave the processor: LLM spans (`llm_spans`, as the pipeline normalised them:
+    billed, duplicate or rejected) enriched where billed and cut to the allowlist, other spans without content,
+    keys scrubbed from every text (`redact.py`)."""
     out = ExportTraceServiceRequest()
     out.CopyFrom(request)
     for resource_spans in out.resource_spans:
-        resource = resource_attributes(resource_spans.resource)
         scrub_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
-            scope = scope_spans.scope.name
             scrub_attributes(scope_spans.scope.attributes)
             for span in scope_spans.spans:
-                enrichment = enrichments.get((span.trace_id, span.span_id))
-                # Enriched spans were billed; the others may still be calls (a duplicate, a rejected span).
-                if enrichment is not None or is_llm_span(span, resource, scope):
+                key = (span.trace_id, span.span_id)
+                enrichment = enrichments.get(key)
+                if enrichment is not None or key in llm_spans:
                     if enrichment is not None:
                         _enrich(span.attributes, enrichment)
                     redact_llm_span(span)
@@ -118,7 +116,8 @@ class Forwarder(Collector):
         self._timeout_s = timeout_s
         self._max_attempts = max_attempts
         self._headers = dict(headers or {})
-        self._queue: deque[tuple[ExportTraceServiceRequest, Mapping[SpanKey, Enrichment], int]] = deque()
+        self._queue: deque[tuple[ExportTraceServiceRequest, Mapping[SpanKey, Enrichment], Collection[SpanKey], int]] = (
+            deque())
         self._queued_spans = 0
         self._lock = threading.Condition()
         self._counts = {"sent": 0, "dropped": 0, "failed": 0}
@@ -130,7 +129,8 @@ class Forwarder(Collector):
         self._thread.start()
         return self
 
-    def submit(self, request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, Enrichment]) -> bool:
+    def submit(self, request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, Enrichment],
+               llm_spans: Collection[SpanKey]) -> bool:
         """Queue a committed request for forwarding; never blocks. False when it was dropped (queue full).
 
         The caller must not modify `request` afterwards: it is copied on the sender thread, not here, to keep the
@@ -141,7 +141,7 @@ class Forwarder(Collector):
             if self._stopping or self._queued_spans + spans > self._max_queue_spans:
                 self._counts["dropped"] += spans
                 return False
-            self._queue.append((request, enrichments, spans))
+            self._queue.append((request, enrichments, llm_spans, spans))
             self._queued_spans += spans
             self._lock.notify()
         return True
@@ -156,7 +156,7 @@ class Forwarder(Collector):
         self._thread.join(max(0.0, deadline - time.monotonic()) + 0.5)
         with self._lock:
             while self._queue:
-                self._counts["dropped"] += self._queue.popleft()[2]
+                self._counts["dropped"] += self._queue.popleft()[3]
             self._queued_spans = 0
 
     def counts(self) -> dict[str, int]:
@@ -179,9 +179,9 @@ class Forwarder(Collector):
                 self._lock.wait_for(lambda: self._queue or self._stopping)
                 if not self._queue:
                     return
-                request, enrichments, spans = self._queue[0]
+                request, enrichments, llm_spans, spans = self._queue[0]
             try:
-                body = gzip.compress(rewrite(request, enrichments).SerializeToString(), compresslevel=1)
+                body = gzip.compress(rewrite(request, enrichments, llm_spans).SerializeToString(), compresslevel=1)
                 outcome = "sent" if self._post(body) else "failed"
             except Exception:
                 log.exception("forwarding a request failed")

@@ -114,6 +114,9 @@ class Pipeline:
         max_tokens = config.limits.max_tokens_per_call
         max_age_hours, max_future_s = config.max_span_age_hours, config.limits.max_span_future_seconds
         now_ns = int(self._clock().timestamp() * NS_PER_S)
+        # Forwarding redacts LLM spans by an allowlist: it is told which spans are calls here, once, instead of
+        # normalising every span of the request again on its thread.
+        llm_spans: set[tuple[bytes, bytes]] | None = set() if self._forwarder is not None else None
         for resource_spans in request.resource_spans:
             resource = resource_attributes(resource_spans.resource)
             for scope_spans in resource_spans.scope_spans:
@@ -122,11 +125,15 @@ class Pipeline:
                     total += 1
                     try:
                         call = normalize_span(span, resource, scope)
-                    except InvalidSpan as err:
+                    except InvalidSpan as err:  # a model call with impossible values: still an LLM span
                         rejected += 1
                         if len(problems) < 3:
                             problems.append(str(err))
+                        if llm_spans is not None:
+                            llm_spans.add((span.trace_id, span.span_id))
                         continue
+                    if call is not None and llm_spans is not None:
+                        llm_spans.add((span.trace_id, span.span_id))
                     outcome = read_outcome(span, resource) if call is None else None
                     if call is None and outcome is None:
                         continue
@@ -145,7 +152,7 @@ class Pipeline:
                     else:
                         outcomes.append(outcome)
         self.ingest_outcomes(outcomes)
-        self.ingest_calls(calls, request=request, dedupe=dedupe_calls,
+        self.ingest_calls(calls, request=request, llm_spans=llm_spans, dedupe=dedupe_calls,
                           not_llm=total - rejected - len(calls), rejected=rejected, bounded=bounded)
         message = f"{rejected} span(s) rejected: " + "; ".join(problems) if rejected else ""
         return IngestResult(accepted_spans=total - rejected, rejected_spans=rejected, error_message=message)
@@ -166,11 +173,12 @@ class Pipeline:
                 listener()
 
     def ingest_calls(self, calls: list[LLMCall], *, request: ExportTraceServiceRequest | None = None,
-                     dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,
+                     llm_spans: set[tuple[bytes, bytes]] | None = None, dedupe: Callable[[list[LLMCall]], list[LLMCall]] | None = None, not_llm: int = 0,
                      rejected: int = 0, bounded: Counter[tuple[str, str]] | None = None) -> list[Entry]:
         """The part of `ingest` after normalisation: dedupe, price, attribute, commit, then count. Returns the
         entries that were billed (not seen before). `bounded` counts the spans refused before this (by field and
-        action); the bounds recorded on `calls` are added to it."""
+        action); the bounds recorded on `calls` are added to it. `llm_spans`: the (trace id, span id) of every span
+        of `request` that is a model call (billed, duplicate or rejected), for forwarding's redaction."""
         state = self._state  # one config for the whole request, even if a reload happens meanwhile
         llm_calls = len(calls)
         bounded = Counter() if bounded is None else bounded
@@ -206,10 +214,11 @@ class Pipeline:
             for listener in self.on_commit:
                 listener()
         if self._forwarder is not None and request is not None:
-            self._forward(request, entries)
+            self._forward(request, entries, llm_spans or set())
         return fresh
 
-    def _forward(self, request: ExportTraceServiceRequest, entries: list[Entry]) -> None:
+    def _forward(self, request: ExportTraceServiceRequest, entries: list[Entry],
+                 llm_spans: set[tuple[bytes, bytes]]) -> None:
         try:
             from costline.processor.ingest.forward import Enrichment
 
@@ -222,7 +231,7 @@ class Pipeline:
                 enrichments[(e.call.trace_id, e.call.span_id)] = Enrichment(
                     pico_to_float_usd(e.cost_pico) if e.cost_pico is not None else None, e.cost_pico is None,
                     owner_attrs)
-            self._forwarder.submit(request, enrichments)
+            self._forwarder.submit(request, enrichments, llm_spans | enrichments.keys())
         except Exception:
             log.exception("forwarding failed; the ledger already has the cost")
 

@@ -28,7 +28,6 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 
 from costline import attributes as A
-from costline.processor.ingest.normalize import InvalidSpan, normalize_span
 from costline.processor.ingest.normalize.sources import SOURCES
 
 REDACTED = "[REDACTED]"
@@ -121,14 +120,6 @@ def is_content(key: str) -> bool:
 
 
 # --- applying the rules ----------------------------------------------------------------------------------------------
-def is_llm_span(span: Span, resource: Mapping[str, object], scope_name: str) -> bool:
-    """Whether the normalisation table sees a model call in `span` (one with impossible usage counts too)."""
-    try:
-        return normalize_span(span, resource, scope_name) is not None
-    except InvalidSpan:
-        return True
-
-
 def redact_llm_span(span: Span) -> None:
     """Keep only the allowlisted attributes and events of an LLM span; scrub keys from all text kept."""
     _filter(span.attributes, is_llm_attribute)
