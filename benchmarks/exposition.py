@@ -50,8 +50,7 @@ from costline.processor.http.server import HttpServer
 from costline.processor.metrics.aggregate import SeriesAggregator
 from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.metrics.exposition import generate_chunks, generate_text
-from costline.processor.model import Entry, LLMCall, Owner
-from costline.processor.service import USAGE_GROUP_BY
+from costline.processor.model import GROUP_BY, Entry, LLMCall, Owner
 
 LABELS = ("provider", "model", "operation", "org", "team", "project", "feature", "cost_center", "environment")
 MODELS = ("gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06", "claude-3-5-sonnet-20241022", "o1-mini", "gemini-1.5-pro")
@@ -153,7 +152,7 @@ class Scraper:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.server = HttpServer(Address("127.0.0.1", 0), AdminApi(SimpleNamespace(registry=registry),
-                                                                   USAGE_GROUP_BY, clock=system_clock), "api").start()
+                                                                   GROUP_BY, clock=system_clock), "api").start()
         self.process = subprocess.Popen([sys.executable, __file__, "--client", str(self.server.port)],
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 

@@ -172,14 +172,14 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
         CALL_COLUMNS,
         COUNTERS,
         DIMENSIONS,
-        OWNER_COLUMNS,
+        OWNER_FIELDS,
         usage_hourly,
     )
 
     old = MetaData()
     Table(usage_hourly.name, old, Column("id", Integer, primary_key=True, autoincrement=True),
           Column("hour", BigInteger, nullable=False),
-          *(Column(name, String(255), nullable=False, default="") for name in OWNER_COLUMNS + CALL_COLUMNS),
+          *(Column(name, String(255), nullable=False, default="") for name in OWNER_FIELDS + CALL_COLUMNS),
           *(Column(name, BigInteger, nullable=False, default=0) for name in COUNTERS if name not in ADDED_COUNTERS),
           UniqueConstraint(*DIMENSIONS))
     text_keys_table(old)
@@ -221,9 +221,9 @@ def test_a_bare_postgresql_url_uses_the_psycopg_driver_the_extra_installs(url):
 def test_owner_fields_are_the_ledger_owner_columns_in_order():
     # The ledger unpacks an `Owner` by position into its owner columns (`_aggregate`): a reordered or added field
     # would write values into the wrong columns without any other error.
-    from costline.processor.ledger.schema import OWNER_COLUMNS
+    from costline.processor.ledger.schema import OWNER_FIELDS
 
-    assert Owner._fields == OWNER_COLUMNS
+    assert Owner._fields == OWNER_FIELDS
 
 
 def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_rows(db_url):
@@ -233,12 +233,12 @@ def test_a_ledger_without_the_customer_column_is_migrated_in_place_keeping_its_r
         ADDED_DIMENSIONS,
         CALL_COLUMNS,
         COUNTERS,
-        OWNER_COLUMNS,
+        OWNER_FIELDS,
         usage_hourly,
     )
 
     # The schema as released before the customer dimension: unique over the dimensions it had.
-    owners = [c for c in OWNER_COLUMNS if c not in ADDED_DIMENSIONS]
+    owners = [c for c in OWNER_FIELDS if c not in ADDED_DIMENSIONS]
     old = MetaData()
     table = Table(usage_hourly.name, old, Column("id", Integer, primary_key=True, autoincrement=True),
                   Column("hour", BigInteger, nullable=False),

@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("costline.processor")
 
-USAGE_GROUP_BY = GROUP_BY
-"""Columns `group_by` accepts in the API and `costline usage`: the ledger's dimensions and time groups."""
 
 
 LEDGER_OPEN_BACKOFF_S = (0.5, 30.0)
@@ -147,7 +145,7 @@ class Service:
             if self.access.open and not is_loopback(s.http.host):
                 log.warning("the API listens on %s with no api.tokens configured: it answers loopback clients only; "
                             "add tokens (docs/governance.md) to let other hosts read it", s.http)
-            api = AdminApi(_Backend(self), USAGE_GROUP_BY, clock=self.clock, retry_after_s=s.retry_after_s, access=self.access)
+            api = AdminApi(_Backend(self), GROUP_BY, clock=self.clock, retry_after_s=s.retry_after_s, access=self.access)
             self.admin = _listen("metrics and the API", "--http", s.http,
                                  lambda: HttpServer(s.http, api, "api", max_connections=s.max_connections).start())
 

@@ -31,19 +31,18 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.ledger.engine import LedgerUnavailable, dialect_insert
-from costline.processor.ledger.schema import OWNER_COLUMNS
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S, Store
-from costline.processor.model import MAX_LABEL_LENGTH, Outcome, Owner
+from costline.processor.model import MAX_LABEL_LENGTH, OWNER_FIELDS, Outcome, Owner
 from costline.processor.units import NS_PER_S, S_PER_HOUR, floor_hour_s, hour_start_s
 
 metadata = MetaData()
-OUTCOME_DIMENSIONS = ("hour", *OWNER_COLUMNS, "name")
+OUTCOME_DIMENSIONS = ("hour", *OWNER_FIELDS, "name")
 
 outcomes_hourly = Table(
     "costline_outcomes_hourly",
     metadata,
     Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start
-    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="") for name in (*OWNER_COLUMNS, "name")),
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="") for name in (*OWNER_FIELDS, "name")),
     Column("count", BigInteger, nullable=False, default=0),
     UniqueConstraint(*OUTCOME_DIMENSIONS, name="uq_costline_outcomes_hourly_row"),
 )
@@ -56,7 +55,7 @@ counted_outcomes = Table(
     Column("counted_at", BigInteger, nullable=False),  # unix seconds, for retention
 )
 
-OUTCOME_GROUP_BY = (*OWNER_COLUMNS, "name")
+OUTCOME_GROUP_BY = (*OWNER_FIELDS, "name")
 
 
 class OutcomeStore(Store):

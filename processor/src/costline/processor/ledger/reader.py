@@ -23,7 +23,7 @@ from costline.processor.ledger.schema import (
     CALL_COLUMNS,
     COUNTERS,
     GROUP_BY,
-    OWNER_COLUMNS,
+    OWNER_FIELDS,
     TIME_GROUPS,
     cost_changes,
     usage_hourly,
@@ -136,7 +136,7 @@ class LedgerReader:
         """`counters` (names in `schema.COUNTERS`) summed by the `group_by` columns over the hour rows that start
         from `since` on (the budgets' and the statement's rule): `{(values...): (sums...)}`. For the ledger-backed
         period gauges."""
-        unknown = [c for c in (*group_by, *counters) if c not in (*OWNER_COLUMNS, *CALL_COLUMNS, *COUNTERS)]
+        unknown = [c for c in (*group_by, *counters) if c not in (*OWNER_FIELDS, *CALL_COLUMNS, *COUNTERS)]
         if unknown:
             raise ValueError(f"totals_since: unknown column(s) {', '.join(unknown)}")
         columns = [usage_hourly.c[c] for c in group_by]
@@ -152,8 +152,8 @@ class LedgerReader:
     def values_before(self, column: str, end: datetime) -> set[str]:
         """The values of an owner column with a row before `end`'s hour (exclusive): which orgs had data by then,
         for the chargeback's fixed charges."""
-        if column not in OWNER_COLUMNS:
-            raise ValueError(f"values_before: {column!r} is not one of {', '.join(OWNER_COLUMNS)}")
+        if column not in OWNER_FIELDS:
+            raise ValueError(f"values_before: {column!r} is not one of {', '.join(OWNER_FIELDS)}")
         query = (select(usage_hourly.c[column]).where(usage_hourly.c.hour < int(end.timestamp()))
                  .group_by(usage_hourly.c[column]))
         try:

@@ -19,9 +19,8 @@ from costline.processor.model import (
 
 metadata = MetaData()
 
-OWNER_COLUMNS = OWNER_FIELDS
 CALL_COLUMNS = CALL_DIMENSIONS
-DIMENSIONS = ("hour", *OWNER_COLUMNS, *CALL_COLUMNS)
+DIMENSIONS = ("hour", *OWNER_FIELDS, *CALL_COLUMNS)
 """The identity of a ledger row (its unique constraint): one hour × owner × model × operation × service."""
 COUNTERS = COUNT_COLUMNS
 """Summed columns, one per `model.Counts` slot. `input_tokens` are uncached input; `unpriced_*` are the tokens of
@@ -46,7 +45,7 @@ usage_hourly = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour's start (`units.hour_start_s`)
     *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="", server_default="")
-      for name in OWNER_COLUMNS + CALL_COLUMNS),
+      for name in OWNER_FIELDS + CALL_COLUMNS),
     *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in COUNTERS),
     UniqueConstraint(*DIMENSIONS, name=UNIQUE_ROW),
 )

@@ -310,7 +310,7 @@ def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:
     for e in entries:
         call = e.call
         start = call.start_time_unix_nano or now_ns
-        # `Owner` is a named tuple in OWNER_COLUMNS order: unpacked in C.
+        # `Owner` is a named tuple in OWNER_FIELDS order: unpacked in C.
         ident = (hour_start_s(start), *e.owner, call.provider, call.model or "", call.operation,
                  call.service_name or "")
         counts = counts_of(call, e.cost_pico)

@@ -32,11 +32,9 @@ from costline.processor.metrics.exposition import label_fragment
 from costline.processor.model import CALL_LABELS, OWNER_FIELDS, TOKEN_COUNTS, TOKEN_TYPES, Counts, Entry
 from costline.processor.overflow import OVERFLOW, FirstCome
 
-__all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_LABELS", "SERIES_COUNTS", "TOKEN_TYPES",
+__all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_FIELDS", "SERIES_COUNTS", "TOKEN_TYPES",
            "SeriesAggregator", "SeriesSnapshot"]
 
-OWNER_LABELS = OWNER_FIELDS
-"""Label names, in the order series keys use: the call's (`CALL_LABELS`), then any of the owner's (`model.Owner`)."""
 RECENT_KEYS = 4096
 SAMPLE_LABELS = ("type", "outcome", "le")
 """Labels some families add to a series' own (token type, request outcome, histogram bucket): the aggregator keeps,
@@ -110,8 +108,8 @@ class SeriesAggregator:
         self.label_names = tuple(label_names)
         self.ttft_bounds = tuple(ttft_buckets)
         owner_labels = self.label_names[len(CALL_LABELS):]
-        if self.label_names[:len(CALL_LABELS)] != CALL_LABELS or not set(owner_labels) <= set(OWNER_LABELS):
-            raise ValueError(f"labels must be {CALL_LABELS} then owner labels among {OWNER_LABELS}")
+        if self.label_names[:len(CALL_LABELS)] != CALL_LABELS or not set(owner_labels) <= set(OWNER_FIELDS):
+            raise ValueError(f"labels must be {CALL_LABELS} then owner labels among {OWNER_FIELDS}")
         # The one overflow rule (`overflow.py`), first come; an admitted value is kept as its label text, made once.
         self._limiter: FirstCome[bytes] = FirstCome(self.label_names, limit, per_label_limits, label_fragment)
         self._owner_values = _attrgetter_tuple(owner_labels)

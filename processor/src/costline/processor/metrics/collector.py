@@ -31,8 +31,6 @@ from costline.processor.model import BUDGET_LABELS, HIERARCHY
 from costline.processor.reports.budgets import Budgets
 from costline.processor.units import pico_to_float_usd
 
-BUDGET_OWNER_LABELS = BUDGET_LABELS
-
 
 class CostlineCollector(Collector):
     def __init__(self, aggregator: Callable[[], SeriesAggregator], budgets: Callable[[], Budgets],
@@ -83,7 +81,7 @@ class CostlineCollector(Collector):
 
     def _budget_families(self) -> Iterator:
         snapshot = self._budgets().snapshot()
-        labels = ["scope", "period", *BUDGET_OWNER_LABELS]
+        labels = ["scope", "period", *BUDGET_LABELS]
         limit = GaugeMetricFamily("costline_budget_limit_usd", "Configured budget.", labels=labels)
         spent = GaugeMetricFamily("costline_budget_spent_usd", "Spent in the current period (from the ledger).",
                                   labels=labels)
@@ -91,7 +89,7 @@ class CostlineCollector(Collector):
                                       labels=labels)
         for state in snapshot.states:
             owner = dict(state.owner)
-            values = [state.scope, state.period, *(owner.get(name, "") for name in BUDGET_OWNER_LABELS)]
+            values = [state.scope, state.period, *(owner.get(name, "") for name in BUDGET_LABELS)]
             limit.add_metric(values, float(state.limit_usd))
             spent.add_metric(values, float(state.spent_usd))
             remaining.add_metric(values, float(state.remaining_usd))

@@ -30,15 +30,13 @@ class _KeyEntry:
     name: str
 
 
-MAX_OWNER_VALUE = MAX_LABEL_LENGTH
-"""The ledger's column width; longer values are not names anyone typed."""
 
 
 def _usable(value: object) -> str:
     """An owner value as a label and ledger value, or "" when it cannot be one: not a string, control characters
     (NUL, newlines), or longer than a ledger column. Such a value is treated as absent, so the call falls back to
     the next source or to `unattributed`, instead of minting a garbage owner."""
-    if type(value) is not str or len(value) > MAX_OWNER_VALUE or not value.isprintable():
+    if type(value) is not str or len(value) > MAX_LABEL_LENGTH or not value.isprintable():
         return ""
     return value
 
@@ -87,7 +85,7 @@ class Hierarchy:
             # The usual owner, checked at once (a concatenation is printable exactly when each part is): then every
             # value is usable as it is, and each is only looked up.
             joined = "".join(owner_attrs.values())
-            if joined.isprintable() and max(map(len, owner_attrs.values()), default=0) <= MAX_OWNER_VALUE:
+            if joined.isprintable() and max(map(len, owner_attrs.values()), default=0) <= MAX_LABEL_LENGTH:
                 usable = _as_is
         org = usable(owner_attrs.get(A.COSTLINE_ORG))
         team = usable(owner_attrs.get(A.COSTLINE_TEAM))

@@ -27,8 +27,6 @@ from costline.processor.units import period_starts, pico_to_usd
 
 log = logging.getLogger("costline.processor.reports.budgets")
 
-SCOPE_LABELS = BUDGET_SCOPES
-"""Scope -> the owner columns naming one budget's owner (`model.BUDGET_SCOPES`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +91,7 @@ class Budgets:
         self._clock = clock
         scopes: dict[tuple[str, ...], set[str]] = defaultdict(set)
         for scope, values, _ in _budgeted(config):
-            scopes[SCOPE_LABELS[scope]].add(values[-1])
+            scopes[BUDGET_SCOPES[scope]].add(values[-1])
         self._scopes = {columns: names for columns, names in scopes.items() if names}
         self._read_lock = threading.Lock()  # one ledger read at a time, so a later read never loses to an earlier
         self._commits_lock = threading.Lock()
@@ -146,7 +144,7 @@ class Budgets:
         """The spend of the period from `since` to `until`: bounded above, so that a call dated later (clock skew
         within `limits.max_span_future_seconds`) counts in its own period, not this one."""
         by_scope = self._ledger.reader.spend_since(since, self._scopes, until) if self._scopes else {}
-        return {(scope, values): cost for scope, columns in SCOPE_LABELS.items()
+        return {(scope, values): cost for scope, columns in BUDGET_SCOPES.items()
                 for values, cost in by_scope.get(columns, {}).items()}
 
     def _build(self, spent: dict[str, dict[tuple[str, tuple], int]]) -> BudgetSnapshot:
@@ -154,7 +152,7 @@ class Budgets:
         states: list[BudgetState] = []
         for scope, values, budget in _budgeted(config):
             for period, limit in budget.periods():
-                states.append(BudgetState(scope, period, tuple(zip(SCOPE_LABELS[scope], values, strict=True)), limit,
+                states.append(BudgetState(scope, period, tuple(zip(BUDGET_SCOPES[scope], values, strict=True)), limit,
                                           pico_to_usd(spent[period].get((scope, values), 0))))
 
         by_owner: dict[tuple[str, tuple], list[BudgetState]] = defaultdict(list)

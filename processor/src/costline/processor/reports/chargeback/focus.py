@@ -23,11 +23,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.formats import csv_cell, csv_text, decimal_text
-from costline.processor.ledger.schema import OWNER_COLUMNS
+from costline.processor.model import OWNER_FIELDS
 from costline.processor.ownership import UNATTRIBUTED
 from costline.processor.reports.chargeback.statement import TOKEN_COLUMNS, UNPRICED_TOKEN_COLUMNS, Statement
 
-USAGE_GROUPS = ("day", "provider", "model", *OWNER_COLUMNS)
+USAGE_GROUPS = ("day", "provider", "model", *OWNER_FIELDS)
 """How the ledger is read for the usage rows."""
 ISSUER = "Costline"
 """Provider, publisher and invoice issuer of the chargeback rows: the platform charging the teams."""
@@ -86,7 +86,7 @@ def focus_rows(statement: Statement, usage: Iterable[Mapping[str, Any]], *, unta
             "ProviderName": row["provider"], "PublisherName": row["provider"], "InvoiceIssuerName": row["provider"],
             "ServiceName": row["provider"], "ServiceCategory": "AI and Machine Learning",
             "ServiceSubcategory": "Generative AI",
-            "Tags": json.dumps({c: row[c] for c in OWNER_COLUMNS if row[c]}, sort_keys=True, separators=(",", ":")),
+            "Tags": json.dumps({c: row[c] for c in OWNER_FIELDS if row[c]}, sort_keys=True, separators=(",", ":")),
             "x_Model": row["model"], "x_Requests": row["requests"], "x_InputTokens": row["input_tokens"],
             "x_OutputTokens": row["output_tokens"], "x_CacheReadTokens": row["cache_read_tokens"],
             "x_CacheWriteTokens": row["cache_write_tokens"], "x_UnpricedRequests": row["unpriced_requests"],
