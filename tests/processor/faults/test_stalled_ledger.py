@@ -121,15 +121,20 @@ def billed(database: str) -> int:
         return conn.execute("SELECT coalesce(sum(requests), 0) FROM costline_usage_hourly").fetchone()[0]
 
 
-@pytest.mark.postgres
-def test_a_stalled_server_is_answered_503_within_the_timeout_and_the_retry_bills_once(
-        tmp_path: Path, database: str) -> None:
+def stalling_service(tmp_path: Path, database: str) -> tuple[StallingProxy, Service]:
+    """A started `Service` whose ledger is `database`, reached through a `StallingProxy`."""
     proxy = StallingProxy(("127.0.0.1", 5432))
     (tmp_path / "costline.yaml").write_text(CONFIG)
     settings = Settings(config_path=tmp_path / "costline.yaml", otlp_http=Address("127.0.0.1", 0), otlp_grpc=None,
                         db_url=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}",
                         http=Address("127.0.0.1", 0), ledger_timeout_s=LEDGER_TIMEOUT_S)
-    service = Service(settings).start()
+    return proxy, Service(settings).start()
+
+
+@pytest.mark.postgres
+def test_a_stalled_server_is_answered_503_within_the_timeout_and_the_retry_bills_once(
+        tmp_path: Path, database: str) -> None:
+    proxy, service = stalling_service(tmp_path, database)
     port = service.otlp_http.port
     try:
         assert post(port, request_of([llm_span(team="marketing") for _ in range(2)]).SerializeToString()) == 200
@@ -228,12 +233,7 @@ def outcome_span() -> Span:
 
 @pytest.mark.postgres
 def test_an_outcome_span_on_a_stalled_server_is_answered_503_within_the_timeout(tmp_path: Path, database: str) -> None:
-    proxy = StallingProxy(("127.0.0.1", 5432))
-    (tmp_path / "costline.yaml").write_text(CONFIG)
-    settings = Settings(config_path=tmp_path / "costline.yaml", otlp_http=Address("127.0.0.1", 0), otlp_grpc=None,
-                        db_url=f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/{database}",
-                        http=Address("127.0.0.1", 0), ledger_timeout_s=LEDGER_TIMEOUT_S)
-    service = Service(settings).start()
+    proxy, service = stalling_service(tmp_path, database)
     port = service.otlp_http.port
     try:
         assert post(port, request_of([outcome_span()]).SerializeToString()) == 200
