@@ -199,7 +199,7 @@ class Pipeline:
                                    now=int(self._clock().timestamp()))
         # Committed. From here on nothing may fail the request: the exporter must not retry a billed batch.
         state.aggregator.add(fresh, conflicts=sum(e.conflict for e in fresh))
-        state.budgets.committed()  # the budgets' own thread reads the ledger again: a scrape never does
+        state.budgets.committed()  # the budgets' Refresher reads the ledger again: a scrape never does
         with self._counts_lock:
             self._span_counts["billed"] += len(fresh)
             self._span_counts["duplicate"] += llm_calls - len(fresh)
