@@ -81,11 +81,30 @@ def test_cached_tokens_never_billed_at_full_input_price_when_a_cache_price_exist
     assert rates.cost(all_cached) == Decimal("0.075")
 
 
-def test_lookup_is_cached_per_model_and_hour():
+def test_lookup_is_cached_per_model_and_validity_interval():
+    """A model priced the same all day is looked up once per UTC day (prices and overrides start on days)."""
     pricer = Pricer([])
     first = pricer.rates("openai", "gpt-4o-mini", NOV)
     assert pricer.rates("openai", "gpt-4o-mini", NOV + 59 * 60 * 10**9) is first
-    assert pricer.rates("openai", "gpt-4o-mini", NOV + 3600 * 10**9) is not first
+    assert pricer.rates("openai", "gpt-4o-mini", NOV + 11 * 3600 * 10**9) is first  # 23:00, the same day
+    assert pricer.rates("openai", "gpt-4o-mini", NOV + 12 * 3600 * 10**9) is not first  # the next day
+
+
+@pytest.mark.parametrize("hour", [0, 16])
+def test_a_price_that_changes_on_the_half_hour_is_the_one_at_the_calls_instant(hour):
+    """deepseek-chat's off-peak price starts at 16:30 and ends at 00:30 UTC (genai-prices). The first call of the
+    hour fills the cache; a call in the same hour after the change is still priced at its own instant."""
+    pricer = Pricer([])
+    for minute in (15, 45):
+        when = datetime(2026, 11, 20, hour, minute, tzinfo=timezone.utc)
+        call = make_call(model="deepseek-chat", provider="deepseek", input_tokens=1_000_000, output=1_000_000,
+                         start=int(when.timestamp()) * 10**9)
+        rates = pricer.rates("deepseek", "deepseek-chat", call.start_time_unix_nano)
+        expected = calc_price(Usage(input_tokens=1_000_000, output_tokens=1_000_000), "deepseek-chat",
+                              provider_id="deepseek", genai_request_timestamp=when).total_price
+        assert rates.cost(call) == expected, (hour, minute)
+    peak, off_peak = (Decimal("1.37"), Decimal("0.685"))  # genai-prices 0.2.5's figures, for the reader
+    assert {rates.cost(call)} <= {peak, off_peak}
 
 
 @pytest.mark.parametrize("total_input", [199_999, 200_000, 200_001, 1_000_000])

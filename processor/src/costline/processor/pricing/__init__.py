@@ -1,20 +1,25 @@
 """Pricing LLM calls: genai-prices' bundled data, plus negotiated overrides from the config.
 
 A raw `genai_prices.calc_price` costs ~70 µs, far too slow per span, so `Pricer` resolves a model's rates once per
-(provider, model, UTC hour) — prices in genai-prices, and overrides with an `effective_from` day, change at given
-instants, and an hour bucket resolves them at every hour boundary for one lookup per model per hour — and `Rates` prices each call with integer arithmetic in
-pico-dollars (`rates.py`), tiered long-context prices included.
+interval in which they cannot change, and `Rates` prices each call with integer arithmetic in pico-dollars
+(`rates.py`), tiered long-context prices included. Prices change at known instants: a genai-prices price or a
+config override that starts on a (UTC) day, and genai-prices' time-of-day prices (deepseek's off-peak hours start
+and end at 16:30 and 00:30 UTC). The interval is therefore the UTC day cut at the model's own time-of-day
+boundaries (`_day_boundaries`): the rates of a call are those at its instant, never the neighbouring period's.
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
+from collections.abc import Iterator
 from datetime import date, datetime, timezone
+from typing import Any
 
 from costline.processor.config.core import PriceOverride
 from costline.processor.pricing.providers import candidates
 from costline.processor.pricing.rates import FlatRates, Rates, from_model_price
-from costline.processor.units import S_PER_HOUR, epoch_hour
+from costline.processor.units import NS_PER_S, S_PER_DAY
 
 __all__ = ["FlatRates", "Pricer", "Rates"]
 
@@ -48,47 +53,79 @@ def _override_in_effect(overrides: list[PriceOverride], provider: str, model: st
 
 
 class Pricer:
-    """Thread-safe rate lookup with a per-(provider, model, hour) cache. Replace the object to reload prices."""
+    """Thread-safe rate lookup, cached per (provider, model, UTC day, segment of the day between the model's
+    time-of-day price changes). Replace the object to reload prices."""
 
     def __init__(self, overrides: list[PriceOverride]) -> None:
         self._overrides = overrides
-        self._cache: dict[tuple[str, str, int], Rates | None] = {}
+        self._cache: dict[tuple[str, str, int, int], Rates | None] = {}
+        self._boundaries: dict[tuple[str, str], tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
     def rates(self, provider: str, model: str | None, when_unix_nano: int) -> Rates | None:
         """The rates for `model` at that time, or None when it cannot be priced (an unpriced model)."""
         if not model:
             return None
-        hour = epoch_hour(when_unix_nano)
-        key = (provider, model, hour)
+        day, second = divmod(when_unix_nano // NS_PER_S, S_PER_DAY)
+        boundaries = self._boundaries.get((provider, model))
+        if boundaries is None:
+            boundaries = self._day_boundaries(provider, model)
+        segment = bisect.bisect_right(boundaries, second) if boundaries else 0
+        key = (provider, model, day, segment)
         try:
             return self._cache[key]
         except KeyError:
             pass
-        rates = self._lookup(provider, model, hour)
+        start = day * S_PER_DAY + (boundaries[segment - 1] if segment else 0)  # the segment's first second
+        rates = self._lookup(provider, model, datetime.fromtimestamp(start, tz=timezone.utc))
         with self._lock:
             if len(self._cache) > 100_000:  # bounded: a flood of distinct model names cannot exhaust memory
                 self._cache.clear()
+                self._boundaries.clear()
             self._cache[key] = rates
         return rates
 
-    def _lookup(self, provider: str, model: str, hour: int) -> Rates | None:
-        when = datetime.fromtimestamp(hour * S_PER_HOUR, tz=timezone.utc)
+    def _day_boundaries(self, provider: str, model: str) -> tuple[int, ...]:
+        """The seconds of the UTC day at which the model's genai-prices prices change (time-of-day prices), sorted;
+        empty for a model priced the same all day (most)."""
+        seconds: set[int] = set()
+        for _, info in _found(provider, model):
+            conditions = [*(info.prices if isinstance(info.prices, list) else ()), *(info.price_variants or ())]
+            for condition in conditions:
+                constraint = condition.constraint
+                for moment in (getattr(constraint, "start_time", None), getattr(constraint, "end_time", None)):
+                    if moment is not None:  # a naive time of day is UTC, as genai-prices reads it
+                        utc = datetime.combine(date(1970, 1, 1), moment)
+                        utc = utc.replace(tzinfo=timezone.utc) if utc.tzinfo is None else utc.astimezone(timezone.utc)
+                        seconds.add((utc.hour * 60 + utc.minute) * 60 + utc.second)
+        seconds.discard(0)
+        boundaries = tuple(sorted(seconds))
+        with self._lock:
+            self._boundaries[(provider, model)] = boundaries
+        return boundaries
+
+    def _lookup(self, provider: str, model: str, when: datetime) -> Rates | None:
         override = _override_in_effect(self._overrides, provider, model, when.date())
         if override is not None:
             source = f"override from {override.effective_from}" if override.effective_from else "override"
             return Rates(source, override.model, FlatRates(
                 override.input_per_mtok, override.output_per_mtok, override.cache_read_per_mtok,
                 override.cache_write_per_mtok))
-        from genai_prices.data_snapshot import get_snapshot
-
-        snapshot = get_snapshot()
-        for provider_id in candidates(provider):
-            try:
-                found_provider, info = snapshot.find_provider_model(model, None, provider_id, None)
-            except LookupError:
-                continue
+        for found_provider, info in _found(provider, model):
             rates = from_model_price("genai-prices", f"{found_provider.id}/{info.id}", info.get_prices(when))
             if rates is not None:
                 return rates
         return None
+
+
+def _found(provider: str, model: str) -> Iterator[tuple[Any, Any]]:
+    """genai-prices' (provider, model info) pairs for a call, under each provider id the call's provider may have
+    there, in order of preference."""
+    from genai_prices.data_snapshot import get_snapshot
+
+    snapshot = get_snapshot()
+    for provider_id in candidates(provider):
+        try:
+            yield snapshot.find_provider_model(model, None, provider_id, None)
+        except LookupError:
+            continue
