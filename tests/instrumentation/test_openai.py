@@ -43,6 +43,20 @@ def test_chat_completion_span_has_contract_attributes(spans, openai_client):
     assert span.status.status_code == StatusCode.UNSET
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_chat_cache_writes_are_recorded(spans, openai_client, stream):
+    """Chat Completions report prompt-cache writes in `prompt_tokens_details.cache_write_tokens`, as the Responses
+    API does in `input_tokens_details`: both reach the span, so the processor prices them at the write rate."""
+    usage = {"x-fake-usage": json.dumps({"input": 1000, "cached": 300, "cache_write": 200, "output": 50})}
+    result = openai_client.chat.completions.create(model="gpt-4o", messages=MESSAGES, extra_headers=usage,
+                                                   stream=stream)
+    if stream:
+        list(result)
+    a = spans.one().attributes
+    assert (a["gen_ai.usage.input_tokens"], a["gen_ai.usage.cache_read.input_tokens"],
+            a["gen_ai.usage.cache_write.input_tokens"]) == (1000, 300, 200)
+
+
 def test_zero_cache_and_reasoning_counts_are_left_out(spans, openai_client):
     # The provider reports 0 cached and 0 reasoning tokens: absent means zero, to the processor as to the official
     # instrumentation, and each attribute costs the span as much as Costline's own code does.

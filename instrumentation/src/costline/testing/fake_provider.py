@@ -134,7 +134,8 @@ def _openai_usage(usage: dict[str, int]) -> dict[str, Any]:
         "prompt_tokens": usage["input"],
         "completion_tokens": usage["output"],
         "total_tokens": usage["input"] + usage["output"],
-        "prompt_tokens_details": {"cached_tokens": usage["cached"], "audio_tokens": 0},
+        "prompt_tokens_details": {"cached_tokens": usage["cached"], "cache_write_tokens": usage["cache_write"],
+                                  "audio_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": usage["reasoning"], "audio_tokens": 0},
     }
 

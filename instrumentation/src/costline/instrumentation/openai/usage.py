@@ -37,6 +37,7 @@ def record_usage(call: CallSpan, usage: Any) -> None:
         input_tokens=getattr(usage, "prompt_tokens", None),
         output_tokens=getattr(usage, "completion_tokens", None),
         cache_read=getattr(prompt_details, "cached_tokens", None),
+        cache_write=getattr(prompt_details, "cache_write_tokens", None),
         reasoning=getattr(completion_details, "reasoning_tokens", None),
     )
 
