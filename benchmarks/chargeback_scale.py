@@ -60,7 +60,7 @@ def main() -> None:
     pipeline = build_pipeline(str(work / "costline.yaml"), f"sqlite:///{work / 'ledger.db'}")
     for first in range(0, args.teams, 5000):
         pipeline.ingest_calls([call(i) for i in range(first, min(first + 5000, args.teams))])
-    args_ = (pipeline.config, pipeline.ledger, pipeline.outcomes)
+    args_ = (pipeline.config, pipeline.ledger)
     statement, wall, cpu = timed(lambda: statement_for(*args_, NOVEMBER, clock=system_clock))
     print(f"{args.teams:,} teams in the ledger")
     print(f"statement_for          {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(statement.teams):,} teams on it")
@@ -71,7 +71,7 @@ def main() -> None:
           f"{token is not None}")
     (_, body, _), wall, cpu = timed(lambda: chargeback_page(*args_, NOVEMBER, None, "html", page=Page(), clock=system_clock))
     print(f"API HTML, first page   {wall:7.2f} s wall {cpu:7.2f} s CPU   {len(body):,} bytes")
-    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config,
                               clock=lambda: datetime(2026, 11, 20, tzinfo=timezone.utc), duty=0)
     _, wall, cpu = timed(totals.refresh)
     print(f"gauges, changed        {wall:7.2f} s wall {cpu:7.2f} s CPU   statements made: {totals.builds}")

@@ -223,7 +223,7 @@ def _chargeback(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import chargeback_document
 
     def write(config: Any, ledger: Any, period: Any) -> None:
-        _, body = chargeback_document(config, ledger, ledger.outcomes, period, args.team, args.format,
+        _, body = chargeback_document(config, ledger, period, args.team, args.format,
                                       clock=CLOCK)
         sys.stdout.buffer.write(body)
         sys.stdout.buffer.flush()
@@ -235,7 +235,7 @@ def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
     def close(config: Any, ledger: Any, period: Any) -> None:
-        closed = close_period(config, ledger, ledger.outcomes, period, now=CLOCK)
+        closed = close_period(config, ledger, period, now=CLOCK)
         statement = closed.statement
         print(f"closed {period} at {closed.closed_at.isoformat()}: total {statement.total} USD over "
               f"{len(statement.teams)} teams; sha256 {closed.sha256}")

@@ -167,7 +167,7 @@ class Service:
         pipeline.on_commit.append(self.period_totals.changed)
         self.registry.register(PeriodCollector(self.period_totals.snapshot))
         # The open period's chargeback statement as gauges, made off the scrape path the same way.
-        self.chargeback_totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config,
+        self.chargeback_totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config,
                                                   clock=self.clock).start()
         pipeline.on_commit.append(self.chargeback_totals.changed)
         self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
@@ -317,9 +317,8 @@ class _Backend:
         pipeline = self._pipeline()
         try:
             with _ledger_errors():
-                return chargeback_page(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                       Period.parse(period) if period else None, team, fmt, clock=self.clock,
-                                       private=private,
+                return chargeback_page(pipeline.config, pipeline.ledger, Period.parse(period) if period else None, team,
+                                       fmt, clock=self.clock, private=private,
                                        page=parse_page(limit, page_token), token=page_token)
         except StatementError as err:
             raise ApiError(str(err)) from None

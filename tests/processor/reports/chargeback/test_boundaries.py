@@ -34,7 +34,7 @@ def pipeline_with(tmp_path, config: str, calls: list):
 
 
 def statement(pipeline, period: str):
-    return statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period.parse(period), clock=system_clock)
+    return statement_for(pipeline.config, pipeline.ledger, Period.parse(period), clock=system_clock)
 
 
 @pytest.mark.parametrize(("zone", "instant"), [("Asia/Kolkata", "2026-10-31T18:45:00+00:00"),
@@ -92,7 +92,7 @@ def test_fixed_charges_start_with_the_orgs_first_month_and_never_in_the_future(t
         # The HTML trend of March has no month before it to compare with.
         from costline.processor.reports.chargeback.report import chargeback_document
 
-        html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
+        html = chargeback_document(pipeline.config, pipeline.ledger, Period(2026, 3), None,
                                    "html", clock=system_clock)[1].decode()
         assert "No charges in 2026-02." in html
     finally:
@@ -123,7 +123,7 @@ def test_a_top_model_without_a_price_is_shown_unpriced_not_at_zero(tmp_path):
     try:
         from costline.processor.reports.chargeback.report import chargeback_document
 
-        html = chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 3), None,
+        html = chargeback_document(pipeline.config, pipeline.ledger, Period(2026, 3), None,
                                    "html", clock=system_clock)[1].decode()
     finally:
         pipeline.close()

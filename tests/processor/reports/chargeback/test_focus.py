@@ -37,13 +37,13 @@ def exports(tmp_path_factory):
     pipeline = build_pipeline(str(tmp / "c.yaml"), f"sqlite:///{tmp / 'ledger.db'}")
     try:
         pipeline.ingest_calls(calls() + december())
-        close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11),
+        close_period(pipeline.config, pipeline.ledger, Period(2026, 11),
                      now=lambda: datetime(2026, 12, 2, tzinfo=timezone.utc))
         pipeline.ingest_calls(late(1000))
         out = {}
         for period in (Period(2026, 11), Period(2026, 12)):
             doc = lambda fmt, p=period: chargeback_document(pipeline.config, pipeline.ledger,  # noqa: E731
-                                                            pipeline.outcomes, p, None, fmt, clock=system_clock)[1]
+                                                            p, None, fmt, clock=system_clock)[1]
             out[str(period)] = (doc("focus"), json.loads(doc("json")))
     finally:
         pipeline.close()

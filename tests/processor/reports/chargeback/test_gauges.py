@@ -34,14 +34,14 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
     pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 10, 5))])
     pipeline.ingest_outcomes([Outcome("ticket_resolved", 7, {a.COSTLINE_ORG: "acme", a.COSTLINE_TEAM: "support"}, None,
                                       at(2026, 11, 12), "ab" * 16)])
-    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
     registry.register(ChargebackCollector(totals.snapshot))
     assert not gauges(registry, "costline_chargeback_usd")  # not made yet: no zeros that look like "free"
     totals.refresh()
 
     charged = gauges(registry, "costline_chargeback_usd")
-    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11), clock=system_clock)
+    november = statement_for(pipeline.config, pipeline.ledger, Period(2026, 11), clock=system_clock)
     for team in november.teams:
         mine = {k[2]: v for k, v in charged.items() if k[:2] == (team.org, team.team)}
         assert set(mine) == {line.component for line in team.lines}
@@ -49,7 +49,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
             assert Decimal(str(value)) == sum(x.amount for x in team.lines if x.component == component)
     assert Decimal(str(round(sum(charged.values()), 2))) == november.total
     assert charged[("acme", "support", "value_based")] == 3.5  # 7 tickets x $0.50
-    october = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 10), clock=system_clock)
+    october = statement_for(pipeline.config, pipeline.ledger, Period(2026, 10), clock=system_clock)
     last = gauges(registry, "costline_chargeback_last_period_usd")
     assert last == {**{(t.org, t.team): 0.0 for t in november.teams}, **{(t.org, t.team): float(t.total)
                                                                            for t in october.teams}}
@@ -62,7 +62,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
 def test_no_chargeback_section_no_family(tmp_path):
     pipeline = assemble_pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
     pipeline.ingest_calls([make_call(1, start=at(2026, 11, 10))])
-    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
     registry.register(ChargebackCollector(totals.snapshot))
     assert totals.refresh() is None
@@ -77,13 +77,13 @@ def test_teams_past_the_cardinality_limit_are_summed_under_overflow_and_still_ad
     document["metrics"] = {"cardinality_limits": {"team": 2}}
     pipeline = assemble_pipeline(parse_config(document), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=lambda: NOW)
     pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 11, 5))])
-    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=lambda: NOW)
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
     registry.register(ChargebackCollector(totals.snapshot))
     totals.refresh()
 
     charged = gauges(registry, "costline_chargeback_usd")
-    november = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 11), clock=system_clock)
+    november = statement_for(pipeline.config, pipeline.ledger, Period(2026, 11), clock=system_clock)
     assert len({t.team for t in november.teams}) > 2
     teams = {key[1] for key in charged}
     assert len(teams - {"__overflow__"}) == 2 and "__overflow__" in teams

@@ -43,7 +43,7 @@ def rendered(tmp_path_factory):
     try:
         pipeline.ingest_calls(calls() + [make_call(900, team="engineering", input_tokens=2_000_000, output=1,
                                                    feature="search", start=at(2026, 10, 15))])
-        doc = lambda p, fmt: chargeback_document(pipeline.config, pipeline.ledger, pipeline.outcomes,  # noqa: E731
+        doc = lambda p, fmt: chargeback_document(pipeline.config, pipeline.ledger,  # noqa: E731
                                                  p, None, fmt, clock=system_clock)
         content_type, page = doc(Period(2026, 11), "html")
         statement = json.loads(doc(Period(2026, 11), "json")[1])

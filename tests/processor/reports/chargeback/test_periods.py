@@ -64,8 +64,8 @@ def oracle(tmp_path, name, spans) -> dict[str, Decimal]:
         pipeline.ingest_calls(spans)
         from costline.processor.reports.chargeback.report import statement_for
 
-        return exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                          Period(2026, 11), clock=system_clock).as_dict())
+        return exact_totals(statement_for(pipeline.config, pipeline.ledger, Period(2026, 11),
+                                          clock=system_clock).as_dict())
     finally:
         pipeline.close()
 
@@ -117,7 +117,7 @@ def test_a_closed_period_stays_identical_and_late_spans_are_corrected_once(tmp_p
     # December closed in January (with its corrections), then more November spans: January bills only those.
     pipeline = build_pipeline(str(config), db)
     try:
-        close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, Period(2026, 12),
+        close_period(pipeline.config, pipeline.ledger, Period(2026, 12),
                      now=lambda: datetime(2027, 1, 2, tzinfo=timezone.utc))
         pipeline.ingest_calls(late(2000, day=25))
     finally:
@@ -174,8 +174,8 @@ def test_rerating_a_closed_month_is_a_correction_in_the_first_open_period(tmp_pa
         pipeline.ingest_calls(calls() + late(1000, day=10) + late(2000, day=20))
         from costline.processor.reports.chargeback.report import statement_for
 
-        in_time = exact_totals(statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes,
-                                             Period(2026, 11), clock=system_clock).as_dict())
+        in_time = exact_totals(statement_for(pipeline.config, pipeline.ledger, Period(2026, 11),
+                                             clock=system_clock).as_dict())
     finally:
         pipeline.close()
     frozen_exact = exact_totals(json.loads(frozen))

@@ -61,7 +61,7 @@ def service(tmp_path):
 
 def test_the_statement_names_at_most_the_limit_and_folds_the_rest(service):
     pipeline = service.pipeline
-    statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
+    statement = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock)
     names = {t.team for t in statement.teams}
     # LIMIT team names (tiny, then the biggest spenders), and one overflow team per org.
     assert len(names - {"__overflow__"}) == LIMIT and "tiny" in names
@@ -128,7 +128,7 @@ def test_the_open_month_gauges_remake_the_statement_only_when_its_inputs_change(
     from datetime import datetime, timezone
 
     clock = lambda: datetime.fromtimestamp(now(), timezone.utc)  # noqa: E731
-    totals = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=clock, duty=0)
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=clock, duty=0)
     totals.refresh()
     assert totals.builds == 1
     for _ in range(5):  # idle: the timer's refreshes find nothing changed
@@ -141,7 +141,7 @@ def test_the_open_month_gauges_remake_the_statement_only_when_its_inputs_change(
     totals.refresh()
     assert totals.builds == 2
     # A remake waits `duty` times as long as the last took: commits arriving meanwhile wait for the next wake-up.
-    busy = ChargebackTotals(pipeline.ledger, pipeline.outcomes, lambda: pipeline.config, clock=clock, duty=10**6)
+    busy = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=clock, duty=10**6)
     busy.refresh()
     pipeline.ingest_calls([make_call(10_001, model="one-dollar", input_tokens=5, output=0, team="tiny", org="acme",
                                      start=ns("2026-11-11T13:00:00+00:00"))])

@@ -65,11 +65,11 @@ def assert_adds_up(doc: dict) -> None:
 def test_untracked_spend_is_shown_and_not_charged_by_default(tmp_path, db_url):  # noqa: F811
     pipeline = made(tmp_path, db_url, "show")
     try:
-        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
+        before = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock).as_dict()
         assert before["untracked"] == {"rule": "show", "teams": {}, "unmapped_usd": "0", "total_usd": "0"}
         save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
                                                                  rows(), None, ["test"]), now=now_s())
-        statement = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
+        statement = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock)
         doc = statement.as_dict()
         assert doc["untracked"] == {
             "rule": "show", "teams": {"acme/billing": "0.04176", "acme/engineering": "0.012345678901"},
@@ -89,10 +89,10 @@ def test_untracked_spend_is_shown_and_not_charged_by_default(tmp_path, db_url): 
 def test_charged_untracked_spend_goes_to_its_team_and_totals_add_up(tmp_path, db_url):  # noqa: F811
     pipeline = made(tmp_path, db_url, "charge")
     try:
-        before = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
+        before = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock).as_dict()
         save(ReconciliationStore(pipeline.ledger.engine), Result("openai", date(2026, 11, 1), date(2026, 12, 2),
                                                                  rows(), None, ["test"]), now=now_s())
-        doc = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock).as_dict()
+        doc = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock).as_dict()
         assert_adds_up(doc)
         teams = {t["team"]: t for t in doc["teams"]}
 
@@ -121,7 +121,7 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
     try:
         store = ReconciliationStore(pipeline.ledger.engine)
         save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 2), rows(), None, ["test"]), now=now_s())
-        closed = close_period(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER,
+        closed = close_period(pipeline.config, pipeline.ledger, NOVEMBER,
                               now=lambda: datetime(2026, 12, 2, tzinfo=timezone.utc))
         doc = json.loads(closed.document)
         assert doc["untracked"]["rule"] == "charge" and doc["untracked"]["teams"]["acme/billing"] == "0.04176"
@@ -129,10 +129,10 @@ def test_a_closed_period_freezes_the_untracked_spend_and_round_trips(tmp_path, d
         assert Statement.from_dict(doc).as_dict() == doc
         # A later run that finds the notebook's spend gone leaves the closed month as it was.
         save(store, Result("openai", date(2026, 11, 1), date(2026, 12, 1), rows()[:3], None, ["later"]), now=now_s())
-        frozen = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER, clock=system_clock)
+        frozen = statement_for(pipeline.config, pipeline.ledger, NOVEMBER, clock=system_clock)
         assert frozen.as_dict() == doc
         # ... and bills the difference once, as corrections in the first open month.
-        december = statement_for(pipeline.config, pipeline.ledger, pipeline.outcomes, NOVEMBER.next(), clock=system_clock).as_dict()
+        december = statement_for(pipeline.config, pipeline.ledger, NOVEMBER.next(), clock=system_clock).as_dict()
         assert sum(Decimal(x["exact_usd"]) for t in december["teams"] for x in t["lines"]
                    if x["component"] == "correction") == Decimal("-0.03")
     finally:

@@ -65,8 +65,7 @@ class ChargebackTotals(Refreshed):
     last snapshot (and logs); a config without `chargeback:` clears it."""
 
     ledger: Any
-    outcomes: Any
-    """An `OutcomeStore` (value-based charges)."""
+    """A `Ledger`: its usage and its outcome counts (value-based charges)."""
     config: Callable[[], Any]
     clock: Clock
     interval_s: float = 30.0
@@ -102,12 +101,12 @@ class ChargebackTotals(Refreshed):
             self._refresher.changed()
             return self._snapshot
         try:
-            inputs = (config, inputs_of(config, self.ledger, self.outcomes, period))
+            inputs = (config, inputs_of(config, self.ledger, period))
             if self._made_from is not None and self._made_from[0] is config and self._made_from[1] == inputs[1]:
                 return self._snapshot
             began = time.monotonic()
-            current = statement_for(config, self.ledger, self.outcomes, period, clock=self.clock)
-            previous = statement_for(config, self.ledger, self.outcomes, period.previous(), clock=self.clock)
+            current = statement_for(config, self.ledger, period, clock=self.clock)
+            previous = statement_for(config, self.ledger, period.previous(), clock=self.clock)
         except LedgerUnavailable as err:
             log.warning("chargeback gauges not refreshed: %s", err)
             return self._snapshot

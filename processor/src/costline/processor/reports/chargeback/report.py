@@ -54,18 +54,18 @@ def rules_of(config: Any) -> Rules:
     return Rules(config.chargeback, config.timezone, team_orgs_of(config.orgs), limits)  # type: ignore[arg-type]
 
 
-def statement_for(config: Any, ledger: Any, outcomes: Any, period: Period, *, clock: Clock) -> Statement:
+def statement_for(config: Any, ledger: Any, period: Period, *, clock: Clock) -> Statement:
     """`period`'s statement: the frozen one when it is closed, else made from the ledger with its corrections.
-    `ledger` (a `Ledger`) offers `usage()` and its stores, `outcomes` (an `OutcomeStore`) `outcomes()`; `clock`
+    `ledger` (a `Ledger`) offers `usage()` and its stores (`outcomes` among them); `clock`
     (the service's) says which month is the current one."""
     closed = ClosedPeriods(ledger.periods).all()
     if period in closed:
         return closed[period].statement
-    return _made(rules_of(config), ledger, outcomes, period,
-                 corrections_for(period, closed, ledger, outcomes, clock=clock), clock=clock)
+    return _made(rules_of(config), ledger, period,
+                 corrections_for(period, closed, ledger, clock=clock), clock=clock)
 
 
-def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *, now: Clock) -> ClosedPeriod:
+def close_period(config: Any, ledger: Any, period: Period, *, now: Clock) -> ClosedPeriod:
     """Freeze `period`'s statement as it is now. Refused (`StatementError`) for a month that has not ended yet in
     the configured zone, and for one already closed."""
     rules = rules_of(config)
@@ -79,12 +79,12 @@ def close_period(config: Any, ledger: Any, outcomes: Any, period: Period, *, now
     if period in closed:
         raise StatementError(f"period {period} is already closed (at {closed[period].closed_at.isoformat()}, "
                              f"sha256 {closed[period].sha256})")
-    statement = _made(rules, ledger, outcomes, period, corrections_for(period, closed, ledger, outcomes, clock=now),
+    statement = _made(rules, ledger, period, corrections_for(period, closed, ledger, clock=now),
                       clock=now)
     return store.close(replace(statement, closed_at=at.astimezone(timezone.utc)), rules)
 
 
-def inputs_of(config: Any, ledger: Any, outcomes: Any, period: Period) -> tuple[Any, ...]:
+def inputs_of(config: Any, ledger: Any, period: Period) -> tuple[Any, ...]:
     """A cheap digest of what the statements of `period` and the month before are made from: the ledger's and the
     outcomes' sums since the earliest month they read (closed months whose corrections they bill included), the
     closed periods' hashes and the stored untracked spend. Equal digests: equal statements, nothing to remake.
@@ -98,14 +98,14 @@ def inputs_of(config: Any, ledger: Any, outcomes: Any, period: Period) -> tuple[
     sums = ledger.reader.totals_since(start, [], ["requests", "unpriced_requests", "cost_pico_usd", "input_tokens",
                                                   "output_tokens", "cache_read_tokens", "cache_write_tokens"])
     end = period.next().ledger_bounds(zone)[1]
-    counted = outcomes.outcomes(start, end, [])
+    counted = ledger.outcomes.outcomes(start, end, [])
     untracked = ledger.reconciliation.untracked_spend(first.start(zone).date(), period.end(zone).date())
     return (period, tuple(sorted(sums.items())), tuple(r["count"] for r in counted),
             tuple(sorted((str(p), c.sha256) for p, c in closed.items())),
             tuple(sorted(tuple(sorted((k, str(v)) for k, v in r.items())) for r in untracked)))
 
 
-def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: Any, outcomes: Any, *,
+def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: Any, *,
                     clock: Clock) -> dict[str, list[tuple[str, Decimal]]]:
     """`org/team` -> (closed month, exact USD) for the closed months whose first open month is `period`: the
     months right before it, back to the first open one."""
@@ -113,7 +113,7 @@ def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: 
     source = period.previous()
     while source in closed:
         frozen = closed[source]
-        now = base_exact(_made(frozen.rules, ledger, outcomes, source, {}, clock=clock))
+        now = base_exact(_made(frozen.rules, ledger, source, {}, clock=clock))
         then = base_exact(frozen.statement)
         billed: dict[str, Decimal] = {}
         for later, record in closed.items():
@@ -129,12 +129,12 @@ def corrections_for(period: Period, closed: dict[Period, ClosedPeriod], ledger: 
     return out
 
 
-def _made(rules: Rules, ledger: Any, outcomes: Any, period: Period,
+def _made(rules: Rules, ledger: Any, period: Period,
           corrections: dict[str, list[tuple[str, Decimal]]], *, clock: Clock) -> Statement:
     tz = ZoneInfo(rules.timezone)
     start, end = period.ledger_bounds(tz)
     rows = ledger.usage(start, end, TEAM_GROUPS, tz=tz)
-    counted = outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
+    counted = ledger.outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
     # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
     untracked = ledger.reconciliation.untracked_spend(period.start(tz).date(), period.end(tz).date())
     usage = team_usage(rows, counted)
@@ -205,19 +205,19 @@ def _token_for(token: str | None) -> str | None:
     return json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))).get("of")
 
 
-def chargeback_document(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None,
+def chargeback_document(config: Any, ledger: Any, period: Period | None, team: str | None,
                         fmt: str, *, clock: Clock, private: bool = False) -> tuple[str, bytes]:
     """(content type, body) of `costline chargeback` and `GET /api/v1/chargeback`: one function, the same bytes.
     `period` None is the current month (by `clock`) in the configured zone. `private`: the caller may see `team` only (a team
     token): a month without its charges is an empty statement, not an error naming the teams that have some. A
     closed month's JSON is its stored document, byte for byte (its SHA-256 is the content hash printed when it was
     closed)."""
-    content_type, body, _ = chargeback_page(config, ledger, outcomes, period, team, fmt, clock=clock,
+    content_type, body, _ = chargeback_page(config, ledger, period, team, fmt, clock=clock,
                                         private=private)
     return content_type, body
 
 
-def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | None, team: str | None, fmt: str, *,
+def chargeback_page(config: Any, ledger: Any, period: Period | None, team: str | None, fmt: str, *,
                     clock: Clock, private: bool = False, page: Page | None = None, token: str | None = None
                     ) -> tuple[str, bytes, str | None]:
     """(content type, body, next page token) of one page of the statement (`page` None: all of it, as the command
@@ -237,7 +237,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
     if closed is not None and fmt == "json" and not team and whole and (
             page is None or len(closed.statement.teams) <= page.limit):
         return CONTENT_TYPES["json"], closed.document, None
-    statement = statement_for(config, ledger, outcomes, period, clock=clock)
+    statement = statement_for(config, ledger, period, clock=clock)
     if team:
         statement = statement.only(team, private=private)
     count, following = len(statement.teams), None
@@ -248,7 +248,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
             following = _page_token(period, team, page.offset + page.limit)
         statement = statement.page(page.offset, page.limit)
     if fmt == "html":
-        details = _details(config, ledger, outcomes, statement, clock)
+        details = _details(config, ledger, statement, clock)
         return CONTENT_TYPES[fmt], render_html(statement, details), following
     if fmt == "focus":
         zone = ZoneInfo(statement.timezone)
@@ -262,7 +262,7 @@ def chargeback_page(config: Any, ledger: Any, outcomes: Any, period: Period | No
     return content_type, body, following
 
 
-def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement, clock: Clock) -> dict[str, TeamDetail]:
+def _details(config: Any, ledger: Any, statement: Statement, clock: Clock) -> dict[str, TeamDetail]:
     """Per team: its top models and features by cost in the month, and its total in the previous month."""
     zone = ZoneInfo(statement.timezone)
     tops: dict[str, dict[str, list[tuple[str, Decimal, int, bool]]]] = {}
@@ -272,7 +272,7 @@ def _details(config: Any, ledger: Any, outcomes: Any, statement: Statement, cloc
             if len(listed) < TOP:  # rows come highest cost first
                 listed.append((row[column], Decimal(row["cost_usd"]),
                                sum(int(row[c]) for c in TOKEN_COLUMNS), int(row["unpriced_requests"]) > 0))
-    previous = {t.key: t.total for t in statement_for(config, ledger, outcomes, statement.period.previous(),
+    previous = {t.key: t.total for t in statement_for(config, ledger, statement.period.previous(),
                                                           clock=clock).teams}
     return {t.key: TeamDetail(tops.get(t.key, {}).get("model", ()), tops.get(t.key, {}).get("feature", ()),
                               previous.get(t.key)) for t in statement.teams}
