@@ -24,6 +24,19 @@ GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS = "gen_ai.usage.cache_write.input_tokens"
 GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"  # v1.41 name; read only
 GEN_AI_USAGE_REASONING_OUTPUT_TOKENS = "gen_ai.usage.reasoning.output_tokens"
 GEN_AI_OPENAI_RESPONSE_SERVICE_TIER = "openai.response.service_tier"
+# Usage by modality: each is part of `gen_ai.usage.input_tokens` / `.output_tokens` (as the providers report it).
+GEN_AI_USAGE_AUDIO_INPUT_TOKENS = "gen_ai.usage.audio.input_tokens"
+GEN_AI_USAGE_IMAGE_INPUT_TOKENS = "gen_ai.usage.image.input_tokens"
+GEN_AI_USAGE_VIDEO_INPUT_TOKENS = "gen_ai.usage.video.input_tokens"
+GEN_AI_USAGE_AUDIO_OUTPUT_TOKENS = "gen_ai.usage.audio.output_tokens"
+GEN_AI_USAGE_IMAGE_OUTPUT_TOKENS = "gen_ai.usage.image.output_tokens"
+GEN_AI_USAGE_VIDEO_OUTPUT_TOKENS = "gen_ai.usage.video.output_tokens"
+GEN_AI_CONVERSATION_ID = "gen_ai.conversation.id"
+SESSION_ID = "session.id"  # semconv `session.id` (also OpenInference's and Langfuse's session attribute)
+GEN_AI_USAGE_COST_AMOUNT = "gen_ai.usage.cost.amount"  # draft semconv: written by the processor on forwarded spans
+GEN_AI_USAGE_COST_CURRENCY = "gen_ai.usage.cost.currency"
+GEN_AI_USAGE_COST_SOURCE = "gen_ai.usage.cost.source"
+OPENAI_REQUEST_SERVICE_TIER = "openai.request.service_tier"
 ANTHROPIC_RESPONSE_SERVICE_TIER = "anthropic.response.service_tier"
 
 SERVER_ADDRESS = "server.address"
@@ -70,6 +83,19 @@ OWNER_KEYS: tuple[str, ...] = (
 """Ownership keys: span attributes, W3C baggage entries and resource attributes all use these same names."""
 
 COSTLINE_API_KEY_FINGERPRINT = "costline.api_key.fingerprint"
+
+# Billable units the semantic conventions have no name for yet (Costline's spans write them; the processor reads them).
+COSTLINE_USAGE_CACHE_WRITE_1H_TOKENS = "costline.usage.cache_write_1h.input_tokens"
+"""Of `gen_ai.usage.cache_write.input_tokens`, those written with a one-hour lifetime (Anthropic's `ttl: 1h`)."""
+COSTLINE_USAGE_WEB_SEARCHES = "costline.usage.web_search.requests"
+"""Server-side web searches the provider ran for the call (Anthropic `server_tool_use.web_search_requests`, OpenAI's
+`web_search_call` output items): billed per search."""
+COSTLINE_USAGE_CODE_EXECUTIONS = "costline.usage.code_execution.requests"
+"""Server-side code executions billed per run (`server_tool_use.code_execution_requests`)."""
+COSTLINE_REQUEST_PROCESSING = "costline.request.processing"
+"""`batch` for a call run through a provider's batch API (billed at batch rates); absent for an online call."""
+COSTLINE_SERVICE_TIER = "costline.service_tier"
+"""The service tier the provider billed the call at (`flex`, `priority`, ...), whatever the provider."""
 """First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
 
 COSTLINE_OUTCOME_NAME = "costline.outcome.name"

@@ -113,15 +113,33 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
     call = make_call(1, input_tokens=11, output=22, cache_read=33, cache_write=44, error="rate_limit_error")
     call.reasoning_tokens = 5
     call.retries = 2
+    call.cache_write_1h_tokens, call.input_audio_tokens, call.input_image_tokens, call.input_video_tokens = 4, 3, 2, 1
+    call.output_audio_tokens, call.output_image_tokens, call.output_video_tokens = 6, 7, 8
+    call.web_searches, call.code_executions = 9, 10
+    call.reported_cost_usd = 7e-12  # agrees with the price
     unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
     unpriced.retries = 1
-    ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced))], now=now_s())
+    unpriced.cache_write_1h_tokens, unpriced.input_audio_tokens, unpriced.output_video_tokens = 2, 1, 1
+    unpriced.web_searches = 3
+    unpriced.reported_cost_usd = 0.5  # Costline cannot price it: a disagreement
+    missing = make_call(3, input_tokens=0, output=0)
+    missing.has_usage = False
+    ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced)),
+                   Entry(missing, SEARCH, 0, call_keys(missing))], now=now_s())
     [row] = ledger.usage(NOV1, DEC1, ["team"])
     assert {k: v for k, v in row.items() if k != "team"} == {
-        "requests": 2, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
+        "requests": 3, "errors": 1, "unpriced_requests": 1, "input_tokens": 12, "output_tokens": 24,
         "cache_read_tokens": 36, "cache_write_tokens": 48, "reasoning_tokens": 5, "unpriced_input_tokens": 1,
         "unpriced_output_tokens": 2, "unpriced_cache_read_tokens": 3, "unpriced_cache_write_tokens": 4,
         "cost_usd": Decimal("7E-12"), "retries": 3,
+        "cache_write_1h_tokens": 6, "input_audio_tokens": 4, "input_image_tokens": 2, "input_video_tokens": 1,
+        "output_audio_tokens": 6, "output_image_tokens": 7, "output_video_tokens": 9, "web_searches": 12,
+        "code_executions": 10, "unpriced_cache_write_1h_tokens": 2, "unpriced_input_audio_tokens": 1,
+        "unpriced_input_image_tokens": 0, "unpriced_input_video_tokens": 0, "unpriced_output_audio_tokens": 0,
+        "unpriced_output_image_tokens": 0, "unpriced_output_video_tokens": 1, "unpriced_web_searches": 3,
+        "unpriced_code_executions": 0, "usage_missing_requests": 1, "reported_cost_requests": 2,
+        "reported_cost_usd": Decimal("0.500000000007"), "priced_cost_of_reported_usd": Decimal("7E-12"),
+        "cost_disagreements": 1,
     }
     ledger.close()
 

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 from collections import namedtuple
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import IntEnum
 from hashlib import blake2b
 
 from costline import attributes as A
-from costline.processor.units import NS_PER_S
+from costline.processor.units import NS_PER_S, usd_to_pico
 
 MAX_LABEL_LENGTH = 255
 """The longest label value (provider, model, operation, service, owner values) a call carries into the series and the
@@ -54,8 +55,35 @@ class LLMCall:
     cache_write_tokens: int = 0
     reasoning_tokens: int = 0
     """Subset of `output_tokens`; reported separately, never billed twice."""
+    cache_write_1h_tokens: int = 0
+    """Of `cache_write_tokens`, those written with a one-hour lifetime (priced at their own rate)."""
+    input_audio_tokens: int = 0
+    """Of `input_tokens` (uncached), audio; likewise image and video. The rest of the uncached input is text."""
+    input_image_tokens: int = 0
+    input_video_tokens: int = 0
+    output_audio_tokens: int = 0
+    """Of `output_tokens`, audio; likewise image and video. The rest of the output is text (reasoning included)."""
+    output_image_tokens: int = 0
+    output_video_tokens: int = 0
+    web_searches: int = 0
+    """Server-side web searches the provider ran for the call (billed per search)."""
+    code_executions: int = 0
+    """Server-side code executions billed per run."""
     has_usage: bool = False
-    """True when the span reported any token count; a failed call without usage bills nothing."""
+    """True when the span reported any token count; a failed call without usage bills nothing, a successful one is
+    counted as *usage missing* (`Counts.USAGE_MISSING_REQUESTS`), never silently $0."""
+
+    service_tier: str = ""
+    """The tier the provider billed at (`flex`, `priority`, ...); "" for the standard tier. A price context."""
+    processing: str = ""
+    """`batch` for a call run through a batch API; "" for an online call. A price context."""
+    reported_cost_usd: float | None = None
+    """The cost the provider, a gateway or the instrumentation computed for the call, when the span carries one:
+    kept beside Costline's price (which stays the bill), compared, never billed."""
+    conversation_id: str | None = None
+    """`gen_ai.conversation.id`: for cost per conversation (never a metric label)."""
+    session_id: str | None = None
+    """`session.id`: for cost per session (never a metric label)."""
 
     error_type: str | None = None
     """`error.type`, or `_OTHER` when the span status is ERROR without one. None on success."""
@@ -93,6 +121,11 @@ class LLMCall:
     @property
     def total_input_tokens(self) -> int:
         return self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    @property
+    def usage_missing(self) -> bool:
+        """A successful call whose span reported no usage: it cost something nobody can say (counted, flagged)."""
+        return not self.has_usage and self.error_type is None
 
 
 # --- who a call belongs to -----------------------------------------------------------------------------------------
@@ -146,8 +179,9 @@ parents (team `search` of org `acme`), any other budgeted dimension by itself.""
 OWNER_ATTRIBUTES = {d.name: d.attribute for d in OWNER_DIMENSIONS if d.attribute is not None}
 """Dimension -> the span attribute that declares it."""
 
-CALL_DIMENSIONS = ("provider", "model", "operation", "service")
-"""What a ledger row keeps of the call besides its owner and hour."""
+CALL_DIMENSIONS = ("provider", "model", "operation", "service", "service_tier", "processing")
+"""What a ledger row keeps of the call besides its owner and hour: `service_tier` and `processing` are the call's price
+context (`LLMCall`), "" for the standard tier and online processing."""
 CALL_LABELS = ("provider", "model", "operation")
 """The call's metric labels, ahead of the owner labels."""
 TIME_GROUPS = ("hour", "day", "month")
@@ -181,7 +215,7 @@ class Entry:
 class Counts(IntEnum):
     """The slots of the one counter vector every call adds to: an hourly ledger row (a column per slot, named
     `name.lower()`) and an in-memory series alike. In the ledger's column order, which is also the order of the
-    usage report's columns."""
+    usage report's columns. A slot added later goes at the end (the ledger adds its column in place)."""
 
     REQUESTS = 0
     ERRORS = 1
@@ -202,30 +236,129 @@ class Counts(IntEnum):
     """Priced cost in pico-dollars: integer sums stay exact however many calls are added."""
     RETRIES = 13
     """Retries the SDKs made before their calls' answers."""
+    CACHE_WRITE_1H_TOKENS = 14
+    """Of the cache writes, those with a one-hour lifetime."""
+    INPUT_AUDIO_TOKENS = 15
+    """Of the uncached input, audio (likewise image, video); of the output, audio, image, video."""
+    INPUT_IMAGE_TOKENS = 16
+    INPUT_VIDEO_TOKENS = 17
+    OUTPUT_AUDIO_TOKENS = 18
+    OUTPUT_IMAGE_TOKENS = 19
+    OUTPUT_VIDEO_TOKENS = 20
+    WEB_SEARCHES = 21
+    CODE_EXECUTIONS = 22
+    UNPRICED_CACHE_WRITE_1H_TOKENS = 23
+    UNPRICED_INPUT_AUDIO_TOKENS = 24
+    UNPRICED_INPUT_IMAGE_TOKENS = 25
+    UNPRICED_INPUT_VIDEO_TOKENS = 26
+    UNPRICED_OUTPUT_AUDIO_TOKENS = 27
+    UNPRICED_OUTPUT_IMAGE_TOKENS = 28
+    UNPRICED_OUTPUT_VIDEO_TOKENS = 29
+    UNPRICED_WEB_SEARCHES = 30
+    UNPRICED_CODE_EXECUTIONS = 31
+    USAGE_MISSING_REQUESTS = 32
+    """Successful calls whose span reported no usage (`LLMCall.usage_missing`): their cost is unknown, never $0."""
+    REPORTED_COST_REQUESTS = 33
+    """Calls whose span carried a cost computed by someone else (provider, gateway, instrumentation)."""
+    REPORTED_COST_PICO_USD = 34
+    """The sum of those reported costs (pico-dollars), beside..."""
+    PRICED_COST_OF_REPORTED_PICO_USD = 35
+    """...Costline's price of the same calls (0 for those it could not price)."""
+    COST_DISAGREEMENTS = 36
+    """Calls whose reported cost and Costline's price differ by more than `COST_DISAGREEMENT` (or that Costline could
+    not price at all)."""
 
     @property
     def column(self) -> str:
         return self.name.lower()
 
 
+COST_DISAGREEMENT = 0.01
+"""A reported cost further than this fraction from Costline's price is a disagreement (counted, alertable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BillableUnit:
+    """One billable unit of a call: where it lives on `LLMCall`, its counter slots, and what genai-prices calls it.
+    `BILLABLE_UNITS` is the one list: pricing, the ledger, the usage report and the metrics derive from it."""
+
+    name: str
+    """The unit's name: the usage report's column stem and the `type` label of `costline_tokens_total`."""
+    attribute: str
+    """The `LLMCall` attribute holding the call's count."""
+    slot: Counts
+    unpriced_slot: Counts | None
+    """Where the count of an unpriced call also goes (so that a reprice can bill it); None: not billed alone."""
+    price_key: str | None
+    """genai-prices' usage key the unit is priced as (`genai_prices.units`), None for a unit that is only reported
+    (reasoning: billed as output)."""
+    part_of: str | None = None
+    """The unit whose count includes this one (audio input is part of `input`): priced out of it, never twice."""
+    per: str = "token"
+    """`token` or `request` (web searches, code executions are counted per call made)."""
+
+
+BILLABLE_UNITS: tuple[BillableUnit, ...] = (
+    BillableUnit("input", "input_tokens", Counts.INPUT_TOKENS, Counts.UNPRICED_INPUT_TOKENS, "input_tokens"),
+    BillableUnit("output", "output_tokens", Counts.OUTPUT_TOKENS, Counts.UNPRICED_OUTPUT_TOKENS, "output_tokens"),
+    BillableUnit("cache_read", "cache_read_tokens", Counts.CACHE_READ_TOKENS, Counts.UNPRICED_CACHE_READ_TOKENS,
+                 "cache_read_tokens"),
+    BillableUnit("cache_write", "cache_write_tokens", Counts.CACHE_WRITE_TOKENS, Counts.UNPRICED_CACHE_WRITE_TOKENS,
+                 "cache_write_tokens"),
+    BillableUnit("reasoning", "reasoning_tokens", Counts.REASONING_TOKENS, None, None, part_of="output"),
+    BillableUnit("cache_write_1h", "cache_write_1h_tokens", Counts.CACHE_WRITE_1H_TOKENS,
+                 Counts.UNPRICED_CACHE_WRITE_1H_TOKENS, "cache_write_1h_tokens", part_of="cache_write"),
+    BillableUnit("input_audio", "input_audio_tokens", Counts.INPUT_AUDIO_TOKENS, Counts.UNPRICED_INPUT_AUDIO_TOKENS,
+                 "input_audio_tokens", part_of="input"),
+    BillableUnit("input_image", "input_image_tokens", Counts.INPUT_IMAGE_TOKENS, Counts.UNPRICED_INPUT_IMAGE_TOKENS,
+                 "input_image_tokens", part_of="input"),
+    BillableUnit("input_video", "input_video_tokens", Counts.INPUT_VIDEO_TOKENS, Counts.UNPRICED_INPUT_VIDEO_TOKENS,
+                 "input_video_tokens", part_of="input"),
+    BillableUnit("output_audio", "output_audio_tokens", Counts.OUTPUT_AUDIO_TOKENS,
+                 Counts.UNPRICED_OUTPUT_AUDIO_TOKENS, "output_audio_tokens", part_of="output"),
+    BillableUnit("output_image", "output_image_tokens", Counts.OUTPUT_IMAGE_TOKENS,
+                 Counts.UNPRICED_OUTPUT_IMAGE_TOKENS, "output_image_tokens", part_of="output"),
+    BillableUnit("output_video", "output_video_tokens", Counts.OUTPUT_VIDEO_TOKENS,
+                 Counts.UNPRICED_OUTPUT_VIDEO_TOKENS, "output_video_tokens", part_of="output"),
+    BillableUnit("web_search", "web_searches", Counts.WEB_SEARCHES, Counts.UNPRICED_WEB_SEARCHES, "web_searches",
+                 per="request"),
+    BillableUnit("code_execution", "code_executions", Counts.CODE_EXECUTIONS, Counts.UNPRICED_CODE_EXECUTIONS,
+                 "code_executions", per="request"),
+)
+"""Every billable unit, in `Counts` order. The first five are the token types every release had."""
+UNITS_BY_NAME = {unit.name: unit for unit in BILLABLE_UNITS}
+
 COUNT_COLUMNS = tuple(c.column for c in Counts)
 TOKEN_TYPES = ("input", "output", "cache_read", "cache_write", "reasoning")
 TOKEN_COUNTS = (Counts.INPUT_TOKENS, Counts.OUTPUT_TOKENS, Counts.CACHE_READ_TOKENS, Counts.CACHE_WRITE_TOKENS,
                 Counts.REASONING_TOKENS)
 """The token slots, in `TOKEN_TYPES` order (the `type` label of `costline_tokens_total`)."""
-UNPRICED_TOKEN_COUNTS = {"input": Counts.UNPRICED_INPUT_TOKENS, "output": Counts.UNPRICED_OUTPUT_TOKENS,
-                         "cache_read": Counts.UNPRICED_CACHE_READ_TOKENS,
-                         "cache_write": Counts.UNPRICED_CACHE_WRITE_TOKENS}
-"""Token type -> the slot of its tokens still waiting for a price."""
+UNPRICED_TOKEN_COUNTS = {unit.name: unit.unpriced_slot for unit in BILLABLE_UNITS if unit.unpriced_slot is not None}
+"""Unit -> the slot of its count still waiting for a price."""
+_EXTRA_UNITS = BILLABLE_UNITS[5:]
 
 
 def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
     """What one call adds to each `Counts` slot, in slot order (`cost_pico` None: unpriced)."""
     inp, out, read, write = call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens
     error = 0 if call.error_type is None else 1
+    extra = (call.cache_write_1h_tokens, call.input_audio_tokens, call.input_image_tokens, call.input_video_tokens,
+             call.output_audio_tokens, call.output_image_tokens, call.output_video_tokens, call.web_searches,
+             call.code_executions)
+    missing = 1 if not call.has_usage and error == 0 else 0
+    reported = call.reported_cost_usd
+    if reported is None:
+        tail: tuple[int, ...] = (missing, 0, 0, 0, 0)
+    else:
+        reported_pico = usd_to_pico(Decimal(repr(reported)))  # the float's shortest decimal form
+        priced = cost_pico or 0
+        disagree = cost_pico is None or abs(reported_pico - priced) > COST_DISAGREEMENT * max(abs(priced), 1)
+        tail = (missing, 1, reported_pico, priced, 1 if disagree else 0)
     if cost_pico is None:
-        return (1, error, 1, inp, out, read, write, call.reasoning_tokens, inp, out, read, write, 0, call.retries)
-    return (1, error, 0, inp, out, read, write, call.reasoning_tokens, 0, 0, 0, 0, cost_pico, call.retries)
+        return (1, error, 1, inp, out, read, write, call.reasoning_tokens, inp, out, read, write, 0, call.retries,
+                *extra, *extra, *tail)
+    return (1, error, 0, inp, out, read, write, call.reasoning_tokens, 0, 0, 0, 0, cost_pico, call.retries,
+            *extra, 0, 0, 0, 0, 0, 0, 0, 0, 0, *tail)
 
 
 # --- the identity of a call ------------------------------------------------------------------------------------------

@@ -101,7 +101,7 @@ CONTENT_KEYS: frozenset[str] = frozenset({
     "document.content", "user.id", "metadata", "tag.tags",
 })
 """Attribute names (and, with a `.` after them, namespaces: `gen_ai.prompt.0.content`) that carry message content,
-tool arguments, embedding input, request headers or the end user in some supported source (normalize/sources.py),
+tool arguments, embedding input, request headers or the end user in some supported source (normalize/sources/),
 on any span. Dropped from every forwarded span."""
 CONTENT_EVENT_PREFIXES = ("gen_ai.",)
 """Span events that carry content: semconv's `gen_ai.user.message`, `gen_ai.choice`,

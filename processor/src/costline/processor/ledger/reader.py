@@ -198,7 +198,13 @@ class LedgerReader:
 def _usage_row(group_by: Sequence[str], groups: Sequence[Any], sums: Sequence[Any]) -> dict[str, Any]:
     row: dict[str, Any] = dict(zip(group_by, groups, strict=True))
     for slot, value in zip(Counts, sums, strict=True):
-        if slot is not _COST:
-            row[slot.column] = int(value or 0)
-    row["cost_usd"] = pico_to_usd(int(sums[_COST] or 0))
+        column = slot.column
+        if column.endswith(_PICO):  # money: exact USD, named without the unit (`cost_usd`, `reported_cost_usd`)
+            row[column[: -len(_PICO)] + "_usd"] = pico_to_usd(int(value or 0))
+        else:
+            row[column] = int(value or 0)
+    row["cost_usd"] = row.pop("cost_usd")  # the bill stays the last column, where every release had it
     return row
+
+
+_PICO = "_pico_usd"

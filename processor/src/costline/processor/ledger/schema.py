@@ -30,10 +30,10 @@ A column added after a release must be in `ADDED_COUNTERS` or `ADDED_DIMENSIONS`
 get it (`engine.migrate`)."""
 __all__ = ["GROUP_BY", "TIME_GROUPS"]  # re-exported: what `LedgerReader.usage` accepts
 
-ADDED_COUNTERS = ("retries",)
+ADDED_COUNTERS = COUNTERS[COUNTERS.index("retries"):]
 """Counters added after the first schema: added to an existing table (`ALTER TABLE ... ADD COLUMN`, default 0)."""
-ADDED_DIMENSIONS = ("customer",)
-"""Owner columns added after the first schema: added with default '' (what the rows already there had: no such
+ADDED_DIMENSIONS = ("customer", "service_tier", "processing")
+"""Owner and call columns added after the first schema: added with default '' (what the rows already there had: no such
 owner), and the unique constraint over `DIMENSIONS` is rebuilt to include them."""
 
 UNIQUE_ROW = "uq_costline_usage_hourly_row"

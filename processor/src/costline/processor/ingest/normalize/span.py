@@ -19,6 +19,7 @@ from costline import attributes as A
 from costline.processor.ingest.normalize.bounds import CLAMPED, bound_labels, clamp_cache
 from costline.processor.ingest.normalize.providers import UNKNOWN, canonical_provider
 from costline.processor.ingest.normalize.resource import resource_attributes, shared
+from costline.processor.ingest.normalize.context import price_context
 from costline.processor.ingest.normalize.sources import (
     BOOL,
     COUNT,
@@ -43,8 +44,9 @@ def _wanted() -> dict[str, bool]:
     """key -> whether its presence hints at an LLM span (owner keys alone do not)."""
     wanted: dict[str, bool] = {}
     for source in SOURCES:
-        for key in source.keymap:
-            wanted[key] = key.startswith(_LLM_PREFIXES)
+        for key, (name, _, _) in source.keymap.items():
+            # A source's marker keys are LLM-indicative whatever their prefix (`langfuse.observation.type`, `ai.*`).
+            wanted[key] = wanted.get(key, False) or key.startswith(_LLM_PREFIXES) or name == "marker"
         for key in source.marker_values:
             wanted.setdefault(key, False)
     return wanted
@@ -187,6 +189,8 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     function where it is more than a line or two; the rare fallbacks (a derived operation, a model read from the
     invocation parameters) are called only when needed, since a call costs more here than the test before it."""
     values = decoded.values
+    if source.refine is not None:
+        source.refine(values)
     has_usage = not values.keys().isdisjoint(_USAGE_FIELDS)
     if not _is_call(source, decoded, has_usage):
         return None
@@ -208,7 +212,7 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     ttft = None if source.ttft_streams_only and not stream else get("ttft")
     res = shared(resource)
     owner = {**res.owner, **decoded.owner} if decoded.owner else dict(res.owner)  # span wins; each call owns its dict
-    return bound_labels(LLMCall(
+    call = bound_labels(LLMCall(
         provider=provider, request_model=request_model, response_model=get("response_model"),
         operation=operation, input_tokens=input_uncached, output_tokens=output,
         cache_read_tokens=cache_read, cache_write_tokens=cache_write, reasoning_tokens=reasoning,
@@ -218,10 +222,59 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
         end_time_unix_nano=span.end_time_unix_nano, source=source.name, server_address=get("server_address"),
         owner=owner, api_key_fingerprint=decoded.fingerprint, environment=res.environment,
         service_name=res.service_name, adjusted=adjusted,
+        conversation_id=get("conversation_id"), session_id=get("session_id"),  # type: ignore[arg-type]
     ))
+    if not values.keys().isdisjoint(_RARE_FIELDS):  # most spans carry none of these: one test spares them the step
+        _rare(call, values)
+    return call
 
 
-_USAGE_FIELDS = frozenset({"input", "output", "cache_read", "cache_write", "total"})
+_UNIT_FIELDS = ("cache_write_1h", "input_audio", "input_image", "input_video", "output_audio", "output_image",
+                "output_video", "web_searches", "code_executions")
+_RARE_FIELDS = frozenset({*_UNIT_FIELDS, "service_tier", "processing", "reported_cost"})
+
+
+def _rare(call: LLMCall, values: Mapping[str, object]) -> None:
+    """The billable units beyond the five token types, the price context and a reported cost: each bounded by what
+    contains it (a part never exceeds its whole: audio input within the uncached input, 1 h writes within writes)."""
+    get = values.get
+    adjusted = list(call.adjusted)
+
+    def part(name: str, whole: int) -> int:
+        value: int = get(name) or 0  # type: ignore[assignment]
+        if value > whole:
+            adjusted.append((name, CLAMPED))
+            return whole
+        return value
+
+    call.cache_write_1h_tokens = part("cache_write_1h", call.cache_write_tokens)
+    room = call.input_tokens  # modalities share the uncached input: together they never exceed it
+    for name in ("input_audio", "input_image", "input_video"):
+        value = part(name, room)
+        setattr(call, f"{name}_tokens", value)
+        room -= value
+    room = call.output_tokens
+    for name in ("output_audio", "output_image", "output_video"):
+        value = part(name, room)
+        setattr(call, f"{name}_tokens", value)
+        room -= value
+    call.web_searches = get("web_searches") or 0  # type: ignore[assignment]
+    call.code_executions = get("code_executions") or 0  # type: ignore[assignment]
+    if call.web_searches or call.code_executions:
+        call.has_usage = True
+    call.service_tier, call.processing = price_context(get("service_tier"), get("processing"))  # type: ignore[arg-type]
+    reported = get("reported_cost")
+    if isinstance(reported, float) and 0 <= reported < _MAX_REPORTED_COST_USD:
+        call.reported_cost_usd = reported
+    call.adjusted = tuple(adjusted)
+
+
+_MAX_REPORTED_COST_USD = 1_000_000.0
+"""A reported cost for one call above this is not a cost (a unit mix-up): ignored, not compared."""
+
+
+_USAGE_FIELDS = frozenset({"input", "output", "cache_read", "cache_write", "total", "web_searches",
+                           "code_executions"})
 """A span reports usage when it gives any of these (`_Decoded.values` holds no None)."""
 
 
@@ -231,7 +284,10 @@ def _is_call(source: Source, decoded: _Decoded, has_usage: bool) -> bool:
     values = decoded.values
     operation = values.get("operation")
     gate = source.gate
-    if gate == "openinference":
+    if source.is_call is not None:  # the source's own rule
+        if not source.is_call(values):
+            return False
+    elif gate == "openinference":
         kind = values.get("kind")
         if kind is None or kind.upper() not in _OI_KIND_OPERATION:  # type: ignore[attr-defined]
             return False

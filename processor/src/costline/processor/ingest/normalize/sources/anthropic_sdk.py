@@ -1,0 +1,18 @@
+"""The anthropic Python SDK's own tracing (`anthropic/lib/_tracing/_response.py`).
+
+`gen_ai.usage.input_tokens` = input + cache read + cache write (semconv meaning). The SDK tags every API call with
+`gen_ai.provider.name`, `count_tokens` and session calls included: only spans with `gen_ai.operation.name` are model
+calls (gate `operation`).
+"""
+
+from costline.processor.ingest.normalize.sources.base import SEMCONV, Source, SourceDoc
+
+SOURCE = Source(
+    "anthropic-sdk", SEMCONV, "operation", precedence=10, scopes=("com.anthropic.sdk",), default_provider="anthropic",
+    doc=SourceDoc(
+        tested="anthropic 2.x (its own spans, with and without Costline's)",
+        reports="usage with cache read and write, response id, streams",
+        reading="semconv: input includes the cache; spans without `gen_ai.operation.name` are API calls but not model "
+                "calls",
+    ),
+)
