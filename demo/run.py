@@ -146,6 +146,18 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
           f"  Budgets (JSON)     : {api}/api/v1/budgets\n  Config             : {config}\n{line}")
 
 
+# --- daily exports: what a warehouse loads ------------------------------------------------------------------------
+def report_export(db_url: str, config: Path, workdir: Path) -> None:
+    """Today's usage and FOCUS partitions as Parquet (`costline export`, docs/exports.md)."""
+    out = workdir / "export"
+    run = subprocess.run([str(BIN / "costline"), "export", "--db", db_url, "--config", str(config), "--dir",
+                          str(out), "--day", datetime.now(timezone.utc).date().isoformat()],
+                         capture_output=True, text=True, timeout=120)
+    print("\nDaily export (docs/exports.md; `costline export`, `serve --export-dir`): Parquet, money as DECIMAL(38,12)")
+    for row in (run.stdout + run.stderr).strip().splitlines():
+        print(f"  {row}")
+
+
 # --- chargeback: what each team is billed ------------------------------------------------------------------------
 def get_text(url: str) -> str:
     request = urllib.request.Request(url, headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
@@ -351,6 +363,7 @@ def main() -> int:
             report_chargeback(api, workdir)
             report_governance(governance, violations)
             report_reconciliation(run_reconcile(provider, db_url, config))
+            report_export(db_url, config, workdir)
             if args.keep:
                 print("\n--keep: processor still running; Ctrl-C to stop")
                 processor.wait()

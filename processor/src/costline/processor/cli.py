@@ -289,7 +289,7 @@ def _env_help(name: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
     for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_reprice, _add_cost_changes,
-                _add_chargeback, _add_reconcile, _add_close_period):
+                _add_chargeback, _add_reconcile, _add_close_period, _add_export):
         add(subparsers)
 
 
@@ -331,6 +331,12 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--reconcile-every", dest="reconcile_every", metavar="DURATION",
                        help=f"reconcile the providers under reconcile.providers in the background this often "
                             f"(30m, 6h, 1d; default: never) {_env_help('reconcile_every')}")
+    serve.add_argument("--export-dir", dest="export_dir", metavar="DIR",
+                       help=f"keep the daily Parquet exports (see `costline export`) current here "
+                            f"{_env_help('export_dir')}")
+    serve.add_argument("--export-every", dest="export_every", metavar="DURATION",
+                       help=f"re-export the days that can still change this often (default 1h) "
+                            f"{_env_help('export_every')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
@@ -415,6 +421,58 @@ def _add_close_period(subparsers: argparse._SubParsersAction) -> None:
         "Stores the month's statement as it is now; `costline chargeback` then serves the stored one, and spans "
         "arriving later for that month appear as corrections in the first open month. See docs/chargeback.md.")
     close.add_argument("period", help="the month, YYYY-MM; it must have ended in the configured time zone")
+
+
+def _add_export(subparsers: argparse._SubParsersAction) -> None:
+    export = _ledger_command(
+        subparsers, "export", _export, "write days of usage and FOCUS data as Parquet a warehouse loads",
+        "Writes <dir>/usage/date=YYYY-MM-DD/ and <dir>/focus/date=YYYY-MM-DD/ (the config's time zone), one Parquet "
+        "file per day and dataset, replacing that day's previous export atomically; money as exact DECIMAL. Without "
+        "--day/--from, the days a span may still arrive in. See docs/exports.md.")
+    export.add_argument("--dir", dest="out_dir", required=True, help="the export's root directory")
+    export.add_argument("--day", action="append", metavar="YYYY-MM-DD", help="a day to export (repeatable)")
+    export.add_argument("--from", dest="from_", metavar="YYYY-MM-DD", help="first day to export")
+    export.add_argument("--to", metavar="YYYY-MM-DD", help="last day to export, included (default: today)")
+
+
+def _export(args: argparse.Namespace) -> int:
+    from datetime import date, timedelta
+
+    from costline.processor.reports.exports import ExportError, export_day, stale_days
+
+    try:
+        days = [date.fromisoformat(d) for d in args.day or ()]
+        first = date.fromisoformat(args.from_) if args.from_ else None
+        last = date.fromisoformat(args.to) if args.to else None
+    except ValueError as err:
+        print(f"costline export: {err} (days are YYYY-MM-DD)", file=sys.stderr)
+        return 2
+    if last is not None and first is None:
+        print("costline export: --to needs --from", file=sys.stderr)
+        return 2
+    try:
+        config, ledger = _open_ledger(args)
+    except SettingsError as err:
+        print(f"costline export: {err}", file=sys.stderr)
+        return 2
+    try:
+        now = CLOCK()
+        if first is not None:
+            last = last or now.astimezone(config.zone).date()
+            if last < first:
+                print(f"costline export: --to {last} is before --from {first}", file=sys.stderr)
+                return 2
+            days += [first + timedelta(days=i) for i in range((last - first).days + 1)]
+        for day in sorted(set(days)) or stale_days(config, ledger, now, changed_since_s=None):
+            result = export_day(config, ledger, day, Path(args.out_dir), clock=CLOCK)
+            print(f"{day}: " + ", ".join(f"{name} {result.rows[name]} rows -> {path}"
+                                         for name, path in result.paths.items()))
+    except ExportError as err:
+        print(f"costline export: {err}; the day's previous export, if any, is untouched", file=sys.stderr)
+        return 1
+    finally:
+        ledger.close()
+    return 0
 
 
 def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:

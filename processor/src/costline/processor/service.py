@@ -110,6 +110,7 @@ class Service:
         self.period_totals: Any = None
         self.chargeback_totals: Any = None
         self.reconcile: Any = None
+        self.exports: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -187,6 +188,12 @@ class Service:
 
         self.reconcile = ReconcileService(self.registry, lambda: self.pipeline.config, ledger, s.reconcile_every_s,
                                           clock=self.clock)
+        if s.export_dir is not None:
+            from costline.processor.reports.exports.scheduled import ScheduledExports
+
+            self.exports = ScheduledExports(lambda: self.pipeline.config, ledger, s.export_dir, s.export_every_s,
+                                            clock=self.clock).start()
+            self.registry.register(self.exports)
         # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
         self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
@@ -259,6 +266,8 @@ class Service:
             self.chargeback_totals.stop()
         if self.reconcile is not None:
             self.reconcile.stop()
+        if self.exports is not None:
+            self.exports.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:

@@ -45,8 +45,14 @@ ENV = {
     "forward_queue_spans": "COSTLINE_FORWARD_QUEUE_SPANS",
     "ledger_timeout": "COSTLINE_LEDGER_TIMEOUT",
     "reconcile_every": "COSTLINE_RECONCILE_EVERY",
+    "export_dir": "COSTLINE_EXPORT_DIR",
+    "export_every": "COSTLINE_EXPORT_EVERY",
 }
 """Setting name -> environment variable. `docs/processor.md` lists the same table."""
+
+
+DEFAULT_EXPORT_EVERY_S = 3600.0
+"""How often `serve --export-dir` re-exports the days that can still change."""
 
 
 class SettingsError(ValueError):
@@ -97,6 +103,9 @@ class Settings:
     ledger_timeout_s: float = DEFAULT_LEDGER_TIMEOUT_S
     reconcile_every_s: float | None = None
     """Reconcile the configured providers in the background this often; None: never."""
+    export_dir: Path | None = None
+    """Keep the daily Parquet exports (`costline export`) current in this directory; None: no exports."""
+    export_every_s: float = DEFAULT_EXPORT_EVERY_S
 
 
 def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = None) -> Settings:
@@ -145,6 +154,11 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
     ledger_timeout_s = _positive_seconds(*pick("ledger_timeout", str(DEFAULT_LEDGER_TIMEOUT_S)))
     reconcile_every, reconcile_source = pick("reconcile_every", None)
     reconcile_every_s = parse_interval(reconcile_every, reconcile_source) if reconcile_every else None
+    export_dir, _ = pick("export_dir", None)
+    export_every, export_source = pick("export_every", None)
+    if export_every and not export_dir:
+        raise SettingsError(f"{export_source}={export_every!r}: needs --export-dir (where to write the exports)")
+    export_every_s = parse_interval(export_every, export_source) if export_every else DEFAULT_EXPORT_EVERY_S
 
     return Settings(
         config_path=config_path,
@@ -159,6 +173,8 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
         forward_queue_spans=forward_queue_spans,
         ledger_timeout_s=ledger_timeout_s,
         reconcile_every_s=reconcile_every_s,
+        export_dir=Path(export_dir) if export_dir else None,
+        export_every_s=export_every_s,
     )
 
 

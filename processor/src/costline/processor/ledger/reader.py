@@ -22,6 +22,7 @@ from costline.processor.ledger.engine import LedgerUnavailable
 from costline.processor.ledger.schema import (
     CALL_COLUMNS,
     COUNTERS,
+    DIMENSIONS,
     GROUP_BY,
     OWNER_FIELDS,
     TIME_GROUPS,
@@ -177,6 +178,22 @@ class LedgerReader:
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .order_by(usage_hourly.c.id))
         return read_rows(self.engine, query)
+
+    def hour_rows(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The stored hourly rows whose hour starts in [`start`, `end`) (bounds already on the hour): `hour` (unix
+        seconds), every dimension and every counter as stored, ordered by hour then dimensions (a stable order)."""
+        columns = [usage_hourly.c[c] for c in (*DIMENSIONS, *COUNTERS)]
+        query = (select(*columns).where(usage_hourly.c.hour >= int(start.timestamp()))
+                 .where(usage_hourly.c.hour < int(end.timestamp()))
+                 .order_by(*(usage_hourly.c[c] for c in DIMENSIONS)))
+        return read_rows(self.engine, query)
+
+    def changed_hours(self, since_unix_s: int) -> list[int]:
+        """The hours (unix seconds) whose cost a re-rate changed at or after `since_unix_s`: exports of their days
+        are stale."""
+        query = (select(cost_changes.c.hour).where(cost_changes.c.changed_at >= since_unix_s)
+                 .group_by(cost_changes.c.hour))
+        return [row["hour"] for row in read_rows(self.engine, query)]
 
     def cost_changes(self, start: datetime | None = None, end: datetime | None = None, *, limit: int | None = None,
                      offset: int = 0) -> list[dict[str, Any]]:
