@@ -289,7 +289,7 @@ def _env_help(name: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
     for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_reprice, _add_cost_changes,
-                _add_chargeback, _add_reconcile, _add_close_period, _add_export):
+                _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets):
         add(subparsers)
 
 
@@ -473,6 +473,82 @@ def _export(args: argparse.Namespace) -> int:
     finally:
         ledger.close()
     return 0
+
+
+def _add_budgets(subparsers: argparse._SubParsersAction) -> None:
+    budgets = subparsers.add_parser("budgets", help="budgets from the ledger's history (suggest)",
+                                    description="Budget tools that read the ledger.")
+    actions = budgets.add_subparsers(dest="action", required=True, metavar="ACTION")
+    suggest = actions.add_parser(
+        "suggest", help="propose next period's budget for every scope from the last periods, trend and forecast",
+        description="For every org, team, user, key and project with spend: the last N complete periods, this one's "
+        "forecast at its pace so far, the trend one period on; suggested = the larger of the last two plus the "
+        "headroom, rounded up to two significant figures. --format yaml is an orgs:/projects: config fragment "
+        "(check-config accepts it) keeping every other configured budget.")
+    _ledger_flags(suggest)
+    suggest.add_argument("--period", choices=["monthly", "daily"], default="monthly")
+    suggest.add_argument("--history", type=int, metavar="N",
+                         help="complete periods to read (default 3 months, 14 days)")
+    suggest.add_argument("--headroom", default="20", metavar="PCT", help="percent above the expectation (default 20)")
+    suggest.add_argument("--format", choices=["table", "json", "yaml"], default="table")
+    suggest.set_defaults(func=_refusing_bad_ledgers("budgets suggest", _budgets_suggest))
+
+
+def _budgets_suggest(args: argparse.Namespace) -> int:
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    import yaml
+
+    from costline.processor.reports.suggest import fragment, render_table, suggest_budgets, window
+
+    try:
+        headroom = Decimal(args.headroom.rstrip("%"))
+        if not headroom.is_finite():
+            raise InvalidOperation
+    except InvalidOperation:
+        print(f"costline budgets suggest: --headroom {args.headroom!r}: a percentage such as 20", file=sys.stderr)
+        return 2
+    try:
+        config, ledger = _open_ledger(args)
+    except SettingsError as err:
+        print(f"costline budgets suggest: {err}", file=sys.stderr)
+        return 2
+    try:
+        now = CLOCK()
+        suggestions = suggest_budgets(config, ledger, now, period=args.period, history=args.history,
+                                      headroom_pct=headroom)
+    except ValueError as err:
+        print(f"costline budgets suggest: {err}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    if args.format == "json":
+        body = json.dumps({"period": args.period, "headroom_pct": str(headroom),
+                           "suggestions": [s.as_dict() for s in suggestions]}, indent=1, default=str) + "\n"
+    elif args.format == "yaml":
+        document = fragment(config, suggestions, args.period)
+        body = (f"# costline budgets suggest --period {args.period} --headroom {headroom} ({now:%Y-%m-%d}): merge "
+                "into your config's orgs:/projects:\n"
+                + yaml.safe_dump(_plain(document), sort_keys=False, default_flow_style=False))
+    else:
+        labels = window(args.period, now, config.zone, args.history or (3 if args.period == "monthly" else 14)).labels
+        body = render_table(suggestions, labels, args.period, headroom)
+    sys.stdout.write(body)
+    return 0
+
+
+def _plain(value: Any) -> Any:
+    """Decimals as YAML numbers (strings would not read back as amounts)."""
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, Decimal):
+        return float(value) if value != value.to_integral_value() else int(value)
+    return value
 
 
 def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:
