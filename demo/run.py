@@ -156,6 +156,13 @@ def report_export(db_url: str, config: Path, workdir: Path) -> None:
     print("\nDaily export (docs/exports.md; `costline export`, `serve --export-dir`): Parquet, money as DECIMAL(38,12)")
     for row in (run.stdout + run.stderr).strip().splitlines():
         print(f"  {row}")
+    review = workdir / "review.html"
+    run = subprocess.run([str(BIN / "costline"), "review", "--db", db_url, "--config", str(config), "--period", "1d",
+                          "--out", str(review)], capture_output=True, text=True, timeout=120)
+    print("\nCost review (docs/chargeback.md; `costline review`, `serve --review-every`): spend, trend, budget, "
+          "anomalies, cheaper models")
+    for row in (run.stdout + run.stderr).strip().splitlines():
+        print(f"  {row}")
 
 
 # --- chargeback: what each team is billed ------------------------------------------------------------------------

@@ -289,7 +289,7 @@ def _env_help(name: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
     for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_reprice, _add_cost_changes,
-                _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets):
+                _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets, _add_review):
         add(subparsers)
 
 
@@ -337,6 +337,11 @@ def _add_serve(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--export-every", dest="export_every", metavar="DURATION",
                        help=f"re-export the days that can still change this often (default 1h) "
                             f"{_env_help('export_every')}")
+    serve.add_argument("--review-every", dest="review_every", metavar="DURATION",
+                       help=f"build the cost review of the last interval and POST it to --review-webhook this often "
+                            f"(e.g. 14d) {_env_help('review_every')}")
+    serve.add_argument("--review-webhook", dest="review_webhook", metavar="URL",
+                       help=f"where the scheduled review goes (JSON, HTML inline) {_env_help('review_webhook')}")
     serve.add_argument("--log-level", default=os.environ.get("COSTLINE_LOG_LEVEL", "info"),
                        choices=["debug", "info", "warning", "error"], help="(env COSTLINE_LOG_LEVEL)")
     serve.set_defaults(func=_serve)
@@ -549,6 +554,65 @@ def _plain(value: Any) -> Any:
     if isinstance(value, Decimal):
         return float(value) if value != value.to_integral_value() else int(value)
     return value
+
+
+def _add_review(subparsers: argparse._SubParsersAction) -> None:
+    review = _ledger_command(
+        subparsers, "review", _review, "the cost review of a period, per team and for the org (HTML or JSON)",
+        "Spend against budget, the trend against the previous period, anomalies, top models with the cheaper-model "
+        "hint, unpriced, usage-missing and untracked spend, and the suggested budgets; exact, from the ledger. "
+        "See docs/chargeback.md (\"The cost review\").")
+    review.add_argument("--period", default="2w", help="its length, ending now: 14d, 2w, 1m (default 2w)")
+    review.add_argument("--team", help="only this team (`team` or `org/team`), with the org's line")
+    review.add_argument("--format", choices=["html", "json"], default="html")
+    review.add_argument("--out", metavar="FILE", help="write it here (default: standard output)")
+    review.add_argument("--webhook", metavar="URL", help="also POST it (JSON, HTML inline) to this receiver")
+
+
+def _review(args: argparse.Namespace) -> int:
+    from costline.processor.reports.review import (
+        DeliveryError,
+        build_review,
+        deliver,
+        parse_period,
+        render_html,
+        review_document,
+    )
+    from costline.processor.reports.review.render import review_json
+
+    try:
+        length = parse_period(args.period)
+    except ValueError as err:
+        print(f"costline review: --period: {err}", file=sys.stderr)
+        return 2
+    try:
+        config, ledger = _open_ledger(args)
+    except SettingsError as err:
+        print(f"costline review: {err}", file=sys.stderr)
+        return 2
+    try:
+        review = build_review(config, ledger, CLOCK(), length)
+        if args.team:
+            review = review.only(args.team)
+    except ValueError as err:
+        print(f"costline review: --team: {err}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    body = render_html(review) if args.format == "html" else review_json(review)
+    if args.out:
+        Path(args.out).write_bytes(body)
+        print(f"review of {review.start:%Y-%m-%d} to {review.end:%Y-%m-%d} written to {args.out}")
+    else:
+        sys.stdout.buffer.write(body)
+    if args.webhook:
+        try:
+            status = deliver(args.webhook, review_document(review), render_html(review))
+        except DeliveryError as err:
+            print(f"costline review: {err}", file=sys.stderr)
+            return 1
+        print(f"delivered to {args.webhook} ({status})", file=sys.stderr)
+    return 0
 
 
 def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:

@@ -111,6 +111,7 @@ class Service:
         self.chargeback_totals: Any = None
         self.reconcile: Any = None
         self.exports: Any = None
+        self.review: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -194,6 +195,12 @@ class Service:
             self.exports = ScheduledExports(lambda: self.pipeline.config, ledger, s.export_dir, s.export_every_s,
                                             clock=self.clock).start()
             self.registry.register(self.exports)
+        if s.review_every_s is not None and s.review_webhook:
+            from costline.processor.reports.review.scheduled import ScheduledReview
+
+            self.review = ScheduledReview(lambda: self.pipeline.config, ledger, s.review_webhook, s.review_every_s,
+                                          clock=self.clock).start()
+            self.registry.register(self.review)
         # Ready only now: a probe that sees 200 may export at once, so every listener must already be listening.
         self._ledger_ready = LedgerReadiness(ledger.ping)
         return self
@@ -268,6 +275,8 @@ class Service:
             self.reconcile.stop()
         if self.exports is not None:
             self.exports.stop()
+        if self.review is not None:
+            self.review.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:

@@ -47,6 +47,8 @@ ENV = {
     "reconcile_every": "COSTLINE_RECONCILE_EVERY",
     "export_dir": "COSTLINE_EXPORT_DIR",
     "export_every": "COSTLINE_EXPORT_EVERY",
+    "review_every": "COSTLINE_REVIEW_EVERY",
+    "review_webhook": "COSTLINE_REVIEW_WEBHOOK",
 }
 """Setting name -> environment variable. `docs/processor.md` lists the same table."""
 
@@ -106,6 +108,9 @@ class Settings:
     export_dir: Path | None = None
     """Keep the daily Parquet exports (`costline export`) current in this directory; None: no exports."""
     export_every_s: float = DEFAULT_EXPORT_EVERY_S
+    review_every_s: float | None = None
+    """Build the cost review for the last interval and deliver it to `review_webhook` this often; None: never."""
+    review_webhook: str | None = None
 
 
 def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = None) -> Settings:
@@ -159,6 +164,14 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
     if export_every and not export_dir:
         raise SettingsError(f"{export_source}={export_every!r}: needs --export-dir (where to write the exports)")
     export_every_s = parse_interval(export_every, export_source) if export_every else DEFAULT_EXPORT_EVERY_S
+    review_every, review_source = pick("review_every", None)
+    review_webhook, webhook_source = pick("review_webhook", None)
+    if bool(review_every) != bool(review_webhook):
+        given, missing = (review_source, "--review-webhook") if review_every else (webhook_source, "--review-every")
+        raise SettingsError(f"{given}: needs {missing} too (how often, and where the review goes)")
+    if review_webhook and not review_webhook.startswith(("http://", "https://")):
+        raise SettingsError(f"{webhook_source}={review_webhook!r}: must be an http:// or https:// URL")
+    review_every_s = parse_interval(review_every, review_source) if review_every else None
 
     return Settings(
         config_path=config_path,
@@ -175,6 +188,8 @@ def resolve(flags: Mapping[str, object | None], env: Mapping[str, str] | None = 
         reconcile_every_s=reconcile_every_s,
         export_dir=Path(export_dir) if export_dir else None,
         export_every_s=export_every_s,
+        review_every_s=review_every_s,
+        review_webhook=review_webhook or None,
     )
 
 
