@@ -17,15 +17,24 @@ ANTHROPIC_MIN := 2.0.0
 VENV_FOCUS := .venv-focus
 PYTHON_FOCUS ?= PYENV_VERSION=3.12.1 python3.12
 
-.PHONY: venv test-deps venv-min venv-focus chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
+.PHONY: venv test-deps venv-min venv-focus claude-code chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
 
 # What the product and `make demo` need: .venv with the three distributions (editable) and the dev tools, from PyPI.
 # Nothing from Debian, no other Python.
 venv: $(STAMP)
 
 # What only the tests need: Debian's prometheus, prometheus-alertmanager, chromium, poppler-utils and docker-compose
-# (root or sudo), the oldest SDKs in .venv-min, and the FOCUS validator in .venv-focus where a Python 3.12 exists.
-test-deps: venv-focus venv-min prometheus alertmanager compose-client chromium
+# (root or sudo), the oldest SDKs in .venv-min, the FOCUS validator in .venv-focus where a Python 3.12 exists, and the
+# real Claude Code CLI from npm (its pinned version and lockfile in tests/processor/assistants/claude-code/).
+test-deps: venv-focus venv-min prometheus alertmanager compose-client chromium claude-code
+
+CLAUDE_CODE := tests/processor/assistants/claude-code
+claude-code: $(CLAUDE_CODE)/node_modules/.bin/claude
+
+# `npm ci` installs exactly the lockfile; the package ships a native binary per platform (an optional dependency).
+$(CLAUDE_CODE)/node_modules/.bin/claude: $(CLAUDE_CODE)/package.json $(CLAUDE_CODE)/package-lock.json
+	cd $(CLAUDE_CODE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
 
 venv-min: $(VENV_MIN)/.installed
 

@@ -175,14 +175,21 @@ class Service:
         self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
 
         auth = BearerAuth(s.token)
+        # Coding assistants' events (`/v1/logs`) are billed through the same pipeline; metrics are only counted.
+        from costline.processor.ingest.assistants import AssistantLogs
+        from costline.processor.ingest.receivers import MetricPoints
+
+        logs, metrics = AssistantLogs(self.pipeline, clock=self.clock), MetricPoints()
+        self.registry.register(logs)
         if s.otlp_http is not None:
             receiver = OTLPHttpReceiver(self.pipeline, auth=auth, max_body_bytes=s.max_body_bytes, stats=stats,
-                                        retry_after_s=s.retry_after_s)
+                                        retry_after_s=s.retry_after_s, logs=logs, metrics=metrics)
             self.otlp_http = _listen("OTLP/HTTP", "--otlp-http", s.otlp_http,
                                      lambda: HttpServer(s.otlp_http, receiver, "otlp-http",
                                                                 max_connections=s.max_connections).start())
         if s.otlp_grpc is not None:
-            grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s)
+            grpc_receiver = OTLPGrpcReceiver(self.pipeline, auth=auth, stats=stats, retry_after_s=s.retry_after_s,
+                                             logs=logs, metrics=metrics)
             self.otlp_grpc = _listen("OTLP/gRPC", "--otlp-grpc", s.otlp_grpc, lambda: GrpcServer(
                 s.otlp_grpc, grpc_receiver, max_message_bytes=s.max_body_bytes).start())
         from costline.processor.metrics.reconciliation import ReconcileService

@@ -37,6 +37,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
+from costline.processor.config.assistants import AssistantsConfig
 from costline.processor.config.chargeback import ChargebackConfig
 from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
@@ -331,6 +332,8 @@ class CostlineConfig(Strict):
     """How teams are charged (`costline chargeback`); none: no statement can be made."""
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
+    """Coding assistants' account identities → owners (`config/assistants.py`)."""
 
     @field_validator("timezone")
     @classmethod
@@ -378,6 +381,7 @@ class CostlineConfig(Strict):
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
         _check_api(errors, self)
+        errors.extend(self.assistants.validate_against(teams, users))
         _chargeback_teams(errors, self)
         if (self.limits.max_span_age_hours or 0) > self.dedup_retention_hours:
             errors.append(f"limits.max_span_age_hours: {self.limits.max_span_age_hours} exceeds dedup_retention_hours "
