@@ -10,6 +10,8 @@ from costline.processor.ingest.normalize.sources.base import Field, Source, Sour
 
 OI_SPAN_KIND = "openinference.span.kind"
 OI_MODEL_NAME = "llm.model_name"
+OI_REQUEST_MODEL_NAME = "llm.request.model_name"  # openinference-instrumentation-anthropic 3.x
+OI_RESPONSE_MODEL_NAME = "llm.response.model_name"
 OI_EMBEDDING_MODEL_NAME = "embedding.model_name"
 OI_PROVIDER = "llm.provider"
 OI_SYSTEM = "llm.system"
@@ -27,7 +29,9 @@ OI_EMBEDDING_INVOCATION_PARAMETERS = "embedding.invocation_parameters"
 FIELDS: dict[Field, tuple[str, ...]] = {
     "provider": (OI_PROVIDER, OI_SYSTEM, A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM),
     # OpenInference has one model attribute, set from the response when the response names it: what was billed.
-    "response_model": (OI_MODEL_NAME, OI_EMBEDDING_MODEL_NAME),
+    "response_model": (OI_MODEL_NAME, OI_RESPONSE_MODEL_NAME, OI_EMBEDDING_MODEL_NAME),
+    # Newer instrumentations (anthropic 3.x) name the requested model too; older ones only in the parameters JSON.
+    "request_model": (OI_REQUEST_MODEL_NAME,),
     "input": (OI_PROMPT,),
     "output": (OI_COMPLETION,),
     "cache_read": (OI_CACHE_READ,),
