@@ -57,15 +57,15 @@ def workload(recorder: Recorder, base_url: str) -> None:
 
 
 EXPECTED = [
-    {"provider": "unknown", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 1000,
-     "output_tokens": 50, "note": "Langfuse's spans name no provider: priced by the model"},
-    {"provider": "unknown", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 1200,
+    {"provider": "openai", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 1000,
+     "output_tokens": 50, "note": "Langfuse's spans name no provider: its drop-in's, openai"},
+    {"provider": "openai", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 1200,
      "output_tokens": 60},
-    {"provider": "unknown", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 500,
+    {"provider": "openai", "model": "gpt-4o-2024-08-06", "operation": "chat", "input_tokens": 500,
      "cache_read_tokens": 1500, "output_tokens": 80},
-    {"provider": "unknown", "model": "o3", "operation": "chat", "input_tokens": 1500, "cache_read_tokens": 500,
+    {"provider": "openai", "model": "o3", "operation": "chat", "input_tokens": 1500, "cache_read_tokens": 500,
      "output_tokens": 300, "reasoning_tokens": 100},
-    {"provider": "unknown", "model": "text-embedding-3-small", "operation": "embeddings", "input_tokens": 16},
+    {"provider": "openai", "model": "text-embedding-3-small", "operation": "embeddings", "input_tokens": 16},
 ]
 
 

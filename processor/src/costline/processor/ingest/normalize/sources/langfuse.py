@@ -5,7 +5,9 @@ Its observations carry `langfuse.observation.*` attributes and no `gen_ai.*` at 
 `embedding`, or one that is no model call: `span`, `event`, `agent`, `tool`, ...), the model (the response's, as
 Langfuse records it) and the usage as JSON text (`usage_details`: the SDK's usage object for the OpenAI drop-in, in
 Chat Completions or Responses shape; `{"input": n}` for embeddings; whatever keys a hand-made generation gives).
-The spans name no provider and no response id. Its `cost_details.total`, when given, is kept as the reported cost.
+The spans name no provider and no response id. The provider is then OpenAI's: what the drop-in wraps (Azure OpenAI
+included, which bills OpenAI's list prices), and what genai-prices cannot infer from the model alone for
+embeddings models. Its `cost_details.total`, when given, is kept as the reported cost.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ LANGFUSE_SESSION = "session.id"  # Langfuse v3 writes its session as `session.id
 _CALL_TYPES = {"generation": A.OPERATION_CHAT, "embedding": A.OPERATION_EMBEDDINGS}
 
 FIELDS: dict[Field, tuple[str, ...]] = {
+    # Langfuse writes none; a generation made by hand may carry one, and then it wins over the default.
+    "provider": (A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM),
     "response_model": (LANGFUSE_MODEL,),
     "kind": (LANGFUSE_TYPE,),
     "error_type": (A.ERROR_TYPE,),
@@ -54,6 +58,7 @@ def _is_call(values: MutableMapping[str, object]) -> bool:
 
 SOURCE = Source(
     "langfuse", FIELDS, "genai", precedence=45, scopes=(LANGFUSE_SCOPE,), markers=(LANGFUSE_TYPE,),
+    default_provider=A.PROVIDER_OPENAI,
     refine=_refine, is_call=_is_call,
     extra={"usage_details": (LANGFUSE_USAGE,), "cost_details": (LANGFUSE_COST,),
            "completion_start": (LANGFUSE_COMPLETION_START,)},
@@ -65,7 +70,8 @@ SOURCE = Source(
         reading="observations of type `generation` (chat) and `embedding` are calls; usage from `usage_details` in "
                 "the OpenAI Chat, Responses or Anthropic shape, input including the cache; a completion start time "
                 "marks a stream",
-        limits="no provider on its spans: `unknown`, priced by the model alone; no response id, so Costline's own "
-               "span of the same call is matched only by the dedupe rules that need none",
+        limits="no provider on its spans: read as `openai` (its drop-in's), so a generation logged by hand for "
+               "another provider is priced only when it carries `gen_ai.provider.name`; no response id, so "
+               "Costline's own span of the same call is matched only by the dedupe rules that need none",
     ),
 )
