@@ -137,12 +137,12 @@ def _check_framing() -> None:
                      "metadata"], kinds
 
 
-def main() -> None:
+def workload(recorder: Recorder, _server: object = None) -> None:
+    """The five calls, each its own export, against a `BedrockServer` of its own (shared with the live test)."""
     import botocore.session
     from opentelemetry.instrumentation.botocore import BotocoreInstrumentor
 
     _check_framing()
-    recorder = Recorder()
     BotocoreInstrumentor().instrument(tracer_provider=recorder.provider)
     with BedrockServer() as server:
         client = botocore.session.get_session().create_client(
@@ -178,24 +178,31 @@ def main() -> None:
 
         for step in (chat, stream, cached, cached_stream, embeddings):
             recorder.step(step)
+
+
+EXPECTED = [
+    {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 1000,
+     "output_tokens": 50},
+    {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 1200,
+     "output_tokens": 60},
+    {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 300,
+     "cache_read_tokens": 1500, "cache_write_tokens": 200, "output_tokens": 80,
+     "note": "Bedrock's inputTokens exclude the cache: 300 uncached"},
+    {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 100,
+     "cache_read_tokens": 1700, "output_tokens": 40},
+    {"provider": "aws.bedrock", "model": TITAN, "operation": "embeddings", "input_tokens": 16},
+]
+
+
+def main() -> None:
+    recorder = Recorder()
+    workload(recorder)
     write_fixture(
         "botocore", "bedrock", packages=["opentelemetry-instrumentation-botocore", "botocore"],
         script="botocore_bedrock.py",
         workload="Converse chat and cached chat, ConverseStream and cached ConverseStream, InvokeModel Titan "
                  "embeddings, against a local server speaking Bedrock's wire format",
-        requests=recorder.requests,
-        expected=[
-            {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 1000,
-             "output_tokens": 50},
-            {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 1200,
-             "output_tokens": 60},
-            {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 300,
-             "cache_read_tokens": 1500, "cache_write_tokens": 200, "output_tokens": 80,
-             "note": "Bedrock's inputTokens exclude the cache: 300 uncached"},
-            {"provider": "aws.bedrock", "model": CLAUDE, "operation": "chat", "input_tokens": 100,
-             "cache_read_tokens": 1700, "output_tokens": 40},
-            {"provider": "aws.bedrock", "model": TITAN, "operation": "embeddings", "input_tokens": 16},
-        ],
+        requests=recorder.requests, expected=EXPECTED,
     )
 
 
