@@ -23,9 +23,8 @@ def workload(recorder: Recorder, server_url: str) -> None:
     import anthropic
     import logfire
     import openai
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-
     from _harness import RESOURCE
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
     logfire.configure(send_to_logfire=False, console=False, service_name=RESOURCE["service.name"],
                       environment=RESOURCE["deployment.environment.name"],

@@ -47,7 +47,7 @@ def test_each_instrumentation_span_alone_is_the_exact_call(source):
     fixture = load(FIXTURES / "openinference" / "anthropic_with_sdk.json")
     spans = _spans_of(fixture, SCOPES[source])
     assert [(i, s) for i, s, _ in spans] == [(i, source) for i in range(4)]
-    for (_, _, call), want in zip(spans, CALLS):
+    for (_, _, call), want in zip(spans, CALLS, strict=True):
         assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens) == want
         assert (call.provider, call.request_model, call.response_model) == (
             "anthropic", "claude-sonnet-4-5", "claude-sonnet-4-5")

@@ -2,7 +2,8 @@
 
 `llm.token_count.prompt` includes the `prompt_details.cache_*` tokens. Only spans of kind `LLM` or `EMBEDDING` are
 calls (`CHAIN`, `TOOL`, `AGENT`, ... are not). The model is set from the response (what was billed); the requested
-one exists only inside the invocation-parameters JSON.
+one is `llm.request.model_name` where the instrumentation writes it (anthropic 3.x), else only inside the
+invocation-parameters JSON.
 """
 
 from costline import attributes as A
@@ -51,8 +52,11 @@ FIELDS: dict[Field, tuple[str, ...]] = {
 SOURCE = Source(
     "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.",), markers=(OI_SPAN_KIND,),
     doc=SourceDoc(
-        tested="openinference-instrumentation-openai 0.1.66 (recorded); anthropic cache write from its source",
+        tested="openinference-instrumentation-openai 0.1.66; openinference-instrumentation-anthropic 3.1.0 beside the "
+               "anthropic SDK's own spans (both recorded)",
         reports="usage with cache read and write, reasoning, audio; no response id",
         reading="input includes the cache; only span kinds LLM and EMBEDDING are calls",
+        limits="no response id: its anthropic `messages.stream()` span is in another trace than the SDK's own span "
+               "of the same call, so the two are billed twice until matched by provider, model, usage and time",
     ),
 )
