@@ -42,3 +42,48 @@ def test_langfuse_recorded_generations_are_billed_once_at_list_price(tmp_path):
 def test_langfuse_live_generations_are_billed_once_at_list_price(tmp_path):
     pytest.importorskip("langfuse")
     _check(live_fixture("langfuse_openai", "langfuse", "s.openai_base_url", tmp_path), tmp_path)
+
+
+@pytest.mark.parametrize(("usage_details", "want"), [
+    # Anthropic's shape (a hand-made generation): input EXCLUDES the cache, so it is added to make it semconv's.
+    ('{"input_tokens": 250, "cache_read_input_tokens": 1000, "cache_creation_input_tokens": 200, '
+     '"output_tokens": 80}', (250, 1000, 200, 80)),
+    # Langfuse's own keys.
+    ('{"input": 300, "output": 20, "total": 320}', (300, 0, 0, 20)),
+    # Not JSON, not an object, a count of the wrong type or impossible: ignored like an attribute of the wrong type.
+    ("not json", (0, 0, 0, 0)),
+    ("[1, 2]", (0, 0, 0, 0)),
+    ('{"input": -5, "output": "7", "total": true}', (0, 0, 0, 0)),
+    ('{"input": 10, "output": 2, "pad": "' + "x" * 20_000 + '"}', (0, 0, 0, 0)),  # too long to parse
+])
+def test_usage_details_shapes_and_bad_text(usage_details, want):
+    from costline.processor.http.otlp_http import decode_json
+    from costline.processor.ingest.normalize import normalize_span, resource_attributes
+
+    request = decode_json(load(FIXTURES / "langfuse" / "openai.json").requests[0])
+    resource_spans = request.resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    span = scope_spans.spans[0]
+    for kv in span.attributes:
+        if kv.key == "langfuse.observation.usage_details":
+            kv.value.string_value = usage_details
+    call = normalize_span(span, resource_attributes(resource_spans.resource), scope_spans.scope.name)
+    assert (call.source, call.provider, call.operation) == ("langfuse", "openai", "chat")
+    assert (call.input_tokens, call.cache_read_tokens, call.cache_write_tokens, call.output_tokens) == want
+
+
+def test_observations_that_are_no_model_call_are_not_billed():
+    from costline.processor.http.otlp_http import decode_json
+    from costline.processor.ingest.normalize import normalize_span, resource_attributes
+
+    request = decode_json(load(FIXTURES / "langfuse" / "openai.json").requests[0])
+    resource_spans = request.resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    span = scope_spans.spans[0]
+    resource = resource_attributes(resource_spans.resource)
+    assert normalize_span(span, resource, scope_spans.scope.name) is not None  # as recorded: a generation, a call
+    for kind in ("span", "event", "agent", "tool"):
+        for kv in span.attributes:
+            if kv.key == "langfuse.observation.type":
+                kv.value.string_value = kind
+        assert normalize_span(span, resource, scope_spans.scope.name) is None

@@ -34,3 +34,20 @@ def test_litellm_workload_is_billed_once_each_at_its_list_price(tmp_path):
     assert {key: row["unpriced"] for key, row in billed.items()} == dict.fromkeys(want, 0)
     for key, usd in want.items():
         assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - usd) <= Decimal("1e-9"), key
+
+
+def test_the_raw_request_child_is_no_call_and_the_usage_object_is_read_as_a_literal():
+    from costline.processor.http.otlp_http import decode_json
+    from costline.processor.ingest.normalize import normalize_span, resource_attributes
+
+    fixture = load(FIXTURES / "litellm" / "sdk.json")
+    request = decode_json(fixture.requests[2])  # the cached chat
+    resource_spans = request.resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    resource = resource_attributes(resource_spans.resource)
+    calls = [normalize_span(span, resource, scope_spans.scope.name) for span in scope_spans.spans]
+    assert [(s.name, c is not None) for s, c in zip(scope_spans.spans, calls, strict=True)] == [
+        ("litellm_request", True), ("raw_gen_ai_request", False)]
+    call = calls[0]
+    assert (call.input_tokens, call.cache_read_tokens, call.output_tokens) == (500, 1500, 80)
+    assert call.reported_cost_usd is not None and call.reported_cost_usd > 0  # LiteLLM's own, kept beside

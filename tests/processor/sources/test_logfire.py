@@ -46,3 +46,31 @@ def test_logfire_recorded_workload_is_one_request_per_call_at_list_price(tmp_pat
 def test_logfire_live_workload_is_one_request_per_call_at_list_price(tmp_path):
     pytest.importorskip("logfire")
     _check(live_fixture("logfire_llm", "logfire", "s.url", tmp_path), tmp_path)
+
+
+def _logfire_spans(scope_prefix: str = "logfire.openai"):
+    from costline.processor.http.otlp_http import decode_json
+    from costline.processor.ingest.normalize import resource_attributes
+
+    fixture = load(FIXTURES / "logfire" / "openai_anthropic.json")
+    request = decode_json(fixture.requests[1])  # the openai stream: request span, then log span
+    resource_spans = request.resource_spans[0]
+    scope_spans = resource_spans.scope_spans[0]
+    assert scope_spans.scope.name.startswith(scope_prefix)
+    return list(scope_spans.spans), resource_attributes(resource_spans.resource), scope_spans.scope.name
+
+
+def test_a_stream_request_span_is_no_call_but_a_failed_request_span_is():
+    from opentelemetry.proto.trace.v1.trace_pb2 import Status
+
+    from costline.processor.ingest.normalize import normalize_span
+
+    spans, resource, scope = _logfire_spans()
+    request_span, log_span = spans
+    assert normalize_span(request_span, resource, scope) is None  # no usage, no error: its log span is the call
+    call = normalize_span(log_span, resource, scope)
+    assert (call.source, call.input_tokens, call.output_tokens, call.response_id) == (
+        "logfire", 1200, 60, "chatcmpl-fake123")
+    request_span.status.code = Status.STATUS_CODE_ERROR  # the request itself failed: a call, billed without usage
+    failed = normalize_span(request_span, resource, scope)
+    assert (failed.source, failed.error_type, failed.has_usage) == ("logfire", "_OTHER", False)
