@@ -14,6 +14,9 @@ it (named in the file, so anyone can re-record it against a newer release):
                      "input_tokens": 600, "cache_read_tokens": 400, "output_tokens": 50, ...}, ... ]
     }
 
+A fixture may also carry `"known_failure": "why"`: a workload Costline does not bill exactly yet (the replay test
+expects it to fail, strictly, so the note goes the day it passes).
+
 `expected` holds one entry per API call the workload made (billing semantics: `input_tokens` is the uncached input;
 any `model.BILLABLE_UNITS` attribute may be given, absent ones are 0; `"usage_missing": true` for a call whose spans
 carry no usage). `bill` replays the requests (each its own export, through `Pipeline.ingest`, the OTLP receivers' own

@@ -13,8 +13,10 @@ FIXTURES = every_fixture()
 
 @pytest.mark.parametrize("path", FIXTURES, ids=[f"{p.parent.name}/{p.stem}" for p in FIXTURES])
 @pytest.mark.parametrize("reverse", [False, True], ids=["as-exported", "reversed"])
-def test_a_recorded_workload_is_billed_once_per_call(path, reverse, tmp_path):
+def test_a_recorded_workload_is_billed_once_per_call(path, reverse, tmp_path, request):
     fixture = load(path)
+    if known := fixture.meta.get("known_failure"):  # strict: once it is billed right, the note must go
+        request.applymarker(pytest.mark.xfail(reason=known, strict=True))
     order = list(range(len(fixture.requests)))
     billed, ledger = bill(fixture, f"sqlite:///{tmp_path}/ledger.db", order=order[::-1] if reverse else order)
     ledger.close()

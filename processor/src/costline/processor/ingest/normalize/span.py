@@ -191,6 +191,8 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
     values = decoded.values
     if source.refine is not None:
         source.refine(values)
+    if source.is_call is not None and "error_type" not in values and span.status.code == _STATUS_ERROR:
+        values["error_type"] = _OTHER_ERROR  # a source's own call rule may tell failed calls apart (Logfire's)
     has_usage = not values.keys().isdisjoint(_USAGE_FIELDS)
     if not _is_call(source, decoded, has_usage):
         return None

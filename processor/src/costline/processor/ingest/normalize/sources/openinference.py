@@ -2,7 +2,8 @@
 
 `llm.token_count.prompt` includes the `prompt_details.cache_*` tokens. Only spans of kind `LLM` or `EMBEDDING` are
 calls (`CHAIN`, `TOOL`, `AGENT`, ... are not). The model is set from the response (what was billed); the requested
-one exists only inside the invocation-parameters JSON.
+one is `llm.request.model_name` where the instrumentation writes it (anthropic 3.x), else only inside the
+invocation-parameters JSON.
 """
 
 from costline import attributes as A
@@ -10,6 +11,8 @@ from costline.processor.ingest.normalize.sources.base import Field, Source, Sour
 
 OI_SPAN_KIND = "openinference.span.kind"
 OI_MODEL_NAME = "llm.model_name"
+OI_REQUEST_MODEL_NAME = "llm.request.model_name"  # openinference-instrumentation-anthropic 3.x
+OI_RESPONSE_MODEL_NAME = "llm.response.model_name"
 OI_EMBEDDING_MODEL_NAME = "embedding.model_name"
 OI_PROVIDER = "llm.provider"
 OI_SYSTEM = "llm.system"
@@ -27,7 +30,9 @@ OI_EMBEDDING_INVOCATION_PARAMETERS = "embedding.invocation_parameters"
 FIELDS: dict[Field, tuple[str, ...]] = {
     "provider": (OI_PROVIDER, OI_SYSTEM, A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM),
     # OpenInference has one model attribute, set from the response when the response names it: what was billed.
-    "response_model": (OI_MODEL_NAME, OI_EMBEDDING_MODEL_NAME),
+    "response_model": (OI_MODEL_NAME, OI_RESPONSE_MODEL_NAME, OI_EMBEDDING_MODEL_NAME),
+    # Newer instrumentations (anthropic 3.x) name the requested model too; older ones only in the parameters JSON.
+    "request_model": (OI_REQUEST_MODEL_NAME,),
     "input": (OI_PROMPT,),
     "output": (OI_COMPLETION,),
     "cache_read": (OI_CACHE_READ,),
@@ -47,8 +52,11 @@ FIELDS: dict[Field, tuple[str, ...]] = {
 SOURCE = Source(
     "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.",), markers=(OI_SPAN_KIND,),
     doc=SourceDoc(
-        tested="openinference-instrumentation-openai 0.1.66 (recorded); anthropic cache write from its source",
+        tested="openinference-instrumentation-openai 0.1.66; openinference-instrumentation-anthropic 3.1.0 beside the "
+               "anthropic SDK's own spans (both recorded)",
         reports="usage with cache read and write, reasoning, audio; no response id",
         reading="input includes the cache; only span kinds LLM and EMBEDDING are calls",
+        limits="no response id: its anthropic `messages.stream()` span is in another trace than the SDK's own span "
+               "of the same call, so the two are billed twice until matched by provider, model, usage and time",
     ),
 )
