@@ -47,28 +47,20 @@ function tracing(req, serviceName) {
   return provider;
 }
 
-function versionOf(req, name) {
-  // package.json is not always exported: read it from the resolved entry point's folder upward.
+// A direct dependency's package.json (name and version), read from the package folder the recorder runs in: not
+// every package exports its package.json, and an npm alias (`anthropic-sdk-0`) names the real package inside.
+function manifest(req, name) {
   const path = req('path');
   const fs = req('fs');
-  let dir = path.dirname(req.resolve(name));
-  for (;;) {
-    const file = path.join(dir, 'package.json');
-    if (fs.existsSync(file)) {
-      const meta = JSON.parse(fs.readFileSync(file, 'utf8'));
-      if (meta.name === name) return meta.version;
-    }
-    const up = path.dirname(dir);
-    if (up === dir) throw new Error(`no package.json for ${name}`);
-    dir = up;
-  }
+  return JSON.parse(fs.readFileSync(path.join(process.cwd(), 'node_modules', name, 'package.json'), 'utf8'));
 }
 
 // The recorder's last stdout line: what produced the spans.
 function report(req, packages) {
+  const found = packages.map((name) => manifest(req, name));
   console.log(JSON.stringify({
-    package: packages.join(' + '),
-    version: packages.map((name) => versionOf(req, name)).join(' + '),
+    package: found.map((meta) => meta.name).join(' + '),
+    version: found.map((meta) => meta.version).join(' + '),
   }));
 }
 

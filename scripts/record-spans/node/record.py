@@ -83,6 +83,53 @@ RECORDERS: dict[str, Recorder] = {
                  billed("anthropic", CLAUDE, "anthropic_cached"), billed("anthropic", CLAUDE, "anthropic_stream"),
                  billed("openai", EMBEDDING, "embeddings", "embeddings")],
     ),
+    "openllmetry-js": Recorder(
+        "peers", "openllmetry_js.cjs",
+        "openai chat, stream (include_usage), chat with 1500 cached tokens (its embeddings are not instrumented: "
+        "no call made); anthropic chat with cache read and write, stream",
+        lambda: [billed("openai", GPT, "chat"),
+                 {"provider": "openai", "model": GPT, "operation": "chat", "input_tokens": 4, "output_tokens": 6,
+                  "note": "stream: the span carries js-tiktoken estimates of the message texts (TRACELOOP_ENRICH_TOKENS"
+                          ", on by default), never the usage chunk (the provider billed 800 in, 40 out); nothing on "
+                          "the span tells a stream, so the estimate is billed as is"},
+                 {**billed("openai", GPT, "cached"), "input_tokens": 2000, "cache_read_tokens": 0,
+                  "note": "cached: the span has no cached-token count, so the 1500 cached tokens are billed as input"},
+                 billed("anthropic", CLAUDE, "anthropic_cached"), billed("anthropic", CLAUDE, "anthropic_stream")],
+    ),
+    # Read as the Python instrumentation's spans are (same `llm.*` attributes and cache meaning): source `openinference`.
+    "openinference": Recorder(
+        "peers", "openinference_js.cjs",
+        "openai chat, stream (include_usage), chat with 1500 cached tokens, embeddings",
+        lambda: [billed("openai", GPT, "chat"),
+                 missing("openai", "gpt-4o-mini", "chat", "stream: no token counts on the span, include_usage or not "
+                         "(and the model is the requested one)"),
+                 billed("openai", GPT, "cached"),
+                 missing("openai", EMBEDDING, "embeddings", "embeddings: no token counts on the span")],
+        scenario="node-openai-js",
+    ),
+    "otel-openai-js": Recorder(
+        "peers", "otel_openai_js.cjs",
+        "openai chat, stream (include_usage), chat with 1500 cached tokens, embeddings",
+        lambda: [billed("openai", GPT, "chat"), billed("openai", GPT, "stream"),
+                 {**billed("openai", GPT, "cached"), "input_tokens": 2000, "cache_read_tokens": 0,
+                  "note": "no cached-token count on any span (streamed or not): the 1500 cached tokens are billed "
+                          "as input"},
+                 billed("openai", EMBEDDING, "embeddings", "embeddings")],
+    ),
+    "langfuse-js": Recorder(
+        "peers", "langfuse_js.cjs",
+        "openai chat, stream (include_usage), chat with 1500 cached tokens, embeddings, through observeOpenAI",
+        lambda: [billed("openai", GPT, "chat"),
+                 billed("openai", "gpt-4o-mini", "stream", note="stream: the model is the requested one"),
+                 billed("openai", GPT, "cached"),
+                 missing("openai", EMBEDDING, "embeddings", "embeddings: the generation has no usage details")],
+    ),
+    # The TypeScript SDK's spans are the Python SDK's (scope `com.anthropic.sdk.typescript`): source `anthropic-sdk`.
+    "anthropic-sdk": Recorder(
+        "peers", "anthropic_ts_sdk.cjs", "anthropic chat with cache read and write, stream",
+        lambda: [billed("anthropic", CLAUDE, "anthropic_cached"), billed("anthropic", CLAUDE, "anthropic_stream")],
+        scenario="node-anthropic-ts-sdk",
+    ),
 }
 
 

@@ -45,10 +45,13 @@ FIELDS: dict[Field, tuple[str, ...]] = {
 }
 
 SOURCE = Source(
-    "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.",), markers=(OI_SPAN_KIND,),
+    "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.", "@arizeai/openinference-"), markers=(OI_SPAN_KIND,),
     doc=SourceDoc(
-        tested="openinference-instrumentation-openai 0.1.66 (recorded); anthropic cache write from its source",
-        reports="usage with cache read and write, reasoning, audio; no response id",
+        tested="openinference-instrumentation-openai 0.1.66 (recorded); anthropic cache write from its source; "
+               "@arizeai/openinference-instrumentation-openai 4.2.7 (Node, recorded: the same attributes)",
+        reports="usage with cache read and write, reasoning, audio; no response id; the Node instrumentation's "
+                "streams and embeddings carry no token counts",
         reading="input includes the cache; only span kinds LLM and EMBEDDING are calls",
+        limits="Node: streams (even with `include_usage`) and embeddings are counted as usage missing",
     ),
 )
