@@ -1,0 +1,28 @@
+"""OpenLLMetry-JS (`@traceloop/node-server-sdk` 0.27) spans, recorded from the npm packages: Anthropic input
+excludes the cache; OpenAI streams carry js-tiktoken estimates (billed as given: nothing marks them); OpenAI cache
+reads are not reported; embeddings are not instrumented (the workload makes none)."""
+
+from __future__ import annotations
+
+from tests.processor.sources.node_workload import CLAUDE, GPT, billed, cost_nano, fixture, nano
+
+
+def test_anthropic_cache_outside_the_input_and_openai_as_reported(tmp_path):
+    rows = billed("openllmetry-js", tmp_path)
+    assert set(rows) == {GPT, CLAUDE}
+    # Anthropic: input_tokens 500 beside 2000 read and 500 written (not 500 - 2500 clamped to 0), and a 700/20 stream
+    assert rows[CLAUDE]["requests"] == 2
+    assert (rows[CLAUDE]["input_tokens"], rows[CLAUDE]["cache_read_tokens"], rows[CLAUDE]["cache_write_tokens"]) == (
+        1200, 2000, 500)
+    assert cost_nano(rows[CLAUDE]) == (nano(CLAUDE, input=500, cache_read=2000, cache_write=500, output=60)
+                                       + nano(CLAUDE, input=700, output=20)) == 2_425_000
+    # OpenAI: chat 1000/50; the stream's estimate 4/6 (the provider billed 800/40); the cached call's 2000 input
+    # with no cached count, all at the input rate
+    assert rows[GPT]["requests"] == 3 and rows[GPT]["usage_missing"] == 0
+    assert cost_nano(rows[GPT]) == (nano(GPT, input=1000, output=50) + nano(GPT, input=4, output=6)
+                                    + nano(GPT, input=2000, output=30)) == 502_200
+
+
+def test_the_fixture_says_which_counts_are_not_the_providers():
+    notes = [call["note"] for call in fixture("openllmetry-js").expected if "note" in call]
+    assert len(notes) == 2 and "estimates" in notes[0] and "cached" in notes[1]
