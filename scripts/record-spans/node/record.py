@@ -72,6 +72,12 @@ class Recorder:
     workload: str
     expected: Callable[[], list[dict[str, Any]]]
     scenario: str = "node-workload"
+    source: str = ""
+    """The `LLMCall.source` the fixture is filed under (default: the recorder's name)."""
+    env: tuple[tuple[str, str], ...] = ()
+    cross_export: bool = False
+    """Filed under `tests/fixtures/spans-cross-export/` instead: a workload billed once only when its spans arrive in
+    one export (dedupe within a batch), kept apart until the cross-export identity rule covers it."""
 
 
 RECORDERS: dict[str, Recorder] = {
@@ -123,6 +129,14 @@ RECORDERS: dict[str, Recorder] = {
                  billed("openai", "gpt-4o-mini", "stream", note="stream: the model is the requested one"),
                  billed("openai", GPT, "cached"),
                  missing("openai", EMBEDDING, "embeddings", "embeddings: the generation has no usage details")],
+    ),
+    # Both OpenLLMetry-JS's span and the Anthropic SDK's own (on by default in @anthropic-ai/sdk) for each Anthropic
+    # call, the SDK's a child of OpenLLMetry's, each exported on its own: still one call each.
+    "openllmetry-js-with-sdk-spans": Recorder(
+        "peers", "openllmetry_js.cjs", "anthropic chat with cache read and write, stream, with the SDK's own spans on",
+        lambda: [billed("anthropic", CLAUDE, "anthropic_cached"), billed("anthropic", CLAUDE, "anthropic_stream")],
+        scenario="node-with-anthropic-sdk-spans", source="openllmetry-js", cross_export=True,
+        env=(("COSTLINE_RECORD_SDK_SPANS", "1"), ("COSTLINE_RECORD_ONLY", "anthropic")),
     ),
     # The TypeScript SDK's spans are the Python SDK's (scope `com.anthropic.sdk.typescript`): source `anthropic-sdk`.
     "anthropic-sdk": Recorder(
@@ -186,10 +200,11 @@ def node_version() -> str:
     return subprocess.run(["node", "--version"], check=True, capture_output=True, text=True).stdout.strip()
 
 
-def run(source: str, otlp_url: str | None = None, timeout: float = 120) -> dict[str, Any]:
-    """Run `source`'s recorder against a fresh fake provider; its spans go to `otlp_url` when given, else to a
+def run(name: str, otlp_url: str | None = None, timeout: float = 120) -> dict[str, Any]:
+    """Run the recorder `name` against a fresh fake provider; its spans go to `otlp_url` when given, else to a
     capture server and into the returned fixture document's `requests`."""
-    recorder = RECORDERS[source]
+    recorder = RECORDERS[name]
+    source = recorder.source or name
     folder = HERE / recorder.folder
     if not (folder / "node_modules").is_dir():
         raise RuntimeError(f"{folder}/node_modules is missing: run `npm ci` there (make record-node-spans does)")
@@ -203,7 +218,7 @@ def run(source: str, otlp_url: str | None = None, timeout: float = 120) -> dict[
                # Peers read these too; none of the recorders may reach a real service.
                "OPENAI_BASE_URL": fake.openai_base_url, "ANTHROPIC_BASE_URL": fake.anthropic_base_url,
                "OPENAI_API_KEY": "sk-record", "ANTHROPIC_API_KEY": "sk-ant-record",
-               "TRACELOOP_TELEMETRY": "false", "OTEL_SDK_DISABLED": "false"}
+               "TRACELOOP_TELEMETRY": "false", "OTEL_SDK_DISABLED": "false", **dict(recorder.env)}
         try:
             done = subprocess.run(["node", recorder.script], cwd=folder, env=env, capture_output=True, text=True,
                                   timeout=timeout)
@@ -217,7 +232,7 @@ def run(source: str, otlp_url: str | None = None, timeout: float = 120) -> dict[
     return {
         "source": source, "package": produced["package"], "version": produced["version"],
         "runtime": f"node {node_version()}",
-        "recorded_by": f"scripts/record-spans/node/record.py {source} ({recorder.folder}/{recorder.script})",
+        "recorded_by": f"scripts/record-spans/node/record.py {name} ({recorder.folder}/{recorder.script})",
         "workload": f"{recorder.workload}; against costline.testing.fake_provider",
         "requests": capture.bodies if capture is not None else [],
         "expected": recorder.expected(),
@@ -226,15 +241,16 @@ def run(source: str, otlp_url: str | None = None, timeout: float = 120) -> dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("sources", nargs="*", metavar="SOURCE", help=f"of {', '.join(RECORDERS)} (default: all)")
+    parser.add_argument("sources", nargs="*", metavar="SOURCE", help=f"recorders of {', '.join(RECORDERS)} (default: all)")
     sources = parser.parse_args(argv).sources or list(RECORDERS)
     if unknown := set(sources) - set(RECORDERS):
         parser.error(f"unknown sources {sorted(unknown)}: known are {', '.join(RECORDERS)}")
-    for source in sources:
-        document = run(source)
+    for name in sources:
+        document = run(name)
         if not document["requests"]:
-            raise SystemExit(f"{source}: the recorder exported nothing")
-        path = FIXTURES / source / f"{RECORDERS[source].scenario}.json"
+            raise SystemExit(f"{name}: the recorder exported nothing")
+        root = FIXTURES.parent / "spans-cross-export" if RECORDERS[name].cross_export else FIXTURES
+        path = root / document["source"] / f"{RECORDERS[name].scenario}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(document, indent=1) + "\n")
         print(f"{path.relative_to(REPO)}: {len(document['requests'])} exports, {document['version']}")

@@ -15,11 +15,15 @@ async function main() {
     traceloopSyncEnabled: false, exporter: new OTLPTraceExporter({ url: process.env.COSTLINE_RECORD_OTLP }),
     instrumentModules: { openAI: OpenAI, anthropic: anthropicModule },
   });
-  // The Anthropic SDK's own spans would be a second source on the same calls: off, to record OpenLLMetry's alone.
+  // The Anthropic SDK's own spans (on by default) are a second source on the same calls: off to record
+  // OpenLLMetry's alone, on (COSTLINE_RECORD_SDK_SPANS=1) to record both.
+  const sdkSpans = process.env.COSTLINE_RECORD_SDK_SPANS === '1';
   const { openai, anthropic } = clients(OpenAI, class extends Anthropic {
-    constructor(options) { super({ ...options, openTelemetry: false }); }
+    constructor(options) { super({ ...options, openTelemetry: sdkSpans ? undefined : false }); }
   });
-  await openaiCalls(openai, { embeddings: false });  // not instrumented: no span to record
+  if (process.env.COSTLINE_RECORD_ONLY !== 'anthropic') {
+    await openaiCalls(openai, { embeddings: false });  // not instrumented: no span to record
+  }
   await anthropicCalls(anthropic);
   await traceloop.forceFlush();
   common.report(require, ['@traceloop/node-server-sdk', '@traceloop/instrumentation-openai',
