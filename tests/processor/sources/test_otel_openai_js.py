@@ -1,4 +1,4 @@
-"""The official `@opentelemetry/instrumentation-openai` 0.22 spans, recorded from the npm package: semconv usage,
+"""The official `@opentelemetry/instrumentation-openai` 0.21 spans, recorded from the npm package: semconv usage,
 streams read from the usage chunk, embeddings; no cached-token count on any span (the cached call's input is billed
 at the full rate, a limit of the source written down in docs/sources.md)."""
 
