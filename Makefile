@@ -17,16 +17,18 @@ ANTHROPIC_MIN := 2.0.0
 VENV_FOCUS := .venv-focus
 PYTHON_FOCUS ?= PYENV_VERSION=3.12.1 python3.12
 
-.PHONY: venv test-deps venv-min venv-focus claude-code chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean
+.PHONY: venv test-deps venv-min venv-focus claude-code chromium test test-min demo bench dashboards prometheus alertmanager compose-client lint clean \
+	node-deps record-node-spans
 
 # What the product and `make demo` need: .venv with the three distributions (editable) and the dev tools, from PyPI.
 # Nothing from Debian, no other Python.
 venv: $(STAMP)
 
 # What only the tests need: Debian's prometheus, prometheus-alertmanager, chromium, poppler-utils and docker-compose
-# (root or sudo), the oldest SDKs in .venv-min, the FOCUS validator in .venv-focus where a Python 3.12 exists, and the
-# real Claude Code CLI from npm (its pinned version and lockfile in tests/processor/assistants/claude-code/).
-test-deps: venv-focus venv-min prometheus alertmanager compose-client chromium claude-code
+# (root or sudo), the oldest SDKs in .venv-min, the FOCUS validator in .venv-focus where a Python 3.12 exists, the
+# real Claude Code CLI from npm (its pinned version and lockfile in tests/processor/assistants/claude-code/), and
+# Node.js with the Vercel AI SDK for the live Node test.
+test-deps: venv-focus venv-min prometheus alertmanager compose-client chromium node-deps claude-code
 
 CLAUDE_CODE := tests/processor/assistants/claude-code
 claude-code: $(CLAUDE_CODE)/node_modules/.bin/claude
@@ -85,6 +87,22 @@ chromium:
 # A compose client (Debian's docker-compose) so the tests validate docker-compose.yml with compose itself; no engine.
 compose-client:
 	@command -v docker-compose >/dev/null || docker compose version >/dev/null 2>&1 || bash scripts/install-docker-compose.sh
+
+# Node.js and npm (Debian's nodejs and npm when there is no node) and the one small package set the live Node test
+# runs (tests/processor/sources/test_node_live.py): the Vercel AI SDK, `npm ci` from its committed lockfile.
+NODE_LIVE := scripts/record-spans/node/vercel-ai
+node-deps: $(NODE_LIVE)/node_modules/.installed
+
+$(NODE_LIVE)/node_modules/.installed: $(NODE_LIVE)/package-lock.json
+	@command -v node >/dev/null && command -v npm >/dev/null || bash scripts/install-debian-packages.sh nodejs npm
+	cd $(NODE_LIVE) && npm ci --no-audit --no-fund
+	touch $@
+
+# Re-record the Node span fixtures (tests/fixtures/spans/<source>/node-*.json) from the npm packages pinned in
+# scripts/record-spans/node/*/package-lock.json, with this machine's node (scripts/record-spans/node/README.md).
+record-node-spans: venv node-deps
+	cd scripts/record-spans/node/peers && npm ci --no-audit --no-fund
+	$(BIN)/python scripts/record-spans/node/record.py
 
 test: venv test-deps
 	$(BIN)/python -m pytest

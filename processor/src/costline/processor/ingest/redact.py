@@ -99,6 +99,13 @@ CONTENT_KEYS: frozenset[str] = frozenset({
     "reranker.output_documents", "reranker.query", "tool.parameters", "tool.json_schema",
     "tool_call.function.arguments", "message.content", "message.contents", "message.tool_calls",
     "document.content", "user.id", "metadata", "tag.tags",
+    # Vercel AI SDK (`ai.prompt.messages`, `ai.prompt.tools`, ... and the outer spans' `ai.response.text`)
+    "ai.prompt", "ai.response.text", "ai.response.object", "ai.response.toolCalls", "ai.response.reasoning",
+    "ai.toolCall.args", "ai.toolCall.result", "ai.request.headers", "ai.value", "ai.values", "ai.embedding",
+    "ai.embeddings", "ai.schema", "ai.telemetry.metadata",
+    # Langfuse
+    "langfuse.observation.input", "langfuse.observation.output", "langfuse.observation.metadata",
+    "langfuse.trace.input", "langfuse.trace.output", "langfuse.trace.metadata", "langfuse.user.id",
 })
 """Attribute names (and, with a `.` after them, namespaces: `gen_ai.prompt.0.content`) that carry message content,
 tool arguments, embedding input, request headers or the end user in some supported source (normalize/sources/),

@@ -46,7 +46,8 @@ def _wanted() -> dict[str, bool]:
     for source in SOURCES:
         for key, (name, _, _) in source.keymap.items():
             # A source's marker keys are LLM-indicative whatever their prefix (`langfuse.observation.type`, `ai.*`).
-            wanted[key] = wanted.get(key, False) or key.startswith(_LLM_PREFIXES) or name == "marker"
+            wanted[key] = (wanted.get(key, False) or key.startswith(_LLM_PREFIXES) or name == "marker"
+                           or key in source.markers)  # a marker the row also reads as a field (`ai.model.provider`)
         for key in source.marker_values:
             wanted.setdefault(key, False)
     return wanted

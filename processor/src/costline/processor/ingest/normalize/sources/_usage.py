@@ -6,7 +6,8 @@ OpenAI Chat Completions (`prompt_tokens`, `prompt_tokens_details.cached_tokens`,
 (`input_tokens`, `input_tokens_details.cached_tokens`, ...) and Anthropic (`input_tokens` beside
 `cache_read_input_tokens` / `cache_creation_input_tokens`: there the input EXCLUDES the cache, so the cache is added
 to it here and every shape comes out with semconv's meaning, input including the cache). Langfuse's own canonical
-keys (`input`, `output`, `total`) read like the first.
+keys (`input`, `output`, `total`, and beside them `input_cached_tokens` / `input_cache_write_tokens`, as its JS SDK
+writes them) exclude the cache too: each usage type is priced on its own there.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ _PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
                    ("cache_read_input_tokens",), ("input_cached_tokens",), ("input_cache_read",)),
     "cache_write": (("prompt_tokens_details", "cache_write_tokens"),
                     ("prompt_tokens_details", "cache_creation_tokens"), ("cache_creation_input_tokens",),
-                    ("input_cache_creation",)),
+                    ("input_cache_write_tokens",), ("input_cache_creation",)),
     "reasoning": (("completion_tokens_details", "reasoning_tokens"), ("output_tokens_details", "reasoning_tokens"),
-                  ("output_reasoning",)),
-    "input_audio": (("prompt_tokens_details", "audio_tokens"),),
-    "output_audio": (("completion_tokens_details", "audio_tokens"),),
+                  ("output_reasoning",), ("output_reasoning_tokens",)),
+    "input_audio": (("prompt_tokens_details", "audio_tokens"), ("input_audio_tokens",)),
+    "output_audio": (("completion_tokens_details", "audio_tokens"), ("output_audio_tokens",)),
 }
+
+
+_LANGFUSE_CACHE_KEYS = ("input_cached_tokens", "input_cache_read", "input_cache_write_tokens", "input_cache_creation")
 
 
 def parse_object(text: object) -> Mapping[str, object] | None:
@@ -76,7 +80,9 @@ def usage_fields(usage: Mapping[str, object]) -> dict[str, int]:
                 break
     anthropic_shape = "prompt_tokens" not in usage and (
         "cache_read_input_tokens" in usage or "cache_creation_input_tokens" in usage)
-    if anthropic_shape and "input" in found:
+    langfuse_shape = "prompt_tokens" not in usage and "input_tokens" not in usage and any(
+        key in usage for key in _LANGFUSE_CACHE_KEYS)
+    if (anthropic_shape or langfuse_shape) and "input" in found:
         found["input"] += found.get("cache_read", 0) + found.get("cache_write", 0)
     return found
 

@@ -1,4 +1,6 @@
-"""The anthropic Python SDK's own tracing (`anthropic/lib/_tracing/_response.py`).
+"""The anthropic Python SDK's own tracing (`anthropic/lib/_tracing/_response.py`) and the TypeScript SDK's
+(`@anthropic-ai/sdk` 1.x `internal/tracing`, scope `com.anthropic.sdk.typescript`, recorded from 1.17.0): the same
+attributes and meaning.
 
 `gen_ai.usage.input_tokens` = input + cache read + cache write (semconv meaning). The SDK tags every API call with
 `gen_ai.provider.name`, `count_tokens` and session calls included: only spans with `gen_ai.operation.name` are model
@@ -10,7 +12,7 @@ from costline.processor.ingest.normalize.sources.base import SEMCONV, Source, So
 SOURCE = Source(
     "anthropic-sdk", SEMCONV, "operation", precedence=10, scopes=("com.anthropic.sdk",), default_provider="anthropic",
     doc=SourceDoc(
-        tested="anthropic 2.x (its own spans, with and without Costline's)",
+        tested="anthropic 2.x (its own spans, with and without Costline's); @anthropic-ai/sdk 1.17.0 (Node, recorded)",
         reports="usage with cache read and write, response id, streams",
         reading="semconv: input includes the cache; spans without `gen_ai.operation.name` are API calls but not model "
                 "calls",

@@ -50,13 +50,17 @@ FIELDS: dict[Field, tuple[str, ...]] = {
 }
 
 SOURCE = Source(
-    "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.",), markers=(OI_SPAN_KIND,),
+    "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.", "@arizeai/openinference-"),
+    markers=(OI_SPAN_KIND,),
     doc=SourceDoc(
         tested="openinference-instrumentation-openai 0.1.66; openinference-instrumentation-anthropic 3.1.0 beside the "
-               "anthropic SDK's own spans (both recorded)",
-        reports="usage with cache read and write, reasoning, audio; no response id",
+               "anthropic SDK's own spans (both recorded); @arizeai/openinference-instrumentation-openai 4.2.7 "
+               "(Node, recorded: the same attributes)",
+        reports="usage with cache read and write, reasoning, audio; no response id; the Node instrumentation's "
+                "streams and embeddings carry no token counts",
         reading="input includes the cache; only span kinds LLM and EMBEDDING are calls",
         limits="no response id: its anthropic `messages.stream()` span is in another trace than the SDK's own span "
-               "of the same call, so the two are billed twice until matched by provider, model, usage and time",
+               "of the same call, so the two are billed twice until matched by provider, model, usage and time; "
+               "Node: streams (even with `include_usage`) and embeddings are counted as usage missing",
     ),
 )
