@@ -267,6 +267,7 @@ def _rare(call: LLMCall, values: Mapping[str, object]) -> None:
     if isinstance(reported, float) and 0 <= reported < _MAX_REPORTED_COST_USD:
         call.reported_cost_usd = reported
     call.adjusted = tuple(adjusted)
+    call.rare = True
 
 
 _MAX_REPORTED_COST_USD = 1_000_000.0
