@@ -158,3 +158,33 @@ def test_a_text_only_workload_exposes_the_series_it_always_had(tmp_path):
     for family in ("costline_tool_calls_total", "costline_reported_cost", "costline_cost_disagreements_total",
                    "costline_calls_without_usage_total"):
         assert not [ln for ln in samples if ln.startswith(family)], text
+
+
+def test_spans_with_rarer_units_and_without_usage_reach_the_series_through_normalisation(tmp_path):
+    """The whole path from OTLP: normalisation marks a call carrying a rarer unit (`LLMCall.rare`), so the series
+    count it; a successful span without usage is counted by its source, provider and model."""
+    from prometheus_client import CollectorRegistry
+
+    from costline import attributes as A
+    from costline.processor.config.core import parse_config
+    from costline.processor.service import assemble_pipeline
+    from tests.processor.otlp import llm_span, request_of
+
+    from costline.processor.clock import system_clock
+
+    # The spans start within the last hour of the real clock (`otlp.RECENT_NS`): inside the start-time window.
+    pipeline = assemble_pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=system_clock)
+    try:
+        audio = llm_span(model="gpt-4o", input_tokens=1000, output_tokens=200,
+                         extra={A.GEN_AI_USAGE_AUDIO_INPUT_TOKENS: 400, A.COSTLINE_USAGE_WEB_SEARCHES: 2})
+        missing = llm_span(model="gpt-4o-mini", input_tokens=None, output_tokens=None)
+        pipeline.ingest(request_of([audio, missing]))
+        registry = CollectorRegistry()
+        registry.register(pipeline.collector)
+        text = generate_latest(registry).decode()
+    finally:
+        pipeline.close()
+    assert 'type="input_audio"' in text and ',type="input_audio"} 400.0' in text, text
+    assert 'costline_tool_calls_total{' in text and 'type="web_search"} 2.0' in text, text
+    assert ('costline_calls_without_usage_total{model="gpt-4o-mini",provider="openai",source="costline"} 1.0'
+            in text), text
