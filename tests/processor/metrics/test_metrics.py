@@ -166,11 +166,10 @@ def test_spans_with_rarer_units_and_without_usage_reach_the_series_through_norma
     from prometheus_client import CollectorRegistry
 
     from costline import attributes as A
+    from costline.processor.clock import system_clock
     from costline.processor.config.core import parse_config
     from costline.processor.service import assemble_pipeline
     from tests.processor.otlp import llm_span, request_of
-
-    from costline.processor.clock import system_clock
 
     # The spans start within the last hour of the real clock (`otlp.RECENT_NS`): inside the start-time window.
     pipeline = assemble_pipeline(parse_config({}), Ledger(f"sqlite:///{tmp_path / 'l.db'}"), clock=system_clock)

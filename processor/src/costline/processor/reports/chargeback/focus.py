@@ -37,6 +37,11 @@ ISSUER = "Costline"
 TOKENS = "Tokens"
 ZERO = Decimal(0)
 
+_UNIT_COLUMNS = tuple(("x_" + "".join(w[:1].upper() + w[1:] for w in unit.attribute.split("_")), unit)
+                      for unit in BILLABLE_UNITS[5:])
+"""(column, unit) of the units beyond the five token types, named after the call's field: `x_CacheWrite1hTokens`,
+`x_InputAudioTokens`, ..., `x_WebSearches`, `x_CodeExecutions`."""
+
 COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
     "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
@@ -47,17 +52,11 @@ COLUMNS = (
     "Tags",
     "x_Model", "x_Requests", "x_InputTokens", "x_OutputTokens", "x_CacheReadTokens", "x_CacheWriteTokens",
     "x_UnpricedRequests", "x_UnpricedTokens",
-    "x_ServiceTier", "x_Processing", *(f"x_{''.join(w[:1].upper() + w[1:] for w in u.attribute.split('_'))}"
-                                       for u in BILLABLE_UNITS[5:]),
+    "x_ServiceTier", "x_Processing", *(column for column, _ in _UNIT_COLUMNS),
     "x_UsageMissingRequests", "x_ReportedCostRequests", "x_ReportedCost", "x_CostDisagreements",
     "x_ChargebackTeam", "x_ChargebackModel", "x_ChargebackMarkupPct", "x_ChargebackComponent", "x_ChargebackLine",
     "x_ChargebackAmount", "x_ChargebackExact",
 )
-
-
-_UNIT_COLUMNS = tuple(zip(COLUMNS[COLUMNS.index("x_Processing") + 1:], BILLABLE_UNITS[5:]))
-"""(column, unit) of the units beyond the five token types: `x_CacheWrite1hTokens`, `x_InputAudioTokens`, ...,
-`x_WebSearches`, `x_CodeExecutions`."""
 
 
 def _instant(moment: datetime) -> str:
