@@ -171,6 +171,8 @@ def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Cal
                ) -> tuple[tuple[list[bytes], dict, Sequence], list[LineKind]]:
         """A part of the series where a rare slot is not 0, in series order."""
         column = snap.rare[slot]
+        if not column:  # the common case: no work per series for a unit nobody used
+            return ([], {k: [] for k in splits}, []), [LineKind(sample, extra, [])]
         selector = [False] * len(labels)
         for i in column:
             selector[i] = True
