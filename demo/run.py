@@ -40,7 +40,8 @@ SERVICES = {
     # service: (team, API key, what it does)
     "search": ("search", "sk-demo-alice-laptop", "gpt-4o / gpt-4o-mini chat, streams, prompt-cache hits"),
     "support": ("support", "sk-demo-support-bot", "claude-haiku-4-5 message streams with cache reads/writes"),
-    "research": ("research", "sk-demo-research-batch", "o4-mini reasoning + a self-hosted model nobody priced"),
+    "research": ("research", "sk-demo-research-batch",
+                 "o4-mini reasoning, a self-hosted model nobody priced, streams read without usage"),
 }
 
 
@@ -84,10 +85,11 @@ def print_progress(api: str, started: float) -> None:
     rows = spend_by(api, "team")
     parts = ", ".join(f"{r['team']} {money(r['cost_usd'])}" for r in sorted(rows, key=lambda r: r["team"]))
     unpriced = sum(r["unpriced_requests"] for r in rows)
+    missing = sum(r["usage_missing_requests"] for r in rows)  # answered, but no usage reported: cost unknown
     refused = sum(r["errors"] for r in rows)  # refused by the guard, or failed: nothing billed
-    priced = sum(r["requests"] for r in rows) - unpriced - refused
-    print(f"  t+{time.monotonic() - started:4.0f}s  {priced:5d} calls priced, {unpriced} unpriced, {refused} refused "
-          f"or failed   {parts}", flush=True)
+    priced = sum(r["requests"] for r in rows) - unpriced - missing - refused
+    print(f"  t+{time.monotonic() - started:4.0f}s  {priced:5d} calls priced, {unpriced} unpriced, {missing} without "
+          f"usage, {refused} refused or failed   {parts}", flush=True)
 
 
 def settle(api: str, timeout: float = 15.0) -> None:
@@ -113,7 +115,10 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
     total = Decimal(0)
     for r in sorted(rows, key=lambda r: (r["team"], -Decimal(r["cost_usd"]))):
         total += Decimal(r["cost_usd"])
-        cost = money(r["cost_usd"]) if not r.get("unpriced_requests") else "UNPRICED"
+        answered = r["requests"] - r["errors"]
+        # A cost nobody knows is never shown as $0: unpriced models, and calls whose spans reported no usage.
+        cost = ("UNPRICED" if r.get("unpriced_requests") else "NO USAGE" if r["usage_missing_requests"] == answered
+                else money(r["cost_usd"]) + (" + ?" if r["usage_missing_requests"] else ""))
         tokens_in = r["input_tokens"] + r["cache_read_tokens"] + r["cache_write_tokens"]
         print(f"  {r['team']:<12}{r['model']:<28}{r['requests'] - r['errors']:>9}{r['errors']:>9}{tokens_in:>12}"
               f"{r['output_tokens']:>12}{cost:>14}")
@@ -138,6 +143,13 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
         print(f"  {r['team']:<12}{r['model']:<28}{r['unpriced_requests']:>6} requests, "
               f"{r['input_tokens'] + r['output_tokens']} tokens waiting for a price")
     if not unpriced:
+        print("  none")
+    missing = [r for r in rows if r.get("usage_missing_requests")]
+    print("\nCalls without usage (answered, but their spans reported no tokens: cost unknown, never billed as $0 — "
+          "make the app report usage, docs/sources.md)")
+    for r in missing:
+        print(f"  {r['team']:<12}{r['model']:<28}{r['usage_missing_requests']:>6} requests without usage")
+    if not missing:
         print("  none")
 
     print(f"\nWhere to look next\n  Prometheus metrics : {metrics_url}\n"
@@ -287,8 +299,9 @@ def run_reconcile(provider: FakeProviderServer, db_url: str, config: Path) -> st
 def report_reconciliation(table: str) -> None:
     line = "─" * 96
     print("\nReconciliation (docs/reconciliation.md): the provider's usage report against the ledger\n"
-          "  instrumented keys: ~0 drift; the cron job's calls: untracked spend of team search; the notebook's: "
-          "untracked;\n  the self-hosted model's calls (key `none`, not the provider's) have no provider side")
+          "  instrumented keys: ~0 drift, but research's streams without usage: drift (billed by the provider, "
+          "unknown to the spans);\n  the cron job's calls: untracked spend of team search; the notebook's: untracked; "
+          "the self-hosted model's calls\n  (key `none`, not the provider's) have no provider side")
     for row in table.rstrip().splitlines():
         print(f"  {row}")
     print(line)
@@ -345,6 +358,8 @@ def main() -> int:
                     "OTEL_SERVICE_NAME": f"demo-{service}",
                     "OTEL_RESOURCE_ATTRIBUTES": f"costline.org=acme,costline.team={team},"
                                                 f"deployment.environment.name=demo",
+                    # research's streams reach the provider as the app wrote them, without asking for usage.
+                    **({"COSTLINE_OPENAI_STREAM_USAGE": "false"} if service == "research" else {}),
                 }
                 processes.append(subprocess.Popen(
                     [str(BIN / "opentelemetry-instrument"), sys.executable, str(HERE / "workload.py"),

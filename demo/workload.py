@@ -60,6 +60,15 @@ def research(rng: random.Random, self_hosted: openai.OpenAI) -> None:
         # A self-hosted model nobody priced yet: Costline reports it as unpriced, never as $0.
         self_hosted.chat.completions.create(model="acme-llama-70b", messages=[{"role": "user", "content": "eval"}],
                                             extra_headers=usage(4000, output=600))
+        if rng.random() < 0.3:
+            # A stream read without usage: this service runs with COSTLINE_OPENAI_STREAM_USAGE=false (as an app that
+            # must get its stream's chunks untouched would), so nobody asks for `stream_options.include_usage` and
+            # the provider sends no usage. The processor counts the call as without usage: cost unknown, never $0.
+            for _ in client.chat.completions.create(
+                model="gpt-4o-mini", stream=True, messages=[{"role": "user", "content": "summarise the eval"}],
+                extra_headers=usage(2000, output=150),
+            ):
+                pass
 
 
 def main() -> None:

@@ -204,6 +204,12 @@ def test_unpriced_model_fires(loaded_stack):
     assert not _firing(prometheus, "CostlineUnpricedModel", model="gpt-4o")
 
 
+def test_a_call_without_usage_fires_calls_without_usage(loaded_stack):
+    prometheus, _, _ = loaded_stack
+    assert _firing(prometheus, "CostlineCallsWithoutUsage", model="gpt-4o-mini", source="costline")
+    assert not _firing(prometheus, "CostlineCallsWithoutUsage", model="gpt-4o")
+
+
 def test_processor_up_does_not_fire_processor_down(loaded_stack):
     prometheus, _, _ = loaded_stack
     assert not _firing(prometheus, "CostlineProcessorDown")

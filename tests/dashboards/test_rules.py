@@ -29,6 +29,8 @@ ALERTS = {
     "CostlinePolicyViolation",
     "CostlineProcessorDown",
     "CostlineReconciliationDrift",
+    "CostlineCallsWithoutUsage",
+    "CostlineReportedCostDisagrees",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 

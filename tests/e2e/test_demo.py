@@ -41,7 +41,8 @@ def test_demo_counts_priced_calls_and_refused_attempts_apart(demo_output):
     the guard refused apart from the calls (it sent nothing)."""
     import re
 
-    live = re.findall(r"(\d+) calls priced, (\d+) unpriced, (\d+) refused or failed", demo_output)
+    live = re.findall(r"(\d+) calls priced, (\d+) unpriced, (\d+) without usage, (\d+) refused or failed",
+                      demo_output)
     assert live and int(live[-1][1]) > 0, demo_output[:3000]  # the self-hosted model is never priced
     table = _section(demo_output, "Spend per team and model")
     assert table.splitlines()[1].split()[2:4] == ["calls", "refused"], table
@@ -49,6 +50,23 @@ def test_demo_counts_priced_calls_and_refused_attempts_apart(demo_output):
                if len(cells) == 7}
     # The guarded governance run's attempts were refused before anything was sent.
     assert refused[("research", "o4-mini")] >= 1 and refused[("support", "claude-sonnet-4-5")] >= 1, table
+
+
+def test_demo_shows_calls_without_usage_beside_unpriced_ones(demo_output):
+    """research's streams are read without `include_usage`: answered, cost unknown, shown as such (never $0) in
+    the live line, the spend table, their own section and the team's statement."""
+    import re
+
+    live = re.findall(r"(\d+) without usage", demo_output)
+    assert live and int(live[-1]) > 0, demo_output[:3000]
+    table = _section(demo_output, "Spend per team and model").split("\n\n", 1)[0]
+    (row,) = [line for line in table.splitlines() if line.split()[:2] == ["research", "gpt-4o-mini-2024-07-18"]]
+    assert row.rstrip().endswith("NO USAGE") and "$0.0000" not in row, table
+    missing = _section(demo_output, "Calls without usage")
+    assert re.search(r"research\s+gpt-4o-mini-2024-07-18\s+\d+ requests without usage", missing), missing
+    assert "Unpriced models" in demo_output and "acme-llama-70b" in _section(demo_output, "Unpriced models")
+    research = _section(demo_output, "Chargeback this month").split("acme/research", 1)[1].split("\n\n", 1)[0]
+    assert re.search(r"\d+ calls? without usage: cost unknown, not charged", research), research
 
 
 def _section(out: str, title: str) -> str:

@@ -108,3 +108,39 @@ def test_cost_changes_lists_each_rerate_with_exact_costs(filled, capsysbinary):
     code, _, err = run(capsysbinary, "cost-changes", "--from", "2026-12-02", "--to", "2026-12-01", "--config",
                        str(config), "--db", db)
     assert code == 2 and b"must be after from" in err
+
+
+def test_usage_shows_every_billable_unit_missing_usage_reported_cost_and_groups_by_price_context(
+        tmp_path, capsysbinary):
+    """`costline usage` (one function with `/api/v1/usage`): the columns of the rarer units, calls without usage and
+    reported costs, grouped by service tier and processing."""
+    from tests.processor.conftest import at, make_call
+    config = tmp_path / "costline.yaml"
+    config.write_text(CONFIG)
+    db = f"sqlite:///{tmp_path / 'l.db'}"
+    flex = make_call(1, model="gpt-4o", team="engineering", start=at(2026, 11, 10))
+    flex.service_tier, flex.input_audio_tokens, flex.web_searches = "flex", 300, 2
+    flex.reported_cost_usd, flex.rare = 1.0, True  # nowhere near the price: a disagreement
+    batch = make_call(2, model="gpt-4o", team="engineering", start=at(2026, 11, 10))
+    batch.processing, batch.rare = "batch", True
+    missing = make_call(3, model="gpt-4o", team="engineering", input_tokens=0, output=0, start=at(2026, 11, 10))
+    missing.has_usage = False
+    pipeline = build_pipeline(str(config), db)
+    pipeline.ingest_calls([flex, batch, missing])
+    pipeline.close()
+    code, out, err = run(capsysbinary, "usage", "--config", str(config), "--db", db, "--from", "2026-11-01",
+                         "--group-by", "team,service_tier,processing", "--format", "csv")
+    assert code == 0, err
+    rows = list(csv.DictReader(io.StringIO(out.decode())))
+    header = list(rows[0])
+    assert header[:3] == ["team", "service_tier", "processing"] and header[-1] == "cost_usd"
+    for column in ("cache_write_1h_tokens", "input_audio_tokens", "output_video_tokens", "web_searches",
+                   "code_executions", "usage_missing_requests", "reported_cost_requests", "reported_cost_usd",
+                   "cost_disagreements"):
+        assert column in header
+    by_group = {(r["service_tier"], r["processing"]): r for r in rows}
+    assert by_group["flex", ""]["input_audio_tokens"] == "300" and by_group["flex", ""]["web_searches"] == "2"
+    assert by_group["flex", ""]["reported_cost_usd"] == "1.000000000000"
+    assert by_group["flex", ""]["cost_disagreements"] == "1"
+    assert by_group["", "batch"]["requests"] == "1"
+    assert by_group["", ""]["usage_missing_requests"] == "1"

@@ -33,6 +33,9 @@ def test_rewrite_strips_content_and_enriches_llm_spans() -> None:
     for attributes in (first, second):
         assert not set(CONTENT) & set(attributes)
     assert first["costline.cost.usd"].double_value == 0.0123
+    assert first["gen_ai.usage.cost.amount"].double_value == 0.0123  # the draft semconv's cost, after redaction
+    assert first["gen_ai.usage.cost.currency"].string_value == "USD"
+    assert first["gen_ai.usage.cost.source"].string_value == "costline"
     assert first["costline.unpriced"].bool_value is False
     assert first["costline.team"].string_value == "search"  # the resolved owner replaces the self-declared one
     assert [kv.key for kv in spans[0].attributes].count("costline.team") == 1
@@ -49,6 +52,18 @@ def test_unpriced_spans_carry_no_cost() -> None:
     attributes = {kv.key: kv.value for kv in out.resource_spans[0].scope_spans[0].spans[0].attributes}
     assert attributes["costline.unpriced"].bool_value is True
     assert "costline.cost.usd" not in attributes
+    assert not {"gen_ai.usage.cost.amount", "gen_ai.usage.cost.currency", "gen_ai.usage.cost.source"} & set(attributes)
+
+
+def test_a_cost_the_span_carried_is_replaced_by_the_bill() -> None:
+    span = llm_span(extra={"gen_ai.usage.cost.amount": 9.0, "gen_ai.usage.cost.source": "gateway"})
+    key = (span.trace_id, span.span_id)
+    out = rewrite(request_of([span]), {key: Enrichment(0.5, False, {})}, {key})
+    attributes = [(kv.key, kv.value) for kv in out.resource_spans[0].scope_spans[0].spans[0].attributes]
+    costs = [(k, v) for k, v in attributes if k.startswith("gen_ai.usage.cost.")]
+    assert sorted((k, v.double_value or v.string_value) for k, v in costs) == [
+        ("gen_ai.usage.cost.amount", 0.5), ("gen_ai.usage.cost.currency", "USD"),
+        ("gen_ai.usage.cost.source", "costline")]
 
 
 def test_traces_url() -> None:

@@ -175,3 +175,29 @@ def test_exposition_matches_generate_latest_with_every_label_and_sample_label_po
     aggregator.add(entries)
     r = registry(aggregator)
     assert generate_text(r) == generate_latest(r)
+
+
+def test_calls_without_usage_fold_past_the_cardinality_limit_and_lose_nothing():
+    aggregator = SeriesAggregator(LABELS, 2, [1.0])
+    entries = []
+    for i, model in enumerate(["m-a", "m-b", "m-c", "m-d"]):
+        e = entry(i, model=model, cost=None)
+        e.call.has_usage, e.call.source = False, "openinference"
+        entries.append(e)
+    aggregator.add(entries)
+    snap = aggregator.snapshot()
+    assert snap.without_usage == {("openinference", "openai", "m-a"): 1, ("openinference", "openai", "m-b"): 1,
+                                  ("openinference", "openai", OVERFLOW): 2}
+    assert "source" not in snap.overflows and snap.overflows["model"] >= 2
+
+
+def test_rare_units_are_counted_only_for_calls_marked_rare_and_sparse():
+    aggregator = SeriesAggregator(LABELS, 100, [1.0])
+    plain, rare = entry(1), entry(2, team="ads")
+    rare.call.input_audio_tokens, rare.call.web_searches, rare.call.rare = 40, 2, True
+    aggregator.add([plain, rare])
+    snap = aggregator.snapshot()
+    assert snap.rare[Counts.INPUT_AUDIO_TOKENS] == {1: 40} and snap.rare[Counts.WEB_SEARCHES] == {1: 2}
+    assert not snap.rare[Counts.OUTPUT_AUDIO_TOKENS]
+    series = aggregator.series()
+    assert series[("openai", "gpt-4o-mini-2024-07-18", "chat", "acme", "ads", "")]["INPUT_AUDIO_TOKENS"] == 40

@@ -201,3 +201,13 @@ def test_metrics_endpoint_gzip_is_generate_text_compressed():
     openmetrics = api(Request("GET", "/metrics", {}, {"Accept": "application/openmetrics-text; version=1.0.0",
                                                       "Accept-Encoding": "gzip"}))
     assert gzip.decompress(b"".join(openmetrics.body)).endswith(b"# EOF\n")
+
+
+def test_rare_units_and_calls_without_usage_same_as_generate_latest(tmp_path):
+    from tests.processor.metrics.test_metrics import rare_entries
+    (tmp_path / "b").mkdir()
+    _, entries = rare_entries()
+    latest, text = exposition(tmp_path, entries), exposition(tmp_path / "b", entries, writer=generate_text)
+    assert 'type="input_audio"' in text and "costline_calls_without_usage_total{" in text
+    assert parsed(text) == parsed(latest)
+    assert text == latest

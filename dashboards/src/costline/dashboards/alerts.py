@@ -249,6 +249,48 @@ def policy_violation(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def calls_without_usage(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.calls_without_usage_window
+    missing = metrics.CALLS_WITHOUT_USAGE + selector(config)
+    return _alert(
+        config,
+        "CostlineCallsWithoutUsage",
+        f"sum {by('source', 'provider', 'model')} {increase_with_births(missing, window)} > 0",
+        "Calls to {{ $labels.provider }}/{{ $labels.model }} arrive without usage: their cost is unknown.",
+        '{{ $value | printf "%.0f" }} successful calls to {{ $labels.provider }}/{{ $labels.model }} from '
+        f"`{{{{ $labels.source }}}}` spans in the last {window} reported no token counts, so Costline cannot price "
+        "them: they are in no total, budget or statement (shown as without usage, never $0). Make the "
+        "instrumentation report usage, e.g. `stream_options.include_usage` on OpenAI streams "
+        "(docs/sources.md, usage missing).",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID, "model"),
+    )
+
+
+def reported_cost_disagrees(config: MixinConfig, names: RuleNames) -> dict:
+    window = config.cost_disagreement_window
+
+    def per_model(counter: str) -> str:
+        return f"sum {by('provider', 'model')} {increase_with_births(counter + selector(config), window)}"
+
+    disagreeing = per_model(metrics.COST_DISAGREEMENTS)
+    expr = (
+        f"{disagreeing} / {per_model(metrics.REPORTED_COST_REQUESTS)} > {config.cost_disagreement_max_share:g}"
+        f" and {disagreeing} >= {config.cost_disagreement_min_calls}"
+    )
+    return _alert(
+        config,
+        "CostlineReportedCostDisagrees",
+        expr,
+        "The cost reported for {{ $labels.provider }}/{{ $labels.model }} calls disagrees with Costline's price.",
+        "{{ $value | humanizePercentage }} of the calls to {{ $labels.provider }}/{{ $labels.model }} whose spans "
+        f"carried a cost of their own (a provider's, a gateway's or an instrumentation's) in the last {window} "
+        f"differ from Costline's price by more than 1 % (alert at {config.cost_disagreement_max_share:.0%}). "
+        "Costline's price stays the bill: check the model's price or override against the provider's invoice "
+        "(`costline usage --group-by model` has `reported_cost_usd` beside `priced_cost_of_reported_usd`).",
+        links.alert_dashboard_url(config, links.SPEND_OVERVIEW_UID, "model"),
+    )
+
+
 def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     up = "up" + selector(config)
     return _alert(
@@ -299,6 +341,8 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         unattributed_spend(config, names),
         error_rate_spike(config, names),
         policy_violation(config, names),
+        calls_without_usage(config, names),
+        reported_cost_disagrees(config, names),
     ]
     processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [

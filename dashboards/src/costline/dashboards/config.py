@@ -77,6 +77,20 @@ class MixinConfig:
     reconciliation_drift_share: float = 0.05
     """`CostlineReconciliationDrift` fires when a provider's |drift| summed over owners exceeds this share of what
     its own usage report shows, for the last reconciled window (`costline reconcile`, `--reconcile-every`)."""
+    calls_without_usage_window: str = "1h"
+    """`CostlineCallsWithoutUsage` fires while an instrumentation sent successful calls without usage (their cost is
+    unknown) within this window."""
+
+    cost_disagreement_window: str = "1h"
+    """`CostlineReportedCostDisagrees` looks at the calls with a reported cost within this window ..."""
+
+    cost_disagreement_max_share: float = 0.05
+    """... and fires when more than this share of a model's such calls differ from Costline's price by more than
+    1 % ..."""
+
+    cost_disagreement_min_calls: int = 5
+    """... and at least this many did, so one odd gateway figure stays quiet."""
+
     policy_violation_window: str = "1h"
     """`CostlinePolicyViolation` fires while a team called a model its `models:` rules refuse within this window."""
 
@@ -96,6 +110,8 @@ class MixinConfig:
             "CostlinePolicyViolation": "0m",
             "CostlineProcessorDown": "5m",
             "CostlineReconciliationDrift": "1h",
+            "CostlineCallsWithoutUsage": "5m",
+            "CostlineReportedCostDisagrees": "30m",
         }
     )
     """How long each alert's condition must hold before it fires (the query tests set all of them to 0s)."""
@@ -113,6 +129,8 @@ class MixinConfig:
             "CostlinePolicyViolation": "warning",
             "CostlineProcessorDown": "critical",
             "CostlineReconciliationDrift": "warning",
+            "CostlineCallsWithoutUsage": "warning",
+            "CostlineReportedCostDisagrees": "warning",
         }
     )
 

@@ -13,6 +13,11 @@ UNPRICED_REQUESTS = "costline_unpriced_requests_total"
 TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
 OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
 POLICY_VIOLATIONS = "costline_policy_violations_total"  # labels org, team, model, rule: calls `models:` refuses
+CALLS_WITHOUT_USAGE = "costline_calls_without_usage_total"  # labels source, provider, model: cost unknown
+TOOL_CALLS = "costline_tool_calls_total"  # label `type`: web_search, code_execution (only where not 0)
+REPORTED_COST_REQUESTS = "costline_reported_cost_requests_total"  # calls with a cost others computed
+REPORTED_COST = "costline_reported_cost_usd_total"  # that cost (Costline's price stays the bill)
+COST_DISAGREEMENTS = "costline_cost_disagreements_total"  # of those, calls >1 % from Costline's price
 
 BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels
 BUDGET_SPENT = "costline_budget_spent_usd"

@@ -197,6 +197,20 @@ def unpriced_by_model(config: MixinConfig):
     ).span(24)
 
 
+def calls_without_usage(config: MixinConfig):
+    # The counter has no owner labels (source, provider and model say where usage is lost): the model variable only.
+    missing = filtered(config, metrics.CALLS_WITHOUT_USAGE, labels=("model",))
+    return table_panel(
+        "Calls without usage by source and model",
+        "Successful calls in the time range whose spans reported no token counts: their cost is unknown, so they are "
+        "in no figure here (never counted as $0). Make the instrumentation report usage (for OpenAI streams, "
+        "`stream_options.include_usage`; docs/sources.md, usage missing).",
+        query(f"sum {by('source', 'provider', 'model')} ({increase_with_births(missing, RANGE)}) > 0", instant=True),
+        columns={"Value": "Calls without usage"},
+        sort_by="Calls without usage",
+    ).span(24)
+
+
 def dashboard(config: MixinConfig) -> dict[str, object]:
     return build_dashboard(
         config,
@@ -222,7 +236,8 @@ def dashboard(config: MixinConfig) -> dict[str, object]:
             ("Who and what", [top_spenders(config), spend_by_model_table(config)]),
             (
                 "Efficiency and gaps",
-                [cached_tokens(config), cost_per_1k_requests_by_model(config), unpriced_by_model(config)],
+                [cached_tokens(config), cost_per_1k_requests_by_model(config), unpriced_by_model(config),
+                 calls_without_usage(config)],
             ),
         ],
     )

@@ -19,6 +19,7 @@ from costline.processor.clock import system_clock
 from costline.processor.reports.chargeback.report import chargeback_document, close_period
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
+from tests.processor.conftest import at, make_call
 from tests.processor.reports.chargeback.test_command import CONFIG, calls
 from tests.processor.reports.chargeback.test_periods import december, late
 
@@ -36,7 +37,7 @@ def exports(tmp_path_factory):
     (tmp / "c.yaml").write_text(CONFIG)
     pipeline = build_pipeline(str(tmp / "c.yaml"), f"sqlite:///{tmp / 'ledger.db'}")
     try:
-        pipeline.ingest_calls(calls() + december())
+        pipeline.ingest_calls(calls() + december() + rare_calls())
         close_period(pipeline.config, pipeline.ledger, Period(2026, 11),
                      now=lambda: datetime(2026, 12, 2, tzinfo=timezone.utc))
         pipeline.ingest_calls(late(1000))
@@ -48,6 +49,36 @@ def exports(tmp_path_factory):
     finally:
         pipeline.close()
     return tmp, out
+
+
+def rare_calls():
+    """November: an engineering call with every rarer unit, at the flex tier, with a reported cost that disagrees
+    with the price, and one of its calls without usage."""
+    rare = make_call(9001, model="gpt-4o", team="engineering", input_tokens=5000, output=700, cache_write=400,
+                     start=at(2026, 11, 12))
+    rare.cache_write_1h_tokens, rare.input_audio_tokens, rare.input_image_tokens = 300, 2000, 1000
+    rare.input_video_tokens, rare.output_audio_tokens, rare.output_image_tokens, rare.output_video_tokens = 9, 500, 7, 3
+    rare.web_searches, rare.code_executions, rare.service_tier = 4, 2, "flex"
+    rare.reported_cost_usd, rare.rare = 5.0, True
+    missing = make_call(9002, model="gpt-4o", team="engineering", input_tokens=0, output=0, start=at(2026, 11, 12))
+    missing.has_usage = False
+    return [rare, missing]
+
+
+def test_every_billable_unit_calls_without_usage_and_reported_costs_have_columns(exports):
+    _, out = exports
+    usage = [r for r in rows(out["2026-11"][0]) if r["ChargeCategory"] == "Usage"]
+    flex = [r for r in usage if r["x_ServiceTier"] == "flex"]
+    assert len(flex) == 1
+    assert {k: flex[0][k] for k in ("x_CacheWrite1hTokens", "x_InputAudioTokens", "x_InputImageTokens",
+                                    "x_InputVideoTokens", "x_OutputAudioTokens", "x_OutputImageTokens",
+                                    "x_OutputVideoTokens", "x_WebSearches", "x_CodeExecutions",
+                                    "x_ReportedCostRequests", "x_ReportedCost", "x_CostDisagreements")} == {
+        "x_CacheWrite1hTokens": "300", "x_InputAudioTokens": "2000", "x_InputImageTokens": "1000",
+        "x_InputVideoTokens": "9", "x_OutputAudioTokens": "500", "x_OutputImageTokens": "7",
+        "x_OutputVideoTokens": "3", "x_WebSearches": "4", "x_CodeExecutions": "2", "x_ReportedCostRequests": "1",
+        "x_ReportedCost": "5.0", "x_CostDisagreements": "1"}
+    assert [r["x_UsageMissingRequests"] for r in usage if r["x_UsageMissingRequests"] != "0"] == ["1"]
 
 
 def rows(body: bytes) -> list[dict[str, str]]:
@@ -111,3 +142,34 @@ def test_costs_are_the_ledgers_and_chargeback_columns_the_statements(exports):
     unpriced = [r for r in november if r["x_UnpricedTokens"] not in ("", "0")]
     assert [(r["x_Model"], r["x_UnpricedTokens"], r["BilledCost"]) for r in unpriced] == [
         ("no-such-model", "1100", "0.0")]
+
+
+def test_the_statement_shows_calls_without_usage_unpriced_calls_and_reported_costs(tmp_path):
+    """Table, CSV, JSON and HTML: per team, the calls whose cost is unknown (never $0) and the comparison with the
+    cost others reported."""
+    (tmp_path / "c.yaml").write_text(CONFIG)
+    pipeline = build_pipeline(str(tmp_path / "c.yaml"), f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        pipeline.ingest_calls(calls() + rare_calls())
+        doc = {fmt: chargeback_document(pipeline.config, pipeline.ledger, Period(2026, 11), None, fmt,
+                                        clock=system_clock)[1] for fmt in ("table", "csv", "json", "html")}
+    finally:
+        pipeline.close()
+    teams = {t["team"]: t["usage"] for t in json.loads(doc["json"])["teams"]}
+    engineering, marketing = teams["acme/engineering"], teams["acme/marketing"]
+    assert engineering["usage_missing_requests"] == 1 and marketing["usage_missing_requests"] == 0
+    assert engineering["reported_cost"]["requests"] == 1 and engineering["reported_cost"]["disagreements"] == 1
+    assert Decimal(engineering["reported_cost"]["reported_usd"]) == 5
+    assert Decimal(engineering["reported_cost"]["priced_usd"]) > 0
+    assert marketing["unpriced_requests"] == 1
+    notes = {(r["team"], r["component"]): r for r in rows(doc["csv"]) if r["component"] in
+             ("unpriced", "usage_missing", "reported_cost")}
+    assert set(notes) == {("acme/marketing", "unpriced"), ("acme/engineering", "usage_missing"),
+                          ("acme/engineering", "reported_cost")}
+    assert all(r["amount_usd"] == "" for r in notes.values())  # cost unknown: no amount, never 0.00
+    assert notes["acme/engineering", "usage_missing"]["quantity"] == "1"
+    table = doc["table"].decode()
+    assert "1 call without usage: cost unknown, not charged" in table
+    assert "cost reported for 1 call: 5;" in table and "still unpriced" in table
+    html = doc["html"].decode()
+    assert 'data-field="usage_missing"' in html and 'data-field="reported_cost"' in html

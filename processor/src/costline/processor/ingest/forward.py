@@ -1,7 +1,8 @@
 """Optional forwarding of every received span downstream over OTLP/HTTP (a Collector, Tempo, Jaeger).
 
 The processor can sit inline in a trace pipeline: spans go on, LLM spans enriched with what the processor worked out
-(`costline.cost.usd`, `costline.unpriced`, the resolved owner keys), LLM spans cut down to an allowlist, other spans
+(`costline.cost.usd` and the draft semconv `gen_ai.usage.cost.amount`/`.currency`/`.source`, `costline.unpriced`,
+the resolved owner keys), LLM spans cut down to an allowlist, other spans
 stripped of content by a denylist and every text scrubbed of keys (`redact.py`: what `docs/attributes.md` says never
 appears downstream).
 
@@ -36,6 +37,10 @@ log = logging.getLogger("costline.processor.ingest.forward")
 
 COST_ATTRIBUTE = A.COSTLINE_COST_USD
 UNPRICED_ATTRIBUTE = A.COSTLINE_UNPRICED
+SEMCONV_COST = (A.GEN_AI_USAGE_COST_AMOUNT, A.GEN_AI_USAGE_COST_CURRENCY, A.GEN_AI_USAGE_COST_SOURCE)
+"""The draft GenAI semantic convention's cost: amount, currency (`USD`) and who computed it (`costline`), written
+beside `costline.cost.usd` for backends that read the convention."""
+CURRENCY, COST_SOURCE = "USD", "costline"
 RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
 """Retryable per the OTLP/HTTP spec."""
 
@@ -80,14 +85,20 @@ def rewrite(request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, En
 
 def _enrich(attributes, enrichment: Enrichment) -> None:  # attributes: RepeatedCompositeFieldContainer[KeyValue]
     written: dict[str, KeyValue] = {}
-    names = {COST_ATTRIBUTE, UNPRICED_ATTRIBUTE, *enrichment.owner}
-    # The processor's resolution replaces whatever the span said: downstream sees one owner, the billed one.
+    names = {COST_ATTRIBUTE, UNPRICED_ATTRIBUTE, *SEMCONV_COST, *enrichment.owner}
+    # The processor's resolution replaces whatever the span said: downstream sees one owner, the billed one, and one
+    # cost, the bill's (a cost the span reported itself is in the ledger beside it; an unpriced call has none).
     kept = [kv for kv in attributes if kv.key not in names]
     del attributes[:]
     attributes.extend(kept)
     if enrichment.cost_usd is not None and not enrichment.unpriced:
         written[COST_ATTRIBUTE] = KeyValue(key=COST_ATTRIBUTE)
         written[COST_ATTRIBUTE].value.double_value = float(enrichment.cost_usd)
+        amount, currency, source = (KeyValue(key=key) for key in SEMCONV_COST)
+        amount.value.double_value = float(enrichment.cost_usd)
+        currency.value.string_value = CURRENCY
+        source.value.string_value = COST_SOURCE
+        written.update((kv.key, kv) for kv in (amount, currency, source))
     written[UNPRICED_ATTRIBUTE] = KeyValue(key=UNPRICED_ATTRIBUTE)
     written[UNPRICED_ATTRIBUTE].value.bool_value = enrichment.unpriced
     for key, value in enrichment.owner.items():

@@ -13,7 +13,12 @@ Memory and scrape time bound the series count (100k active series are the aim), 
 - its counters are one position in a column per `model.Counts` slot it keeps (`SERIES_COUNTS`: the same counter
   vector an hourly ledger row sums, less the unpriced tokens only a reprice needs; an `array` of 4-byte integers
   for call counts, 8-byte for tokens and cost, each widening — to 8 bytes, then to Python integers — only when a count
-  outgrows it), and its time-to-first-token histogram, if it has one, a position in the histogram columns.
+  outgrows it), and its time-to-first-token histogram, if it has one, a position in the histogram columns;
+- the rare slots (`RARE_COUNTS`: the billable units beyond the five token types, and costs reported by others) are
+  sparse, series position -> count, filled only for calls that carry them (`LLMCall.rare`): a text-only workload
+  keeps no column for them and the exposition writes no line for them;
+- calls without usage are counted apart, per source, provider and model (`costline_calls_without_usage_total`), under
+  a limiter of their own.
 
 A scrape then copies the columns (C-level) and writes lines from them (`exposition.series_lines`), never
 rendering a label again; nothing here is a Python object per series but its label text.
@@ -29,7 +34,16 @@ from dataclasses import dataclass
 from operator import attrgetter, getitem, itemgetter
 
 from costline.processor.metrics.exposition import label_fragment
-from costline.processor.model import CALL_LABELS, OWNER_FIELDS, TOKEN_COUNTS, TOKEN_TYPES, Counts, Entry
+from costline.processor.model import (
+    BILLABLE_UNITS,
+    CALL_LABELS,
+    OWNER_FIELDS,
+    TOKEN_COUNTS,
+    TOKEN_TYPES,
+    Counts,
+    Entry,
+    counts_of,
+)
 from costline.processor.overflow import OVERFLOW, FirstCome
 
 __all__ = ["CALL_LABELS", "OVERFLOW", "OWNER_FIELDS", "SERIES_COUNTS", "TOKEN_TYPES",
@@ -44,8 +58,16 @@ REQUESTS, ERRORS, UNPRICED, COST, RETRIES = (Counts.REQUESTS, Counts.ERRORS, Cou
                                              Counts.COST_PICO_USD, Counts.RETRIES)
 TOKEN_SLOTS = TOKEN_COUNTS
 SERIES_COUNTS = (REQUESTS, ERRORS, UNPRICED, *TOKEN_SLOTS, COST, RETRIES)
-"""The `model.Counts` slots a series keeps. Successful calls are requests less errors, priced calls requests less
-unpriced ones: derived at the scrape, not counted twice."""
+"""The `model.Counts` slots a series keeps in columns. Successful calls are requests less errors, priced calls
+requests less unpriced ones: derived at the scrape, not counted twice."""
+RARE_UNITS = BILLABLE_UNITS[5:]
+"""The billable units beyond the five token types every release had (1 h cache writes, audio, image and video in and
+out, web searches, code executions)."""
+RARE_COUNTS = (*(unit.slot for unit in RARE_UNITS), Counts.REPORTED_COST_REQUESTS, Counts.REPORTED_COST_PICO_USD,
+               Counts.COST_DISAGREEMENTS)
+"""The slots a series keeps sparsely (only for the series a call carrying them came to)."""
+WITHOUT_USAGE_LABELS = ("source", "provider", "model")
+"""The labels of `costline_calls_without_usage_total`: which instrumentation sent calls without usage, for what."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +91,10 @@ class SeriesSnapshot:
     ttft_sum: array
     overflows: dict[str, int]
     conflicts: int
+    rare: dict[Counts, dict[int, int]]
+    """Per `RARE_COUNTS` slot: series position -> count, for the series where it is not 0."""
+    without_usage: dict[tuple[str, str, str], int]
+    """(source, provider, model) -> successful calls whose span reported no usage."""
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -137,6 +163,9 @@ class SeriesAggregator:
         self._buckets: list[array | list] = [array("I") for _ in self.ttft_bounds]
         self._ttft_count = array("q")
         self._ttft_sum = array("d")
+        self._rare: dict[Counts, dict[int, int]] = {slot: {} for slot in RARE_COUNTS}
+        self._without_usage: dict[tuple[str, str, str], int] = {}
+        self._without_usage_limiter: FirstCome[str] = FirstCome(WITHOUT_USAGE_LABELS, limit, per_label_limits)
 
     def add(self, entries: Iterable[Entry], conflicts: int = 0) -> None:
         owner_values = self._owner_values
@@ -187,6 +216,24 @@ class SeriesAggregator:
                 ttft = call.time_to_first_token_s
                 if ttft is not None and ttft >= 0:
                     self._observe_ttft(i, ttft)
+                if call.rare:  # one test for the rare units and reported costs: most calls carry none
+                    self._add_rare(i, e)
+                if not call.has_usage and call.error_type is None:
+                    self._count_without_usage(call)
+
+    def _add_rare(self, i: int, e: Entry) -> None:
+        """Series `i`'s rare slots, from the call's counter vector (`counts_of`: a reported cost and its disagreement
+        are judged by the one rule the ledger's rows are)."""
+        vector = counts_of(e.call, e.cost_pico)
+        for slot, column in self._rare.items():
+            n = vector[slot]
+            if n:
+                column[i] = column.get(i, 0) + n
+
+    def _count_without_usage(self, call) -> None:
+        admit = self._without_usage_limiter.admit
+        key = (admit("source", call.source), admit("provider", call.provider), admit("model", call.model or ""))
+        self._without_usage[key] = self._without_usage.get(key, 0) + 1
 
     def _position(self, raw: tuple[str, ...]) -> int:
         """The series of label values not met lately: by its label text, made in C when every value is admitted
@@ -241,15 +288,21 @@ class SeriesAggregator:
     def set_limits(self, limit: int, per_label_limits: Mapping[str, int] | None = None) -> None:
         with self._lock:
             self._limiter.configure(limit, per_label_limits)
+            self._without_usage_limiter.configure(limit, per_label_limits)
 
     def snapshot(self) -> SeriesSnapshot:
         """A consistent copy of every series (column copies, in C)."""
         with self._lock:
+            overflows = dict(self._limiter.overflows)
+            for label, count in self._without_usage_limiter.overflows.items():
+                if count:
+                    overflows[label] = overflows.get(label, 0) + count
             return SeriesSnapshot(
                 self.sorted_names, list(self._index), {extra: s[:] for extra, s in self._splits.items()},
                 {slot: column[:] for slot, column in self._counts.items()}, self._histogram_of[:], self.ttft_bounds,
                 tuple(column[:] for column in self._buckets), self._ttft_count[:], self._ttft_sum[:],
-                dict(self._limiter.overflows), self.conflicts)
+                overflows, self.conflicts, {slot: dict(column) for slot, column in self._rare.items()},
+                dict(self._without_usage))
 
     def values_by_text(self) -> dict[str, dict[bytes, str]]:
         """Per label name, label text -> value: what turns a series' text back into values (tests, and the
@@ -261,11 +314,12 @@ class SeriesAggregator:
 
     def series(self) -> dict[tuple[str, ...], dict[str, int | float]]:
         """Every series by its label values (in `label_names` order): its counts by `Counts` name, with
-        `ttft_count`, `ttft_sum` and `ttft_buckets` (not cumulative). For tests and diagnostics, not scrapes."""
+        the rare slots (0 where none came), `ttft_count`, `ttft_sum` and `ttft_buckets` (not cumulative). For tests and diagnostics, not scrapes."""
         snap = self.snapshot()
         out = {}
         for i, labels in enumerate(snap.label_values(self.values_by_text())):
             counts: dict = {slot.name: snap.counts[slot][i] for slot in SERIES_COUNTS}
+            counts.update({slot.name: snap.rare[slot].get(i, 0) for slot in RARE_COUNTS})
             row = snap.histogram_of[i]
             counts["ttft_count"] = snap.ttft_count[row] if row >= 0 else 0
             counts["ttft_sum"] = snap.ttft_sum[row] if row >= 0 else 0.0

@@ -8,7 +8,7 @@ picture. Register on an injected `CollectorRegistry`.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from itertools import compress
+from itertools import chain, compress
 from operator import add, sub
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,16 +18,18 @@ from prometheus_client.samples import Sample
 from costline.processor.metrics.aggregate import (
     COST,
     ERRORS,
+    RARE_UNITS,
     REQUESTS,
     RETRIES,
     TOKEN_SLOTS,
     TOKEN_TYPES,
     UNPRICED,
+    WITHOUT_USAGE_LABELS,
     SeriesAggregator,
     SeriesSnapshot,
 )
 from costline.processor.metrics.exposition import LineKind, series_lines
-from costline.processor.model import BUDGET_LABELS, HIERARCHY
+from costline.processor.model import BUDGET_LABELS, HIERARCHY, Counts
 from costline.processor.reports.budgets import Budgets
 from costline.processor.units import pico_to_float_usd
 
@@ -50,6 +52,13 @@ class CostlineCollector(Collector):
         snap = aggregator.snapshot()
         overflows, conflicts = snap.overflows, snap.conflicts
         yield from _series_families(snap, list(aggregator.label_names), aggregator.values_by_text)
+        without_usage = CounterMetricFamily(
+            "costline_calls_without_usage",
+            "Successful LLM calls whose span reported no usage, by the instrumentation that sent them: their cost is "
+            "unknown (never counted as $0).", labels=list(WITHOUT_USAGE_LABELS))
+        for labels, count in sorted(snap.without_usage.items()):
+            without_usage.add_metric(list(labels), count)
+        yield without_usage
 
         conflicts_family = CounterMetricFamily(
             "costline_ownership_conflicts",
@@ -149,33 +158,73 @@ def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Cal
     def selected(selector: Sequence) -> tuple[list[bytes], dict[str, list[int]], Sequence]:
         return list(compress(labels, selector)), {k: list(compress(v, selector)) for k, v in splits.items()}, selector
 
-    def family(name: str, documentation: str, typ: str, series: tuple[list[bytes], dict, Sequence | None],
-               kinds: list[LineKind]) -> SeriesFamily:
-        return SeriesFamily(name, documentation, typ,
-                            lambda: series_lines(snap.label_names, series[0], series[1], kinds),
-                            lambda: samples(series[2], kinds))
+    def family(name: str, documentation: str, typ: str,
+               *parts: tuple[tuple[list[bytes], dict, Sequence | None], list[LineKind]]) -> SeriesFamily:
+        """A family in parts, each (series, kinds): one line per kind for each series the part selects, part after
+        part (the rare units: lines only for the series where they are not 0)."""
+        return SeriesFamily(
+            name, documentation, typ,
+            lambda: chain.from_iterable(series_lines(snap.label_names, s[0], s[1], k) for s, k in parts),
+            lambda: [sample for s, k in parts for sample in samples(s[2], k)])
+
+    def sparse(slot: Counts, sample: str, extra: tuple[str, str] | None, value=None
+               ) -> tuple[tuple[list[bytes], dict, Sequence], list[LineKind]]:
+        """A part of the series where a rare slot is not 0, in series order."""
+        column = snap.rare[slot]
+        if not column:  # the common case: no work per series for a unit nobody used
+            return ([], {k: [] for k in splits}, []), [LineKind(sample, extra, [])]
+        selector = [False] * len(labels)
+        for i in column:
+            selector[i] = True
+        values = [column[i] for i in sorted(column)]
+        return selected(selector), [LineKind(sample, extra, values if value is None else list(map(value, values)))]
 
     every = (labels, splits, None)
     # Derived from the counted slots: a series of only unpriced calls has no cost at all, not a cost of $0.
     priced_calls = list(map(sub, counts[REQUESTS], counts[UNPRICED]))
     priced = selected(priced_calls)
-    cost = family("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).", "counter", priced,
+    cost = family("costline_cost_usd", "Priced cost of LLM calls in USD (list price or override).", "counter", (priced,
                   [LineKind("costline_cost_usd_total", None,
-                            list(map(pico_to_float_usd, compress(counts[COST], priced_calls))))])
-    tokens = family("costline_tokens", "Tokens by type; input is uncached input.", "counter", every,
+                            list(map(pico_to_float_usd, compress(counts[COST], priced_calls))))]))
+    # The five token types on every series, as always; a rarer unit's type (1 h cache writes, audio, image, video)
+    # only on the series where it is not 0, so a text-only workload has the series it always had.
+    tokens = family("costline_tokens", "Tokens by type; input is uncached input. cache_write_1h is part of "
+                    "cache_write; input_audio, input_image, input_video part of input; output_audio, output_image, "
+                    "output_video part of output (reasoning too).", "counter", (every,
                     [LineKind("costline_tokens_total", ("type", kind), counts[slot])
-                     for kind, slot in zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True)])
-    requests = family("costline_requests", "LLM calls by outcome.", "counter", every,
+                     for kind, slot in zip(TOKEN_TYPES, TOKEN_SLOTS, strict=True)]),
+                    *(sparse(unit.slot, "costline_tokens_total", ("type", unit.name))
+                      for unit in RARE_UNITS if unit.per == "token"))
+    tools = family("costline_tool_calls", "Server-side tool calls the provider billed per call (web_search, "
+                   "code_execution), by type.", "counter",
+                   *(sparse(unit.slot, "costline_tool_calls_total", ("type", unit.name))
+                     for unit in RARE_UNITS if unit.per == "request"))
+    reported = Counts.REPORTED_COST_REQUESTS
+    reported_requests = family(
+        "costline_reported_cost_requests", "LLM calls whose span carried a cost computed by someone else (provider, "
+        "gateway, instrumentation).", "counter", sparse(reported, "costline_reported_cost_requests_total", None))
+    reported_cost = family(
+        "costline_reported_cost_usd", "The cost others reported for those calls, in USD (kept beside Costline's "
+        "price, which stays the bill).", "counter",
+        sparse(Counts.REPORTED_COST_PICO_USD, "costline_reported_cost_usd_total", None, pico_to_float_usd))
+    # On every series with reported costs, 0 included: "none disagreed" is an answer for the ratio alert.
+    disagreeing = snap.rare[Counts.COST_DISAGREEMENTS]
+    disagreements = family(
+        "costline_cost_disagreements", "LLM calls whose reported cost differs from Costline's price by more than 1 % "
+        "(or that Costline could not price).", "counter", (sparse(reported, "", None)[0],
+        [LineKind("costline_cost_disagreements_total", None,
+                  [disagreeing.get(i, 0) for i in sorted(snap.rare[reported])])]))
+    requests = family("costline_requests", "LLM calls by outcome.", "counter", (every,
                       [LineKind("costline_requests_total", ("outcome", "success"),
                                 list(map(sub, counts[REQUESTS], counts[ERRORS]))),
-                       LineKind("costline_requests_total", ("outcome", "error"), counts[ERRORS])])
+                       LineKind("costline_requests_total", ("outcome", "error"), counts[ERRORS])]))
     # Always present, 0 included, like requests: "no retries" is an answer for the retries-per-request panel.
     retries = family("costline_retries", "Retries the SDKs made before their calls' answers (http.request.resend_count).",
-                     "counter", every, [LineKind("costline_retries_total", None, counts[RETRIES])])
+                     "counter", (every, [LineKind("costline_retries_total", None, counts[RETRIES])]))
     unpriced = family("costline_unpriced_requests", "LLM calls whose model could not be priced (never counted as $0).",
-                      "counter", selected(counts[UNPRICED]),
+                      "counter", (selected(counts[UNPRICED]),
                       [LineKind("costline_unpriced_requests_total", None, list(compress(counts[UNPRICED],
-                                                                                        counts[UNPRICED])))])
+                                                                                        counts[UNPRICED])))]))
     histogram = snap.histogram_of
     rows = [row for row in histogram if row >= 0]  # in series order
     kinds, cumulative = [], [0] * len(rows)
@@ -187,5 +236,5 @@ def _series_families(snap: SeriesSnapshot, names: list[str], values_by_text: Cal
     kinds += [LineKind(f"{name}_bucket", ("le", "+Inf"), observed), LineKind(f"{name}_count", None, observed),
               LineKind(f"{name}_sum", None, list(map(snap.ttft_sum.__getitem__, rows)))]
     ttft = family(name, "Time to the first chunk of streamed responses.", "histogram",
-                  selected(list(map((-1).__lt__, histogram))), kinds)
-    return cost, tokens, requests, retries, unpriced, ttft
+                  (selected(list(map((-1).__lt__, histogram))), kinds))
+    return (cost, tokens, requests, retries, unpriced, ttft, tools, reported_requests, reported_cost, disagreements)

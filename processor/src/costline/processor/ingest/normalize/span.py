@@ -17,9 +17,9 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
 
 from costline import attributes as A
 from costline.processor.ingest.normalize.bounds import CLAMPED, bound_labels, clamp_cache
+from costline.processor.ingest.normalize.context import price_context
 from costline.processor.ingest.normalize.providers import UNKNOWN, canonical_provider
 from costline.processor.ingest.normalize.resource import resource_attributes, shared
-from costline.processor.ingest.normalize.context import price_context
 from costline.processor.ingest.normalize.sources import (
     BOOL,
     COUNT,
@@ -270,6 +270,7 @@ def _rare(call: LLMCall, values: Mapping[str, object]) -> None:
     if isinstance(reported, float) and 0 <= reported < _MAX_REPORTED_COST_USD:
         call.reported_cost_usd = reported
     call.adjusted = tuple(adjusted)
+    call.rare = True
 
 
 _MAX_REPORTED_COST_USD = 1_000_000.0

@@ -2,9 +2,12 @@
 
 Two kinds of row, both CSV in one file:
 
-* **usage**: one per day × provider × model × owner, from the ledger: the provider's cost (billed = effective =
-  contracted = list: the ledger keeps the one price each call was billed at, list or negotiated), tokens as the
-  quantity, the owner dimensions in `Tags` (JSON), the org as billing account and `org/team` as sub-account;
+* **usage**: one per day × provider × model × service tier × processing × owner, from the ledger: the provider's
+  cost (billed = effective = contracted = list: the ledger keeps the one price each call was billed at, list or
+  negotiated), tokens as the quantity, the owner dimensions in `Tags` (JSON), the org as billing account and
+  `org/team` as sub-account; every billable unit in an `x_` column of its own (FOCUS has one consumed quantity per
+  row: the tokens; the parts of them by modality and lifetime, and the tool calls billed per call, are custom
+  columns), with the calls without usage and the cost others reported beside Costline's;
 * **chargeback**: one per line of the statement (`ChargeCategory` `Adjustment`, provider cost columns 0 so that
   provider totals stay the provider's), its billed amount in `x_ChargebackAmount`; a correction of a closed
   month has `ChargeClass` `Correction`.
@@ -23,16 +26,21 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.formats import csv_cell, csv_text, decimal_text
-from costline.processor.model import OWNER_FIELDS
+from costline.processor.model import BILLABLE_UNITS, OWNER_FIELDS
 from costline.processor.ownership import UNATTRIBUTED
 from costline.processor.reports.chargeback.statement import TOKEN_COLUMNS, UNPRICED_TOKEN_COLUMNS, Statement
 
-USAGE_GROUPS = ("day", "provider", "model", *OWNER_FIELDS)
+USAGE_GROUPS = ("day", "provider", "model", "service_tier", "processing", *OWNER_FIELDS)
 """How the ledger is read for the usage rows."""
 ISSUER = "Costline"
 """Provider, publisher and invoice issuer of the chargeback rows: the platform charging the teams."""
 TOKENS = "Tokens"
 ZERO = Decimal(0)
+
+_UNIT_COLUMNS = tuple(("x_" + "".join(w[:1].upper() + w[1:] for w in unit.attribute.split("_")), unit)
+                      for unit in BILLABLE_UNITS[5:])
+"""(column, unit) of the units beyond the five token types, named after the call's field: `x_CacheWrite1hTokens`,
+`x_InputAudioTokens`, ..., `x_WebSearches`, `x_CodeExecutions`."""
 
 COLUMNS = (
     "BillingAccountId", "BillingAccountName", "SubAccountId", "SubAccountName", "BillingCurrency",
@@ -44,6 +52,8 @@ COLUMNS = (
     "Tags",
     "x_Model", "x_Requests", "x_InputTokens", "x_OutputTokens", "x_CacheReadTokens", "x_CacheWriteTokens",
     "x_UnpricedRequests", "x_UnpricedTokens",
+    "x_ServiceTier", "x_Processing", *(column for column, _ in _UNIT_COLUMNS),
+    "x_UsageMissingRequests", "x_ReportedCostRequests", "x_ReportedCost", "x_CostDisagreements",
     "x_ChargebackTeam", "x_ChargebackModel", "x_ChargebackMarkupPct", "x_ChargebackComponent", "x_ChargebackLine",
     "x_ChargebackAmount", "x_ChargebackExact",
 )
@@ -91,6 +101,11 @@ def focus_rows(statement: Statement, usage: Iterable[Mapping[str, Any]], *, unta
             "x_OutputTokens": row["output_tokens"], "x_CacheReadTokens": row["cache_read_tokens"],
             "x_CacheWriteTokens": row["cache_write_tokens"], "x_UnpricedRequests": row["unpriced_requests"],
             "x_UnpricedTokens": sum(int(row[c]) for c in UNPRICED_TOKEN_COLUMNS),
+            "x_ServiceTier": row["service_tier"] or None, "x_Processing": row["processing"] or None,
+            **{column: row[unit.slot.column] for column, unit in _UNIT_COLUMNS},
+            "x_UsageMissingRequests": row["usage_missing_requests"],
+            "x_ReportedCostRequests": row["reported_cost_requests"],
+            "x_ReportedCost": Decimal(row["reported_cost_usd"]), "x_CostDisagreements": row["cost_disagreements"],
             "x_ChargebackTeam": team.key if team else UNATTRIBUTED,
             "x_ChargebackModel": team.model if team else None,
             "x_ChargebackMarkupPct": team.markup_pct if team else None,

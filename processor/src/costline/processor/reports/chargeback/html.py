@@ -108,6 +108,17 @@ _TEMPLATE = """<!doctype html>
  {% if t.usage.unpriced_requests %}<b>Waiting for a price:</b> {{ "{:,}".format(t.usage.unpriced_tokens) }} tokens of
   {{ "{:,}".format(t.usage.unpriced_requests) }} call{{ "s" if t.usage.unpriced_requests != 1 }} are not in the token cost yet (billed once priced).
  {% else %}Every call is priced.{% endif %}</div>
+ {% if t.usage.usage_missing_requests %}<div class="waiting" data-field="usage_missing"
+  data-requests="{{ t.usage.usage_missing_requests }}"><b>Without usage:</b>
+  {{ "{:,}".format(t.usage.usage_missing_requests) }} call{{ "s" if t.usage.usage_missing_requests != 1 }} arrived
+  without token counts: their cost is unknown and not charged (the instrumentation must report usage).</div>{% endif %}
+ {% if t.usage.reported_cost_requests %}<div class="waiting" data-field="reported_cost"
+  data-requests="{{ t.usage.reported_cost_requests }}" data-reported="{{ t.usage.reported_cost }}"
+  data-priced="{{ t.usage.priced_cost_of_reported }}" data-disagreements="{{ t.usage.cost_disagreements }}">
+  <b>Cost reported by others:</b> {{ plain(t.usage.reported_cost) }} USD for
+  {{ "{:,}".format(t.usage.reported_cost_requests) }} call{{ "s" if t.usage.reported_cost_requests != 1 }};
+  Costline's price of the same calls {{ plain(t.usage.priced_cost_of_reported) }} USD (charged above);
+  {{ "{:,}".format(t.usage.cost_disagreements) }} differ by more than 1 %.</div>{% endif %}
  <footer>{{ "{:,}".format(t.usage.tokens) }} tokens in {{ "{:,}".format(t.usage.requests) }} requests.
   Statement total over all teams: {{ money(s.total) }}. Made by Costline from its ledger; amounts rounded to the
   cent once, totals add up exactly.</footer>

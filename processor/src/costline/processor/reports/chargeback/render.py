@@ -11,7 +11,7 @@ from typing import Any
 
 from costline.processor.formats import CSV_TYPE, JSON_TYPE, cents_text, csv_text, decimal_text
 from costline.processor.reports.chargeback.periods import document_bytes
-from costline.processor.reports.chargeback.statement import UNMAPPED, Statement
+from costline.processor.reports.chargeback.statement import UNMAPPED, Statement, TeamUsage
 
 TEXT_TYPE = "text/plain; charset=utf-8"
 FORMATS = ("table", "csv", "json", "focus", "html")
@@ -19,7 +19,30 @@ FORMATS = ("table", "csv", "json", "focus", "html")
 HTML_TYPE = "text/html; charset=utf-8"
 
 CSV_COLUMNS = ("period", "team", "org", "team_name", "component", "line", "quantity", "amount_usd", "exact_usd", "detail")
-"""One row per line, then a `total` row per team and one for the statement (team and org empty)."""
+"""One row per line, then a `total` row per team, then rows that charge nothing (amounts empty), only where there is
+something to say: `unpriced` and `usage_missing` (quantity: calls whose cost is unknown, never $0) and
+`reported_cost` (quantity: calls with a cost someone else reported; the figures in the detail); last, a `total` row
+for the statement (team and org empty)."""
+NOTES = ("unpriced", "usage_missing", "reported_cost")
+"""The CSV's rows that charge nothing, in order."""
+
+
+def notes(usage: TeamUsage) -> list[tuple[str, int, str]]:
+    """(component, calls, detail) of what a team's statement says beside its charges: the calls whose cost is
+    unknown (unpriced, without usage) and the comparison with a cost others reported, where there is one."""
+    out = []
+    if usage.unpriced_requests:
+        out.append(("unpriced", usage.unpriced_requests,
+                    f"{usage.unpriced_tokens:,} tokens waiting for a price: cost unknown, not charged yet"))
+    if usage.usage_missing_requests:
+        out.append(("usage_missing", usage.usage_missing_requests,
+                    "spans reported no usage: cost unknown, not charged (docs/sources.md, usage missing)"))
+    if usage.reported_cost_requests:
+        out.append(("reported_cost", usage.reported_cost_requests,
+                    f"reported {decimal_text(usage.reported_cost)} USD against Costline's price "
+                    f"{decimal_text(usage.priced_cost_of_reported)} USD; {usage.cost_disagreements:,} "
+                    "differ by more than 1 %"))
+    return out
 
 
 CONTENT_TYPES = {"table": TEXT_TYPE, "csv": CSV_TYPE, "json": JSON_TYPE, "focus": CSV_TYPE, "html": HTML_TYPE}
@@ -45,9 +68,15 @@ def _csv(statement: Statement, last: bool = True) -> bytes:
             rows.append((period, team.key, team.org, team.team, line.component, line.name, line.quantity,
                          line.amount, Decimal(decimal_text(line.exact)), line.detail))
         rows.append((period, team.key, team.org, team.team, "total", "", None, team.total, None, ""))
+        rows.extend((period, team.key, team.org, team.team, component, "", calls, None, None, detail)
+                    for component, calls, detail in notes(team.usage))
     if last:
         rows.append((period, "", "", "", "total", "", None, statement.total, None, "statement total"))
     return csv_text(CSV_COLUMNS, rows).encode()
+
+
+def _calls(n: int) -> str:
+    return f"{n:,} call" + ("" if n == 1 else "s")
 
 
 def _table(statement: Statement) -> str:
@@ -64,6 +93,12 @@ def _table(statement: Statement) -> str:
         out.append(f"  {u.tokens:,} tokens in {u.requests:,} requests"
                    + (f"; {u.unpriced_tokens:,} tokens of {u.unpriced_requests:,} calls still unpriced"
                       if u.unpriced_requests else ""))
+        if u.usage_missing_requests:
+            out.append(f"  {_calls(u.usage_missing_requests)} without usage: cost unknown, not charged")
+        if u.reported_cost_requests:
+            out.append(f"  cost reported for {_calls(u.reported_cost_requests)}: {decimal_text(u.reported_cost)}; "
+                       f"Costline's price {decimal_text(u.priced_cost_of_reported)} "
+                       f"({u.cost_disagreements:,} differ by more than 1 %)")
         for line in team.lines:
             label = line.component.replace("_", " ") + (f" {line.name}" if line.name else "")
             out.append(f"  {label:<{width}}{line.amount:>14,}  {line.detail}")

@@ -112,6 +112,16 @@ class TeamUsage:
     unpriced_requests: int = 0
     unpriced_tokens: int = 0
     outcomes: Mapping[str, int] = field(default_factory=dict)
+    usage_missing_requests: int = 0
+    """Successful calls whose span reported no usage: their cost is unknown (in no line, never $0)."""
+    reported_cost_requests: int = 0
+    """Calls whose span carried a cost someone else computed (provider, gateway, instrumentation)..."""
+    reported_cost: Decimal = Decimal(0)
+    """...that cost, exact USD, beside..."""
+    priced_cost_of_reported: Decimal = Decimal(0)
+    """...Costline's price of the same calls (which is what the lines charge)..."""
+    cost_disagreements: int = 0
+    """...and how many of them differ from it by more than `model.COST_DISAGREEMENT`."""
 
     @property
     def key(self) -> str:
@@ -165,6 +175,11 @@ class TeamStatement:
             "markup_pct": decimal_text(self.markup_pct), "markup_source": self.markup_source,
             "usage": {"requests": u.requests, "tokens": u.tokens, "cost_usd": decimal_text(u.cost),
                       "unpriced_requests": u.unpriced_requests, "unpriced_tokens": u.unpriced_tokens,
+                      "usage_missing_requests": u.usage_missing_requests,
+                      "reported_cost": {"requests": u.reported_cost_requests,
+                                        "reported_usd": decimal_text(u.reported_cost),
+                                        "priced_usd": decimal_text(u.priced_cost_of_reported),
+                                        "disagreements": u.cost_disagreements},
                       "outcomes": dict(sorted(u.outcomes.items()))},
             "lines": [line.as_dict() for line in self.lines],
             "total_usd": usd_text(self.total),
@@ -241,8 +256,14 @@ class Statement:
         teams = []
         for t in doc["teams"]:
             u = t["usage"]
+            # Statements frozen before calls without usage and reported costs were kept have neither: they had none.
+            reported = u.get("reported_cost") or {"requests": 0, "reported_usd": "0", "priced_usd": "0",
+                                                  "disagreements": 0}
             usage = TeamUsage(t["org"], t["name"], u["requests"], u["tokens"], Decimal(u["cost_usd"]),
-                              u["unpriced_requests"], u["unpriced_tokens"], dict(u["outcomes"]))
+                              u["unpriced_requests"], u["unpriced_tokens"], dict(u["outcomes"]),
+                              u.get("usage_missing_requests", 0), reported["requests"],
+                              Decimal(reported["reported_usd"]), Decimal(reported["priced_usd"]),
+                              reported["disagreements"])
             lines = tuple(Line(x["component"], Decimal(x["exact_usd"]), Decimal(x["amount_usd"]), x["name"],
                                x["detail"], x.get("quantity")) for x in t["lines"])
             teams.append(TeamStatement(t["org"], t["name"], t["model"], Decimal(t["markup_pct"]), t["markup_source"],
@@ -269,7 +290,9 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
 
     def slot(org: str, team: str) -> dict[str, Any]:
         return acc.setdefault((org, team), {"requests": 0, "tokens": 0, "cost": Decimal(0), "unpriced_requests": 0,
-                                            "unpriced_tokens": 0, "outcomes": {}})
+                                            "unpriced_tokens": 0, "outcomes": {}, "usage_missing_requests": 0,
+                                            "reported_cost_requests": 0, "reported_cost": Decimal(0),
+                                            "priced_cost_of_reported": Decimal(0), "cost_disagreements": 0})
 
     for row in rows:
         s = slot(row["org"], row["team"])
@@ -278,6 +301,11 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
         s["cost"] += Decimal(row["cost_usd"])
         s["unpriced_requests"] += int(row["unpriced_requests"])
         s["unpriced_tokens"] += sum(int(row[c]) for c in UNPRICED_TOKEN_COLUMNS)
+        s["usage_missing_requests"] += int(row.get("usage_missing_requests", 0))
+        s["reported_cost_requests"] += int(row.get("reported_cost_requests", 0))
+        s["reported_cost"] += Decimal(row.get("reported_cost_usd", 0))
+        s["priced_cost_of_reported"] += Decimal(row.get("priced_cost_of_reported_usd", 0))
+        s["cost_disagreements"] += int(row.get("cost_disagreements", 0))
     for row in outcomes:
         counts = slot(row["org"], row["team"])["outcomes"]
         counts[row["name"]] = counts.get(row["name"], 0) + int(row["count"])
@@ -327,7 +355,12 @@ def fold_usage(usage: Sequence[TeamUsage], limits: tuple[int, int], named: Colle
             outcomes[name] = outcomes.get(name, 0) + count
         acc[(org, team)] = TeamUsage(org, team, was.requests + u.requests, was.tokens + u.tokens, was.cost + u.cost,
                                      was.unpriced_requests + u.unpriced_requests,
-                                     was.unpriced_tokens + u.unpriced_tokens, outcomes)
+                                     was.unpriced_tokens + u.unpriced_tokens, outcomes,
+                                     was.usage_missing_requests + u.usage_missing_requests,
+                                     was.reported_cost_requests + u.reported_cost_requests,
+                                     was.reported_cost + u.reported_cost,
+                                     was.priced_cost_of_reported + u.priced_cost_of_reported,
+                                     was.cost_disagreements + u.cost_disagreements)
     return [acc[key] for key in sorted(acc)]
 
 
