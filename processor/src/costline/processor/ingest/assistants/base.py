@@ -101,7 +101,9 @@ class Assistant(ABC):
 def identify(call: LLMCall, source: str, session: str, *event: str) -> LLMCall:
     """Stamp `call` with the identity of its event: trace id from the tool and session, span id from the event's
     own identity parts. Every part is the event's (never the receiving processor's), so a resent event gets the
-    same keys; with no part at all the call keeps no ids and is keyed by its content (`model.call_keys`)."""
+    same keys; with no part at all the call keeps no ids and is keyed by its content (`model.call_keys`). Marks
+    the call `rare`: the tools report their own cost and 1-hour cache writes, which the series count only then."""
+    call.rare = True
     if not session and not any(event):
         return call
     call.trace_id = blake2b(f"{source}\0{session}".encode(), digest_size=16).digest()
