@@ -206,11 +206,7 @@ class PriceOverride(Strict):
 
     def price_keys(self) -> dict[str, Decimal]:
         """The prices under genai-prices' price keys (`pricing` prices them with genai-prices' unit registry)."""
-        prices = {key: value for name, key in OVERRIDE_PRICE_KEYS.items()
-                  if (value := getattr(self, name)) is not None}
-        if "cache_write_1h_mtok" in prices:  # a unit's price needs its parent's: unpriced writes cost the input
-            prices.setdefault("cache_write_mtok", self.input_per_mtok)
-        return prices
+        return {key: value for name, key in OVERRIDE_PRICE_KEYS.items() if (value := getattr(self, name)) is not None}
 
 
 OVERRIDE_PRICE_KEYS = {

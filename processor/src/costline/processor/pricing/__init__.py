@@ -19,6 +19,7 @@ import bisect
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from costline.processor.config.core import PriceOverride
@@ -120,7 +121,7 @@ class Pricer:
         override = _override_in_effect(self._overrides, provider, model, when.date(), service_tier, processing)
         if override is not None:
             source = f"override from {override.effective_from}" if override.effective_from else "override"
-            return Rates(source, override.model, FlatRates(override.price_keys()))
+            return Rates(source, override.model, FlatRates(_completed(override.price_keys())))
         context = {key: value for key, value in (("service_tier", service_tier), ("processing", processing)) if value}
         for found_provider, info in _found(provider, model):
             # calc_price applies a context only to a model of the provider itself, not to a fallback provider's
@@ -130,6 +131,40 @@ class Pricer:
             if rates is not None:
                 return rates
         return None
+
+
+def _completed(prices: dict[str, Decimal]) -> dict[str, Decimal]:
+    """An override's prices as genai-prices requires a price set to be (`validate_priced_units`): a unit priced
+    with its parents priced (a one-hour write without a write price: writes cost the input price, as they would
+    unpriced), and two overlapping priced units with their overlap priced (audio input and cache reads: cached audio).
+    An overlap gets the lower of the two prices; Costline's cached tokens carry no modality, so it bills nothing."""
+    from genai_prices.units import _get_registry
+
+    registry = _get_registry()
+    prices = dict(prices)
+    changed = True
+    while changed:
+        changed = False
+        units = [registry.unit_for_price_key(key) for key in prices]
+        for unit in units:
+            for ancestor in sorted(registry.ancestor_usage_keys(unit.usage_key)):
+                key = registry.units[ancestor].price_key
+                if key not in prices:  # the nearest priced ancestor's price, as the unit would be billed without
+                    prices[key] = _nearest_price(registry, ancestor, prices)
+                    changed = True
+        for i, first in enumerate(units):
+            for second in units[i + 1:]:
+                join = registry.find_join(first, second) if first.is_compatible_with(second) else None
+                if join is not None and join.price_key not in prices:
+                    prices[join.price_key] = min(prices[first.price_key], prices[second.price_key])
+                    changed = True
+    return prices
+
+
+def _nearest_price(registry: Any, usage_key: str, prices: dict[str, Decimal]) -> Decimal:
+    ancestors = sorted((registry.units[key] for key in registry.ancestor_usage_keys(usage_key)
+                        if registry.units[key].price_key in prices), key=lambda unit: -len(unit.dimensions))
+    return prices[ancestors[0].price_key] if ancestors else Decimal(0)
 
 
 def _found(provider: str, model: str) -> Iterator[tuple[Any, Any]]:
