@@ -12,11 +12,11 @@ from genai_prices import calc_price
 from genai_prices.data_snapshot import get_snapshot
 
 from costline.processor.config.core import ConfigError, PriceOverride, parse_config
-from costline.processor.model import LLMCall, counts_of, Counts
+from costline.processor.model import Counts, LLMCall, counts_of
 from costline.processor.pricing import Pricer
 from costline.processor.pricing.providers import GENAI_PRICES_PROVIDER
 from costline.processor.pricing.rates import usage_of
-from tests.processor.conftest import at, make_call
+from tests.processor.conftest import at
 
 WHEN = datetime(2026, 11, 10, 12, tzinfo=timezone.utc)
 NOV = at(2026, 11, 10)
@@ -74,14 +74,11 @@ def test_audio_and_image_tokens_are_priced_at_their_own_rates():
     assert cost == oracle(call, "openai")
     # text in $4, audio in $32, image in $5, text out $16, audio out $64 per MTok
     assert cost == (300 * 4 + 600 * 32 + 100 * 5 + 200 * 16 + 300 * 64) / Decimal(10**6) == Decimal("0.0433")
-
-
-def test_a_model_without_a_modality_price_bills_it_at_its_parent_units_price():
-    """gpt-4o-audio-preview has no audio price in genai-prices 0.2.5: its audio is billed as input and output."""
-    call = call_of("gpt-4o-audio-preview", "openai", input_tokens=1000, input_audio_tokens=600, output_tokens=500,
-                   output_audio_tokens=300)
-    cost = Pricer([]).rates("openai", "gpt-4o-audio-preview", NOV).cost(call)
-    assert cost == oracle(call, "openai") == (1000 * Decimal("2.5") + 500 * 10) / Decimal(10**6)
+    # gpt-4o-audio-preview has no audio price in genai-prices 0.2.5: its audio is billed as input and output are
+    preview = call_of("gpt-4o-audio-preview", "openai", input_tokens=1000, input_audio_tokens=600,
+                      output_tokens=500, output_audio_tokens=300)
+    assert Pricer([]).rates("openai", "gpt-4o-audio-preview", NOV).cost(preview) == oracle(preview, "openai") == (
+        1000 * Decimal("2.5") + 500 * 10) / Decimal(10**6)
 
 
 def test_web_searches_are_priced_per_search():
@@ -115,10 +112,7 @@ def test_a_unit_the_model_cannot_price_is_counted_unpriced_never_free():
         200_000, ("output",))
     # A call of nothing but units its model cannot price is unpriced as a whole, not $0.
     assert rates.price(call_of("gpt-4o-mini", "openai", code_executions=1)) == (None, ())
-
-
-def test_a_model_priced_only_per_hour_of_audio_stays_unpriced():
-    assert Pricer([]).rates("groq", "whisper-large-v3", NOV) is None
+    assert Pricer([]).rates("groq", "whisper-large-v3", NOV) is None  # priced per hour of audio only
 
 
 def test_an_override_names_its_service_tier_and_prices_the_new_units():
