@@ -195,5 +195,10 @@ def test_rates_equal_calc_price_for_random_usage_over_many_models():
                     rates = pricer.rates(call.provider, info.id, NOV, call.service_tier, call.processing)
                     got = Decimal(0) if rates is None else Decimal(rates.cost_pico(call))
                     assert abs(got - expected * 10**12) < 1, (gp_provider, info.id, context, call)
+                    if rates is not None:  # the ingest path's one-pass twin agrees, and names what it skipped
+                        cost, unpriced = rates.price(call)
+                        assert cost in (None, int(got)), (info.id, call)
+                        if cost is not None:
+                            assert set(unpriced) == {n for a, n in rates.gaps if getattr(call, a)}, (info.id, call)
                     checked += 1
     assert checked > 1500

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from decimal import ROUND_HALF_EVEN, Decimal
 from types import MappingProxyType
 from typing import Any
@@ -174,7 +175,8 @@ class _Table:
 class Rates:
     """What a model costs at one instant, in one price context: one set of leaf prices, or one per tier interval."""
 
-    __slots__ = ("source", "model_id", "flat", "_tier_starts", "_per_tier", "gaps", "_requests_priced")
+    __slots__ = ("source", "model_id", "flat", "_tier_starts", "_per_tier", "_rare", "_rare_counts", "gaps",
+                 "_requests_priced")
 
     def __init__(self, source: str, model_id: str, flat: FlatRates,
                  tiers: tuple[tuple[int, FlatRates], ...] = ()) -> None:
@@ -192,6 +194,15 @@ class Rates:
             (unit.attribute, unit.name) for unit in BILLABLE_UNITS
             if unit.unpriced_slot is not None and unit.name in unpriced)
         """(`LLMCall` attribute, unit name) of the units the model has no price for at all (`price`)."""
+        # `price`'s one pass over the fields most calls leave at 0, per tier: (attribute, price, None) for a part
+        # priced apart from its whole, (attribute, 0, unit name) for a unit the model has no price for.
+        attributes = list(dict.fromkeys(attribute for t in tables for attribute, _ in t.extra))
+        self._rare = [tuple((dict(t.extra).get(attribute, 0), None) for attribute in attributes)
+                      + tuple((0, name) for _, name in self.gaps) for t in tables]
+        rare = [*attributes, *(attribute for attribute, _ in self.gaps)]
+        # The rare fields' counts read in one C call (a tuple even for one field): most calls have none, and `any`
+        # on that tuple spares them the loop.
+        self._rare_counts = attrgetter(*rare, rare[0]) if rare else None
 
     @property
     def tiered(self) -> bool:
@@ -231,14 +242,32 @@ class Rates:
     def price(self, call: LLMCall) -> tuple[int | None, tuple[str, ...]]:
         """(cost in pico-dollars, the units the call used that the model has no price for). Those units are billed
         nothing and named, for their unpriced slots; a call that used only such units, of a model without a
-        per-request price, is unpriced as a whole: (None, ())."""
-        cost = self.cost_pico(call)
-        if not self.gaps:
-            return cost, ()
-        missing = tuple(name for attribute, name in self.gaps if getattr(call, attribute))
+        per-request price, is unpriced as a whole: (None, ()). The ingest path's `cost_pico`, in one pass: a
+        call's rare fields are read once, for their price or their lack of one."""
+        if self._tier_starts:
+            tier = bisect.bisect_left(self._tier_starts,
+                                      call.input_tokens + call.cache_read_tokens + call.cache_write_tokens)
+        else:
+            tier = 0
+        rate_in, rate_read, rate_write, rate_out, _, request = self._per_tier[tier]
+        cost = (call.input_tokens * rate_in + call.cache_read_tokens * rate_read
+                + call.cache_write_tokens * rate_write + call.output_tokens * rate_out)
+        missing: tuple[str, ...] = ()
+        counts = self._rare_counts(call) if self._rare_counts is not None else ()
+        if any(counts):
+            for count, (rate, unpriced) in zip(counts, self._rare[tier]):  # the repeated last field: no pair, no turn
+                if count:
+                    if unpriced is None:
+                        cost += count * rate
+                    else:
+                        missing += (unpriced,)
+        if request and call.error_type is None:
+            cost += request
         if missing and not self._requests_priced and not _priced_use(call, self.gaps):
             return None, ()
-        return cost, missing
+        if type(cost) is int:
+            return cost, missing
+        return int(cost.to_integral_value(rounding=ROUND_HALF_EVEN)), missing
 
     def cost(self, call: LLMCall) -> Decimal:
         """The call's cost in USD."""
