@@ -31,8 +31,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import attrgetter
 from decimal import ROUND_HALF_EVEN, Decimal
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
@@ -255,7 +255,8 @@ class Rates:
         missing: tuple[str, ...] = ()
         counts = self._rare_counts(call) if self._rare_counts is not None else ()
         if any(counts):
-            for count, (rate, unpriced) in zip(counts, self._rare[tier]):  # the repeated last field: no pair, no turn
+            # the first field repeated last (a tuple even for one field) has no pair here: zip drops it
+            for count, (rate, unpriced) in zip(counts, self._rare[tier], strict=False):
                 if count:
                     if unpriced is None:
                         cost += count * rate
