@@ -253,7 +253,8 @@ class Rates:
         cost = (call.input_tokens * rate_in + call.cache_read_tokens * rate_read
                 + call.cache_write_tokens * rate_write + call.output_tokens * rate_out)
         missing: tuple[str, ...] = ()
-        counts = self._rare_counts(call) if self._rare_counts is not None else ()
+        rare = self._rare_counts
+        counts = rare(call) if rare is not None else ()
         if any(counts):
             # the first field repeated last (a tuple even for one field) has no pair here: zip drops it
             for count, (rate, unpriced) in zip(counts, self._rare[tier], strict=False):
