@@ -61,9 +61,14 @@ def timed(pipeline: object, bodies: list[bytes]) -> dict[str, list[float]]:
         entries = []
         for call in calls:
             owner, conflict = state.hierarchy.resolve(call.owner, call.api_key_fingerprint, call.environment)
-            rates = state.pricer.rates(call.provider, call.model, call.start_time_unix_nano)
-            cost = rates.cost_pico(call) if rates is not None else None
-            entries.append(Entry(call, owner, cost, call_keys(call), conflict))
+            # as `Pipeline.ingest_calls` prices a call: in its price context, naming the units it cannot price
+            rates = state.pricer.rates(call.provider, call.model, call.start_time_unix_nano, call.service_tier,
+                                       call.processing)
+            if rates is None:
+                entries.append(Entry(call, owner, None, call_keys(call), conflict))
+            else:
+                cost, unpriced = rates.price(call)
+                entries.append(Entry(call, owner, cost, call_keys(call), conflict, unpriced))
         marks.append(time.process_time())
         fresh = pipeline.ledger.record(entries, retention_hours=72, now=int(time.time()))  # type: ignore[attr-defined]
         marks.append(time.process_time())

@@ -214,6 +214,9 @@ class Entry:
     its cost."""
     conflict: bool = False
     """The declared owner disagreed with the registered key's owner (the key won)."""
+    unpriced_units: tuple[str, ...] = ()
+    """Of a priced call, the units (`BillableUnit.name`) its model has no price for: billed nothing, their counts
+    kept in their unpriced slots for a reprice (`pricing.Rates.price`)."""
 
 
 class Counts(IntEnum):
@@ -342,8 +345,9 @@ UNPRICED_TOKEN_COUNTS = {unit.name: unit.unpriced_slot for unit in BILLABLE_UNIT
 _EXTRA_UNITS = BILLABLE_UNITS[5:]
 
 
-def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
-    """What one call adds to each `Counts` slot, in slot order (`cost_pico` None: unpriced)."""
+def counts_of(call: LLMCall, cost_pico: int | None, unpriced_units: tuple[str, ...] = ()) -> tuple[int, ...]:
+    """What one call adds to each `Counts` slot, in slot order (`cost_pico` None: unpriced; `unpriced_units`: of a
+    priced call, the units its model has no price for, whose counts also go to their unpriced slots)."""
     inp, out, read, write = call.input_tokens, call.output_tokens, call.cache_read_tokens, call.cache_write_tokens
     error = 0 if call.error_type is None else 1
     extra = (call.cache_write_1h_tokens, call.input_audio_tokens, call.input_image_tokens, call.input_video_tokens,
@@ -361,6 +365,13 @@ def counts_of(call: LLMCall, cost_pico: int | None) -> tuple[int, ...]:
     if cost_pico is None:
         return (1, error, 1, inp, out, read, write, call.reasoning_tokens, inp, out, read, write, 0, call.retries,
                 *extra, *extra, *tail)
+    if unpriced_units:
+        counts = [1, error, 0, inp, out, read, write, call.reasoning_tokens, 0, 0, 0, 0, cost_pico, call.retries,
+                  *extra, 0, 0, 0, 0, 0, 0, 0, 0, 0, *tail]
+        for name in unpriced_units:
+            unit = UNITS_BY_NAME[name]
+            counts[unit.unpriced_slot] = counts[unit.slot]  # type: ignore[index]
+        return tuple(counts)
     return (1, error, 0, inp, out, read, write, call.reasoning_tokens, 0, 0, 0, 0, cost_pico, call.retries,
             *extra, 0, 0, 0, 0, 0, 0, 0, 0, 0, *tail)
 

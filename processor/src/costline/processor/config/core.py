@@ -147,8 +147,16 @@ class Project(_Named):
     pass
 
 
+_STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand", "on-demand"})
+_PROCESSING = ("batch",)
+
+
 class PriceOverride(Strict):
-    """A negotiated, discounted or self-hosted price, per million tokens. Covers the model's dated snapshots."""
+    """A negotiated, discounted or self-hosted price, per million tokens (per thousand searches, code executions or
+    requests). Covers the model's dated snapshots. A unit without its own price is billed at the price of the unit
+    it is part of, as genai-prices bills it: audio input at `input_per_mtok`, a one-hour cache write at
+    `cache_write_per_mtok`, else `input_per_mtok`; web searches and code executions without a price are unpriced
+    (counted, for a reprice), never free."""
 
     provider: str
     model: str
@@ -156,10 +164,62 @@ class PriceOverride(Strict):
     output_per_mtok: PricePerMtok
     cache_read_per_mtok: PricePerMtok | None = None
     cache_write_per_mtok: PricePerMtok | None = None
+    cache_write_1h_per_mtok: PricePerMtok | None = None
+    input_audio_per_mtok: PricePerMtok | None = None
+    input_image_per_mtok: PricePerMtok | None = None
+    input_video_per_mtok: PricePerMtok | None = None
+    output_audio_per_mtok: PricePerMtok | None = None
+    output_image_per_mtok: PricePerMtok | None = None
+    output_video_per_mtok: PricePerMtok | None = None
+    output_reasoning_per_mtok: PricePerMtok | None = None
+    web_search_per_k: PricePerMtok | None = None
+    code_execution_per_k: PricePerMtok | None = None
+    request_per_k: PricePerMtok | None = None
+    service_tier: str = ""
+    """The service tier the price is for (`flex`, `priority`, as the provider names it); empty: the standard tier.
+    Calls of another tier are priced at genai-prices' price for theirs."""
+    processing: str = ""
+    """`batch`: the price of batch calls; empty: of online calls."""
     effective_from: date | None = None
     """The first day (from 00:00 UTC) the price applies; none: always. Calls before it keep the price in effect
     then (an earlier override of the same model, or the list price). UTC, not `timezone`, so that it starts on the
     boundary of the ledger's UTC hours in every zone."""
+
+    @field_validator("service_tier")
+    @classmethod
+    def _tier(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value in _STANDARD_TIERS:
+            raise ValueError(f"{value!r} is the standard tier: leave service_tier out for it")
+        if value == "batch":
+            raise ValueError("batch is processing, not a tier: use processing: batch")
+        if value and not re.fullmatch(r"[a-z0-9][a-z0-9_.-]{0,62}", value):
+            raise ValueError("must be a tier name as the provider reports it (letters, digits, `_`, `-`, `.`)")
+        return value
+
+    @field_validator("processing")
+    @classmethod
+    def _processing(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value and value not in _PROCESSING:
+            raise ValueError(f"must be {' or '.join(_PROCESSING)}, or left out for online calls")
+        return value
+
+    def price_keys(self) -> dict[str, Decimal]:
+        """The prices under genai-prices' price keys (`pricing` prices them with genai-prices' unit registry)."""
+        return {key: value for name, key in OVERRIDE_PRICE_KEYS.items() if (value := getattr(self, name)) is not None}
+
+
+OVERRIDE_PRICE_KEYS = {
+    "input_per_mtok": "input_mtok", "output_per_mtok": "output_mtok", "cache_read_per_mtok": "cache_read_mtok",
+    "cache_write_per_mtok": "cache_write_mtok", "cache_write_1h_per_mtok": "cache_write_1h_mtok",
+    "input_audio_per_mtok": "input_audio_mtok", "input_image_per_mtok": "input_image_mtok",
+    "input_video_per_mtok": "input_video_mtok", "output_audio_per_mtok": "output_audio_mtok",
+    "output_image_per_mtok": "output_image_mtok", "output_video_per_mtok": "output_video_mtok",
+    "output_reasoning_per_mtok": "output_reasoning_mtok", "web_search_per_k": "web_searches_kcount",
+    "code_execution_per_k": "code_executions_kcount", "request_per_k": "requests_kcount",
+}
+"""`PriceOverride` field -> genai-prices' price key."""
 
 
 METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
@@ -370,13 +430,16 @@ class CostlineConfig(Strict):
                         if key.fingerprint in fingerprints:
                             errors.append(f"{kwhere}.fingerprint: already registered at {fingerprints[key.fingerprint]}")
                         fingerprints.setdefault(key.fingerprint, kwhere)
-        seen_prices: set[tuple[str, str, date | None]] = set()
+        seen_prices: set[tuple[str, str, str, str, date | None]] = set()
         for pi, price in enumerate(self.prices):
-            ident = (price.provider, price.model, price.effective_from)
+            ident = (price.provider, price.model, price.service_tier, price.processing, price.effective_from)
             if ident in seen_prices:
                 since = f" effective from {price.effective_from}" if price.effective_from else " without effective_from"
-                errors.append(f"prices[{pi}].effective_from: a price for {price.provider}/{price.model}{since} is "
-                              "already configured; several prices of one model need distinct effective_from dates")
+                context = "".join(f" {name} {value}" for name, value in (("tier", price.service_tier),
+                                                                          ("processing", price.processing)) if value)
+                errors.append(f"prices[{pi}].effective_from: a price for {price.provider}/{price.model}{context}"
+                              f"{since} is already configured; several prices of one model in one context need "
+                              "distinct effective_from dates")
             seen_prices.add(ident)
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})

@@ -191,9 +191,13 @@ class Pipeline:
         entries: list[Entry] = []
         for call in calls:
             owner, conflict = resolve(call.owner, call.api_key_fingerprint, call.environment)
-            rates = rates_for(call.provider, call.model, call.start_time_unix_nano)
-            cost_pico = rates.cost_pico(call) if rates is not None else None
-            entries.append(Entry(call, owner, cost_pico, call_keys(call), conflict))
+            rates = rates_for(call.provider, call.model, call.start_time_unix_nano, call.service_tier,
+                              call.processing)
+            if rates is None:
+                entries.append(Entry(call, owner, None, call_keys(call), conflict))
+            else:
+                cost_pico, unpriced_units = rates.price(call)
+                entries.append(Entry(call, owner, cost_pico, call_keys(call), conflict, unpriced_units))
 
         fresh = self.ledger.record(entries, retention_hours=state.config.dedup_retention_hours,
                                    now=int(self._clock().timestamp()))

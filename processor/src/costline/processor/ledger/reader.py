@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import BigInteger, cast, desc, func, select
+from sqlalchemy import BigInteger, cast, desc, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -37,6 +37,8 @@ UTC = ZoneInfo("UTC")
 UNPRICED_COLUMNS = tuple(c.column for c in Counts if c.name.startswith("UNPRICED_"))
 """The counters a reprice reads and clears: unpriced calls and their tokens."""
 _COST = Counts.COST_PICO_USD
+_PRICE_DIMENSIONS = ("provider", "model", "operation", "service_tier", "processing")
+"""What a reprice needs to know of a row to price it: the model and its price context."""
 
 
 class LedgerReader:
@@ -164,17 +166,18 @@ class LedgerReader:
             raise LedgerUnavailable(f"ledger read failed: {err}") from err
 
     def unpriced_rows(self, since: datetime) -> list[dict[str, Any]]:
-        """The rows from `since`'s hour on with calls still waiting for a price: `id`, `hour`, `provider`, `model`,
-        `operation` and the `UNPRICED_COLUMNS` counters."""
-        columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *UNPRICED_COLUMNS)]
+        """The rows from `since`'s hour on with calls or units still waiting for a price (the units of priced calls
+        whose model had no price for them: web searches, say): `id`, `hour`, `provider`, `model`, `operation`,
+        `service_tier`, `processing` and the `UNPRICED_COLUMNS` counters."""
+        columns = [usage_hourly.c[c] for c in ("id", "hour", *_PRICE_DIMENSIONS, *UNPRICED_COLUMNS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
-                 .where(usage_hourly.c.unpriced_requests > 0).order_by(usage_hourly.c.id))
+                 .where(or_(*(usage_hourly.c[c] > 0 for c in UNPRICED_COLUMNS))).order_by(usage_hourly.c.id))
         return read_rows(self.engine, query)
 
     def rows_since(self, since: datetime) -> list[dict[str, Any]]:
-        """Every row from `since`'s hour on, for a re-rate: `id`, `hour`, `provider`, `model`, `operation` and all
-        `COUNTERS` as stored."""
-        columns = [usage_hourly.c[c] for c in ("id", "hour", "provider", "model", "operation", *COUNTERS)]
+        """Every row from `since`'s hour on, for a re-rate: `id`, `hour`, `provider`, `model`, `operation`,
+        `service_tier`, `processing` and all `COUNTERS` as stored."""
+        columns = [usage_hourly.c[c] for c in ("id", "hour", *_PRICE_DIMENSIONS, *COUNTERS)]
         query = (select(*columns).where(usage_hourly.c.hour >= floor_hour_s(int(since.timestamp())))
                  .order_by(usage_hourly.c.id))
         return read_rows(self.engine, query)

@@ -313,7 +313,7 @@ def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:
         # `Owner` is a named tuple in OWNER_FIELDS order: unpacked in C.
         ident = (hour_start_s(start), *e.owner, call.provider, call.model or "", call.operation,
                  call.service_name or "", call.service_tier, call.processing)
-        counts = counts_of(call, e.cost_pico)
+        counts = counts_of(call, e.cost_pico, e.unpriced_units)
         row = rows.get(ident)
         rows[ident] = counts if row is None else tuple(map(add, row, counts))
     out = []

@@ -6,6 +6,11 @@ interval in which they cannot change, and `Rates` prices each call with integer 
 config override that starts on a (UTC) day, and genai-prices' time-of-day prices (deepseek's off-peak hours start
 and end at 16:30 and 00:30 UTC). The interval is therefore the UTC day cut at the model's own time-of-day
 boundaries (`_day_boundaries`): the rates of a call are those at its instant, never the neighbouring period's.
+
+A call's price context, its service tier (`flex`, `priority`, ...) and processing (`batch`), selects genai-prices'
+price variants (`ModelInfo.get_prices(when, price_context)`), and an override only for the context it names; the
+cache is keyed by both. As `calc_price` does, the context applies to a model found under the call's own provider,
+not to one genai-prices falls back to another provider for.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import bisect
 import threading
 from collections.abc import Iterator
 from datetime import date, datetime, timezone
+from decimal import Decimal
 from typing import Any
 
 from costline.processor.config.core import PriceOverride
@@ -37,14 +43,17 @@ def _override_matches(override: PriceOverride, model: str) -> bool:
     return suffix.replace("-", "").isdigit()
 
 
-def _override_in_effect(overrides: list[PriceOverride], provider: str, model: str,
-                        day: date) -> PriceOverride | None:
-    """The override that prices `model` on `day` (UTC): of those covering it and already in effect, the one that
-    took effect last; one without `effective_from` has always been in effect. Among equals, the first configured.
-    None: no override yet, the list price applies."""
+def _override_in_effect(overrides: list[PriceOverride], provider: str, model: str, day: date,
+                        service_tier: str = "", processing: str = "") -> PriceOverride | None:
+    """The override that prices `model` on `day` (UTC) in that price context: of those covering it and already in
+    effect, the one that took effect last; one without `effective_from` has always been in effect. Among equals,
+    the first configured. An override names the context it is for ("" being the standard tier, online): a
+    negotiated standard price is no flex or batch price. None: no override yet, the list price applies."""
     best: PriceOverride | None = None
     for override in overrides:
         if override.provider != provider or not _override_matches(override, model):
+            continue
+        if override.service_tier != service_tier or override.processing != processing:
             continue
         start = override.effective_from or date.min
         if start <= day and (best is None or start > (best.effective_from or date.min)):
@@ -53,17 +62,19 @@ def _override_in_effect(overrides: list[PriceOverride], provider: str, model: st
 
 
 class Pricer:
-    """Thread-safe rate lookup, cached per (provider, model, UTC day, segment of the day between the model's
-    time-of-day price changes). Replace the object to reload prices."""
+    """Thread-safe rate lookup, cached per (provider, model, service tier, processing, UTC day, segment of the day
+    between the model's time-of-day price changes). Replace the object to reload prices."""
 
     def __init__(self, overrides: list[PriceOverride]) -> None:
         self._overrides = overrides
-        self._cache: dict[tuple[str, str, int, int], Rates | None] = {}
+        self._cache: dict[tuple[str, str, str, str, int, int], Rates | None] = {}
         self._boundaries: dict[tuple[str, str], tuple[int, ...]] = {}
         self._lock = threading.Lock()
 
-    def rates(self, provider: str, model: str | None, when_unix_nano: int) -> Rates | None:
-        """The rates for `model` at that time, or None when it cannot be priced (an unpriced model)."""
+    def rates(self, provider: str, model: str | None, when_unix_nano: int, service_tier: str = "",
+              processing: str = "") -> Rates | None:
+        """The rates for `model` at that time in that price context ("" for the standard tier and online
+        processing, as `LLMCall` has them), or None when it cannot be priced (an unpriced model)."""
         if not model:
             return None
         day, second = divmod(when_unix_nano // NS_PER_S, S_PER_DAY)
@@ -71,13 +82,14 @@ class Pricer:
         if boundaries is None:
             boundaries = self._day_boundaries(provider, model)
         segment = bisect.bisect_right(boundaries, second) if boundaries else 0
-        key = (provider, model, day, segment)
+        key = (provider, model, service_tier, processing, day, segment)
         try:
             return self._cache[key]
         except KeyError:
             pass
         start = day * S_PER_DAY + (boundaries[segment - 1] if segment else 0)  # the segment's first second
-        rates = self._lookup(provider, model, datetime.fromtimestamp(start, tz=timezone.utc))
+        rates = self._lookup(provider, model, datetime.fromtimestamp(start, tz=timezone.utc), service_tier,
+                             processing)
         with self._lock:
             if len(self._cache) > 100_000:  # bounded: a flood of distinct model names cannot exhaust memory
                 self._cache.clear()
@@ -104,18 +116,55 @@ class Pricer:
             self._boundaries[(provider, model)] = boundaries
         return boundaries
 
-    def _lookup(self, provider: str, model: str, when: datetime) -> Rates | None:
-        override = _override_in_effect(self._overrides, provider, model, when.date())
+    def _lookup(self, provider: str, model: str, when: datetime, service_tier: str,
+                processing: str) -> Rates | None:
+        override = _override_in_effect(self._overrides, provider, model, when.date(), service_tier, processing)
         if override is not None:
             source = f"override from {override.effective_from}" if override.effective_from else "override"
-            return Rates(source, override.model, FlatRates(
-                override.input_per_mtok, override.output_per_mtok, override.cache_read_per_mtok,
-                override.cache_write_per_mtok))
+            return Rates(source, override.model, FlatRates(_completed(override.price_keys())))
+        context = {key: value for key, value in (("service_tier", service_tier), ("processing", processing)) if value}
         for found_provider, info in _found(provider, model):
-            rates = from_model_price("genai-prices", f"{found_provider.id}/{info.id}", info.get_prices(when))
+            # calc_price applies a context only to a model of the provider itself, not to a fallback provider's
+            own = any(info is candidate for candidate in found_provider.models)
+            price = info.get_prices(when, context or None) if own else info.get_prices(when)
+            rates = from_model_price("genai-prices", f"{found_provider.id}/{info.id}", price)
             if rates is not None:
                 return rates
         return None
+
+
+def _completed(prices: dict[str, Decimal]) -> dict[str, Decimal]:
+    """An override's prices as genai-prices requires a price set to be (`validate_priced_units`): a unit priced
+    with its parents priced (a one-hour write without a write price: writes cost the input price, as they would
+    unpriced), and two overlapping priced units with their overlap priced (audio input and cache reads: cached audio).
+    An overlap gets the lower of the two prices; Costline's cached tokens carry no modality, so it bills nothing."""
+    from genai_prices.units import _get_registry
+
+    registry = _get_registry()
+    prices = dict(prices)
+    changed = True
+    while changed:
+        changed = False
+        units = [registry.unit_for_price_key(key) for key in prices]
+        for unit in units:
+            for ancestor in sorted(registry.ancestor_usage_keys(unit.usage_key)):
+                key = registry.units[ancestor].price_key
+                if key not in prices:  # the nearest priced ancestor's price, as the unit would be billed without
+                    prices[key] = _nearest_price(registry, ancestor, prices)
+                    changed = True
+        for i, first in enumerate(units):
+            for second in units[i + 1:]:
+                join = registry.find_join(first, second) if first.is_compatible_with(second) else None
+                if join is not None and join.price_key not in prices:
+                    prices[join.price_key] = min(prices[first.price_key], prices[second.price_key])
+                    changed = True
+    return prices
+
+
+def _nearest_price(registry: Any, usage_key: str, prices: dict[str, Decimal]) -> Decimal:
+    ancestors = sorted((registry.units[key] for key in registry.ancestor_usage_keys(usage_key)
+                        if registry.units[key].price_key in prices), key=lambda unit: -len(unit.dimensions))
+    return prices[ancestors[0].price_key] if ancestors else Decimal(0)
 
 
 def _found(provider: str, model: str) -> Iterator[tuple[Any, Any]]:
