@@ -117,9 +117,15 @@ class CostlineCollector(Collector):
                 effective.add_metric(values, float(e.remaining_usd))
             if e.remaining_tokens is not None:
                 effective_tokens.add_metric(values, float(e.remaining_tokens))
+        elapsed = GaugeMetricFamily(
+            "costline_budget_period_elapsed_ratio",
+            "Share of the current period elapsed, in the configured time zone (at least one hour's; 1 for a rolling "
+            "window): the budget forecast divides the spend by it.", labels=["period"])
+        for period, ratio in snapshot.elapsed:
+            elapsed.add_metric([period], ratio)
         for unit in ("usd", "tokens"):
             yield from families[unit]
-        yield from (effective, effective_tokens)
+        yield from (effective, effective_tokens, elapsed)
 
 
 class SeriesFamily(Metric):

@@ -33,7 +33,7 @@ from costline.processor.config.core import Budget, CostlineConfig
 from costline.processor.ledger import Ledger, LedgerUnavailable
 from costline.processor.model import BILLABLE_UNITS, BUDGET_CALL_SCOPES, BUDGET_SCOPES
 from costline.processor.refresher import Refresher
-from costline.processor.units import period_window, pico_to_usd
+from costline.processor.units import period_window, pico_to_usd, rolling_days
 
 log = logging.getLogger("costline.processor.reports.budgets")
 
@@ -140,6 +140,9 @@ def effective_of(scope: str, owner: Mapping[str, str], states: Collection[Budget
 class BudgetSnapshot:
     states: tuple[BudgetState, ...]
     effective: tuple[Effective, ...]
+    elapsed: tuple[tuple[str, float], ...] = ()
+    """(period, share of it elapsed when read) of each calendar period some budget is set for, in the configured
+    zone, at least one hour's share (the forecast divides by it); 1 for a rolling window, which is always whole."""
 
     def as_dict(self) -> dict:
         return {"budgets": [s.as_dict() for s in self.states], "effective": [e.as_dict() for e in self.effective]}
@@ -214,7 +217,7 @@ class Budgets:
             except LedgerUnavailable as err:
                 log.warning("budgets not refreshed: %s", err)
                 return
-            self._snapshot, self._starts, self._covered = self._build(spent), starts, commits
+            self._snapshot, self._starts, self._covered = self._build(spent, starts), starts, commits
 
     def _windows(self) -> dict[str, tuple[datetime, datetime]]:
         now, zone = self._clock(), self._config.zone
@@ -227,7 +230,8 @@ class Budgets:
         return {(scope, values): (sums[0], sum(sums[1:])) for scope, columns in BUDGET_SCOPES.items()
                 for values, sums in by_scope.get(columns, {}).items()}
 
-    def _build(self, spent: dict[str, dict[tuple[str, tuple], tuple[int, int]]]) -> BudgetSnapshot:
+    def _build(self, spent: dict[str, dict[tuple[str, tuple], tuple[int, int]]],
+               windows: dict[str, tuple[datetime, datetime]]) -> BudgetSnapshot:
         config = self._config
         states: list[BudgetState] = []
         for scope, values, budget in _budgeted(config):
@@ -236,7 +240,11 @@ class Budgets:
                 cost, tokens = spent[period].get((scope, values), (0, 0))
                 states.append(BudgetState(scope, period, owner, limit,
                                           pico_to_usd(cost) if unit == "usd" else tokens, unit, budget.mode))
-        return BudgetSnapshot(tuple(states), tuple(_effective(config, states)))
+        now = self._clock()
+        elapsed = tuple((period, 1.0 if rolling_days(period) else
+                         min(1.0, max((now - start) / (end - start), 3600 / (end - start).total_seconds())))
+                        for period, (start, end) in windows.items())
+        return BudgetSnapshot(tuple(states), tuple(_effective(config, states)), elapsed)
 
 
 def _weakly(method: Callable[[], None]) -> Callable[[], None]:
