@@ -118,14 +118,18 @@ class CostlineCollector(Collector):
             if e.remaining_tokens is not None:
                 effective_tokens.add_metric(values, float(e.remaining_tokens))
         elapsed = GaugeMetricFamily(
-            "costline_budget_period_elapsed_ratio",
-            "Share of the current period elapsed, in the configured time zone (at least one hour's; 1 for a rolling "
-            "window): the budget forecast divides the spend by it.", labels=["period"])
-        for period, ratio in snapshot.elapsed:
-            elapsed.add_metric([period], ratio)
+            "costline_budget_period_elapsed_seconds",
+            "Seconds since the current calendar period began, in the configured time zone (the budget forecast "
+            "divides the spend by the elapsed share of its period).", labels=["period"])
+        length = GaugeMetricFamily("costline_budget_period_length_seconds",
+                                   "Length of the current calendar period (a day of 23 to 25 hours, a month, ...).",
+                                   labels=["period"])
+        for period, seconds, total in snapshot.elapsed:
+            elapsed.add_metric([period], seconds)
+            length.add_metric([period], total)
         for unit in ("usd", "tokens"):
             yield from families[unit]
-        yield from (effective, effective_tokens, elapsed)
+        yield from (effective, effective_tokens, elapsed, length)
 
 
 class SeriesFamily(Metric):

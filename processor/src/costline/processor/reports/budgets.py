@@ -140,9 +140,10 @@ def effective_of(scope: str, owner: Mapping[str, str], states: Collection[Budget
 class BudgetSnapshot:
     states: tuple[BudgetState, ...]
     effective: tuple[Effective, ...]
-    elapsed: tuple[tuple[str, float], ...] = ()
-    """(period, share of it elapsed when read) of each calendar period some budget is set for, in the configured
-    zone, at least one hour's share (the forecast divides by it); 1 for a rolling window, which is always whole."""
+    elapsed: tuple[tuple[str, float, float], ...] = ()
+    """(period, seconds elapsed when read, its length in seconds) of each calendar period some budget is set for, in
+    the configured zone (PromQL's calendar is UTC): the forecast divides by the elapsed share. A rolling window has
+    no end to forecast and is not listed."""
 
     def as_dict(self) -> dict:
         return {"budgets": [s.as_dict() for s in self.states], "effective": [e.as_dict() for e in self.effective]}
@@ -241,9 +242,8 @@ class Budgets:
                 states.append(BudgetState(scope, period, owner, limit,
                                           pico_to_usd(cost) if unit == "usd" else tokens, unit, budget.mode))
         now = self._clock()
-        elapsed = tuple((period, 1.0 if rolling_days(period) else
-                         min(1.0, max((now - start) / (end - start), 3600 / (end - start).total_seconds())))
-                        for period, (start, end) in windows.items())
+        elapsed = tuple((period, (now - start).total_seconds(), (end - start).total_seconds())
+                        for period, (start, end) in windows.items() if rolling_days(period) is None)
         return BudgetSnapshot(tuple(states), tuple(_effective(config, states)), elapsed)
 
 
