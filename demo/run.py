@@ -125,17 +125,26 @@ def report(api: str, metrics_url: str, db_url: str, config: Path) -> None:
     print(f"  {'total':<40}{'':>9}{'':>9}{'':>12}{'':>12}{money(total):>14}")
 
     budgets = get_json(f"{api}/api/v1/budgets")
-    print("\nBudget burn (month to date; daily where set)")
-    print(f"  {'scope':<9}{'owner':<34}{'period':<9}{'spent':>12}{'limit':>12}{'used':>8}")
+    print("\nBudget burn (each budget's current period; soft budgets only warn)")
+    print(f"  {'scope':<12}{'owner':<34}{'period/mode':<16}{'spent':>14}{'limit':>14}{'used':>8}")
     for b in budgets["budgets"]:
         used = b["used_ratio"] or 0.0
         flag = "  OVER BUDGET" if used >= 1 else ("  ≥ 80 %" if used >= 0.8 else "")
-        print(f"  {b['scope']:<9}{b['owner']:<34}{b['period']:<9}{money(b['spent_usd']):>12}"
-              f"{money(b['limit_usd']):>12}{used:>7.0%}{flag}")
-    print("\nMost restrictive budget per user and key (the minimum over every budget above it wins)")
-    for e in sorted(budgets.get("effective", []), key=lambda e: (e["user"], e["scope"] == "key", e.get("key", ""))):
+        unit = b.get("unit", "usd")
+        shown = money if unit == "usd" else (lambda n: f"{n:,} tok")
+        period = f"{b['period']}/{b.get('mode', 'hard')}"
+        print(f"  {b['scope']:<12}{b['owner']:<34}{period:<16}"
+              f"{shown(b[f'spent_{unit}']):>14}{shown(b[f'limit_{unit}']):>14}{used:>7.0%}{flag}")
+    # The API's `effective` rows: what the guard's policy answers for the same caller (one computation).
+    print("\nMost restrictive budget per user and key (the minimum over every hard budget above it wins)")
+    for e in sorted(budgets.get("effective", []), key=lambda e: (e["user"], e.get("project", ""), e["scope"] == "key",
+                                                                 e.get("key", ""))):
+        if e.get("remaining_usd") is None:
+            continue
         who = f"key {e['key']}" if e["scope"] == "key" else f"user {e['user']}"
-        print(f"  {who:<26} remaining {money(e['remaining_usd']):>12}  bound by {e['bound_by']}")
+        if e.get("project"):
+            who += f" in {e['project']}"
+        print(f"  {who:<38} remaining {money(e['remaining_usd']):>12}  bound by {e['bound_by']}")
 
     unpriced = [r for r in rows if r.get("unpriced_requests")]
     print("\nUnpriced models (counted, never billed as $0 — add a price to the config and run `costline reprice`)")

@@ -506,3 +506,59 @@ def test_each_budget_counts_the_spend_of_every_caller_it_binds():
     assert spend(guard, call_of(key="fp-2")) is None
     refused = spend(guard, call_of(user="a-new-user", key="fp-2"))
     assert isinstance(refused, BudgetExceeded) and refused.rule == "team acme/search monthly"
+
+
+# --- limits: hard and soft, USD and tokens, per model (a processor that sends `limits`) ------------------------------
+
+def _limits(*limits: dict) -> dict:
+    return {"models": [], "budget": None, "budgets": [], "limits": list(limits), "rates": {}, "refresh_s": 30}
+
+
+def test_a_spent_soft_budget_warns_and_never_blocks(guarded, provider, endpoint, caplog):
+    endpoint.document = _limits({"bound_by": "customer globex weekly soft", "unit": "usd", "mode": "soft",
+                                 "remaining": "-1.000000000000"})
+    spans = guarded("block")
+    with caplog.at_level(logging.WARNING, logger="costline.instrumentation.policy_guard"):
+        provider.openai().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert provider.requests == ["/v1/chat/completions"]
+    [span] = spans.all()
+    assert span.attributes["costline.guard.action"] == "warned"
+    assert span.attributes["costline.guard.rule"] == "customer globex weekly soft"
+    assert any("customer globex weekly soft is spent" in r.getMessage() and "a soft budget only warns" in
+               r.getMessage() for r in caplog.records)
+
+
+def test_a_hard_budget_behind_a_spent_soft_one_still_blocks(guarded, provider, endpoint):
+    endpoint.document = _limits(
+        {"bound_by": "team acme/search weekly soft", "unit": "usd", "mode": "soft", "remaining": "-5"},
+        {"bound_by": "org acme quarterly", "unit": "usd", "mode": "hard", "remaining": "-0.5"})
+    guarded("block")
+    with pytest.raises(costline.BudgetExceeded) as refused:
+        provider.openai().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert refused.value.rule == "org acme quarterly" and provider.requests == []
+
+
+def test_a_token_budget_counts_the_calls_tokens_locally(guarded, provider, endpoint):
+    # 30 tokens left: the fake provider's answer uses more, so the first call spends it and the second is refused,
+    # before any refresh and without a rate (tokens need no price).
+    endpoint.document = _limits({"bound_by": "team acme/search weekly tokens", "unit": "tokens", "mode": "hard",
+                                 "remaining": 30})
+    guarded("block")
+    client = provider.openai()
+    client.chat.completions.create(model="no-rate-model", messages=MESSAGES)
+    with pytest.raises(costline.BudgetExceeded) as refused:
+        client.chat.completions.create(model="no-rate-model", messages=MESSAGES)
+    assert refused.value.rule == "team acme/search weekly tokens" and "tokens" in str(refused.value)
+    assert provider.requests == ["/v1/chat/completions"]
+
+
+def test_a_model_budget_binds_only_that_models_calls(guarded, provider, endpoint):
+    endpoint.document = _limits({"bound_by": "model gpt-4o monthly", "unit": "usd", "mode": "hard",
+                                 "remaining": "-1", "model": "gpt-4o"})
+    guarded("block")
+    client = provider.openai()
+    client.chat.completions.create(model="gpt-4o-mini", messages=MESSAGES)  # another model: not bound
+    with pytest.raises(costline.BudgetExceeded) as refused:
+        client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
+    assert refused.value.rule == "model gpt-4o monthly"
+    assert provider.requests == ["/v1/chat/completions"]

@@ -24,8 +24,11 @@ class PolicyError(Exception):
 
 
 class BudgetExceeded(PolicyError):
-    """The caller's effective remaining budget (the most restrictive over key, user, team, org and project) is
-    spent."""
+    """A hard budget the caller counts against (key, user, team, org, project, customer, feature or the model's; in
+    USD or tokens, of any period) is spent. A spent soft budget is only warned about: `soft` is True then, and the
+    guard never raises it."""
+
+    soft = False
 
 
 class ModelNotAllowed(PolicyError):

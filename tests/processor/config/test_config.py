@@ -61,3 +61,63 @@ def test_per_label_cardinality_limits_name_real_labels():
     with pytest.raises(ConfigError) as err:
         parse_config({"metrics": {"cardinality_limits": {"squad": 50}}})
     assert err.value.errors[0].startswith("metrics.cardinality_limits: 'squad' is not a metric label")
+
+
+def test_budget_periods_units_modes_and_scopes_load():
+    config = parse_config({"orgs": [{"name": "acme", "budget": {
+        "weekly_usd": 50, "quarterly_usd": 900, "rolling": [{"days": 7, "usd": 60}], "monthly_tokens": 5_000_000}}],
+        "budgets": [{"scope": "customer", "name": "globex", "monthly_usd": 100, "mode": "hard"},
+                    {"scope": "model", "name": "gpt-5", "weekly_usd": 20, "mode": "soft"}]})
+    assert [a[:3] for a in config.orgs[0].budget.amounts()] == [
+        ("weekly", "usd", 50), ("quarterly", "usd", 900), ("monthly", "tokens", 5_000_000), ("rolling_7d", "usd", 60)]
+    assert config.orgs[0].budget.mode == "hard"  # the default: budgets of earlier releases still block
+    assert [(b.scope, b.name, b.mode) for b in config.budgets] == [("customer", "globex", "hard"),
+                                                                    ("model", "gpt-5", "soft")]
+
+
+def test_check_config_names_the_key_and_rule_of_bad_budgets(tmp_path):
+    bad = tmp_path / "budgets.yaml"
+    bad.write_text("""
+orgs:
+  - name: acme
+    budget: {weekly_usd: 50, fortnightly_usd: 10}
+    teams:
+      - name: t
+        budget: {rolling: [{days: 0, usd: 1}, {days: 367, tokens: 5}, {days: 7}], mode: firm}
+budgets:
+  - {scope: planet, name: mars, monthly_usd: 1}
+  - {scope: team, name: t, monthly_usd: 1}
+""")
+    errors = check_config(bad)
+    for expected in (
+        "orgs[0].budget: fortnightly_usd: 'fortnightly' is not a budget period; periods are daily, weekly, monthly, "
+        "quarterly, yearly",
+        "orgs[0].teams[0].budget.rolling[0].days: must be between 1 and 366 days",
+        "orgs[0].teams[0].budget.rolling[1].days: must be between 1 and 366 days",
+        "orgs[0].teams[0].budget.rolling[2]: give exactly one of usd or tokens",
+        "orgs[0].teams[0].budget.mode: must be hard (the guard blocks once spent) or soft",
+        "budgets[0].scope: 'planet' is not a budget scope; scopes are project, feature, environment, customer, model",
+        "budgets[1].scope: team budgets are set under orgs",
+    ):
+        assert any(e.startswith(expected) for e in errors), (expected, errors)
+
+
+def test_a_budget_over_its_parents_is_refused_naming_both(tmp_path):
+    bad = tmp_path / "over.yaml"
+    bad.write_text("""
+orgs:
+  - name: acme
+    budget: {weekly_usd: 50, monthly_tokens: 1000}
+    teams:
+      - name: t
+        budget: {monthly_usd: 10}
+        users:
+          - name: u
+            budget: {weekly_usd: 60, monthly_usd: 10, monthly_tokens: 1001}
+""")
+    assert check_config(bad) == [
+        "orgs[0].teams[0].users[0].budget.weekly_usd: 60 is over its parent's budget orgs[0].budget.weekly_usd (50); "
+        "a budget at one level covers those below it, so a child's may not exceed it",
+        "orgs[0].teams[0].users[0].budget.monthly_tokens: 1001 is over its parent's budget "
+        "orgs[0].budget.monthly_tokens (1000); a budget at one level covers those below it, so a child's may not "
+        "exceed it"]

@@ -120,7 +120,8 @@ def test_budgets_are_right_after_a_restart(db_url):
     effective = {(e["scope"], e.get("key")): e for e in snapshot["effective"]}
     assert effective[("key", "alice-laptop")]["remaining_usd"] == Decimal("-3")  # daily 5 - 8: the binding one
     assert sample(second, "costline_budget_remaining_usd", scope="key", period="monthly", org="acme",
-                  team="engineering", user="alice", key="alice-laptop", project="") == 40
+                  team="engineering", user="alice", key="alice-laptop", project="", mode="hard", feature="",
+                  environment="", customer="", model="") == 40
     second.close()
 
 

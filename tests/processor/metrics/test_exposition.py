@@ -148,7 +148,7 @@ class _NoBudgets:
     def snapshot(self):
         from types import SimpleNamespace
 
-        return SimpleNamespace(states=[], effective=[])
+        return SimpleNamespace(states=[], effective=[], elapsed=[])
 
 
 @pytest.mark.skipif(shutil.which("promtool") is None, reason="make venv installs Debian's prometheus package")

@@ -55,11 +55,13 @@ def test_golden_exposition(tmp_path):
     base = {"provider": "openai", "operation": "chat", "org": "acme", "team": "marketing", "project": "campaigns"}
     mini = {**base, "model": "gpt-4o-mini-2024-07-18"}
     llama = {**base, "model": "acme-llama-70b"}
-    team = {"scope": "team", "period": "monthly", "org": "acme", "team": "marketing", "user": "", "key": "",
-            "project": ""}
-    project = {"scope": "project", "period": "monthly", "org": "", "team": "", "user": "", "key": "",
-               "project": "campaigns"}
-    alice_key = {"scope": "key", "org": "acme", "team": "engineering", "user": "alice", "key": "alice-laptop"}
+    others = {"feature": "", "environment": "", "customer": "", "model": ""}
+    team = {"scope": "team", "period": "monthly", "mode": "hard", "org": "acme", "team": "marketing", "user": "",
+            "key": "", "project": "", **others}
+    project = {"scope": "project", "period": "monthly", "mode": "hard", "org": "", "team": "", "user": "", "key": "",
+               "project": "campaigns", **others}
+    alice_key = {"scope": "key", "org": "acme", "team": "engineering", "user": "alice", "key": "alice-laptop",
+                 "project": ""}
     expected = [
         line("costline_cost_usd_total", mini, "0.25"),
         line("costline_tokens_total", {**mini, "type": "input"}, "600.0"),

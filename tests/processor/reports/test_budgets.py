@@ -180,3 +180,108 @@ def test_budgets_dropped_on_a_reload_end_their_thread(tmp_path):
     del budgets
     gc.collect()
     poll(lambda: not thread.is_alive(), 5, "the budgets' thread outlived them")
+
+
+# --- every period, tokens, soft budgets, scopes beyond the hierarchy, one computation --------------------------------
+
+def _budgets(tmp_path, config_data, calls, now=NOW):
+    config = parse_config(config_data)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    for n, (cost, start, owner) in enumerate(calls, 1):
+        spend(ledger, config, n, cost, start, **owner)
+    return config, ledger, Budgets(config, ledger, clock=lambda: now, ttl=3600, min_interval=3600)
+
+
+def test_weekly_quarterly_yearly_and_rolling_windows(tmp_path):
+    # NOW is Friday 2026-11-20 15:00 UTC: ISO week from Monday Nov 16, Q4 from Oct 1, the year from Jan 1; the
+    # rolling 7 days are the 168 hours from Nov 13 16:00 to Nov 20 15:59.
+    _, _, budgets = _budgets(tmp_path, {"orgs": [{"name": "acme", "teams": [{"name": "t", "budget": {
+        "weekly_usd": 100, "quarterly_usd": 900, "yearly_usd": 5000, "rolling": [{"days": 7, "usd": 60}]}}]}]}, [
+        ("1", at(2026, 11, 16, 0), {"team": "t"}),       # Monday: this week
+        ("2", at(2026, 11, 15, 23), {"team": "t"}),      # Sunday: last week, within the rolling 7 days
+        ("4", at(2026, 11, 13, 15), {"team": "t"}),      # the hour before the rolling window
+        ("8", at(2026, 10, 1, 0), {"team": "t"}),        # first hour of Q4
+        ("16", at(2026, 9, 30, 23), {"team": "t"}),      # Q3
+        ("32", at(2026, 1, 1, 0), {"team": "t"}),        # this year
+        ("64", at(2025, 12, 31, 23), {"team": "t"}),     # last year
+    ])
+    s = states(budgets.snapshot())
+    assert s[("team", "weekly", "acme/t")].spent_usd == Decimal("1")
+    assert s[("team", "rolling_7d", "acme/t")].spent_usd == Decimal("3")
+    assert s[("team", "quarterly", "acme/t")].spent_usd == Decimal("15")
+    assert s[("team", "yearly", "acme/t")].spent_usd == Decimal("63")
+
+
+def test_the_week_follows_the_configured_zone_and_rolls_over_on_monday(tmp_path):
+    now = [datetime(2026, 11, 22, 22, 30, tzinfo=timezone.utc)]  # Sunday 23:30 in Berlin
+    config = parse_config({"timezone": "Europe/Berlin", "orgs": [{"name": "acme", "teams": [
+        {"name": "t", "budget": {"weekly_usd": 10}}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "7", at(2026, 11, 22, 20), team="t")
+    budgets = Budgets(config, ledger, clock=lambda: now[0], ttl=3600, min_interval=0)
+    assert team_spent(budgets.snapshot(), "acme/t", "weekly") == Decimal("7")
+    now[0] = datetime(2026, 11, 22, 23, 5, tzinfo=timezone.utc)  # Monday 00:05 in Berlin: a new ISO week
+    poll(lambda: team_spent(budgets.snapshot(), "acme/t", "weekly") == Decimal("0"))
+
+
+def test_token_budgets_count_each_billable_token_once(tmp_path):
+    config = parse_config({"orgs": [{"name": "acme", "teams": [{"name": "t", "budget": {"monthly_tokens": 10_000}}]}]})
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    call = make_call(1, team="t", input_tokens=1000, output=200, cache_read=300, cache_write=40, start=at(2026, 11, 20))
+    call.reasoning_tokens = 150  # part of the output: not counted twice
+    unpriced = make_call(2, team="t", model="no-such-model", input_tokens=5, output=5, start=at(2026, 11, 20))
+    for c, cost in ((call, 1), (unpriced, None)):
+        ledger.record([Entry(c, Hierarchy(config).resolve(c.owner, None, None)[0],
+                             None if cost is None else usd_to_pico(Decimal(cost)), call_keys(c))], now=now_s())
+    snap = Budgets(config, ledger, clock=lambda: NOW).snapshot()
+    [state] = snap.states
+    assert (state.unit, state.limit, state.spent, state.remaining) == ("tokens", 10_000, 1550, 8450)
+    assert state.as_dict()["spent_tokens"] == 1550 and "spent_usd" not in state.as_dict()
+    assert snap.effective == ()  # no user or key under team t: nothing remains per user or key
+
+
+def test_soft_budgets_are_reported_but_never_bind(tmp_path):
+    _, _, budgets = _budgets(tmp_path, {"orgs": [{"name": "acme", "teams": [
+        {"name": "t", "budget": {"weekly_usd": 10, "mode": "soft"}, "users": [
+            {"name": "u", "budget": {"monthly_usd": 100}}]}]}]},
+        [("12", at(2026, 11, 19), {"team": "t", "user": "u"})])
+    snap = budgets.snapshot()
+    s = states(snap)
+    assert s[("team", "weekly", "acme/t")].mode == "soft"
+    assert s[("team", "weekly", "acme/t")].remaining_usd == Decimal("-2")  # reported as spent
+    [user] = snap.effective
+    assert (user.remaining_usd, user.bound_by) == (Decimal("88"), "user acme/t/u monthly")  # the soft one never binds
+
+
+def test_customer_feature_environment_and_model_budgets(tmp_path):
+    _, _, budgets = _budgets(tmp_path, {"orgs": [{"name": "acme", "teams": [{"name": "t"}]}], "budgets": [
+        {"scope": "customer", "name": "globex", "monthly_usd": 100},
+        {"scope": "feature", "name": "search", "weekly_usd": 50, "mode": "soft"},
+        {"scope": "model", "name": "gpt-4o-mini-2024-07-18", "monthly_usd": 30},
+        {"scope": "model", "name": "gpt-5", "monthly_usd": 30}]},
+        [("3", at(2026, 11, 19), {"team": "t", "customer": "globex", "feature": "search"}),
+         ("4", at(2026, 11, 19), {"team": "t", "customer": "initech"})])
+    s = states(budgets.snapshot())
+    assert s[("customer", "monthly", "globex")].spent_usd == Decimal("3")
+    assert s[("feature", "weekly", "search")].spent_usd == Decimal("3")
+    assert s[("model", "monthly", "gpt-4o-mini-2024-07-18")].spent_usd == Decimal("7")
+    assert s[("model", "monthly", "gpt-5")].spent_usd == Decimal("0")
+
+
+def test_the_budgets_endpoint_and_the_guards_policy_compute_what_remains_alike(tmp_path):
+    """The budgets endpoint's effective remaining applies project budgets as the guard's policy does (it ignored
+    them): one computation, `budgets.applicable` / `effective_of`."""
+    from costline.processor.http.policy_api import policy_document
+    from costline.processor.policy import ModelPolicy
+    from costline.processor.pricing import Pricer
+
+    config = load_config(EXAMPLE_CONFIG)
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    spend(ledger, config, 1, "199", at(2026, 11, 5), team="marketing", project="campaigns")  # project: $1 left
+    budgets = Budgets(config, ledger, clock=lambda: NOW)
+    policy = policy_document(Hierarchy(config), ModelPolicy(config), budgets, Pricer(config.prices),
+                             "b3180bc5c5db03d7", {"project": "campaigns"}, [], now_ns=0)
+    assert policy["budget"] == {"remaining_usd": Decimal("1"), "bound_by": "project campaigns monthly"}
+    rows = [e for e in budgets.current().as_dict()["effective"]
+            if e.get("key") == "alice-laptop" and e.get("project") == "campaigns"]
+    assert [(r["remaining_usd"], r["bound_by"]) for r in rows] == [(Decimal("1"), "project campaigns monthly")]

@@ -150,3 +150,20 @@ def test_bad_arguments_name_the_flag(db_url, tmp_path, capsys):  # noqa: F811
     assert "--headroom 'lots'" in capsys.readouterr().err
     assert main(["budgets", "suggest", "--config", str(tmp_path / "c.yaml"), "--db", db_url, "--history", "0"]) == 2
     assert "history 0" in capsys.readouterr().err
+
+
+def test_weekly_and_quarterly_windows_for_suggestions():
+    from datetime import datetime, timezone
+    from zoneinfo import ZoneInfo
+
+    from costline.processor.reports.suggest import window
+
+    now, zone = datetime(2026, 11, 20, 15, tzinfo=timezone.utc), ZoneInfo("Europe/Berlin")
+    weekly = window("weekly", now, zone, 2)
+    assert weekly.labels == ("2026-W45", "2026-W46", "2026-W47")
+    assert weekly.current == (datetime(2026, 11, 16, tzinfo=zone), datetime(2026, 11, 23, tzinfo=zone))
+    assert weekly.complete[0] == (datetime(2026, 11, 2, tzinfo=zone), datetime(2026, 11, 9, tzinfo=zone))
+    quarterly = window("quarterly", now, zone, 4)
+    assert quarterly.labels == ("2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4")
+    assert quarterly.complete[-1] == (datetime(2026, 7, 1, tzinfo=zone), datetime(2026, 10, 1, tzinfo=zone))
+    assert window("monthly", now, zone, 1).labels == ("2026-10", "2026-11")

@@ -82,20 +82,26 @@ def budget_exceeded(config: MixinConfig, names: RuleNames) -> dict:
 
 
 def budget_forecast_overrun(config: MixinConfig, names: RuleNames) -> dict:
+    exceeded = f"({names.budget_utilization} >= {config.budget_exceeded_ratio})"  # already paged as exceeded
+    min_s = int(config.forecast_min_elapsed_days * 86400)
     expr = (
-        f"({names.budget_forecast_ratio} > 1)"
-        f" unless ({names.budget_utilization} >= {config.budget_exceeded_ratio})"  # already paged as exceeded
+        f"({names.budget_forecast_ratio} > 1) unless {exceeded}"
+        f" and on (period) ({names.budget_period_elapsed} >= {min_s})"
+        # A processor of an earlier release reports no period gauges: its monthly budgets, on the UTC month.
+        f" or ({names.budget_forecast_ratio}{{period=\"monthly\"}} > 1) unless {exceeded}"
+        f" unless on (period) {names.budget_period_elapsed}"
         f" and on () ({ELAPSED_DAYS_OF_MONTH} >= {config.forecast_min_elapsed_days})"
     )
+    period = "{{ $labels.period }}"
     return _alert(
         config,
         "CostlineBudgetForecastOverrun",
         expr,
-        f"{OWNER} is on track to exceed its monthly budget.",
+        f"{OWNER} is on track to exceed its {period} budget.",
         SAME_SERIES
-        + f"At its month-to-date pace {OWNER} will spend about {_usd_of(names.budget_forecast, 0)} this month, "
-        f"{{{{ $value | humanizePercentage }}}} of its monthly budget of {_usd_of(names.budget_limit)} "
-        f"(spent so far: {_usd_of(names.budget_spent)}).",
+        + f"At its pace so far {OWNER} will spend about {_usd_of(names.budget_forecast_period_end, 0)} by the end "
+        f"of the {period} period, {{{{ $value | humanizePercentage }}}} of its {period} budget of "
+        f"{_usd_of(names.budget_limit)} (spent so far: {_usd_of(names.budget_spent)}).",
         _budget_dashboard(config),
     )
 

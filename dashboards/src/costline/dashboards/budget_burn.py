@@ -1,5 +1,6 @@
-"""Budget burn: for every budget (org, team, user, key, project; monthly and daily), how much is spent, where the
-month will end, and when the money runs out. Figures come from the processor's ledger-backed budget gauges through
+"""Budget burn: for every budget (org, team, user, key, project, customer, feature, environment, model; daily,
+weekly, monthly, quarterly, yearly and rolling; in USD and tokens), how much is spent, where each period will end,
+and when the money runs out. Figures come from the processor's ledger-backed budget gauges through
 the `scope:*` recording rules, so they are exact and survive processor restarts."""
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def budgets_over_warning(config: MixinConfig, names: RuleNames):
 def budgets_exceeded(config: MixinConfig, names: RuleNames):
     return stat_panel(
         "Budgets exceeded",
-        "How many budgets have spent their whole limit. Costline does not block calls: this is for people to act.",
+        "How many budgets (USD and tokens) have spent their whole limit. The guard blocks calls against a spent hard "
+        "budget (`mode=\"hard\"`); a soft one is only reported.",
         "short",
         query(
             f"count({_series(names.budget_utilization)} >= {config.budget_exceeded_ratio}) or vector(0)",
@@ -110,12 +112,13 @@ def burn_down(config: MixinConfig, names: RuleNames):
 
 def forecast(config: MixinConfig, names: RuleNames):
     return table_panel(
-        "Forecast at month end",
-        "Linear projection of each monthly budget: month-to-date spend / days elapsed x days in the month. "
+        "Forecast at period end",
+        "Linear projection of each calendar budget (daily, weekly, monthly, quarterly, yearly): spend so far / the "
+        "elapsed share of its own period, in the processor's time zone. Rolling windows have no end to forecast. "
         "`CostlineBudgetForecastOverrun` fires when the projection passes the limit.",
-        query(_series(names.budget_month_to_date), instant=True),
-        query(_series(names.budget_forecast), instant=True),
-        query(_series(names.budget_limit, MONTHLY), instant=True),
+        query(_series(names.budget_spent), instant=True),
+        query(_series(names.budget_forecast_period_end), instant=True),
+        query(_series(names.budget_limit), instant=True),
         query(_series(names.budget_forecast_ratio), instant=True),
         columns={
             "Value #A": "Spent so far",
@@ -142,7 +145,8 @@ def days_until_exhausted(config: MixinConfig, names: RuleNames):
 def spent_over_time(config: MixinConfig, names: RuleNames):
     return timeseries_panel(
         "Spent over time",
-        "Each budget's spend within its period: it drops back to zero when a new month (or day) starts.",
+        "Each budget's spend within its period: it drops back to zero when a new day, week, month, quarter or year "
+        "starts (a rolling window's moves on the hour).",
         USD,
         query(_series(names.budget_spent), BUDGET_LEGEND),
     ).span(24)
@@ -151,8 +155,8 @@ def spent_over_time(config: MixinConfig, names: RuleNames):
 def effective_remaining(config: MixinConfig, names: RuleNames):
     return bargauge_panel(
         "Effective remaining per user and key",
-        "What a user or API key can still spend: the smallest remainder over every budget above it (key, user, "
-        "team, org; monthly and daily). The most restrictive budget wins.",
+        "What a user or API key can still spend: the smallest remainder over every hard budget above it (key, user, "
+        "team, org, and the project where one is declared; every period). The most restrictive budget wins.",
         USD,
         query(f"sort({_series(names.budget_effective_remaining)})", "{{owner}}", instant=True),
         steps=(("red", None), ("orange", 1), ("green", 10)),
@@ -165,7 +169,7 @@ def dashboard(config: MixinConfig) -> dict[str, object]:
         config,
         uid=BUDGET_BURN_UID,
         title="Costline / Budget burn",
-        description="Spent vs limit for every budget, burn-down, month-end forecast and days until exhausted.",
+        description="Spent vs limit for every budget, burn-down, period-end forecast and days until exhausted.",
         time_from="now/M",
         rows=[
             (
@@ -178,7 +182,7 @@ def dashboard(config: MixinConfig) -> dict[str, object]:
                     over_warning_table(config, names),
                 ],
             ),
-            ("Where the month ends", [burn_down(config, names), forecast(config, names)]),
+            ("Where the period ends", [burn_down(config, names), forecast(config, names)]),
             (
                 "Runway",
                 [

@@ -212,7 +212,7 @@ class MixinConfig:
         return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
-BUDGET_SCOPES = ("org", "team", "user", "key", "project")
+BUDGET_SCOPES = ("org", "team", "user", "key", "project", "feature", "environment", "customer", "model")
 """The processor's budget scopes (the `scope` label of the budget gauges)."""
 
 DEFAULT_CONFIG = MixinConfig()

@@ -19,10 +19,14 @@ REPORTED_COST_REQUESTS = "costline_reported_cost_requests_total"  # calls with a
 REPORTED_COST = "costline_reported_cost_usd_total"  # that cost (Costline's price stays the bill)
 COST_DISAGREEMENTS = "costline_cost_disagreements_total"  # of those, calls >1 % from Costline's price
 
-BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels
+BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period`, `mode` and the scope's owner labels
 BUDGET_SPENT = "costline_budget_spent_usd"
 BUDGET_REMAINING = "costline_budget_remaining_usd"
 BUDGET_EFFECTIVE_REMAINING = "costline_budget_effective_remaining_usd"  # per key and user: most restrictive wins
+BUDGET_LIMIT_TOKENS = "costline_budget_limit_tokens"  # token budgets: the same labels as the USD ones
+BUDGET_SPENT_TOKENS = "costline_budget_spent_tokens"
+BUDGET_PERIOD_ELAPSED = "costline_budget_period_elapsed_seconds"  # label `period`: of each calendar period in use,
+BUDGET_PERIOD_LENGTH = "costline_budget_period_length_seconds"  # in the processor's time zone (PromQL's is UTC)
 
 PERIOD_COST = "costline_period_cost_usd"  # ledger-backed gauges of the current calendar month, per provider,
 PERIOD_UNPRICED_REQUESTS = "costline_period_unpriced_requests"  # model, org, team, project: the same on every

@@ -42,12 +42,19 @@ def recorded(name: str, *matchers: str, labels: Iterable[str] = DASHBOARD_FILTER
     return name + "{" + ", ".join((*variable_matchers(labels), *matchers)) + "}"
 
 
+BUDGET_OWNER_LABELS = ("org", "team", "user", "key", "project", "feature", "environment", "customer", "model")
+"""The owner labels of the budget series (the processor's `model.BUDGET_LABELS`, hierarchy first): a budget carries
+those of its scope only."""
+
+
 def owner_label(expr: str) -> str:
-    """Adds `owner="acme/marketing"` (or `acme/engineering/alice/alice-laptop`, `campaigns`) to budget series.
+    """Adds `owner="acme/marketing"` (or `acme/engineering/alice/alice-laptop`, `campaigns`, `globex`, `gpt-5`) to
+    budget series.
 
     A budget series carries only the owner labels of its scope, so joining all of them leaves empty parts; the
     label_replace trims the slashes they leave at either end."""
-    joined = f'label_join({expr}, "owner", "/", "org", "team", "user", "key", "project")'
+    labels = ", ".join(f'"{label}"' for label in BUDGET_OWNER_LABELS)
+    joined = f'label_join({expr}, "owner", "/", {labels})'
     return f'label_replace({joined}, "owner", "$1", "owner", "/*(.*?)/*")'
 
 

@@ -1,7 +1,7 @@
 """Recording rules, named `level:metric:operations`, for what both dashboards and alerts reuse.
 
 Levels: `team` = by (org, team), `team_model` = by (org, team, provider, model), `project` = by (org, project),
-`model` = by (provider, model), `scope` = one series per budget (its `scope`, `period` and owner labels).
+`model` = by (provider, model), `scope` = one series per budget (its `scope`, `period`, `mode` and owner labels).
 """
 
 from __future__ import annotations
@@ -106,6 +106,22 @@ class RuleNames:
         return f"scope:{metrics.BUDGET_SPENT}:forecast_month_end"
 
     @property
+    def budget_period_elapsed(self) -> str:
+        return "period:costline_budget_period_elapsed:seconds"
+
+    @property
+    def budget_period_length(self) -> str:
+        return "period:costline_budget_period_length:seconds"
+
+    @property
+    def budget_forecast_period_end(self) -> str:
+        return f"scope:{metrics.BUDGET_SPENT}:forecast_period_end"
+
+    @property
+    def budget_tokens_utilization(self) -> str:
+        return "scope:costline_budget_tokens_utilization:ratio"
+
+    @property
     def budget_forecast_ratio(self) -> str:
         return "scope:costline_budget_forecast_utilization:ratio"
 
@@ -188,8 +204,20 @@ def _budget_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]
             names.budget_effective_remaining,
             owner_label(f"max {replicas} ({metrics.BUDGET_EFFECTIVE_REMAINING}{selector(config)})"),
         ),
+        # Token budgets: their utilization, for the same warning and exceeded alerts.
+        _record(
+            names.budget_tokens_utilization,
+            owner_label(f"max {replicas} ({metrics.BUDGET_SPENT_TOKENS}{selector(config)})")
+            + " / "
+            + owner_label(f"(max {replicas} ({metrics.BUDGET_LIMIT_TOKENS}{selector(config)}) > 0)"),
+        ),
         # `> 0`: a zero limit means "no budget", and dividing by it would report +Inf utilization.
-        _record(names.budget_utilization, f"{names.budget_spent} / ({names.budget_limit} > 0)"),
+        # A token budget's utilization joins the USD ones with `unit="tokens"`, so warning and exceeded cover both.
+        _record(
+            names.budget_utilization,
+            f"{names.budget_spent} / ({names.budget_limit} > 0)"
+            f' or label_replace({names.budget_tokens_utilization}, "unit", "tokens", "", "")',
+        ),
         # Each budget's warning ratio: its own from `budget_warning_ratios`, else the default (`or` keeps the left
         # side's series, so an override wins over the default for the same budget).
         _record(names.budget_warning_threshold, _warning_thresholds(config, names)),
@@ -200,7 +228,20 @@ def _budget_rules(config: MixinConfig, names: RuleNames) -> list[dict[str, str]]
             names.budget_forecast,
             f"{names.budget_month_to_date} * scalar(days_in_month() / clamp_min({ELAPSED_DAYS_OF_MONTH}, 1 / 24))",
         ),
-        _record(names.budget_forecast_ratio, f"{names.budget_forecast} / ({names.budget_limit}{{{monthly}}} > 0)"),
+        # Every calendar period's forecast: spend so far / the elapsed share of *that* period (daily, weekly,
+        # monthly, quarterly, yearly), both from the processor, which knows the configured time zone (PromQL's
+        # calendar is UTC); it reports at least an hour elapsed. A rolling window has no end to forecast. A
+        # processor of an earlier release reports no period gauges: its monthly budgets keep the UTC projection.
+        _record(names.budget_period_elapsed,
+                f"max {by('period')} ({metrics.BUDGET_PERIOD_ELAPSED}{selector(config)})"),
+        _record(names.budget_period_length,
+                f"max {by('period')} ({metrics.BUDGET_PERIOD_LENGTH}{selector(config)})"),
+        _record(
+            names.budget_forecast_period_end,
+            f"{names.budget_spent} * on (period) group_left () ({names.budget_period_length} / "
+            f"clamp_min({names.budget_period_elapsed}, 3600)) or {names.budget_forecast}",
+        ),
+        _record(names.budget_forecast_ratio, f"{names.budget_forecast_period_end} / ({names.budget_limit} > 0)"),
         # rate() on the spent gauge is deliberate: it only grows within a period and drops to ~0 when the next one
         # starts, which is exactly a counter reset, so the period boundary does not produce a negative burn rate.
         _record(

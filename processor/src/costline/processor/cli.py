@@ -25,6 +25,7 @@ from costline.processor.clock import system_clock
 from costline.processor.config import settings as settings_module
 from costline.processor.config.settings import SettingsError
 from costline.processor.model import GROUP_BY
+from costline.processor.units import PERIODS
 
 log = logging.getLogger("costline.processor")
 
@@ -491,7 +492,7 @@ def _add_budgets(subparsers: argparse._SubParsersAction) -> None:
         "headroom, rounded up to two significant figures. --format yaml is an orgs:/projects: config fragment "
         "(check-config accepts it) keeping every other configured budget.")
     _ledger_flags(suggest)
-    suggest.add_argument("--period", choices=["monthly", "daily"], default="monthly")
+    suggest.add_argument("--period", choices=list(PERIODS), default="monthly")
     suggest.add_argument("--history", type=int, metavar="N",
                          help="complete periods to read (default 3 months, 14 days)")
     suggest.add_argument("--headroom", default="20", metavar="PCT", help="percent above the expectation (default 20)")
@@ -505,7 +506,7 @@ def _budgets_suggest(args: argparse.Namespace) -> int:
 
     import yaml
 
-    from costline.processor.reports.suggest import fragment, render_table, suggest_budgets, window
+    from costline.processor.reports.suggest import DEFAULT_HISTORY, fragment, render_table, suggest_budgets, window
 
     try:
         headroom = Decimal(args.headroom.rstrip("%"))
@@ -537,7 +538,7 @@ def _budgets_suggest(args: argparse.Namespace) -> int:
                 "into your config's orgs:/projects:\n"
                 + yaml.safe_dump(_plain(document), sort_keys=False, default_flow_style=False))
     else:
-        labels = window(args.period, now, config.zone, args.history or (3 if args.period == "monthly" else 14)).labels
+        labels = window(args.period, now, config.zone, args.history or DEFAULT_HISTORY[args.period]).labels
         body = render_table(suggestions, labels, args.period, headroom)
     sys.stdout.write(body)
     return 0

@@ -159,10 +159,10 @@ OWNER_DIMENSIONS = (
     OwnerDimension("project", A.COSTLINE_PROJECT, None, budget=True),
     OwnerDimension("user", A.COSTLINE_USER, False, hierarchy=True, budget=True),
     OwnerDimension("key", None, False, hierarchy=True, budget=True),
-    OwnerDimension("feature", A.COSTLINE_FEATURE, True),
+    OwnerDimension("feature", A.COSTLINE_FEATURE, True, budget=True),
     OwnerDimension("cost_center", A.COSTLINE_COST_CENTER, True),
-    OwnerDimension("environment", None, True),
-    OwnerDimension("customer", A.COSTLINE_CUSTOMER, False),
+    OwnerDimension("environment", None, True, budget=True),
+    OwnerDimension("customer", A.COSTLINE_CUSTOMER, False, budget=True),
 )
 """The owner schema. A dimension added here reaches the ledger (a column, migrated in place), `group_by`, the
 optional metric labels and forwarding; one added to budgets needs config for it too."""
@@ -173,13 +173,18 @@ BASE_OWNER_LABELS = tuple(d.name for d in OWNER_DIMENSIONS if d.metric_label is 
 OPTIONAL_OWNER_LABELS = {d.name: d.metric_label for d in OWNER_DIMENSIONS if d.metric_label is not None}
 """Optional owner labels -> on by default."""
 HIERARCHY = tuple(d.name for d in OWNER_DIMENSIONS if d.hierarchy)
-BUDGET_LABELS = tuple(d.name for d in OWNER_DIMENSIONS if d.budget)
+BUDGET_CALL_SCOPES = ("model",)
+"""Call dimensions (`CALL_DIMENSIONS`, ledger columns) a budget can be set for besides the owner's: a model's spend
+across every owner."""
+BUDGET_LABELS = (*(d.name for d in OWNER_DIMENSIONS if d.budget), *BUDGET_CALL_SCOPES)
 BUDGET_SCOPES = {
     **{name: HIERARCHY[: i + 1] for i, name in enumerate(HIERARCHY)},
     **{d.name: (d.name,) for d in OWNER_DIMENSIONS if d.budget and not d.hierarchy},
+    **{name: (name,) for name in BUDGET_CALL_SCOPES},
 }
-"""Budget scope -> the owner columns that identify one budget's owner: a level of the hierarchy is named with its
-parents (team `search` of org `acme`), any other budgeted dimension by itself."""
+"""Budget scope -> the ledger columns that identify one budget's owner: a level of the hierarchy is named with its
+parents (team `search` of org `acme`), any other budgeted dimension by itself. The one list of scope names: the
+config's `budgets:` section, the budgets report, the metrics' labels and the guard's document derive from it."""
 OWNER_ATTRIBUTES = {d.name: d.attribute for d in OWNER_DIMENSIONS if d.attribute is not None}
 """Dimension -> the span attribute that declares it."""
 

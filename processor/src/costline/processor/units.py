@@ -14,7 +14,7 @@ periods (the budgets' day and month) depend on a time zone, which is always pass
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import ROUND_HALF_EVEN, ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -32,8 +32,11 @@ S_PER_HOUR = 3600
 S_PER_DAY = 24 * S_PER_HOUR
 NS_PER_HOUR = NS_PER_S * S_PER_HOUR
 
-PERIODS = ("monthly", "daily")
-"""Calendar periods budgets are kept for."""
+PERIODS = ("daily", "weekly", "monthly", "quarterly", "yearly")
+"""Calendar periods budgets are kept for, shortest first (a `rolling_<N>d` window is the other kind: `rolling`)."""
+ROLLING_PREFIX = "rolling_"
+MAX_ROLLING_DAYS = 366
+"""The longest rolling window: a year, leap day included."""
 
 
 def usd_to_pico(usd: Decimal) -> int:
@@ -81,10 +84,52 @@ def ceil_hour(instant: datetime) -> datetime:
 
 
 def period_starts(now: datetime, tz: ZoneInfo) -> dict[str, datetime]:
-    """Start of the current calendar month and day in `tz`, as aware datetimes, by period name (`PERIODS`)."""
+    """Start of the current calendar day, ISO week (Monday 00:00), month, quarter and year in `tz`, as aware
+    datetimes, by period name (`PERIODS`)."""
     local = now.astimezone(tz)
     day = local.replace(hour=0, minute=0, second=0, microsecond=0)
-    return {"monthly": day.replace(day=1), "daily": day}
+    # Monday of the ISO week, at local midnight: the date is stepped back, then the zone re-applied, so that a
+    # daylight-saving change within the week does not shift the start off midnight.
+    monday = (day - timedelta(days=day.weekday())).replace(tzinfo=None).replace(tzinfo=tz)
+    month = day.replace(day=1)
+    return {"daily": day, "weekly": monday, "monthly": month,
+            "quarterly": month.replace(month=(month.month - 1) // 3 * 3 + 1), "yearly": month.replace(month=1)}
+
+
+def period_ends(starts: dict[str, datetime], tz: ZoneInfo) -> dict[str, datetime]:
+    """The end of each period in `starts` (`period_starts`'s answer): the start of the next one, found from a moment
+    surely inside it (a day lasts 23 to 25 hours, a month 28 to 31 days, a quarter 90 to 92, a year 365 or 366)."""
+    after = {"daily": timedelta(hours=26), "weekly": timedelta(days=7, hours=2), "monthly": timedelta(days=32),
+             "quarterly": timedelta(days=93), "yearly": timedelta(days=367)}
+    return {period: period_starts(start + after[period], tz)[period] for period, start in starts.items()}
+
+
+def rolling_period(days: int) -> str:
+    """The period name of a rolling window of `days` days (`rolling_7d`): the budgets' and the metrics' `period`."""
+    return f"{ROLLING_PREFIX}{days}d"
+
+
+def rolling_days(period: str) -> int | None:
+    """The days of a `rolling_<N>d` period name; None for a calendar period."""
+    if period.startswith(ROLLING_PREFIX) and period.endswith("d") and period[len(ROLLING_PREFIX):-1].isdigit():
+        return int(period[len(ROLLING_PREFIX):-1])
+    return None
+
+
+def rolling_window(now: datetime, days: int) -> tuple[datetime, datetime]:
+    """[start, end) of a rolling window of `days` days at `now`, hour-granular like the ledger: the current UTC hour
+    and the `days`×24 − 1 hours before it, so that it holds exactly `days`×24 hour rows and moves on the hour."""
+    hour = datetime.fromtimestamp(floor_hour_s(int(now.timestamp())), timezone.utc)
+    return hour - timedelta(hours=days * 24 - 1), hour + timedelta(hours=1)
+
+
+def period_window(period: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end) of the current `period` (a `PERIODS` name or `rolling_<N>d`) at `now` in `tz`."""
+    days = rolling_days(period)
+    if days is not None:
+        return rolling_window(now, days)
+    start = period_starts(now, tz)[period]
+    return start, period_ends({period: start}, tz)[period]
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)

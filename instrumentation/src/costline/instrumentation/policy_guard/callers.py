@@ -22,8 +22,9 @@ MAX_KEYS = 64
 """API keys whose own policy (the key with the resource's owner) stays cached whatever other callers come: a caller
 seen for the first time is judged by it, so a flood of new owner combinations cannot push it out and fail open."""
 
-_OWNER_KEYS = (A.COSTLINE_ORG, A.COSTLINE_TEAM, A.COSTLINE_USER, A.COSTLINE_PROJECT)
-_QUERY_NAMES = ("org", "team", "user", "project")
+_OWNER_KEYS = (A.COSTLINE_ORG, A.COSTLINE_TEAM, A.COSTLINE_USER, A.COSTLINE_PROJECT, A.COSTLINE_CUSTOMER,
+               A.COSTLINE_FEATURE)
+_QUERY_NAMES = ("org", "team", "user", "project", "customer", "feature")
 """The policy endpoint's query parameter for each of `_OWNER_KEYS`."""
 
 
@@ -48,7 +49,8 @@ class Caller:
 
 
 class Callers:
-    """The cache, keyed by (fingerprint, org, team, user, project)."""
+    """The cache, keyed by (fingerprint, org, team, user, project, customer, feature): the owner keys a budget can
+    be set for."""
 
     def __init__(self, resource_owner: Mapping[str, Any] | None, refresh_s: float, lock: threading.Lock) -> None:
         self.resource = tuple(str(resource_owner.get(k) or "") if resource_owner else "" for k in _OWNER_KEYS)
@@ -62,7 +64,8 @@ class Callers:
         resource, get = self.resource, attrs.get
         return (get(A.COSTLINE_API_KEY_FINGERPRINT) or "", get(A.COSTLINE_ORG) or resource[0],
                 get(A.COSTLINE_TEAM) or resource[1], get(A.COSTLINE_USER) or resource[2],
-                get(A.COSTLINE_PROJECT) or resource[3])
+                get(A.COSTLINE_PROJECT) or resource[3], get(A.COSTLINE_CUSTOMER) or resource[4],
+                get(A.COSTLINE_FEATURE) or resource[5])
 
     def of_key(self, fingerprint: str) -> tuple[str, ...]:
         """The key's own caller: the key with the resource's owner."""

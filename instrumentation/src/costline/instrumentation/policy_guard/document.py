@@ -1,5 +1,6 @@
 """What the processor's `GET /api/v1/policy` answers for one caller, parsed and checked: its `models:` rules, every
-budget it counts against, and the per-token rates of the models it called.
+budget it counts against (`limits`: hard or soft, in USD or tokens, for every call or one model's; from a processor
+of an earlier release, `budgets`: hard USD ones), and the per-token rates of the models it called.
 
 The rules are evaluated as the processor's `policy.ModelPolicy` does: case-insensitive shell globs, a `deny` match
 or a miss on an `allow` list at any level refuses, and the rule is named `<level> <provider> deny <glob>` or
@@ -35,6 +36,19 @@ class Rate(NamedTuple):
         return input_tokens * self.input_usd + output_tokens * self.output_usd
 
 
+class Limit(NamedTuple):
+    """One budget the caller counts against, as the processor named it."""
+
+    name: str
+    remaining: float
+    """USD, or tokens for a token budget."""
+    tokens: bool = False
+    soft: bool = False
+    """Spent, it is warned about and never blocks."""
+    model: str | None = None
+    """Only calls requesting this model count against it, and only they are checked."""
+
+
 class _Rule:
     __slots__ = ("provider", "level", "allow", "deny")
 
@@ -67,12 +81,16 @@ class Policy:
         if not isinstance(document, dict):
             raise GarbageResponse("not a JSON object")
         self.rules = tuple(_Rule(r) for r in _list(document.get("models"), "models"))
-        budgets = document.get("budgets")
-        if budgets is None:  # a processor that names only the tightest budget
-            budget = document.get("budget")
-            budgets = [] if budget is None else [budget]
-        self.budgets = tuple(_budget(b) for b in _list(budgets, "budgets"))
-        """(name, remaining USD) of every budget the caller counts against, as the processor sent them."""
+        limits = document.get("limits")
+        if limits is not None:
+            self.budgets = tuple(_limit(b) for b in _list(limits, "limits"))
+        else:  # a processor of an earlier release: hard USD budgets only
+            budgets = document.get("budgets")
+            if budgets is None:  # a processor that names only the tightest budget
+                budget = document.get("budget")
+                budgets = [] if budget is None else [budget]
+            self.budgets = tuple(_budget(b) for b in _list(budgets, "budgets"))
+        """`Limit` of every budget the caller counts against, as the processor sent them."""
         self.scopes: tuple[BudgetSpend, ...] = ()
         """The local spend of each budget (`spend.BudgetSpend`), attached when the policy is installed."""
         rates = document.get("rates") or {}
@@ -109,10 +127,22 @@ def _rate(document: dict) -> Rate:
                 _number(document.get("output_per_mtok"), "output_per_mtok") * _PER_MTOK)
 
 
-def _budget(document: Any) -> tuple[str, float]:
+def _budget(document: Any) -> Limit:
     if not isinstance(document, dict):
         raise GarbageResponse("a budget is not an object")
-    return _text(document.get("bound_by"), "bound_by"), _number(document.get("remaining_usd"), "remaining_usd")
+    return Limit(_text(document.get("bound_by"), "bound_by"), _number(document.get("remaining_usd"), "remaining_usd"))
+
+
+def _limit(document: Any) -> Limit:
+    if not isinstance(document, dict):
+        raise GarbageResponse("a limit is not an object")
+    unit, mode, model = document.get("unit"), document.get("mode", "hard"), document.get("model")
+    if unit not in ("usd", "tokens"):
+        raise GarbageResponse("a limit's unit is not usd or tokens")
+    if mode not in ("hard", "soft"):
+        raise GarbageResponse("a limit's mode is not hard or soft")
+    return Limit(_text(document.get("bound_by"), "bound_by"), _number(document.get("remaining"), "remaining"),
+                 unit == "tokens", mode == "soft", None if model is None else _text(model, "model"))
 
 
 def _text(value: Any, name: str) -> str:

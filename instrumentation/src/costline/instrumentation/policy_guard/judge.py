@@ -31,6 +31,12 @@ DEFAULT_HOLD_S = 5.0 + PROCESSOR_LAG_S
 """The exporter's default batch delay (`OTEL_BSP_SCHEDULE_DELAY`, 5 s) plus `PROCESSOR_LAG_S`."""
 
 
+def _spent(scope: Any, left: float) -> BudgetExceeded:
+    remaining = f"{left:.0f} tokens" if scope.tokens else f"${left:.6f}"
+    return BudgetExceeded(f"costline guard: budget {scope.name} is spent (remaining {remaining} including this "
+                          "process's calls the processor has not counted yet)", scope.name)
+
+
 class Guard:
     def __init__(self, mode: str, *, fail: str = FAIL_OPEN, url: str | None = None, token: str | None = None,
                  refresh_s: float = DEFAULT_REFRESH_S, timeout_s: float = DEFAULT_TIMEOUT_S,
@@ -99,12 +105,20 @@ class Guard:
             refused = policy.model_refusal(provider, model)
             if refused is not None:
                 return ModelNotAllowed(f"costline guard: {provider}/{model} is not allowed ({refused})", refused), caller
+        soft = None
         for scope in policy.scopes:
+            if scope.model is not None and scope.model != model:
+                continue
             left = scope.left_usd()
             if left <= 0:
-                return BudgetExceeded(
-                    f"costline guard: budget {scope.name} is spent (remaining ${left:.6f} including this process's "
-                    "calls the processor has not counted yet)", scope.name), caller
+                if scope.soft:  # reported, never blocking: a hard budget later in the list still may
+                    soft = soft or scope
+                    continue
+                return _spent(scope, left), caller
+        if soft is not None:
+            refusal = _spent(soft, soft.left_usd())
+            refusal.soft = True
+            return refusal, caller
         return None, caller
 
     def _unknown(self) -> PolicyError | None:
@@ -122,7 +136,8 @@ class Guard:
                 if refusal.rule in caller.warned:
                     return
                 caller.warned.add(refusal.rule)
-            log.warning("%s; COSTLINE_GUARD=warn lets the call through", refusal)
+            log.warning("%s; %s", refusal, "a soft budget only warns" if getattr(refusal, "soft", False)
+                        else "COSTLINE_GUARD=warn lets the call through")
         except Exception:
             swallow("logging a guard warning")
 
@@ -182,8 +197,9 @@ def judge(guard: Guard, call: Any) -> None:
         call.guard = (guard, caller)  # its end adds its cost to this caller's local spend
     if refusal is None:
         return
-    call.refuse(refusal, blocked=guard.block)
-    if guard.block:
+    block = guard.block and not getattr(refusal, "soft", False)  # a soft budget only ever warns
+    call.refuse(refusal, blocked=block)
+    if block:
         raise refusal
     guard.warn_once(call.attrs, refusal)
 
@@ -201,7 +217,7 @@ def judge_unstarted(guard: Guard, call: Any) -> str | None:
     refusal = guard.check(attrs)
     if refusal is None:
         return None
-    if not guard.block:
+    if not guard.block or getattr(refusal, "soft", False):
         guard.warn_once(attrs, refusal)
         return str(getattr(refusal, "rule", ""))
     try:

@@ -106,8 +106,8 @@ class Refresher:
             # The figure includes what the ledger had when asked: spans that ended here within `hold_s` before
             # may not have reached it yet, so their cost stays counted locally (erring on the side of the budget).
             seen_before = started - self._hold_s
-            policy.scopes = tuple(self._spend.scope_of(name, remaining, started, seen_before, caller)
-                                  for name, remaining in policy.budgets)
+            policy.scopes = tuple(self._spend.scope_of(limit, started, seen_before, caller)
+                                  for limit in policy.budgets)
             caller.policy = policy
             caller.fetched_at = started
             caller.warned.clear()

@@ -1,9 +1,10 @@
 """The guard's local spend estimate: what this process has spent against each budget since the processor's figure.
 
 Local spend is counted per budget, not per caller: the processor names every budget a caller counts against (key,
-user, team, org, project) and each keeps its spend in a `BudgetSpend` of its own, shared by every caller the budget
+user, team, org, project, customer, feature, model) and each keeps its spend in a `BudgetSpend` of its own, shared by every caller the budget
 binds, so a new `costline.owner(user=...)` per call still spends its key's and team's budget. Each GenAI span ending
-in this process adds its tokens at the rates the processor sent; rates are kept for the whole process, and a model
+in this process adds its tokens at the rates the processor sent (a token budget adds its input and output tokens as
+they are; a model's budget only its model's calls); rates are kept for the whole process, and a model
 without rates yet has its calls' tokens wait to be priced. A processor figure is taken to include only the local
 spend older than `hold_s` (the exporter's batch delay plus the processor's budget read), so a refresh never forgets
 spend the ledger has not seen. Written under the guard's lock; read by the call path without it.
@@ -18,7 +19,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from costline.instrumentation.policy_guard.callers import MAX_MODELS_PER_CALLER
-from costline.instrumentation.policy_guard.document import Policy, Rate
+from costline.instrumentation.policy_guard.document import Limit, Policy, Rate
 
 if TYPE_CHECKING:
     from costline.instrumentation.policy_guard.callers import Caller
@@ -39,12 +40,18 @@ Model = tuple[str, str]
 class BudgetSpend:
     """Local spend against one budget (`key acme/search/alice/laptop daily`), shared by every caller it binds."""
 
-    __slots__ = ("name", "remaining_usd", "fetched_at", "total_usd", "seen_usd", "marks", "pending", "early_at", "via")
+    __slots__ = ("name", "remaining_usd", "fetched_at", "total_usd", "seen_usd", "marks", "pending", "early_at", "via",
+                 "tokens", "soft", "model")
 
     def __init__(self, name: str, hold_s: float) -> None:
         self.name = name
+        self.tokens = False
+        """A token budget: every amount here counts tokens, not USD."""
+        self.soft = False
+        self.model: str | None = None
+        """A model's budget: only the calls requesting it count, and are checked."""
         self.remaining_usd = math.inf
-        """The processor's figure, as last fetched."""
+        """The processor's figure, as last fetched (tokens for a token budget)."""
         self.fetched_at = -math.inf
         self.total_usd = 0.0
         """Every cost this process has added to this budget: only grows."""
@@ -97,30 +104,40 @@ class LocalSpend:
         at once (`early`)."""
         rate = self.rates.get(model)
         with self._lock:
+            early = False
+            priced = []
+            for scope in policy.scopes:
+                if scope.model is not None and scope.model != model[1]:
+                    continue
+                if scope.tokens:
+                    scope.add(input_tokens + output_tokens, now)
+                    early |= _early(scope, now)
+                else:
+                    priced.append(scope)
             if rate is None:  # priced when the rates come (asked for when the call started)
-                for scope in policy.scopes:
+                for scope in priced:
                     if model in scope.pending or len(scope.pending) < MAX_MODELS_PER_CALLER:
                         held = scope.pending.setdefault(model, [0, 0])
                         held[0] += input_tokens
                         held[1] += output_tokens
                         self._unpriced.add(scope)
-                return False
+                return early
             cost = rate.cost(input_tokens, output_tokens)
-            early = False
-            for scope in policy.scopes:
+            for scope in priced:
                 scope.add(cost, now)
                 early |= _early(scope, now)
         return early
 
-    def scope_of(self, name: str, remaining: float, fetched_at: float, seen_before: float, via: Caller) -> BudgetSpend:
+    def scope_of(self, limit: Limit, fetched_at: float, seen_before: float, via: Caller) -> BudgetSpend:
         """The budget's `BudgetSpend`, with the processor's new figure (under the lock)."""
         scopes = self._scopes
-        scope = scopes.get(name)
+        scope = scopes.get(limit.name)
         if scope is None:
             if len(scopes) >= MAX_SCOPES:
                 del scopes[min(scopes, key=lambda n: scopes[n].fetched_at)]
-            scope = scopes[name] = BudgetSpend(name, self._hold_s)
-        scope.remaining_usd = remaining
+            scope = scopes[limit.name] = BudgetSpend(limit.name, self._hold_s)
+        scope.tokens, scope.soft, scope.model = limit.tokens, limit.soft, limit.model
+        scope.remaining_usd = limit.remaining
         scope.fetched_at = fetched_at
         scope.seen_usd = max(scope.seen_usd, scope.total_at(seen_before))
         if via.pinned or scope.via is None or not scope.via.pinned:

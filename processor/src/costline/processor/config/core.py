@@ -40,7 +40,16 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 from costline.processor.config.assistants import AssistantsConfig
 from costline.processor.config.chargeback import ChargebackConfig
 from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
-from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
+from costline.processor.model import (
+    BASE_OWNER_LABELS,
+    BUDGET_SCOPES,
+    CALL_LABELS,
+    HIERARCHY,
+    MAX_LABEL_LENGTH,
+    MAX_TOKENS,
+    OPTIONAL_OWNER_LABELS,
+)
+from costline.processor.units import MAX_ROLLING_DAYS, PERIODS, rolling_period
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
@@ -58,15 +67,120 @@ class ConfigError(ValueError):
         self.errors = errors
 
 
+BUDGET_MODES = ("hard", "soft")
+"""A hard budget makes the guard block once it is spent; a soft one is reported and alerted on, never blocked on."""
+BUDGET_UNITS = ("usd", "tokens")
+MAX_BUDGET_TOKENS = MAX_TOKENS * 1_000_000
+"""Largest token budget: a million calls of the largest call the processor accepts."""
+BudgetTokens = Annotated[int, Field(ge=0, le=MAX_BUDGET_TOKENS, strict=True)]
+
+
+class RollingBudget(Strict):
+    """A budget over the last `days`×24 hours (hour-granular, like the ledger), in USD or in tokens."""
+
+    days: int
+    usd: BudgetUsd | None = None
+    tokens: BudgetTokens | None = None
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: int) -> int:
+        if not 1 <= value <= MAX_ROLLING_DAYS:
+            raise ValueError(f"must be between 1 and {MAX_ROLLING_DAYS} days (a rolling window of whole days, at most "
+                             "a year)")
+        return value
+
+    @model_validator(mode="after")
+    def _one_amount(self) -> RollingBudget:
+        if (self.usd is None) == (self.tokens is None):
+            raise ValueError("give exactly one of usd or tokens")
+        return self
+
+
 class Budget(Strict):
-    monthly_usd: BudgetUsd | None = None
+    """The budgets of one owner: an amount per calendar period (`PERIODS`) in USD and/or tokens, rolling windows,
+    and whether they are hard (the guard blocks) or soft (reported and alerted on only)."""
+
     daily_usd: BudgetUsd | None = None
+    weekly_usd: BudgetUsd | None = None
+    monthly_usd: BudgetUsd | None = None
+    quarterly_usd: BudgetUsd | None = None
+    yearly_usd: BudgetUsd | None = None
+    daily_tokens: BudgetTokens | None = None
+    weekly_tokens: BudgetTokens | None = None
+    monthly_tokens: BudgetTokens | None = None
+    quarterly_tokens: BudgetTokens | None = None
+    yearly_tokens: BudgetTokens | None = None
+    rolling: list[RollingBudget] = Field(default_factory=list)
+    mode: str = "hard"
+    """`hard` by default: every budget of an earlier release (which had no soft ones) still blocks."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_periods(cls, data: Any) -> Any:
+        """An amount for a period that does not exist names the periods that do (instead of 'unknown key')."""
+        if isinstance(data, dict):
+            for key in data:
+                stem, _, unit = str(key).rpartition("_")
+                if unit in BUDGET_UNITS and stem not in PERIODS:
+                    raise ValueError(f"{key}: {stem!r} is not a budget period; periods are {', '.join(PERIODS)} "
+                                     f"(<period>_usd, <period>_tokens) and rolling: [{{days: N, usd: ...}}]")
+        return data
+
+    @field_validator("mode")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in BUDGET_MODES:
+            raise ValueError("must be hard (the guard blocks once spent) or soft (reported and alerted on only)")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_rolling(self) -> Budget:
+        seen = set()
+        for i, r in enumerate(self.rolling):
+            ident = (r.days, "usd" if r.usd is not None else "tokens")
+            if ident in seen:
+                raise ValueError(f"rolling[{i}]: a {r.days}-day {ident[1]} budget is already given")
+            seen.add(ident)
+        return self
+
+    def amounts(self) -> Iterator[tuple[str, str, Decimal | int, str]]:
+        """(period, unit, limit, key) of every amount set: `("weekly", "usd", Decimal(50), "weekly_usd")`,
+        `("rolling_7d", "tokens", 10**6, "rolling[0].tokens")`."""
+        for unit in BUDGET_UNITS:
+            for period in PERIODS:
+                value = getattr(self, f"{period}_{unit}")
+                if value is not None:
+                    yield period, unit, value, f"{period}_{unit}"
+        for i, r in enumerate(self.rolling):
+            unit = "usd" if r.usd is not None else "tokens"
+            yield rolling_period(r.days), unit, r.usd if r.usd is not None else r.tokens, f"rolling[{i}].{unit}"
 
     def periods(self) -> Iterator[tuple[str, Decimal]]:
-        if self.monthly_usd is not None:
-            yield "monthly", self.monthly_usd
-        if self.daily_usd is not None:
-            yield "daily", self.daily_usd
+        """(period, limit) of every calendar amount in USD."""
+        for period, unit, limit, key in self.amounts():
+            if unit == "usd" and not key.startswith("rolling"):
+                yield period, limit
+
+
+class ScopedBudget(Budget):
+    """A budget of the top-level `budgets:` list: for an owner outside the org hierarchy (`scope`: project,
+    customer, feature, environment, model; `model.BUDGET_SCOPES`) named `name`."""
+
+    scope: str
+    name: Annotated[str, Field(min_length=1, max_length=MAX_LABEL_LENGTH)]
+
+    @field_validator("scope")
+    @classmethod
+    def _scope(cls, value: str) -> str:
+        if value in HIERARCHY:
+            raise ValueError(f"{value} budgets are set under orgs (the {value}'s budget: key), where the hierarchy "
+                             "names its parents")
+        if value not in BUDGET_SCOPES:
+            raise ValueError(f"{value!r} is not a budget scope; scopes are "
+                             f"{', '.join(s for s in BUDGET_SCOPES if s not in HIERARCHY)} (and under orgs: "
+                             f"{', '.join(HIERARCHY)})")
+        return value
 
 
 # --- model policy (evaluated by `policy.py`) ------------------------------------------------------------------------
@@ -149,6 +263,9 @@ class Project(_Named):
 
 _STANDARD_TIERS = frozenset({"default", "auto", "standard", "standard_only", "on_demand", "on-demand"})
 _PROCESSING = ("batch",)
+
+_CHILDREN: dict[type, str] = {Org: "teams", Team: "users", User: "keys"}
+"""Each level of the org hierarchy and the list of the level below it."""
 
 
 class PriceOverride(Strict):
@@ -384,6 +501,8 @@ class CostlineConfig(Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
     projects: list[Project] = Field(default_factory=list)
+    budgets: list[ScopedBudget] = Field(default_factory=list)
+    """Budgets of owners outside the org hierarchy: projects, customers, features, environments, models."""
     prices: list[PriceOverride] = Field(default_factory=list)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     dedup_retention_hours: int = Field(default=72, ge=1, le=24 * 90)
@@ -444,6 +563,8 @@ class CostlineConfig(Strict):
         _reconcile_owners(errors, self.reconcile, teams, users,
                           {key.name for o in self.orgs for t in o.teams for u in t.users for key in u.keys})
         _check_api(errors, self)
+        _budgets_within_parents(errors, self)
+        _duplicate_scoped_budgets(errors, self.budgets)
         errors.extend(self.assistants.validate_against(teams, users))
         _chargeback_teams(errors, self)
         if (self.limits.max_span_age_hours or 0) > self.dedup_retention_hours:
@@ -479,6 +600,40 @@ def _reconcile_owners(errors: list[str], reconcile: ReconcileConfig, teams: dict
             errors.append(f"reconcile.identities[{i}].{ident[1]}: {entry.provider} {ident[1]} {ident[2]!r} is "
                           f"already mapped at reconcile.identities[{seen[ident]}]")
         seen.setdefault(ident, i)
+def _budgets_within_parents(errors: list[str], config: CostlineConfig) -> None:
+    """No budget of the org hierarchy is over its parent's for the same period and unit (the nearest ancestor that
+    sets one): the parent's would bind first and the child's could never be reached, which is a typo or a
+    misunderstanding."""
+
+    def walk(node: Any, where: str, above: dict[tuple[str, str], tuple[Any, str]]) -> None:
+        own = dict(above)
+        if node.budget is not None:
+            for period, unit, limit, key in node.budget.amounts():
+                parent = above.get((period, unit))
+                if parent is not None and limit > parent[0]:
+                    errors.append(f"{where}.budget.{key}: {limit} is over its parent's budget {parent[1]} "
+                                  f"({parent[0]}); a budget at one level covers those below it, so a child's may "
+                                  "not exceed it")
+                own[(period, unit)] = (limit, f"{where}.budget.{key}")
+        attr = _CHILDREN.get(type(node))
+        for i, child in enumerate(getattr(node, attr) if attr else ()):
+            walk(child, f"{where}.{attr}[{i}]", own)
+
+    for oi, org in enumerate(config.orgs):
+        walk(org, f"orgs[{oi}]", {})
+
+
+def _duplicate_scoped_budgets(errors: list[str], budgets: list[ScopedBudget]) -> None:
+    """One entry per scope, name and mode: a second would make two budgets of one owner look like one."""
+    seen: dict[tuple[str, str, str], int] = {}
+    for i, budget in enumerate(budgets):
+        ident = (budget.scope, budget.name, budget.mode)
+        if ident in seen:
+            errors.append(f"budgets[{i}]: a {budget.mode} budget of {budget.scope} {budget.name!r} is already given "
+                          f"at budgets[{seen[ident]}]; put its amounts in one entry")
+        seen.setdefault(ident, i)
+
+
 def _check_api(errors: list[str], config: CostlineConfig) -> None:
     """Token names and hashes unique; a team role names a team of the config."""
     tokens = config.api.tokens

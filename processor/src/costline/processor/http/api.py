@@ -10,7 +10,7 @@
 | `GET /api/v1/cost-changes?from=&to=&format=csv\\|json&limit=&page_token=` | the re-rating audit trail (`costline reprice --all`), oldest first, one page; admin and finance roles |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
-| `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
+| `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&customer=&feature=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
 
 Who may ask which route is `auth.py`'s: each route names the permission it needs, and the router asks `Access` before
 running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage` and `budgets`
@@ -433,6 +433,7 @@ class AdminApi:
         return _json(HTTPStatus.OK, {"status": "reloaded", "detail": self._backend.reload()})
 
     def _policy(self, request: Request, _: auth.Principal) -> Response:
-        declared = {name: value for name in ("org", "team", "project", "user") if (value := request.param(name))}
+        declared = {name: value for name in ("org", "team", "project", "user", "customer", "feature")
+                    if (value := request.param(name))}
         models = [m for m in (request.param("models") or "").split(",") if m]
         return _json(HTTPStatus.OK, self._backend.policy(request.param("key"), declared, models))

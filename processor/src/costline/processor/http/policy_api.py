@@ -8,13 +8,23 @@ the caller is resolved exactly as its spans will be (`ownership.Hierarchy`: a re
      "budget": {"remaining_usd": "12.500000000000", "bound_by": "key acme/search/alice/alice-laptop daily"},
      "budgets": [{"remaining_usd": "12.500000000000", "bound_by": "key acme/search/alice/alice-laptop daily"},
                  {"remaining_usd": "840.000000000000", "bound_by": "team acme/search monthly"}],
+     "limits": [{"bound_by": "key acme/search/alice/alice-laptop daily", "unit": "usd", "mode": "hard",
+                 "remaining": "12.500000000000"},
+                {"bound_by": "team acme/search weekly tokens soft", "unit": "tokens", "mode": "soft",
+                 "remaining": 120000},
+                {"bound_by": "model gpt-5 monthly", "unit": "usd", "mode": "hard", "remaining": "80.000000000000",
+                 "model": "gpt-5"}, ...],
      "rates": {"openai/gpt-4o": {"input_per_mtok": 2.0, "output_per_mtok": 8.0}},
      "refresh_s": 30}
 
 `models` are the caller's rules from the org down (then its project's): the guard refuses what any of them refuses
-(`policy.ModelPolicy.check`). `budget` is the most restrictive remaining budget over key, user, team, org and
-project (null when none applies); `budgets` lists every budget the caller counts against, tightest first, so the
-guard can count its local spend against each of them (a caller's spend is also its team's, whoever the user is).
+(`policy.ModelPolicy.check`). `limits` lists every budget the caller counts against (`budgets.applicable`, the one
+computation the budgets endpoint and the demo read too), tightest first, hard and soft, in USD (an exact decimal
+string) or tokens (an integer): the guard counts its local spend against each, blocks on a spent hard one and warns
+on a spent soft one; a budget with a `model` binds only the calls to that model (of the models asked about).
+`budget` (the most restrictive hard USD budget, `budgets.effective_of`; null when none applies) and `budgets` (every
+hard USD budget of the caller's owner) are what guards of earlier releases read: they know neither soft nor token
+nor model budgets, and must not block on them.
 `rates` price the models the guard asked about (`models=openai/gpt-4o,...`), so
 it can estimate its own spend between refreshes without a price table of its own.
 """
@@ -25,25 +35,31 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from costline import attributes as A
-from costline.processor.ownership import Hierarchy, Owner
+from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
-from costline.processor.reports.budgets import Budgets, BudgetState
+from costline.processor.reports.budgets import Budgets, BudgetState, applicable, effective_of
 
 REFRESH_S = 30
 """How often the guard should ask again (it may ask more often; budgets are recomputed at most every few seconds)."""
 MAX_RATED_MODELS = 64
 """Models priced per answer: a process calls a handful; the bound keeps one request from pricing a flood."""
 
-_DECLARED = {"org": A.COSTLINE_ORG, "team": A.COSTLINE_TEAM, "project": A.COSTLINE_PROJECT, "user": A.COSTLINE_USER}
-
-
-def _binds(state: BudgetState, owner: Owner) -> bool:
-    return all(getattr(owner, name) == value for name, value in state.owner)
+_DECLARED = {"org": A.COSTLINE_ORG, "team": A.COSTLINE_TEAM, "project": A.COSTLINE_PROJECT, "user": A.COSTLINE_USER,
+             "customer": A.COSTLINE_CUSTOMER, "feature": A.COSTLINE_FEATURE}
+"""Query parameters naming the caller's declared owner (as its spans will carry it)."""
 
 
 def _budget(state: BudgetState) -> dict[str, Any]:
-    return {"remaining_usd": state.remaining_usd, "bound_by": f"{state.scope} {state.owner_name} {state.period}"}
+    return {"remaining_usd": state.remaining_usd, "bound_by": state.name}
+
+
+def _limit(state: BudgetState) -> dict[str, Any]:
+    found = {"bound_by": state.name, "unit": state.unit, "mode": state.mode, "remaining": state.remaining}
+    model = dict(state.owner).get("model")
+    if model is not None:
+        found["model"] = model
+    return found
 
 
 def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets, pricer: Pricer,
@@ -53,7 +69,12 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
     attrs = {_DECLARED[name]: value for name, value in declared.items() if name in _DECLARED}
     owner, _ = hierarchy.resolve(attrs, fingerprint or None, None)
     rules = policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project)
-    binding = sorted((s for s in budgets.snapshot().states if _binds(s, owner)), key=lambda s: s.remaining_usd)
+    states = budgets.snapshot().states
+    who = owner._asdict()
+    asked = {name.partition("/")[2] for name in models[:MAX_RATED_MODELS]}
+    limits = applicable(states, who, asked)
+    effective = effective_of("key" if owner.key else "user", who, states)
+    legacy = [s for s in limits if s.mode == "hard" and s.unit == "usd" and "model" not in dict(s.owner)]
     rates: dict[str, dict[str, float]] = {}
     for name in models[:MAX_RATED_MODELS]:
         provider, _, model = name.partition("/")
@@ -65,8 +86,10 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
         "owner": {"org": owner.org, "team": owner.team, "user": owner.user, "key": owner.key,
                   "project": owner.project},
         "models": [rule.as_dict() for rule in rules],
-        "budget": _budget(binding[0]) if binding else None,
-        "budgets": [_budget(state) for state in binding],
+        "budget": ({"remaining_usd": effective.remaining_usd, "bound_by": effective.bound_by}
+                   if effective is not None and effective.bound_by is not None else None),
+        "budgets": [_budget(state) for state in legacy],
+        "limits": [_limit(state) for state in limits],
         "rates": rates,
         "refresh_s": REFRESH_S,
     }

@@ -108,14 +108,26 @@ class LedgerReader:
 
     def spend_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]],
                     until: datetime | None = None) -> dict[tuple[str, ...], dict[tuple[str, ...], int]]:
-        """Cost in pico-dollars of the hour rows that start from `since` up to `until` (both rounded up to the hour
-        alike, as a chargeback month is read: an hour row holding a period boundary, in a zone whose offset is not
-        whole hours, is counted in one period, the one its start is in), per scope: `{("org", "team"): {"engineering", ...}}` sums by
-        (org, team) the rows whose team is one of those names. Only owners that have budgets are read, so a
-        flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
+        """Cost in pico-dollars of the hour rows that start from `since` up to `until` (`sums_since`)."""
+        return {columns: {values: sums[0] for values, sums in totals.items()}
+                for columns, totals in self.sums_since(since, scopes, until, ("cost_pico_usd",)).items()}
+
+    def sums_since(self, since: datetime, scopes: Mapping[tuple[str, ...], Collection[str]],
+                   until: datetime | None, counters: Sequence[str]
+                   ) -> dict[tuple[str, ...], dict[tuple[str, ...], tuple[int, ...]]]:
+        """`counters` (names in `schema.COUNTERS`) summed over the hour rows that start from `since` up to `until`
+        (both rounded up to the hour alike, as a chargeback month is read: an hour row holding a period boundary, in
+        a zone whose offset is not whole hours, is counted in one period, the one its start is in), per scope:
+        `{("org", "team"): {"engineering", ...}}` sums by (org, team) the rows whose team is one of those names (a
+        scope's columns are owner or call columns: `model.BUDGET_SCOPES`). Only owners that have budgets are read,
+        so a flood of unknown owner values in the ledger cannot slow budgets (or scrapes) down."""
+        unknown = [c for c in counters if c not in COUNTERS]
+        if unknown:
+            raise ValueError(f"sums_since: unknown counter(s) {', '.join(unknown)}")
         start = int(ceil_hour(since).timestamp())
         end = None if until is None else int(ceil_hour(until).timestamp())
-        out: dict[tuple[str, ...], dict[tuple[str, ...], int]] = {}
+        sums = [cast(func.sum(usage_hourly.c[c]), BigInteger) for c in counters]
+        out: dict[tuple[str, ...], dict[tuple[str, ...], tuple[int, ...]]] = {}
         try:
             with self.engine.connect() as conn:
                 for columns, names in scopes.items():
@@ -123,13 +135,13 @@ class LedgerReader:
                     totals = out[columns] = {}
                     ordered = sorted(names)
                     for i in range(0, len(ordered), KEYS_PER_LOOKUP):
-                        query = (select(*cols, func.sum(usage_hourly.c.cost_pico_usd))
+                        query = (select(*cols, *sums)
                                  .where(usage_hourly.c.hour >= start)
                                  .where(cols[-1].in_(ordered[i : i + KEYS_PER_LOOKUP])).group_by(*cols))
                         if end is not None:
                             query = query.where(usage_hourly.c.hour < end)
-                        for *values, cost in conn.execute(query):
-                            totals[tuple(values)] = int(cost or 0)
+                        for row in conn.execute(query):
+                            totals[tuple(row[: len(cols)])] = tuple(int(v or 0) for v in row[len(cols):])
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger read failed: {err}") from err
         return out

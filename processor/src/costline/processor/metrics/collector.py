@@ -89,28 +89,56 @@ class CostlineCollector(Collector):
         yield from self._budget_families()
 
     def _budget_families(self) -> Iterator:
+        """`costline_budget_{limit,spent,remaining}_usd` for money budgets and `..._tokens` for token budgets (their
+        own families: a unit label would mix dollars and tokens in one series name), each labelled with the scope,
+        the `period` (daily, weekly, monthly, quarterly, yearly, rolling_<N>d), the `mode` (hard, soft) and the
+        scope's owner labels."""
         snapshot = self._budgets().snapshot()
-        labels = ["scope", "period", *BUDGET_LABELS]
-        limit = GaugeMetricFamily("costline_budget_limit_usd", "Configured budget.", labels=labels)
-        spent = GaugeMetricFamily("costline_budget_spent_usd", "Spent in the current period (from the ledger).",
-                                  labels=labels)
-        remaining = GaugeMetricFamily("costline_budget_remaining_usd", "Budget left in the current period.",
-                                      labels=labels)
+        labels = ["scope", "period", "mode", *BUDGET_LABELS]
+        families = {}
+        for unit, what in (("usd", "Configured budget."), ("tokens", "Configured token budget.")):
+            families[unit] = (
+                GaugeMetricFamily(f"costline_budget_limit_{unit}", what, labels=labels),
+                GaugeMetricFamily(f"costline_budget_spent_{unit}", "Spent in the current period (from the ledger).",
+                                  labels=labels),
+                GaugeMetricFamily(f"costline_budget_remaining_{unit}", "Budget left in the current period.",
+                                  labels=labels))
         for state in snapshot.states:
             owner = dict(state.owner)
-            values = [state.scope, state.period, *(owner.get(name, "") for name in BUDGET_LABELS)]
-            limit.add_metric(values, float(state.limit_usd))
-            spent.add_metric(values, float(state.spent_usd))
-            remaining.add_metric(values, float(state.remaining_usd))
+            values = [state.scope, state.period, state.mode, *(owner.get(name, "") for name in BUDGET_LABELS)]
+            limit, spent, remaining = families[state.unit]
+            limit.add_metric(values, float(state.limit))
+            spent.add_metric(values, float(state.spent))
+            remaining.add_metric(values, float(state.remaining))
         effective = GaugeMetricFamily(
             "costline_budget_effective_remaining_usd",
-            "Per key and user: the minimum remaining over every budget above it (the most restrictive wins).",
-            labels=["scope", *HIERARCHY])
+            "Per key and user (and project, where one has a budget): the minimum remaining over every hard budget "
+            "above it (the most restrictive wins).",
+            labels=["scope", *HIERARCHY, "project"])
+        effective_tokens = GaugeMetricFamily(
+            "costline_budget_effective_remaining_tokens",
+            "Per key and user (and project): the minimum remaining over every hard token budget above it.",
+            labels=["scope", *HIERARCHY, "project"])
         for e in snapshot.effective:
             owner = dict(e.owner)
-            effective.add_metric([e.scope, *(owner.get(n, "") for n in HIERARCHY)],
-                                 float(e.remaining_usd))
-        yield from (limit, spent, remaining, effective)
+            values = [e.scope, *(owner.get(n, "") for n in HIERARCHY), owner.get("project", "")]
+            if e.remaining_usd is not None:
+                effective.add_metric(values, float(e.remaining_usd))
+            if e.remaining_tokens is not None:
+                effective_tokens.add_metric(values, float(e.remaining_tokens))
+        elapsed = GaugeMetricFamily(
+            "costline_budget_period_elapsed_seconds",
+            "Seconds since the current calendar period began, in the configured time zone (the budget forecast "
+            "divides the spend by the elapsed share of its period).", labels=["period"])
+        length = GaugeMetricFamily("costline_budget_period_length_seconds",
+                                   "Length of the current calendar period (a day of 23 to 25 hours, a month, ...).",
+                                   labels=["period"])
+        for period, seconds, total in snapshot.elapsed:
+            elapsed.add_metric([period], seconds)
+            length.add_metric([period], total)
+        for unit in ("usd", "tokens"):
+            yield from families[unit]
+        yield from (effective, effective_tokens, elapsed, length)
 
 
 class SeriesFamily(Metric):

@@ -10,7 +10,7 @@ the last N complete periods and of the current one so far. Three figures come of
 * **suggested**: the larger of the two, plus the headroom, rounded *up* to two significant figures (a budget someone
   reads; never a cent below the expectation).
 
-Periods are calendar months or days in the config's time zone, read as budgets and statements read them (the UTC
+Periods are calendar days, ISO weeks, months, quarters or years (`--period`) in the config's time zone, read as budgets and statements read them (the UTC
 hour rows that start in them). The fragment (`--format yaml`) is an `orgs:`/`projects:` config a reviewer merges into
 theirs: every budget the config already has is kept, the suggested period's amount replaced.
 """
@@ -22,7 +22,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_CEILING, Decimal
 from fractions import Fraction
 from typing import Any
@@ -30,11 +30,14 @@ from zoneinfo import ZoneInfo
 
 from costline.processor.model import BUDGET_SCOPES
 from costline.processor.ownership import UNATTRIBUTED
-from costline.processor.units import ceil_hour
+from costline.processor.units import PERIODS, ceil_hour, period_starts, period_window
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
-PERIOD_FIELDS = {"monthly": "monthly_usd", "daily": "daily_usd"}
-DEFAULT_HISTORY = {"monthly": 3, "daily": 14}
+PERIOD_FIELDS = {period: f"{period}_usd" for period in PERIODS}
+DEFAULT_HISTORY = {"daily": 14, "weekly": 8, "monthly": 3, "quarterly": 4, "yearly": 2}
+_LABELS = {"daily": lambda s: s.date().isoformat(), "weekly": lambda s: "{}-W{:02d}".format(*s.isocalendar()[:2]),
+           "monthly": lambda s: s.strftime("%Y-%m"), "quarterly": lambda s: f"{s.year}-Q{(s.month - 1) // 3 + 1}",
+           "yearly": lambda s: str(s.year)}
 SCOPE_ORDER = ("org", "team", "user", "key", "project")
 
 
@@ -73,25 +76,15 @@ class Window:
 
 
 def window(period: str, now: datetime, tz: ZoneInfo, history: int) -> Window:
-    local = now.astimezone(tz)
-    if period == "monthly":
-        starts = [_month_start(local.year, local.month - i, tz) for i in range(history, -1, -1)]
-        ends = [_month_start(s.year, s.month + 1, tz) for s in starts]
-        labels = tuple(s.strftime("%Y-%m") for s in starts)
-    elif period == "daily":
-        today = local.date()
-        starts = [datetime.combine(today - timedelta(days=i), time(0), tzinfo=tz) for i in range(history, -1, -1)]
-        ends = [datetime.combine(s.date() + timedelta(days=1), time(0), tzinfo=tz) for s in starts]
-        labels = tuple(s.date().isoformat() for s in starts)
-    else:
+    """The current calendar `period` (`units.PERIODS`: an ISO week from Monday, a quarter, ...) and the `history`
+    complete ones before it, in `tz`."""
+    if period not in PERIOD_FIELDS:
         raise ValueError(f"period {period!r}: one of {', '.join(PERIOD_FIELDS)}")
-    spans = tuple(zip(starts, ends, strict=True))
-    return Window(spans[:-1], spans[-1], labels)
-
-
-def _month_start(year: int, month: int, tz: ZoneInfo) -> datetime:
-    year += (month - 1) // 12
-    return datetime(year, (month - 1) % 12 + 1, 1, tzinfo=tz)
+    spans = [period_window(period, now, tz)]
+    for _ in range(history):
+        start = spans[0][0]
+        spans.insert(0, (period_starts(start - timedelta(seconds=1), tz)[period], start))
+    return Window(tuple(spans[:-1]), spans[-1], tuple(_LABELS[period](s) for s, _ in spans))
 
 
 def suggest_budgets(config: Any, ledger: Any, now: datetime, *, period: str = "monthly", history: int | None = None,
