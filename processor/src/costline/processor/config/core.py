@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -39,7 +39,7 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 
 from costline.processor.config.chargeback import ChargebackConfig
 from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
-from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS
+from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS, RUN_KINDS
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
@@ -163,6 +163,28 @@ class PriceOverride(Strict):
 
 METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
 """Every label a series can have: the call's, the owner's always there, the optional owner labels."""
+
+
+RunKind = Literal[RUN_KINDS]  # type: ignore[valid-type]
+
+
+class RunsConfig(Strict):
+    """Cost per run, conversation and session (`costline runs`, `GET /api/v1/runs`): what the ledger keeps."""
+
+    enabled: bool = True
+    """Off: no run is recorded (the hourly rows and everything else are unchanged)."""
+    retention_days: int = Field(default=90, ge=1, le=3650)
+    """A run's row is deleted this long after its last call."""
+    kinds: list[RunKind] = Field(default_factory=lambda: list(RUN_KINDS))
+    """Which runs are kept: `trace` (an agent run: every call of one trace), `conversation`
+    (`gen_ai.conversation.id`), `session` (`session.id`)."""
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a kind appears twice")
+        return value
 
 
 class MetricsConfig(Strict):
@@ -331,6 +353,7 @@ class CostlineConfig(Strict):
     """How teams are charged (`costline chargeback`); none: no statement can be made."""
     reconcile: ReconcileConfig = Field(default_factory=ReconcileConfig)
     api: ApiConfig = Field(default_factory=ApiConfig)
+    runs: RunsConfig = Field(default_factory=RunsConfig)
 
     @field_validator("timezone")
     @classmethod

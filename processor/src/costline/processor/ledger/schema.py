@@ -14,6 +14,7 @@ from costline.processor.model import (
     KEY_BYTES,
     MAX_LABEL_LENGTH,
     OWNER_FIELDS,
+    RUN_KINDS,
     TIME_GROUPS,
 )
 
@@ -85,3 +86,27 @@ cost_changes = Table(
     Column("price_source", String(2 * MAX_LABEL_LENGTH), nullable=False),  # e.g. `override from 2026-11-15 gpt-4o`
 )
 Index("ix_costline_cost_changes_row_id", cost_changes.c.row_id)
+
+RUN_OWNER = ("org", "team", "project", "user")
+"""The owner columns of a run's row: a run whose calls belong to several owners has a row per owner, so a team (and
+its token) sees exactly its part."""
+RUN_COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                "reasoning_tokens", "cost_pico_usd", "unpriced_requests", "usage_missing_requests")
+"""Summed per run: the `model.Counts` slots of the same names."""
+RUN_KEY = ("kind", "run_id", *RUN_OWNER)
+
+runs = Table(
+    "costline_runs",
+    metadata,
+    # Cost per agent run (trace), conversation and session: one row per run × owner, upserted in the transaction that
+    # bills its calls (`ledger.runs`). The ids are never metric labels; rows are kept `runs.retention_days` after
+    # their last call. Read through `ix_costline_runs_period`: a period's runs (by their first call), then the scope.
+    Column("kind", String(16), nullable=False),
+    Column("run_id", String(MAX_LABEL_LENGTH), nullable=False),
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="", server_default="") for name in RUN_OWNER),
+    Column("first_seen", BigInteger, nullable=False),  # unix seconds: the earliest start of its calls
+    Column("last_seen", BigInteger, nullable=False),  # unix seconds: the latest end of its calls
+    *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in RUN_COUNTERS),
+    UniqueConstraint(*RUN_KEY, name="uq_costline_runs_run"),
+)
+Index("ix_costline_runs_period", runs.c.first_seen, runs.c.org, runs.c.team)
