@@ -14,6 +14,7 @@ Reads: `top_runs` (the runs of a period, by their first call, most expensive fir
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
@@ -66,7 +67,7 @@ class RunRecorder:
             f"ELSE {table}.last_seen END, "
             + ", ".join(f"{quote(c)} = {table}.{quote(c)} + excluded.{quote(c)}" for c in RUN_COUNTERS)
         )
-        self._last_retention = 0.0
+        self._last_retention = -math.inf  # the first write prunes, however long the machine has been up
 
     def record(self, conn: Connection, entries: Iterable[Entry], *, now: int, policy: RunPolicy) -> None:
         """Add `entries` (calls being billed in `conn`'s transaction) to their runs; `now` (unix seconds) is the
@@ -143,7 +144,9 @@ def top_runs(engine: Engine, start: datetime, end: datetime, *, kind: str | None
                     func.max(runs.c.last_seen).label("last_seen"),
                     *(cast(func.sum(runs.c[c]), BigInteger).label(c) for c in RUN_COUNTERS if c != "cost_pico_usd"),
                     cost.label("cost_pico_usd"))
-             .where(runs.c.first_seen >= int(start.timestamp()), runs.c.first_seen < int(end.timestamp())))
+             # Whole seconds, as `first_seen` is kept: a run started in the second `end` falls in is before it.
+             .where(runs.c.first_seen >= math.floor(start.timestamp()),
+                    runs.c.first_seen < math.ceil(end.timestamp())))
     query = _narrowed(query, kind, scope).group_by(*grouping).order_by(desc(cost), *grouping).limit(limit)
     return [_run_row(row) for row in read_rows(engine, query)]
 
