@@ -185,7 +185,7 @@ def test_an_existing_ledger_gets_the_table_and_runs_can_be_turned_off(tmp_path, 
 
 
 @pytest.mark.parametrize(("section", "message"), [
-    ("runs: {kinds: [trace, agent]}", "runs.kinds.1"), ("runs: {kinds: [trace, trace]}", "a kind appears twice"),
+    ("runs: {kinds: [trace, agent]}", "runs.kinds[1]: Input should be 'trace'"), ("runs: {kinds: [trace, trace]}", "a kind appears twice"),
     ("runs: {retention_days: 0}", "runs.retention_days"), ("runs: {keep: 3}", "runs.keep"),
 ])
 def test_a_bad_runs_section_is_an_error_naming_the_key(tmp_path, capsys, section, message):
