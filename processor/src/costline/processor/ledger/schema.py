@@ -5,7 +5,18 @@ Costs are integer pico-dollars (`units`): exact on SQLite, whose NUMERIC is a fl
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from costline.processor.model import (
     CALL_DIMENSIONS,
@@ -14,7 +25,6 @@ from costline.processor.model import (
     KEY_BYTES,
     MAX_LABEL_LENGTH,
     OWNER_FIELDS,
-    RUN_KINDS,
     TIME_GROUPS,
 )
 
@@ -87,9 +97,12 @@ cost_changes = Table(
 )
 Index("ix_costline_cost_changes_row_id", cost_changes.c.row_id)
 
-RUN_OWNER = ("org", "team", "project", "user")
-"""The owner columns of a run's row: a run whose calls belong to several owners has a row per owner, so a team (and
+RUN_OWNER = OWNER_FIELDS[:4]
+"""The owner columns of a run's row — org, team, project, user, the owner schema's first four (so the writer takes
+them from an `Owner` with one slice): a run whose calls belong to several owners has a row per owner, so a team (and
 its token) sees exactly its part."""
+if RUN_OWNER != ("org", "team", "project", "user"):  # pragma: no cover - the owner schema was reordered
+    raise ImportError(f"costline_runs keys runs by org, team, project and user; the owner schema starts {RUN_OWNER}")
 RUN_COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
                 "reasoning_tokens", "cost_pico_usd", "unpriced_requests", "usage_missing_requests")
 """Summed per run: the `model.Counts` slots of the same names."""
@@ -107,6 +120,9 @@ runs = Table(
     Column("first_seen", BigInteger, nullable=False),  # unix seconds: the earliest start of its calls
     Column("last_seen", BigInteger, nullable=False),  # unix seconds: the latest end of its calls
     *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in RUN_COUNTERS),
-    UniqueConstraint(*RUN_KEY, name="uq_costline_runs_run"),
+    # The run and its owner are the row's key, and on SQLite the table is that key's B-tree (`WITHOUT ROWID`): a new
+    # run writes two B-trees (this and the period index), not three — most of what a run costs a write.
+    PrimaryKeyConstraint(*RUN_KEY, name="pk_costline_runs"),
+    sqlite_with_rowid=False,
 )
 Index("ix_costline_runs_period", runs.c.first_seen, runs.c.org, runs.c.team)

@@ -3,7 +3,7 @@
 One ingest request is one transaction: already-billed calls are dropped (an exporter's retry, or a second span for
 the same call), the identity keys of the rest are written (the unique index settles a race with another processor
 billing the same call), their rows summed per hour in memory (`model.counts_of`, the one counter vector) and
-upserted — then it commits, and only then does the receiver acknowledge.
+upserted, and their runs (`runs.RunRecorder`) — then it commits, and only then does the receiver acknowledge.
 """
 
 from __future__ import annotations
