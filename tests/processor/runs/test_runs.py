@@ -139,7 +139,7 @@ def test_a_run_of_two_owners_has_a_row_each_and_ids_the_ledger_cannot_hold_are_c
     ledger.close()
 
 
-def test_retention_prunes_runs_whose_last_call_is_older(db_url):  # noqa: F811
+def test_retention_prunes_the_hours_of_runs_older_than_it(db_url):  # noqa: F811
     day0 = at(2026, 1, 1)
     ledger = Ledger(db_url)
     old = calls_of(1, 0, trace_no=21, start=day0)
@@ -152,12 +152,12 @@ def test_retention_prunes_runs_whose_last_call_is_older(db_url):  # noqa: F811
     fresh = calls_of(1, 2, trace_no=23, start=later, session_id="long-session")
     ledger.record([Entry(c, Owner(team="search"), 5, call_keys(c)) for c in fresh], now=later // NS_PER_S,
                   runs=RunPolicy(retention_days=10))
-    assert ledger.run("trace", trace(21).hex()) == []  # its last call is 20 days old
+    assert ledger.run("trace", trace(21).hex()) == []  # its calls are 20 days old
     assert ledger.run("trace", trace(22).hex()) == []
     assert ledger.run("trace", trace(23).hex())[0]["requests"] == 1
-    (session,) = ledger.run("session", "long-session")  # started 20 days ago, still going: kept, whole
-    assert session["requests"] == 2
-    assert session["first_seen"] == datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+    (session,) = ledger.run("session", "long-session")  # its hour 20 days ago is gone, today's is kept
+    assert session["requests"] == 1
+    assert session["first_seen"] == datetime(2026, 1, 21, 12, tzinfo=timezone.utc)
     ledger.close()
 
 
@@ -193,3 +193,18 @@ def test_a_bad_runs_section_is_an_error_naming_the_key(tmp_path, capsys, section
     path.write_text(CONFIG + section + "\n")
     assert main(["check-config", str(path)]) == 1
     assert message in capsys.readouterr().err
+
+
+def test_a_conversation_across_two_months_is_in_each_with_what_it_cost_there(config, db_url, capsysbinary):  # noqa: F811
+    pipeline = build_pipeline(str(config), db_url)
+    pipeline.ingest_calls(calls_of(2, 0, trace_no=41, conversation_id="long", start=at(2026, 11, 30, 10)))
+    pipeline.ingest_calls(calls_of(3, 5, trace_no=42, conversation_id="long", start=at(2026, 12, 2, 10)))
+    pipeline.close()
+    months = {}
+    for month in ("2026-11", "2026-12"):
+        code, document = runs(capsysbinary, db_url, config, "--month", month, "--kind", "conversation",
+                              "--format", "json")
+        months[month] = [(r["run_id"], r["requests"], Decimal(r["cost_usd"])) for r in document["runs"]]
+    assert months == {"2026-11": [("long", 2, 2 * PER_CALL)], "2026-12": [("long", 3, 3 * PER_CALL)]}
+    code, whole = runs(capsysbinary, db_url, config, "--conversation", "long", "--format", "json")
+    assert (whole["requests"], Decimal(whole["cost_usd"])) == (5, 5 * PER_CALL)

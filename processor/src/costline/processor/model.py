@@ -187,6 +187,8 @@ CALL_LABELS = ("provider", "model", "operation")
 RUN_KINDS = ("trace", "conversation", "session")
 """What groups calls into a run, for cost per run (`ledger.runs`): the trace id (an agent run), `conversation_id`,
 `session_id`. Never metric labels."""
+RUN_RETENTION_DAYS = 90
+"""How long a run is kept after its last call unless the config says (`runs.retention_days`)."""
 
 TIME_GROUPS = ("hour", "day", "month")
 GROUP_BY = (*OWNER_FIELDS, *CALL_DIMENSIONS, *TIME_GROUPS)

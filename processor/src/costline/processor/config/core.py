@@ -39,7 +39,14 @@ from pydantic import AfterValidator, Field, ValidationError, field_validator, mo
 
 from costline.processor.config.chargeback import ChargebackConfig
 from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
-from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, MAX_TOKENS, OPTIONAL_OWNER_LABELS, RUN_KINDS
+from costline.processor.model import (
+    BASE_OWNER_LABELS,
+    CALL_LABELS,
+    MAX_TOKENS,
+    OPTIONAL_OWNER_LABELS,
+    RUN_KINDS,
+    RUN_RETENTION_DAYS,
+)
 
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 MAX_PRICE_PER_MTOK_USD = Decimal(100_000)
@@ -173,7 +180,7 @@ class RunsConfig(Strict):
 
     enabled: bool = True
     """Off: no run is recorded (the hourly rows and everything else are unchanged)."""
-    retention_days: int = Field(default=90, ge=1, le=3650)
+    retention_days: int = Field(default=RUN_RETENTION_DAYS, ge=1, le=3650)
     """A run's row is deleted this long after its last call."""
     kinds: list[RunKind] = Field(default_factory=lambda: list(RUN_KINDS))
     """Which runs are kept: `trace` (an agent run: every call of one trace), `conversation`

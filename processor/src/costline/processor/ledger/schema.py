@@ -107,22 +107,28 @@ RUN_COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_re
                 "reasoning_tokens", "cost_pico_usd", "unpriced_requests", "usage_missing_requests")
 """Summed per run: the `model.Counts` slots of the same names."""
 RUN_KEY = ("kind", "run_id", *RUN_OWNER)
+RUN_ROW = ("hour", *RUN_KEY)
+"""A row of `costline_runs`: one hour of one run's calls of one owner."""
 
 runs = Table(
     "costline_runs",
     metadata,
-    # Cost per agent run (trace), conversation and session: one row per run × owner, upserted in the transaction that
-    # bills its calls (`ledger.runs`). The ids are never metric labels; rows are kept `runs.retention_days` after
-    # their last call. Read through `ix_costline_runs_period`: a period's runs (by their first call), then the scope.
+    # Cost per agent run (trace), conversation and session: one row per hour × run × owner, upserted in the
+    # transaction that bills the run's calls (`ledger.runs`). The ids are never metric labels.
+    #
+    # The hour comes first in the key, and on SQLite the table is that key's B-tree (`WITHOUT ROWID`): a batch's new
+    # rows land together at the recent end, a few pages to write, as the identity keys do; keyed by the run id first
+    # (random for traces), each new run dirtied a page of its own once the table was large (docs/performance.md,
+    # "Cost per run"). A period is a range of that key, and so is the retention's delete; one run is found by
+    # seeking its id in each hour present (`runs.run_rows`). No secondary index: each one is another B-tree a new
+    # run writes.
+    Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour its calls started in
     Column("kind", String(16), nullable=False),
     Column("run_id", String(MAX_LABEL_LENGTH), nullable=False),
     *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="", server_default="") for name in RUN_OWNER),
-    Column("first_seen", BigInteger, nullable=False),  # unix seconds: the earliest start of its calls
-    Column("last_seen", BigInteger, nullable=False),  # unix seconds: the latest end of its calls
+    Column("first_seen", BigInteger, nullable=False),  # unix seconds: the earliest start of these calls
+    Column("last_seen", BigInteger, nullable=False),  # unix seconds: the latest end of these calls
     *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in RUN_COUNTERS),
-    # The run and its owner are the row's key, and on SQLite the table is that key's B-tree (`WITHOUT ROWID`): a new
-    # run writes two B-trees (this and the period index), not three — most of what a run costs a write.
-    PrimaryKeyConstraint(*RUN_KEY, name="pk_costline_runs"),
+    PrimaryKeyConstraint(*RUN_ROW, name="pk_costline_runs"),
     sqlite_with_rowid=False,
 )
-Index("ix_costline_runs_period", runs.c.first_seen, runs.c.org, runs.c.team)
