@@ -423,7 +423,7 @@ def _add_usage(subparsers: argparse._SubParsersAction) -> None:
 def _add_runs(subparsers: argparse._SubParsersAction) -> None:
     runs = _ledger_command(
         subparsers, "runs", _runs, "cost per agent run (trace), conversation and session: the top runs, or one",
-        "Without --trace/--conversation/--session: the most expensive runs first seen in the period, one line per "
+        "Without --trace/--conversation/--session: the runs that cost most in the period, one line per "
         "run and team. With one of them: that run's cost, per owner and in total. Reads the ledger directly; the "
         "same answers as GET /api/v1/runs and GET /api/v1/runs/<kind>/<id>. See docs/processor.md.")
     one = runs.add_argument_group("one run")
@@ -431,8 +431,8 @@ def _add_runs(subparsers: argparse._SubParsersAction) -> None:
     one.add_argument("--conversation", metavar="ID", help="a gen_ai.conversation.id")
     one.add_argument("--session", metavar="ID", help="a session.id")
     period = runs.add_argument_group("the period (default: every run kept)")
-    period.add_argument("--month", metavar="YYYY-MM", help="runs first seen in this month (the configured time zone)")
-    period.add_argument("--since", metavar="DATE", help="runs first seen from then on, ISO date or datetime")
+    period.add_argument("--month", metavar="YYYY-MM", help="what runs cost in this month (the configured time zone)")
+    period.add_argument("--since", metavar="DATE", help="what runs cost from then on, ISO date or datetime")
     period.add_argument("--until", metavar="DATE", help=f"and before this: {TO_RULE} (default: now)")
     scope = runs.add_argument_group("the scope")
     scope.add_argument("--kind", choices=["trace", "conversation", "session"], help="only runs of this kind")

@@ -7,7 +7,7 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
-| `GET /api/v1/runs?month=2026-11\\|from=&to=&kind=trace\\|conversation\\|session&org=&team=&project=&user=&limit=&format=json\\|csv\\|table` | the period's most expensive runs (by their first call), one row per run and team (docs/processor.md) |
+| `GET /api/v1/runs?month=2026-11\\|from=&to=&kind=trace\\|conversation\\|session&org=&team=&project=&user=&limit=&format=json\\|csv\\|table` | the runs that cost most in the period (their calls in its hours), one row per run and team (docs/processor.md) |
 | `GET /api/v1/runs/<kind>/<id>?format=` | one run's cost: its total and a row per owner; 404 when the ledger holds none of it for the caller |
 | `GET /api/v1/cost-changes?from=&to=&format=csv\\|json&limit=&page_token=` | the re-rating audit trail (`costline reprice --all`), oldest first, one page; admin and finance roles |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
@@ -84,7 +84,7 @@ class Backend(Protocol):
 
     def runs(self, start: datetime, end: datetime, *, kind: str | None, scope: Mapping[str, str],
              limit: int) -> list[dict[str, Any]]:
-        """The runs first seen in [start, end) within `scope`, most expensive first (`ledger.runs.top_runs`)."""
+        """What runs cost in [start, end) within `scope`, most expensive first (`ledger.runs.top_runs`)."""
         ...
 
     def run(self, kind: str, run_id: str, *, scope: Mapping[str, str]) -> list[dict[str, Any]]:
