@@ -1,10 +1,10 @@
-"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `reprice`, `cost-changes`,
+"""The processor's `costline` sub-commands: `serve`, `check-config`, `usage`, `runs`, `reprice`, `cost-changes`,
 `chargeback`, `close-period`, `reconcile`.
 
 `costline.cli` (instrumentation distribution) calls `register(subparsers)` when this distribution is installed.
 This module only parses commands and runs them: `serve` builds and runs the service (`service.Service`, the
 composition root); every other command opens a ledger (`_open_ledger`: the config and a `Ledger` with its stores) and
-hands it, with `CLOCK`, to the report that reads or re-prices it — `usage`, `cost-changes`, `reprice`, `chargeback`,
+hands it, with `CLOCK`, to the report that reads or re-prices it — `usage`, `runs`, `cost-changes`, `reprice`, `chargeback`,
 `close-period`, `reconcile`. None of them builds a pipeline, a pricer or anything else: that is the reports' and the
 service's work.
 """
@@ -177,6 +177,58 @@ def _cost_changes(args: argparse.Namespace) -> int:
     return _write(body, query.format)
 
 
+def _runs(args: argparse.Namespace) -> int:
+    from costline.processor.http.runs_api import (
+        RunsQueryError,
+        parse_format,
+        parse_run_id,
+        parse_runs_query,
+        render_run,
+        render_top,
+    )
+    from costline.processor.ledger import LedgerUnavailable
+
+    one = [(kind, value) for kind, value in (("trace", args.trace), ("conversation", args.conversation),
+                                             ("session", args.session)) if value is not None]
+    params = {"month": args.month, "from": args.since, "to": args.until, "kind": args.kind, "limit": args.limit,
+              "format": args.format, "org": args.org, "team": args.team, "project": args.project, "user": args.user}
+    try:
+        if len(one) > 1:
+            raise RunsQueryError("ask for one run: --trace, --conversation or --session, once")
+        if one and any(params[k] for k in ("month", "from", "to", "kind", "limit")):
+            raise RunsQueryError("one run has no period, kind or limit: drop --month, --since, --until, --kind and "
+                                 "--limit, or the run")
+        config, ledger = _open_ledger(args)
+    except (RunsQueryError, SettingsError) as err:
+        print(f"costline runs: {err}", file=sys.stderr)
+        return 2
+    try:
+        if one:
+            kind, run_id = one[0][0], parse_run_id(*one[0])
+            fmt = parse_format(args.format, "table")
+            scope = {k: v for k in ("org", "team", "project", "user") if (v := params[k])}
+            rows = ledger.run(kind, run_id, scope=scope)
+            if not rows:
+                print(f"costline runs: no {kind} {run_id!r} in the ledger (never billed, or older than "
+                      "runs.retention_days)", file=sys.stderr)
+                return 1
+            content_type, body = render_run(kind, run_id, rows, fmt)
+        else:
+            query = parse_runs_query(params.get, CLOCK, config.zone, default_format="table")
+            fmt = query.format
+            content_type, body = render_top(query, ledger.top_runs(query.start, query.end, kind=query.kind,
+                                                                   scope=query.scope, limit=query.limit))
+    except RunsQueryError as err:
+        print(f"costline runs: {err}", file=sys.stderr)
+        return 2
+    except LedgerUnavailable as err:
+        print(f"costline runs: {err}", file=sys.stderr)
+        return 2
+    finally:
+        ledger.close()
+    return _write(body, "json" if fmt == "json" else "csv")
+
+
 def _reprice(args: argparse.Namespace) -> int:
     from costline.processor.http.api import ApiError, parse_instant
     from costline.processor.reports.reprice import reprice_with
@@ -289,8 +341,9 @@ def _env_help(name: str) -> str:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
-    for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_reprice, _add_cost_changes,
-                _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets, _add_review):
+    for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_runs, _add_reprice,
+                _add_cost_changes, _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets,
+                _add_review):
         add(subparsers)
 
 
@@ -378,6 +431,28 @@ def _add_usage(subparsers: argparse._SubParsersAction) -> None:
     _export_flags(usage, "start, ISO date or datetime, included (default: the beginning)")
     usage.add_argument("--group-by", dest="group_by", default="team,model",
                        help=f"comma-separated columns among {','.join(GROUP_BY)} (default team,model)")
+
+
+def _add_runs(subparsers: argparse._SubParsersAction) -> None:
+    runs = _ledger_command(
+        subparsers, "runs", _runs, "cost per agent run (trace), conversation and session: the top runs, or one",
+        "Without --trace/--conversation/--session: the runs that cost most in the period, one line per "
+        "run and team. With one of them: that run's cost, per owner and in total. Reads the ledger directly; the "
+        "same answers as GET /api/v1/runs and GET /api/v1/runs/<kind>/<id>. See docs/processor.md.")
+    one = runs.add_argument_group("one run")
+    one.add_argument("--trace", metavar="HEX", help="the trace id of an agent run (32 hex digits)")
+    one.add_argument("--conversation", metavar="ID", help="a gen_ai.conversation.id")
+    one.add_argument("--session", metavar="ID", help="a session.id")
+    period = runs.add_argument_group("the period (default: every run kept)")
+    period.add_argument("--month", metavar="YYYY-MM", help="what runs cost in this month (the configured time zone)")
+    period.add_argument("--since", metavar="DATE", help="what runs cost from then on, ISO date or datetime")
+    period.add_argument("--until", metavar="DATE", help=f"and before this: {TO_RULE} (default: now)")
+    scope = runs.add_argument_group("the scope")
+    scope.add_argument("--kind", choices=["trace", "conversation", "session"], help="only runs of this kind")
+    for name in ("org", "team", "project", "user"):
+        scope.add_argument(f"--{name}", help=f"only the calls of this {name}")
+    runs.add_argument("--limit", default=None, help="at most this many runs (default 20)")
+    runs.add_argument("--format", choices=["table", "csv", "json"], default="table")
 
 
 def _add_reprice(subparsers: argparse._SubParsersAction) -> None:

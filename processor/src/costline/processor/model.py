@@ -193,6 +193,12 @@ CALL_DIMENSIONS = ("provider", "model", "operation", "service", "service_tier", 
 context (`LLMCall`), "" for the standard tier and online processing."""
 CALL_LABELS = ("provider", "model", "operation")
 """The call's metric labels, ahead of the owner labels."""
+RUN_KINDS = ("trace", "conversation", "session")
+"""What groups calls into a run, for cost per run (`ledger.runs`): the trace id (an agent run), `conversation_id`,
+`session_id`. Never metric labels."""
+RUN_RETENTION_DAYS = 90
+"""How long a run is kept after its last call unless the config says (`runs.retention_days`)."""
+
 TIME_GROUPS = ("hour", "day", "month")
 GROUP_BY = (*OWNER_FIELDS, *CALL_DIMENSIONS, *TIME_GROUPS)
 """What usage reports can be grouped by (the API's and `costline usage`'s `group_by`): every dimension of a ledger

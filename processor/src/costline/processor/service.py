@@ -323,6 +323,18 @@ class _Backend:
             return pipeline.ledger.reader.usage(start, end, list(group_by), tz=pipeline.config.zone, limit=limit,
                                                 offset=offset)
 
+    def runs(self, start: datetime, end: datetime, *, kind: str | None, scope: Mapping[str, str],
+             limit: int) -> list[dict[str, Any]]:
+        with _ledger_errors():
+            return self._pipeline().ledger.top_runs(start, end, kind=kind, scope=scope, limit=limit)
+
+    def run(self, kind: str, run_id: str, *, scope: Mapping[str, str]) -> list[dict[str, Any]]:
+        with _ledger_errors():
+            return self._pipeline().ledger.run(kind, run_id, scope=scope)
+
+    def zone(self) -> Any:
+        return self._pipeline().config.zone
+
     def cost_changes(self, start: datetime, end: datetime, *, limit: int | None = None,
                      offset: int = 0) -> list[dict[str, Any]]:
         from costline.processor.reports.reprice import cost_changes

@@ -31,7 +31,7 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -48,6 +48,8 @@ from costline.processor.model import (
     MAX_LABEL_LENGTH,
     MAX_TOKENS,
     OPTIONAL_OWNER_LABELS,
+    RUN_KINDS,
+    RUN_RETENTION_DAYS,
 )
 from costline.processor.units import MAX_ROLLING_DAYS, PERIODS, rolling_period
 
@@ -343,6 +345,28 @@ METRIC_LABELS = (*CALL_LABELS, *BASE_OWNER_LABELS, *OPTIONAL_OWNER_LABELS)
 """Every label a series can have: the call's, the owner's always there, the optional owner labels."""
 
 
+RunKind = Literal[RUN_KINDS]  # type: ignore[valid-type]
+
+
+class RunsConfig(Strict):
+    """Cost per run, conversation and session (`costline runs`, `GET /api/v1/runs`): what the ledger keeps."""
+
+    enabled: bool = True
+    """Off: no run is recorded (the hourly rows and everything else are unchanged)."""
+    retention_days: int = Field(default=RUN_RETENTION_DAYS, ge=1, le=3650)
+    """A run's row is deleted this long after its last call."""
+    kinds: list[RunKind] = Field(default_factory=lambda: list(RUN_KINDS))
+    """Which runs are kept: `trace` (an agent run: every call of one trace), `conversation`
+    (`gen_ai.conversation.id`), `session` (`session.id`)."""
+
+    @field_validator("kinds")
+    @classmethod
+    def _distinct(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("a kind appears twice")
+        return value
+
+
 class MetricsConfig(Strict):
     user_label: bool = OPTIONAL_OWNER_LABELS["user"]
     key_label: bool = OPTIONAL_OWNER_LABELS["key"]
@@ -513,6 +537,7 @@ class CostlineConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     """Coding assistants' account identities → owners (`config/assistants.py`)."""
+    runs: RunsConfig = Field(default_factory=RunsConfig)
 
     @field_validator("timezone")
     @classmethod

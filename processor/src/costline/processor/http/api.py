@@ -7,14 +7,17 @@
 | `GET /readyz` | 200 once the ledger is open and while it answers, else 503 |
 | `GET /api/v1/budgets` | budget state per scope and period, from the ledger (JSON) |
 | `GET /api/v1/usage?from=&to=&group_by=team,model&format=csv\\|json&limit=&page_token=` | ledger rows summed per group, one page |
+| `GET /api/v1/runs?month=2026-11\\|from=&to=&kind=trace\\|conversation\\|session&org=&team=&project=&user=&limit=&format=json\\|csv\\|table` | the runs that cost most in the period (their calls in its hours), one row per run and team (docs/processor.md) |
+| `GET /api/v1/runs/<kind>/<id>?format=` | one run's cost: its total and a row per owner; 404 when the ledger holds none of it for the caller |
 | `GET /api/v1/cost-changes?from=&to=&format=csv\\|json&limit=&page_token=` | the re-rating audit trail (`costline reprice --all`), oldest first, one page; admin and finance roles |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&customer=&feature=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
 
 Who may ask which route is `auth.py`'s: each route names the permission it needs, and the router asks `Access` before
-running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage` and `budgets`
-take the same filters for other roles.
+running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage`, `budgets`
+and `runs` take the same filters for other roles. A team token asking for another team is refused (403); asking for
+one run reads that run's rows of its own team only, so another team's run is a 404 like a run never billed.
 
 Usage (and cost-change) parsing and rendering live here as functions so `costline usage` (`costline cost-changes`)
 gives byte-for-byte the same CSV as the API.
@@ -30,11 +33,11 @@ import hmac
 import json
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone
 from http import HTTPStatus
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode
 
 from isal import isal_zlib
 from prometheus_client import CollectorRegistry
@@ -78,6 +81,19 @@ class Backend(Protocol):
         ...
 
     def budgets(self) -> Mapping[str, Any]: ...
+
+    def runs(self, start: datetime, end: datetime, *, kind: str | None, scope: Mapping[str, str],
+             limit: int) -> list[dict[str, Any]]:
+        """What runs cost in [start, end) within `scope`, most expensive first (`ledger.runs.top_runs`)."""
+        ...
+
+    def run(self, kind: str, run_id: str, *, scope: Mapping[str, str]) -> list[dict[str, Any]]:
+        """One run's rows within `scope`, one per owner (`ledger.runs.run_rows`); empty when none."""
+        ...
+
+    def zone(self) -> Any:
+        """The configured time zone (a `month` of the runs query is a month there)."""
+        ...
 
     def cost_changes(self, start: datetime, end: datetime, *, limit: int | None = None,
                      offset: int = 0) -> list[dict[str, Any]]:
@@ -288,6 +304,7 @@ def _json(status: int, document: Any) -> Response:
     return Response(status, json.dumps(document, separators=(",", ":"), default=json_default).encode(), JSON_TYPE)
 
 
+RUN_PREFIX = "/api/v1/runs/"
 OWNER_FILTERS = ("org", "team")
 """Query parameters that narrow usage and budgets to one owner (forced to its own team for a team token)."""
 
@@ -320,6 +337,7 @@ class AdminApi:
             ("GET", "/api/v1/usage"): (self._usage, auth.READ),
             ("GET", "/api/v1/chargeback"): (self._chargeback, auth.READ),
             ("GET", "/api/v1/cost-changes"): (self._cost_changes, auth.READ),
+            ("GET", "/api/v1/runs"): (self._runs, auth.READ),
             ("POST", "/api/v1/reload"): (self._reload, auth.WRITE),
             ("GET", "/api/v1/policy"): (self._policy, auth.POLICY),
         }
@@ -327,6 +345,10 @@ class AdminApi:
     def __call__(self, request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         route = self._routes.get((method, request.path))
+        if route is None and request.path.startswith(RUN_PREFIX):  # one run: /api/v1/runs/<kind>/<id>
+            route = (self._run, auth.READ) if method == "GET" else None
+            if route is None:
+                return Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n", [("Allow", "GET")])
         if route is None:
             allowed = [m for (m, p) in self._routes if p == request.path]
             if allowed:
@@ -402,6 +424,43 @@ class AdminApi:
         token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
         content_type, body = render_usage(query, rows[: query.limit], token)
         return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
+
+    def _run_scope(self, request: Request, principal: auth.Principal) -> dict[str, str]:
+        """The owner filters of a runs query: `org` and `team` as usage takes them (`_owner_filter`: a team token's
+        own team, another one refused), `project` and `user` as asked."""
+        return {**self._owner_filter(request, principal),
+                **{name: value for name in ("project", "user") if (value := request.param(name))}}
+
+    def _runs(self, request: Request, principal: auth.Principal) -> Response:
+        from costline.processor.http.runs_api import RunsQueryError, parse_runs_query, render_top
+
+        scope = self._run_scope(request, principal)
+        try:
+            query = parse_runs_query(request.param, self._clock, self._backend.zone())
+        except RunsQueryError as err:
+            raise ApiError(str(err)) from None
+        rows = self._backend.runs(query.start, query.end, kind=query.kind, scope=scope, limit=query.limit)
+        content_type, body = render_top(replace(query, scope=scope), rows)
+        return Response(HTTPStatus.OK, body, content_type)
+
+    def _run(self, request: Request, principal: auth.Principal) -> Response:
+        from costline.processor.http.runs_api import RunsQueryError, parse_format, parse_run_id, render_run
+
+        kind, _, quoted = request.path[len(RUN_PREFIX):].partition("/")
+        kind = unquote(kind)
+        scope = self._run_scope(request, principal)
+        try:
+            run_id = parse_run_id(kind, unquote(quoted))
+            fmt = parse_format(request.param("format"))
+        except RunsQueryError as err:
+            raise ApiError(str(err)) from None
+        rows = self._backend.run(kind, run_id, scope=scope)
+        if not rows:
+            within = f" among the calls of {', '.join(f'{k} {v}' for k, v in scope.items())}" if scope else ""
+            return _json(HTTPStatus.NOT_FOUND, {"error": f"no {kind} {run_id!r} in the ledger{within} (never billed, "
+                                                         "or older than runs.retention_days)"})
+        content_type, body = render_run(kind, run_id, rows, fmt)
+        return Response(HTTPStatus.OK, body, content_type)
 
     def _cost_changes(self, request: Request, principal: auth.Principal) -> Response:
         if principal.team is not None:  # the audit trail names no owner: it cannot be narrowed to one team

@@ -3,8 +3,8 @@
 | role | may |
 |---|---|
 | `admin` | everything: read, `POST /api/v1/reload`, the policy endpoint |
-| `finance` | read everything (usage, budgets, the re-rating audit trail) |
-| `team:<org>/<team>` | read that team's usage and budgets only: other teams' rows are absent, not hidden; not the audit trail |
+| `finance` | read everything (usage, runs, budgets, the re-rating audit trail) |
+| `team:<org>/<team>` | read that team's usage, runs and budgets only: other teams' rows are absent, not hidden; not the audit trail |
 | `guard` | `GET /api/v1/policy` only (the in-process guard of the instrumentation) |
 | `metrics` | `GET /metrics` only (Prometheus' scrape credentials when `api.metrics_token_required`) |
 

@@ -23,6 +23,7 @@ from costline.processor.ingest.normalize import InvalidSpan, dedupe_calls, norma
 from costline.processor.ingest.normalize.bounds import REJECTED, outside_window, over_limit
 from costline.processor.ingest.outcomes import read_outcome
 from costline.processor.ledger import Ledger, LedgerUnavailable
+from costline.processor.ledger.runs import RunPolicy
 from costline.processor.metrics.aggregate import SeriesAggregator
 from costline.processor.metrics.collector import CostlineCollector
 from costline.processor.metrics.outcomes import OutcomeCounter
@@ -199,8 +200,10 @@ class Pipeline:
                 cost_pico, unpriced_units = rates.price(call)
                 entries.append(Entry(call, owner, cost_pico, call_keys(call), conflict, unpriced_units))
 
+        runs = state.config.runs
         fresh = self.ledger.record(entries, retention_hours=state.config.dedup_retention_hours,
-                                   now=int(self._clock().timestamp()))
+                                   now=int(self._clock().timestamp()),
+                                   runs=RunPolicy(tuple(runs.kinds), runs.retention_days) if runs.enabled else None)
         # Committed. From here on nothing may fail the request: the exporter must not retry a billed batch.
         state.aggregator.add(fresh, conflicts=sum(e.conflict for e in fresh))
         state.budgets.committed()  # the budgets' Refresher reads the ledger again: a scrape never does

@@ -8,6 +8,7 @@ processor.
 * `engine` — connecting (every wait bounded) and bringing an older schema up to date in place;
 * `writer.LedgerWriter` — a batch's rows and identity keys in one transaction;
 * `reader.LedgerReader` — usage reports, budget sums, period totals, rows waiting for a price;
+* `runs` — cost per agent run (trace), conversation and session: its rows written with the batch, its queries;
 * `schema` — the tables, derived from `model`;
 * the stores beside them in the same database, each with its tables (`store.Store`: created when first opened):
   `outcomes.OutcomeStore`, `periods.PeriodStore` (closed periods), `reconciliation.ReconciliationStore`.
@@ -17,7 +18,7 @@ processor.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from functools import cached_property
 from typing import Any
@@ -39,6 +40,7 @@ from costline.processor.ledger.outcomes import OutcomeStore
 from costline.processor.ledger.periods import PeriodStore
 from costline.processor.ledger.reader import UTC, LedgerReader
 from costline.processor.ledger.reconciliation import ReconciliationStore
+from costline.processor.ledger.runs import DEFAULT_RUN_POLICY, RunPolicy, run_rows, top_runs
 from costline.processor.ledger.schema import GROUP_BY
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS
 from costline.processor.ledger.writer import LedgerWriter
@@ -81,14 +83,25 @@ class Ledger:
     def reconciliation(self) -> ReconciliationStore:
         return ReconciliationStore(self.engine)
 
-    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[Entry]:
-        """`LedgerWriter.record`: write a batch, return the entries that were new."""
-        return self.writer.record(entries, now=now, retention_hours=retention_hours)
+    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS,
+               runs: RunPolicy | None = DEFAULT_RUN_POLICY) -> list[Entry]:
+        """`LedgerWriter.record`: write a batch (and add its calls to their runs), return the entries that were
+        new."""
+        return self.writer.record(entries, now=now, retention_hours=retention_hours, runs=runs)
 
     def usage(self, start: datetime, end: datetime, group_by: Sequence[str], *, tz: ZoneInfo = UTC,
               limit: int | None = None, offset: int = 0) -> list[dict[str, Any]]:
         """`LedgerReader.usage`: totals grouped by `group_by` (`day` and `month` in `tz`)."""
         return self.reader.usage(start, end, group_by, tz=tz, limit=limit, offset=offset)
+
+    def top_runs(self, start: datetime, end: datetime, *, kind: str | None = None,
+                 scope: Mapping[str, str] | None = None, limit: int = 20) -> list[dict[str, Any]]:
+        """`runs.top_runs`: the period's runs, most expensive first."""
+        return top_runs(self.engine, start, end, kind=kind, scope=scope, limit=limit)
+
+    def run(self, kind: str, run_id: str, *, scope: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+        """`runs.run_rows`: one run's rows, one per owner."""
+        return run_rows(self.engine, kind, run_id, scope=scope)
 
     def ping(self) -> bool:
         try:

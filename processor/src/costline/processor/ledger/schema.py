@@ -5,7 +5,18 @@ Costs are integer pico-dollars (`units`): exact on SQLite, whose NUMERIC is a fl
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from costline.processor.model import (
     CALL_DIMENSIONS,
@@ -85,3 +96,39 @@ cost_changes = Table(
     Column("price_source", String(2 * MAX_LABEL_LENGTH), nullable=False),  # e.g. `override from 2026-11-15 gpt-4o`
 )
 Index("ix_costline_cost_changes_row_id", cost_changes.c.row_id)
+
+RUN_OWNER = OWNER_FIELDS[:4]
+"""The owner columns of a run's row — org, team, project, user, the owner schema's first four (so the writer takes
+them from an `Owner` with one slice): a run whose calls belong to several owners has a row per owner, so a team (and
+its token) sees exactly its part."""
+if RUN_OWNER != ("org", "team", "project", "user"):  # pragma: no cover - the owner schema was reordered
+    raise ImportError(f"costline_runs keys runs by org, team, project and user; the owner schema starts {RUN_OWNER}")
+RUN_COUNTERS = ("requests", "errors", "input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens",
+                "reasoning_tokens", "cost_pico_usd", "unpriced_requests", "usage_missing_requests")
+"""Summed per run: the `model.Counts` slots of the same names."""
+RUN_KEY = ("kind", "run_id", *RUN_OWNER)
+RUN_ROW = ("hour", *RUN_KEY)
+"""A row of `costline_runs`: one hour of one run's calls of one owner."""
+
+runs = Table(
+    "costline_runs",
+    metadata,
+    # Cost per agent run (trace), conversation and session: one row per hour × run × owner, upserted in the
+    # transaction that bills the run's calls (`ledger.runs`). The ids are never metric labels.
+    #
+    # The hour comes first in the key, and on SQLite the table is that key's B-tree (`WITHOUT ROWID`): a batch's new
+    # rows land together at the recent end, a few pages to write, as the identity keys do; keyed by the run id first
+    # (random for traces), each new run dirtied a page of its own once the table was large (docs/performance.md,
+    # "Cost per run"). A period is a range of that key, and so is the retention's delete; one run is found by
+    # seeking its id in each hour present (`runs.run_rows`). No secondary index: each one is another B-tree a new
+    # run writes.
+    Column("hour", BigInteger, nullable=False),  # unix seconds of the UTC hour its calls started in
+    Column("kind", String(16), nullable=False),
+    Column("run_id", String(MAX_LABEL_LENGTH), nullable=False),
+    *(Column(name, String(MAX_LABEL_LENGTH), nullable=False, default="", server_default="") for name in RUN_OWNER),
+    Column("first_seen", BigInteger, nullable=False),  # unix seconds: the earliest start of these calls
+    Column("last_seen", BigInteger, nullable=False),  # unix seconds: the latest end of these calls
+    *(Column(name, BigInteger, nullable=False, default=0, server_default="0") for name in RUN_COUNTERS),
+    PrimaryKeyConstraint(*RUN_ROW, name="pk_costline_runs"),
+    sqlite_with_rowid=False,
+)

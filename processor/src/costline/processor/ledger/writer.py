@@ -3,7 +3,7 @@
 One ingest request is one transaction: already-billed calls are dropped (an exporter's retry, or a second span for
 the same call), the identity keys of the rest are written (the unique index settles a race with another processor
 billing the same call), their rows summed per hour in memory (`model.counts_of`, the one counter vector) and
-upserted — then it commits, and only then does the receiver acknowledge.
+upserted, and their runs (`runs.RunRecorder`) — then it commits, and only then does the receiver acknowledge.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
 from costline.processor.ledger.engine import WAL_LIMIT_BYTES, LedgerUnavailable, quote
 from costline.processor.ledger.reader import UNPRICED_COLUMNS
+from costline.processor.ledger.runs import DEFAULT_RUN_POLICY, RunPolicy, RunRecorder
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
@@ -71,11 +72,13 @@ class LedgerWriter:
         self._sql_cache: dict[tuple[str, int], str] = {}
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
+        self._runs = RunRecorder(engine.dialect.paramstyle)
 
-    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[Entry]:
+    def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS,
+               runs: RunPolicy | None = DEFAULT_RUN_POLICY) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
         this batch). `now` (unix seconds, the caller's clock) stamps the identity keys for retention and is the hour of
-        a call without a start time.
+        a call without a start time. `runs`: which runs the new calls are added to (`ledger.runs`), None for none.
 
         Three statements per batch whatever its size (look up its keys, insert its new calls' keys, upsert their
         hourly rows; a fourth takes back keys when another processor billed one of its calls meanwhile), all as
@@ -101,6 +104,8 @@ class LedgerWriter:
                     # order, so two concurrent batches touching the same hours wait instead of deadlocking (a
                     # deadlock is safe — 503, the exporter retries — but wasted work).
                     conn.exec_driver_sql(self._upsert_sql, sorted(hourly_rows(fresh, now * NS_PER_S)))
+                if runs is not None:
+                    self._runs.record(conn, fresh, now=now, policy=runs)
                 if time.monotonic() - self._last_retention > RETENTION_CHECK_S:
                     self._last_retention = time.monotonic()
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
