@@ -399,7 +399,7 @@ def derive_state(config: CostlineConfig, previous: State | None, *, ledger: Ledg
         aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
     else:
         aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
-    return State(config, Pricer(config.prices), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
+    return State(config, Pricer(config.prices, config.fleets), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
                  aggregator)
 
 

@@ -36,7 +36,7 @@ def _tokens(row: dict[str, Any], prefix: str) -> LLMCall:
 def reprice_with(config: Any, ledger: Ledger, since: datetime, *, every_row: bool, now: int) -> tuple[int, int]:
     """`costline reprice [--all]` on an open ledger at `config`'s prices: `rerate` with `every_row`, else `reprice`.
     Returns (rows changed, rows with a tiered price whose billed cost was kept)."""
-    pricer = Pricer(config.prices)
+    pricer = Pricer(config.prices, config.fleets)
     if every_row:
         return rerate(ledger, pricer, since, now=now)
     return reprice(ledger, pricer, since), 0
