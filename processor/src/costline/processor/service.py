@@ -348,6 +348,18 @@ class _Backend:
         except StatementError as err:
             raise ApiError(str(err)) from None
 
+    def customers(self, period: str | None, customer: str | None, fmt: str) -> tuple[str, bytes]:
+        from costline.processor.reports.chargeback.customers import customers_document
+        from costline.processor.reports.chargeback.statement import Period, StatementError
+
+        pipeline = self._pipeline()
+        try:
+            with _ledger_errors():
+                return customers_document(pipeline.config, pipeline.ledger, Period.parse(period) if period else None,
+                                          customer, fmt, clock=self.clock)
+        except StatementError as err:
+            raise ApiError(str(err)) from None
+
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
