@@ -118,7 +118,7 @@ class FleetCost(Strict):
     def usd(self) -> Decimal:
         """The month's cost in whole cents."""
         if self.monthly_usd is not None:
-            return self.monthly_usd
+            return self.monthly_usd.quantize(Decimal("0.01"))
         exact = self.gpu_hours * self.usd_per_gpu_hour  # type: ignore[operator]
         return exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 

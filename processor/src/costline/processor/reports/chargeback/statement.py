@@ -222,9 +222,10 @@ class FleetAllocation:
 
     def as_dict(self) -> dict[str, Any]:
         rate = self.usd_per_unit
-        return {"name": self.name, "cost_usd": usd_text(self.cost), "cost_basis": self.how,
+        return {"name": self.name, "cost_usd": usd_text(self.cost.quantize(CENT)), "cost_basis": self.how,
                 "allocate_by": self.allocate_by, "consumption": self.consumption,
-                "allocated_usd": usd_text(self.allocated), "unallocated_usd": usd_text(self.unallocated),
+                "allocated_usd": usd_text(self.allocated.quantize(CENT)),
+                "unallocated_usd": usd_text(self.unallocated.quantize(CENT)),
                 "effective_usd_per_unit": None if rate is None else decimal_text(rate.quantize(Decimal("1E-12")))}
 
     @classmethod
