@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
+import subprocess
 from datetime import datetime, timezone
 from decimal import Decimal as D
 
@@ -22,6 +24,7 @@ from costline.processor.reports.chargeback.report import chargeback_document
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
 from tests.processor.conftest import at, make_call
+from tests.processor.reports.chargeback.test_html import CHROMIUM_FLAGS, tool
 
 CONFIG = """
 prices:
@@ -192,12 +195,23 @@ def test_customers_cost_revenue_and_margin_by_hand(ledger, capfdbinary):
     assert 'fleet="idle"' not in text  # no tokens served: no rate, never a division by zero
 
 
-def test_the_html_statement_shows_the_fleet_and_seat_lines(ledger):
-    _, pipeline = ledger
-    page = document(pipeline, "html").decode()
-    assert 'data-component="fleet" data-name="gpu-pool"' in page
-    assert 'data-component="seats" data-name=""' in page
-    assert "3 active members x $2.00" in page
+def test_the_html_statement_shows_the_fleet_and_seat_lines_in_chromium(ledger):
+    tmp, pipeline = ledger
+    chromium = tool("chromium")
+    (tmp / "statement.html").write_bytes(document(pipeline, "html"))
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--user-data-dir={tmp / 'profile'}", "--dump-dom",
+                          (tmp / "statement.html").as_uri()], capture_output=True, timeout=120)
+    assert dom.returncode == 0, dom.stderr.decode()[-2000:]
+    sections = dict(re.findall(r'<section class="page" data-team="([^"]*)"(.*?)</section>', dom.stdout.decode(),
+                               re.S))
+    statement = json.loads(document(pipeline, "json"))
+    for team in statement["teams"]:
+        shown = re.findall(r'data-component="(fleet|seats)" data-name="([^"]*)">.*?<td class="detail">([^<]*)<.*?'
+                           r'data-amount="([^"]*)"', sections[team["team"]], re.S)
+        assert shown == [(x["component"], x["name"], x["detail"], x["amount_usd"]) for x in team["lines"]
+                         if x["component"] in ("fleet", "seats")]
+    assert "3 active members x $2.00" in sections["acme/support"]
+    assert "0 active members x $3.00 (no user with a call this month)" in sections["acme/research"]
 
 
 @pytest.mark.parametrize(("section", "expected"), [
@@ -210,6 +224,8 @@ def test_the_html_statement_shows_the_fleet_and_seat_lines(ledger):
      "fleets[0].cost: give either monthly_usd or gpu_hours with usd_per_gpu_hour, not both"),
     ({"fleets": [{"name": "a", "models": ["m"], "cost": {"monthly_usd": 1}, "allocate_by": "gpus"}]},
      "fleets[0].allocate_by: must be tokens or request_seconds, not 'gpus'"),
+    ({"fleets": [{"name": "a", "models": ["m"], "cost": {"monthly_usd": 1}, "allocate_by": "request_seconds"}]},
+     "fleets[0].allocate_by: request_seconds needs the calls' durations, which the ledger does not keep yet"),
     ({"fleets": [{"name": "a", "models": ["gpt-4o"], "provider": "openai", "cost": {"monthly_usd": 1}}],
       "prices": [{"provider": "openai", "model": "gpt-4o", "input_per_mtok": 1, "output_per_mtok": 1}]},
      "prices[0].model: openai/gpt-4o is fleet-priced by fleets[0] (a)"),
