@@ -229,7 +229,8 @@ def test_the_html_statement_shows_the_fleet_and_seat_lines_in_chromium(ledger):
     ({"fleets": [{"name": "a", "models": ["gpt-4o"], "provider": "openai", "cost": {"monthly_usd": 1}}],
       "prices": [{"provider": "openai", "model": "gpt-4o", "input_per_mtok": 1, "output_per_mtok": 1}]},
      "prices[0].model: openai/gpt-4o is fleet-priced by fleets[0] (a)"),
-    ({"chargeback": {"teams": {"x": {"seat_usd": "1.005"}}}}, "chargeback.teams.x.seat_usd"),
+    ({"chargeback": {"teams": {"x": {"seat_usd": "1.005"}}}},
+     "chargeback.teams.x.seat_usd: Decimal input should have no more than 2 decimal places"),
 ])
 def test_bad_finance_config_is_refused_naming_key_and_rule(section, expected):
     with pytest.raises(ConfigError) as refused:
