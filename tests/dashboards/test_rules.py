@@ -31,6 +31,7 @@ ALERTS = {
     "CostlineReconciliationDrift",
     "CostlineCallsWithoutUsage",
     "CostlineReportedCostDisagrees",
+    "CostlineCustomerOverBudget",
 }
 RECORD_NAME = re.compile(r"^[a-z_]+:[a-z_]+:[a-z0-9_]+$")
 

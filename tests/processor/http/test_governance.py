@@ -108,6 +108,12 @@ def served(tmp_path_factory) -> Served:
     (TOKENS["metrics"], "GET", "/api/v1/budgets", 403),
     (TOKENS["metrics"], "GET", "/api/v1/chargeback", 403),
     (TOKENS["metrics"], "GET", "/api/v1/policy", 403),
+    # Customers span every team: never a team token's.
+    (None, "GET", "/api/v1/customers", 401),
+    (TOKENS["eng"], "GET", "/api/v1/customers", 403),
+    (TOKENS["metrics"], "GET", "/api/v1/customers", 403),
+    (TOKENS["finance"], "GET", "/api/v1/customers?format=json", 200),
+    (TOKENS["admin"], "GET", "/api/v1/customers?format=table", 200),
     # The re-rating audit trail names no team: admin and finance only.
     (None, "GET", "/api/v1/cost-changes", 401),
     (TOKENS["eng"], "GET", "/api/v1/cost-changes", 403),

@@ -333,6 +333,22 @@ def reconciliation_drift(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def customer_over_budget(config: MixinConfig, names: RuleNames) -> dict:
+    # Ledger-backed gauges: every replica serves the same figure, so one of them per customer, never their sum.
+    cost = without_replicas(config, metrics.CUSTOMER_COST + selector(config))
+    budget = without_replicas(config, metrics.CUSTOMER_BUDGET + selector(config))
+    return _alert(
+        config,
+        "CostlineCustomerOverBudget",
+        f"{cost} > {budget}",
+        "Customer {{ $labels.customer }} costs more than its monthly budget.",
+        "This month's cost of customer {{ $labels.customer }} so far (token cost and share of self-hosted fleets) "
+        "is ${{ $value | printf \"%.2f\" }}, over its budget in `chargeback.customers.budgets_usd`. "
+        "`costline customers` has its cost, revenue and margin.",
+        links.alert_dashboard_url(config, links.CHARGEBACK_UID),
+    )
+
+
 def _escape(text: str) -> str:
     """Escape double quotes for a string literal inside a Go template action."""
     return text.replace("\\", "\\\\").replace('"', '\\"')
@@ -350,6 +366,7 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         calls_without_usage(config, names),
         reported_cost_disagrees(config, names),
     ]
+    spend.append(customer_over_budget(config, names))
     processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [
         {"name": "costline.budget.alerts", "rules": budget},

@@ -24,7 +24,7 @@ from costline.dashboards.panels import (
     table_panel,
     timeseries_panel,
 )
-from costline.dashboards.promql import by, filtered, increase_with_births, without_replicas
+from costline.dashboards.promql import by, filtered, increase_with_births, selector, without_replicas
 
 RANGE = "$__range"
 RATE = "$__rate_interval"
@@ -134,6 +134,22 @@ def cost_per_outcome_over_time(config: MixinConfig):
     )
 
 
+def customer_margins(config: MixinConfig):
+    return table_panel(
+        "Customers: cost and margin this month",
+        "Per customer (the `customer` owner), this month so far: cost (token cost and share of the self-hosted "
+        "fleets) and margin (revenue from `chargeback.customers.revenue` less cost), the figures of `costline "
+        "customers`. Empty without revenue or customers.",
+        query(f"sum by (customer) ({without_replicas(config, metrics.CUSTOMER_COST + selector(config))})", "cost",
+              instant=True),
+        query(f"sum by (customer) ({without_replicas(config, metrics.CUSTOMER_MARGIN + selector(config))})",
+              "margin", instant=True),
+        columns={"Value #A": "Cost", "Value #B": "Margin"},
+        units={"Cost": USD, "Margin": USD},
+        sort_by="Margin",
+    )
+
+
 def dashboard(config: MixinConfig) -> dict[str, object]:
     return build_dashboard(
         config,
@@ -150,5 +166,6 @@ def dashboard(config: MixinConfig) -> dict[str, object]:
                 [cost_per_outcome_by_team(config), cost_per_outcome_by_feature(config),
                  cost_per_outcome_over_time(config)],
             ),
+            ("Customers", [customer_margins(config)]),
         ],
     )

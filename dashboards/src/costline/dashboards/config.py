@@ -110,6 +110,7 @@ class MixinConfig:
             "CostlinePolicyViolation": "0m",
             "CostlineProcessorDown": "5m",
             "CostlineReconciliationDrift": "1h",
+            "CostlineCustomerOverBudget": "5m",
             "CostlineCallsWithoutUsage": "5m",
             "CostlineReportedCostDisagrees": "30m",
         }
@@ -129,6 +130,7 @@ class MixinConfig:
             "CostlinePolicyViolation": "warning",
             "CostlineProcessorDown": "critical",
             "CostlineReconciliationDrift": "warning",
+            "CostlineCustomerOverBudget": "warning",
             "CostlineCallsWithoutUsage": "warning",
             "CostlineReportedCostDisagrees": "warning",
         }

@@ -34,6 +34,10 @@ PERIOD_UNPRICED_TOKENS = "costline_period_unpriced_tokens"  # replica; label `ty
 
 CHARGEBACK = "costline_chargeback_usd"  # labels org, team, component: the open month's statement, ledger-backed
 CHARGEBACK_LAST_PERIOD = "costline_chargeback_last_period_usd"  # labels org, team: last month's statement total
+CUSTOMER_COST = "costline_customer_cost_usd"  # label customer: this month's cost so far, ledger-backed
+CUSTOMER_MARGIN = "costline_customer_margin_usd"  # label customer: revenue - cost this month so far
+CUSTOMER_BUDGET = "costline_customer_budget_usd"  # label customer: `chargeback.customers.budgets_usd`
+FLEET_EFFECTIVE_RATE = "costline_fleet_effective_usd_per_token"  # label fleet: month-to-date cost / tokens
 OUTCOMES = "costline_outcomes_total"  # labels org, team, feature, name: business outcomes (`costline.outcome()`)
 
 RECEIVER_REQUESTS = "costline_receiver_requests_total"  # labels `transport`, `outcome` (accepted, unavailable, ...)

@@ -284,6 +284,28 @@ def _chargeback(args: argparse.Namespace) -> int:
     return _on_statements("chargeback", args, args.period, write)
 
 
+def _customers(args: argparse.Namespace) -> int:
+    from costline.processor.reports.chargeback.customers import customers_document
+
+    def write(config: Any, ledger: Any, period: Any) -> None:
+        _, body = customers_document(config, ledger, period, args.customer, args.format, clock=CLOCK)
+        sys.stdout.buffer.write(body)
+        sys.stdout.buffer.flush()
+
+    return _on_statements("customers", args, args.period, write)
+
+
+def _chargeback_by(args: argparse.Namespace) -> int:
+    """`costline chargeback --by customer` is `costline customers`; `--by team` (the default) the statement."""
+    if args.by == "customer":
+        if args.format not in ("table", "json"):
+            print("costline chargeback: --by customer writes table or json", file=sys.stderr)
+            return 2
+        args.customer = None
+        return _customers(args)
+    return _chargeback(args)
+
+
 def _close_period(args: argparse.Namespace) -> int:
     from costline.processor.reports.chargeback.report import close_period
 
@@ -342,8 +364,8 @@ def _env_help(name: str) -> str:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
     for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_runs, _add_reprice,
-                _add_cost_changes, _add_chargeback, _add_reconcile, _add_close_period, _add_export, _add_budgets,
-                _add_review):
+                _add_cost_changes, _add_chargeback, _add_customers, _add_reconcile, _add_close_period, _add_export,
+                _add_budgets, _add_review):
         add(subparsers)
 
 
@@ -476,7 +498,7 @@ def _add_cost_changes(subparsers: argparse._SubParsersAction) -> None:
 
 def _add_chargeback(subparsers: argparse._SubParsersAction) -> None:
     chargeback = _ledger_command(
-        subparsers, "chargeback", _chargeback,
+        subparsers, "chargeback", _chargeback_by,
         "a month's chargeback statement per team (table, CSV, JSON, FOCUS or HTML)",
         "What each team is charged for a calendar month in the configured time zone, by the config's `chargeback:` "
         "section; the same document as GET /api/v1/chargeback. See docs/chargeback.md.")
@@ -484,6 +506,19 @@ def _add_chargeback(subparsers: argparse._SubParsersAction) -> None:
     chargeback.add_argument("--team", help="only this team (`team` or `org/team`)")
     chargeback.add_argument("--format", default="table",
                             help="table (default), csv, json, focus (FOCUS 1.2 CSV) or html (a page per team)")
+    chargeback.add_argument("--by", choices=("team", "customer"), default="team",
+                            help="team (default): the statement; customer: as `costline customers`")
+
+
+def _add_customers(subparsers: argparse._SubParsersAction) -> None:
+    customers = _ledger_command(
+        subparsers, "customers", _customers, "a month's cost, revenue and margin per customer (table or JSON)",
+        "Per customer (the `customer` owner): token cost, share of the self-hosted fleets, revenue from "
+        "`chargeback.customers.revenue`, margin per customer and per outcome, budget; the same document as "
+        "GET /api/v1/customers. See docs/chargeback.md.")
+    customers.add_argument("--period", help="the month, YYYY-MM (default: the current month)")
+    customers.add_argument("--customer", help="only this customer")
+    customers.add_argument("--format", default="table", help="table (default) or json")
 
 
 def _add_reconcile(subparsers: argparse._SubParsersAction) -> None:

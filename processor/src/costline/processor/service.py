@@ -360,6 +360,18 @@ class _Backend:
         except StatementError as err:
             raise ApiError(str(err)) from None
 
+    def customers(self, period: str | None, customer: str | None, fmt: str) -> tuple[str, bytes]:
+        from costline.processor.reports.chargeback.customers import customers_document
+        from costline.processor.reports.chargeback.statement import Period, StatementError
+
+        pipeline = self._pipeline()
+        try:
+            with _ledger_errors():
+                return customers_document(pipeline.config, pipeline.ledger, Period.parse(period) if period else None,
+                                          customer, fmt, clock=self.clock)
+        except StatementError as err:
+            raise ApiError(str(err)) from None
+
     def reload(self) -> str:
         self._pipeline()
         return self._service.reload()
@@ -411,7 +423,7 @@ def derive_state(config: CostlineConfig, previous: State | None, *, ledger: Ledg
         aggregator = SeriesAggregator(labels, m.cardinality_limit, m.ttft_buckets, m.cardinality_limits)
     else:
         aggregator.set_limits(m.cardinality_limit, m.cardinality_limits)
-    return State(config, Pricer(config.prices), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
+    return State(config, Pricer(config.prices, config.fleets), Hierarchy(config), ModelPolicy(config), Budgets(config, ledger, clock),
                  aggregator)
 
 

@@ -38,7 +38,7 @@ import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from costline.processor.config.assistants import AssistantsConfig
-from costline.processor.config.chargeback import ChargebackConfig
+from costline.processor.config.chargeback import ChargebackConfig, Fleet, check_fleets
 from costline.processor.config.validators import MAX_USD, NAME, NAME_RULE, Strict, matching
 from costline.processor.model import (
     BASE_OWNER_LABELS,
@@ -538,6 +538,8 @@ class CostlineConfig(Strict):
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     """Coding assistants' account identities → owners (`config/assistants.py`)."""
     runs: RunsConfig = Field(default_factory=RunsConfig)
+    fleets: list[Fleet] = Field(default_factory=list)
+    """Self-hosted fleets: their models are fleet-priced, their cost allocated by consumption (`config/chargeback.py`)."""
 
     @field_validator("timezone")
     @classmethod
@@ -592,6 +594,12 @@ class CostlineConfig(Strict):
         _duplicate_scoped_budgets(errors, self.budgets)
         errors.extend(self.assistants.validate_against(teams, users))
         _chargeback_teams(errors, self)
+        errors.extend(check_fleets(self.fleets))
+        for pi, price in enumerate(self.prices):
+            for fi, fleet in enumerate(self.fleets):
+                if fleet.serves(price.provider, price.model):
+                    errors.append(f"prices[{pi}].model: {price.provider}/{price.model} is fleet-priced by fleets[{fi}] "
+                                  f"({fleet.name}); a model has a price per token or a fleet, not both")
         if (self.limits.max_span_age_hours or 0) > self.dedup_retention_hours:
             errors.append(f"limits.max_span_age_hours: {self.limits.max_span_age_hours} exceeds dedup_retention_hours "
                           f"({self.dedup_retention_hours}): a retry of an older span could not be recognised and would "

@@ -11,6 +11,7 @@
 | `GET /api/v1/runs/<kind>/<id>?format=` | one run's cost: its total and a row per owner; 404 when the ledger holds none of it for the caller |
 | `GET /api/v1/cost-changes?from=&to=&format=csv\\|json&limit=&page_token=` | the re-rating audit trail (`costline reprice --all`), oldest first, one page; admin and finance roles |
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
+| `GET /api/v1/customers?period=2026-11&customer=&format=json\\|table` | the month's cost, revenue and margin per customer (docs/chargeback.md); not for team tokens |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&customer=&feature=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
 
@@ -107,6 +108,11 @@ class Backend(Protocol):
         from `page_token` on. Raises `ApiError` when it cannot be made (no `chargeback:` section, a bad period,
         format, limit or token, an unknown team). `private`: the caller may see `team` only; its month without
         charges is an empty statement, and no other team is named."""
+        ...
+
+    def customers(self, period: str | None, customer: str | None, fmt: str) -> tuple[str, bytes]:
+        """(content type, body) of the customers' cost and margin for `period` (`reports/chargeback/customers.py`).
+        Raises `ApiError` for a bad period or format, or an unknown customer."""
         ...
 
     def reload(self) -> str:
@@ -336,6 +342,7 @@ class AdminApi:
             ("GET", "/api/v1/budgets"): (self._budgets, auth.READ),
             ("GET", "/api/v1/usage"): (self._usage, auth.READ),
             ("GET", "/api/v1/chargeback"): (self._chargeback, auth.READ),
+            ("GET", "/api/v1/customers"): (self._customers, auth.READ),
             ("GET", "/api/v1/cost-changes"): (self._cost_changes, auth.READ),
             ("GET", "/api/v1/runs"): (self._runs, auth.READ),
             ("POST", "/api/v1/reload"): (self._reload, auth.WRITE),
@@ -483,6 +490,13 @@ class AdminApi:
             request.param("period"), team, fmt, private=principal.team is not None, limit=request.param("limit"),
             page_token=request.param("page_token"))
         return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
+
+    def _customers(self, request: Request, principal: auth.Principal) -> Response:
+        if principal.team is not None:  # customers span teams: a team token would read the others' spend
+            raise Forbidden("a team token may not read the customers' report (it spans every team)")
+        content_type, body = self._backend.customers(request.param("period"), request.param("customer"),
+                                                     (request.param("format") or "json").lower())
+        return Response(HTTPStatus.OK, body, content_type)
 
     def _reload(self, request: Request, _: auth.Principal) -> Response:
         try:

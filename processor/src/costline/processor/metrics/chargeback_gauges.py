@@ -15,6 +15,13 @@ The series are bounded like every owner label's (`metrics.cardinality_limit`, or
 `metrics.cardinality_limits`): past the limit, the orgs and teams charged most this month (then last month) keep
 their names and the rest are summed under `__overflow__`, so the gauges still add up to the statement's total.
 
+Beside them, from the same refresh (`reports/chargeback/customers.py`): per customer the month-to-date cost,
+revenue, margin and budget (`costline_customer_{cost,revenue,margin,budget}_usd{customer}`, bounded by the
+`customer` label's cardinality limit the same way), and per self-hosted fleet the month-to-date effective rate
+`costline_fleet_effective_usd_per_token{fleet}`: the fleet's cost accrued so far (its monthly cost x the elapsed
+fraction of the month) / the tokens its models served so far (no series while it has served none: never a division
+by zero).
+
 Without a `chargeback:` section nothing is served (no family at all): nothing says how teams are charged.
 """
 
@@ -35,8 +42,9 @@ from prometheus_client.registry import Collector
 
 from costline.processor.clock import Clock
 from costline.processor.ledger import LedgerUnavailable
-from costline.processor.overflow import folded, kept_values
+from costline.processor.overflow import OVERFLOW, folded, kept_values
 from costline.processor.refresher import Refreshed, Refresher
+from costline.processor.reports.chargeback.customers import customers_for
 from costline.processor.reports.chargeback.report import inputs_of, statement_for
 from costline.processor.reports.chargeback.statement import Period
 
@@ -57,6 +65,10 @@ class ChargebackSnapshot:
     last_period: Mapping[tuple[str, str], Decimal]
     """(org, team) -> last month's total (whole cents), for every team of either month."""
     read_at: float
+    customers: Mapping[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = field(default_factory=dict)
+    """customer -> (cost, revenue, margin, budget or None), month to date, whole cents."""
+    fleets: Mapping[str, tuple[Decimal, int]] = field(default_factory=dict)
+    """fleet -> (cost accrued so far, tokens served so far)."""
 
 
 @dataclass
@@ -125,8 +137,25 @@ class ChargebackTotals(Refreshed):
         limits = config.metrics
         components, last = _capped(components, last, [limits.cardinality_limits.get(label, limits.cardinality_limit)
                                                       for label in LABELS[:2]])
+        now = self.clock()
+        month = customers_for(config, self.ledger, period)
+        elapsed = Decimal(max(min((now - period.start(zone)).total_seconds(),
+                                  (period.end(zone) - period.start(zone)).total_seconds()), 0))
+        length = Decimal((period.end(zone) - period.start(zone)).total_seconds())
+        fleets = {f.name: (f.cost * elapsed / length, f.tokens) for f in month.fleets}
+        customers = {c.customer: (c.cost, c.revenue, c.margin, c.budget) for c in month.customers}
+        kept = kept_values({k: v[0] for k, v in customers.items()},
+                           limits.cardinality_limits.get("customer", limits.cardinality_limit))
+        if kept is not None:
+            folded_customers: dict[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = {}
+            for name, (cost, revenue, margin, budget) in customers.items():
+                key = name if name in kept else OVERFLOW
+                was = folded_customers.get(key, (Decimal(0), Decimal(0), Decimal(0), None))
+                folded_customers[key] = (was[0] + cost, was[1] + revenue, was[2] + margin,
+                                         budget if key == name else None)
+            customers = folded_customers
         self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last,
-                                            self.clock().timestamp())
+                                            now.timestamp(), customers, fleets)
         return self._snapshot
 
 
@@ -172,6 +201,29 @@ class ChargebackCollector(Collector):
             last.add_metric(list(labels), float(amount))
         yield charged
         yield last
+        families = {name: GaugeMetricFamily(f"costline_customer_{name}_usd", text, labels=["customer"])
+                    for name, text in (("cost", "Each customer's cost this month so far (token cost and fleet share), "
+                                                "in USD rounded to the cent as on `costline customers`."),
+                                       ("revenue", "Each customer's revenue this month so far "
+                                                   "(`chargeback.customers.revenue`), in USD."),
+                                       ("margin", "Each customer's margin this month so far: revenue - cost, USD."),
+                                       ("budget", "Each customer's monthly cost budget "
+                                                  "(`chargeback.customers.budgets_usd`), USD."))}
+        for customer, (cost, revenue, margin, budget) in sorted(snapshot.customers.items()):
+            families["cost"].add_metric([customer], float(cost))
+            families["revenue"].add_metric([customer], float(revenue))
+            families["margin"].add_metric([customer], float(margin))
+            if budget is not None:
+                families["budget"].add_metric([customer], float(budget))
+        yield from families.values()
+        rate = GaugeMetricFamily(
+            "costline_fleet_effective_usd_per_token", "Each self-hosted fleet's month-to-date effective rate: its "
+            "cost accrued so far (monthly cost x elapsed fraction of the month) / the tokens it served so far, USD.",
+            labels=["fleet"])
+        for name, (accrued, tokens) in sorted(snapshot.fleets.items()):
+            if tokens:
+                rate.add_metric([name], float(accrued / tokens))
+        yield rate
         yield GaugeMetricFamily("costline_chargeback_period_start_timestamp_seconds",
                                 "Start of the calendar month the chargeback gauges cover (unix seconds).",
                                 value=snapshot.start)

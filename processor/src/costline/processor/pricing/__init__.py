@@ -11,23 +11,41 @@ A call's price context, its service tier (`flex`, `priority`, ...) and processin
 price variants (`ModelInfo.get_prices(when, price_context)`), and an override only for the context it names; the
 cache is keyed by both. As `calc_price` does, the context applies to a model found under the call's own provider,
 not to one genai-prices falls back to another provider for.
+
+**Fleet-priced models.** A model a self-hosted fleet serves (`fleets:`, `config/chargeback.py`) has no price per
+token: what it costs is the fleet's monthly cost, allocated at the statement by consumption. The rule, so that such a
+call is neither unpriced (no unpriced alert, not waiting for a price) nor double-charged: the pricer answers rates of
+$0 per token whose `source` is `fleet <name>` (`FLEET_SOURCE`). The call is recorded priced at $0 marginal, its
+tokens counted as any priced call's; `reports/chargeback` adds the fleet's cost as `fleet` lines. A fleet takes
+precedence over genai-prices (check-config refuses a `prices:` override of a fleet model).
 """
 
 from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
+from costline.processor.config.chargeback import Fleet
 from costline.processor.config.core import PriceOverride
 from costline.processor.pricing.providers import candidates
 from costline.processor.pricing.rates import FlatRates, Rates, from_model_price
 from costline.processor.units import NS_PER_S, S_PER_DAY
 
-__all__ = ["FlatRates", "Pricer", "Rates"]
+__all__ = ["FLEET_SOURCE", "FlatRates", "Pricer", "Rates", "fleet_of"]
+
+FLEET_SOURCE = "fleet "
+"""The start of the `Rates.source` of a fleet-priced model: `fleet gpu-pool`."""
+_FREE = FlatRates({"input_mtok": Decimal(0), "output_mtok": Decimal(0)})
+"""A fleet model's per-token price: every token unit at $0 (cached, audio... fall to input and output)."""
+
+
+def fleet_of(fleets: Sequence[Fleet], provider: str, model: str) -> Fleet | None:
+    """The fleet serving `provider`'s `model`, if any (check-config makes it at most one)."""
+    return next((fleet for fleet in fleets if fleet.serves(provider, model)), None)
 
 
 def _override_matches(override: PriceOverride, model: str) -> bool:
@@ -65,8 +83,9 @@ class Pricer:
     """Thread-safe rate lookup, cached per (provider, model, service tier, processing, UTC day, segment of the day
     between the model's time-of-day price changes). Replace the object to reload prices."""
 
-    def __init__(self, overrides: list[PriceOverride]) -> None:
+    def __init__(self, overrides: list[PriceOverride], fleets: Sequence[Fleet] = ()) -> None:
         self._overrides = overrides
+        self._fleets = tuple(fleets)
         self._cache: dict[tuple[str, str, str, str, int, int], Rates | None] = {}
         self._boundaries: dict[tuple[str, str], tuple[int, ...]] = {}
         self._lock = threading.Lock()
@@ -118,6 +137,9 @@ class Pricer:
 
     def _lookup(self, provider: str, model: str, when: datetime, service_tier: str,
                 processing: str) -> Rates | None:
+        fleet = fleet_of(self._fleets, provider, model)
+        if fleet is not None:
+            return Rates(FLEET_SOURCE + fleet.name, model, _FREE)
         override = _override_in_effect(self._overrides, provider, model, when.date(), service_tier, processing)
         if override is not None:
             source = f"override from {override.effective_from}" if override.effective_from else "override"

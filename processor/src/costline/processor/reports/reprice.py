@@ -76,7 +76,7 @@ UNITS_UNPRICED_COLUMN = {unit.name: unit.unpriced_slot.column for unit in _UNITS
 def reprice_with(config: Any, ledger: Ledger, since: datetime, *, every_row: bool, now: int) -> tuple[int, int]:
     """`costline reprice [--all]` on an open ledger at `config`'s prices: `rerate` with `every_row`, else `reprice`.
     Returns (rows changed, rows with a tiered price whose billed cost was kept)."""
-    pricer = Pricer(config.prices)
+    pricer = Pricer(config.prices, config.fleets)
     if every_row:
         return rerate(ledger, pricer, since, now=now)
     return reprice(ledger, pricer, since), 0

@@ -34,18 +34,23 @@ class Rules:
     limits: tuple[int, int] | None = None
     """(orgs, teams) named on the statement before the rest fold into `__overflow__` (`metrics.cardinality_limits`);
     None: no fold (periods closed before the statement was bounded)."""
+    fleets: tuple[Fleet, ...] = ()
+    """The self-hosted fleets (`fleets:`) whose cost the period allocated."""
 
     def to_json(self) -> str:
         return json.dumps({"chargeback": self.chargeback.model_dump(mode="json"), "timezone": self.timezone,
                            "team_orgs": dict(sorted(self.team_orgs.items())),
-                           "limits": list(self.limits) if self.limits else None}, sort_keys=True)
+                           "limits": list(self.limits) if self.limits else None,
+                           **({"fleets": [f.model_dump(mode="json") for f in self.fleets]} if self.fleets else {})},
+                          sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> Rules:
         raw = json.loads(text)
         limits = raw.get("limits")
         return cls(ChargebackConfig.model_validate(raw["chargeback"]), raw["timezone"], raw["team_orgs"],
-                   (int(limits[0]), int(limits[1])) if limits else None)
+                   (int(limits[0]), int(limits[1])) if limits else None,
+                   tuple(Fleet.model_validate(f) for f in raw.get("fleets", ())))
 
 
 @dataclass(frozen=True, slots=True)

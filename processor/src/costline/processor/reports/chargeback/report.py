@@ -18,6 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from costline.processor.clock import Clock
+from costline.processor.reports.chargeback.fleets import FLEET_GROUPS, active_members, fleet_use, needs_seats
 from costline.processor.reports.chargeback.focus import USAGE_GROUPS, render_focus
 from costline.processor.reports.chargeback.html import TOP, TeamDetail, render_html
 from costline.processor.reports.chargeback.periods import (
@@ -51,7 +52,8 @@ def rules_of(config: Any) -> Rules:
         raise StatementError(NO_CHARGEBACK)
     metrics = config.metrics
     limits = tuple(metrics.cardinality_limits.get(label, metrics.cardinality_limit) for label in ("org", "team"))
-    return Rules(config.chargeback, config.timezone, team_orgs_of(config.orgs), limits)  # type: ignore[arg-type]
+    return Rules(config.chargeback, config.timezone, team_orgs_of(config.orgs), limits,  # type: ignore[arg-type]
+                 tuple(config.fleets))
 
 
 def statement_for(config: Any, ledger: Any, period: Period, *, clock: Clock) -> Statement:
@@ -137,12 +139,17 @@ def _made(rules: Rules, ledger: Any, period: Period,
     counted = ledger.outcomes.outcomes(start, end, [*TEAM_GROUPS, "name"])
     # Providers report UTC days: the month's untracked spend is that of its calendar days, UTC.
     untracked = ledger.reconciliation.untracked_spend(period.start(tz).date(), period.end(tz).date())
-    usage = team_usage(rows, counted)
+    fleets = rules.fleets
+    used = fleet_use(ledger.usage(start, end, [*TEAM_GROUPS, *FLEET_GROUPS], tz=tz), fleets, TEAM_GROUPS) \
+        if fleets else {}
+    members = active_members(ledger.usage(start, end, [*TEAM_GROUPS, "user"], tz=tz)) \
+        if needs_seats(rules.chargeback) else {}
+    usage = team_usage(rows, counted, members=members, fleet_use=used)  # type: ignore[arg-type]
     if rules.limits is not None:  # the statement's work and size are bounded like every owner label's series
         usage = fold_usage(usage, rules.limits, named_teams(rules.chargeback, rules.team_orgs))
     return build_statement(rules.chargeback, period, tz, usage, team_orgs=rules.team_orgs,
                            corrections=corrections, untracked=untracked_by_team(untracked),
-                           started=started_orgs(rules, ledger, period, now=clock))
+                           started=started_orgs(rules, ledger, period, now=clock), fleets=fleets)
 
 
 def started_orgs(rules: Rules, ledger: Any, period: Period, *, now: Clock) -> set[str] | None:

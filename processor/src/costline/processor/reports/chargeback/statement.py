@@ -26,7 +26,7 @@ from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from costline.processor.config.chargeback import ChargebackConfig, Charging
+from costline.processor.config.chargeback import ChargebackConfig, Charging, Fleet
 from costline.processor.formats import cents_text, decimal_text, usd_text
 from costline.processor.overflow import OVERFLOW, kept_values
 from costline.processor.ownership import UNATTRIBUTED
@@ -36,9 +36,11 @@ TOKEN_COLUMNS = ("input_tokens", "output_tokens", "cache_read_tokens", "cache_wr
 """Disjoint token counts whose sum is a team's volume (reasoning tokens are a subset of output)."""
 UNPRICED_TOKEN_COLUMNS = tuple(f"unpriced_{c}" for c in TOKEN_COLUMNS)
 
-COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "shared_cost", "unattributed", "untracked",
-              "correction")
+COMPONENTS = ("token_cost", "markup", "platform_fee", "value_based", "seats", "fleet", "shared_cost", "unattributed",
+              "untracked", "correction")
 """The kinds of line, in the order a team's lines are listed."""
+OPTIONAL_COMPONENTS = ("seats", "fleet")
+"""Components in a statement's totals only when one of its lines is of that kind."""
 UNMAPPED = "untracked"
 """The key, in a statement's untracked spend, of the spend under provider identities the config maps to no owner."""
 CORRECTION_ONLY = "correction"
@@ -122,6 +124,11 @@ class TeamUsage:
     """...Costline's price of the same calls (which is what the lines charge)..."""
     cost_disagreements: int = 0
     """...and how many of them differ from it by more than `model.COST_DISAGREEMENT`."""
+    active_members: int = 0
+    """Users with at least one call in the period (the `user` owner; calls without one are nobody's seat)."""
+    fleet_use: Mapping[str, int] = field(default_factory=dict)
+    """Per fleet (`fleets:`): the team's consumption of its models, in the fleet's `allocate_by` unit (tokens, or
+    milliseconds of requests)."""
 
     @property
     def key(self) -> str:
@@ -141,7 +148,8 @@ class Line:
     detail: str = ""
     """How the amount came about, in words (the rate, the tier, the share)."""
     quantity: int | None = None
-    """Outcomes charged, for a value-based line."""
+    """Outcomes charged, for a value-based line; active members, for a `seats` line; the consumption a `fleet` line
+    was allocated by."""
 
     def as_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"component": self.component, "name": self.name, "amount_usd": usd_text(self.amount),
@@ -180,10 +188,50 @@ class TeamStatement:
                                         "reported_usd": decimal_text(u.reported_cost),
                                         "priced_usd": decimal_text(u.priced_cost_of_reported),
                                         "disagreements": u.cost_disagreements},
-                      "outcomes": dict(sorted(u.outcomes.items()))},
+                      "outcomes": dict(sorted(u.outcomes.items())),
+                      **({"active_members": u.active_members} if u.active_members else {}),
+                      **({"fleet_use": dict(sorted(u.fleet_use.items()))} if u.fleet_use else {})},
             "lines": [line.as_dict() for line in self.lines],
             "total_usd": usd_text(self.total),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class FleetAllocation:
+    """A fleet's month on the statement: its cost (whole cents), the consumption it was allocated by, and what no
+    team's consumption took (all of it in a month nobody used the fleet: shown, never divided by zero)."""
+
+    name: str
+    cost: Decimal
+    allocate_by: str
+    consumption: int
+    allocated: Decimal
+    how: str = ""
+
+    @property
+    def unallocated(self) -> Decimal:
+        return self.cost - self.allocated
+
+    @property
+    def usd_per_unit(self) -> Decimal | None:
+        """The effective rate: cost / consumption (USD per token, or per request-second); None without consumption."""
+        if not self.consumption:
+            return None
+        per = self.consumption if self.allocate_by == "tokens" else Decimal(self.consumption) / 1000
+        return Decimal(self.cost) / Decimal(per)
+
+    def as_dict(self) -> dict[str, Any]:
+        rate = self.usd_per_unit
+        return {"name": self.name, "cost_usd": usd_text(self.cost.quantize(CENT)), "cost_basis": self.how,
+                "allocate_by": self.allocate_by, "consumption": self.consumption,
+                "allocated_usd": usd_text(self.allocated.quantize(CENT)),
+                "unallocated_usd": usd_text(self.unallocated.quantize(CENT)),
+                "effective_usd_per_unit": None if rate is None else decimal_text(rate.quantize(Decimal("1E-12")))}
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> FleetAllocation:
+        return cls(doc["name"], Decimal(doc["cost_usd"]), doc["allocate_by"], doc["consumption"],
+                   Decimal(doc["allocated_usd"]), doc.get("cost_basis", ""))
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,13 +253,17 @@ class Statement:
     untracked_rule: str = "show"
     whole: Mapping[str, Decimal] | None = None
     """On one page of a statement (`page`): the whole statement's `components`."""
+    fleets: tuple[FleetAllocation, ...] = ()
+    """Each self-hosted fleet's cost of the month and how much of it the teams' consumption took."""
 
     @property
     def components(self) -> dict[str, Decimal]:
         """Sum of the rounded lines per component: these add up to `total` exactly."""
         if self.whole is not None:
             return dict(self.whole)
-        out = {c: Decimal("0.00") for c in COMPONENTS}
+        used = {line.component for team in self.teams for line in team.lines}
+        # Seats and fleets are listed only on statements that charge them: earlier statements keep their shape.
+        out = {c: Decimal("0.00") for c in COMPONENTS if c not in OPTIONAL_COMPONENTS or c in used}
         for team in self.teams:
             for line in team.lines:
                 out[line.component] += line.amount
@@ -248,6 +300,7 @@ class Statement:
                           "teams": {k: decimal_text(v) for k, v in sorted(self.untracked.items()) if k != UNMAPPED},
                           "unmapped_usd": decimal_text(self.untracked.get(UNMAPPED, Decimal(0))),
                           "total_usd": decimal_text(sum(self.untracked.values(), Decimal(0)))},
+            **({"fleets": [f.as_dict() for f in self.fleets]} if self.fleets else {}),
         }
 
     @classmethod
@@ -263,7 +316,7 @@ class Statement:
                               u["unpriced_requests"], u["unpriced_tokens"], dict(u["outcomes"]),
                               u.get("usage_missing_requests", 0), reported["requests"],
                               Decimal(reported["reported_usd"]), Decimal(reported["priced_usd"]),
-                              reported["disagreements"])
+                              reported["disagreements"], u.get("active_members", 0), dict(u.get("fleet_use", {})))
             lines = tuple(Line(x["component"], Decimal(x["exact_usd"]), Decimal(x["amount_usd"]), x["name"],
                                x["detail"], x.get("quantity")) for x in t["lines"])
             teams.append(TeamStatement(t["org"], t["name"], t["model"], Decimal(t["markup_pct"]), t["markup_source"],
@@ -277,22 +330,25 @@ class Statement:
         return cls(Period.parse(doc["period"]), doc["timezone"], datetime.fromisoformat(doc["from"]),
                    datetime.fromisoformat(doc["to"]), tuple(teams), Decimal(doc["total_usd"]),
                    Decimal(doc["unattributed_cost_usd"]), datetime.fromisoformat(closed) if closed else None,
-                   spend, untracked["rule"])
+                   spend, untracked["rule"], fleets=tuple(FleetAllocation.from_dict(f) for f in doc.get("fleets", ())))
 
 
 # --- computing ------------------------------------------------------------------------------------------------------
 
 
-def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str, Any]] = ()) -> list[TeamUsage]:
+def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str, Any]] = (), *,
+               members: Mapping[tuple[str, str], int] | None = None,
+               fleet_use: Mapping[tuple[str, str], Mapping[str, int]] | None = None) -> list[TeamUsage]:
     """`TeamUsage` per (org, team) from ledger rows grouped by org and team (more group columns are summed over),
-    and outcome rows (`org`, `team`, `name`, `count`)."""
+    outcome rows (`org`, `team`, `name`, `count`), active members and fleet consumption per (org, team)."""
     acc: dict[tuple[str, str], dict[str, Any]] = {}
 
     def slot(org: str, team: str) -> dict[str, Any]:
         return acc.setdefault((org, team), {"requests": 0, "tokens": 0, "cost": Decimal(0), "unpriced_requests": 0,
                                             "unpriced_tokens": 0, "outcomes": {}, "usage_missing_requests": 0,
                                             "reported_cost_requests": 0, "reported_cost": Decimal(0),
-                                            "priced_cost_of_reported": Decimal(0), "cost_disagreements": 0})
+                                            "priced_cost_of_reported": Decimal(0), "cost_disagreements": 0,
+                                            "active_members": 0, "fleet_use": {}})
 
     for row in rows:
         s = slot(row["org"], row["team"])
@@ -309,6 +365,10 @@ def team_usage(rows: Iterable[Mapping[str, Any]], outcomes: Iterable[Mapping[str
     for row in outcomes:
         counts = slot(row["org"], row["team"])["outcomes"]
         counts[row["name"]] = counts.get(row["name"], 0) + int(row["count"])
+    for (org, team), count in (members or {}).items():
+        slot(org, team)["active_members"] = count
+    for (org, team), used in (fleet_use or {}).items():
+        slot(org, team)["fleet_use"] = dict(used)
     return [TeamUsage(org, team, **values) for (org, team), values in sorted(acc.items())]
 
 
@@ -360,7 +420,10 @@ def fold_usage(usage: Sequence[TeamUsage], limits: tuple[int, int], named: Colle
                                      was.reported_cost_requests + u.reported_cost_requests,
                                      was.reported_cost + u.reported_cost,
                                      was.priced_cost_of_reported + u.priced_cost_of_reported,
-                                     was.cost_disagreements + u.cost_disagreements)
+                                     was.cost_disagreements + u.cost_disagreements,
+                                     was.active_members + u.active_members,
+                                     {f: was.fleet_use.get(f, 0) + u.fleet_use.get(f, 0)
+                                      for f in {*was.fleet_use, *u.fleet_use}})
     return [acc[key] for key in sorted(acc)]
 
 
@@ -378,7 +441,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
                     team_orgs: Mapping[str, str] | None = None,
                     corrections: Mapping[str, Sequence[tuple[str, Decimal]]] | None = None,
                     untracked: Mapping[str, Decimal] | None = None,
-                    started: Collection[str] | None = None) -> Statement:
+                    started: Collection[str] | None = None, fleets: Sequence[Fleet] = ()) -> Statement:
     """The statement for `period` from each team's usage. `team_orgs` (team -> org, from the config's hierarchy)
     places a team a fixed split names that has no usage this month. `corrections` (`org/team` -> (closed period,
     exact USD) pairs: what changed in closed periods since they were frozen) become `correction` lines; a team with
@@ -387,7 +450,7 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
     unmapped spend spread over the teams as `chargeback.unattributed` says. `started` (None: every org) are the orgs
     whose fixed charges apply in the period (`report.started_orgs`): the others' teams get no platform fee, no
     share of a shared cost, and are not charged for being named in a fixed split; a shared cost with no started
-    team to charge is not charged."""
+    team to charge is not charged. `fleets` (the config's) are allocated over the teams by their `fleet_use`."""
     if config is None:
         raise StatementError(NO_CHARGEBACK)
     unattributed_cost = sum((u.cost for u in usage if u.team == UNATTRIBUTED), Decimal(0))
@@ -397,12 +460,13 @@ def build_statement(config: ChargebackConfig | None, period: Period, tz: ZoneInf
     _add_named_teams(config, teams, unattributed_cost, charged)
     draft = _Draft(teams, sorted(teams.usage))
     _own_lines(config, draft)
+    allocations = _fleet_lines(config, draft, fleets, [u for u in usage if u.team == UNATTRIBUTED])
     _shared_cost_lines(config, draft)
     _pool_lines(config, draft, unattributed_cost, charged)
     _correction_lines(draft, corrections or {})
     statements, grand = _rounded(draft)
     return Statement(period, str(tz), period.start(tz), period.end(tz), statements, grand, unattributed_cost,
-                     untracked=untracked, untracked_rule=config.untracked)
+                     untracked=untracked, untracked_rule=config.untracked, fleets=allocations)
 
 
 @dataclass(slots=True)
@@ -497,6 +561,44 @@ def _own_lines(config: ChargebackConfig, draft: _Draft) -> None:
             count = u.outcomes.get(name, 0)
             lines.append(Line("value_based", rate * count, name=name, quantity=count,
                               detail=f"{count:,} x {_usd(rate, exact=True)}"))
+        seat = _first(own.seat_usd, config.default.seat_usd, Decimal(-1))
+        if seat >= 0:
+            members = u.active_members
+            lines.append(Line("seats", seat * members, quantity=members,
+                              detail=f"{members:,} active member{'' if members == 1 else 's'} x {_usd(seat)}"
+                                     + ("" if members else " (no user with a call this month)")))
+
+
+def _fleet_lines(config: ChargebackConfig, draft: _Draft, fleets: Sequence[Fleet],
+                 untagged: Sequence[TeamUsage]) -> tuple[FleetAllocation, ...]:
+    """Each fleet's monthly cost (whole cents) split by largest remainder over the teams in proportion to their
+    consumption of its models; the share of untagged calls is spread as `chargeback.unattributed` says. A fleet
+    nobody used this month is allocated to no one: its cost stays unallocated (shown on the statement)."""
+    out = []
+    for fleet in fleets:
+        cost = fleet.cost.usd
+        weights = [draft.teams.usage[key].fleet_use.get(fleet.name, 0) for key in draft.order]
+        nobody = sum(u.fleet_use.get(fleet.name, 0) for u in untagged)
+        total = sum(weights) + nobody
+        unit = "tokens" if fleet.allocate_by == "tokens" else "ms of requests"
+        if not total:
+            out.append(FleetAllocation(fleet.name, cost, fleet.allocate_by, 0, Decimal("0.00"), fleet.cost.how()))
+            continue
+        shares = allocate(_to_cents(cost), [Decimal(w) for w in [*weights, nobody]])
+        for key, used, cents in zip(draft.order, weights, shares, strict=False):
+            if used:
+                draft.lines[key].append(Line("fleet", Decimal(cents) / 100, name=fleet.name, quantity=used,
+                                             detail=f"{used:,} of {total:,} {unit} of {fleet.cost.how()}"))
+        allocated = cost
+        if shares[-1] and not draft.order:  # only untagged calls and no team at all: nobody to spread it onto
+            allocated -= Decimal(shares[-1]) / 100
+        elif shares[-1]:
+            for key, share, how in _spread_by_unattributed_rule(config, draft, Decimal(shares[-1]) / 100):
+                if share:
+                    draft.lines[key].append(Line("fleet", share, name=fleet.name,
+                                                 detail=f"{nobody:,} {unit} of untagged calls, {how}"))
+        out.append(FleetAllocation(fleet.name, cost, fleet.allocate_by, total, allocated, fleet.cost.how()))
+    return tuple(out)
 
 
 def _shared_cost_lines(config: ChargebackConfig, draft: _Draft) -> None:

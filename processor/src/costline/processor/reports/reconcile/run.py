@@ -58,7 +58,7 @@ def reconcile(config: CostlineConfig, ledger: Any, store: ReconciliationStore | 
             raise ReportError("no report: give --file, or an admin key (--admin-key-env) to fetch it live")
         report = fetch(provider, start, end, admin_key, api_base=api_base, costs=costs, **fetch_options)
     rows = ledger.usage(_midnight(start), _midnight(end), list(LEDGER_GROUP_BY), tz=UTC)
-    pricer = Pricer(config.prices)
+    pricer = Pricer(config.prices, config.fleets)
     result = compare(report, rows, identities_for(config, provider), pricer.rates)
     if store is not None:
         save(store, result, now=int(clock().timestamp()))
