@@ -11,10 +11,13 @@
 | `GET /api/v1/chargeback?period=2026-11&team=&format=json\\|csv\\|table\\|focus\\|html&limit=&page_token=` | the month's chargeback statement, one page of teams (docs/chargeback.md) |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
+| `POST /api/v1/admin/{orgs,teams,projects,users,keys,tokens}` | one administrative change (`governance.changes`); `If-Match` the version read |
+| `GET /api/v1/admin/state?kind=`, `GET /api/v1/admin/audit?object=` | the objects, and the audit log, in the token's scope |
+| `GET /api/v1/admin/export` | the merged state as a config file (YAML) |
 
-Who may ask which route is `auth.py`'s: each route names the permission it needs, and the router asks `Access` before
-running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage` and `budgets`
-take the same filters for other roles.
+Who may ask which route is `auth.py`'s: `auth.ROUTES` names the permission of each route, and the router asks
+`Access` before running it. A scoped token reads its own scope's rows only (`org`/`team`/`user` filters, forced for
+it; asking outside it is a 403 naming the scope); `usage` and `budgets` take the same filters for other roles.
 
 Usage (and cost-change) parsing and rendering live here as functions so `costline usage` (`costline cost-changes`)
 gives byte-for-byte the same CSV as the API.
