@@ -18,7 +18,13 @@ import pytest
 import yaml
 
 from costline.dashboards import build
-from costline.dashboards.alertmanager import DEFAULT_RECEIVER, EXAMPLES, alertmanager_config, receiver_name
+from costline.dashboards.alertmanager import (
+    DEFAULT_RECEIVER,
+    EXAMPLES,
+    alertmanager_config,
+    approver_receiver,
+    receiver_name,
+)
 from costline.dashboards.config import DEFAULT_CONFIG
 from costline.testing.fake_provider import FakeProviderServer
 from costline.testing.local import free_port, http_get, stop_process
@@ -39,7 +45,7 @@ SHIPPED = GENERATED / build.ALERTMANAGER
 def test_amtool_check_config(amtool):
     result = subprocess.run([amtool, "check-config", str(SHIPPED)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 receivers" in result.stdout
+    assert "6 receivers" in result.stdout
 
 
 def test_the_commented_slack_and_email_examples_are_valid(amtool, tmp_path):
@@ -71,8 +77,17 @@ def test_the_commented_slack_and_email_examples_are_valid(amtool, tmp_path):
         ({"alertname": "CostlineBudgetExceeded", "scope": "team", "owner": "other/search", "org": "other",
           "team": "search"}, DEFAULT_RECEIVER),
         ({"alertname": "CostlineUnpricedModel", "provider": "vllm", "model": "acme-llama-70b"}, DEFAULT_RECEIVER),
+        # A request for a model allowed on approval goes to its approver, not to the team that asks.
+        ({"alertname": "CostlineApprovalRequested", "org": "acme", "team": "search", "provider": "openai",
+          "model": "o3*", "approver": "org-admin:acme"}, approver_receiver("org-admin:acme")),
+        ({"alertname": "CostlineApprovalRequested", "org": "acme", "team": "search", "user": "bob",
+          "provider": "openai", "model": "o3*", "approver": "team-admin:acme/search"},
+         approver_receiver("team-admin:acme/search")),
+        ({"alertname": "CostlineApprovalRequested", "org": "other", "team": "x", "provider": "openai",
+          "model": "o3*", "approver": "org-admin:other"}, DEFAULT_RECEIVER),
     ],
-    ids=["team", "key-of-team", "other-team", "anomaly", "org", "project", "same-team-name-other-org", "unpriced"],
+    ids=["team", "key-of-team", "other-team", "anomaly", "org", "project", "same-team-name-other-org", "unpriced",
+         "approval-org-admin", "approval-team-admin", "approval-no-approver-route"],
 )
 def test_amtool_routes(amtool, labels, receiver):
     result = subprocess.run(

@@ -244,7 +244,7 @@ ALLOWED = {
     ("GET", "/api/v1/admin/audit"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
     ("GET", "/api/v1/admin/export"): {"system-admin"},
     **{("POST", f"/api/v1/admin/{kind}"): {"system-admin", "org-admin", "team-admin"}
-       for kind in ("orgs", "teams", "projects", "users", "keys", "tokens")},
+       for kind in ("orgs", "teams", "projects", "users", "keys", "tokens", "approvals")},
 }
 """Which roles may use which route (docs/governance.md's table), written out here rather than read from `auth`."""
 
@@ -280,3 +280,79 @@ def test_route_by_route(one, route):
         else:
             assert status == 403 and f"role {role}" in answer["error"].replace("role admin", "role system-admin"), (
                 role, route, answer)
+
+
+APPROVAL_CONFIG = CONFIG.replace('models: {openai: {deny: ["o3*"]}}',
+                                 'models: {openai: {deny: ["o1*"], on_approval: ["o3*"]}}')
+
+
+def _counter(api: str, family: str, **labels: str) -> float:
+    text = call(f"{api}/metrics", None)[1]
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(family + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _send(served, model: str) -> None:
+    import time
+
+    from tests.processor.otlp import llm_span, request_of
+
+    spans = [llm_span(model=model, team="search", start_ns=time.time_ns())]
+    request = urllib.request.Request(served.otlp_url, request_of(spans).SerializeToString(),
+                                     {"Content-Type": "application/x-protobuf"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        assert response.status == 200
+
+
+def _guard_denies(api: str) -> list[str]:
+    document = call(f"{api}/api/v1/policy?team=search", TOKENS["guard"])[1]
+    return [p for rule in document["models"] for p in rule["deny"]]
+
+
+def test_a_frontier_model_on_approval(tmp_path, serving):
+    """Refused, requested, approved with an expiry, allowed (the guard's document and the processor's count), and
+    refused again after the expiry; requests, decisions and the expiry in the audit log and as metrics."""
+    from datetime import datetime, timedelta, timezone
+
+    (tmp_path / "costline.yaml").write_text(APPROVAL_CONFIG)
+    a = serve(tmp_path, f"sqlite:///{tmp_path / 'l.db'}")
+    serving.append(a)
+    api = a.api_url
+    rule = "org acme openai on approval o3*"
+    assert "o3*" in _guard_denies(api)
+    _send(a, "o3-pro")
+    poll(lambda: _counter(api, "costline_policy_violations_total", rule=rule) == 1, 10, "no violation counted")
+
+    request = {"action": "request", "scope": "acme/search", "provider": "openai", "model": "o3-pro"}
+    status, answer = post(api, TOKENS["search"], "approvals", {**request, "model": "gpt-5-pro", "reason": "x"})
+    assert status == 422 and "no rule allows openai/gpt-5-pro on approval" in answer["error"]
+    assert post(api, TOKENS["search"], "approvals", request)[0] == 422  # no reason
+    status, answer = post(api, TOKENS["search"], "approvals", {**request, "reason": "eval of long reasoning"})
+    assert status == 201 and answer["object"] == "approval:acme/search|openai|o3*", answer
+    assert _counter(api, "costline_approval_requests_pending", approver="org-admin:acme", team="search") == 1
+    decide = {**request, "action": "approve"}
+    status, answer = post(api, TOKENS["search"], "approvals", {**decide, "expires": "2999-01-01T00:00:00Z"}, 1)
+    assert status == 403 and "org-admin:acme" in answer["error"]  # not the team admin: one level up
+    status, answer = post(api, TOKENS["acme"], "approvals", {**decide, "expires": "2020-01-01T00:00:00Z"}, 1)
+    assert status == 422 and "in the past" in answer["error"]
+    expires = datetime.now(timezone.utc) + timedelta(seconds=4)
+    status, answer = post(api, TOKENS["acme"], "approvals", {**decide, "expires": expires.isoformat()}, 1)
+    assert status == 200 and answer["state"]["status"] == "approved", answer
+    assert "o3*" not in _guard_denies(api) and "o1*" in _guard_denies(api)
+    assert _counter(api, "costline_approval_requests_pending") == 0
+    _send(a, "o3-pro")
+    poll(lambda: _counter(api, "costline_policy_approved_calls_total", rule=rule) == 1, 10, "not counted approved")
+    assert _counter(api, "costline_policy_violations_total", rule=rule) == 1
+
+    # Expired: the guard's document denies it again, the processor records the expiry once, and calls are violations.
+    poll(lambda: "o3*" in _guard_denies(api), 15, "the approval never expired")
+    _send(a, "o3-pro")
+    poll(lambda: _counter(api, "costline_policy_violations_total", rule=rule) == 2, 10, "not refused again")
+    _, audit, _ = call(f"{api}/api/v1/admin/audit?object=approval:acme/search|openai|o3*", TOKENS["fin"])
+    poll(lambda: [c["action"] for c in call(f"{api}/api/v1/admin/audit", TOKENS["fin"])[1]["changes"]] == [
+        "request", "approve", "expire"], 10, "the expiry is not in the audit log")
+    assert _counter(api, "costline_approval_changes_total", action="expire") == 1
+    assert stop(a) == 0, a.log.read_text()

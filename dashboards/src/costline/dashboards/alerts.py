@@ -249,6 +249,22 @@ def policy_violation(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def approval_requested(config: MixinConfig, names: RuleNames) -> dict:
+    pending = metrics.APPROVAL_REQUESTS_PENDING + selector(config)
+    return _alert(
+        config,
+        "CostlineApprovalRequested",
+        # One alert per request, whichever processor reports it (several share one ledger): `max by` the request.
+        f"max {by('org', 'team', 'user', 'provider', 'model', 'approver')} ({pending}) > 0",
+        "{{ $labels.org }}/{{ $labels.team }} asks to use {{ $labels.provider }} {{ $labels.model }}.",
+        "A request for {{ $labels.provider }} {{ $labels.model }} (a model its rules allow on approval only) for "
+        "{{ $labels.org }}/{{ $labels.team }}{{ with $labels.user }}/{{ . }}{{ end }} waits for "
+        "{{ $labels.approver }}. Read the reason with `costline admin state --kind approval`, then `costline admin "
+        "approve` with an expiry or `deny` (docs/governance.md, Approvals).",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
+    )
+
+
 def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     up = "up" + selector(config)
     return _alert(
@@ -299,6 +315,7 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         unattributed_spend(config, names),
         error_rate_spike(config, names),
         policy_violation(config, names),
+        approval_requested(config, names),
     ]
     processor = [processor_down(config, names), spans_dropped(config, names)]
     groups: list[dict[str, object]] = [

@@ -12,6 +12,7 @@ REQUESTS = "costline_requests_total"  # label `outcome`: success, error
 UNPRICED_REQUESTS = "costline_unpriced_requests_total"
 TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
 OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
+APPROVAL_REQUESTS_PENDING = "costline_approval_requests_pending"  # org, team, user, provider, model, approver
 POLICY_VIOLATIONS = "costline_policy_violations_total"  # labels org, team, model, rule: calls `models:` refuses
 
 BUDGET_LIMIT = "costline_budget_limit_usd"  # labels `scope`, `period` and the scope's owner labels

@@ -667,6 +667,19 @@ def _add_admin(subparsers: argparse._SubParsersAction) -> None:
             parser.add_argument("--models", type=json.loads, help='JSON, e.g. \'{"openai": {"deny": ["o3*"]}}\'')
             parser.add_argument("--role", help="a token's role (team-admin:acme/search, member:acme/search/bob, ...)")
             parser.add_argument("--expires", help="a token's expiry (ISO datetime)")
+    for action, summary in (("request", "ask for a model a rule allows on approval, for a team or yourself"),
+                            ("approve", "approve a request until an expiry (an admin one level up)"),
+                            ("deny", "deny a request (an admin one level up)")):
+        parser = actions.add_parser(action, help=summary)
+        parser.add_argument("scope", help="<org>/<team> or <org>/<team>/<user>")
+        parser.add_argument("provider")
+        parser.add_argument("model", help="the model (or the rule's on_approval pattern)")
+        if action == "request":
+            parser.add_argument("--reason", required=True)
+        else:
+            parser.add_argument("--version", type=int, help="the request's version (default: the current one)")
+        if action == "approve":
+            parser.add_argument("--expires", required=True, help="ISO datetime; calls are refused again from then")
     admin.set_defaults(func=_admin)
 
 
@@ -679,6 +692,17 @@ def _admin(args: argparse.Namespace) -> int:
             print(json.dumps(client.state(args.kind), indent=2))
         elif args.action == "audit":
             print(json.dumps(client.audit(args.object), indent=2))
+        elif args.action in ("request", "approve", "deny"):
+            body = {"action": args.action, "scope": args.scope, "provider": args.provider, "model": args.model}
+            if args.action == "request":
+                body["reason"] = args.reason
+            if args.action == "approve":
+                body["expires"] = args.expires
+            version = None
+            if args.action != "request":
+                version = args.version if args.version is not None else client.approval_version(
+                    args.scope, args.provider, args.model)
+            print(json.dumps(client.change("approval", body, version), indent=2))
         elif args.action == "export":
             text = client.export()
             if args.output:

@@ -170,8 +170,11 @@ class Service:
         self.pipeline = assemble_pipeline(merged.config, ledger, clock=self.clock, forwarder=self.forwarder)
         self.administration.on_change(self._merged_changed)
         # Another processor's change reaches this one on this loop (its own apply at once).
-        self.admin_refresher = Refresher(self.administration.refresh, "costline-admin",
+        self.admin_refresher = Refresher(self.administration.tick, "costline-admin",
                                          interval_s=ADMIN_REFRESH_S).start()
+        from costline.processor.metrics.approvals import ApprovalCollector
+
+        self.registry.register(ApprovalCollector(lambda: self.administration, self.clock))
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         self.registry.register(self.pipeline.policy_violations)

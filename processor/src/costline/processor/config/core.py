@@ -106,6 +106,11 @@ class ModelRule(Strict):
 
     allow: list[ModelGlob] | None = None
     deny: list[ModelGlob] = Field(default_factory=list)
+    on_approval: list[ModelGlob] = Field(default_factory=list)
+    """Models refused unless an approval (`approvals:`, made through the admin API) covers the caller: a frontier
+    model a team asks for with a reason, and an admin one level up allows for a while (docs/governance.md)."""
+    members_may_request: bool = False
+    """Members may request the `on_approval` models for themselves (else team admins request for their team)."""
 
 
 ANY_PROVIDER = "*"
@@ -328,6 +333,22 @@ class ApiConfig(Strict):
     its scrape config. Team and guard tokens are refused: the series carry every team's spend."""
 
 
+class Approval(Strict):
+    """A time-boxed yes to one `on_approval` pattern of one rule, for one team or user (made through the admin API,
+    `governance/`; exported with the rest of the merged state)."""
+
+    scope: Annotated[str, matching(re.compile(r"^[^/\s]+/[^/\s]+(/[^/\s]+)?$"), "must be <org>/<team> or "
+                                                                             "<org>/<team>/<user>")]
+    provider: str
+    """The rule's provider key (`openai`, ..., `*`)."""
+    model: ModelGlob
+    """The rule's `on_approval` pattern it approves."""
+    expires: datetime
+    """Calls starting at or after this instant are refused again. A naive value is UTC."""
+    reason: str = ""
+    approved_by: str = ""
+
+
 class CostlineConfig(Strict):
     timezone: str = "UTC"
     orgs: list[Org] = Field(default_factory=list)
@@ -342,6 +363,8 @@ class CostlineConfig(Strict):
     api: ApiConfig = Field(default_factory=ApiConfig)
     assistants: AssistantsConfig = Field(default_factory=AssistantsConfig)
     """Coding assistants' account identities → owners (`config/assistants.py`)."""
+    approvals: list[Approval] = Field(default_factory=list)
+    """Approved `on_approval` models (`governance/`: requested, approved and expiring through the admin API)."""
 
     @field_validator("timezone")
     @classmethod

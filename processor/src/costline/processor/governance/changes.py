@@ -30,15 +30,30 @@ from costline.processor.config.core import (
 )
 from costline.processor.config.validators import NAME, NAME_RULE
 from costline.processor.governance.overlay import CHILDREN, FIELDS, PARENT_KIND, Merged, merge, object_id
-from costline.processor.governance.scope import Role, UnknownRole, scope_text
+from costline.processor.governance.scope import SYSTEM_ADMIN, Role, UnknownRole, scope_text
 from costline.processor.ledger.admin import AdminStore, VersionConflict
-from costline.processor.policy import LevelRule
+from costline.processor.policy import LevelRule, ModelPolicy
 
 ACTIONS = ("create", "update", "rename", "retire")
+APPROVAL_ACTIONS = ("request", "approve", "deny")
 _MODELS = TypeAdapter(dict[str, ModelRule])
 _CLEAR_KEY = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,})")
 _FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+def _instant(text: str) -> datetime:
+    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+
+
+_EXPIRY = Role(SYSTEM_ADMIN)
+"""Who records an expiry: the processor itself (actor `costline`)."""
+
+
+def approver_of(path: tuple[str, ...]) -> str:
+    """Who decides a request for `path`: the admin one level above it (the `approver` label alerts route by)."""
+    return f"org-admin:{path[0]}" if len(path) == 2 else f"team-admin:{path[0]}/{path[1]}"
 
 
 class AdminError(Exception):
@@ -144,6 +159,11 @@ class Administration:
             self._remerge()
             return True
 
+    def tick(self) -> None:
+        """What the service's `Refresher` runs: other processors' changes, then the approvals that expired."""
+        self.refresh()
+        self.expire()
+
     def _remerge(self) -> Merged:
         self._merged = merge(self._baseline, self._rows)
         if self._on_change is not None:
@@ -162,6 +182,8 @@ class Administration:
         if not isinstance(body, Mapping):
             raise AdminError(400, "the body must be a JSON object")
         self.refresh()
+        if kind == "approval":
+            return self._approval(actor, body, if_match)
         merged = self._merged
         action = body.get("action")
         if action not in ACTIONS:
@@ -196,6 +218,87 @@ class Administration:
             raise AdminError(422, f"the merged config would be invalid: {err}") from None
         if action != "retire" and kind == "token":
             self._check_token_scope(actor, after, state)
+        return self._store_change(actor, oid, version, path, action, before, state)
+
+    # -- approvals -----------------------------------------------------------------------------------------------
+
+    def _approval(self, actor: Actor, body: Mapping[str, Any], if_match: str | None) -> dict[str, Any]:
+        """`request` (a team admin for the team, a member for themselves when the rule allows), `approve` with an
+        expiry or `deny` (an admin one level above the scope)."""
+        merged = self._merged
+        action = body.get("action")
+        if action not in APPROVAL_ACTIONS:
+            raise AdminError(400, f"action: an approval is {', '.join(APPROVAL_ACTIONS)}")
+        unknown = sorted(set(body) - {"action", "scope", "provider", "model", "reason", "expires"})
+        if unknown:
+            raise AdminError(422, f"{unknown[0]}: unknown key for an approval")
+        scope, provider, model = body.get("scope"), body.get("provider"), body.get("model")
+        if not all(isinstance(v, str) and v for v in (scope, provider, model)):
+            raise AdminError(422, "scope, provider and model are required (scope: <org>/<team> or "
+                                  "<org>/<team>/<user>)")
+        path = tuple(scope.split("/"))
+        kind = {2: "team", 3: "user"}.get(len(path))
+        oid_of = merged.find(kind, path[-1]) if kind else None
+        if oid_of is None or merged.path(oid_of) != path:
+            raise AdminError(404, f"scope: no {kind or 'team or user'} {scope}")
+        rule, pattern = self._rule_for(merged, path, provider, model)
+        oid = object_id("approval", {"scope": scope, "provider": rule.provider, "model": pattern})
+        current = dict(merged.latest.get(oid) or {})
+        now = self._clock()
+        version = merged.version(oid)
+        if action == "request":
+            asker = actor.role
+            member_for_self = (asker.kind == "member" and asker.scope == path and rule.members_may_request)
+            if not (member_for_self or (asker.holds(path) and asker.kind in ("team-admin", "org-admin",
+                                                                              "system-admin"))):
+                raise AdminError(403, f"scope {scope_text(path)}: a {asker.kind} ({asker.describe_scope()}) may not "
+                                      "request for it (team admins request for their team; members for themselves "
+                                      "when the rule says members_may_request)")
+            reason = body.get("reason")
+            if not isinstance(reason, str) or not reason.strip():
+                raise AdminError(422, "reason: required (why the scope needs the model)")
+            if current.get("status") == "requested":
+                raise AdminError(409, f"{oid} is requested already (version {version})")
+            if current.get("status") == "approved" and _instant(current["expires"]) > now:
+                raise AdminError(409, f"{oid} is approved until {current['expires']}")
+            state = {"scope": scope, "provider": rule.provider, "model": pattern, "requested_model": model,
+                     "reason": reason.strip(), "status": "requested", "requested_by": str(actor),
+                     "approver": approver_of(path)}
+        else:
+            self._check_version(oid, version, if_match)
+            if current.get("status") != "requested":
+                raise AdminError(409, f"{oid} is not waiting for a decision (status {current.get('status', 'none')})")
+            if not actor.role.may_change(path):
+                raise AdminError(403, f"scope {scope_text(path)}: decided by an admin one level above it "
+                                      f"({approver_of(path)} or above), not by this token "
+                                      f"({actor.role.describe_scope()}, role {actor.role.kind})")
+            state = {**current, "status": "approved" if action == "approve" else "denied",
+                     "approved_by" if action == "approve" else "denied_by": str(actor)}
+            if action == "approve":
+                if not body.get("expires"):
+                    raise AdminError(422, "expires: an approval needs an expiry (ISO datetime)")
+                try:
+                    expires = _instant(str(body["expires"]))
+                except ValueError:
+                    raise AdminError(422, f"expires: {body['expires']!r} is not an ISO datetime") from None
+                if expires <= now:
+                    raise AdminError(422, f"expires: {expires.isoformat()} is in the past")
+                state["expires"] = expires.isoformat()
+        return self._store_change(actor, oid, version, path, action, current or None, state)
+
+    @staticmethod
+    def _rule_for(merged: Merged, path: tuple[str, ...], provider: str, model: str) -> tuple[LevelRule, str]:
+        policy = ModelPolicy(merged.config)
+        for rule in policy.chain(*path):
+            if rule.provider in (provider, "*"):
+                pattern = rule.on_approval_pattern(model)
+                if pattern is not None:
+                    return rule, pattern
+        raise AdminError(422, f"no rule allows {provider}/{model} on approval for {scope_text(path)}: only a "
+                              "model a rule lists under on_approval can be requested")
+
+    def _store_change(self, actor: Actor, oid: str, version: int, path: tuple[str, ...], action: str,
+                      before: dict[str, Any] | None, state: dict[str, Any]) -> dict[str, Any]:
         row = {"object": oid, "version": version + 1, "path": "/".join(path), "action": action, "actor": str(actor),
                "at": int(self._clock().timestamp() * 1000), "before": json.dumps(before) if before else None,
                "after": json.dumps(state)}
@@ -208,6 +311,23 @@ class Administration:
         self._last_id = max(self._last_id, row["id"])
         self._remerge()
         return {"object": oid, "version": version + 1, "action": action, "state": state}
+
+    def expire(self) -> int:
+        """Record the approvals that have expired (one `expire` row each, in the audit log): the row's version is
+        unique, so of several processors noticing at once one writes it. Returns how many this one wrote."""
+        now, written = self._clock(), 0
+        with self._lock:
+            for oid, state in list(self._merged.latest.items()):
+                if (oid.startswith("approval:") and state.get("status") == "approved"
+                        and _instant(state["expires"]) <= now):
+                    path = tuple(state["scope"].split("/"))
+                    try:
+                        self._store_change(Actor("costline", _EXPIRY), oid, self._merged.version(oid), path,
+                                           "expire", state, {**state, "status": "expired"})
+                        written += 1
+                    except AdminError:
+                        self.refresh()  # another processor wrote it first
+        return written
 
     def _new_object(self, merged: Merged, kind: str, body: Mapping[str, Any]) -> tuple[str, dict | None, int]:
         name = _name(body.get("name"), "name")
@@ -403,6 +523,12 @@ def describe(merged: Merged) -> dict[str, Any]:
         fields.pop("sha256", None)  # a token's hash is no one's business but the export's
         objects.append({"object": oid, "kind": entry.kind, "path": list(merged.path(oid)), "version": entry.version,
                         "parent": entry.parent, **fields})
+    for oid, state in merged.latest.items():
+        if oid.startswith("approval:") and oid not in merged.objects:  # requested, denied or expired
+            objects.append({"object": oid, "kind": "approval", "path": state["scope"].split("/"),
+                            "version": merged.version(oid), "parent": None, **state})
+        elif oid.startswith("approval:"):
+            objects[[o["object"] for o in objects].index(oid)].update(state)
     return {"objects": objects, "conflicts": list(merged.conflicts)}
 
 

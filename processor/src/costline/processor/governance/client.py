@@ -52,6 +52,16 @@ class AdminClient:
                 return int(obj["version"])
         raise ClientError(f"404: no {kind} named {name!r} in this token's scope")
 
+    def approval_version(self, scope: str, provider: str, model: str) -> int:
+        """The version of the request for `model` (or the pattern it falls under) waiting for `scope`."""
+        from fnmatch import fnmatchcase
+
+        for obj in self.state("approval")["objects"]:
+            if (obj["scope"] == scope and obj["provider"] in (provider, "*") and obj.get("status") == "requested"
+                    and (obj["model"] == model or fnmatchcase(model.lower(), obj["model"].lower()))):
+                return int(obj["version"])
+        raise ClientError(f"404: no request waiting for {provider}/{model} in {scope}")
+
     def change(self, kind: str, body: Mapping[str, Any], version: int | None = None) -> dict[str, Any]:
         headers = {"If-Match": f'"{version}"'} if version is not None else {}
         return self._send("POST", f"/api/v1/admin/{kind}s", content=json.dumps(body), headers=headers).json()

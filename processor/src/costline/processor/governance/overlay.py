@@ -28,12 +28,14 @@ from typing import Any
 from costline.processor.config.core import ConfigError, CostlineConfig, parse_config
 from costline.processor.governance.scope import SCOPED_DEPTH, Role, UnknownRole
 
-KINDS = ("org", "team", "user", "key", "project", "token")
+KINDS = ("org", "team", "user", "key", "project", "token", "approval")
 PARENT_KIND = {"team": "org", "user": "team", "key": "user"}
 CHILDREN = {"org": "teams", "team": "users", "user": "keys"}
 
 
 def object_id(kind: str, node: Mapping[str, Any]) -> str:
+    if kind == "approval":
+        return f"approval:{node['scope']}|{node['provider']}|{node['model']}"
     return f"{kind}:{node['fingerprint'] if kind == 'key' else node['name']}"
 
 
@@ -70,6 +72,8 @@ class Merged:
             return (f"project:{entry.node['name']}",)
         if entry.kind == "token":
             return token_path(entry.node.get("role", ""))
+        if entry.kind == "approval":
+            return tuple(entry.node["scope"].split("/"))
         own = (entry.node["name"],)
         return (*self.path(entry.parent), *own) if entry.parent else own
 
@@ -113,12 +117,16 @@ def _index(document: dict[str, Any]) -> dict[str, Entry]:
     tokens = document.setdefault("api", {}).setdefault("tokens", [])
     for node in tokens:
         objects[object_id("token", node)] = Entry("token", node, tokens, None)
+    approvals = document.setdefault("approvals", [])
+    for node in approvals:
+        objects[object_id("approval", node)] = Entry("approval", node, approvals, None)
     return objects
 
 
 FIELDS = {"org": ("name", "budget", "models"), "team": ("name", "budget", "models"),
           "user": ("name", "budget", "models"), "key": ("name", "fingerprint", "budget", "models"),
-          "project": ("name", "budget", "models"), "token": ("name", "sha256", "role", "expires", "user")}
+          "project": ("name", "budget", "models"), "token": ("name", "sha256", "role", "expires", "user"),
+          "approval": ("scope", "provider", "model", "expires", "reason", "approved_by")}
 """What an object's state holds (besides `parent` and `retired`), and so what the overlay lays over the YAML."""
 
 
@@ -135,6 +143,17 @@ def _apply(document: dict[str, Any], objects: dict[str, Entry], oid: str, state:
     """Lay one object's latest state on the document; the reason when it cannot be (nothing changed then)."""
     kind = oid.partition(":")[0]
     entry = objects.get(oid)
+    if kind == "approval":
+        # Only an approved request is in the config (`approvals:`); requested and denied ones are the audit log's.
+        if entry is not None:
+            entry.siblings.remove(entry.node)
+            del objects[oid]
+        if state.get("status") == "approved":
+            node: dict[str, Any] = {}
+            _lay(node, kind, state)
+            document["approvals"].append(node)
+            objects[oid] = Entry(kind, node, document["approvals"], None)
+        return None
     if state.get("retired"):
         if entry is not None:
             for child_kind in [CHILDREN.get(kind)] if CHILDREN.get(kind) else []:
@@ -150,7 +169,7 @@ def _apply(document: dict[str, Any], objects: dict[str, Entry], oid: str, state:
         return None
     if not created:
         return f"{oid}: changed through the API, but no longer in the baseline"
-    node: dict[str, Any] = {}
+    node = {}
     _lay(node, kind, state)
     if kind in PARENT_KIND:
         parent = objects.get(state.get("parent") or "")

@@ -494,7 +494,7 @@ class AdminApi:
         if not isinstance(body, dict):
             raise ApiError("the body must be a JSON object")
         result = self._backend.admin_change(principal.name, principal.role, kind, body, request.header("If-Match"))
-        status = HTTPStatus.CREATED if result["action"] == "create" else HTTPStatus.OK
+        status = HTTPStatus.CREATED if result["action"] in ("create", "request") else HTTPStatus.OK
         response = _json(status, result)
         response.headers.append(("ETag", f'"{result["version"]}"'))
         return response

@@ -81,7 +81,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
 }
 """Permission -> the role kinds that hold it (`governance.scope`)."""
 
-ADMIN_KINDS = ("orgs", "teams", "projects", "users", "keys", "tokens")
+ADMIN_KINDS = ("orgs", "teams", "projects", "users", "keys", "tokens", "approvals")
 """`POST /api/v1/admin/<kind>`: the objects the admin API changes."""
 ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/metrics"): METRICS,

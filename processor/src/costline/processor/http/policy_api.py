@@ -12,7 +12,8 @@ the caller is resolved exactly as its spans will be (`ownership.Hierarchy`: a re
      "refresh_s": 30}
 
 `models` are the caller's rules from the org down (then its project's): the guard refuses what any of them refuses
-(`policy.ModelPolicy.check`). `budget` is the most restrictive remaining budget over key, user, team, org and
+(`policy.ModelPolicy.check`); a model a rule allows `on_approval` is in its `deny` list unless an approval covers the
+caller now. `budget` is the most restrictive remaining budget over key, user, team, org and
 project (null when none applies); `budgets` lists every budget the caller counts against, tightest first, so the
 guard can count its local spend against each of them (a caller's spend is also its team's, whoever the user is).
 `rates` price the models the guard asked about (`models=openai/gpt-4o,...`), so
@@ -22,6 +23,7 @@ it can estimate its own spend between refreshes without a price table of its own
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from costline import attributes as A
@@ -29,6 +31,7 @@ from costline.processor.ownership import Hierarchy, Owner
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
 from costline.processor.reports.budgets import Budgets, BudgetState
+from costline.processor.units import NS_PER_S
 
 REFRESH_S = 30
 """How often the guard should ask again (it may ask more often; budgets are recomputed at most every few seconds)."""
@@ -53,6 +56,7 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
     attrs = {_DECLARED[name]: value for name, value in declared.items() if name in _DECLARED}
     owner, _ = hierarchy.resolve(attrs, fingerprint or None, None)
     rules = policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project)
+    path, now = (owner.org, owner.team, owner.user), datetime.fromtimestamp(now_ns / NS_PER_S, timezone.utc)
     binding = sorted((s for s in budgets.snapshot().states if _binds(s, owner)), key=lambda s: s.remaining_usd)
     rates: dict[str, dict[str, float]] = {}
     for name in models[:MAX_RATED_MODELS]:
@@ -64,7 +68,9 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
     return {
         "owner": {"org": owner.org, "team": owner.team, "user": owner.user, "key": owner.key,
                   "project": owner.project},
-        "models": [rule.as_dict() for rule in rules],
+        # An `on_approval` model is a `deny` for the guard until an approval covers the caller; the guard asks again
+        # every `refresh_s`, so an approval that expires is refused again within that.
+        "models": [rule.as_dict(lambda r, p: policy.approved(r, p, path, now)) for rule in rules],
         "budget": _budget(binding[0]) if binding else None,
         "budgets": [_budget(state) for state in binding],
         "rates": rates,
