@@ -112,7 +112,7 @@ class MixinConfig:
             "CostlineUnattributedSpend": "warning",
             "CostlineSpansDropped": "warning",
             "CostlinePolicyViolation": "warning",
-            "CostlineApprovalRequested": "info",
+            "CostlineApprovalRequested": "warning",
             "CostlineProcessorDown": "critical",
             "CostlineReconciliationDrift": "warning",
         }
