@@ -22,8 +22,8 @@ from prometheus_client import CollectorRegistry, PlatformCollector, ProcessColle
 from costline.processor.clock import Clock, system_clock
 from costline.processor.config.settings import Settings
 from costline.processor.http.api import AdminApi, ApiError, Unavailable
-from costline.processor.refresher import Refresher
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, GROUP_BY, OPTIONAL_OWNER_LABELS
+from costline.processor.refresher import Refresher
 from costline.processor.units import NS_PER_S
 
 if TYPE_CHECKING:
