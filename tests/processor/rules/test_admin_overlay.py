@@ -33,13 +33,18 @@ def test_a_reload_keeps_the_api_changes_and_skips_what_no_longer_applies(db_url)
     admin.change(ACME, "team", {"action": "create", "name": "ads", "org": "acme"}, None)
     admin.change(SEARCH, "user", {"action": "update", "name": "sam", "budget": {"monthly_usd": 10}}, '"0"')
     admin.change(ACME, "user", {"action": "create", "name": "ann", "team": "ads"}, None)
-    # The YAML now gives search more budget and drops sam: sam's change no longer applies; ads and ann stay.
+    admin.change(SEARCH, "token", {"action": "create", "name": "sam-token", "role": "member:acme/search/sam",
+                                   "sha256": "sha256:" + "0" * 64}, None)
+    # The YAML now gives search more budget and drops sam: sam's change no longer applies, nor does the token that
+    # names him (the merged config would be invalid with it); ads and ann stay.
     reloaded = admin.set_baseline(parse_config({"orgs": [{"name": "acme", "teams": [
         {"name": "search", "budget": {"monthly_usd": 2000}}]}]}))
     teams = {t.name: t for t in reloaded.config.orgs[0].teams}
     assert set(teams) == {"search", "ads"} and [u.name for u in teams["ads"].users] == ["ann"]
     assert teams["search"].budget.monthly_usd == 2000
-    assert reloaded.conflicts == ["user:sam: changed through the API, but no longer in the baseline"]
+    assert reloaded.conflicts[0] == "user:sam: changed through the API, but no longer in the baseline"
+    assert reloaded.conflicts[1].startswith("token:sam-token: api.tokens[0].role: no user 'sam'"), reloaded.conflicts
+    assert reloaded.config.api.tokens == []
     # A second processor on the same ledger makes the same merged config; the export is a config it accepts.
     other = admin_on(ledger, {"orgs": [{"name": "acme", "teams": [{"name": "search"}]}]})
     assert Hierarchy(other.merged().config).user_parent == Hierarchy(reloaded.config).user_parent

@@ -210,18 +210,30 @@ def merge(baseline: CostlineConfig, rows: Iterable[Mapping[str, Any]], *, extra:
     conflicts: list[str] = []
     # The order of first changes, so a parent created through the API is there before its children.
     order = sorted(latest, key=lambda oid: _first_position(oid, latest))
+    # Every change at once, validated once (the usual case: they all apply); only when the whole fails, one at a
+    # time, each kept only if the config is still valid with it, so that one bad change never drops the others.
+    pristine = copy.deepcopy(document)
     for oid in order:
-        before = copy.deepcopy(document)
         reason = _apply(document, objects, oid, latest[oid], created[oid])
-        if reason is None:
-            try:
-                parse_config(_without_refused(document, latest)[0])
-            except ConfigError as err:
-                reason = f"{oid}: {err}"
         if reason is not None:
             conflicts.append(reason)
-            document = before
-            objects = _index(document)
+    try:
+        parse_config(_without_refused(document, latest)[0])
+    except ConfigError:
+        document, conflicts = pristine, []
+        objects = _index(document)
+        for oid in order:
+            before = copy.deepcopy(document)
+            reason = _apply(document, objects, oid, latest[oid], created[oid])
+            if reason is None:
+                try:
+                    parse_config(_without_refused(document, latest)[0])
+                except ConfigError as err:
+                    reason = f"{oid}: {err}"
+            if reason is not None:
+                conflicts.append(reason)
+                document = before
+                objects = _index(document)
     if extra is not None:
         oid, state = extra["object"], extra["state"]
         latest = {**latest, oid: state}
