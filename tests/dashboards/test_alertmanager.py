@@ -18,7 +18,13 @@ import pytest
 import yaml
 
 from costline.dashboards import build
-from costline.dashboards.alertmanager import DEFAULT_RECEIVER, EXAMPLES, alertmanager_config, receiver_name
+from costline.dashboards.alertmanager import (
+    DEFAULT_RECEIVER,
+    EXAMPLES,
+    alertmanager_config,
+    approver_receiver,
+    receiver_name,
+)
 from costline.dashboards.config import DEFAULT_CONFIG
 from costline.testing.fake_provider import FakeProviderServer
 from costline.testing.local import free_port, http_get, stop_process
@@ -39,7 +45,7 @@ SHIPPED = GENERATED / build.ALERTMANAGER
 def test_amtool_check_config(amtool):
     result = subprocess.run([amtool, "check-config", str(SHIPPED)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 receivers" in result.stdout
+    assert "6 receivers" in result.stdout
 
 
 def test_the_commented_slack_and_email_examples_are_valid(amtool, tmp_path):
@@ -71,8 +77,17 @@ def test_the_commented_slack_and_email_examples_are_valid(amtool, tmp_path):
         ({"alertname": "CostlineBudgetExceeded", "scope": "team", "owner": "other/search", "org": "other",
           "team": "search"}, DEFAULT_RECEIVER),
         ({"alertname": "CostlineUnpricedModel", "provider": "vllm", "model": "acme-llama-70b"}, DEFAULT_RECEIVER),
+        # A request for a model allowed on approval goes to its approver, not to the team that asks.
+        ({"alertname": "CostlineApprovalRequested", "org": "acme", "team": "search", "provider": "openai",
+          "model": "o3*", "approver": "org-admin:acme"}, approver_receiver("org-admin:acme")),
+        ({"alertname": "CostlineApprovalRequested", "org": "acme", "team": "search", "user": "bob",
+          "provider": "openai", "model": "o3*", "approver": "team-admin:acme/search"},
+         approver_receiver("team-admin:acme/search")),
+        ({"alertname": "CostlineApprovalRequested", "org": "other", "team": "x", "provider": "openai",
+          "model": "o3*", "approver": "org-admin:other"}, DEFAULT_RECEIVER),
     ],
-    ids=["team", "key-of-team", "other-team", "anomaly", "org", "project", "same-team-name-other-org", "unpriced"],
+    ids=["team", "key-of-team", "other-team", "anomaly", "org", "project", "same-team-name-other-org", "unpriced",
+         "approval-org-admin", "approval-team-admin", "approval-no-approver-route"],
 )
 def test_amtool_routes(amtool, labels, receiver):
     result = subprocess.run(
@@ -224,4 +239,52 @@ def test_an_exceeded_budget_silences_the_warning_of_the_same_owner(alertmanager_
         assert by_owner[("CostlineBudgetWarning", "acme/research")]["state"] == "active"
         assert [a["labels"]["alertname"] for a in webhooks.alerts("/acme/search")] == ["CostlineBudgetExceeded"]
     finally:
+        stop_process(alertmanager.process)
+
+
+APPROVAL_PROCESSOR_CONFIG = """\
+orgs:
+  - name: acme
+    models: {{openai: {{on_approval: ["o3*"]}}}}
+    teams: [{{name: search}}]
+api:
+  tokens:
+    - {{name: search-admin, sha256: "{sha256}", role: "team-admin:acme/search"}}
+"""
+
+
+def test_a_model_request_reaches_the_approvers_webhook(prometheus_binary, alertmanager_binary, webhooks, tmp_path):
+    """A team admin asks the processor for a frontier model; Prometheus' CostlineApprovalRequested reaches the
+    org admin's webhook (the approver), not the team's."""
+    from costline.processor.http.auth import hash_token
+
+    token = "tok-search-admin"
+    config_text = APPROVAL_PROCESSOR_CONFIG.format(sha256=hash_token(token))
+    config = DEFAULT_CONFIG.replace(
+        alertmanager_team_webhooks={"acme/search": f"{webhooks.url}/acme/search"},
+        alertmanager_approver_webhooks={"org-admin:acme": f"{webhooks.url}/approvers/acme"},
+        alertmanager_default_webhook=f"{webhooks.url}/finops",
+        alertmanager_group_wait="1s", alertmanager_group_interval="1s", alertmanager_repeat_interval="1h")
+    alertmanager = start_alertmanager(alertmanager_binary, tmp_path, yaml.safe_dump(alertmanager_config(config)))
+    processor = start_processor(tmp_path, config_text)
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    prometheus = start_prometheus(
+        prometheus_binary, tmp_path, processor.metrics_address, _write_rules(rules), "1s", alertmanager.address
+    )
+    try:
+        body = {"action": "request", "scope": "acme/search", "provider": "openai", "model": "o3-pro",
+                "reason": "long-horizon evals"}
+        request = urllib.request.Request(f"{processor.http_url}/api/v1/admin/approvals", json.dumps(body).encode(),
+                                         {"Authorization": f"Bearer {token}"}, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            assert response.status == 201
+        delivered = webhooks.wait_for("/approvers/acme",
+                                      lambda a: a["labels"]["alertname"] == "CostlineApprovalRequested")
+        labels = next(a["labels"] for a in delivered if a["labels"]["alertname"] == "CostlineApprovalRequested")
+        assert (labels["approver"], labels["team"], labels["model"]) == ("org-admin:acme", "search", "o3*")
+        assert webhooks.alerts("/acme/search") == []
+    finally:
+        stop_process(prometheus.process)
+        stop_process(processor.process)
         stop_process(alertmanager.process)

@@ -27,6 +27,7 @@ ALERTS = {
     "CostlineUnattributedSpend",
     "CostlineSpansDropped",
     "CostlinePolicyViolation",
+    "CostlineApprovalRequested",
     "CostlineProcessorDown",
     "CostlineReconciliationDrift",
     "CostlineCallsWithoutUsage",

@@ -21,7 +21,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("__init__", "version", "units", "model", "clock", "overflow", "formats", "refresher"),
     ("config",),
     ("ledger",),
-    ("pricing", "ownership", "policy"),
+    ("pricing", "ownership", "policy", "governance"),
     ("reports",),
     ("metrics",),
     ("ingest",),

@@ -3,7 +3,8 @@ exceeded silencing its own warning.
 
 Routing is by label, as the alerts carry them: budget alerts of a team, of its users and of its keys have `org` and
 `team`, and so do the team's spend anomalies; org and project budgets, unpriced models and processor alerts have no
-team and go to the default receiver.
+team and go to the default receiver. A request for a model allowed on approval (`CostlineApprovalRequested`) goes to
+its approver's receiver, by its `approver` label (`alertmanager_approver_webhooks`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,21 @@ def _webhook(name: str, url: str) -> dict[str, object]:
     return {"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
 
 
+def approver_receiver(approver: str) -> str:
+    """`org-admin:acme` -> `approver-org-admin-acme`."""
+    return "approver-" + approver.replace(":", "-").replace("/", "-")
+
+
 def alertmanager_config(config: MixinConfig) -> dict[str, object]:
-    routes = []
+    # A request for a frontier model goes to its approver (the admin one level up), before any team route: the
+    # request carries the team's labels too, but the team is the one asking.
+    routes: list[dict[str, object]] = [
+        {"receiver": approver_receiver(approver),
+         "matchers": ['alertname="CostlineApprovalRequested"', f'approver="{approver}"'],
+         "group_by": ["alertname", "approver", "org", "team", "user", "provider", "model"]}
+        for approver in config.alertmanager_approver_webhooks]
     receivers = [_webhook(DEFAULT_RECEIVER, config.alertmanager_default_webhook)]
+    receivers += [_webhook(approver_receiver(a), url) for a, url in config.alertmanager_approver_webhooks.items()]
     for team, url in config.alertmanager_team_webhooks.items():
         org, name = team.split("/")
         routes.append({"receiver": receiver_name(team), "matchers": [f'org="{org}"', f'team="{name}"']})

@@ -297,6 +297,22 @@ def reported_cost_disagrees(config: MixinConfig, names: RuleNames) -> dict:
     )
 
 
+def approval_requested(config: MixinConfig, names: RuleNames) -> dict:
+    pending = metrics.APPROVAL_REQUESTS_PENDING + selector(config)
+    return _alert(
+        config,
+        "CostlineApprovalRequested",
+        # One alert per request, whichever processor reports it (several share one ledger): `max by` the request.
+        f"max {by('org', 'team', 'user', 'provider', 'model', 'approver')} ({pending}) > 0",
+        "{{ $labels.org }}/{{ $labels.team }} asks to use {{ $labels.provider }} {{ $labels.model }}.",
+        "A request for {{ $labels.provider }} {{ $labels.model }} (a model its rules allow on approval only) for "
+        "{{ $labels.org }}/{{ $labels.team }}{{ with $labels.user }}/{{ . }}{{ end }} waits for "
+        "{{ $labels.approver }}. Read the reason with `costline admin state --kind approval`, then `costline admin "
+        "approve` with an expiry or `deny` (docs/governance.md, Approvals).",
+        links.alert_dashboard_url(config, links.TEAM_DRILLDOWN_UID, "org", "team"),
+    )
+
+
 def processor_down(config: MixinConfig, names: RuleNames) -> dict:
     up = "up" + selector(config)
     return _alert(
@@ -365,6 +381,7 @@ def alert_rule_groups(config: MixinConfig) -> list[dict[str, object]]:
         policy_violation(config, names),
         calls_without_usage(config, names),
         reported_cost_disagrees(config, names),
+        approval_requested(config, names),
     ]
     spend.append(customer_over_budget(config, names))
     processor = [processor_down(config, names), spans_dropped(config, names)]

@@ -108,6 +108,7 @@ class MixinConfig:
             "CostlineUnattributedSpend": "1h",
             "CostlineSpansDropped": "5m",
             "CostlinePolicyViolation": "0m",
+            "CostlineApprovalRequested": "0m",
             "CostlineProcessorDown": "5m",
             "CostlineReconciliationDrift": "1h",
             "CostlineCustomerOverBudget": "5m",
@@ -128,6 +129,7 @@ class MixinConfig:
             "CostlineUnattributedSpend": "warning",
             "CostlineSpansDropped": "warning",
             "CostlinePolicyViolation": "warning",
+            "CostlineApprovalRequested": "warning",
             "CostlineProcessorDown": "critical",
             "CostlineReconciliationDrift": "warning",
             "CostlineCustomerOverBudget": "warning",
@@ -156,6 +158,16 @@ class MixinConfig:
     )
     """`org/team` -> the team's webhook. Alerts labelled with that org and team (its budgets, its users' and keys'
     budgets, its spend anomalies) go there; everything else goes to `alertmanager_default_webhook`."""
+
+    alertmanager_approver_webhooks: dict[str, str] = dataclasses.field(
+        default_factory=lambda: {
+            "org-admin:acme": "http://team-webhooks.example:8080/approvers/acme",
+            "team-admin:acme/search": "http://team-webhooks.example:8080/approvers/acme/search",
+        }
+    )
+    """Approver (`org-admin:<org>` decides a team's requests, `team-admin:<org>/<team>` a member's) -> its webhook.
+    `CostlineApprovalRequested` carries the `approver` label; a request whose approver has no webhook here goes to
+    `alertmanager_default_webhook`."""
 
     alertmanager_default_webhook: str = "http://team-webhooks.example:8080/finops"
     """Receiver of every alert no team route takes (org and project budgets, processor and unpriced alerts)."""
@@ -200,6 +212,12 @@ class MixinConfig:
                     f"budget_warning_ratios[{key!r}]: {ratio} must be above 0 and below "
                     f"budget_exceeded_ratio ({self.budget_exceeded_ratio})"
                 )
+        for approver in self.alertmanager_approver_webhooks:
+            kind, _, where = approver.partition(":")
+            if not (kind == "org-admin" and where and "/" not in where) and not (
+                    kind == "team-admin" and where.count("/") == 1 and all(where.split("/"))):
+                raise ValueError(f"alertmanager_approver_webhooks[{approver!r}]: key must be 'org-admin:<org>' or "
+                                 "'team-admin:<org>/<team>'")
         for team in self.alertmanager_team_webhooks:
             org, _, name = team.partition("/")
             if not org or not name or "/" in name:

@@ -12,6 +12,7 @@ REQUESTS = "costline_requests_total"  # label `outcome`: success, error
 UNPRICED_REQUESTS = "costline_unpriced_requests_total"
 TIME_TO_FIRST_TOKEN = "costline_time_to_first_token_seconds"  # histogram: _bucket, _sum, _count
 OWNERSHIP_CONFLICTS = "costline_ownership_conflicts_total"
+APPROVAL_REQUESTS_PENDING = "costline_approval_requests_pending"  # org, team, user, provider, model, approver
 POLICY_VIOLATIONS = "costline_policy_violations_total"  # labels org, team, model, rule: calls `models:` refuses
 CALLS_WITHOUT_USAGE = "costline_calls_without_usage_total"  # labels source, provider, model: cost unknown
 TOOL_CALLS = "costline_tool_calls_total"  # label `type`: web_search, code_execution (only where not 0)

@@ -12,6 +12,7 @@ service's work.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import queue
@@ -365,7 +366,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the processor's sub-commands to the `costline` parser (in the order `costline --help` lists them)."""
     for add in (_add_serve, _add_hash_token, _add_check_config, _add_usage, _add_runs, _add_reprice,
                 _add_cost_changes, _add_chargeback, _add_customers, _add_reconcile, _add_close_period, _add_export,
-                _add_budgets, _add_review):
+                _add_budgets, _add_review, _add_admin):
         add(subparsers)
 
 
@@ -737,3 +738,106 @@ def _export_flags(parser: argparse.ArgumentParser, from_help: str) -> None:
 def _ledger_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help=f"config file (prices, owners) {_env_help('config')}")
     parser.add_argument("--db", help=f"ledger URL (default {settings_module.DEFAULT_DB}) {_env_help('db')}")
+
+
+ADMIN_KINDS = ("org", "team", "project", "user", "key", "token")
+
+
+def _add_admin(subparsers: argparse._SubParsersAction) -> None:
+    admin = subparsers.add_parser(
+        "admin", help="delegated administration through the API: teams, projects, users, keys, tokens, budgets",
+        description="Create, change, rename and retire the org chart's objects through a running processor's API, "
+        "within the scope of your token (docs/governance.md). The token is read from the environment variable "
+        "named by --token-env (default COSTLINE_TOKEN), never from a flag.")
+    admin.add_argument("--url", default=os.environ.get("COSTLINE_URL", "http://127.0.0.1:9464"),
+                       help="the processor's --http listener (env COSTLINE_URL)")
+    admin.add_argument("--token-env", default="COSTLINE_TOKEN", help="variable holding your API token")
+    actions = admin.add_subparsers(dest="action", required=True, metavar="ACTION")
+    state = actions.add_parser("state", help="the objects in your scope, with their versions")
+    state.add_argument("--kind", choices=ADMIN_KINDS)
+    audit = actions.add_parser("audit", help="the administrative audit log in your scope (JSON)")
+    audit.add_argument("--object", help="one object's changes (team:search, key:<fingerprint>, ...)")
+    export = actions.add_parser("export", help="the merged state as a config file check-config accepts")
+    export.add_argument("-o", "--output", help="file to write (default: stdout)")
+    for action in ("create", "update", "rename", "retire"):
+        parser = actions.add_parser(action, help=f"{action} an object")
+        parser.add_argument("kind", choices=ADMIN_KINDS)
+        parser.add_argument("name", help="the object's name (a key's fingerprint will do)")
+        if action == "rename":
+            parser.add_argument("new_name")
+        if action != "create":
+            parser.add_argument("--version", type=int,
+                                help="the version you read (default: the current one, read just before)")
+        if action in ("create", "update"):
+            parser.add_argument("--org", help="a team's org")
+            parser.add_argument("--team", help="a user's team")
+            parser.add_argument("--user", help="a key's user, or the person a token belongs to")
+            parser.add_argument("--fingerprint", help="a key's fingerprint (`costline fingerprint KEY`)")
+            parser.add_argument("--budget", type=json.loads, help='JSON, e.g. \'{"monthly_usd": 100}\'')
+            parser.add_argument("--models", type=json.loads, help='JSON, e.g. \'{"openai": {"deny": ["o3*"]}}\'')
+            parser.add_argument("--role", help="a token's role (team-admin:acme/search, member:acme/search/bob, ...)")
+            parser.add_argument("--expires", help="a token's expiry (ISO datetime)")
+    for action, summary in (("request", "ask for a model a rule allows on approval, for a team or yourself"),
+                            ("approve", "approve a request until an expiry (an admin one level up)"),
+                            ("deny", "deny a request (an admin one level up)")):
+        parser = actions.add_parser(action, help=summary)
+        parser.add_argument("scope", help="<org>/<team> or <org>/<team>/<user>")
+        parser.add_argument("provider")
+        parser.add_argument("model", help="the model (or the rule's on_approval pattern)")
+        if action == "request":
+            parser.add_argument("--reason", required=True)
+        else:
+            parser.add_argument("--version", type=int, help="the request's version (default: the current one)")
+        if action == "approve":
+            parser.add_argument("--expires", required=True, help="ISO datetime; calls are refused again from then")
+    admin.set_defaults(func=_admin)
+
+
+def _admin(args: argparse.Namespace) -> int:
+    from costline.processor.governance.client import AdminClient, ClientError, new_token
+
+    client = AdminClient(args.url, os.environ.get(args.token_env))
+    try:
+        if args.action == "state":
+            print(json.dumps(client.state(args.kind), indent=2))
+        elif args.action == "audit":
+            print(json.dumps(client.audit(args.object), indent=2))
+        elif args.action in ("request", "approve", "deny"):
+            body = {"action": args.action, "scope": args.scope, "provider": args.provider, "model": args.model}
+            if args.action == "request":
+                body["reason"] = args.reason
+            if args.action == "approve":
+                body["expires"] = args.expires
+            version = None
+            if args.action != "request":
+                version = args.version if args.version is not None else client.approval_version(
+                    args.scope, args.provider, args.model)
+            print(json.dumps(client.change("approval", body, version), indent=2))
+        elif args.action == "export":
+            text = client.export()
+            if args.output:
+                Path(args.output).write_text(text, encoding="utf-8")
+            else:
+                sys.stdout.write(text)
+        else:
+            body: dict[str, Any] = {"action": args.action, "name": args.name}
+            if args.action == "rename":
+                body["new_name"] = args.new_name
+            token = None
+            if args.action in ("create", "update"):
+                for name in ("org", "team", "user", "fingerprint", "budget", "models", "role", "expires"):
+                    if getattr(args, name) is not None:
+                        body[name] = getattr(args, name)
+                if args.kind == "token" and args.action == "create":
+                    token, body["sha256"] = new_token()
+            version = None
+            if args.action != "create":
+                version = args.version if args.version is not None else client.version_of(args.kind, args.name)
+            result = client.change(args.kind, body, version)
+            print(json.dumps(result, indent=2))
+            if token is not None:
+                print(f"token (shown once; store it now): {token}", file=sys.stderr)
+    except ClientError as err:
+        print(f"costline admin {args.action}: {err}", file=sys.stderr)
+        return 1
+    return 0

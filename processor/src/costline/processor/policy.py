@@ -20,8 +20,9 @@ leaves the process.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from fnmatch import translate
 
 from costline.processor.config.core import ANY_PROVIDER, CostlineConfig, ModelRule
@@ -38,6 +39,9 @@ class LevelRule:
     deny: tuple[str, ...]
     _allow_re: re.Pattern[str] | None
     _deny_res: tuple[tuple[str, re.Pattern[str]], ...]
+    on_approval: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    """Patterns refused unless an approval covers the caller (`ModelPolicy.check` asks)."""
+    members_may_request: bool = False
 
     @classmethod
     def of(cls, level: str, provider: str, rule: ModelRule) -> LevelRule:
@@ -47,7 +51,9 @@ class LevelRule:
             allow_re = re.compile(r"(?!)")  # `allow: []` admits nothing
         deny = tuple(rule.deny)
         return cls(level, provider, allow, deny, allow_re,
-                   tuple((p, re.compile(translate(p), re.IGNORECASE)) for p in deny))
+                   tuple((p, re.compile(translate(p), re.IGNORECASE)) for p in deny),
+                   tuple((p, re.compile(translate(p), re.IGNORECASE)) for p in rule.on_approval),
+                   rule.members_may_request)
 
     def refuses(self, model: str) -> str | None:
         """The rule's name when it refuses `model`, else None."""
@@ -58,9 +64,16 @@ class LevelRule:
             return f"{self.level} {self.provider} allow"
         return None
 
-    def as_dict(self) -> dict:
+    def on_approval_pattern(self, model: str) -> str | None:
+        """The `on_approval` pattern `model` falls under, if any."""
+        return next((pattern for pattern, compiled in self.on_approval if compiled.match(model)), None)
+
+    def as_dict(self, approved: Callable[[LevelRule, str], bool] | None = None) -> dict:
+        """The rule as the guard reads it: an `on_approval` pattern not approved for the caller (`approved`) is a
+        `deny` there, so a guard of any release refuses it; an approved one is left out."""
+        waiting = [p for p, _ in self.on_approval if approved is None or not approved(self, p)]
         return {"level": self.level, "provider": self.provider,
-                "allow": list(self.allow) if self.allow is not None else None, "deny": list(self.deny)}
+                "allow": list(self.allow) if self.allow is not None else None, "deny": [*self.deny, *waiting]}
 
 
 def _rules(level: str, models: dict[str, ModelRule]) -> tuple[LevelRule, ...]:
@@ -89,6 +102,14 @@ class ModelPolicy:
             self._project[project.name] = _rules(f"project {project.name}", project.models)
         self.empty = not any(rules for table in (self._org, self._team, self._user, self._key, self._project)
                              for rules in table.values())
+        self._approvals = [(tuple(a.scope.split("/")), a.provider, a.model,
+                            a.expires if a.expires.tzinfo else a.expires.replace(tzinfo=timezone.utc))
+                           for a in config.approvals]
+
+    def approved(self, rule: LevelRule, pattern: str, owner: tuple[str, ...], at: datetime) -> bool:
+        """An approval of `rule`'s `on_approval` `pattern` covers `owner` (org, team, user) at `at`."""
+        return any(scope == owner[: len(scope)] and provider == rule.provider and model == pattern and at < expires
+                   for scope, provider, model, expires in self._approvals)
 
     def chain(self, org: str, team: str, user: str = "", key: str = "", project: str = "") -> list[LevelRule]:
         """Every rule that applies to an owner, from the org down, then the project's."""
@@ -101,11 +122,25 @@ class ModelPolicy:
             found.extend(self._project.get(project, ()))
         return found
 
-    def check(self, provider: str, model: str, chain: Iterable[LevelRule]) -> str | None:
-        """The first rule of `chain` that refuses `provider`/`model`, or None when every level admits it."""
+    def check(self, provider: str, model: str, chain: Iterable[LevelRule], *, owner: tuple[str, ...] = (),
+              at: datetime | None = None) -> str | None:
+        """The first rule of `chain` that refuses `provider`/`model`, or None when every level admits it. A model
+        `on_approval` is refused (`<level> <provider> on approval <pattern>`) unless an approval covers `owner` at
+        `at`."""
+        return self.judge(provider, model, chain, owner=owner, at=at)[0]
+
+    def judge(self, provider: str, model: str, chain: Iterable[LevelRule], *, owner: tuple[str, ...] = (),
+              at: datetime | None = None) -> tuple[str | None, str | None]:
+        """(the refusing rule or None, the approval that let the call through or None)."""
+        approved_by = None
         for rule in chain:
             if rule.provider in (provider, ANY_PROVIDER):
                 refused = rule.refuses(model)
                 if refused is not None:
-                    return refused
-        return None
+                    return refused, None
+                pattern = rule.on_approval_pattern(model)
+                if pattern is not None:
+                    if at is None or not self.approved(rule, pattern, owner, at):
+                        return f"{rule.level} {rule.provider} on approval {pattern}", None
+                    approved_by = f"{rule.level} {rule.provider} on approval {pattern}"
+        return None, approved_by

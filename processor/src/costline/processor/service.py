@@ -23,6 +23,7 @@ from costline.processor.clock import Clock, system_clock
 from costline.processor.config.settings import Settings
 from costline.processor.http.api import AdminApi, ApiError, Unavailable
 from costline.processor.model import BASE_OWNER_LABELS, CALL_LABELS, GROUP_BY, OPTIONAL_OWNER_LABELS
+from costline.processor.refresher import Refresher
 from costline.processor.units import NS_PER_S
 
 if TYPE_CHECKING:
@@ -36,6 +37,8 @@ log = logging.getLogger("costline.processor")
 
 LEDGER_OPEN_BACKOFF_S = (0.5, 30.0)
 """First and longest wait between attempts to open the ledger at start (doubling, with jitter)."""
+ADMIN_REFRESH_S = 2.0
+"""How often a processor looks for administrative changes another processor stored (one `max(id)` query)."""
 READINESS_CHECK_INTERVAL_S = 2.0
 """`/readyz` asks the ledger at most this often; probes in between get the last answer."""
 
@@ -112,6 +115,8 @@ class Service:
         self.reconcile: Any = None
         self.exports: Any = None
         self.review: Any = None
+        self.administration: Any = None
+        self.admin_refresher: Any = None
         self._reload_lock = threading.Lock()
         self._stopping = threading.Event()
         self._ledger_ready: Callable[[], bool] | None = None
@@ -157,7 +162,19 @@ class Service:
             self.forwarder = Forwarder(s.forward_otlp, max_queue_spans=s.forward_queue_spans).start()
             self.registry.register(self.forwarder)
         ledger = self._open_ledger()
-        self.pipeline = assemble_pipeline(config, ledger, clock=self.clock, forwarder=self.forwarder)
+        # The YAML file is the baseline; the admin API's changes, stored in the ledger, are laid over it
+        # (`governance.overlay`): the pipeline and the API's tokens run on the merged config.
+        self.administration = open_administration(config, ledger, clock=self.clock)
+        merged = self.administration.merged()
+        self.access.update(merged.config.api, merged.refused_tokens)
+        self.pipeline = assemble_pipeline(merged.config, ledger, clock=self.clock, forwarder=self.forwarder)
+        self.administration.on_change(self._merged_changed)
+        # Another processor's change reaches this one on this loop (its own apply at once).
+        self.admin_refresher = Refresher(self.administration.tick, "costline-admin",
+                                         interval_s=ADMIN_REFRESH_S).start()
+        from costline.processor.metrics.approvals import ApprovalCollector
+
+        self.registry.register(ApprovalCollector(lambda: self.administration, self.clock))
         self.registry.register(self.pipeline.collector)
         self.registry.register(self.pipeline.outcome_counter)
         self.registry.register(self.pipeline.policy_violations)
@@ -244,6 +261,11 @@ class Service:
                 raise StartCancelled("stopped while waiting for the ledger") from None
             raise
 
+    def _merged_changed(self, merged: Any) -> None:
+        """A new merged config (a change here or in another processor, a reloaded baseline): swap it in."""
+        self.pipeline.reload(merged.config)
+        self.access.update(merged.config.api, merged.refused_tokens)
+
     @property
     def ready(self) -> bool:
         """The ledger is open and (checked at most every few seconds) answering."""
@@ -259,9 +281,10 @@ class Service:
                 config = load_config(path) if path is not None else None
             except ConfigError as err:
                 raise ApiError(f"config not reloaded: {err}") from None
-            self.pipeline.reload(config)
             if config is not None:
-                self.access.update(config.api)
+                self.administration.set_baseline(config)  # the API's changes laid over it again: none dropped
+            else:
+                self.pipeline.reload(None)
         detail = f"reloaded {path}" if path is not None else "reloaded prices (no config file)"
         log.info(detail)
         return detail
@@ -284,6 +307,8 @@ class Service:
             self.exports.stop()
         if self.review is not None:
             self.review.stop()
+        if self.admin_refresher is not None:
+            self.admin_refresher.stop()
         if self.pipeline is not None:
             self.pipeline.close()
         if self.admin is not None:
@@ -384,6 +409,53 @@ class _Backend:
         with _ledger_errors():
             return policy_document(pipeline.hierarchy, pipeline.policy, pipeline.budgets, pipeline.pricer,
                                    fingerprint, declared, models, now_ns=int(self.clock().timestamp() * NS_PER_S))
+
+
+    # -- delegated administration ------------------------------------------------------------------------------
+
+    def _administration(self) -> Any:
+        if self._service.administration is None:
+            raise Unavailable("not ready: the ledger is not open yet")
+        return self._service.administration
+
+    def admin_change(self, name: str, role: str, kind: str, body: Mapping[str, Any], if_match: str | None
+                     ) -> dict[str, Any]:
+        from costline.processor.governance.changes import Actor
+        from costline.processor.governance.scope import Role
+
+        with _ledger_errors():
+            return self._administration().change(Actor(name, Role.parse(role)), kind, body, if_match)
+
+    def admin_state(self) -> Mapping[str, Any]:
+        from costline.processor.governance.changes import describe
+
+        with _ledger_errors():
+            administration = self._administration()
+            administration.refresh()
+            return describe(administration.merged())
+
+    def admin_audit(self) -> list[dict[str, Any]]:
+        from costline.processor.governance.changes import audit_rows
+
+        with _ledger_errors():
+            administration = self._administration()
+            administration.refresh()
+            return audit_rows(administration.rows())
+
+    def admin_export(self) -> str:
+        from costline.processor.governance.export import export_yaml
+
+        with _ledger_errors():
+            administration = self._administration()
+            administration.refresh()
+            return export_yaml(administration.merged().config)
+
+
+def open_administration(config: CostlineConfig, ledger: Ledger, *, clock: Clock) -> Any:
+    """The overlay of the API's changes stored in `ledger` on the baseline `config` (`governance.changes`)."""
+    from costline.processor.governance.changes import Administration
+
+    return Administration(config, ledger.admin, clock=clock)
 
 
 @contextmanager

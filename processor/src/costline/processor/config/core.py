@@ -222,6 +222,11 @@ class ModelRule(Strict):
 
     allow: list[ModelGlob] | None = None
     deny: list[ModelGlob] = Field(default_factory=list)
+    on_approval: list[ModelGlob] = Field(default_factory=list)
+    """Models refused unless an approval (`approvals:`, made through the admin API) covers the caller: a frontier
+    model a team asks for with a reason, and an admin one level up allows for a while (docs/governance.md)."""
+    members_may_request: bool = False
+    """Members may request the `on_approval` models for themselves (else team admins request for their team)."""
 
 
 ANY_PROVIDER = "*"
@@ -499,7 +504,12 @@ class ReconcileConfig(Strict):
         return value
 # --- who may ask the API (`auth.py` checks requests against this) -------------------------------------------------
 _TOKEN_HASH = re.compile(r"^sha256:[0-9a-f]{64}$")
-_ROLE = re.compile(r"^(admin|finance|guard|metrics|team:[^/\s]+/[^/\s]+)$")
+_SEG = r"[^/\s:]+"
+_ROLE = re.compile(rf"^(admin|system-admin|finance|guard|metrics|org-admin:{_SEG}|(team|team-admin):{_SEG}/{_SEG}"
+                   rf"|member:{_SEG}/{_SEG}/{_SEG})$")
+ROLE_RULE = ("must be system-admin (or admin), finance, guard, metrics, org-admin:<org>, team-admin:<org>/<team>, "
+             "member:<org>/<team>/<user> or team:<org>/<team> (a team's read-only token)")
+"""The roles of `docs/governance.md` (what each may do is `http/auth.py`'s table)."""
 
 
 class ApiToken(Strict):
@@ -508,9 +518,12 @@ class ApiToken(Strict):
     name: Annotated[str, matching(NAME, f"must be {NAME_RULE}")]
     sha256: Annotated[str, matching(_TOKEN_HASH, "must be 'sha256:' and 64 lowercase hex characters (`costline "
                                                  "hash-token` prints it); the token itself never goes in the config")]
-    role: Annotated[str, matching(_ROLE, "must be admin, finance, guard, metrics or team:<org>/<team>")]
+    role: Annotated[str, matching(_ROLE, ROLE_RULE)]
     expires: datetime | None = None
     """After this instant the token is refused (401). A naive value is UTC."""
+    user: str | None = None
+    """The person the token belongs to (a user under `orgs`): once that user is retired the token is refused (403
+    naming the user). A `member:` role's user is its own."""
 
 
 class ApiConfig(Strict):
@@ -519,6 +532,22 @@ class ApiConfig(Strict):
     metrics_token_required: bool = False
     """`/metrics` also asks for a token, of role `metrics` (or `admin`); Prometheus sends it with `authorization` in
     its scrape config. Team and guard tokens are refused: the series carry every team's spend."""
+
+
+class Approval(Strict):
+    """A time-boxed yes to one `on_approval` pattern of one rule, for one team or user (made through the admin API,
+    `governance/`; exported with the rest of the merged state)."""
+
+    scope: Annotated[str, matching(re.compile(r"^[^/\s]+/[^/\s]+(/[^/\s]+)?$"), "must be <org>/<team> or "
+                                                                             "<org>/<team>/<user>")]
+    provider: str
+    """The rule's provider key (`openai`, ..., `*`)."""
+    model: ModelGlob
+    """The rule's `on_approval` pattern it approves."""
+    expires: datetime
+    """Calls starting at or after this instant are refused again. A naive value is UTC."""
+    reason: str = ""
+    approved_by: str = ""
 
 
 class CostlineConfig(Strict):
@@ -540,6 +569,8 @@ class CostlineConfig(Strict):
     runs: RunsConfig = Field(default_factory=RunsConfig)
     fleets: list[Fleet] = Field(default_factory=list)
     """Self-hosted fleets: their models are fleet-priced, their cost allocated by consumption (`config/chargeback.py`)."""
+    approvals: list[Approval] = Field(default_factory=list)
+    """Approved `on_approval` models (`governance/`: requested, approved and expiring through the admin API)."""
 
     @field_validator("timezone")
     @classmethod
@@ -672,15 +703,23 @@ def _check_api(errors: list[str], config: CostlineConfig) -> None:
     tokens = config.api.tokens
     _duplicates(errors, "api.tokens", [t.name for t in tokens])
     hashes: dict[str, int] = {}
+    orgs = {org.name for org in config.orgs}
     teams = {(org.name, team.name) for org in config.orgs for team in org.teams}
+    users = {(org.name, team.name, user.name) for org in config.orgs for team in org.teams for user in team.users}
     for i, token in enumerate(tokens):
         if token.sha256 in hashes:
             errors.append(f"api.tokens[{i}].sha256: the same token as api.tokens[{hashes[token.sha256]}]")
         hashes.setdefault(token.sha256, i)
-        if token.role.startswith("team:"):
-            org, _, team = token.role.removeprefix("team:").partition("/")
-            if (org, team) not in teams:
-                errors.append(f"api.tokens[{i}].role: no team {team!r} in org {org!r} in this config")
+        kind, _, path = token.role.partition(":")
+        parts = tuple(path.split("/")) if path else ()
+        if kind == "org-admin" and parts[0] not in orgs:
+            errors.append(f"api.tokens[{i}].role: no org {parts[0]!r} in this config")
+        elif kind in ("team", "team-admin") and parts not in teams:
+            errors.append(f"api.tokens[{i}].role: no team {parts[1]!r} in org {parts[0]!r} in this config")
+        elif kind == "member" and parts not in users:
+            errors.append(f"api.tokens[{i}].role: no user {parts[2]!r} in team {parts[0]}/{parts[1]} in this config")
+        if token.user is not None and token.user not in {u for _, _, u in users}:
+            errors.append(f"api.tokens[{i}].user: no user {token.user!r} in this config")
 
 
 def _chargeback_teams(errors: list[str], config: CostlineConfig) -> None:

@@ -14,11 +14,14 @@
 | `GET /api/v1/customers?period=2026-11&customer=&format=json\\|table` | the month's cost, revenue and margin per customer (docs/chargeback.md); not for team tokens |
 | `POST /api/v1/reload` | re-read the config and prices; 400 naming the key and the rule when the new config is invalid |
 | `GET /api/v1/policy?key=<fingerprint>&org=&team=&project=&user=&customer=&feature=&models=` | the caller's model rules, effective remaining budget and rates, for the guard (`policy_api.py`) |
+| `POST /api/v1/admin/{orgs,teams,projects,users,keys,tokens}` | one administrative change (`governance.changes`); `If-Match` the version read |
+| `GET /api/v1/admin/state?kind=`, `GET /api/v1/admin/audit?object=` | the objects, and the audit log, in the token's scope |
+| `GET /api/v1/admin/export` | the merged state as a config file (YAML) |
 
-Who may ask which route is `auth.py`'s: each route names the permission it needs, and the router asks `Access` before
-running it. A team token reads its own team's rows only (`org`/`team` filters, forced for it); `usage`, `budgets`
-and `runs` take the same filters for other roles. A team token asking for another team is refused (403); asking for
-one run reads that run's rows of its own team only, so another team's run is a 404 like a run never billed.
+Who may ask which route is `auth.py`'s: `auth.ROUTES` names the permission of each route, and the router asks
+`Access` before running it. A scoped token reads its own scope's rows only (`org`/`team`/`user` filters, forced for
+it; asking outside it is a 403 naming the scope); `usage`, `budgets` and `runs` take the same filters for other roles; asking for one run reads that run's rows
+of its own scope only, so another team's run is a 404 like a run never billed.
 
 Usage (and cost-change) parsing and rendering live here as functions so `costline usage` (`costline cost-changes`)
 gives byte-for-byte the same CSV as the API.
@@ -46,6 +49,7 @@ from prometheus_client import CollectorRegistry
 from costline.processor.clock import Clock
 from costline.processor.config.core import ApiConfig
 from costline.processor.formats import CSV_TYPE, JSON_TYPE, csv_text, json_default, json_value
+from costline.processor.governance.changes import AdminError
 from costline.processor.http import auth
 from costline.processor.http.server import BadBody, BodyTooLarge, Request, Response
 from costline.processor.metrics.exposition import encoder_for, generate_chunks, generate_text
@@ -122,6 +126,25 @@ class Backend(Protocol):
     def policy(self, fingerprint: str | None, declared: Mapping[str, str], models: Sequence[str]
                ) -> Mapping[str, Any]:
         """The guard's view of one caller (`policy_api.policy_document`)."""
+        ...
+
+    def admin_change(self, name: str, role: str, kind: str, body: Mapping[str, Any], if_match: str | None
+                     ) -> dict[str, Any]:
+        """One administrative change by the token `name` of `role` (`governance.changes.Administration.change`);
+        raises `AdminError` with its status when refused."""
+        ...
+
+    def admin_state(self) -> Mapping[str, Any]:
+        """`{objects: [{object, kind, name, path, version, ...}], conflicts: [...]}` of the merged state."""
+        ...
+
+    def admin_audit(self) -> list[dict[str, Any]]:
+        """Every administrative change, oldest first: `{id, object, version, path, action, actor, at, before,
+        after}`."""
+        ...
+
+    def admin_export(self) -> str:
+        """The merged state as a config file (`governance.export`)."""
         ...
 
 
@@ -311,8 +334,8 @@ def _json(status: int, document: Any) -> Response:
 
 
 RUN_PREFIX = "/api/v1/runs/"
-OWNER_FILTERS = ("org", "team")
-"""Query parameters that narrow usage and budgets to one owner (forced to its own team for a team token)."""
+OWNER_FILTERS = ("org", "team", "user")
+"""Query parameters that narrow usage and budgets to one owner (forced to its own scope for a scoped token)."""
 
 
 def _next_link(request: Request, token: str | None) -> list[tuple[str, str]]:
@@ -335,25 +358,31 @@ class AdminApi:
         self._allowed_group_by = tuple(allowed_group_by)
         self._clock = clock
         self.access = access or auth.Access(ApiConfig(), clock)
-        self._routes: dict[tuple[str, str], tuple[Callable[[Request, auth.Principal], Response], str]] = {
-            ("GET", "/metrics"): (self._metrics, auth.METRICS),
-            ("GET", "/healthz"): (lambda _r, _p: Response.text(HTTPStatus.OK, "ok\n"), auth.OPEN),
-            ("GET", "/readyz"): (self._readyz, auth.OPEN),
-            ("GET", "/api/v1/budgets"): (self._budgets, auth.READ),
-            ("GET", "/api/v1/usage"): (self._usage, auth.READ),
-            ("GET", "/api/v1/chargeback"): (self._chargeback, auth.READ),
-            ("GET", "/api/v1/customers"): (self._customers, auth.READ),
-            ("GET", "/api/v1/cost-changes"): (self._cost_changes, auth.READ),
-            ("GET", "/api/v1/runs"): (self._runs, auth.READ),
-            ("POST", "/api/v1/reload"): (self._reload, auth.WRITE),
-            ("GET", "/api/v1/policy"): (self._policy, auth.POLICY),
+        handlers: dict[tuple[str, str], Callable[[Request, auth.Principal], Response]] = {
+            ("GET", "/metrics"): self._metrics,
+            ("GET", "/healthz"): lambda _r, _p: Response.text(HTTPStatus.OK, "ok\n"),
+            ("GET", "/readyz"): self._readyz,
+            ("GET", "/api/v1/budgets"): self._budgets,
+            ("GET", "/api/v1/usage"): self._usage,
+            ("GET", "/api/v1/runs"): self._runs,
+            ("GET", "/api/v1/chargeback"): self._chargeback,
+            ("GET", "/api/v1/customers"): self._customers,
+            ("GET", "/api/v1/cost-changes"): self._cost_changes,
+            ("POST", "/api/v1/reload"): self._reload,
+            ("GET", "/api/v1/policy"): self._policy,
+            ("GET", "/api/v1/admin/state"): self._admin_state,
+            ("GET", "/api/v1/admin/audit"): self._admin_audit,
+            ("GET", "/api/v1/admin/export"): self._admin_export,
+            **{("POST", f"/api/v1/admin/{kind}"): self._admin_change for kind in auth.ADMIN_KINDS},
         }
+        # Each route's permission is `auth.ROUTES`'s, the one table: a route missing there is a bug at start.
+        self._routes = {route: (handler, auth.ROUTES[route]) for route, handler in handlers.items()}
 
     def __call__(self, request: Request) -> Response:
         method = "GET" if request.method == "HEAD" else request.method
         route = self._routes.get((method, request.path))
         if route is None and request.path.startswith(RUN_PREFIX):  # one run: /api/v1/runs/<kind>/<id>
-            route = (self._run, auth.READ) if method == "GET" else None
+            route = (self._run, auth.ROUTES[("GET", auth.RUN_ROUTE)]) if method == "GET" else None
             if route is None:
                 return Response.text(HTTPStatus.METHOD_NOT_ALLOWED, "method not allowed\n", [("Allow", "GET")])
         if route is None:
@@ -370,6 +399,8 @@ class AdminApi:
             return handler(request, principal)
         except Forbidden as err:
             return _json(HTTPStatus.FORBIDDEN, {"error": str(err)})
+        except AdminError as err:
+            return _json(err.status, {"error": str(err)})
         except ApiError as err:
             return _json(HTTPStatus.BAD_REQUEST, {"error": str(err)})
         except Unavailable as err:
@@ -378,15 +409,18 @@ class AdminApi:
 
     @staticmethod
     def _owner_filter(request: Request, principal: auth.Principal) -> dict[str, str]:
-        """`{org, team}` values rows must have: what the query asks for, and for a team token its own team (a
-        request for another team is refused, not answered empty)."""
+        """`{org, team, user}` values rows must have: what the query asks for, and for a scoped token its own scope
+        (a request for an owner outside it is refused, naming the scope, not answered empty)."""
         wanted = {name: value for name in OWNER_FILTERS if (value := request.param(name))}
-        if principal.team is None:
+        role = principal.parsed
+        if role.reads_everything or not role.scope:
             return wanted
-        org, team = principal.team
-        if wanted.get("org", org) != org or wanted.get("team", team) != team:
-            raise Forbidden(f"a token of team {org}/{team} may read that team only")
-        return {"org": org, "team": team}
+        forced = dict(zip(OWNER_FILTERS, role.scope, strict=False))
+        for name, value in forced.items():
+            if wanted.get(name, value) != value:
+                raise Forbidden(f"scope {name} {wanted[name]} is not within this token's scope "
+                                f"({role.describe_scope()})")
+        return {**wanted, **forced}
 
     def _metrics(self, request: Request, _: auth.Principal) -> Response:
         # Plain text through our own writer (same bytes as generate_latest, several times faster at many series),
@@ -470,8 +504,7 @@ class AdminApi:
         return Response(HTTPStatus.OK, body, content_type)
 
     def _cost_changes(self, request: Request, principal: auth.Principal) -> Response:
-        if principal.team is not None:  # the audit trail names no owner: it cannot be narrowed to one team
-            raise Forbidden("the cost changes are for the admin and finance roles")
+        # The audit trail names no owner, so it cannot be narrowed to a scope: `auth.AUDIT` is unscoped readers'.
         query = parse_usage_query(request.param, (), self._clock, pages=self._pages, default_group_by=())
         rows = self._backend.cost_changes(query.start, query.end, limit=query.limit + 1, offset=query.offset)
         token = self._pages.issue(query, query.limit) if len(rows) > query.limit else None
@@ -481,13 +514,20 @@ class AdminApi:
     def _chargeback(self, request: Request, principal: auth.Principal) -> Response:
         fmt = (request.param("format") or "json").lower()
         team = request.param("team")
-        if principal.team is not None:  # a team token gets its own team's page, never the others' lines
+        role = principal.parsed
+        if len(role.scope) == 1:  # an org admin reads one of its teams' pages, never the others' lines
+            org, _, name = (team or "").rpartition("/")
+            if not team or (org or role.scope[0]) != role.scope[0]:
+                raise Forbidden(f"scope {'team ' + team if team else 'every team'} is not within this token's "
+                                f"scope ({role.describe_scope()}): ask for team=<team> of org {role.scope[0]}")
+            team = f"{role.scope[0]}/{name}"
+        elif principal.team is not None:  # a team token gets its own team's page, never the others' lines
             own = "/".join(principal.team)
             if team not in (None, own, principal.team[1]):
-                raise Forbidden(f"a token of team {own} may read that team only")
+                raise Forbidden(f"scope team {team} is not within this token's scope ({role.describe_scope()})")
             team = own
         content_type, body, token = self._backend.chargeback(
-            request.param("period"), team, fmt, private=principal.team is not None, limit=request.param("limit"),
+            request.param("period"), team, fmt, private=bool(role.scope), limit=request.param("limit"),
             page_token=request.param("page_token"))
         return Response(HTTPStatus.OK, body, content_type, _next_link(request, token))
 
@@ -510,3 +550,49 @@ class AdminApi:
                     if (value := request.param(name))}
         models = [m for m in (request.param("models") or "").split(",") if m]
         return _json(HTTPStatus.OK, self._backend.policy(request.param("key"), declared, models))
+
+    # -- delegated administration (`governance/`; docs/governance.md) ----------------------------------------------
+
+    def _admin_change(self, request: Request, principal: auth.Principal) -> Response:
+        kind = request.path.rsplit("/", 1)[1].removesuffix("s")
+        try:
+            raw = request.read_body(ADMIN_BODY_BYTES)
+        except BodyTooLarge:
+            raise ApiError(f"the body is over {ADMIN_BODY_BYTES} bytes") from None
+        except BadBody:
+            raise ApiError("the body could not be read") from None
+        try:
+            body = json.loads(raw or b"null")
+        except ValueError:
+            raise ApiError("the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise ApiError("the body must be a JSON object")
+        result = self._backend.admin_change(principal.name, principal.role, kind, body, request.header("If-Match"))
+        status = HTTPStatus.CREATED if result["action"] in ("create", "request") else HTTPStatus.OK
+        response = _json(status, result)
+        response.headers.append(("ETag", f'"{result["version"]}"'))
+        return response
+
+    def _admin_state(self, request: Request, principal: auth.Principal) -> Response:
+        role = principal.parsed
+        document = self._backend.admin_state()
+        wanted = request.param("kind")
+        objects = [o for o in document["objects"] if role.holds(tuple(o["path"])) and wanted in (None, o["kind"])]
+        answer: dict[str, Any] = {"objects": objects}
+        if role.reads_everything:
+            answer["conflicts"] = document["conflicts"]
+        return _json(HTTPStatus.OK, answer)
+
+    def _admin_audit(self, request: Request, principal: auth.Principal) -> Response:
+        role = principal.parsed
+        wanted = request.param("object")
+        rows = [row for row in self._backend.admin_audit()
+                if role.holds(tuple(p for p in row["path"].split("/") if p)) and wanted in (None, row["object"])]
+        return _json(HTTPStatus.OK, {"changes": rows})
+
+    def _admin_export(self, _: Request, __: auth.Principal) -> Response:
+        return Response(HTTPStatus.OK, self._backend.admin_export().encode(), "application/yaml")
+
+
+ADMIN_BODY_BYTES = 64 * 1024
+"""Largest administrative change read: an object's fields and model rules are a few hundred bytes."""

@@ -1,19 +1,26 @@
-"""Who may ask the `--http` API: bearer tokens from `api.tokens` in the config, each with one role.
+"""Who may ask the `--http` API: bearer tokens from `api.tokens` in the config (and those made through the admin
+API, `governance/`), each with one role and, for most roles, a scope.
 
-| role | may |
-|---|---|
-| `admin` | everything: read, `POST /api/v1/reload`, the policy endpoint |
-| `finance` | read everything (usage, runs, budgets, the re-rating audit trail) |
-| `team:<org>/<team>` | read that team's usage, runs and budgets only: other teams' rows are absent, not hidden; not the audit trail |
-| `guard` | `GET /api/v1/policy` only (the in-process guard of the instrumentation) |
-| `metrics` | `GET /metrics` only (Prometheus' scrape credentials when `api.metrics_token_required`) |
+| role | scope | may |
+|---|---|---|
+| `system-admin` (earlier `admin`) | everything | every route; every administrative change |
+| `org-admin:<org>` | the org | read its usage, runs, budgets, chargeback pages and audit log; create, rename and retire its teams, their users, keys and tokens; set their budgets and model rules |
+| `team-admin:<org>/<team>` | the team | read the team's usage, runs, budgets, chargeback page and audit log; manage its users, keys and member tokens |
+| `member:<org>/<team>/<user>` | the user | read their own usage, runs, budgets and objects; register and retire their own keys |
+| `finance` | everything, read-only | read everything: usage, runs, budgets, chargeback, customers, the re-rating and administrative audit logs |
+| `guard` | — | `GET /api/v1/policy` only (the in-process guard of the instrumentation) |
+| `metrics` | — | `GET /metrics` only (Prometheus' scrape credentials when `api.metrics_token_required`) |
+| `team:<org>/<team>` (earlier) | the team, read-only | read that team's usage, runs, budgets, chargeback page and objects |
 
-Tokens are stored as `sha256:<hex>` of the token (`costline hash-token` prints it), so the config file holds no
-secret. A missing, unknown or expired token is a 401, a token whose role does not allow the route a 403; neither
-carries data. With no tokens configured the API answers loopback clients only (403 to anyone else) and
-`costline serve` warns at start when it listens beyond loopback. `/healthz` and `/readyz` are always open, and
-`/metrics` is open unless `api.metrics_token_required`; then it takes a `metrics` or `admin` token only: the series
-carry every team's spend, so a team token (or the guard's) that could scrape them would read past its team.
+`ROUTES` below is the one table of which route takes which permission, and `PERMISSIONS` which roles hold it
+(docs/governance.md prints both; a test asks every route with every role). A role that may not use a route is a 403
+naming the role and the route; a request for an owner outside the token's scope is a 403 naming that scope (never an
+empty answer). Tokens are stored as `sha256:<hex>` of the token (`costline hash-token` prints it), so the config
+file holds no secret. A missing, unknown or expired token is a 401; the token of a retired user (team, org) a 403
+naming it. With no tokens configured the API answers loopback clients only (as a system admin; 403 to anyone else)
+and `costline serve` warns at start when it listens beyond loopback. `/healthz` and `/readyz` are always open, and
+`/metrics` is open unless `api.metrics_token_required`: the series carry every team's spend, so a team token (or the
+guard's) that could scrape them would read past its team.
 
 The OTLP receivers take one shared token (`--token`), checked by `BearerAuth`; both read the header with the one
 parser here, `bearer_token`.
@@ -25,18 +32,20 @@ import hashlib
 import hmac
 import ipaddress
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timezone
 from http import HTTPStatus
 
 from costline.processor.clock import Clock
 from costline.processor.config.core import ApiConfig, ApiToken
+from costline.processor.governance import scope
 from costline.processor.http.server import Request, Response
 
-ADMIN = "admin"
-FINANCE = "finance"
-GUARD = "guard"
-SCRAPER = "metrics"
+ADMIN = scope.SYSTEM_ADMIN
+FINANCE = scope.FINANCE
+GUARD = scope.GUARD
+SCRAPER = scope.METRICS
 """The role of Prometheus' token: `/metrics` and nothing else (`METRICS` below is the permission it grants)."""
 TEAM_ROLE_PREFIX = "team:"
 
@@ -44,16 +53,60 @@ TEAM_ROLE_PREFIX = "team:"
 OPEN = "open"
 METRICS = "metrics"
 READ = "read"
+"""Usage and budgets, narrowed to the token's scope."""
+CHARGEBACK = "chargeback"
+"""A team's statement page (every team's for system admins and finance)."""
+AUDIT = "audit"
+"""The re-rating audit trail, which names no owner: unscoped readers only."""
 WRITE = "write"
 POLICY = "policy"
+ADMIN_READ = "admin-read"
+"""The org chart's objects and the administrative audit log, narrowed to the token's scope."""
+ADMIN_WRITE = "admin-write"
+"""Administrative changes, each within the token's scope (`governance.scope.Role.may_change`)."""
+EXPORT = "export"
+"""The merged state as a config file: it holds every token's hash and every budget."""
+CUSTOMERS = "customers"
+"""Every customer's cost, revenue and margin: they cross every team, so unscoped readers only."""
 
-_ALLOWED: dict[str, frozenset[str]] = {
+_SCOPED_READERS = frozenset({scope.ORG_ADMIN, scope.TEAM_ADMIN, scope.MEMBER, scope.TEAM_VIEWER})
+PERMISSIONS: dict[str, frozenset[str]] = {
     METRICS: frozenset({ADMIN, SCRAPER}),
-    READ: frozenset({ADMIN, FINANCE, TEAM_ROLE_PREFIX}),
+    READ: frozenset({ADMIN, FINANCE}) | _SCOPED_READERS,
+    CHARGEBACK: frozenset({ADMIN, FINANCE, scope.ORG_ADMIN, scope.TEAM_ADMIN, scope.TEAM_VIEWER}),
+    AUDIT: frozenset({ADMIN, FINANCE}),
     WRITE: frozenset({ADMIN}),
     POLICY: frozenset({ADMIN, GUARD}),
+    ADMIN_READ: frozenset({ADMIN, FINANCE}) | _SCOPED_READERS,
+    ADMIN_WRITE: frozenset({ADMIN, scope.ORG_ADMIN, scope.TEAM_ADMIN, scope.MEMBER}),
+    EXPORT: frozenset({ADMIN}),
+    CUSTOMERS: frozenset({ADMIN, FINANCE}),
 }
-"""Permission -> roles (every `team:` role is `TEAM_ROLE_PREFIX` here)."""
+"""Permission -> the role kinds that hold it (`governance.scope`)."""
+
+ADMIN_KINDS = ("orgs", "teams", "projects", "users", "keys", "tokens", "approvals")
+"""`POST /api/v1/admin/<kind>`: the objects the admin API changes."""
+RUN_ROUTE = "/api/v1/runs/<kind>/<id>"
+"""One run's cost (`runs_api.py`): a path with parameters, matched by its prefix."""
+ROUTES: dict[tuple[str, str], str] = {
+    ("GET", "/metrics"): METRICS,
+    ("GET", "/healthz"): OPEN,
+    ("GET", "/readyz"): OPEN,
+    ("GET", "/api/v1/budgets"): READ,
+    ("GET", "/api/v1/usage"): READ,
+    ("GET", "/api/v1/runs"): READ,
+    ("GET", RUN_ROUTE): READ,
+    ("GET", "/api/v1/chargeback"): CHARGEBACK,
+    ("GET", "/api/v1/customers"): CUSTOMERS,
+    ("GET", "/api/v1/cost-changes"): AUDIT,
+    ("POST", "/api/v1/reload"): WRITE,
+    ("GET", "/api/v1/policy"): POLICY,
+    ("GET", "/api/v1/admin/state"): ADMIN_READ,
+    ("GET", "/api/v1/admin/audit"): ADMIN_READ,
+    ("GET", "/api/v1/admin/export"): EXPORT,
+    **{("POST", f"/api/v1/admin/{kind}"): ADMIN_WRITE for kind in ADMIN_KINDS},
+}
+"""Every route of the `--http` listener and the permission it takes: the one table (docs/governance.md)."""
 
 
 BEARER = "bearer"
@@ -104,18 +157,19 @@ class Principal:
     role: str
 
     @property
+    def parsed(self) -> scope.Role:
+        return scope.Role.parse(self.role) if self.role else scope.Role("")
+
+    @property
     def team(self) -> tuple[str, str] | None:
-        """(org, team) of a team token, else None (sees every team)."""
-        if not self.role.startswith(TEAM_ROLE_PREFIX):
-            return None
-        org, _, team = self.role.removeprefix(TEAM_ROLE_PREFIX).partition("/")
-        return org, team
+        """(org, team) of a token scoped to one team or below, else None."""
+        path = self.parsed.scope
+        return (path[0], path[1]) if len(path) >= 2 else None
 
     def may(self, permission: str) -> bool:
         if permission == OPEN:
             return True
-        role = TEAM_ROLE_PREFIX if self.team is not None else self.role
-        return role in _ALLOWED[permission]
+        return bool(self.role) and self.parsed.kind in PERMISSIONS[permission]
 
 
 LOCAL = Principal("loopback", ADMIN)
@@ -149,8 +203,10 @@ class Access:
         self._clock = clock
         self.update(api)
 
-    def update(self, api: ApiConfig) -> None:
+    def update(self, api: ApiConfig, refused: Mapping[str, str] | None = None) -> None:
+        """`refused`: `sha256:...` of tokens whose user, team or org is retired -> the reason (403)."""
         self._tokens: dict[str, ApiToken] = {t.sha256: t for t in api.tokens}
+        self._refused = dict(refused or {})
         self._metrics_protected = api.metrics_token_required
 
     @property
@@ -170,7 +226,10 @@ class Access:
         token = bearer_token(request.header("Authorization"))
         if token is None:
             return _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
-        entry = self._tokens.get(hash_token(token))
+        digest = hash_token(token)
+        entry = self._tokens.get(digest)
+        if entry is None and digest in self._refused:
+            return _error(HTTPStatus.FORBIDDEN, self._refused[digest])
         if entry is None:
             return _unauthorized("invalid token")
         if entry.expires is not None:
@@ -179,5 +238,7 @@ class Access:
                 return _unauthorized("token expired")
         principal = Principal(entry.name, entry.role)
         if not principal.may(permission):
-            return _error(HTTPStatus.FORBIDDEN, f"role {entry.role} may not use this route")
+            return _error(HTTPStatus.FORBIDDEN, f"role {entry.role} may not use {request.method} {request.path} "
+                                                f"(permission {permission}: roles "
+                                                f"{', '.join(sorted(PERMISSIONS[permission]))})")
         return principal

@@ -25,6 +25,7 @@ on a spent soft one; a budget with a `model` binds only the calls to that model 
 `budget` (the most restrictive hard USD budget, `budgets.effective_of`; null when none applies) and `budgets` (every
 hard USD budget of the caller's owner) are what guards of earlier releases read: they know neither soft nor token
 nor model budgets, and must not block on them.
+A model a rule allows `on_approval` is in its `deny` list unless an approval covers the caller now.
 `rates` price the models the guard asked about (`models=openai/gpt-4o,...`), so
 it can estimate its own spend between refreshes without a price table of its own.
 """
@@ -32,6 +33,7 @@ it can estimate its own spend between refreshes without a price table of its own
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
 from typing import Any
 
 from costline import attributes as A
@@ -39,6 +41,7 @@ from costline.processor.ownership import Hierarchy
 from costline.processor.policy import ModelPolicy
 from costline.processor.pricing import Pricer
 from costline.processor.reports.budgets import Budgets, BudgetState, applicable, effective_of
+from costline.processor.units import NS_PER_S
 
 REFRESH_S = 30
 """How often the guard should ask again (it may ask more often; budgets are recomputed at most every few seconds)."""
@@ -69,6 +72,7 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
     attrs = {_DECLARED[name]: value for name, value in declared.items() if name in _DECLARED}
     owner, _ = hierarchy.resolve(attrs, fingerprint or None, None)
     rules = policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project)
+    path, now = (owner.org, owner.team, owner.user), datetime.fromtimestamp(now_ns / NS_PER_S, timezone.utc)
     states = budgets.snapshot().states
     who = owner._asdict()
     asked = {name.partition("/")[2] for name in models[:MAX_RATED_MODELS]}
@@ -85,7 +89,9 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
     return {
         "owner": {"org": owner.org, "team": owner.team, "user": owner.user, "key": owner.key,
                   "project": owner.project},
-        "models": [rule.as_dict() for rule in rules],
+        # An `on_approval` model is a `deny` for the guard until an approval covers the caller; the guard asks again
+        # every `refresh_s`, so an approval that expires is refused again within that.
+        "models": [rule.as_dict(lambda r, p: policy.approved(r, p, path, now)) for rule in rules],
         "budget": ({"remaining_usd": effective.remaining_usd, "bound_by": effective.bound_by}
                    if effective is not None and effective.bound_by is not None else None),
         "budgets": [_budget(state) for state in legacy],

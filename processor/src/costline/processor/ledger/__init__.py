@@ -11,7 +11,8 @@ processor.
 * `runs` — cost per agent run (trace), conversation and session: its rows written with the batch, its queries;
 * `schema` — the tables, derived from `model`;
 * the stores beside them in the same database, each with its tables (`store.Store`: created when first opened):
-  `outcomes.OutcomeStore`, `periods.PeriodStore` (closed periods), `reconciliation.ReconciliationStore`.
+  `outcomes.OutcomeStore`, `periods.PeriodStore` (closed periods), `reconciliation.ReconciliationStore`,
+  `admin.AdminStore` (delegated administration: the changes and their audit log).
 
 `Ledger` opens one database and holds one of each (the stores opened when first asked for).
 """
@@ -28,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from costline.processor.config.settings import DEFAULT_LEDGER_TIMEOUT_S
+from costline.processor.ledger.admin import AdminStore
 from costline.processor.ledger.engine import (
     LedgerUnavailable,
     LedgerUrlError,
@@ -82,6 +84,10 @@ class Ledger:
     @cached_property
     def reconciliation(self) -> ReconciliationStore:
         return ReconciliationStore(self.engine)
+
+    @cached_property
+    def admin(self) -> AdminStore:
+        return AdminStore(self.engine)
 
     def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS,
                runs: RunPolicy | None = DEFAULT_RUN_POLICY) -> list[Entry]:
