@@ -235,7 +235,10 @@ ROLES = {"system-admin": "root", "org-admin": "acme", "team-admin": "search", "f
 ALLOWED = {
     ("GET", "/api/v1/budgets"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
     ("GET", "/api/v1/usage"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
+    ("GET", "/api/v1/runs"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
+    ("GET", "/api/v1/runs/<kind>/<id>"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
     ("GET", "/api/v1/chargeback"): {"system-admin", "org-admin", "team-admin", "finance", "team"},
+    ("GET", "/api/v1/customers"): {"system-admin", "finance"},
     ("GET", "/api/v1/cost-changes"): {"system-admin", "finance"},
     ("POST", "/api/v1/reload"): {"system-admin"},
     ("GET", "/api/v1/policy"): {"system-admin", "guard"},

@@ -101,7 +101,7 @@ def _budget(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
     try:
-        return Budget.model_validate(value).model_dump(mode="json", exclude_none=True)
+        return Budget.model_validate(value).model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     except ValidationError as err:
         raise AdminError(422, _errors(err, "budget")) from None
 
