@@ -34,19 +34,23 @@ baggage for downstream services), incoming W3C baggage, then resource attributes
         client.chat.completions.create(model="gpt-4o", messages=[...])
 
 What each span carries is specified in ``docs/attributes.md``: operation, provider, request and response model,
-response id, input/output/cache-read/cache-write/reasoning tokens, time to first chunk on streams, service tier,
-server address, retries (``http.request.resend_count``), ``error.type`` and status on failure, the owner keys and
+response id, input/output/cache-read/cache-write/reasoning tokens, the other billable units the SDK reports (audio,
+image tokens in and out; anthropic's 1-hour cache writes; server-side web searches and code executions), time to
+first chunk on streams, service tier (billed, and for openai the one asked for), server address, retries
+(``http.request.resend_count``), ``error.type`` and status on failure, the owner keys and
 ``costline.api_key.fingerprint`` (first 16 hex chars of SHA-256 of the API key; the key never leaves the process).
 No prompt, completion or other content is ever recorded; other GenAI instrumentations in the process have their
 content capture defaulted to off (``COSTLINE_SUPPRESS_FOREIGN_CONTENT``).
 
 Covered: openai ``chat.completions.create`` (and ``parse``, ``stream``), ``responses.create`` (and ``stream``),
-``embeddings.create``, legacy ``completions.create`` — sync and async, streaming or not, ``OpenAI``,
-``AzureOpenAI`` (provider ``azure.ai.openai``) and OpenAI-compatible servers by ``base_url`` (provider from the
-host: OpenRouter, Groq, Together, DeepSeek, Mistral, Ollama, vLLM; else ``openai`` with ``server.address`` kept).
-anthropic ``messages.create`` (incl. ``stream=True``) and ``messages.stream(...)``, sync and async. The anthropic
-SDK's own span (on by default) is enriched instead of duplicated; with ``open_telemetry=False`` Costline makes the
-span itself.
+``embeddings.create``, legacy ``completions.create``, ``audio.transcriptions``/``translations.create`` and
+``images.generate``/``edit`` (operation ``generate_content``; their token usage where the model reports it) — sync
+and async, streaming or not, ``OpenAI``, ``AzureOpenAI`` (provider ``azure.ai.openai``) and OpenAI-compatible
+servers by ``base_url`` (provider from the host: OpenRouter, Groq, Together, DeepSeek, Mistral, Ollama, vLLM; else
+``openai`` with ``server.address`` kept). anthropic ``messages.create`` (incl. ``stream=True``) and
+``messages.stream(...)``, sync and async, on ``Anthropic`` and on the platform clients ``AnthropicBedrock``
+(provider ``aws.bedrock``) and ``AnthropicVertex`` (``gcp.vertex_ai``). The anthropic SDK's own span (on by default)
+is enriched instead of duplicated; with ``open_telemetry=False`` Costline makes the span itself.
 
 Streams pass chunks through as they arrive and end the span exactly once (exhausted, closed, ``with`` block left,
 dropped, or raised). An openai stream that did not ask for usage is sent ``stream_options.include_usage`` and the

@@ -143,6 +143,13 @@ class CallSpan:
         if type(reasoning) is int and reasoning > 0:
             attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
 
+    def set_count(self, attribute: str, value: Any) -> None:
+        """Record a billable unit beyond the five of `set_usage` (audio, image and video tokens, 1-hour cache writes,
+        server-side tool calls) under its contract name, kept like a cache count: only a positive int. Readers call
+        it only when the SDK object has the field, so a call without these units pays nothing for them."""
+        if type(value) is int and value > 0:
+            self.response_attrs[attribute] = value
+
     def set_response(self, model: Any, response_id: Any, tier_attribute: str, tier: Any) -> None:
         """Record the response's model, id and service tier (under the provider's own `tier_attribute`), each only
         when a non-empty string: like `set_usage`, this decides what to keep, so SDK fields are passed unchecked."""

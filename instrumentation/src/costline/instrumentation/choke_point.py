@@ -67,6 +67,9 @@ class ChokePointPatcher:
     publishes_fingerprint = False
     """Whether the key's fingerprint is published (`CURRENT_FINGERPRINT`) while the SDK runs even when the span is
     Costline's, for GenAI spans other code starts inside the call."""
+    request_tier_attribute: str | None = None
+    """The attribute the request's `service_tier` is recorded under at the span's start (so a sampler sees it), or
+    None when the library's own span records it."""
 
     def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None) -> None:
         self._tracer = tracer
@@ -140,7 +143,11 @@ class ChokePointPatcher:
             if kwargs.get("stream"):
                 attrs[A.GEN_AI_REQUEST_STREAM] = True
             body = options.json_data
-            model = body.get("model") if isinstance(body, Mapping) else None
+            model = tier = None
+            if isinstance(body, Mapping):
+                model, tier = body.get("model"), body.get("service_tier")
+                if isinstance(tier, str) and tier and self.request_tier_attribute is not None:
+                    attrs[self.request_tier_attribute] = tier
             model = model if isinstance(model, str) else None
             if self.sdk_makes_the_span(instance):
                 return SdkSpan(self._tracer, operation, model, attrs)
