@@ -9,6 +9,9 @@ cleanly):
                    model rule and a remaining budget learnt from a local policy endpoint;
 * ``official``     ``opentelemetry-instrumentation-genai-openai`` (OpenTelemetry's GenAI instrumentation);
 * ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``;
+* ``sampled_out``  Costline's plugin in an app whose trace sampler drops every trace (``ALWAYS_OFF``): each call is
+                   recorded on Costline's billing path instead (its own provider and batch processor, an exporter
+                   that discards), what a call the sampler drops costs (`costline.instrumentation.sampling`);
 * ``sdk_span``     a reference, not a product: the least any one-span-per-call instrumentation can add. A bare
                    wrapper on the same SDK method starts one span with the attributes a Costline span carries
                    (as constants), makes it current, sets the response's attributes and ends it. What Costline adds
@@ -59,7 +62,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 """What a batch is timed with: wall time, or the child's CPU time (all its threads: the SDK's export thread's work
 is the instrumentation's cost too), which other processes on the machine do not inflate by preempting it."""
 
-VARIANTS = ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span")
+VARIANTS = ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span", "sampled_out")
 OPTIONAL = ("costline_base",)
 """Variants run only when asked for (`--base-tree`)."""
 
@@ -116,7 +119,12 @@ def _child(variant: str, sdk: str, clock: str) -> None:
         def export(self, spans):  # noqa: ARG002
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    if variant == "sampled_out":
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        provider = TracerProvider(sampler=ALWAYS_OFF)
+    else:
+        provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
     providers: dict[str, object] = {"tracer_provider": provider}
     if sdk == "full":
@@ -133,6 +141,10 @@ def _child(variant: str, sdk: str, clock: str) -> None:
         os.environ["OPENAI_API_KEY"] = "sk-bench"  # fetched by instrument(): the cache is warm from the first call
         CostlineInstrumentor().instrument(**providers, guard="block", guard_url=_policy_endpoint(),
                                           guard_refresh="3600")
+    elif variant == "sampled_out":
+        from costline.instrumentation import CostlineInstrumentor
+
+        CostlineInstrumentor().instrument(**providers, billing_exporter=Discard())
     elif variant == "official":
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
@@ -305,6 +317,9 @@ def _measure(sdk: str, rounds: int, calls: int, processes: int, clock: str, vari
         print(f"[{sdk}] Costline adds {added['costline'] / added['costline_base']:.3f}x what the base tree's adds "
               f"({added['costline']:.1f} vs {added['costline_base']:.1f} µs; by the p10 estimate "
               f"{low_added['costline']:.1f} vs {low_added['costline_base']:.1f} µs)")
+    if "sampled_out" in added:
+        print(f"[{sdk}] a call the sampler drops, billed on Costline's billing path, adds {added['sampled_out']:.1f} "
+              f"µs (a sampled call {added['costline']:.1f} µs)")
     for peer in ("official", "openllmetry", "sdk_span"):
         if peer in added and added[peer] > 0:
             print(f"[{sdk}] Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "

@@ -100,6 +100,10 @@ COSTLINE_REQUEST_PROCESSING = "costline.request.processing"
 COSTLINE_SERVICE_TIER = "costline.service_tier"
 """The service tier the provider billed the call at (`flex`, `priority`, ...), whatever the provider."""
 
+COSTLINE_SAMPLED_OUT = "costline.sampled_out"
+"""`true` on the span of an LLM call the application's trace sampler dropped, recorded on Costline's billing path
+(`costline.instrumentation.sampling`): the processor bills it and does not forward it downstream."""
+
 COSTLINE_OUTCOME_NAME = "costline.outcome.name"
 """On an outcome span (`costline.outcome(name)`): the business outcome, e.g. `ticket_resolved`."""
 COSTLINE_OUTCOME_COUNT = "costline.outcome.count"

@@ -57,8 +57,9 @@ class OpenAIPatcher(ChokePointPatcher):
     }
     request_tier_attribute = A.OPENAI_REQUEST_SERVICE_TIER
 
-    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None) -> None:
-        super().__init__(tracer, tracer_provider, guard)
+    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None,
+                 billing: Any = None) -> None:
+        super().__init__(tracer, tracer_provider, guard, billing)
         self._inject_usage = os.environ.get(COSTLINE_OPENAI_STREAM_USAGE, "true").strip().lower() != "false"
 
     def instrument(self) -> None:
