@@ -183,6 +183,22 @@ async def test_async_dropped_calls_both_paths(setups):
     assert all(s.attributes["gen_ai.usage.output_tokens"] == 50 for s in billed)
 
 
+def test_without_an_sdk_nothing_is_sent(monkeypatch):
+    """No OpenTelemetry SDK set up (the global proxy provider): every span is non-recording, yet no sampler dropped
+    anything and nothing of the app is exported; the billing path stays unmade and sends nothing."""
+    proxy = trace.ProxyTracerProvider()
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: proxy)  # whatever another test set globally
+    exporter = InMemorySpanExporter()
+    instrumentor = CostlineInstrumentor()
+    instrumentor.instrument(tracer_provider=proxy, billing_exporter=exporter)
+    try:
+        openai.OpenAI(api_key=OPENAI_KEY, http_client=mock_http()).chat.completions.create(model="gpt-4o",
+                                                                                            messages=MESSAGES)
+    finally:
+        instrumentor.uninstrument()
+    assert exporter.get_finished_spans() == ()
+
+
 def test_a_billing_path_that_cannot_be_made_never_reaches_the_call(setups, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("no exporter for you")

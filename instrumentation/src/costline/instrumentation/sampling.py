@@ -88,14 +88,19 @@ class BillingPath:
         self._lock = threading.Lock()
 
     def tracer(self) -> Any:
-        """The billing tracer, made on first use; None when it cannot be made (said once in the log)."""
+        """The billing tracer, made on first use; None when it cannot be made (said once in the log), and while the
+        application has no OpenTelemetry SDK set up: then nothing of it is recorded or exported, no sampler dropped
+        anything, and Costline sends nothing on its own either."""
         tracer = self._tracer
         if tracer is not None or self._failed:
             return tracer
+        app = self._sdk_provider()
+        if app is None:
+            return None
         with self._lock:
             if self._tracer is None and not self._failed:
                 try:
-                    self._tracer = self._make()
+                    self._tracer = self._make(app)
                 except Exception:
                     self._failed = True
                     swallow("making the billing path for sampled-out calls")
@@ -103,8 +108,18 @@ class BillingPath:
                     self._failed = True
         return self._tracer
 
-    def _make(self) -> Any:
-        from opentelemetry.sdk.resources import Resource
+    def _sdk_provider(self) -> Any:
+        """The application's SDK tracer provider: the one instrumented into, or, for the global proxy, the one set
+        since; None when there is none."""
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+
+        app = self._app_provider
+        if not isinstance(app, TracerProvider):
+            app = trace.get_tracer_provider()
+        return app if isinstance(app, TracerProvider) else None
+
+    def _make(self, app: Any) -> Any:
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
         from opentelemetry.sdk.trace.sampling import ALWAYS_ON
@@ -112,8 +127,7 @@ class BillingPath:
         exporter = self._exporter if self._exporter is not None else otlp_exporter(os.environ)
         if exporter is None:
             return None
-        resource = getattr(self._app_provider, "resource", None)
-        provider = TracerProvider(sampler=ALWAYS_ON, resource=resource if resource is not None else Resource.create())
+        provider = TracerProvider(sampler=ALWAYS_ON, resource=app.resource)
         provider.add_span_processor(BatchSpanProcessor(exporter))
         self._provider = provider
         return provider.get_tracer(A.INSTRUMENTATION_SCOPE, __version__)
