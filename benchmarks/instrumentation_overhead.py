@@ -257,8 +257,10 @@ class _Child:
         self.process = subprocess.Popen([sys.executable, __file__, "--child", variant, "--sdk", sdk, "--clock", clock],
                                         stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, text=True, env=env)
+
+    def wait_ready(self) -> None:
         if self._read() != "ready":
-            raise RuntimeError(f"{variant}: did not start")
+            raise RuntimeError(f"{self.variant}: did not start")
 
     def _read(self) -> str:
         line = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -282,6 +284,8 @@ def _measure(sdk: str, rounds: int, calls: int, processes: int, clock: str, vari
     # Several processes per variant: the same code in two processes runs a few µs per call apart (memory layout,
     # hash seeds), a bias that rounds cannot average out but processes can.
     children = [_Child(v, sdk, clock, base_tree) for v in variants for _ in range(processes)]
+    for child in children:  # started together: their start-up (imports, warm-up) overlaps instead of adding up
+        child.wait_ready()
     results: dict[str, list[float]] = {v: [] for v in variants}
     try:
         for round_ in range(rounds):
