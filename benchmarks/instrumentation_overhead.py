@@ -9,6 +9,9 @@ cleanly):
                    model rule and a remaining budget learnt from a local policy endpoint;
 * ``official``     ``opentelemetry-instrumentation-genai-openai`` (OpenTelemetry's GenAI instrumentation);
 * ``openllmetry``  Traceloop's ``opentelemetry-instrumentation-openai``;
+* ``sampled_out``  Costline's plugin in an app whose trace sampler drops every trace (``ALWAYS_OFF``): each call is
+                   recorded on Costline's billing path instead (its own provider and batch processor, an exporter
+                   that discards), what a call the sampler drops costs (`costline.instrumentation.sampling`);
 * ``sdk_span``     a reference, not a product: the least any one-span-per-call instrumentation can add. A bare
                    wrapper on the same SDK method starts one span with the attributes a Costline span carries
                    (as constants), makes it current, sets the response's attributes and ends it. What Costline adds
@@ -34,23 +37,46 @@ processes whose batches are averaged per round: two processes running identical 
 call for as long as they live (memory layout, hash seeds), a bias no number of rounds removes.
 
     .venv/bin/python benchmarks/instrumentation_overhead.py \
-        [--rounds 200] [--calls 20] [--processes 3] [--sdk traces|full|both]
+        [--rounds 200] [--calls 20] [--processes 3] [--sdk traces|full|both] [--variants baseline,costline,...] \
+        [--base-tree PATH]
+
+``--base-tree PATH`` adds ``costline_base``: Costline's plugin as another checkout of this repository has it (a
+``git worktree add --detach PATH <commit>``), in the same lockstep rounds, so a change is measured against the code
+before it by paired differences rather than by two runs minutes apart. Every child answers from this checkout's
+fake provider, so both sides parse the same responses.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 """What a batch is timed with: wall time, or the child's CPU time (all its threads: the SDK's export thread's work
 is the instrumentation's cost too), which other processes on the machine do not inflate by preempting it."""
 
-VARIANTS = ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span")
+VARIANTS = ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span", "sampled_out")
+OPTIONAL = ("costline_base",)
+"""Variants run only when asked for (`--base-tree`)."""
+
+FAKE_PROVIDER = Path(__file__).resolve().parents[1] / "instrumentation/src/costline/testing/fake_provider.py"
+
+
+def _fake_handler():  # noqa: ANN202
+    """This checkout's fake provider, loaded from its file: a `costline_base` child has the other checkout's
+    `costline` package first on its path, and must still get the same responses as every other variant."""
+    spec = importlib.util.spec_from_file_location("_bench_fake_provider", FAKE_PROVIDER)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  # its dataclasses look their module up there
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.mock_transport_handler
 
 POLICY = {"models": [{"level": "org acme", "provider": "openai", "allow": None, "deny": ["o1*", "o3*"]},
                      {"level": "team acme/search", "provider": "*", "allow": ["gpt-4o*", "claude-*"], "deny": []}],
@@ -87,18 +113,23 @@ def _child(variant: str, sdk: str, clock: str) -> None:
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-    from costline.testing.fake_provider import mock_transport_handler
+    mock_transport_handler = _fake_handler()
 
     class Discard(SpanExporter):
         def export(self, spans):  # noqa: ARG002
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    if variant == "sampled_out":
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        provider = TracerProvider(sampler=ALWAYS_OFF)
+    else:
+        provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=100_000))
     providers: dict[str, object] = {"tracer_provider": provider}
     if sdk == "full":
         providers.update(_metrics_and_logs())
-    if variant == "costline":
+    if variant in ("costline", "costline_base"):
         from costline.instrumentation import CostlineInstrumentor
 
         CostlineInstrumentor().instrument(**providers)
@@ -110,6 +141,10 @@ def _child(variant: str, sdk: str, clock: str) -> None:
         os.environ["OPENAI_API_KEY"] = "sk-bench"  # fetched by instrument(): the cache is warm from the first call
         CostlineInstrumentor().instrument(**providers, guard="block", guard_url=_policy_endpoint(),
                                           guard_refresh="3600")
+    elif variant == "sampled_out":
+        from costline.instrumentation import CostlineInstrumentor
+
+        CostlineInstrumentor().instrument(**providers, billing_exporter=Discard())
     elif variant == "official":
         from opentelemetry.instrumentation.genai.openai import OpenAIInstrumentor
 
@@ -213,13 +248,19 @@ def _metrics_and_logs() -> dict[str, object]:
 class _Child:
     """One variant's subprocess, kept alive across rounds."""
 
-    def __init__(self, variant: str, sdk: str, clock: str) -> None:
+    def __init__(self, variant: str, sdk: str, clock: str, base_tree: str | None = None) -> None:
         self.variant = variant
+        env = None
+        if variant == "costline_base":
+            env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+                [str(Path(base_tree) / "instrumentation" / "src"), os.environ.get("PYTHONPATH", "")])}  # type: ignore[arg-type]
         self.process = subprocess.Popen([sys.executable, __file__, "--child", variant, "--sdk", sdk, "--clock", clock],
                                         stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, text=True)
+                                        stdout=subprocess.PIPE, text=True, env=env)
+
+    def wait_ready(self) -> None:
         if self._read() != "ready":
-            raise RuntimeError(f"{variant}: did not start")
+            raise RuntimeError(f"{self.variant}: did not start")
 
     def _read(self) -> str:
         line = self.process.stdout.readline()  # type: ignore[union-attr]
@@ -238,15 +279,18 @@ class _Child:
         self.process.wait(30)
 
 
-def _measure(sdk: str, rounds: int, calls: int, processes: int, clock: str) -> None:
+def _measure(sdk: str, rounds: int, calls: int, processes: int, clock: str, variants: tuple[str, ...],
+             base_tree: str | None) -> None:
     # Several processes per variant: the same code in two processes runs a few µs per call apart (memory layout,
     # hash seeds), a bias that rounds cannot average out but processes can.
-    children = [_Child(v, sdk, clock) for v in VARIANTS for _ in range(processes)]
-    results: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    children = [_Child(v, sdk, clock, base_tree) for v in variants for _ in range(processes)]
+    for child in children:  # started together: their start-up (imports, warm-up) overlaps instead of adding up
+        child.wait_ready()
+    results: dict[str, list[float]] = {v: [] for v in variants}
     try:
         for round_ in range(rounds):
             shift = round_ % len(children)  # rotate: no process always runs first or last
-            batches: dict[str, list[float]] = {v: [] for v in VARIANTS}
+            batches: dict[str, list[float]] = {v: [] for v in variants}
             for child in children[shift:] + children[:shift]:
                 batches[child.variant].append(child.batch(calls))
             for v, times in batches.items():
@@ -257,27 +301,34 @@ def _measure(sdk: str, rounds: int, calls: int, processes: int, clock: str) -> N
 
     base = results["baseline"]
     median = {v: statistics.median(r) for v, r in results.items()}
-    paired = {v: [t - b for t, b in zip(results[v], base, strict=True)] for v in VARIANTS}
+    paired = {v: [t - b for t, b in zip(results[v], base, strict=True)] for v in variants}
     added = {v: statistics.median(d) for v, d in paired.items()}
     # Interference from other work only ever adds time, so each variant's fast rounds are its undisturbed cost: the
     # 10th percentile of round times, less the baseline's, is a second estimate that a loaded machine moves far less
     # than the paired median (whose rounds it can disturb one variant at a time).
     low = {v: statistics.quantiles(r, n=10)[0] for v, r in results.items()}
-    low_added = {v: low[v] - low["baseline"] for v in VARIANTS}
+    low_added = {v: low[v] - low["baseline"] for v in variants}
     print(f"\nSDK setup '{sdk}', {clock} clock: openai {__import__('openai').__version__}, non-streaming chat on "
           f"httpx2.MockTransport, {rounds} lockstep rounds x {processes} processes x {calls} calls per variant\n")
     print(f"{'variant':<13}{'µs/call':>10}{'min':>10}{'added µs':>11}{'added q1-q3':>16}{'added p10':>11}")
-    for v in VARIANTS:
+    for v in variants:
         q1, _, q3 = statistics.quantiles(paired[v], n=4) if v != "baseline" else (0.0, 0.0, 0.0)
         print(f"{v:<13}{median[v]:>10.1f}{min(results[v]):>10.1f}{added[v]:>11.1f}{q1:>8.1f}-{q3:<7.1f}"
               f"{low_added[v]:>11.1f}")
     print("\n(µs/call: median batch; added: median over rounds of the batch minus the same round's baseline;"
           "\n added p10: the 10th percentile of the variant's rounds minus the baseline's)\n")
+    if "costline_base" in added and added["costline_base"] > 0:
+        print(f"[{sdk}] Costline adds {added['costline'] / added['costline_base']:.3f}x what the base tree's adds "
+              f"({added['costline']:.1f} vs {added['costline_base']:.1f} µs; by the p10 estimate "
+              f"{low_added['costline']:.1f} vs {low_added['costline_base']:.1f} µs)")
+    if "sampled_out" in added:
+        print(f"[{sdk}] a call the sampler drops, billed on Costline's billing path, adds {added['sampled_out']:.1f} "
+              f"µs (a sampled call {added['costline']:.1f} µs)")
     for peer in ("official", "openllmetry", "sdk_span"):
-        if added[peer] > 0:
+        if peer in added and added[peer] > 0:
             print(f"[{sdk}] Costline adds {added['costline'] / added[peer]:.2f}x what {peer} adds "
                   f"({added['costline']:.1f} vs {added[peer]:.1f} µs)")
-    if added["official"] > 0:
+    if "official" in added and "guarded" in added and added["official"] > 0:
         print(f"[{sdk}] Costline with the guard (block, warm cache) adds {added['guarded'] / added['official']:.2f}x "
               f"what official adds ({added['guarded']:.1f} vs {added['official']:.1f} µs; the guard itself "
               f"{added['guarded'] - added['costline']:.1f} µs)")
@@ -297,13 +348,25 @@ def main() -> None:
     parser.add_argument("--sdk", choices=(*SDK_SETUPS, "both"), default="both")
     parser.add_argument("--clock", choices=tuple(CLOCKS), default="wall",
                         help="time batches by wall clock or by the child's CPU time")
-    parser.add_argument("--child", choices=VARIANTS)
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help="comma-separated; baseline and costline are always run")
+    parser.add_argument("--base-tree", help="another checkout whose Costline runs as the costline_base variant")
+    parser.add_argument("--child", choices=VARIANTS + OPTIONAL)
     args = parser.parse_args()
     if args.child:
         _child(args.child, args.sdk, args.clock)
         return
+    chosen = [v for v in args.variants.split(",") if v]
+    unknown = set(chosen) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variants: {', '.join(sorted(unknown))}")
+    variants = tuple(dict.fromkeys(["baseline", "costline", *chosen]))
+    if args.base_tree:
+        if not (Path(args.base_tree) / "instrumentation" / "src" / "costline").is_dir():
+            parser.error(f"--base-tree {args.base_tree}: no instrumentation/src/costline there")
+        variants += OPTIONAL
     for sdk in SDK_SETUPS if args.sdk == "both" else (args.sdk,):
-        _measure(sdk, args.rounds, args.calls, args.processes, args.clock)
+        _measure(sdk, args.rounds, args.calls, args.processes, args.clock, variants, args.base_tree)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from costline.instrumentation import CostlineInstrumentor
 from costline.testing.fake_provider import FakeProviderServer, mock_transport_handler
+from tests.processor.served import serving  # noqa: F401 - a fixture (a real `costline serve`, stopped after the test)
 
 OPENAI_KEY = "sk-test-0123456789abcdef"
 ANTHROPIC_KEY = "sk-ant-test-0123456789abcdef"

@@ -30,5 +30,5 @@ def test_benchmark_reports_every_ratio_in_both_sdk_setups() -> None:
         # Ratios are printed only when a peer added a positive cost, which two calls need not show; the overhead
         # line is always there.
         assert f"[{sdk}] Costline overhead relative to the bare call" in result.stdout
-    for variant in ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span"):
+    for variant in ("baseline", "costline", "guarded", "official", "openllmetry", "sdk_span", "sampled_out"):
         assert sum(line.startswith(variant + " ") for line in lines) == 2, variant  # a row in each setup

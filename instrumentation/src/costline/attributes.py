@@ -61,6 +61,8 @@ PROVIDER_OPENROUTER = "openrouter"
 PROVIDER_TOGETHER = "together_ai"
 PROVIDER_OLLAMA = "ollama"
 PROVIDER_VLLM = "vllm"
+PROVIDER_AWS_BEDROCK = "aws.bedrock"  # the anthropic SDK's `AnthropicBedrock` clients
+PROVIDER_GCP_VERTEX_AI = "gcp.vertex_ai"  # the anthropic SDK's `AnthropicVertex` clients
 
 # --- Costline's own attributes ---------------------------------------------------------------------------------------
 COSTLINE_ORG = "costline.org"
@@ -83,6 +85,7 @@ OWNER_KEYS: tuple[str, ...] = (
 """Ownership keys: span attributes, W3C baggage entries and resource attributes all use these same names."""
 
 COSTLINE_API_KEY_FINGERPRINT = "costline.api_key.fingerprint"
+"""First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
 
 # Billable units the semantic conventions have no name for yet (Costline's spans write them; the processor reads them).
 COSTLINE_USAGE_CACHE_WRITE_1H_TOKENS = "costline.usage.cache_write_1h.input_tokens"
@@ -96,7 +99,10 @@ COSTLINE_REQUEST_PROCESSING = "costline.request.processing"
 """`batch` for a call run through a provider's batch API (billed at batch rates); absent for an online call."""
 COSTLINE_SERVICE_TIER = "costline.service_tier"
 """The service tier the provider billed the call at (`flex`, `priority`, ...), whatever the provider."""
-"""First 16 hex characters of SHA-256 of the API key the client used (`costline.fingerprint.fingerprint`)."""
+
+COSTLINE_SAMPLED_OUT = "costline.sampled_out"
+"""`true` on the span of an LLM call the application's trace sampler dropped, recorded on Costline's billing path
+(`costline.instrumentation.sampling`): the processor bills it and does not forward it downstream."""
 
 COSTLINE_OUTCOME_NAME = "costline.outcome.name"
 """On an outcome span (`costline.outcome(name)`): the business outcome, e.g. `ticket_resolved`."""

@@ -34,23 +34,32 @@ baggage for downstream services), incoming W3C baggage, then resource attributes
         client.chat.completions.create(model="gpt-4o", messages=[...])
 
 What each span carries is specified in ``docs/attributes.md``: operation, provider, request and response model,
-response id, input/output/cache-read/cache-write/reasoning tokens, time to first chunk on streams, service tier,
-server address, retries (``http.request.resend_count``), ``error.type`` and status on failure, the owner keys and
+response id, input/output/cache-read/cache-write/reasoning tokens, the other billable units the SDK reports (audio,
+image tokens in and out; anthropic's 1-hour cache writes; server-side web searches and code executions), time to
+first chunk on streams, service tier (billed, and for openai the one asked for), server address, retries
+(``http.request.resend_count``), ``error.type`` and status on failure, the owner keys and
 ``costline.api_key.fingerprint`` (first 16 hex chars of SHA-256 of the API key; the key never leaves the process).
 No prompt, completion or other content is ever recorded; other GenAI instrumentations in the process have their
 content capture defaulted to off (``COSTLINE_SUPPRESS_FOREIGN_CONTENT``).
 
 Covered: openai ``chat.completions.create`` (and ``parse``, ``stream``), ``responses.create`` (and ``stream``),
-``embeddings.create``, legacy ``completions.create`` — sync and async, streaming or not, ``OpenAI``,
-``AzureOpenAI`` (provider ``azure.ai.openai``) and OpenAI-compatible servers by ``base_url`` (provider from the
-host: OpenRouter, Groq, Together, DeepSeek, Mistral, Ollama, vLLM; else ``openai`` with ``server.address`` kept).
-anthropic ``messages.create`` (incl. ``stream=True``) and ``messages.stream(...)``, sync and async. The anthropic
-SDK's own span (on by default) is enriched instead of duplicated; with ``open_telemetry=False`` Costline makes the
-span itself.
+``embeddings.create``, legacy ``completions.create``, ``audio.transcriptions``/``translations.create`` and
+``images.generate``/``edit`` (operation ``generate_content``; their token usage where the model reports it) — sync
+and async, streaming or not, ``OpenAI``, ``AzureOpenAI`` (provider ``azure.ai.openai``) and OpenAI-compatible
+servers by ``base_url`` (provider from the host: OpenRouter, Groq, Together, DeepSeek, Mistral, Ollama, vLLM; else
+``openai`` with ``server.address`` kept). anthropic ``messages.create`` (incl. ``stream=True``) and
+``messages.stream(...)``, sync and async, on ``Anthropic`` and on the platform clients ``AnthropicBedrock``
+(provider ``aws.bedrock``) and ``AnthropicVertex`` (``gcp.vertex_ai``). The anthropic SDK's own span (on by default)
+is enriched instead of duplicated; with ``open_telemetry=False`` Costline makes the span itself.
 
 Streams pass chunks through as they arrive and end the span exactly once (exhausted, closed, ``with`` block left,
 dropped, or raised). An openai stream that did not ask for usage is sent ``stream_options.include_usage`` and the
 extra usage-only chunk is hidden from the application (``COSTLINE_OPENAI_STREAM_USAGE=false`` disables this).
+
+A call whose span the application's trace sampler drops (``OTEL_TRACES_SAMPLER=traceidratio``, ...) is still
+billed: Costline records it on a billing path of its own, exported with the application's OTLP settings and marked
+``costline.sampled_out`` so the processor bills it without forwarding it downstream (``costline.instrumentation.
+sampling``; ``COSTLINE_SAMPLING_SAFE=false`` turns it off, ``COSTLINE_BILLING_ENDPOINT`` sends it elsewhere).
 
 Errors raised by the SDK reach the caller unchanged (the same exception object). Errors inside Costline never do:
 they are logged at debug level on the ``costline.instrumentation`` logger and counted
@@ -95,6 +104,8 @@ from costline.instrumentation.environment_variables import (
 from costline.instrumentation.guard import internal_errors, swallow
 from costline.instrumentation.package import _instruments
 from costline.instrumentation.policy_guard import guard_from
+from costline.instrumentation.sampling import BillingPath
+from costline.instrumentation.sampling import enabled as sampling_safe
 from costline.instrumentation.span_processor import CostlineSpanProcessor
 from costline.instrumentation.version import __version__
 
@@ -164,7 +175,11 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         tracer = trace.get_tracer(INSTRUMENTATION_SCOPE, __version__, tracer_provider=tracer_provider)
         _suppress_foreign_content()
         self._guard = guard_from(kwargs, os.environ, tracer_provider)
-        self._install_span_processor(tracer_provider, self._guard)
+        self._billing = (BillingPath(tracer_provider, kwargs.get("billing_exporter"))
+                         if sampling_safe(kwargs, os.environ) else None)
+        watching = self._install_span_processor(tracer_provider, self._guard, self._billing is not None)
+        # A call whose span the SDK makes is known to be dropped only through the span processor's watch.
+        sdk_billing = self._billing if watching else None
 
         self._patchers: list[_OnImport] = []
         for name in _selected_libraries():
@@ -172,7 +187,8 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
                 from costline.instrumentation.openai import OpenAIPatcher as Patcher
             else:
                 from costline.instrumentation.anthropic import AnthropicPatcher as Patcher  # type: ignore[assignment]
-            patcher = Patcher(tracer, tracer_provider, self._guard)
+            patcher = Patcher(tracer, tracer_provider, self._guard, self._billing)
+            patcher.sdk_billing = sdk_billing
             self._patchers.append(_OnImport(name, patcher))
 
     def _uninstrument(self, **kwargs: Any) -> None:
@@ -182,16 +198,20 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if getattr(self, "_guard", None) is not None:
             self._guard.stop()
             self._guard = None
+        if getattr(self, "_billing", None) is not None:
+            self._billing.shutdown()  # exports what it holds
+            self._billing = None
         for processor in _processors.values():
             processor.enabled = False
             processor.guard = None
 
     @staticmethod
-    def _install_span_processor(tracer_provider: Any, guard: Any) -> None:
+    def _install_span_processor(tracer_provider: Any, guard: Any, watch_sdk_spans: bool) -> bool:
+        """Install (or re-enable) the provider's `CostlineSpanProcessor`; whether one is installed."""
         stamp = os.environ.get(COSTLINE_STAMP_FOREIGN_SPANS, "true").strip().lower() != "false"
         # A ProxyTracerProvider has no processors: stamping then happens only on Costline's own spans.
-        if not (stamp or guard is not None) or not hasattr(tracer_provider, "add_span_processor"):
-            return
+        if not (stamp or guard is not None or watch_sdk_spans) or not hasattr(tracer_provider, "add_span_processor"):
+            return False
         processor = _processors.get(tracer_provider)
         if processor is None:
             processor = CostlineSpanProcessor(stamp)
@@ -199,3 +219,4 @@ class CostlineInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             _processors[tracer_provider] = processor
         processor.enabled = stamp
         processor.guard = guard
+        return True

@@ -21,6 +21,10 @@ CURRENT_FINGERPRINT: ContextVar[str | None] = ContextVar("costline_current_finge
 """Fingerprint of the API key of the SDK call in progress, for spans that other code starts inside that call
 (the anthropic SDK's own span): `CostlineSpanProcessor` stamps it on them."""
 
+_BILLING_SPAN = context.create_key("costline-billing-span")
+"""Context key of a sampled-out call's billing span while the SDK runs (the application's dropped span is the
+current span then): where a retry is counted."""
+
 CURRENT_GUARD_WARNING: ContextVar[str | None] = ContextVar("costline_current_guard_warning", default=None)
 """The rule of the guard's warn-mode verdict on the SDK call in progress, when the call's span is not Costline's
 (the anthropic SDK's own span starts only once the request is on its way): `CostlineSpanProcessor` marks that span
@@ -53,12 +57,14 @@ def error_type(exc: BaseException) -> str:
 class CallSpan:
     """Telemetry state of one API call. Not thread-safe: one call runs in one thread or task."""
 
-    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "attrs", "guard", "_ended", "_context")
+    __slots__ = ("span", "start_ns", "first_chunk_ns", "response_attrs", "attrs", "guard", "_ended", "_context",
+                 "_run_context")
 
-    def __init__(self, tracer: trace.Tracer, operation: str, model: str | None, attrs: dict[str, Any]) -> None:
+    def __init__(self, tracer: trace.Tracer, operation: str, model: str | None, attrs: dict[str, Any],
+                 billing: Any = None, start_ns: int | None = None) -> None:
         # This runs on every LLM call: the current context is read once and serves the owner lookup, the span's
         # parent and, in `run`, the context the span is made current in.
-        self.start_ns = start_ns = time.time_ns()
+        self.start_ns = start_ns = start_ns or time.time_ns()
         ctx = context.get_current()
         attrs[A.GEN_AI_OPERATION_NAME] = operation
         if model:
@@ -67,13 +73,13 @@ class CallSpan:
         self.attrs = attrs
         """The span's start attributes (provider, request model, fingerprint, owner keys): what the guard judges."""
         self._context = ctx
-        self.span: Span = tracer.start_span(
-            f"{operation} {model}" if model else operation,
-            context=ctx,
-            kind=SpanKind.CLIENT,
-            attributes=attrs,
-            start_time=start_ns,
-        )
+        name = f"{operation} {model}" if model else operation
+        self.span: Span = tracer.start_span(name, context=ctx, kind=SpanKind.CLIENT, attributes=attrs,
+                                            start_time=start_ns)
+        self._run_context: context.Context | None = None
+        """What `run` makes current, when not this span in the caller's context (a sampled-out call's)."""
+        if billing is not None and not self.span.is_recording():
+            self._bill_sampled_out(billing, name)
         self.first_chunk_ns: int | None = None
         self.response_attrs: dict[str, Any] = {}
         """What the response taught (model, id, usage, ...): set on the span, all at once, when it ends."""
@@ -82,12 +88,29 @@ class CallSpan:
         end, so the guard's local spend estimate needs no span processor of its own."""
         self._ended = False
 
+    def _bill_sampled_out(self, billing: Any, name: str) -> None:
+        """The application's sampler dropped this call's span: record the call on the billing path
+        (`costline.instrumentation.sampling`), keeping the dropped span current while the SDK runs so that what the
+        SDK and the HTTP client do follows the application's decision. Off the happy path of a sampled call."""
+        try:
+            tracer = billing.tracer()
+            if tracer is None:
+                return
+            dropped = self.span
+            self.span = tracer.start_span(name, context=self._context, kind=SpanKind.CLIENT,
+                                          attributes={**self.attrs, A.COSTLINE_SAMPLED_OUT: True},
+                                          start_time=self.start_ns)
+            self._run_context = context.set_value(_BILLING_SPAN, self.span,
+                                                  trace.set_span_in_context(dropped, self._context))
+        except Exception:
+            swallow("recording a sampled-out call")
+
     # --- the SDK call, with the span current so HTTP-client spans become its children -------------------------
     # `run` and `arun` are twins that differ by an `await`: Python cannot share a body across it without a frame
     # more per call (this is every LLM call's path), so only the failure path, off it, is shared (`_raised`).
     def run(self, wrapped: Any, args: tuple, kwargs: dict) -> Any:
         """Call the SDK with the span current. An SDK error ends the span (recorded) and is re-raised unchanged."""
-        token = context.attach(trace.set_span_in_context(self.span, self._context))
+        token = context.attach(self._run_context or trace.set_span_in_context(self.span, self._context))
         try:
             result = wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -98,7 +121,7 @@ class CallSpan:
 
     async def arun(self, wrapped: Any, args: tuple, kwargs: dict) -> Any:
         """`run` for the async clients: the span is current while the coroutine runs."""
-        token = context.attach(trace.set_span_in_context(self.span, self._context))
+        token = context.attach(self._run_context or trace.set_span_in_context(self.span, self._context))
         try:
             result = await wrapped(*args, **kwargs)
         except BaseException as exc:
@@ -142,6 +165,13 @@ class CallSpan:
             attrs[A.GEN_AI_USAGE_CACHE_WRITE_INPUT_TOKENS] = cache_write
         if type(reasoning) is int and reasoning > 0:
             attrs[A.GEN_AI_USAGE_REASONING_OUTPUT_TOKENS] = reasoning
+
+    def set_count(self, attribute: str, value: Any) -> None:
+        """Record a billable unit beyond the five of `set_usage` (audio, image and video tokens, 1-hour cache writes,
+        server-side tool calls) under its contract name, kept like a cache count: only a positive int. Readers call
+        it only when the SDK object has the field, so a call without these units pays nothing for them."""
+        if type(value) is int and value > 0:
+            self.response_attrs[attribute] = value
 
     def set_response(self, model: Any, response_id: Any, tier_attribute: str, tier: Any) -> None:
         """Record the response's model, id and service tier (under the provider's own `tier_attribute`), each only
@@ -203,7 +233,9 @@ def _count_retry_on_current_span() -> None:
         span = trace.get_current_span()
         scope = getattr(span, "instrumentation_scope", None)
         if scope is None or scope.name != A.INSTRUMENTATION_SCOPE:
-            return
+            span = context.get_value(_BILLING_SPAN)  # a sampled-out call's billing span, when this is one
+            if span is None:
+                return
         done = (span.attributes or {}).get(A.HTTP_REQUEST_RESEND_COUNT, 0)  # type: ignore[attr-defined]
         span.set_attribute(A.HTTP_REQUEST_RESEND_COUNT, done + 1)
     except Exception:

@@ -14,6 +14,7 @@ code here are swallowed (`guard.swallow`: logged at debug level and counted) and
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Mapping
 from contextvars import Token
 from typing import Any
@@ -32,6 +33,7 @@ from costline.instrumentation.call_span import (
 )
 from costline.instrumentation.guard import swallow
 from costline.instrumentation.policy_guard import Guard, judge, judge_unstarted
+from costline.instrumentation.sampling import SDK_SPAN_SEEN, BillingPath
 from costline.instrumentation.streams import AsyncStreamProxy, StreamObserver, SyncStreamProxy
 
 _STATIC = "_costline_static_attributes"
@@ -55,6 +57,14 @@ class SdkSpan:
     def call_span(self) -> CallSpan:
         return CallSpan(self.tracer, self.operation, self.model, self.attrs)
 
+    def sampled_out(self, billing: BillingPath, start_ns: int) -> CallSpan | None:
+        """The call's span on the billing path, started at `start_ns`: the application's sampler dropped the SDK's."""
+        tracer = billing.tracer()
+        if tracer is None:
+            return None
+        return CallSpan(tracer, self.operation, self.model, {**self.attrs, A.COSTLINE_SAMPLED_OUT: True},
+                        start_ns=start_ns)
+
 
 class ChokePointPatcher:
     """Wraps and unwraps one SDK's `request` and `_sleep_for_retry`. One instance per
@@ -67,11 +77,20 @@ class ChokePointPatcher:
     publishes_fingerprint = False
     """Whether the key's fingerprint is published (`CURRENT_FINGERPRINT`) while the SDK runs even when the span is
     Costline's, for GenAI spans other code starts inside the call."""
+    request_tier_attribute: str | None = None
+    """The attribute the request's `service_tier` is recorded under at the span's start (so a sampler sees it), or
+    None when the library's own span records it."""
 
-    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None) -> None:
+    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None,
+                 billing: BillingPath | None = None) -> None:
         self._tracer = tracer
         self._tracer_provider = tracer_provider
         self._guard = guard
+        self._billing = billing
+        """Where a call the application's sampler drops is recorded (`sampling`); None when that is off."""
+        self.sdk_billing: BillingPath | None = None
+        """The same for calls whose span the SDK makes, set only when `CostlineSpanProcessor` watches for those
+        spans on the application's provider (without the watch every such call would look dropped)."""
 
     def instrument(self) -> None:
         base = f"{self.library}._base_client"
@@ -140,11 +159,15 @@ class ChokePointPatcher:
             if kwargs.get("stream"):
                 attrs[A.GEN_AI_REQUEST_STREAM] = True
             body = options.json_data
-            model = body.get("model") if isinstance(body, Mapping) else None
+            model = tier = None
+            if isinstance(body, Mapping):
+                model, tier = body.get("model"), body.get("service_tier")
+                if isinstance(tier, str) and tier and self.request_tier_attribute is not None:
+                    attrs[self.request_tier_attribute] = tier
             model = model if isinstance(model, str) else None
             if self.sdk_makes_the_span(instance):
                 return SdkSpan(self._tracer, operation, model, attrs)
-            return CallSpan(self._tracer, operation, model, attrs)
+            return CallSpan(self._tracer, operation, model, attrs, self._billing)
         except Exception:
             swallow(f"starting a {self.library} call span")
             return None
@@ -192,7 +215,15 @@ class ChokePointPatcher:
         published, args, kwargs, stream, hide = self._before(call, options, args, kwargs)
         try:
             if type(call) is SdkSpan:
-                return wrapped(*args, **kwargs)
+                if self.sdk_billing is None:
+                    return wrapped(*args, **kwargs)
+                token, start_ns = SDK_SPAN_SEEN.set([]), time.time_ns()
+                try:
+                    result = wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    self._sdk_span_dropped(call, token, start_ns, exc)
+                    raise
+                return self._sdk_span_dropped(call, token, start_ns, None, options, stream, result, False)
             result = call.run(wrapped, args, kwargs)
             return self._finish(call, options, stream, hide, result, is_async=False)
         finally:
@@ -207,12 +238,41 @@ class ChokePointPatcher:
         published, args, kwargs, stream, hide = self._before(call, options, args, kwargs)
         try:
             if type(call) is SdkSpan:
-                return await wrapped(*args, **kwargs)
+                if self.sdk_billing is None:
+                    return await wrapped(*args, **kwargs)
+                token, start_ns = SDK_SPAN_SEEN.set([]), time.time_ns()
+                try:
+                    result = await wrapped(*args, **kwargs)
+                except BaseException as exc:
+                    self._sdk_span_dropped(call, token, start_ns, exc)
+                    raise
+                return self._sdk_span_dropped(call, token, start_ns, None, options, stream, result, True)
             result = await call.arun(wrapped, args, kwargs)
             return self._finish(call, options, stream, hide, result, is_async=True)
         finally:
             if published is not None:
                 _unpublish(published)
+
+    def _sdk_span_dropped(self, call: SdkSpan, token: Token, start_ns: int, error: BaseException | None,
+                          options: Any = None, stream: bool = False, result: Any = None, is_async: bool = False) -> Any:
+        """After an SDK call whose span the SDK makes: when that span did not record (the application's sampler
+        dropped it), record the call on the billing path from its response or its error. Returns `result` (a
+        stream wrapped so that its end ends the billing span). Never raises."""
+        seen = SDK_SPAN_SEEN.get()
+        SDK_SPAN_SEEN.reset(token)
+        if seen or self.sdk_billing is None:
+            return result
+        try:
+            billed = call.sampled_out(self.sdk_billing, start_ns)
+        except Exception:
+            swallow("recording a sampled-out call")
+            return result
+        if billed is None:
+            return result
+        if error is not None:
+            billed.end(error)
+            return result
+        return self._finish(billed, options, stream, False, result, is_async)
 
 
 def _unpublish(tokens: tuple[Token | None, Token | None]) -> None:

@@ -94,3 +94,25 @@ COSTLINE_GUARD_TIMEOUT = "COSTLINE_GUARD_TIMEOUT"
 Seconds one policy request may take (default 2). `instrument()` waits at most this long once, at start, for the
 policy of the keys in `OPENAI_API_KEY` / `ANTHROPIC_API_KEY`, so the first call is already guarded.
 """
+
+COSTLINE_SAMPLING_SAFE = "COSTLINE_SAMPLING_SAFE"
+"""
+.. envvar:: COSTLINE_SAMPLING_SAFE
+
+`true` (default) or `false`. When true, an LLM call whose span the application's trace sampler drops is recorded on
+Costline's billing path instead (its own tracer provider and OTLP exporter, the span marked
+`costline.sampled_out=true`), so every call is billed whatever the sampler decides; the processor does not forward
+those spans downstream. `costline.instrumentation.sampling` says how. Also settable in code:
+`CostlineInstrumentor().instrument(sampling_safe=False)`.
+"""
+
+COSTLINE_BILLING_ENDPOINT = "COSTLINE_BILLING_ENDPOINT"
+"""
+.. envvar:: COSTLINE_BILLING_ENDPOINT
+
+Where the billing path sends the spans of sampled-out calls: the Costline processor's OTLP endpoint
+(`http://costline-processor:4317` for gRPC, `http://costline-processor:4318` for OTLP/HTTP, whose `/v1/traces` is
+added), in the protocol of `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` / `OTEL_EXPORTER_OTLP_PROTOCOL`. Default: the
+endpoint the application's traces go to (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` / `OTEL_EXPORTER_OTLP_ENDPOINT`). Set
+it when those go to a Collector that samples (docs/scale-out.md).
+"""

@@ -5,7 +5,9 @@ and OpenInference are started by code Costline does not control. This processor 
 when the span describes an LLM call, sets the owner keys from the W3C baggage of the span's parent context and the
 fingerprint of the API key in use (and the guard's warn-mode verdict on the call, when there is one). Costline's own
 spans carry these already and are skipped. With the guard on, it also adds the cost of those spans, as they end, to
-the guard's local spend estimate.
+the guard's local spend estimate. While an SDK call whose span the SDK makes runs, it notes that span when it starts
+recording (`sampling.note_sdk_span`): a span the sampler drops never reaches a span processor, and the call is then
+recorded on the billing path.
 
 It never deletes anything (a started span cannot lose attributes); what other instrumentations record is theirs.
 """
@@ -20,6 +22,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from costline import attributes as A
 from costline.instrumentation.call_span import CURRENT_FINGERPRINT, CURRENT_GUARD_WARNING, owner_attributes
 from costline.instrumentation.guard import swallow
+from costline.instrumentation.sampling import SDK_SPAN_SEEN, note_sdk_span
 
 _GENAI_MARKERS = (A.GEN_AI_OPERATION_NAME, A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM, "llm.request.type")
 
@@ -57,6 +60,8 @@ class CostlineSpanProcessor(SpanProcessor):
         end (`CallSpan.end`): one processor for both keeps the SDK's per-span processor loop short."""
 
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        if SDK_SPAN_SEEN.get() is not None:  # an SDK call is waiting to learn whether its span records
+            note_sdk_span(span)
         if not self.enabled:
             return
         try:

@@ -6,13 +6,20 @@ Two faces over one response function (`respond`):
 * `FakeProviderServer` — a real HTTP/1.1 server on 127.0.0.1 that writes SSE streams chunk by chunk.
 
 Endpoints: OpenAI `/v1/chat/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/completions` (also under Azure's
-`/openai/deployments/{name}/...`), Anthropic `/v1/messages`. JSON bodies and SSE streams follow the real APIs,
-including OpenAI's usage-only final chunk (only when `stream_options.include_usage` is set) and Anthropic's
-`message_start` / `message_delta` usage events.
+`/openai/deployments/{name}/...`), `/v1/audio/transcriptions` and `/translations` (multipart; token usage, or
+duration for `whisper-1`; streamed as `transcript.text.*` events), `/v1/images/generations` and `/edits`; Anthropic
+`/v1/messages`, the same messages on AWS Bedrock (`/model/{id}/invoke`, and `/invoke-with-response-stream` in AWS's
+binary event-stream framing) and on Google Vertex AI (`.../publishers/anthropic/models/{id}:rawPredict`,
+`:streamRawPredict`). JSON bodies and SSE streams follow the real APIs, including OpenAI's usage-only final chunk
+(only when `stream_options.include_usage` is set) and Anthropic's `message_start` / `message_delta` usage events.
 
 Request headers steer scenarios:
 
 * `x-fake-usage: {"input": 1000, "cached": 400, "cache_write": 0, "output": 50, "reasoning": 10}` — exact usage;
+  also `cache_write_1h` (of `cache_write`), `audio_in`, `image_in` (of `input`), `audio_out`, `image_out` (of
+  `output`), `web_searches`, `code_executions`; each reported where the real API reports it;
+* `x-fake-service-tier: flex` — the tier the response says it was billed at (else OpenAI echoes the request's
+  `service_tier`, `auto` answering `default`, and Anthropic says `standard`);
 * `x-fake-scenario: 429-once` (429 with `retry-after-ms: 1` on the first attempt, then success),
   `500` (always 500), `midstream-error` (stream breaks after the first chunk with an error event);
 * `x-fake-chunk-delay-ms: N` — delay between SSE chunks (server only).
@@ -27,21 +34,28 @@ Stdlib only: importing this pulls nothing into an application.
 
 from __future__ import annotations
 
+import base64
 import json
+import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from email.parser import BytesParser
+from email.policy import HTTP
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from costline.fingerprint import fingerprint
 from costline.testing.admin_reports import OPENAI_USAGE_PATH, Served, day_of_unix, openai_usage_buckets, page
 
-DEFAULT_USAGE = {"input": 120, "cached": 0, "cache_write": 0, "output": 24, "reasoning": 0}
+DEFAULT_USAGE = {"input": 120, "cached": 0, "cache_write": 0, "output": 24, "reasoning": 0, "cache_write_1h": 0,
+                 "audio_in": 0, "image_in": 0, "audio_out": 0, "image_out": 0, "web_searches": 0,
+                 "code_executions": 0}
 CHUNK_TEXTS = ("Costline ", "counts ", "every ", "token.")
 
 
@@ -91,11 +105,46 @@ def _anthropic_error(status: int, kind: str, message: str) -> FakeResponse:
     return _json(status, {"type": "error", "error": {"type": kind, "message": message}}, extra)
 
 
+def _parse_body(headers: dict[str, str], raw_body: bytes) -> dict[str, Any]:
+    """A JSON body, or the text fields of a multipart form (the audio and image endpoints upload files)."""
+    content_type = headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        message = BytesParser(policy=HTTP).parsebytes(b"content-type: " + content_type.encode() + b"\r\n\r\n"
+                                                      + raw_body)
+        fields: dict[str, Any] = {}
+        for part in message.iter_parts():
+            if part.get_filename() is None:
+                fields[part.get_param("name", header="content-disposition")] = part.get_content().strip()
+        if "stream" in fields:
+            fields["stream"] = fields["stream"] == "true"
+        return fields
+    body = json.loads(raw_body or b"{}")
+    if not isinstance(body, dict):
+        raise ValueError("not a JSON object")
+    return body
+
+
+_BEDROCK_PREFIX = "/model/"
+_VERTEX_MARKER = "/publishers/anthropic/models/"
+
+
+def _platform_model(path: str) -> tuple[str, bool] | None:
+    """(model, streamed) of a Bedrock or Vertex AI messages path, which names both; None for any other path."""
+    if path.startswith(_BEDROCK_PREFIX) and path.endswith(("/invoke", "/invoke-with-response-stream")):
+        model, _, action = path[len(_BEDROCK_PREFIX):].rpartition("/")
+        return unquote(model), action == "invoke-with-response-stream"
+    if _VERTEX_MARKER in path and path.endswith((":rawPredict", ":streamRawPredict")):
+        model, _, action = path.split(_VERTEX_MARKER, 1)[1].rpartition(":")
+        return unquote(model), action == "streamRawPredict"
+    return None
+
+
 def respond(method: str, path: str, headers: dict[str, str], raw_body: bytes) -> FakeResponse:
     """The fake provider's answer to one HTTP request (headers with lowercase names)."""
-    anthropic = path.endswith("/v1/messages") or path == "/messages"
+    platform = _platform_model(path)
+    anthropic = path.endswith("/v1/messages") or path == "/messages" or platform is not None
     try:
-        body = json.loads(raw_body or b"{}")
+        body = _parse_body(headers, raw_body)
     except ValueError:
         return (_anthropic_error if anthropic else _openai_error)(400, "invalid_request_error", "bad JSON")
     scenario = headers.get("x-fake-scenario", "")
@@ -106,12 +155,27 @@ def respond(method: str, path: str, headers: dict[str, str], raw_body: bytes) ->
     usage = _usage(headers, body)
     model = str(body.get("model", "unknown-model"))
     midstream_error = scenario == "midstream-error"
+    tier = headers.get("x-fake-service-tier")
+    if platform is not None:
+        # Bedrock takes the model and the stream flag from the path (the SDK pops both from the body).
+        model, streamed = platform
+        body = {**body, "stream": streamed}
+        answer = _anthropic_message(model, body, usage, midstream_error, tier)
+        return _aws_event_stream(answer) if streamed and path.startswith(_BEDROCK_PREFIX) else answer
     if anthropic:
-        return _anthropic_message(model, body, usage, midstream_error)
+        return _anthropic_message(model, body, usage, midstream_error, tier)
+    if not tier:
+        asked = body.get("service_tier")
+        tier = "default" if asked in (None, "auto") else str(asked)
     if path.endswith("/chat/completions"):
-        return _chat(model, body, usage, midstream_error)
+        return _chat(model, body, usage, midstream_error, tier)
     if path.endswith("/responses"):
-        return _responses(model, body, usage, midstream_error)
+        return _responses(model, body, usage, midstream_error, tier)
+    if path.endswith(("/audio/transcriptions", "/audio/translations")):
+        return _transcription(model, body, usage)
+    if path.endswith(("/images/generations", "/images/edits")):
+        return _json(200, {"created": 1_700_000_000, "data": [{"b64_json": base64.b64encode(b"png").decode()}],
+                           "usage": _image_usage(usage)})
     if path.endswith("/embeddings"):
         return _json(200, {
             "object": "list",
@@ -135,15 +199,45 @@ def _openai_usage(usage: dict[str, int]) -> dict[str, Any]:
         "completion_tokens": usage["output"],
         "total_tokens": usage["input"] + usage["output"],
         "prompt_tokens_details": {"cached_tokens": usage["cached"], "cache_write_tokens": usage["cache_write"],
-                                  "audio_tokens": 0},
-        "completion_tokens_details": {"reasoning_tokens": usage["reasoning"], "audio_tokens": 0},
+                                  "audio_tokens": usage["audio_in"], "image_tokens": usage["image_in"]},
+        "completion_tokens_details": {"reasoning_tokens": usage["reasoning"], "audio_tokens": usage["audio_out"]},
     }
 
 
-def _chat(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool) -> FakeResponse:
+def _media_input(usage: dict[str, int], kind: str) -> dict[str, int]:
+    return {f"{kind}_tokens": usage[f"{kind}_in"], "text_tokens": usage["input"] - usage[f"{kind}_in"]}
+
+
+def _image_usage(usage: dict[str, int]) -> dict[str, Any]:
+    """gpt-image-1's usage; the output split only when the scenario gives image output tokens (the older shape,
+    still answered, has none: every output token is an image token)."""
+    shape: dict[str, Any] = {"input_tokens": usage["input"], "output_tokens": usage["output"],
+                             "total_tokens": usage["input"] + usage["output"],
+                             "input_tokens_details": _media_input(usage, "image")}
+    if usage["image_out"]:
+        shape["output_tokens_details"] = {"image_tokens": usage["image_out"],
+                                          "text_tokens": usage["output"] - usage["image_out"]}
+    return shape
+
+
+def _transcription(model: str, body: dict[str, Any], usage: dict[str, int]) -> FakeResponse:
+    text = "".join(CHUNK_TEXTS)
+    if model == "whisper-1":  # billed by the minute: OpenAI reports the duration, no tokens
+        return _json(200, {"text": text, "usage": {"type": "duration", "seconds": 12}})
+    tokens = {"type": "tokens", "input_tokens": usage["input"], "output_tokens": usage["output"],
+              "total_tokens": usage["input"] + usage["output"], "input_token_details": _media_input(usage, "audio")}
+    if not body.get("stream"):
+        return _json(200, {"text": text, "usage": tokens})
+    events: list[tuple[str | None, Any]] = [
+        (None, {"type": "transcript.text.delta", "delta": piece}) for piece in CHUNK_TEXTS]
+    events.append((None, {"type": "transcript.text.done", "text": text, "usage": tokens}))
+    return _sse(events)
+
+
+def _chat(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool, tier: str) -> FakeResponse:
     served = _served_model(model)
     base = {"id": "chatcmpl-fake123", "created": 1_700_000_000, "model": served, "system_fingerprint": "fp_fake",
-            "service_tier": "default"}
+            "service_tier": tier}
     if not body.get("stream"):
         return _json(200, {**base, "object": "chat.completion", "choices": [{
             "index": 0, "message": {"role": "assistant", "content": "".join(CHUNK_TEXTS), "refusal": None},
@@ -184,16 +278,22 @@ def _completion(model: str, body: dict[str, Any], usage: dict[str, int]) -> Fake
     return _sse(events)
 
 
-def _response_object(model: str, usage: dict[str, int], status: str, with_output: bool) -> dict[str, Any]:
-    output = [{"type": "message", "id": "msg_fake", "status": "completed", "role": "assistant",
-               "content": [{"type": "output_text", "text": "".join(CHUNK_TEXTS), "annotations": []}]}]
+_MESSAGE_ITEM = {"type": "message", "id": "msg_fake", "status": "completed", "role": "assistant",
+                 "content": [{"type": "output_text", "text": "".join(CHUNK_TEXTS), "annotations": []}]}
+
+
+def _response_object(model: str, usage: dict[str, int], status: str, with_output: bool,
+                     tier: str = "default") -> dict[str, Any]:
+    # The web searches the model ran come before its answer, one output item each, as the real API lists them.
+    searches = [{"type": "web_search_call", "id": f"ws_fake{i}", "status": "completed",
+                 "action": {"type": "search", "query": "costline"}} for i in range(usage["web_searches"])]
     return {
         "id": "resp_fake123", "object": "response", "created_at": 1_700_000_000, "status": status,
-        "model": _served_model(model), "output": output if with_output else [], "parallel_tool_calls": True,
-        "tool_choice": "auto", "tools": [], "service_tier": "default",
+        "model": _served_model(model), "output": [*searches, _MESSAGE_ITEM] if with_output else [],
+        "parallel_tool_calls": True, "tool_choice": "auto", "tools": [], "service_tier": tier,
         "usage": {
             "input_tokens": usage["input"],
-            "input_tokens_details": {"cached_tokens": usage["cached"]},
+            "input_tokens_details": {"cached_tokens": usage["cached"], "cache_write_tokens": usage["cache_write"]},
             "output_tokens": usage["output"],
             "output_tokens_details": {"reasoning_tokens": usage["reasoning"]},
             "total_tokens": usage["input"] + usage["output"],
@@ -201,9 +301,10 @@ def _response_object(model: str, usage: dict[str, int], status: str, with_output
     }
 
 
-def _responses(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool) -> FakeResponse:
+def _responses(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool,
+               tier: str) -> FakeResponse:
     if not body.get("stream"):
-        return _json(200, _response_object(model, usage, "completed", True))
+        return _json(200, _response_object(model, usage, "completed", True, tier))
     seq = iter(range(1000))
     events: list[tuple[str | None, Any]] = [
         ("response.created", {"type": "response.created", "sequence_number": next(seq),
@@ -234,30 +335,40 @@ def _responses(model: str, body: dict[str, Any], usage: dict[str, int], midstrea
                                         "item_id": "msg_fake", "output_index": 0, "content_index": 0,
                                         "part": {"type": "output_text", "text": text, "annotations": []}}),
         ("response.output_item.done", {"type": "response.output_item.done", "sequence_number": next(seq),
-                                       "output_index": 0,
-                                       "item": _response_object(model, usage, "completed", True)["output"][0]}),
+                                       "output_index": 0, "item": _MESSAGE_ITEM}),
     ]
     events.append(("response.completed", {"type": "response.completed", "sequence_number": next(seq),
-                                          "response": _response_object(model, usage, "completed", True)}))
+                                          "response": _response_object(model, usage, "completed", True, tier)}))
     return _sse(events)
 
 
-def _anthropic_message(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool) -> FakeResponse:
+def _anthropic_message(model: str, body: dict[str, Any], usage: dict[str, int], midstream_error: bool,
+                       tier: str | None = None) -> FakeResponse:
     # Anthropic's input_tokens exclude cache reads and writes: the fake's "input" is the semconv total.
     uncached = max(usage["input"] - usage["cached"] - usage["cache_write"], 0)
-    full_usage = {
+    full_usage: dict[str, Any] = {
         "input_tokens": uncached,
         "cache_read_input_tokens": usage["cached"],
         "cache_creation_input_tokens": usage["cache_write"],
+        "cache_creation": {"ephemeral_5m_input_tokens": usage["cache_write"] - usage["cache_write_1h"],
+                           "ephemeral_1h_input_tokens": usage["cache_write_1h"]},
         "output_tokens": usage["output"],
-        "service_tier": "standard",
+        "service_tier": tier or "standard",
     }
+    tools = None
+    if usage["web_searches"] or usage["code_executions"]:
+        tools = {"web_search_requests": usage["web_searches"], "web_fetch_requests": 0}
+        if usage["code_executions"]:
+            tools["code_execution_requests"] = usage["code_executions"]
+        full_usage["server_tool_use"] = tools
     message = {"id": "msg_fake123", "type": "message", "role": "assistant", "model": model,
                "stop_reason": "end_turn", "stop_sequence": None}
     if not body.get("stream"):
         return _json(200, {**message, "content": [{"type": "text", "text": "".join(CHUNK_TEXTS)}],
                            "usage": full_usage}, {"request-id": "req_fake"})
-    start_usage = {**full_usage, "output_tokens": 1}
+    # The tools run while the message streams: `message_start` has none yet, the final `message_delta` counts them.
+    start_usage = {k: v for k, v in full_usage.items() if k != "server_tool_use"}
+    start_usage["output_tokens"] = 1
     events: list[tuple[str | None, Any]] = [
         ("message_start", {"type": "message_start", "message": {**message, "stop_reason": None, "content": [],
                                                                 "usage": start_usage}}),
@@ -275,10 +386,33 @@ def _anthropic_message(model: str, body: dict[str, Any], usage: dict[str, int], 
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
         ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                           "usage": {"output_tokens": usage["output"]}}),
+                           "usage": {"output_tokens": usage["output"],
+                                     **({"server_tool_use": tools} if tools else {})}}),
         ("message_stop", {"type": "message_stop"}),
     ]
     return _sse(events)
+
+
+def _aws_event_stream(answer: FakeResponse) -> FakeResponse:
+    """An Anthropic SSE answer as Bedrock streams it: each event's JSON base64-encoded in a `chunk` frame of AWS's
+    binary event-stream encoding (prelude with lengths and CRC32, string headers, payload, message CRC32)."""
+    frames = []
+    for chunk in answer.chunks:
+        data = chunk.decode().split("data: ", 1)[1].strip()
+        if json.loads(data).get("type") == "ping":
+            continue
+        payload = json.dumps({"bytes": base64.b64encode(data.encode()).decode()}).encode()
+        headers = b"".join(_aws_header(name, value) for name, value in (
+            (":event-type", "chunk"), (":content-type", "application/json"), (":message-type", "event")))
+        prelude = struct.pack(">II", 12 + len(headers) + len(payload) + 4, len(headers))
+        message = prelude + struct.pack(">I", zlib.crc32(prelude)) + headers + payload
+        frames.append(message + struct.pack(">I", zlib.crc32(message)))
+    return FakeResponse(200, {"content-type": "application/vnd.amazon.eventstream"}, chunks=frames)
+
+
+def _aws_header(name: str, value: str) -> bytes:
+    raw_name, raw_value = name.encode(), value.encode()
+    return struct.pack(">B", len(raw_name)) + raw_name + b"\x07" + struct.pack(">H", len(raw_value)) + raw_value
 
 
 # --- face 1: httpx2.MockTransport -----------------------------------------------------------------------------------

@@ -9,11 +9,21 @@ GenAI spans for one call, so when the client will make its own span Costline mak
 call's API-key fingerprint for `CostlineSpanProcessor`, which stamps it and the owner keys onto the SDK's span as
 it starts (the SDK already records semconv input tokens including cache, output, cache and TTFT). When the user
 disabled the SDK's tracing, Costline creates the span itself.
+
+The SDK's span leaves out what Costline bills beyond those: 1-hour cache writes under Costline's name and the server
+tool use (web searches, code executions). The SDK reads its response attributes from a table of its own
+(`anthropic._tracing.SPAN_ATTRIBUTES`, attribute -> path in the response body), for plain and streamed messages
+alike; `instrument` adds Costline's three rows to it and `uninstrument` takes them out, so the SDK's own reading puts
+them on its span at no cost per call. An SDK without that table keeps its span as it is.
+
+`AnthropicBedrock` and `AnthropicVertex` clients (and their async twins) talk to AWS Bedrock and Google Vertex AI,
+billed at those platforms' prices: their spans carry `aws.bedrock` and `gcp.vertex_ai` as the provider (the SDK's
+own spans do too). Their requests reach `request` with the same `/v1/messages` path before the client rewrites it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from typing import Any
 
 from opentelemetry import trace
@@ -24,6 +34,18 @@ from costline.instrumentation.call_span import CallSpan
 from costline.instrumentation.choke_point import ChokePointPatcher
 from costline.instrumentation.streams import StreamObserver
 
+_SDK_SPAN = "anthropic.messages.create"
+"""The SDK's span name of a messages call (its table's key)."""
+
+SDK_SPAN_ROWS: Mapping[str, tuple[tuple[str, ...], str]] = {
+    A.COSTLINE_USAGE_CACHE_WRITE_1H_TOKENS: (("usage", "cache_creation", "ephemeral_1h_input_tokens"), "integer"),
+    A.COSTLINE_USAGE_WEB_SEARCHES: (("usage", "server_tool_use", "web_search_requests"), "integer"),
+    A.COSTLINE_USAGE_CODE_EXECUTIONS: (("usage", "server_tool_use", "code_execution_requests"), "integer"),
+}
+"""What Costline adds to the SDK's table of response attributes, in its format: (path in the body, type)."""
+
+_PROVIDERS = {"aws.bedrock": A.PROVIDER_AWS_BEDROCK, "gcp.vertex_ai": A.PROVIDER_GCP_VERTEX_AI}
+
 
 class AnthropicPatcher(ChokePointPatcher):
     """Wraps and unwraps the anthropic SDK. One instance per `CostlineInstrumentor.instrument()`."""
@@ -32,7 +54,32 @@ class AnthropicPatcher(ChokePointPatcher):
     operations: Mapping[str, str] = {"/v1/messages": A.OPERATION_CHAT, "/v1/messages?beta=true": A.OPERATION_CHAT}
     publishes_fingerprint = True
 
+    def instrument(self) -> None:
+        super().instrument()
+        rows = _sdk_response_rows()
+        if rows is not None:
+            for name, row in SDK_SPAN_ROWS.items():
+                rows.setdefault(name, row)
+
+    def uninstrument(self) -> None:
+        super().uninstrument()
+        rows = _sdk_response_rows()
+        if rows is not None:
+            for name, row in SDK_SPAN_ROWS.items():
+                if rows.get(name) == row:
+                    del rows[name]
+
     def provider(self, instance: Any, base_url: Any, is_async: bool) -> str:
+        # The SDK names a platform client's provider itself (`_gen_ai_provider_name`, what its own spans carry);
+        # the class names are the fallback for an SDK version without it.
+        named = getattr(type(instance), "_gen_ai_provider_name", None)
+        if isinstance(named, str) and named in _PROVIDERS:
+            return _PROVIDERS[named]
+        name = type(instance).__name__
+        if "Bedrock" in name:
+            return A.PROVIDER_AWS_BEDROCK
+        if "Vertex" in name:
+            return A.PROVIDER_GCP_VERTEX_AI
         return A.PROVIDER_ANTHROPIC
 
     def sdk_makes_the_span(self, instance: Any) -> bool:
@@ -56,4 +103,15 @@ class AnthropicPatcher(ChokePointPatcher):
         if stream and (hasattr(result, "__iter__") or hasattr(result, "__aiter__")) and hasattr(result, "response"):
             return MessageStreamObserver(call)
         record_message(call, result)
+        return None
+
+
+def _sdk_response_rows() -> MutableMapping[str, Any] | None:
+    """The SDK's table of a messages span's response attributes, when this SDK version has it as Costline knows it."""
+    try:
+        from anthropic import _tracing
+
+        rows = _tracing.SPAN_ATTRIBUTES[_SDK_SPAN]["response"]
+        return rows if isinstance(rows, MutableMapping) else None
+    except Exception:  # an SDK version without the table (or with another shape): its span stays as it is
         return None

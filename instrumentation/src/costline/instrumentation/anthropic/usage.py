@@ -2,7 +2,9 @@
 
 Anthropic's `usage.input_tokens` excludes cache reads and writes; the semconv `gen_ai.usage.input_tokens` (and
 Costline's contract) includes them, so the sum is recorded. Streams report input and cache counts in
-`message_start` and the final, cumulative `output_tokens` (sometimes with input and cache fields) in `message_delta`.
+`message_start` and the final, cumulative `output_tokens` (sometimes with input and cache fields, and the server tool
+use) in `message_delta`. Cache writes are split by lifetime in `usage.cache_creation` (the 1-hour ones are billed at
+twice the 5-minute rate); server-side web searches and code executions are counted in `usage.server_tool_use`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ def _int(obj: Any, name: str) -> int | None:
 class UsageTotals:
     """Anthropic usage fields, merged from the events of a stream (later, cumulative values win)."""
 
-    __slots__ = ("input", "cache_read", "cache_write", "output", "reasoning")
+    __slots__ = ("input", "cache_read", "cache_write", "output", "reasoning", "cache_write_1h", "web_searches",
+                 "code_executions")
 
     def __init__(self) -> None:
         self.input: int | None = None
@@ -30,6 +33,9 @@ class UsageTotals:
         self.cache_write: int | None = None
         self.output: int | None = None
         self.reasoning: int | None = None
+        self.cache_write_1h: int | None = None
+        self.web_searches: int | None = None
+        self.code_executions: int | None = None
 
     def merge(self, usage: Any) -> None:
         if usage is None:
@@ -46,6 +52,18 @@ class UsageTotals:
         reasoning = _int(getattr(usage, "output_tokens_details", None), "thinking_tokens")
         if reasoning is not None:
             self.reasoning = reasoning
+        # Both objects are absent unless the call used them: a call without pays two lookups.
+        cache_creation = getattr(usage, "cache_creation", None)
+        if cache_creation is not None:
+            value = _int(cache_creation, "ephemeral_1h_input_tokens")
+            if value is not None:
+                self.cache_write_1h = value
+        tools = getattr(usage, "server_tool_use", None)
+        if tools is not None:
+            for field, name in (("web_searches", "web_search_requests"), ("code_executions", "code_execution_requests")):
+                value = _int(tools, name)
+                if value is not None:
+                    setattr(self, field, value)
 
     def record(self, call: CallSpan) -> None:
         if self.input is None and self.output is None:
@@ -60,6 +78,12 @@ class UsageTotals:
             cache_write=self.cache_write,
             reasoning=self.reasoning,
         )
+        if self.cache_write_1h is not None:
+            call.set_count(A.COSTLINE_USAGE_CACHE_WRITE_1H_TOKENS, self.cache_write_1h)
+        if self.web_searches is not None:
+            call.set_count(A.COSTLINE_USAGE_WEB_SEARCHES, self.web_searches)
+        if self.code_executions is not None:
+            call.set_count(A.COSTLINE_USAGE_CODE_EXECUTIONS, self.code_executions)
 
 
 def record_message(call: CallSpan, message: Any) -> None:

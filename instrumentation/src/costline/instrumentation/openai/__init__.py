@@ -22,7 +22,14 @@ from costline.instrumentation.choke_point import ChokePointPatcher
 from costline.instrumentation.environment_variables import COSTLINE_OPENAI_STREAM_USAGE
 from costline.instrumentation.guard import swallow
 from costline.instrumentation.openai.providers import provider_for
-from costline.instrumentation.openai.usage import ChunkStreamObserver, ResponsesStreamObserver, record_response
+from costline.instrumentation.openai.usage import (
+    ChunkStreamObserver,
+    ResponsesStreamObserver,
+    UsageEventStreamObserver,
+    media_recorder,
+    record_response,
+    record_responses_response,
+)
 from costline.instrumentation.policy_guard import Guard
 from costline.instrumentation.streams import StreamObserver
 
@@ -41,10 +48,18 @@ class OpenAIPatcher(ChokePointPatcher):
         "/responses": A.OPERATION_CHAT,
         "/embeddings": A.OPERATION_EMBEDDINGS,
         "/completions": A.OPERATION_TEXT_COMPLETION,
+        # The audio and image endpoints whose token-billed models report usage (gpt-4o-transcribe, gpt-image-1):
+        # semconv's operation for content other than chat.
+        "/audio/transcriptions": A.OPERATION_GENERATE_CONTENT,
+        "/audio/translations": A.OPERATION_GENERATE_CONTENT,
+        "/images/generations": A.OPERATION_GENERATE_CONTENT,
+        "/images/edits": A.OPERATION_GENERATE_CONTENT,
     }
+    request_tier_attribute = A.OPENAI_REQUEST_SERVICE_TIER
 
-    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None) -> None:
-        super().__init__(tracer, tracer_provider, guard)
+    def __init__(self, tracer: trace.Tracer, tracer_provider: Any, guard: Guard | None = None,
+                 billing: Any = None) -> None:
+        super().__init__(tracer, tracer_provider, guard, billing)
         self._inject_usage = os.environ.get(COSTLINE_OPENAI_STREAM_USAGE, "true").strip().lower() != "false"
 
     def instrument(self) -> None:
@@ -91,13 +106,27 @@ class OpenAIPatcher(ChokePointPatcher):
     def read(self, call: CallSpan, options: Any, stream: bool, hide: bool, result: Any,
              is_async: bool) -> StreamObserver | None:
         raw = isinstance(result, self._raw_response_types)
+        url = getattr(options, "url", None)
         if stream and not raw and hasattr(result, "__aiter__" if is_async else "__iter__"):
-            if getattr(options, "url", None) == "/responses":
+            if url == "/responses":
                 return ResponsesStreamObserver(call)
+            if url in _MEDIA_READERS:
+                return UsageEventStreamObserver(call)
             return ChunkStreamObserver(call, hide)
+        recorder = _READERS.get(url, record_response)  # type: ignore[arg-type]
         if not raw:
-            record_response(call, result)
+            recorder(call, result)
         elif not stream:
             # `with_raw_response`: parsing is cached by the SDK, so the application's own parse() is free.
-            record_response(call, result.parse())
+            recorder(call, result.parse())
         return None
+
+
+_MEDIA_READERS: Mapping[str, Any] = {
+    "/audio/transcriptions": media_recorder(None),
+    "/audio/translations": media_recorder(None),
+    "/images/generations": media_recorder("image"),
+    "/images/edits": media_recorder("image"),
+}
+_READERS: Mapping[str, Any] = {"/responses": record_responses_response, **_MEDIA_READERS}
+"""Response readers by request path; the rest (chat, completions, embeddings) is `record_response`."""

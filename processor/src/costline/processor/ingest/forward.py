@@ -4,7 +4,8 @@ The processor can sit inline in a trace pipeline: spans go on, LLM spans enriche
 (`costline.cost.usd` and the draft semconv `gen_ai.usage.cost.amount`/`.currency`/`.source`, `costline.unpriced`,
 the resolved owner keys), LLM spans cut down to an allowlist, other spans
 stripped of content by a denylist and every text scrubbed of keys (`redact.py`: what `docs/attributes.md` says never
-appears downstream).
+appears downstream). An LLM span marked `costline.sampled_out` (a call the application's trace sampler dropped, sent
+by the instrumentation's billing path only to be billed) is not forwarded: downstream keeps the app's sampling.
 
 Forwarding must never slow ingestion: `submit` only appends to a bounded queue (measured in spans) and returns; a
 background thread copies, rewrites, compresses and posts. When the downstream is slow or down and the queue is full,
@@ -71,16 +72,26 @@ def rewrite(request: ExportTraceServiceRequest, enrichments: Mapping[SpanKey, En
         scrub_attributes(resource_spans.resource.attributes)
         for scope_spans in resource_spans.scope_spans:
             scrub_attributes(scope_spans.scope.attributes)
+            sampled_out = []
             for span in scope_spans.spans:
                 key = (span.trace_id, span.span_id)
                 enrichment = enrichments.get(key)
                 if enrichment is not None or key in llm_spans:
+                    if _sampled_out(span.attributes):
+                        sampled_out.append(span)
+                        continue
                     if enrichment is not None:
                         _enrich(span.attributes, enrichment)
                     redact_llm_span(span)
                 else:
                     redact_span(span)
+            for span in sampled_out:
+                scope_spans.spans.remove(span)
     return out
+
+
+def _sampled_out(attributes) -> bool:  # attributes: RepeatedCompositeFieldContainer[KeyValue]
+    return any(kv.key == A.COSTLINE_SAMPLED_OUT and kv.value.bool_value for kv in attributes)
 
 
 def _enrich(attributes, enrichment: Enrichment) -> None:  # attributes: RepeatedCompositeFieldContainer[KeyValue]
