@@ -7,14 +7,20 @@ attributes and meaning.
 calls (gate `operation`).
 """
 
-from costline.processor.ingest.normalize.sources.base import SEMCONV, Source, SourceDoc
+from costline.processor.ingest.normalize.sources.base import SEMCONV, Source, SourceDoc, extend
+
+SDK_CACHE_WRITE_1H = "anthropic.usage.cache_creation.ephemeral_1h_input_tokens"
+"""Of the cache writes, those with a one-hour lifetime, as the SDK's own span names them (`anthropic/_tracing.py`)."""
+
+FIELDS = extend(SEMCONV, cache_write_1h=(SDK_CACHE_WRITE_1H,))
 
 SOURCE = Source(
-    "anthropic-sdk", SEMCONV, "operation", precedence=10, scopes=("com.anthropic.sdk",), default_provider="anthropic",
+    "anthropic-sdk", FIELDS, "operation", precedence=10, scopes=("com.anthropic.sdk",), default_provider="anthropic",
     doc=SourceDoc(
         tested="anthropic 2.x (its own spans, with and without Costline's); @anthropic-ai/sdk 1.17.0 (Node, recorded)",
-        reports="usage with cache read and write, response id, streams",
+        reports="usage with cache read and write (1-hour writes apart), service tier, response id, streams",
         reading="semconv: input includes the cache; spans without `gen_ai.operation.name` are API calls but not model "
                 "calls",
+        limits="compaction iterations (`anthropic.usage.compaction.*`, beta) are outside its usage: not billed yet",
     ),
 )
