@@ -108,9 +108,12 @@ class Refresher:
             seen_before = started - self._hold_s
             policy.scopes = tuple(self._spend.scope_of(limit, started, seen_before, caller)
                                   for limit in policy.budgets)
+            # A caller's first policy does not start a new warning window: what was logged while it was judged by
+            # its key's own policy (its first calls, before this fetch) is not logged again.
+            if caller.policy is not None:
+                caller.warned.clear()
             caller.policy = policy
             caller.fetched_at = started
-            caller.warned.clear()
             caller.due_at = started + min(self._refresh_s, policy.refresh_s or self._refresh_s)
         self.refreshes += 1
         if self.failing is not None:
