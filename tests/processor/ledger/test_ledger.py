@@ -117,11 +117,13 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
     call.output_audio_tokens, call.output_image_tokens, call.output_video_tokens = 6, 7, 8
     call.web_searches, call.code_executions = 9, 10
     call.reported_cost_usd = 7e-12  # agrees with the price
+    call.end_time_unix_nano = call.start_time_unix_nano + 2_000_000_000
     unpriced = make_call(2, model="x", input_tokens=1, output=2, cache_read=3, cache_write=4)
     unpriced.retries = 1
     unpriced.cache_write_1h_tokens, unpriced.input_audio_tokens, unpriced.output_video_tokens = 2, 1, 1
     unpriced.web_searches = 3
     unpriced.reported_cost_usd = 0.5  # Costline cannot price it: a disagreement
+    unpriced.end_time_unix_nano = unpriced.start_time_unix_nano + 345_000_000
     missing = make_call(3, input_tokens=0, output=0)
     missing.has_usage = False
     ledger.record([Entry(call, SEARCH, 7, call_keys(call)), Entry(unpriced, SEARCH, None, call_keys(unpriced)),
@@ -139,7 +141,7 @@ def test_every_counter_column_lands_where_it_belongs(db_url):
         "unpriced_output_image_tokens": 0, "unpriced_output_video_tokens": 1, "unpriced_web_searches": 3,
         "unpriced_code_executions": 0, "usage_missing_requests": 1, "reported_cost_requests": 2,
         "reported_cost_usd": Decimal("0.500000000007"), "priced_cost_of_reported_usd": Decimal("7E-12"),
-        "cost_disagreements": 1,
+        "cost_disagreements": 1, "request_milliseconds": 2345,
     }
     ledger.close()
 
@@ -212,9 +214,10 @@ def test_a_ledger_made_before_the_retries_column_gets_it_and_keeps_its_rows(db_u
     ledger = Ledger(db_url)
     first = make_call(1)
     first.retries = 2
+    first.end_time_unix_nano = first.start_time_unix_nano + 1_500_000_000
     assert len(ledger.record([Entry(first, SEARCH, 0, call_keys(first))], now=now_s())) == 1
     [row] = ledger.usage(NOV1, DEC1, ["team"])
-    assert (row["requests"], row["retries"], row["cost_usd"]) == (5, 2, Decimal(1))
+    assert (row["requests"], row["retries"], row["request_milliseconds"], row["cost_usd"]) == (5, 2, 1500, Decimal(1))
     ledger.close()
     Ledger(db_url).close()  # opening an up-to-date ledger changes nothing
 

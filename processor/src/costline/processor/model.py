@@ -285,6 +285,9 @@ class Counts(IntEnum):
     COST_DISAGREEMENTS = 36
     """Calls whose reported cost and Costline's price differ by more than `COST_DISAGREEMENT` (or that Costline could
     not price at all)."""
+    REQUEST_MILLISECONDS = 37
+    """The calls' durations (end - start of the span, rounded to the millisecond; 0 for a call without both times):
+    what a self-hosted fleet's cost is split by with `allocate_by: request_seconds`."""
 
     @property
     def column(self) -> str:
@@ -354,6 +357,8 @@ TOKEN_COUNTS = (Counts.INPUT_TOKENS, Counts.OUTPUT_TOKENS, Counts.CACHE_READ_TOK
 UNPRICED_TOKEN_COUNTS = {unit.name: unit.unpriced_slot for unit in BILLABLE_UNITS if unit.unpriced_slot is not None}
 """Unit -> the slot of its count still waiting for a price."""
 _EXTRA_UNITS = BILLABLE_UNITS[5:]
+_MS_NS = 1_000_000
+_HALF_MS_NS = _MS_NS // 2
 
 
 def counts_of(call: LLMCall, cost_pico: int | None, unpriced_units: tuple[str, ...] = ()) -> tuple[int, ...]:
@@ -365,14 +370,17 @@ def counts_of(call: LLMCall, cost_pico: int | None, unpriced_units: tuple[str, .
              call.output_audio_tokens, call.output_image_tokens, call.output_video_tokens, call.web_searches,
              call.code_executions)
     missing = 1 if not call.has_usage and error == 0 else 0
+    # The duration: two reads and a subtraction; a span missing either time (or ending before it starts) has none.
+    start, end = call.start_time_unix_nano, call.end_time_unix_nano
+    ms = (end - start + _HALF_MS_NS) // _MS_NS if start and end > start else 0
     reported = call.reported_cost_usd
     if reported is None:
-        tail: tuple[int, ...] = (missing, 0, 0, 0, 0)
+        tail: tuple[int, ...] = (missing, 0, 0, 0, 0, ms)
     else:
         reported_pico = usd_to_pico(Decimal(repr(reported)))  # the float's shortest decimal form
         priced = cost_pico or 0
         disagree = cost_pico is None or abs(reported_pico - priced) > COST_DISAGREEMENT * max(abs(priced), 1)
-        tail = (missing, 1, reported_pico, priced, 1 if disagree else 0)
+        tail = (missing, 1, reported_pico, priced, 1 if disagree else 0, ms)
     if cost_pico is None:
         return (1, error, 1, inp, out, read, write, call.reasoning_tokens, inp, out, read, write, 0, call.retries,
                 *extra, *extra, *tail)

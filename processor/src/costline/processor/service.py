@@ -189,7 +189,7 @@ class Service:
         self.chargeback_totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config,
                                                   clock=self.clock).start()
         pipeline.on_commit.append(self.chargeback_totals.changed)
-        self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot))
+        self.registry.register(ChargebackCollector(self.chargeback_totals.snapshot, self.clock))
 
         auth = BearerAuth(s.token)
         # Coding assistants' events (`/v1/logs`) are billed through the same pipeline; metrics are only counted.

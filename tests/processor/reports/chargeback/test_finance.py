@@ -1,6 +1,7 @@
-"""Issue 21, items 2-4: a month of three teams, one self-hosted model and two customers. The fleet's cost is
-allocated by largest remainder over the teams' tokens and reproduced by hand here; seats and margins likewise; the
-statement, its FOCUS export and `costline usage` agree to the cent; fleet-priced calls are not unpriced."""
+"""Issue 21, items 1-4: a month of three teams, one self-hosted model and two customers. The fleet's cost is
+allocated by largest remainder over the teams' tokens (or their calls' durations) and reproduced by hand here; seats
+and margins likewise; the daily Parquet export read by DuckDB, the statement, its FOCUS export and `costline usage`
+agree to the cent; fleet-priced calls are not unpriced; the fleet's live rate follows the clock."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import io
 import json
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal as D
 
+import duckdb
 import pytest
 from prometheus_client.registry import CollectorRegistry
 from prometheus_client.exposition import generate_latest
@@ -19,7 +21,7 @@ from prometheus_client.exposition import generate_latest
 from costline.cli import main
 from costline.processor.config.core import ConfigError, parse_config
 from costline.processor.metrics.chargeback_gauges import ChargebackCollector, ChargebackTotals
-from costline.processor.model import Outcome
+from costline.processor.model import Counts, LLMCall, Outcome, counts_of
 from costline.processor.reports.chargeback.report import chargeback_document
 from costline.processor.reports.chargeback.statement import Period
 from costline.processor.service import build_pipeline
@@ -55,8 +57,10 @@ def month():
         nonlocal n
         for _ in range(count):
             n += 1
-            out.append(make_call(n, model=model, provider=provider, team=team, input_tokens=input_tokens,
-                                 output=output, start=at(2026, 11, 3 + n % 20), **owner))
+            call = make_call(n, model=model, provider=provider, team=team, input_tokens=input_tokens,
+                             output=output, start=at(2026, 11, 3 + n % 20), **owner)
+            call.end_time_unix_nano = call.start_time_unix_nano + n * 250_000_000  # n quarter-seconds
+            out.append(call)
 
     add(3, "engineering", user="alice", customer="acme-corp")
     add(1, "engineering", user="bob", customer="globex-inc")
@@ -154,6 +158,35 @@ def test_the_fleet_seats_statement_focus_and_usage_agree_by_hand(ledger, capfdbi
     assert {k: D(v) for k, v in statement["components"].items() if D(v)} == {k: v for k, v in by_component.items()
                                                                                if v}
 
+    # The daily Parquet export of the month, read back by DuckDB: per team the exact money and counts of `costline
+    # usage`, its FOCUS usage rows the CSV's, and so the statement's token cost to the cent.
+    out = tmp / "export"
+    run(capfdbinary, "export", "--config", str(tmp / "c.yaml"), "--db", f"sqlite:///{tmp / 'ledger.db'}", "--dir",
+        str(out), "--from", "2026-11-01", "--to", "2026-11-30")
+    db = duckdb.connect()
+    parquet = f"read_parquet('{out}/usage/*/*.parquet', hive_partitioning = true)"
+    by_team = {r[0]: r[1:] for r in db.execute(
+        f"SELECT team, sum(cost_usd), sum(requests), sum(input_tokens), sum(output_tokens), sum(unpriced_requests), "
+        f"sum(request_milliseconds) FROM {parquet} GROUP BY team").fetchall()}
+    per_team = json.loads(run(capfdbinary, "usage", "--config", str(tmp / "c.yaml"), "--db",
+                              f"sqlite:///{tmp / 'ledger.db'}", "--group-by", "team", "--format", "json",
+                              "--from", "2026-11-01", "--to", "2026-11-30"))["rows"]
+    assert by_team == {r["team"]: (D(r["cost_usd"]), r["requests"], r["input_tokens"], r["output_tokens"],
+                                   r["unpriced_requests"], r["request_milliseconds"]) for r in per_team}
+    assert sum(v[0] for v in by_team.values()) == token_cost
+    assert sum(v[5] for v in by_team.values()) == sum(n * 250 for n in range(1, 13))  # every call's duration
+    focus = f"read_parquet('{out}/focus/*/*.parquet', hive_partitioning = true)"
+    # Every day's file has one schema, the empty days' included (else DuckDB unifies DECIMAL money into text).
+    schemas = {tuple(db.execute(f"DESCRIBE SELECT * FROM '{path}'").fetchall())
+               for path in sorted((out / "focus").glob("*/*.parquet"))}
+    assert len(schemas) == 1
+    [(billed, llama_billed, llama_quantity)] = db.execute(
+        f"SELECT sum(BilledCost), sum(BilledCost) FILTER (WHERE x_Model = 'llama-3.1-70b'), "
+        f"sum(ConsumedQuantity) FILTER (WHERE x_Model = 'llama-3.1-70b') FROM {focus}").fetchall()
+    assert billed == token_cost == sum(D(r["BilledCost"]) for r in rows if r["ChargeCategory"] == "Usage")
+    assert (llama_billed, llama_quantity) == (0, 3 * 1100)  # fleet-priced: its tokens, billed 0 (the fleet lines)
+    assert round(billed, 2) == D(statement["components"]["token_cost"])
+
 
 def test_customers_cost_revenue_and_margin_by_hand(ledger, capfdbinary):
     tmp, pipeline = ledger
@@ -186,7 +219,7 @@ def test_customers_cost_revenue_and_margin_by_hand(ledger, capfdbinary):
     halfway = datetime(2026, 11, 16, tzinfo=timezone.utc)  # 15 of 30 days: half of $100.00 accrued
     totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, lambda: halfway)
     totals.refresh()
-    registry.register(ChargebackCollector(totals.snapshot))
+    registry.register(ChargebackCollector(totals.snapshot, lambda: halfway))
     text = generate_latest(registry).decode()
     assert 'costline_customer_margin_usd{customer="acme-corp"} 74.16' in text
     assert 'costline_customer_margin_usd{customer="globex-inc"} -64.43' in text
@@ -224,8 +257,6 @@ def test_the_html_statement_shows_the_fleet_and_seat_lines_in_chromium(ledger):
      "fleets[0].cost: give either monthly_usd or gpu_hours with usd_per_gpu_hour, not both"),
     ({"fleets": [{"name": "a", "models": ["m"], "cost": {"monthly_usd": 1}, "allocate_by": "gpus"}]},
      "fleets[0].allocate_by: must be tokens or request_seconds, not 'gpus'"),
-    ({"fleets": [{"name": "a", "models": ["m"], "cost": {"monthly_usd": 1}, "allocate_by": "request_seconds"}]},
-     "fleets[0].allocate_by: request_seconds needs the calls' durations, which the ledger does not keep yet"),
     ({"fleets": [{"name": "a", "models": ["gpt-4o"], "provider": "openai", "cost": {"monthly_usd": 1}}],
       "prices": [{"provider": "openai", "model": "gpt-4o", "input_per_mtok": 1, "output_per_mtok": 1}]},
      "prices[0].model: openai/gpt-4o is fleet-priced by fleets[0] (a)"),
@@ -236,3 +267,90 @@ def test_bad_finance_config_is_refused_naming_key_and_rule(section, expected):
     with pytest.raises(ConfigError) as refused:
         parse_config(section)
     assert any(expected in e for e in refused.value.errors), refused.value.errors
+
+
+def test_the_fleet_rate_follows_the_clock_on_an_idle_processor(ledger):
+    """The chargeback gauges remake nothing while the ledger is unchanged; the fleet's accrued cost still grows with
+    the month, so its rate per token is read against the clock at each scrape."""
+    _, pipeline = ledger
+    now = [datetime(2026, 11, 16, tzinfo=timezone.utc)]  # 15 of 30 days
+    totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, lambda: now[0], min_gap_s=0, duty=0)
+    registry = CollectorRegistry()
+    registry.register(ChargebackCollector(totals.snapshot, lambda: now[0]))
+    rate = lambda: registry.get_sample_value("costline_fleet_effective_usd_per_token",  # noqa: E731
+                                             {"fleet": "gpu-pool"})
+    totals.refresh()
+    assert (totals.builds, rate()) == (1, 50 / 3300)
+    now[0] += timedelta(days=6)  # 21 of 30 days, no new call: the same digest, no remake, a higher rate
+    totals.refresh()
+    assert totals.builds == 1
+    assert rate() == float(D(100) * 21 / 30 / 3300)
+    now[0] = datetime(2026, 11, 30, 23, 59, 59, tzinfo=timezone.utc) + timedelta(seconds=1)  # the month is over
+    assert rate() == float(D(100) / 3300)  # the whole month's cost, never more
+
+
+def test_counts_of_fills_the_call_duration_in_milliseconds():
+    start = at(2026, 11, 3)
+    call = LLMCall(provider="vllm", request_model="llama", response_model="llama", operation="chat",
+                   input_tokens=10, output_tokens=5, has_usage=True, start_time_unix_nano=start)
+    for end, ms in ((start + 1_234_500_000, 1235), (start + 999_999, 1), (start + 400_000, 0), (0, 0),
+                    (start - 10**9, 0)):
+        call.end_time_unix_nano = end
+        call.reported_cost_usd = None
+        for counts in (counts_of(call, 7), counts_of(call, None), counts_of(call, 7, ("input",))):
+            assert len(counts) == len(Counts) and counts[Counts.REQUEST_MILLISECONDS] == ms, (end, counts)
+        call.reported_cost_usd = 0.5
+        assert counts_of(call, 7)[Counts.REQUEST_MILLISECONDS] == ms
+    call.start_time_unix_nano, call.end_time_unix_nano = 0, 10**9  # no start: no duration
+    assert counts_of(call, 7)[Counts.REQUEST_MILLISECONDS] == 0
+
+
+DURATION_CONFIG = """
+fleets:
+  - {name: pool, models: [llama-3.1-70b], provider: vllm, cost: {monthly_usd: 100.00}, allocate_by: request_seconds}
+chargeback:
+  default: {markup_pct: 10}
+"""
+
+
+def test_request_seconds_allocate_the_fleet_by_the_calls_durations_by_hand(tmp_path, capfdbinary):
+    (tmp_path / "c.yaml").write_text(DURATION_CONFIG)
+    calls = []
+
+    def add(team, customer, tokens, ns):
+        call = make_call(len(calls) + 1, model="llama-3.1-70b", provider="vllm", team=team, customer=customer,
+                         input_tokens=tokens, output=0, start=at(2026, 11, 4 + len(calls)))
+        call.end_time_unix_nano = call.start_time_unix_nano + ns if ns is not None else 0
+        calls.append(call)
+
+    # Tokens the other way round from durations: a token split would give alpha the most.
+    add("alpha", "x", 90_000, 1_000_000_000)
+    add("beta", "x", 5_000, 500_400_000)      # 500 ms (rounded per call)...
+    add("beta", "x", 5_000, 1_499_600_000)    # ...+ 1,500 ms
+    add("gamma", "y", 100, 4_000_000_000)
+    add("gamma", "y", 10**6, None)            # no end time: 0 ms, no share
+    pipeline = build_pipeline(str(tmp_path / "c.yaml"), f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        pipeline.ingest_calls(calls)
+        statement = json.loads(document(pipeline, "json"))
+    finally:
+        pipeline.close()
+    # $100.00 = 10,000 cents over 1,000 / 2,000 / 4,000 ms: 1428.57 + 2857.14 + 5714.29 cents exact, floors 1428 +
+    # 2857 + 5714 = 9,999; the last cent to the largest remainder (alpha's .571).
+    lines = {t["name"]: [x for x in t["lines"] if x["component"] == "fleet"] for t in statement["teams"]}
+    assert {team: (x["amount_usd"], x["quantity"]) for team, [x] in lines.items()} == {
+        "alpha": ("14.29", 1000), "beta": ("28.57", 2000), "gamma": ("57.14", 4000)}
+    assert lines["beta"][0]["detail"] == "2,000 of 7,000 ms of requests of $100.00 per month"
+    [fleet] = statement["fleets"]
+    assert (fleet["allocate_by"], fleet["consumption"], fleet["allocated_usd"], fleet["unallocated_usd"],
+            fleet["effective_usd_per_unit"]) == ("request_seconds", 7000, "100.00", "0.00", "14.285714285714")
+    # `costline usage` shows the durations it was split by.
+    usage = json.loads(run(capfdbinary, "usage", "--config", str(tmp_path / "c.yaml"), "--db",
+                           f"sqlite:///{tmp_path / 'ledger.db'}", "--group-by", "team", "--format", "json",
+                           "--from", "2026-11-01", "--to", "2026-11-30"))["rows"]
+    assert {r["team"]: r["request_milliseconds"] for r in usage} == {"alpha": 1000, "beta": 2000, "gamma": 4000}
+    # The customers' shares follow the same rule: x 3,000 ms, y 4,000 ms: 4285.71 + 5714.29 -> 42.86 + 57.14.
+    customers = json.loads(run(capfdbinary, "customers", "--config", str(tmp_path / "c.yaml"), "--db",
+                               f"sqlite:///{tmp_path / 'ledger.db'}", "--period", "2026-11", "--format", "json"))
+    assert {c["customer"]: c["fleet_usd"] for c in customers["customers"]} == {"x": {"pool": "42.86"},
+                                                                               "y": {"pool": "57.14"}}

@@ -36,7 +36,7 @@ def test_gauges_are_the_open_statement_per_team_and_component_and_last_months_to
                                       at(2026, 11, 12), "ab" * 16)])
     totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
-    registry.register(ChargebackCollector(totals.snapshot))
+    registry.register(ChargebackCollector(totals.snapshot, totals.clock))
     assert not gauges(registry, "costline_chargeback_usd")  # not made yet: no zeros that look like "free"
     totals.refresh()
 
@@ -64,7 +64,7 @@ def test_no_chargeback_section_no_family(tmp_path):
     pipeline.ingest_calls([make_call(1, start=at(2026, 11, 10))])
     totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
-    registry.register(ChargebackCollector(totals.snapshot))
+    registry.register(ChargebackCollector(totals.snapshot, totals.clock))
     assert totals.refresh() is None
     assert not [m for m in registry.collect() if m.name.startswith("costline_chargeback")]
     pipeline.close()
@@ -79,7 +79,7 @@ def test_teams_past_the_cardinality_limit_are_summed_under_overflow_and_still_ad
     pipeline.ingest_calls([*calls(), make_call(900, team="engineering", start=at(2026, 11, 5))])
     totals = ChargebackTotals(pipeline.ledger, lambda: pipeline.config, clock=lambda: NOW)
     registry = CollectorRegistry()
-    registry.register(ChargebackCollector(totals.snapshot))
+    registry.register(ChargebackCollector(totals.snapshot, totals.clock))
     totals.refresh()
 
     charged = gauges(registry, "costline_chargeback_usd")

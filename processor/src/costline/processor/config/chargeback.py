@@ -146,10 +146,6 @@ class Fleet(Strict):
         if value not in ALLOCATE_BY:
             raise ValueError(f"must be {' or '.join(ALLOCATE_BY)}, not {value!r}: what a team's share of the fleet "
                              "is proportional to")
-        if value == "request_seconds":
-            # Refused rather than allocated wrongly: the ledger's hour rows count tokens and calls, not durations.
-            raise ValueError("request_seconds needs the calls' durations, which the ledger does not keep yet: "
-                             "allocate by tokens")
         return value
 
     def serves(self, provider: str, model: str) -> bool:

@@ -20,7 +20,9 @@ revenue, margin and budget (`costline_customer_{cost,revenue,margin,budget}_usd{
 `customer` label's cardinality limit the same way), and per self-hosted fleet the month-to-date effective rate
 `costline_fleet_effective_usd_per_token{fleet}`: the fleet's cost accrued so far (its monthly cost x the elapsed
 fraction of the month) / the tokens its models served so far (no series while it has served none: never a division
-by zero).
+by zero). The refresh keeps each fleet's monthly cost and tokens; the elapsed fraction is read from the clock at each
+scrape, because the rate moves with time alone: an idle processor remakes no statement (its digest is unchanged),
+yet its fleets' rates rise hour by hour.
 
 Without a `chargeback:` section nothing is served (no family at all): nothing says how teams are charged.
 """
@@ -32,6 +34,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from operator import add
 from typing import Any
@@ -64,11 +67,20 @@ class ChargebackSnapshot:
     """(org, team, component) -> USD in whole cents."""
     last_period: Mapping[tuple[str, str], Decimal]
     """(org, team) -> last month's total (whole cents), for every team of either month."""
+    end: float
+    """Unix time of the period's end (its next month's first instant)."""
     read_at: float
     customers: Mapping[str, tuple[Decimal, Decimal, Decimal, Decimal | None]] = field(default_factory=dict)
     """customer -> (cost, revenue, margin, budget or None), month to date, whole cents."""
     fleets: Mapping[str, tuple[Decimal, int]] = field(default_factory=dict)
-    """fleet -> (cost accrued so far, tokens served so far)."""
+    """fleet -> (its monthly cost, tokens served so far this month)."""
+
+    def fleet_rates(self, now: datetime) -> dict[str, Decimal]:
+        """fleet -> its effective USD per token at `now`: the monthly cost x the elapsed fraction of the period
+        (clamped to it) / the tokens served; fleets that served no token have none."""
+        length = Decimal(repr(self.end - self.start))
+        elapsed = min(max(Decimal(repr(now.timestamp() - self.start)), Decimal(0)), length)
+        return {name: cost * elapsed / length / tokens for name, (cost, tokens) in self.fleets.items() if tokens}
 
 
 @dataclass
@@ -139,10 +151,7 @@ class ChargebackTotals(Refreshed):
                                                       for label in LABELS[:2]])
         now = self.clock()
         month = customers_for(config, self.ledger, period)
-        elapsed = Decimal(max(min((now - period.start(zone)).total_seconds(),
-                                  (period.end(zone) - period.start(zone)).total_seconds()), 0))
-        length = Decimal((period.end(zone) - period.start(zone)).total_seconds())
-        fleets = {f.name: (f.cost * elapsed / length, f.tokens) for f in month.fleets}
+        fleets = {f.name: (f.cost, f.tokens) for f in month.fleets}
         customers = {c.customer: (c.cost, c.revenue, c.margin, c.budget) for c in month.customers}
         kept = kept_values({k: v[0] for k, v in customers.items()},
                            limits.cardinality_limits.get("customer", limits.cardinality_limit))
@@ -155,7 +164,7 @@ class ChargebackTotals(Refreshed):
                                          budget if key == name else None)
             customers = folded_customers
         self._snapshot = ChargebackSnapshot(period, period.start(zone).timestamp(), components, last,
-                                            now.timestamp(), customers, fleets)
+                                            period.end(zone).timestamp(), now.timestamp(), customers, fleets)
         return self._snapshot
 
 
@@ -176,10 +185,12 @@ def _capped(components: dict[tuple[str, str, str], Decimal], last: dict[tuple[st
 
 
 class ChargebackCollector(Collector):
-    """The latest `ChargebackSnapshot` as gauges, built fresh on every scrape from the snapshot only."""
+    """The latest `ChargebackSnapshot` as gauges, built fresh on every scrape from the snapshot and, for the fleets'
+    accrued cost, the time of the scrape (`clock`: the one the totals read)."""
 
-    def __init__(self, snapshot: Callable[[], ChargebackSnapshot | None]) -> None:
+    def __init__(self, snapshot: Callable[[], ChargebackSnapshot | None], clock: Clock) -> None:
         self._snapshot = snapshot
+        self._clock = clock
 
     def describe(self) -> Iterator:
         return iter(())
@@ -220,9 +231,8 @@ class ChargebackCollector(Collector):
             "costline_fleet_effective_usd_per_token", "Each self-hosted fleet's month-to-date effective rate: its "
             "cost accrued so far (monthly cost x elapsed fraction of the month) / the tokens it served so far, USD.",
             labels=["fleet"])
-        for name, (accrued, tokens) in sorted(snapshot.fleets.items()):
-            if tokens:
-                rate.add_metric([name], float(accrued / tokens))
+        for name, per_token in sorted(snapshot.fleet_rates(self._clock()).items()):
+            rate.add_metric([name], float(per_token))
         yield rate
         yield GaugeMetricFamily("costline_chargeback_period_start_timestamp_seconds",
                                 "Start of the calendar month the chargeback gauges cover (unix seconds).",

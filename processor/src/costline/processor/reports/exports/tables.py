@@ -44,6 +44,21 @@ def usage_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
 
 
 FOCUS_DATETIMES = frozenset({"BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd"})
+FOCUS_DECIMALS = frozenset({"ListCost", "ContractedCost", "BilledCost", "EffectiveCost", "PricingQuantity",
+                            "ConsumedQuantity", "x_ReportedCost", "x_ChargebackMarkupPct", "x_ChargebackAmount",
+                            "x_ChargebackExact"})
+_COUNT_SUFFIXES = ("Requests", "Tokens", "Searches", "Executions", "Disagreements")
+
+
+def _type_without_values(name: str) -> pa.DataType:
+    """The type of a column no row of the day fills (an empty day; a day of untagged usage only): the one it has
+    on the days that fill it, or DuckDB reading the days together makes it text (it unifies DECIMAL with the
+    string an all-null column would get)."""
+    if name in FOCUS_DECIMALS:
+        return MONEY
+    if name.startswith("x_") and name.endswith(_COUNT_SUFFIXES):
+        return pa.int64()
+    return pa.string()
 
 
 def focus_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> pa.Table:
@@ -61,6 +76,8 @@ def focus_table(columns: Sequence[str], rows: Sequence[Mapping[str, Any]]) -> pa
             kind = MONEY
         elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
             kind = pa.int64()
+        elif not present:
+            kind = _type_without_values(name)
         else:
             kind = pa.string()
             values = [None if v is None else str(v) for v in values]
