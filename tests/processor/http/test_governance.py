@@ -36,6 +36,8 @@ orgs:
       - name: marketing
         budget: {{monthly_usd: 500}}
         models: {{openai: {{allow: ["gpt-4o-mini*"]}}}}
+budgets:
+  - {{scope: environment, name: staging, daily_usd: 0.5}}
 prices:
   - {{provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}}
 api:
@@ -171,6 +173,17 @@ def test_policy_endpoint_gives_the_guard_rules_budget_and_rates(served):
     document = json.loads(body)
     assert [r["level"] for r in document["models"]] == ["org acme", "team acme/marketing"]
     assert document["budget"]["bound_by"] == "team acme/marketing monthly"
+
+
+def test_policy_endpoint_applies_the_environment_the_guard_sends(served):
+    """The guard sends its resource's `deployment.environment.name`: an environment budget binds its calls."""
+    _, body = call(f"{served.api_url}/api/v1/policy?team=marketing&environment=staging", TOKENS["guard"])
+    document = json.loads(body)
+    assert {"bound_by": "environment staging daily", "unit": "usd", "mode": "hard",
+            "remaining": "0.500000000000"} in document["limits"], document["limits"]
+    assert document["budget"]["bound_by"] == "environment staging daily"
+    _, body = call(f"{served.api_url}/api/v1/policy?team=marketing&environment=production", TOKENS["guard"])
+    assert all(not limit["bound_by"].startswith("environment") for limit in json.loads(body)["limits"])
 
 
 def test_violations_are_counted_for_unguarded_apps(served):
