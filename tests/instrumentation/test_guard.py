@@ -234,6 +234,22 @@ def test_a_denied_model_is_refused_naming_the_rule(guarded, provider, endpoint):
     assert provider.requests == ["/v1/chat/completions"]
 
 
+def test_a_model_waiting_for_approval_is_refused_naming_the_rule_as_the_processor_does(guarded, provider, endpoint):
+    """The processor lists an `on_approval` pattern not approved for the caller in `deny` (what every guard
+    refuses) and in `on_approval`: the refusal is named as the processor names the call's violation."""
+    endpoint.document = {**SPENT, "budget": None, "models": [
+        {"level": "org acme", "provider": "openai", "allow": None, "deny": ["o1*", "o3*"], "on_approval": ["o3*"]}]}
+    guarded("block")
+    client = provider.openai()
+    with pytest.raises(costline.ModelNotAllowed) as refused:
+        client.chat.completions.create(model="o3-pro", messages=MESSAGES)
+    assert refused.value.rule == "org acme openai on approval o3*"
+    with pytest.raises(costline.ModelNotAllowed) as refused:
+        client.chat.completions.create(model="o1-mini", messages=MESSAGES)
+    assert refused.value.rule == "org acme openai deny o1*"
+    assert provider.requests == []
+
+
 def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint):
     endpoint.document = OPEN_BUDGET
     spans = guarded("block")
