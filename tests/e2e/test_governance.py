@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -126,6 +127,7 @@ def test_team_admin_keys_a_weekly_budget_that_the_guard_enforces_on_both_process
                             otlp_http=Address("127.0.0.1", 0), otlp_grpc=None, http=Address("127.0.0.1", 0))
         return Service(settings, clock=lambda: now[0]).start()
 
+    running = set(threading.enumerate())
     a = start()
     b = start()
     try:
@@ -210,3 +212,5 @@ def test_team_admin_keys_a_weekly_budget_that_the_guard_enforces_on_both_process
     finally:
         a.stop(1)
         b.stop(1)
+    # A stopped processor reads its ledger no more (the database is dropped next).
+    assert not [t for t in set(threading.enumerate()) - running if t.name == "costline-budgets"]
