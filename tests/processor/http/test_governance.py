@@ -8,6 +8,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from costline.processor.http.auth import hash_token
 from costline.testing.local import free_port
 from tests.processor.otlp import llm_span, request_of
+from tests.polling import poll
 from tests.processor.served import Served, serve, stop
 
 TOKENS = {"admin": "tok-admin-1", "finance": "tok-finance-1", "eng": "tok-eng-1", "mkt": "tok-mkt-1",
@@ -79,6 +81,10 @@ def served(tmp_path_factory) -> Served:
                                      {"Content-Type": "application/x-protobuf"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         assert response.status == 200
+    # The budgets are re-read after the commit, in the background: wait until they count the four calls, so that
+    # whichever test runs first (`-k` picks) sees them.
+    poll(lambda: any(Decimal(b.get("spent_usd") or 0) > 0 for b in json.loads(
+        call(f"{served.api_url}/api/v1/budgets", TOKENS["admin"])[1])["budgets"]), 15, "the spans were never billed")
     yield served
     assert stop(served) == 0, served.log.read_text()
 
