@@ -10,6 +10,10 @@
    shows the guard's refusals (nothing sent) and the processor's `costline_policy_violations_total`;
 6. reconciliation: a cron job and a notebook call the provider directly (no instrumentation); `costline reconcile`
    reads the fake provider's usage report (OpenAI's admin Usage API) and shows drift and untracked spend.
+7. delegated administration: the search team's admin (a `team-admin` token) adds a user and registers a key with
+   budgets through the admin API, and is held to the team's budget; the guard refuses a model the org allows only
+   on approval (`demo/frontier.py`), the team admin asks for it, the org admin approves it for a week, and the
+   same app's call goes out; the audit log shows each step.
 Exits 0 when everything worked. The API is read with the demo's `finance` token (demo/costline.yaml).
 
     .venv/bin/python demo/run.py [--duration 20] [--keep]
@@ -27,7 +31,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -270,6 +274,93 @@ def report_governance(governance: dict, violations: list[str]) -> None:
     print(line)
 
 
+# --- delegated administration and an approval: a team admin at work, a frontier model asked for and granted ----------
+ORG_ADMIN_TOKEN = "costline-demo-org-admin"
+"""The demo's org admin of acme (`org-admin:acme` in demo/costline.yaml): approves what a team asks for."""
+TEAM_ADMIN_TOKEN = "costline-demo-search-admin"
+"""The demo's team admin of acme/search (`team-admin:acme/search`): manages the team's users and keys."""
+BOB_KEY = "sk-demo-bob-laptop"
+"""The key the team admin registers (by fingerprint: the clear key never reaches the processor)."""
+
+
+def admin_call(api: str, token: str, kind: str, body: dict, version: int | None = None) -> tuple[int, dict]:
+    """One change through the admin API (`POST /api/v1/admin/<kind>`, what `costline admin` sends)."""
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    if version is not None:
+        headers["If-Match"] = f'"{version}"'  # the version read: a concurrent change is a 409, not lost
+    request = urllib.request.Request(f"{api}/api/v1/admin/{kind}", json.dumps(body).encode(), headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def run_frontier(base_env: dict[str, str], api: str, provider: FakeProviderServer, workdir: Path, name: str) -> dict:
+    """demo/frontier.py under the guard (block), with the key the team admin registered."""
+    env = {**base_env, "OPENAI_API_KEY": BOB_KEY, "OPENAI_BASE_URL": provider.openai_base_url,
+           "OTEL_SERVICE_NAME": "demo-frontier", "OTEL_RESOURCE_ATTRIBUTES": "costline.org=acme,costline.team=search",
+           "COSTLINE_GUARD": "block", "COSTLINE_GUARD_URL": api, "COSTLINE_GUARD_TOKEN": GUARD_TOKEN,
+           "COSTLINE_GUARD_TIMEOUT": "10"}
+    with open(workdir / f"frontier-{name}.log", "w") as log:
+        done = subprocess.run([str(BIN / "opentelemetry-instrument"), sys.executable, str(HERE / "frontier.py")],
+                              env=env, stdout=subprocess.PIPE, stderr=log, text=True, timeout=120)
+    if done.returncode != 0:
+        raise SystemExit(f"demo/frontier.py failed: see {workdir / f'frontier-{name}.log'}")
+    return next(json.loads(line) for line in done.stdout.splitlines() if line.startswith("{"))
+
+
+def run_delegation(api: str, base_env: dict[str, str], workdir: Path) -> list[tuple[str, str]]:
+    """The team admin adds a user and a key with budgets, and is held to the team's budget; the guard refuses a
+    frontier model; the team admin asks for it, the org admin approves it for a week, and the guard lets it through.
+    Returns (step, what happened) in order."""
+    from costline.fingerprint import fingerprint
+
+    steps: list[tuple[str, str]] = []
+
+    def change(who: str, token: str, kind: str, body: dict, version: int | None = None) -> dict:
+        status, answer = admin_call(api, token, kind, body, version)
+        what = f"{status} " + (answer.get("error") or f"{answer.get('object')} version {answer.get('version')}")
+        steps.append((f"{who}: {body['action']} {kind[:-1]} {body.get('name') or body.get('model')}", what))
+        return answer
+
+    change("team admin", TEAM_ADMIN_TOKEN, "users", {"action": "create", "name": "bob", "team": "search",
+                                                     "budget": {"weekly_usd": 2}})
+    change("team admin", TEAM_ADMIN_TOKEN, "keys", {"action": "create", "name": "bob-laptop", "user": "bob",
+                                                    "fingerprint": fingerprint(BOB_KEY), "budget": {"daily_usd": 0.5}})
+    # Within the level above: the team's budget is $20 a month, so a user cannot be given $50.
+    change("team admin", TEAM_ADMIN_TOKEN, "users", {"action": "update", "name": "bob",
+                                                     "budget": {"monthly_usd": 50}}, version=1)
+    with FakeProviderServer() as provider:  # its own provider: the reconciliation above is about the main one
+        before = run_frontier(base_env, api, provider, workdir, "before")
+        steps.append(("guard: bob-laptop calls openai/o3-mini",
+                      f"refused: {before['refused']} ({before['rule']})" if "refused" in before else "sent"))
+        asked = {"scope": "acme/search", "provider": "openai", "model": "o3-mini"}
+        change("team admin", TEAM_ADMIN_TOKEN, "approvals", {"action": "request", **asked,
+                                                             "reason": "evaluate o3-mini for query rewriting"})
+        expires = (datetime.now(timezone.utc) + timedelta(days=7)).replace(microsecond=0)
+        change("org admin", ORG_ADMIN_TOKEN, "approvals", {"action": "approve", **asked,
+                                                           "expires": expires.isoformat()}, version=1)
+        after = run_frontier(base_env, api, provider, workdir, "after")
+        steps.append(("guard: bob-laptop calls openai/o3-mini",
+                      f"refused: {after['refused']} ({after['rule']})" if "refused" in after else
+                      f"sent (until {expires:%Y-%m-%d %H:%M} UTC); the provider received {len(provider.requests)}"))
+    request = urllib.request.Request(f"{api}/api/v1/admin/audit", headers={"Authorization": f"Bearer {FINANCE_TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - loopback
+        audit = json.loads(response.read())["changes"]
+    steps.extend(("audit", f"{c['actor'].split(' ')[0]:<18} {c['action']:<8} {c['object']}") for c in audit)
+    return steps
+
+
+def report_delegation(steps: list[tuple[str, str]]) -> None:
+    line = "─" * 96
+    print("\nDelegated administration and an approval (docs/governance.md; the admin API, what `costline admin` "
+          "calls)")
+    for step, what in steps:
+        print(f"  {step:<50}{what}" if step != "audit" else f"  audit log  {what}")
+    print(line)
+
+
 # --- reconciliation: the provider's own usage report against the ledger ----------------------------------------------
 DIRECT_CALLS = (
     # (API key, model, calls): traffic no span sees
@@ -395,6 +486,7 @@ def main() -> int:
             report_governance(governance, violations)
             report_reconciliation(run_reconcile(provider, db_url, config))
             report_export(db_url, config, workdir)
+            report_delegation(run_delegation(api, base_env, workdir))
             if args.keep:
                 print("\n--keep: processor still running; Ctrl-C to stop")
                 processor.wait()

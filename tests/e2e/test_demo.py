@@ -114,3 +114,24 @@ def test_demo_bills_each_team_a_statement_that_adds_up(demo_output):
     grand = Decimal(chargeback.split("TOTAL", 1)[1].split()[0].replace(",", ""))
     assert len(totals) == 3 and sum(totals) == grand  # rounded once, to the cent, and the teams add up exactly
     assert "one printable page per team:" in chargeback
+
+
+def test_demo_shows_a_team_admin_at_work_and_an_approval(demo_output):
+    """The team admin's changes through the admin API (one held to the team's budget), the guard refusing a model
+    allowed only on approval, the request and the org admin's approval with an expiry, then the call sent; the
+    audit log names who did each."""
+    section = _section(demo_output, "Delegated administration and an approval")
+    lines = [line.strip() for line in section.splitlines()[1:] if line.strip()]
+    assert lines[0].startswith("team admin: create user bob") and lines[0].endswith("201 user:bob version 1")
+    assert lines[1].startswith("team admin: create key bob-laptop") and " 201 key:" in lines[1]
+    assert lines[2].startswith("team admin: update user bob") and " 422 " in lines[2] and "team acme/search" in lines[2]
+    assert lines[3].endswith("refused: costline.ModelNotAllowed (org acme openai on approval o3*)"), lines[3]
+    assert lines[4].startswith("team admin: request approval o3-mini") and " 201 approval:acme/search|openai|o3*" in (
+        lines[4])
+    assert lines[5].startswith("org admin: approve approval o3-mini") and " 200 " in lines[5]
+    assert "sent (until " in lines[6] and lines[6].endswith("the provider received 1"), lines[6]
+    audit = [line.split()[2:] for line in lines if line.startswith("audit log")]
+    assert audit == [["demo-search-admin", "create", "user:bob"],
+                     ["demo-search-admin", "create", "key:b94b2339ad4e831d"],
+                     ["demo-search-admin", "request", "approval:acme/search|openai|o3*"],
+                     ["demo-org-admin", "approve", "approval:acme/search|openai|o3*"]], audit

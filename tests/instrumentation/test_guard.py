@@ -183,6 +183,33 @@ def test_a_spent_budget_refuses_every_kind_of_call_and_nothing_is_sent(guarded, 
         assert "gen_ai.usage.input_tokens" not in span.attributes
 
 
+def test_the_resources_environment_is_sent_and_its_budget_refuses(endpoint, provider, monkeypatch):
+    """An environment budget binds through the resource's `deployment.environment.name`, which the processor reads
+    off the spans: the guard sends it with every policy query, so the processor can apply that budget."""
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    def answer(query: dict[str, str]) -> dict:
+        if query.get("environment") != "staging":
+            return {**SPENT, "budget": None}
+        return {**SPENT, "budget": {"remaining_usd": "-0.1", "bound_by": "environment staging daily"}}
+
+    endpoint.document = answer
+    monkeypatch.setenv("OPENAI_API_KEY", OPENAI_KEY)
+    instrumentor = CostlineInstrumentor()
+    instrumentor.instrument(tracer_provider=TracerProvider(resource=Resource.create(
+        {"deployment.environment.name": "staging", "costline.team": "search"})), guard="block",
+        guard_url=endpoint.url, guard_refresh="30")
+    try:
+        with pytest.raises(costline.BudgetExceeded) as refused:
+            provider.openai().chat.completions.create(model="gpt-4o", messages=MESSAGES)
+        assert refused.value.rule == "environment staging daily"
+        assert endpoint.queries and all("environment=staging" in query for query in endpoint.queries)
+        assert provider.requests == []
+    finally:
+        instrumentor.uninstrument()
+
+
 async def test_async_calls_and_streams_are_refused_too(guarded, provider):
     guarded("block")
     client = provider.async_openai()
@@ -205,6 +232,22 @@ def test_a_denied_model_is_refused_naming_the_rule(guarded, provider, endpoint):
     assert provider.requests == []
     client.chat.completions.create(model="gpt-4o", messages=MESSAGES)
     assert provider.requests == ["/v1/chat/completions"]
+
+
+def test_a_model_waiting_for_approval_is_refused_naming_the_rule_as_the_processor_does(guarded, provider, endpoint):
+    """The processor lists an `on_approval` pattern not approved for the caller in `deny` (what every guard
+    refuses) and in `on_approval`: the refusal is named as the processor names the call's violation."""
+    endpoint.document = {**SPENT, "budget": None, "models": [
+        {"level": "org acme", "provider": "openai", "allow": None, "deny": ["o1*", "o3*"], "on_approval": ["o3*"]}]}
+    guarded("block")
+    client = provider.openai()
+    with pytest.raises(costline.ModelNotAllowed) as refused:
+        client.chat.completions.create(model="o3-pro", messages=MESSAGES)
+    assert refused.value.rule == "org acme openai on approval o3*"
+    with pytest.raises(costline.ModelNotAllowed) as refused:
+        client.chat.completions.create(model="o1-mini", messages=MESSAGES)
+    assert refused.value.rule == "org acme openai deny o1*"
+    assert provider.requests == []
 
 
 def test_local_spend_between_refreshes_stops_a_burst(guarded, provider, endpoint):

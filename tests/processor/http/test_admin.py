@@ -325,6 +325,9 @@ def test_a_frontier_model_on_approval(tmp_path, serving):
     api = a.api_url
     rule = "org acme openai on approval o3*"
     assert "o3*" in _guard_denies(api)
+    # Which denied patterns wait for an approval: the guard names its refusal `rule`, as the violation is named.
+    document = call(f"{api}/api/v1/policy?team=search", TOKENS["guard"])[1]
+    assert [r.get("on_approval") for r in document["models"]] == [["o3*"]], document["models"]
     _send(a, "o3-pro")
     poll(lambda: _counter(api, "costline_policy_violations_total", rule=rule) == 1, 10, "no violation counted")
 
@@ -344,6 +347,7 @@ def test_a_frontier_model_on_approval(tmp_path, serving):
     status, answer = post(api, TOKENS["acme"], "approvals", {**decide, "expires": expires.isoformat()}, 1)
     assert status == 200 and answer["state"]["status"] == "approved", answer
     assert "o3*" not in _guard_denies(api) and "o1*" in _guard_denies(api)
+    assert "on_approval" not in call(f"{api}/api/v1/policy?team=search", TOKENS["guard"])[1]["models"][0]
     assert _counter(api, "costline_approval_requests_pending") == 0
     _send(a, "o3-pro")
     poll(lambda: _counter(api, "costline_policy_approved_calls_total", rule=rule) == 1, 10, "not counted approved")

@@ -8,6 +8,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import pytest
 from costline.processor.http.auth import hash_token
 from costline.testing.local import free_port
 from tests.processor.otlp import llm_span, request_of
+from tests.polling import poll
 from tests.processor.served import Served, serve, stop
 
 TOKENS = {"admin": "tok-admin-1", "finance": "tok-finance-1", "eng": "tok-eng-1", "mkt": "tok-mkt-1",
@@ -36,6 +38,8 @@ orgs:
       - name: marketing
         budget: {{monthly_usd: 500}}
         models: {{openai: {{allow: ["gpt-4o-mini*"]}}}}
+budgets:
+  - {{scope: environment, name: staging, daily_usd: 0.5}}
 prices:
   - {{provider: openai, model: gpt-4o, input_per_mtok: 2.00, cache_read_per_mtok: 1.00, output_per_mtok: 8.00}}
 api:
@@ -77,6 +81,10 @@ def served(tmp_path_factory) -> Served:
                                      {"Content-Type": "application/x-protobuf"})
     with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
         assert response.status == 200
+    # The budgets are re-read after the commit, in the background: wait until they count the four calls, so that
+    # whichever test runs first (`-k` picks) sees them.
+    poll(lambda: any(Decimal(b.get("spent_usd") or 0) > 0 for b in json.loads(
+        call(f"{served.api_url}/api/v1/budgets", TOKENS["admin"])[1])["budgets"]), 15, "the spans were never billed")
     yield served
     assert stop(served) == 0, served.log.read_text()
 
@@ -171,6 +179,17 @@ def test_policy_endpoint_gives_the_guard_rules_budget_and_rates(served):
     document = json.loads(body)
     assert [r["level"] for r in document["models"]] == ["org acme", "team acme/marketing"]
     assert document["budget"]["bound_by"] == "team acme/marketing monthly"
+
+
+def test_policy_endpoint_applies_the_environment_the_guard_sends(served):
+    """The guard sends its resource's `deployment.environment.name`: an environment budget binds its calls."""
+    _, body = call(f"{served.api_url}/api/v1/policy?team=marketing&environment=staging", TOKENS["guard"])
+    document = json.loads(body)
+    assert {"bound_by": "environment staging daily", "unit": "usd", "mode": "hard",
+            "remaining": "0.500000000000"} in document["limits"], document["limits"]
+    assert document["budget"]["bound_by"] == "environment staging daily"
+    _, body = call(f"{served.api_url}/api/v1/policy?team=marketing&environment=production", TOKENS["guard"])
+    assert all(not limit["bound_by"].startswith("environment") for limit in json.loads(body)["limits"])
 
 
 def test_violations_are_counted_for_unguarded_apps(served):

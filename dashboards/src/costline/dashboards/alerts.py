@@ -75,8 +75,12 @@ def budget_exceeded(config: MixinConfig, names: RuleNames) -> dict:
         f"{names.budget_utilization} >= {config.budget_exceeded_ratio}",
         f"{OWNER} is over its {{{{ $labels.period }}}} budget ({{{{ $value | humanizePercentage }}}}).",
         SAME_SERIES + f"{OWNER} has spent {_usd_of(names.budget_spent)} against a {{{{ $labels.period }}}} budget of "
-        f"{_usd_of(names.budget_limit)} ({{{{ $value | humanizePercentage }}}}). Calls are not blocked: decide "
-        "whether to raise the budget or stop the spend.",
+        f"{_usd_of(names.budget_limit)} ({{{{ $value | humanizePercentage }}}}). "
+        # The processor never blocks; an app running the guard in block mode is refused calls against a spent hard
+        # budget (a series without `mode`, from an earlier release, is a hard one), never against a soft one.
+        '{{ if eq $labels.mode "soft" }}A soft budget: calls are not blocked, only warned about.{{ else }}Apps '
+        "running the guard in block mode are refused further calls against it.{{ end }} Decide whether to raise "
+        "the budget or stop the spend.",
         _budget_dashboard(config),
     )
 

@@ -70,10 +70,16 @@ class LevelRule:
 
     def as_dict(self, approved: Callable[[LevelRule, str], bool] | None = None) -> dict:
         """The rule as the guard reads it: an `on_approval` pattern not approved for the caller (`approved`) is a
-        `deny` there, so a guard of any release refuses it; an approved one is left out."""
+        `deny` there, so a guard of any release refuses it, and listed in `on_approval` too; an approved one is left
+        out."""
         waiting = [p for p, _ in self.on_approval if approved is None or not approved(self, p)]
-        return {"level": self.level, "provider": self.provider,
-                "allow": list(self.allow) if self.allow is not None else None, "deny": [*self.deny, *waiting]}
+        found = {"level": self.level, "provider": self.provider,
+                 "allow": list(self.allow) if self.allow is not None else None, "deny": [*self.deny, *waiting]}
+        if waiting:
+            # Which of the `deny` patterns are waiting for an approval: the guard names its refusal as the
+            # processor names the violation (`<level> <provider> on approval <pattern>`); earlier guards ignore it.
+            found["on_approval"] = waiting
+        return found
 
 
 def _rules(level: str, models: dict[str, ModelRule]) -> tuple[LevelRule, ...]:

@@ -54,6 +54,11 @@ class Callers:
 
     def __init__(self, resource_owner: Mapping[str, Any] | None, refresh_s: float, lock: threading.Lock) -> None:
         self.resource = tuple(str(resource_owner.get(k) or "") if resource_owner else "" for k in _OWNER_KEYS)
+        environment = (resource_owner.get(A.DEPLOYMENT_ENVIRONMENT) or resource_owner.get(A.DEPLOYMENT_ENVIRONMENT_OLD)
+                       if resource_owner else None)
+        self.environment = str(environment or "")
+        """The resource's environment, as the processor reads it off the spans: the same for every caller of the
+        process (a call cannot name another), so it is sent with each query but is no part of the cache key."""
         self.entries: dict[tuple[str, ...], Caller] = {}
         self._stale_s = STALE_AFTER_REFRESHES * refresh_s
         self._lock = lock
@@ -106,6 +111,8 @@ class Callers:
             candidates = [k for k, c in callers.items() if not c.pinned] or list(callers)
             del callers[min(candidates, key=lambda k: callers[k].used_at)]
         query = {name: value for name, value in zip(_QUERY_NAMES, key[1:], strict=True) if value}
+        if self.environment:
+            query["environment"] = self.environment  # environment budgets bind this process's calls too
         if key[0]:
             query["key"] = key[0]
         caller = callers[key] = Caller(query, key[0], now, pinned)

@@ -3,8 +3,9 @@ budget it counts against (`limits`: hard or soft, in USD or tokens, for every ca
 of an earlier release, `budgets`: hard USD ones), and the per-token rates of the models it called.
 
 The rules are evaluated as the processor's `policy.ModelPolicy` does: case-insensitive shell globs, a `deny` match
-or a miss on an `allow` list at any level refuses, and the rule is named `<level> <provider> deny <glob>` or
-`<level> <provider> allow`. Anything that is not such a document raises `GarbageResponse`.
+or a miss on an `allow` list at any level refuses, and the rule is named `<level> <provider> deny <glob>`,
+`<level> <provider> on approval <glob>` (a `deny` pattern the rule's `on_approval` lists: not approved for the caller)
+or `<level> <provider> allow`. Anything that is not such a document raises `GarbageResponse`.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class Limit(NamedTuple):
 
 
 class _Rule:
-    __slots__ = ("provider", "level", "allow", "deny")
+    __slots__ = ("provider", "level", "allow", "deny", "on_approval")
 
     def __init__(self, document: Any) -> None:
         if not isinstance(document, dict):
@@ -60,13 +61,18 @@ class _Rule:
         allow = document.get("allow")
         self.allow = None if allow is None else tuple(_text(p, "allow").lower() for p in _list(allow, "allow"))
         self.deny = tuple(_text(p, "deny").lower() for p in _list(document.get("deny") or [], "deny"))
+        # The `deny` patterns that wait for an approval (the processor's `on_approval`): named as the processor names
+        # them, so the app's error and the violation counted for the call say the same rule.
+        self.on_approval = frozenset(_text(p, "on_approval").lower()
+                                     for p in _list(document.get("on_approval") or [], "on_approval"))
 
     def refuses(self, provider: str, model: str) -> str | None:
         if self.provider != provider and self.provider != "*":
             return None
         for pattern in self.deny:
             if fnmatchcase(model, pattern):
-                return f"{self.level} {self.provider} deny {pattern}"
+                verb = "on approval" if pattern in self.on_approval else "deny"
+                return f"{self.level} {self.provider} {verb} {pattern}"
         if self.allow is not None and not any(fnmatchcase(model, p) for p in self.allow):
             return f"{self.level} {self.provider} allow"
         return None

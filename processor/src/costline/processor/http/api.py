@@ -546,7 +546,7 @@ class AdminApi:
         return _json(HTTPStatus.OK, {"status": "reloaded", "detail": self._backend.reload()})
 
     def _policy(self, request: Request, _: auth.Principal) -> Response:
-        declared = {name: value for name in ("org", "team", "project", "user", "customer", "feature")
+        declared = {name: value for name in ("org", "team", "project", "user", "customer", "feature", "environment")
                     if (value := request.param(name))}
         models = [m for m in (request.param("models") or "").split(",") if m]
         return _json(HTTPStatus.OK, self._backend.policy(request.param("key"), declared, models))

@@ -1,7 +1,8 @@
 """`GET /api/v1/policy`: what the guard in an application needs to know about one caller, in one answer.
 
 The guard asks once per refresh (not per call) with the API key's fingerprint and the owner keys the call carries;
-the caller is resolved exactly as its spans will be (`ownership.Hierarchy`: a registered key wins). The answer:
+the caller is resolved exactly as its spans will be (`ownership.Hierarchy`: a registered key wins; `environment`,
+the guard's resource's `deployment.environment.name`, as the spans' resource gives it). The answer:
 
     {"owner": {"org": "acme", "team": "search", "user": "alice", "key": "alice-laptop", "project": ""},
      "models": [{"level": "org acme", "provider": "openai", "allow": null, "deny": ["o3*"]}, ...],
@@ -70,7 +71,8 @@ def policy_document(hierarchy: Hierarchy, policy: ModelPolicy, budgets: Budgets,
                     now_ns: int) -> dict[str, Any]:
     """The answer for one caller; `now_ns` (the service's clock) picks the prices in effect."""
     attrs = {_DECLARED[name]: value for name, value in declared.items() if name in _DECLARED}
-    owner, _ = hierarchy.resolve(attrs, fingerprint or None, None)
+    # The environment is the resource's (`deployment.environment.name`), not a `costline.*` key: resolved as spans are.
+    owner, _ = hierarchy.resolve(attrs, fingerprint or None, declared.get("environment") or None)
     rules = policy.chain(owner.org, owner.team, owner.user, owner.key, owner.project)
     path, now = (owner.org, owner.team, owner.user), datetime.fromtimestamp(now_ns / NS_PER_S, timezone.utc)
     states = budgets.snapshot().states

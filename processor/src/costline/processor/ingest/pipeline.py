@@ -274,5 +274,6 @@ class Pipeline:
         self._state = self._derive(config, self._state)
 
     def close(self) -> None:
+        self._state.budgets.stop()  # its refresher reads the ledger: not after it is closed
         self.ledger.close()
 

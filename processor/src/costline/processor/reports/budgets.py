@@ -187,6 +187,10 @@ class Budgets:
                                     min_gap_s=min_interval, first_read=False).start()
         weakref.finalize(self, self._refresher.stop, 0.0)
 
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stop reading the ledger (a stopped service: its ledger is about to close, and may be dropped)."""
+        self._refresher.stop(timeout_s)
+
     def committed(self) -> None:
         """After a ledger commit: the next read (soon, in the refresher thread) includes it. Never blocks."""
         with self._commits_lock:  # receivers' threads commit concurrently
