@@ -44,6 +44,12 @@ def usd_to_pico(usd: Decimal) -> int:
     return int((usd * PICO_PER_USD).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
+def pico_per_unit(usd_per: Decimal, per: int) -> Decimal:
+    """A price of `usd_per` USD per `per` units (genai-prices' `$/MTok`, `$/1000 searches`) as exact pico-dollars per
+    one unit; not rounded (a fraction of a pico-dollar is kept until a call's total is)."""
+    return usd_per * PICO_PER_USD / per
+
+
 def pico_to_usd(pico: int) -> Decimal:
     """Pico-dollars as exact USD with twelve decimals (`Decimal('0.001234500000')`)."""
     return Decimal(pico).scaleb(-USD_DECIMALS)

@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from costline.processor.model import BILLABLE_UNITS, LLMCall
-from costline.processor.units import PICO_PER_USD, pico_to_usd
+from costline.processor.units import pico_per_unit, pico_to_usd
 
 _ZERO = Decimal(0)
 
@@ -152,7 +152,7 @@ class _Table:
             counts = compute_leaf_values(set(by_usage_key), usage_of(_one(fields)), by_usage_key)
             if not any(counts.values()):  # no priced ancestor-or-self: genai-prices would bill it $0, silently
                 unpriced.append(name)
-            leaf[name] = _pico(sum((price[key] * count * PICO_PER_USD / by_usage_key[key].per
+            leaf[name] = _pico(sum((pico_per_unit(price[key], by_usage_key[key].per) * count
                                     for key, count in counts.items() if count), _ZERO))
         self.leaf = leaf
         self.base = tuple(leaf[name] for name in _BASE)
@@ -168,7 +168,7 @@ class _Table:
                 extra.append((_ATTRIBUTE[name], delta))
         self.extra = tuple(extra)
         requests = price.get("requests")
-        self.request = _pico(requests * PICO_PER_USD / registry.units["requests"].per) if requests is not None else 0
+        self.request = _pico(pico_per_unit(requests, registry.units["requests"].per)) if requests is not None else 0
         self.unpriced = tuple(unpriced)
 
 
