@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import add
 from pathlib import Path
@@ -27,7 +27,7 @@ from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
-from costline.processor.model import Entry, counts_of, text_call_keys
+from costline.processor.model import Entry, Family, call_families, counts_of, text_call_keys
 from costline.processor.units import NS_PER_S, S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")
@@ -77,25 +77,27 @@ class LedgerWriter:
         this batch). `now` (unix seconds, the caller's clock) stamps the identity keys for retention and is the hour of
         a call without a start time.
 
-        Three statements per batch whatever its size (look up its keys, insert its new calls' keys, upsert their
-        hourly rows; a fourth takes back keys when another processor billed one of its calls meanwhile), all as
-        driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
-        is expanded anew on every call) cost more than SQLite's work for them. A ledger upgraded from text keys
-        looks those up too, until the newest of them is older than `retention_hours`.
+        Four statements per batch whatever its size (look up its keys, insert its new calls' keys, insert the marks
+        that pair spans of one call across batches, upsert their hourly rows; another takes back keys when another
+        processor billed one of its calls meanwhile, and a batch with siblings of calls billed before looks further
+        ordinals up: `_Identities`), all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a
+        thousand bound parameters is expanded anew on every call) cost more than SQLite's work for them. A ledger
+        upgraded from text keys looks those up too, until the newest of them is older than `retention_hours`.
         """
         if not entries:
             return []
         try:
             with self.transaction() as conn:
-                seen = self._billed_among(conn, entries)
+                identities = _Identities(entries, lambda keys: set(self._lookup(conn, call_keys.name, sorted(keys))))
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
                     self._text_keys_newest = _retire_text_keys(conn, cutoff)
                 if self._text_keys_newest is not None:
-                    seen.update(self._billed_as_text(conn, entries))
-                fresh = _first_sightings(entries, seen)
-                if fresh:
-                    fresh = self._claim(conn, fresh, now)
+                    identities.present.update(self._billed_as_text(conn, entries))
+                claims, marks = identities.decide()
+                if marks:
+                    self._write_marks(conn, marks, now)
+                fresh = self._claim(conn, claims, now) if claims else []
                 if fresh:
                     # Rows in sorted order: processors sharing one PostgreSQL ledger then take row locks in the same
                     # order, so two concurrent batches touching the same hours wait instead of deadlocking (a
@@ -205,17 +207,18 @@ class LedgerWriter:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed
 
-    def _claim(self, conn: Connection, fresh: list[Entry], now: int) -> list[Entry]:
-        """Write the keys of `fresh` (its entries' keys are distinct: `_first_sightings`); returns the entries all of
-        whose keys this transaction wrote. Another processor may have written one since the lookup — the other span
-        of the same call, billed at the same moment: on PostgreSQL the insert waits for that transaction and, once it
-        commits, skips the key. Such an entry is billed there, not here, and the keys it did get are taken back.
+    def _claim(self, conn: Connection, claims: list[tuple[Entry, tuple[bytes, ...]]], now: int) -> list[Entry]:
+        """Write the exclusive keys of each entry in `claims` (distinct across entries: `_Identities.decide`); returns
+        the entries all of whose keys this transaction wrote. Another processor may have written one since the lookup
+        — the other span of the same call, billed at the same moment: on PostgreSQL the insert waits for that
+        transaction and, once it commits, skips the key. Such an entry is billed there, not here, and the keys it did
+        get are taken back.
 
         Keys first, then rows, each in sorted order: two batches claiming the same keys wait for each other in one
         order (no deadlock), and neither holds a row lock while it waits."""
-        keys = sorted(k for e in fresh for k in e.keys)
+        keys = sorted(k for _, ks in claims for k in ks)
         if not keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
-            return fresh
+            return [e for e, _ in claims]
         claimed: set[bytes] = set()
         for i in range(0, len(keys), KEYS_PER_LOOKUP):
             chunk = keys[i : i + KEYS_PER_LOOKUP]
@@ -224,14 +227,25 @@ class LedgerWriter:
                 + ", ".join([f"({self._mark}, {self._mark})"] * n) + " ON CONFLICT DO NOTHING RETURNING dedup_key"))
             claimed.update(key for (key,) in conn.exec_driver_sql(sql, tuple(v for k in chunk for v in (k, now))))
         if len(claimed) == len(keys):
-            return fresh
-        won = [e for e in fresh if all(k in claimed for k in e.keys)]
-        taken_back = sorted(k for e in fresh if not all(k in claimed for k in e.keys) for k in e.keys if k in claimed)
+            return [e for e, _ in claims]
+        won = [e for e, ks in claims if all(k in claimed for k in ks)]
+        taken_back = sorted(k for _, ks in claims if not all(k in claimed for k in ks) for k in ks if k in claimed)
         for i in range(0, len(taken_back), KEYS_PER_LOOKUP):
             chunk = taken_back[i : i + KEYS_PER_LOOKUP]
             conn.exec_driver_sql(self._statement("release", len(chunk), lambda n: (
                 f"DELETE FROM {call_keys.name} WHERE dedup_key IN ({', '.join([self._mark] * n)})")), tuple(chunk))
         return won
+
+    def _write_marks(self, conn: Connection, marks: set[bytes], now: int) -> None:
+        """Write marks (`model.Family.mark_key`, and the usage family's claims): shared by the spans that write them,
+        so a mark already there is no conflict."""
+        keys = sorted(marks)
+        for i in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[i : i + KEYS_PER_LOOKUP]
+            sql = self._statement("mark", len(chunk), lambda n: (
+                f"INSERT INTO {call_keys.name} (dedup_key, billed_at) VALUES "
+                + ", ".join([f"({self._mark}, {self._mark})"] * n) + " ON CONFLICT DO NOTHING"))
+            conn.exec_driver_sql(sql, tuple(v for k in chunk for v in (k, now)))
 
     def _statement(self, kind: str, n: int, make) -> str:
         """The SQL of `kind` for `n` keys, cached: batches come in a handful of sizes (the exporter's batch size,
@@ -242,10 +256,6 @@ class LedgerWriter:
                 self._sql_cache.clear()
             sql = self._sql_cache[(kind, n)] = make(n)
         return sql
-
-    def _billed_among(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
-        """The keys of `entries` already in the ledger. In sorted order: the B-tree is walked forwards."""
-        return set(self._lookup(conn, call_keys.name, sorted({k for e in entries for k in e.keys})))
 
     def _billed_as_text(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
         """The keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
@@ -289,18 +299,96 @@ def _retire_text_keys(conn: Connection, cutoff: int) -> int | None:
     return newest
 
 
-def _first_sightings(entries: Iterable[Entry], seen: set[bytes]) -> list[Entry]:
-    """The entries none of whose keys is in `seen`, adding their keys as they pass: a key already billed (an
-    exporter's retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing.
-    An entry without keys is always fresh."""
-    fresh: list[Entry] = []
-    for e in entries:
-        keys = e.keys
-        if keys and not seen.isdisjoint(keys):
-            continue
-        fresh.append(e)
-        seen.update(keys)
-    return fresh
+_ORDINALS_PER_LOOKUP = 16
+"""Ordinals of one family looked up at once when a span's first ordinal is taken (a sibling billed before it)."""
+_MAX_ORDINAL = 1024
+"""Past this many same-source spans of one family within a second or two, a span is billed as its own call."""
+
+
+class _Identities:
+    """Which of a batch's entries are calls not billed yet, by `model.call_keys` and `model.call_families`: the keys
+    to claim for each, and the marks to write. One lookup of every entry's keys and its families' first ordinals;
+    further ordinals only for spans whose first one is taken (siblings of calls billed before), a lookup each."""
+
+    def __init__(self, entries: Sequence[Entry], lookup: Callable[[set[bytes]], set[bytes]]) -> None:
+        self.entries = entries
+        self._lookup = lookup
+        self.families = [call_families(e.call) if e.keys and e.call.span_id else () for e in entries]
+        wanted = {k for e in entries for k in e.keys}
+        for families in self.families:
+            for family in families:
+                wanted.update(_probe(family, 0))
+        self.known = wanted
+        self.present = lookup(wanted)
+        """Keys billed before, and those this batch writes, as it decides."""
+
+    def decide(self) -> tuple[list[tuple[Entry, tuple[bytes, ...]]], set[bytes]]:
+        present = self.present
+        claims: list[tuple[Entry, tuple[bytes, ...]]] = []
+        marks: set[bytes] = set()
+        for e, families in zip(self.entries, self.families, strict=True):
+            keys = e.keys
+            if not families:  # no span id: any of its keys is a call billed (an exporter's retry, or its twin)
+                if keys and not present.isdisjoint(keys):
+                    continue
+                present.update(keys)
+                claims.append((e, keys))
+                continue
+            span_key = keys[-1]  # `call_keys` puts the span key last
+            if span_key in present:
+                continue  # the same span: a retry, or twice in this batch
+            found: list[bytes] = []  # the marks of the families that found this call's other span
+            owned: list[bytes] = [span_key]
+            own_marks: list[bytes] = []
+            for family in families:
+                ordinal = self._ordinal(family)
+                mark = family.mark_key(ordinal, family.second)
+                if self._met(family, ordinal):
+                    found.append(mark)
+                    continue
+                own_marks.append(mark)
+                if family.exclusive:
+                    owned.extend(family.claim_key(family.claim, ordinal, w) for w in family.claim_windows(family.claim))
+                else:
+                    own_marks.append(family.claim_key(family.claim, ordinal, family.second))
+            if found:  # another source's span of this call was billed: this one is paired with it
+                present.update(found)
+                marks.update(found)
+                continue
+            present.update(owned)
+            present.update(own_marks)
+            marks.update(own_marks)
+            claims.append((e, tuple(owned)))
+        return claims, marks
+
+    def _ordinal(self, family: Family) -> int:
+        """The first ordinal of `family` its source holds no mark of (within a second either side)."""
+        s = family.second
+        for ordinal in range(_MAX_ORDINAL):
+            marks = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
+            if not self.known.issuperset(marks) or not self.known.issuperset(_probe(family, ordinal)):
+                self._fetch(family, ordinal)
+            if self.present.isdisjoint(marks):
+                return ordinal
+        return _MAX_ORDINAL
+
+    def _met(self, family: Family, ordinal: int) -> bool:
+        """Whether another source's span holds `ordinal` in one of `family`'s evidence spaces."""
+        return any(family.claim_key(space, ordinal, w) in self.present
+                   for space in family.evidence for w in family.claim_windows(space))
+
+    def _fetch(self, family: Family, first: int) -> None:
+        wanted = {k for o in range(first, first + _ORDINALS_PER_LOOKUP) for k in _probe(family, o)} - self.known
+        self.known.update(wanted)
+        self.present.update(self._lookup(wanted))
+
+
+def _probe(family: Family, ordinal: int) -> list[bytes]:
+    """The keys that decide `ordinal` of `family`: its source's marks and the evidence claims, in their windows."""
+    s = family.second
+    keys = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
+    keys.extend(family.claim_key(space, ordinal, w) for space in family.evidence for w in family.claim_windows(space))
+    return keys
 
 
 def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:
