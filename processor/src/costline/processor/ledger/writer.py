@@ -352,6 +352,7 @@ class _Identities:
                 else:
                     own_marks.append(family.claim_key(family.claim, ordinal, family.second))
             if found:  # another source's span of this call was billed: this one is paired with it
+                found.append(span_key)  # remembered, so that its retry is met before its source's marks move it on
                 present.update(found)
                 marks.update(found)
                 continue
