@@ -211,3 +211,16 @@ def test_different_usage_or_a_later_start_is_another_call(two) -> None:
     first.export(request_of([oi, other], scope=OI))
     second.export(request_of([sdk], scope=SDK))
     assert requests(first, "apart") == 3
+
+
+def test_one_sources_calls_with_and_without_a_response_id_are_not_paired(two) -> None:
+    """The usage family pairs spans of two sources only: one instrumentation's call without an id and its call
+    with one, identical usage, the same second, are two calls in whichever order and processor they arrive."""
+    first, second = two
+    at = START + 90 * SECOND
+    without = chat("gpt-4o", 1000, 200, "own")
+    with_id = {**without, "gen_ai.response.id": "chatcmpl-1"}
+    first.export(request_of([span(os.urandom(16), without, start=at)]))
+    second.export(request_of([span(os.urandom(16), with_id, start=at + 1000)]))
+    first.export(request_of([span(os.urandom(16), without, start=at + 2000)]))
+    assert requests(first, "own") == 3

@@ -452,9 +452,11 @@ class Family:
         s = self.second
         return (s, s + 1) if space == RESPONSE else (s - 1, s, s + 1)
 
-    def mark_key(self, ordinal: int, second: int) -> bytes:
-        """Its source holds `ordinal` in this family (it claimed it, or found its other span)."""
-        return _key(second, _digest(b"f:%s:%d:%s:%s" % (self.claim, ordinal, self.source.encode(), self.identity)))
+    def mark_key(self, ordinal: int, second: int, space: bytes | None = None) -> bytes:
+        """Its source holds `ordinal` in this family's claim space, or in `space` (it claimed it, or found its other
+        span). A claim in an evidence space its own source holds is not evidence: it is one of its own calls."""
+        return _key(second, _digest(b"f:%s:%d:%s:%s" % (space or self.claim, ordinal, self.source.encode(),
+                                                         self.identity)))
 
 
 def _second(call: LLMCall) -> int:

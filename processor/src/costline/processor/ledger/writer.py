@@ -302,7 +302,8 @@ def _retire_text_keys(conn: Connection, cutoff: int) -> int | None:
 _ORDINALS_PER_LOOKUP = 16
 """Ordinals of one family looked up at once when a span's first ordinal is taken (a sibling billed before it)."""
 _MAX_ORDINAL = 1024
-"""Past this many same-source spans of one family within a second or two, a span is billed as its own call."""
+"""Past this many same-source spans of one family within a second or two (a load test against a fake provider), a
+span is its own call and paired with nothing: its span key still meets its retries."""
 
 
 class _Identities:
@@ -320,6 +321,7 @@ class _Identities:
                 wanted.update(_probe(family, 0))
         self.known = wanted
         self.present = lookup(wanted)
+        self._hints: dict[tuple, int] = {}
         """Keys billed before, and those this batch writes, as it decides."""
 
     def decide(self) -> tuple[list[tuple[Entry, tuple[bytes, ...]]], set[bytes]]:
@@ -342,6 +344,8 @@ class _Identities:
             own_marks: list[bytes] = []
             for family in families:
                 ordinal = self._ordinal(family)
+                if ordinal is None:
+                    continue
                 mark = family.mark_key(ordinal, family.second)
                 if self._met(family, ordinal):
                     found.append(mark)
@@ -362,24 +366,39 @@ class _Identities:
             claims.append((e, tuple(owned)))
         return claims, marks
 
-    def _ordinal(self, family: Family) -> int:
-        """The first ordinal of `family` its source holds no mark of (within a second either side)."""
+    def _ordinal(self, family: Family) -> int | None:
+        """The first ordinal of `family` its source holds no mark of (within a second either side); None past
+        `_MAX_ORDINAL` (the span is then its own call, paired with nothing). Ordinals below the hint of the same
+        family and second were taken when last asked, and a batch only takes more: the search starts there, so a
+        batch of many identical spans costs a lookup per doubling, not one per span and ordinal."""
         s = family.second
-        for ordinal in range(_MAX_ORDINAL):
+        hint_key = (family.identity, family.claim, family.source, s)
+        ordinal = self._hints.get(hint_key, 0)
+        while ordinal < _MAX_ORDINAL:
             marks = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
-            if not self.known.issuperset(marks) or not self.known.issuperset(_probe(family, ordinal)):
-                self._fetch(family, ordinal)
+            if not self.known.issuperset(marks):
+                self._fetch(family, ordinal, max(_ORDINALS_PER_LOOKUP, ordinal))
             if self.present.isdisjoint(marks):
+                if not self.known.issuperset(_probe(family, ordinal)):
+                    self._fetch(family, ordinal, _ORDINALS_PER_LOOKUP)
+                self._hints[hint_key] = ordinal
                 return ordinal
-        return _MAX_ORDINAL
+            ordinal += 1
+        self._hints[hint_key] = _MAX_ORDINAL
+        return None
 
     def _met(self, family: Family, ordinal: int) -> bool:
         """Whether another source's span holds `ordinal` in one of `family`'s evidence spaces."""
-        return any(family.claim_key(space, ordinal, w) in self.present
-                   for space in family.evidence for w in family.claim_windows(space))
+        present, s = self.present, family.second
+        for space in family.evidence:
+            if any(family.claim_key(space, ordinal, w) in present for w in family.claim_windows(space)):
+                if space == family.claim or all(family.mark_key(ordinal, w, space) not in present
+                                                for w in (s - 1, s, s + 1)):
+                    return True
+        return False
 
-    def _fetch(self, family: Family, first: int) -> None:
-        wanted = {k for o in range(first, first + _ORDINALS_PER_LOOKUP) for k in _probe(family, o)} - self.known
+    def _fetch(self, family: Family, first: int, count: int) -> None:
+        wanted = {k for o in range(first, first + count) for k in _probe(family, o)} - self.known
         self.known.update(wanted)
         self.present.update(self._lookup(wanted))
 
@@ -388,7 +407,10 @@ def _probe(family: Family, ordinal: int) -> list[bytes]:
     """The keys that decide `ordinal` of `family`: its source's marks and the evidence claims, in their windows."""
     s = family.second
     keys = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
-    keys.extend(family.claim_key(space, ordinal, w) for space in family.evidence for w in family.claim_windows(space))
+    for space in family.evidence:
+        keys.extend(family.claim_key(space, ordinal, w) for w in family.claim_windows(space))
+        if space != family.claim:  # its own source's claims there are no evidence
+            keys.extend(family.mark_key(ordinal, w, space) for w in (s - 1, s, s + 1))
     return keys
 
 

@@ -65,13 +65,18 @@ def _number_siblings(calls: list[LLMCall]) -> None:
 
 def _number(members: list[LLMCall]) -> None:
     members.sort(key=lambda c: (c.start_time_unix_nano, c.span_id))
-    placed: list[tuple[int, int]] = []  # (second, place)
+    places: dict[int, set[int]] = {}  # second -> the places taken by spans starting then
+    hints: dict[int, int] = {}  # second -> below it every place is taken (in start order, a second only fills up)
+    empty: set[int] = set()
     for call in members:
         second = call.start_time_unix_nano // RESPONSE_WINDOW_NS
-        taken = {place for s, place in placed if abs(s - second) <= 1}
-        place = next(p for p in range(len(placed) + 1) if p not in taken)
+        before, same, after = places.get(second - 1, empty), places.setdefault(second, set()), places.get(second + 1, empty)
+        place = hints.get(second, 0)
+        while place in same or place in before or place in after:
+            place += 1
+        hints[second] = place + 1
+        same.add(place)
         call.sibling = place
-        placed.append((second, place))
 
 
 class _Groups:
