@@ -392,8 +392,13 @@ class _Identities:
         present, s = self.present, family.second
         for space in family.evidence:
             if any(family.claim_key(space, ordinal, w) in present for w in family.claim_windows(space)):
-                if space == family.claim or all(family.mark_key(ordinal, w, space) not in present
-                                                for w in (s - 1, s, s + 1)):
+                if space == family.claim:
+                    return True
+                own = [family.mark_key(ordinal, w, space) for w in (s - 1, s, s + 1)]  # rare: looked up when met
+                if not self.known.issuperset(own):
+                    self.known.update(own)
+                    present.update(self._lookup(set(own)))
+                if present.isdisjoint(own):
                     return True
         return False
 
@@ -409,8 +414,6 @@ def _probe(family: Family, ordinal: int) -> list[bytes]:
     keys = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
     for space in family.evidence:
         keys.extend(family.claim_key(space, ordinal, w) for w in family.claim_windows(space))
-        if space != family.claim:  # its own source's claims there are no evidence
-            keys.extend(family.mark_key(ordinal, w, space) for w in (s - 1, s, s + 1))
     return keys
 
 
