@@ -22,6 +22,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
+from functools import lru_cache
 from hashlib import blake2b
 
 from costline import attributes as A
@@ -415,6 +416,7 @@ its identity. Short fixed-size index entries (the text keys they replace were ~8
 keys a batch writes land together at the recent end of the ledger's key index (a few pages to write and sync per
 batch), where random keys dirty one page per key once the index is large."""
 _SECOND_BYTES = 4
+_DIGEST_BYTES = KEY_BYTES - _SECOND_BYTES
 _LAST_SECOND = 2 ** (8 * _SECOND_BYTES) - 2  # unsigned seconds until 2106; its neighbour after must fit too
 
 _MAX_RESPONSE_ID_IN_KEY = 100
@@ -427,7 +429,12 @@ source whose claim of that ordinal it finds in one of its `evidence` spaces."""
 
 @dataclass(frozen=True, slots=True)
 class Family:
-    """One family a call belongs to (see above): who else may be describing it, and how the ledger pairs them."""
+    """One family a call belongs to (see above): who else may be describing it, and how the ledger pairs them.
+
+    Its keys are derived from one digest of its identity: each claim and mark is that digest XOR a tag of what it
+    is (space, ordinal, and for a mark the source), so a span's dozen keys cost one hash, not a dozen. A tag of 0 is
+    the response family's first claim: the key earlier releases wrote. Two keys of different families meet only if
+    their digests differ by exactly the XOR of their tags: as unlikely as two 96-bit digests meeting."""
 
     identity: bytes
     """What the spans of one call agree on (trace, response id, usage; or service, provider, model, usage)."""
@@ -441,11 +448,13 @@ class Family:
     exclusive: bool
     """Claims are written under the second and the next and collide in the unique index (a race is settled); else
     written under the second alone, a mark, and looked up under the seconds beside it too."""
+    digest: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", int.from_bytes(_digest(self.identity), "big"))
 
     def claim_key(self, space: bytes, ordinal: int, second: int) -> bytes:
-        if space == RESPONSE and ordinal == 0:  # the key of earlier releases
-            return _key(second, _digest(self.identity))
-        return _key(second, _digest(b"%s:%d:%s" % (space, ordinal, self.identity)))
+        return _key(second, (self.digest ^ _tag(b"c", space, ordinal, "")).to_bytes(_DIGEST_BYTES, "big"))
 
     def claim_windows(self, space: bytes) -> tuple[int, ...]:
         """Where a claim in `space` is looked up (and, for an exclusive one, written)."""
@@ -455,8 +464,15 @@ class Family:
     def mark_key(self, ordinal: int, second: int, space: bytes | None = None) -> bytes:
         """Its source holds `ordinal` in this family's claim space, or in `space` (it claimed it, or found its other
         span). A claim in an evidence space its own source holds is not evidence: it is one of its own calls."""
-        return _key(second, _digest(b"f:%s:%d:%s:%s" % (space or self.claim, ordinal, self.source.encode(),
-                                                         self.identity)))
+        tag = _tag(b"f", space or self.claim, ordinal, self.source)
+        return _key(second, (self.digest ^ tag).to_bytes(_DIGEST_BYTES, "big"))
+
+
+@lru_cache(maxsize=4096)
+def _tag(kind: bytes, space: bytes, ordinal: int, source: str) -> int:
+    if kind == b"c" and space == RESPONSE and ordinal == 0:
+        return 0
+    return int.from_bytes(_digest(b"%s:%s:%d:%s" % (kind, space, ordinal, source.encode())), "big")
 
 
 def _second(call: LLMCall) -> int:

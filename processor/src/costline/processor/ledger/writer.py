@@ -321,8 +321,8 @@ class _Identities:
                 wanted.update(_probe(family, 0))
         self.known = wanted
         self.present = lookup(wanted)
-        self._hints: dict[tuple, int] = {}
         """Keys billed before, and those this batch writes, as it decides."""
+        self._hints: dict[tuple, int] = {}
 
     def decide(self) -> tuple[list[tuple[Entry, tuple[bytes, ...]]], set[bytes]]:
         present = self.present
@@ -379,7 +379,7 @@ class _Identities:
             if not self.known.issuperset(marks):
                 self._fetch(family, ordinal, max(_ORDINALS_PER_LOOKUP, ordinal))
             if self.present.isdisjoint(marks):
-                if not self.known.issuperset(_probe(family, ordinal)):
+                if ordinal and not self.known.issuperset(_probe(family, ordinal)):  # ordinal 0: looked up first
                     self._fetch(family, ordinal, _ORDINALS_PER_LOOKUP)
                 self._hints[hint_key] = ordinal
                 return ordinal
