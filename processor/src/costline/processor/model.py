@@ -417,6 +417,7 @@ keys a batch writes land together at the recent end of the ledger's key index (a
 batch), where random keys dirty one page per key once the index is large."""
 _SECOND_BYTES = 4
 _DIGEST_BYTES = KEY_BYTES - _SECOND_BYTES
+_DIGEST_BITS = 8 * _DIGEST_BYTES
 _LAST_SECOND = 2 ** (8 * _SECOND_BYTES) - 2  # unsigned seconds until 2106; its neighbour after must fit too
 
 _MAX_RESPONSE_ID_IN_KEY = 100
@@ -454,7 +455,7 @@ class Family:
         object.__setattr__(self, "digest", int.from_bytes(_digest(self.identity), "big"))
 
     def claim_key(self, space: bytes, ordinal: int, second: int) -> bytes:
-        return _key(second, (self.digest ^ _tag(b"c", space, ordinal, "")).to_bytes(_DIGEST_BYTES, "big"))
+        return ((second << _DIGEST_BITS) | (self.digest ^ _tag(b"c", space, ordinal, ""))).to_bytes(KEY_BYTES, "big")
 
     def claim_windows(self, space: bytes) -> tuple[int, ...]:
         """Where a claim in `space` is looked up (and, for an exclusive one, written)."""
@@ -465,7 +466,7 @@ class Family:
         """Its source holds `ordinal` in this family's claim space, or in `space` (it claimed it, or found its other
         span). A claim in an evidence space its own source holds is not evidence: it is one of its own calls."""
         tag = _tag(b"f", space or self.claim, ordinal, self.source)
-        return _key(second, (self.digest ^ tag).to_bytes(_DIGEST_BYTES, "big"))
+        return ((second << _DIGEST_BITS) | (self.digest ^ tag)).to_bytes(KEY_BYTES, "big")
 
 
 @lru_cache(maxsize=4096)

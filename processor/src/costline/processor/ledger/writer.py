@@ -306,6 +306,22 @@ _MAX_ORDINAL = 1024
 span is its own call and paired with nothing: its span key still meets its retries."""
 
 
+class _Probe:
+    """The keys that decide one ordinal of one family, computed once: its source's marks (the second before, its own,
+    the one after) and the claims in each evidence space, in their windows."""
+
+    __slots__ = ("marks", "evidence")
+
+    def __init__(self, family: Family, ordinal: int) -> None:
+        s = family.second
+        self.marks = (family.mark_key(ordinal, s - 1), family.mark_key(ordinal, s), family.mark_key(ordinal, s + 1))
+        self.evidence = tuple((space, tuple(family.claim_key(space, ordinal, w) for w in family.claim_windows(space)))
+                              for space in family.evidence)
+
+    def keys(self) -> list[bytes]:
+        return [*self.marks, *(k for _, keys in self.evidence for k in keys)]
+
+
 class _Identities:
     """Which of a batch's entries are calls not billed yet, by `model.call_keys` and `model.call_families`: the keys
     to claim for each, and the marks to write. One lookup of every entry's keys and its families' first ordinals;
@@ -314,15 +330,22 @@ class _Identities:
     def __init__(self, entries: Sequence[Entry], lookup: Callable[[set[bytes]], set[bytes]]) -> None:
         self.entries = entries
         self._lookup = lookup
+        self._probes: dict[tuple[int, int], _Probe] = {}
         self.families = [call_families(e.call) if e.keys and e.call.span_id else () for e in entries]
         wanted = {k for e in entries for k in e.keys}
         for families in self.families:
             for family in families:
-                wanted.update(_probe(family, 0))
+                wanted.update(self._probe(family, 0).keys())
         self.known = wanted
         self.present = lookup(wanted)
         """Keys billed before, and those this batch writes, as it decides."""
         self._hints: dict[tuple, int] = {}
+
+    def _probe(self, family: Family, ordinal: int) -> _Probe:
+        probe = self._probes.get((id(family), ordinal))
+        if probe is None:
+            probe = self._probes[(id(family), ordinal)] = _Probe(family, ordinal)
+        return probe
 
     def decide(self) -> tuple[list[tuple[Entry, tuple[bytes, ...]]], set[bytes]]:
         present = self.present
@@ -346,13 +369,14 @@ class _Identities:
                 ordinal = self._ordinal(family)
                 if ordinal is None:
                     continue
-                mark = family.mark_key(ordinal, family.second)
-                if self._met(family, ordinal):
+                probe = self._probe(family, ordinal)
+                mark = probe.marks[1]  # under its own second
+                if self._met(family, ordinal, probe):
                     found.append(mark)
                     continue
                 own_marks.append(mark)
-                if family.exclusive:
-                    owned.extend(family.claim_key(family.claim, ordinal, w) for w in family.claim_windows(family.claim))
+                if family.exclusive:  # the response family: its evidence is its own claim space, same windows
+                    owned.extend(probe.evidence[0][1])
                 else:
                     own_marks.append(family.claim_key(family.claim, ordinal, family.second))
             if found:  # another source's span of this call was billed: this one is paired with it
@@ -371,27 +395,28 @@ class _Identities:
         `_MAX_ORDINAL` (the span is then its own call, paired with nothing). Ordinals below the hint of the same
         family and second were taken when last asked, and a batch only takes more: the search starts there, so a
         batch of many identical spans costs a lookup per doubling, not one per span and ordinal."""
-        s = family.second
-        hint_key = (family.identity, family.claim, family.source, s)
+        hint_key = (family.identity, family.claim, family.source, family.second)
         ordinal = self._hints.get(hint_key, 0)
+        present, known = self.present, self.known
         while ordinal < _MAX_ORDINAL:
-            marks = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
-            if not self.known.issuperset(marks):
+            probe = self._probe(family, ordinal)
+            if not known.issuperset(probe.marks):
                 self._fetch(family, ordinal, max(_ORDINALS_PER_LOOKUP, ordinal))
-            if self.present.isdisjoint(marks):
-                if ordinal and not self.known.issuperset(_probe(family, ordinal)):  # ordinal 0: looked up first
+            if present.isdisjoint(probe.marks):
+                if ordinal and not known.issuperset(probe.keys()):  # ordinal 0: looked up first
                     self._fetch(family, ordinal, _ORDINALS_PER_LOOKUP)
-                self._hints[hint_key] = ordinal
+                if ordinal:
+                    self._hints[hint_key] = ordinal
                 return ordinal
             ordinal += 1
         self._hints[hint_key] = _MAX_ORDINAL
         return None
 
-    def _met(self, family: Family, ordinal: int) -> bool:
+    def _met(self, family: Family, ordinal: int, probe: _Probe) -> bool:
         """Whether another source's span holds `ordinal` in one of `family`'s evidence spaces."""
         present, s = self.present, family.second
-        for space in family.evidence:
-            if any(family.claim_key(space, ordinal, w) in present for w in family.claim_windows(space)):
+        for space, claimed in probe.evidence:
+            if not present.isdisjoint(claimed):
                 if space == family.claim:
                     return True
                 own = [family.mark_key(ordinal, w, space) for w in (s - 1, s, s + 1)]  # rare: looked up when met
@@ -403,18 +428,9 @@ class _Identities:
         return False
 
     def _fetch(self, family: Family, first: int, count: int) -> None:
-        wanted = {k for o in range(first, first + count) for k in _probe(family, o)} - self.known
+        wanted = {k for o in range(first, first + count) for k in self._probe(family, o).keys()} - self.known
         self.known.update(wanted)
         self.present.update(self._lookup(wanted))
-
-
-def _probe(family: Family, ordinal: int) -> list[bytes]:
-    """The keys that decide `ordinal` of `family`: its source's marks and the evidence claims, in their windows."""
-    s = family.second
-    keys = [family.mark_key(ordinal, w) for w in (s - 1, s, s + 1)]
-    for space in family.evidence:
-        keys.extend(family.claim_key(space, ordinal, w) for w in family.claim_windows(space))
-    return keys
 
 
 def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:
