@@ -224,3 +224,52 @@ def test_one_sources_calls_with_and_without_a_response_id_are_not_paired(two) ->
     second.export(request_of([span(os.urandom(16), with_id, start=at + 1000)]))
     first.export(request_of([span(os.urandom(16), without, start=at + 2000)]))
     assert requests(first, "own") == 3
+
+
+# --- the usage family is switched on by the first span of a source recording no response id ----------------------
+
+def call_key_rows(db_url: str) -> tuple[int, bool]:
+    """The rows in the ledger's identity keys, and whether the usage family's flag is among them."""
+    from sqlalchemy import create_engine, text
+
+    from costline.processor.model import USAGE_FAMILY_ON
+
+    engine = create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            keys = [bytes(k) for (k,) in conn.execute(text("SELECT dedup_key FROM costline_call_keys"))]
+    finally:
+        engine.dispose()
+    return len(keys), USAGE_FAMILY_ON in keys
+
+
+def test_the_usage_family_is_written_only_once_a_source_without_response_ids_is_seen(two, db_url: str) -> None:
+    """A ledger whose sources all record response ids writes no usage-family keys (a call with an id: its span key,
+    its response family's two claims and its mark). The first span without one sets the ledger's flag; from then on
+    every processor sharing the ledger writes and looks the usage family up (the other one finds the flag with its
+    batch's keys), and a stream described by OpenInference and the SDK bills once in either order. A call whose SDK
+    span was billed before the flag was set and whose OpenInference span comes after bills twice (docs/sources.md,
+    "Two spans, one call": the transition)."""
+    first, second = two
+    at = START + 100 * SECOND
+    before = [stream_pair(at + i * SECOND, "before-flag") for i in range(3)]
+    first.export(request_of([sdk for _, sdk in before], scope=SDK))
+    assert requests(first, "before-flag") == 3
+    assert call_key_rows(db_url) == (3 * 4, False)
+
+    oi, _ = before[0]  # the transition: its SDK span wrote no usage claim
+    first.export(request_of([oi], scope=OI))
+    assert call_key_rows(db_url)[1]
+    assert requests(first, "before-flag") == 4
+
+    oi, sdk = stream_pair(at + 10 * SECOND, "flag-set")
+    first.export(request_of([oi], scope=OI))
+    second.export(request_of([sdk], scope=SDK))  # its writer has not seen the flag yet: found with its keys
+    assert requests(first, "flag-set") == 1
+
+    for i, (p, q) in enumerate(((first, second), (second, first))):
+        oi, sdk = stream_pair(at + (20 + 10 * i) * SECOND, f"sdk-first-{i}")
+        p.export(request_of([sdk], scope=SDK))
+        q.export(request_of([oi], scope=OI))
+        q.export(request_of([oi], scope=OI))  # a retry
+        assert requests(first, f"sdk-first-{i}") == 1

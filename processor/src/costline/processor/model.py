@@ -469,6 +469,16 @@ class Family:
         return ((second << _DIGEST_BITS) | (self.digest ^ tag)).to_bytes(KEY_BYTES, "big")
 
 
+def is_usage_family(family: Family) -> bool:
+    """The usage family (pairing spans of two sources when one of them records no response id)."""
+    return family.claim != RESPONSE
+
+
+def records_no_response_id(family: Family) -> bool:
+    """A usage family of a span without a response id (OpenInference, Langfuse...): its ledger pairs usage."""
+    return family.claim == USAGE_WITHOUT_ID
+
+
 @lru_cache(maxsize=4096)
 def _tag(kind: bytes, space: bytes, ordinal: int, source: str) -> int:
     if kind == b"c" and space == RESPONSE and ordinal == 0:
@@ -534,6 +544,14 @@ def _digest(identity: bytes) -> bytes:
 
 def _key(second: int, digest: bytes) -> bytes:
     return second.to_bytes(_SECOND_BYTES, "big") + digest
+
+
+USAGE_FAMILY_ON = _key(0, _digest(b"costline:usage family on"))
+"""A reserved key in the call keys (second 0: no call's key is under it, `_second` starts at 1): the ledger has seen
+a span of a source that records no response id, so every span's usage family is written and looked up from then on
+(`ledger.writer`). Written once, never retired (`USAGE_FAMILY_ON_KEPT_UNTIL`)."""
+USAGE_FAMILY_ON_KEPT_UNTIL = 2 ** 62
+"""The flag's `billed_at`: past any retention cutoff."""
 
 
 def text_call_keys(call: LLMCall) -> tuple[str, ...]:

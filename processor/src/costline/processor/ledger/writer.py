@@ -27,7 +27,17 @@ from costline.processor.ledger.reader import UNPRICED_COLUMNS
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
-from costline.processor.model import Entry, Family, call_families, counts_of, text_call_keys
+from costline.processor.model import (
+    USAGE_FAMILY_ON,
+    USAGE_FAMILY_ON_KEPT_UNTIL,
+    Entry,
+    Family,
+    call_families,
+    counts_of,
+    is_usage_family,
+    records_no_response_id,
+    text_call_keys,
+)
 from costline.processor.units import NS_PER_S, S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")
@@ -71,6 +81,9 @@ class LedgerWriter:
         self._sql_cache: dict[tuple[str, int], str] = {}
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
+        self._usage_on = False
+        """The ledger's usage family is on (`model.USAGE_FAMILY_ON` found or written by a committed batch): never
+        turned off, so once known it is no longer looked up."""
 
     def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS) -> list[Entry]:
         """Write `entries` in one transaction; returns those that were new (billed neither before nor earlier in
@@ -88,7 +101,8 @@ class LedgerWriter:
             return []
         try:
             with self.transaction() as conn:
-                identities = _Identities(entries, lambda keys: set(self._lookup(conn, call_keys.name, sorted(keys))))
+                identities = _Identities(entries, lambda keys: set(self._lookup(conn, call_keys.name, sorted(keys))),
+                                         usage_on=self._usage_on)
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
                     self._text_keys_newest = _retire_text_keys(conn, cutoff)
@@ -97,6 +111,8 @@ class LedgerWriter:
                 claims, marks = identities.decide()
                 if marks:
                     self._write_marks(conn, marks, now)
+                if identities.sets_usage_on:
+                    self._write_marks(conn, {USAGE_FAMILY_ON}, USAGE_FAMILY_ON_KEPT_UNTIL)
                 fresh = self._claim(conn, claims, now) if claims else []
                 if fresh:
                     # Rows in sorted order: processors sharing one PostgreSQL ledger then take row locks in the same
@@ -108,6 +124,7 @@ class LedgerWriter:
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        self._usage_on = identities.usage_on  # committed: the flag is in the ledger
         return fresh
 
     @contextmanager
@@ -327,19 +344,34 @@ class _Identities:
     to claim for each, and the marks to write. One lookup of every entry's keys and its families' first ordinals;
     further ordinals only for spans whose first one is taken (siblings of calls billed before), a lookup each."""
 
-    def __init__(self, entries: Sequence[Entry], lookup: Callable[[set[bytes]], set[bytes]]) -> None:
+    def __init__(self, entries: Sequence[Entry], lookup: Callable[[set[bytes]], set[bytes]], *,
+                 usage_on: bool = True) -> None:
         self.entries = entries
         self._lookup = lookup
         self._probes: dict[tuple[int, int], _Probe] = {}
-        self.families = [call_families(e.call) if e.keys and e.call.span_id else () for e in entries]
+        families = [call_families(e.call) if e.keys and e.call.span_id else () for e in entries]
+        # The usage family only once the ledger has seen a source recording no response id (the flag, looked up
+        # with the batch's other keys), or this batch holds one of its spans (which sets the flag).
+        self.sets_usage_on = not usage_on and any(records_no_response_id(f) for fs in families for f in fs)
+        self.usage_on = usage_on or self.sets_usage_on
+        self.families = families if self.usage_on else [
+            tuple(f for f in fs if not is_usage_family(f)) for fs in families]
         wanted = {k for e in entries for k in e.keys}
-        for families in self.families:
-            for family in families:
+        for fs in self.families:
+            for family in fs:
                 wanted.update(self._probe(family, 0).keys())
+        if not self.usage_on:
+            wanted.add(USAGE_FAMILY_ON)
         self.known = wanted
         self.present = lookup(wanted)
         """Keys billed before, and those this batch writes, as it decides."""
         self._hints: dict[tuple, int] = {}
+        if not self.usage_on and USAGE_FAMILY_ON in self.present:  # set since this writer last looked: once
+            self.usage_on = True
+            self.families = families
+            usage = {k for fs in families for f in fs if is_usage_family(f) for k in self._probe(f, 0).keys()}
+            self.known.update(usage)
+            self.present.update(lookup(usage))
 
     def _probe(self, family: Family, ordinal: int) -> _Probe:
         probe = self._probes.get((id(family), ordinal))
