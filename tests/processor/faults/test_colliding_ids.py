@@ -64,10 +64,17 @@ def peer_of(span, scope_span_id: bytes):
     return peer
 
 
+def two_scopes(ours, theirs):
+    """One request, two instrumentations: Costline's span and OpenLLMetry's (another scope, another source)."""
+    request = request_of([ours])
+    request.resource_spans.extend(request_of([theirs], scope="opentelemetry.instrumentation.openai.v1").resource_spans)
+    return request
+
+
 def test_the_same_call_described_twice_is_billed_once(ingest: Ingest) -> None:
     ours = agent_step(0, response_id="chatcmpl-42")
     theirs = peer_of(ours, os.urandom(8))
-    ingest.export(request_of([ours, theirs]))  # one batch, two instrumentations (different scopes in practice)
+    ingest.export(two_scopes(ours, theirs))  # one batch, two instrumentations
     later = agent_step(1, response_id="chatcmpl-7")
     ingest.export(request_of([later]))
     ingest.export(request_of([peer_of(later, os.urandom(8))], scope="opentelemetry.instrumentation.openai.v2"))
@@ -115,9 +122,10 @@ def test_ledger_bills_later_calls_reusing_a_response_id(db_url: str, gap_s: int)
 
 
 def test_a_call_is_remembered_under_two_keys_and_met_from_the_windows_beside_it(db_url: str) -> None:
-    """Two identity rows per response (its start's window and the next: what two processors billing copies of it at
-    once both write, so that the database sees them collide); its copies that start less than a second away (either
-    side, across a window boundary) find it, later calls do not."""
+    """Two identity rows per response claim (its start's window and the next: what two processors billing copies of
+    it at once both write, so that the database sees them collide), beside its span key and marks; its copies from
+    other sources that start less than a second away (either side, across a window boundary) find it, later calls
+    do not."""
     from sqlalchemy import func, select
 
     from costline.processor.ledger.schema import call_keys as keys_table
@@ -128,11 +136,14 @@ def test_a_call_is_remembered_under_two_keys_and_met_from_the_windows_beside_it(
         first = make_call(1, response_id="chatcmpl-1", start=START + SECOND // 2)
         assert len(ledger.record([Entry(first, owner, 100, call_keys(first))], now=now_s())) == 1
         with ledger.engine.connect() as conn:
-            assert conn.execute(select(func.count()).select_from(keys_table)).scalar() == 2
+            written = {k for (k,) in conn.execute(select(keys_table.c.dedup_key))}
+        assert {k for k in call_keys(first)[:2]} <= written  # the claim under both windows
         for n, offset in ((2, -9 * SECOND // 10), (3, 9 * SECOND // 10)):  # the window before, the window after
             copy = make_call(n, response_id="chatcmpl-1", start=first.start_time_unix_nano + offset)
+            copy.source = "openllmetry" if n == 2 else "openinference"  # another instrumentation's span of it
             assert ledger.record([Entry(copy, owner, 100, call_keys(copy))], now=now_s()) == []
         later = make_call(4, response_id="chatcmpl-1", start=first.start_time_unix_nano + 2 * SECOND)
+        later.source = "openllmetry"
         assert len(ledger.record([Entry(later, owner, 100, call_keys(later))], now=now_s())) == 1
     finally:
         ledger.close()
@@ -188,6 +199,7 @@ def test_two_spans_of_one_call_billed_at_once_through_two_processors(db_url: str
         boundary = START + (10 + 3 * i) * SECOND  # its spans start 0.1 ms before and after a second begins
         for batch, offset in ((ours, -100_000), (theirs, 100_000)):
             call = make_call(len(batch) * 2 + (batch is theirs), response_id=f"chatcmpl-{i}", start=boundary + offset)
+            call.source = "openllmetry" if batch is theirs else "costline"  # two instrumentations, one call
             batch.append(Entry(call, owner, 100, call_keys(call)))
     billed: dict[str, int] = {}
 

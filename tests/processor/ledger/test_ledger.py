@@ -32,8 +32,9 @@ def text_keys_table(metadata):
                  Column("billed_at", BigInteger, nullable=False))
 
 
-def entry(n, owner=SEARCH, cost=Decimal("0.001"), **kw):
+def entry(n, owner=SEARCH, cost=Decimal("0.001"), source=None, **kw):
     call = make_call(n, **kw)
+    call.source = source or call.source
     return Entry(call, owner, None if cost is None else usd_to_pico(cost), call_keys(call))
 
 
@@ -51,14 +52,19 @@ def test_record_sums_exactly_and_dedups_a_retried_batch(db_url):
     ledger.close()
 
 
-def test_same_response_id_in_a_trace_is_billed_once(db_url):
+def test_same_response_id_in_a_trace_is_billed_once_per_call(db_url):
+    """Another source's span of the same response, in another batch: the same API call. Another span of the same
+    source is another call (issue 17: the old expectation, billed once, was the bug)."""
     ledger = Ledger(db_url)
     first = entry(1, response_id="chatcmpl-1")
-    second = entry(2, response_id="chatcmpl-1")  # another span, another batch, the same API call
-    other_trace = entry(3, response_id="chatcmpl-1", trace=b"\x02" * 16)
+    second = entry(2, response_id="chatcmpl-1", source="openllmetry")  # another instrumentation's span
+    sibling = entry(3, response_id="chatcmpl-1")  # the same instrumentation: a second call the server gave one id
+    other_trace = entry(4, response_id="chatcmpl-1", trace=b"\x02" * 16)
     assert len(ledger.record([first], now=now_s())) == 1
     assert ledger.record([second], now=now_s()) == []
+    assert len(ledger.record([sibling], now=now_s())) == 1
     assert len(ledger.record([other_trace], now=now_s())) == 1
+    assert ledger.record([first, second, sibling, other_trace], now=now_s()) == []  # the retries
     ledger.close()
 
 
@@ -331,9 +337,10 @@ def test_identity_keys_are_16_bytes_starting_with_the_start_second():
     keys = call_keys(make_call(1, response_id="chatcmpl-1", start=at_second(100) + 10**9 // 2))
     second = int(NOV1.timestamp()) + 100
     assert {len(k) for k in keys} == {KEY_BYTES}
-    # Its own second and the one after; one digest: keys written together sort together.
-    assert [int.from_bytes(k[:4], "big") for k in keys] == [second, second + 1]
-    assert len({k[4:] for k in keys}) == 1
+    # The response's claim under its own second and the one after (one digest: keys written together sort
+    # together), then its span key.
+    assert [int.from_bytes(k[:4], "big") for k in keys] == [second, second + 1, second]
+    assert len({k[4:] for k in keys[:2]}) == 1
     span = call_keys(make_call(3, start=at_second(100)))
     assert [len(k) for k in span] == [KEY_BYTES] and span[0][:4] == keys[0][:4]
     no_ids = make_call(4, trace=b"")

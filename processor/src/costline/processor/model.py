@@ -9,7 +9,7 @@ The top of the processor's layers: the rest imports it; of the processor it impo
   whether (and by default) it is a metric label, and its part in budgets. `Owner`, the ledger's columns, `group_by`,
   the metric labels, the budget scopes and forwarding's enrichment are derived from it.
 * `Entry` — a call priced and attributed: what the ledger stores, the series count and forwarding enriches.
-* `call_keys` — the identity of a call (when two spans are one call), shared by per-batch dedupe (`normalize`) and
+* `call_keys`, `call_families` — the identity of a call (when two spans are one call), shared by per-batch dedupe (`normalize`) and
   the ledger (across batches and processors). It lives here, beside the call it is a pure function of, because
   both of those layers use it and the ledger may not import `normalize`.
 * `Counts` and `counts_of` — the one counter vector: the named slots every call adds to an hourly ledger row and
@@ -22,6 +22,7 @@ from collections import namedtuple
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import IntEnum
+from functools import lru_cache
 from hashlib import blake2b
 
 from costline import attributes as A
@@ -101,6 +102,10 @@ class LLMCall:
     source: str = "semconv"
     """Which instrumentation produced the span (`costline`, `otel-genai`, `anthropic-sdk`, `openllmetry`, `openlit`,
     `openinference`, `semconv`): the key of the row in the normalisation table that matched."""
+    sibling: int = 0
+    """Of this source's spans in one batch that share trace, response id and usage and start within a second of
+    each other, this one's place (`dedupe.dedupe_calls` numbers them; 0 for the usual lone span): distinct calls a
+    server answered with one id are told apart by it in `call_keys` (`model.py`, "the identity of a call")."""
     server_address: str | None = None
 
     owner: dict[str, str] = field(default_factory=dict)
@@ -397,27 +402,43 @@ def counts_of(call: LLMCall, cost_pico: int | None, unpriced_units: tuple[str, .
 
 # --- the identity of a call ------------------------------------------------------------------------------------------
 
-# `call_keys`: the identity of a call, shared by `dedupe_calls` (within a batch) and the ledger (across batches and
-# processors), so that both tell "the same call described twice" from "two calls" by one rule.
+# `call_keys` and `call_families`: the identity of a call, shared by `dedupe_calls` (within a batch) and the ledger
+# (across batches and processors), so that both tell "the same call described twice" from "two calls" by one rule:
 #
-# * **A call with a response id** is that response within its trace, *for calls that agree on usage and start within
-#   `RESPONSE_WINDOW_NS` of each other*. A response id alone is no proof: OpenAI-compatible servers reuse ids
-#   (Ollama answers `chatcmpl-<0..999>`, test doubles a constant), so two calls of a long agent trace can share one.
-#   Two spans describing one call (two instrumentations on one SDK) report the same usage and start within
-#   milliseconds; two calls that happen to share an id differ in usage or start later. The time test is in keys, so
-#   that the ledger can apply it with its unique index: a call is written under its start's window and the next
-#   one, and looks those two up, so two starts less than a window apart always share a key and starts two windows
-#   or more apart never do. Sharing a *written* key is what makes two processors billing the two spans of one call
-#   at the same moment conflict in the database (the second one's insert waits for the first's commit, then finds
-#   the key taken); a key written under the start's window alone and three looked up would let both commit.
-# * **A call with trace and span ids but no response id** is its span: an exporter's retry resends the same ids.
+# * **A span is one call of its source.** An exporter's retry resends the same trace and span ids: the *span key*
+#   (`s:` trace, span) is met, nothing is billed. Two spans of one source with different span ids are two calls,
+#   whatever else they share (a server that answers every call with one id, identical usage, the same second: five
+#   such spans bill five).
+# * **Two sources describing one call** (two instrumentations on one SDK) share a *family* and are paired by their
+#   place in it. A family is what the two spans agree on:
+#   - `r` (response): trace, response id and usage, starts less than a second apart (`RESPONSE_WINDOW_NS`). A
+#     response id alone is no proof: OpenAI-compatible servers reuse ids (Ollama answers `chatcmpl-<0..999>`, test
+#     doubles a constant).
+#   - `u` (usage, across traces): service, provider, model, operation and the token counts, starts less than a
+#     second apart — for spans where one side has no response id (OpenInference's streams sit in another trace than
+#     the anthropic SDK's span and record no id). Spans with a response id are matched this way only to spans
+#     without one, never to each other.
+#   Within a family each source numbers its own spans 0, 1, 2, ... (its *ordinal*: in a batch, by start; across
+#   batches, after the ordinals that source already holds there, remembered by *marks* `f:`). Source A's n-th span
+#   and source B's n-th span are one call; A's first and A's second are two. The response family's claim of
+#   ordinal n is a key both sources write (under the start's second and the next, and looked up under both, so
+#   that two starts less than a window apart always share one): two processors billing the two spans of one call at
+#   the same moment collide in the ledger's unique index, and the second one's insert finds the key taken. The
+#   usage family's claims and every mark are written under the start's second and looked up under it and the
+#   seconds beside it; they settle what arrives in turn, not a race.
 # * **A call without a trace id or span id** (not valid OTLP; hand-written JSON senders omit them) is its content:
 #   start and end time, provider, models, operation, tokens, response id, owner and service. A retry resends the same
 #   content; two calls differ at least in their nanosecond times. Without a start time nothing tells a retry from a
 #   new call, so such a span has no key: every copy is billed (billing twice is visible, dropping a call would not be).
 #
-# Every key is a pure function of the span, so a retried batch gets the same keys on any processor that shares the
-# ledger, whatever else its batch holds.
+# The span key and the response claims (`call_keys`) are pure functions of the span and its in-batch ordinal, so a
+# retried batch gets the same keys on any processor that shares the ledger. The response claim of ordinal 0 is the
+# key earlier releases wrote for a response, so a ledger upgraded with calls of the old keys in it meets them.
+#
+# Failure modes, all needing identical usage within a second: two *different* calls of one service, described by
+# two different sources, one of them without a response id, are paired as one (billed once, the other's owner keys
+# merged); a source's same-family spans billed at the same moment on two processors take the same ordinal, and
+# the second is dropped as a duplicate. Both show as a request count below the provider's.
 
 RESPONSE_WINDOW_NS = NS_PER_S
 """Spans of one call start within milliseconds of each other; distinct calls that reuse a response id seconds
@@ -429,29 +450,126 @@ its identity. Short fixed-size index entries (the text keys they replace were ~8
 keys a batch writes land together at the recent end of the ledger's key index (a few pages to write and sync per
 batch), where random keys dirty one page per key once the index is large."""
 _SECOND_BYTES = 4
+_DIGEST_BYTES = KEY_BYTES - _SECOND_BYTES
+_DIGEST_BITS = 8 * _DIGEST_BYTES
 _LAST_SECOND = 2 ** (8 * _SECOND_BYTES) - 2  # unsigned seconds until 2106; its neighbour after must fit too
 
 _MAX_RESPONSE_ID_IN_KEY = 100
 """Response ids are far shorter in practice; a longer one is cut (as the text keys of earlier releases were)."""
 
+RESPONSE, USAGE_WITH_ID, USAGE_WITHOUT_ID = b"r", b"ur", b"un"
+"""The claim spaces of the families: a span claims its ordinal in one, and is the same call as a span of another
+source whose claim of that ordinal it finds in one of its `evidence` spaces."""
 
-def call_keys(call: LLMCall) -> tuple[bytes, ...]:
-    """The call's identity: the keys it is remembered under; it is a call already billed when any of its keys is a
-    billed call's key. A response's keys are its digest under its start second and under the second after
-    (`RESPONSE_WINDOW_NS`); every other call has one key. Keys are `KEY_BYTES` long."""
+
+@dataclass(frozen=True, slots=True)
+class Family:
+    """One family a call belongs to (see above): who else may be describing it, and how the ledger pairs them.
+
+    Its keys are derived from one digest of its identity: each claim and mark is that digest XOR a tag of what it
+    is (space, ordinal, and for a mark the source), so a span's dozen keys cost one hash, not a dozen. A tag of 0 is
+    the response family's first claim: the key earlier releases wrote. Two keys of different families meet only if
+    their digests differ by exactly the XOR of their tags: as unlikely as two 96-bit digests meeting."""
+
+    identity: bytes
+    """What the spans of one call agree on (trace, response id, usage; or service, provider, model, usage)."""
+    source: str
+    second: int
+    """The call's start second (clamped into the keys' range)."""
+    claim: bytes
+    """The space its ordinal is claimed in."""
+    evidence: tuple[bytes, ...]
+    """The spaces where another source's claim of the same ordinal makes this span a duplicate."""
+    exclusive: bool
+    """Claims are written under the second and the next and collide in the unique index (a race is settled); else
+    written under the second alone, a mark, and looked up under the seconds beside it too."""
+    digest: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "digest", int.from_bytes(_digest(self.identity), "big"))
+
+    def claim_key(self, space: bytes, ordinal: int, second: int) -> bytes:
+        return ((second << _DIGEST_BITS) | (self.digest ^ _tag(b"c", space, ordinal, ""))).to_bytes(KEY_BYTES, "big")
+
+    def claim_windows(self, space: bytes) -> tuple[int, ...]:
+        """Where a claim in `space` is looked up (and, for an exclusive one, written)."""
+        s = self.second
+        return (s, s + 1) if space == RESPONSE else (s - 1, s, s + 1)
+
+    def mark_key(self, ordinal: int, second: int, space: bytes | None = None) -> bytes:
+        """Its source holds `ordinal` in this family's claim space, or in `space` (it claimed it, or found its other
+        span). A claim in an evidence space its own source holds is not evidence: it is one of its own calls."""
+        tag = _tag(b"f", space or self.claim, ordinal, self.source)
+        return ((second << _DIGEST_BITS) | (self.digest ^ tag)).to_bytes(KEY_BYTES, "big")
+
+
+def is_usage_family(family: Family) -> bool:
+    """The usage family (pairing spans of two sources when one of them records no response id)."""
+    return family.claim != RESPONSE
+
+
+def records_no_response_id(family: Family) -> bool:
+    """A usage family of a span without a response id (OpenInference, Langfuse...): its ledger pairs usage."""
+    return family.claim == USAGE_WITHOUT_ID
+
+
+@lru_cache(maxsize=4096)
+def _tag(kind: bytes, space: bytes, ordinal: int, source: str) -> int:
+    if kind == b"c" and space == RESPONSE and ordinal == 0:
+        return 0
+    return int.from_bytes(_digest(b"%s:%s:%d:%s" % (kind, space, ordinal, source.encode())), "big")
+
+
+def _second(call: LLMCall) -> int:
     # Clamped, so that a nonsense start time (none, or past 2106) still makes keys: such a call's seconds meet a
     # little more widely.
-    second = min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_SECOND)
+    return min(max(call.start_time_unix_nano // RESPONSE_WINDOW_NS, 1), _LAST_SECOND)
+
+
+def _usage_text(call: LLMCall) -> str:
+    return f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
+
+
+def _response_identity(call: LLMCall) -> bytes:
+    return f"r:{call.trace_id.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{_usage_text(call)}".encode()
+
+
+def call_keys(call: LLMCall) -> tuple[bytes, ...]:
+    """The call's exclusive identity keys: it is a call already billed when any of them is a billed call's key. A
+    span with trace and span ids has its span key; one with a response id also claims its in-batch ordinal
+    (`LLMCall.sibling`) of its response family, under its start second and the second after. A span without ids has
+    its content key. Keys are `KEY_BYTES` long. The families (`call_families`) take the ledger further."""
+    second = _second(call)
     trace = call.trace_id
+    keys: tuple[bytes, ...] = ()
     if trace and call.response_id:
-        usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
-        digest = _digest(f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}".encode())
-        return _key(second, digest), _key(second + 1, digest)
+        family = Family(_response_identity(call), call.source, second, RESPONSE, (RESPONSE,), True)
+        keys = tuple(family.claim_key(RESPONSE, call.sibling, w) for w in (second, second + 1))
     if trace and call.span_id:
-        return (_key(second, _digest(b"s:" + trace + call.span_id)),)
+        return (*keys, _key(second, _digest(b"s:" + trace + call.span_id)))
+    if keys:
+        return keys
     if call.start_time_unix_nano:
         return (_key(second, _digest(b"c:" + _content(call))),)
     return ()
+
+
+def call_families(call: LLMCall) -> tuple[Family, ...]:
+    """The families the ledger pairs the call in across batches (see above): its response family when it has a
+    trace and a response id, its usage family when it reports usage and has a start time."""
+    second = _second(call)
+    families: list[Family] = []
+    if call.trace_id and call.response_id:
+        families.append(Family(_response_identity(call), call.source, second, RESPONSE, (RESPONSE,), True))
+    if call.has_usage and call.start_time_unix_nano and call.trace_id and call.span_id:
+        usage = (f"u:{call.service_name or ''}:{call.provider}:{call.model or ''}:{call.operation}:"
+                 f"{call.input_tokens}.{call.output_tokens}.{call.cache_read_tokens}.{call.cache_write_tokens}")
+        if call.response_id:
+            families.append(Family(usage.encode(), call.source, second, USAGE_WITH_ID, (USAGE_WITHOUT_ID,), False))
+        else:
+            families.append(Family(usage.encode(), call.source, second, USAGE_WITHOUT_ID,
+                                   (USAGE_WITH_ID, USAGE_WITHOUT_ID), False))
+    return tuple(families)
 
 
 def _digest(identity: bytes) -> bytes:
@@ -462,14 +580,21 @@ def _key(second: int, digest: bytes) -> bytes:
     return second.to_bytes(_SECOND_BYTES, "big") + digest
 
 
+USAGE_FAMILY_ON = _key(0, _digest(b"costline:usage family on"))
+"""A reserved key in the call keys (second 0: no call's key is under it, `_second` starts at 1): the ledger has seen
+a span of a source that records no response id, so every span's usage family is written and looked up from then on
+(`ledger.writer`). Written once, never retired (`USAGE_FAMILY_ON_KEPT_UNTIL`)."""
+USAGE_FAMILY_ON_KEPT_UNTIL = 2 ** 62
+"""The flag's `billed_at`: past any retention cutoff."""
+
+
 def text_call_keys(call: LLMCall) -> tuple[str, ...]:
     """The same identity as the text keys releases before 16-byte keys wrote (`r:<trace>:<response>:<usage>:<second>`,
-    `s:<trace><span>`, `c:<content digest>`), in `call_keys`' order: the ledger looks them up in its table of text
-    keys while that table may still hold keys within the retention, so a retry straddling the upgrade is met."""
+    `s:<trace><span>`, `c:<content digest>`): the ledger looks them up in its table of text keys while that table may
+    still hold keys within the retention, so a retry straddling the upgrade is met."""
     trace = call.trace_id
     if trace and call.response_id:
-        usage = f"{call.total_input_tokens}.{call.output_tokens}" if call.has_usage else "-"
-        prefix = f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{usage}:"
+        prefix = f"r:{trace.hex()}:{call.response_id[:_MAX_RESPONSE_ID_IN_KEY]}:{_usage_text(call)}:"
         window = call.start_time_unix_nano // RESPONSE_WINDOW_NS
         return (f"{prefix}{window}", f"{prefix}{window - 1}", f"{prefix}{window + 1}")
     if trace and call.span_id:

@@ -79,6 +79,48 @@ def test_cross_trace_needs_overlap_and_unique_id_per_source() -> None:
     assert len(dedupe_calls([*fake, peer])) == 6
 
 
-def test_repeated_fake_ids_in_one_trace_merge() -> None:
-    # same trace + same response id is one call by definition (the ledger uses the same key)
-    assert len(dedupe_calls([call(1, response_id="x"), call(2, response_id="x")])) == 1
+def test_one_source_spans_sharing_a_response_id_are_distinct_calls() -> None:
+    # Issue 17: two spans of one instrumentation with different span ids are two calls, even with the same trace,
+    # response id, usage and start second (the old expectation here, one call, was the bug). Two sources' spans of
+    # one response are still one call.
+    assert len(dedupe_calls([call(1, response_id="x"), call(2, response_id="x")])) == 2
+    five = [call(i, response_id="x") for i in range(1, 6)]
+    assert len(dedupe_calls(five)) == 5
+    assert len(dedupe_calls([call(1, response_id="x"), call(2, response_id="x", source="openllmetry")])) == 1
+
+
+def test_two_sources_of_five_calls_sharing_a_response_id_bill_five() -> None:
+    ours = [call(i, response_id="x", start=100 + i) for i in range(1, 6)]
+    theirs = [call(10 + i, response_id="x", source="openllmetry", start=100 + i + 2) for i in range(1, 6)]
+    kept = dedupe_calls([*theirs, *ours])
+    assert sorted(id(k) for k in kept) == sorted(id(c) for c in ours)
+
+
+def test_the_same_span_twice_in_a_request_is_one_call() -> None:
+    assert len(dedupe_calls([call(1, response_id="x"), call(1, response_id="x")])) == 1
+
+
+def test_usage_less_span_of_the_same_source_is_another_call() -> None:
+    assert len(dedupe_calls([call(1, response_id="r"), call(2, response_id="r", usage=False)])) == 2
+    assert len(dedupe_calls([call(1, response_id="r"), call(2, response_id="r", usage=False, source="openllmetry")])) == 1
+
+
+def test_same_source_parent_of_the_same_shape_is_a_call_of_its_own() -> None:
+    # Whether a span is a call is decided by the span (`span._is_call`), not by a child in the same batch.
+    assert len(dedupe_calls([call(1), call(2, parent=1)])) == 2
+
+
+def test_span_without_response_id_pairs_with_another_sources_by_usage_and_time() -> None:
+    """OpenInference's anthropic stream span (no response id, its own trace) and the anthropic SDK's span of the
+    same call: one call; two such calls, two; a third source-less twin more than a second away, its own call."""
+    second = 1_000_000_000
+    sdk = [call(i, trace=T1, response_id=f"msg_{i}", source="anthropic-sdk", provider="anthropic",
+                start=10 * second + i, end=11 * second) for i in range(1, 3)]
+    oi = [call(10 + i, trace=T2, source="openinference", provider="anthropic", start=10 * second + 1000 + i,
+               end=11 * second) for i in range(1, 3)]
+    late = call(20, trace=T2, source="openinference", provider="anthropic", start=13 * second, end=14 * second)
+    kept = dedupe_calls([*oi, *sdk, late])
+    assert len(kept) == 3 and late in kept
+    other_model = call(30, trace=T2, source="openinference", provider="anthropic", model="claude-x",
+                       start=10 * second, end=11 * second)
+    assert len(dedupe_calls([sdk[0], other_model])) == 2

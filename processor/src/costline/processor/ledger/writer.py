@@ -12,7 +12,7 @@ import logging
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import add
 from pathlib import Path
@@ -28,7 +28,17 @@ from costline.processor.ledger.runs import DEFAULT_RUN_POLICY, RunPolicy, RunRec
 from costline.processor.ledger.schema import COUNTERS, DIMENSIONS, TEXT_KEYS, call_keys, cost_changes, usage_hourly
 from costline.processor.ledger.store import DEFAULT_RETENTION_HOURS, KEYS_PER_LOOKUP, RETENTION_CHECK_S
 from costline.processor.ledger.wire import NoAnswer, deadline
-from costline.processor.model import Entry, counts_of, text_call_keys
+from costline.processor.model import (
+    USAGE_FAMILY_ON,
+    USAGE_FAMILY_ON_KEPT_UNTIL,
+    Entry,
+    Family,
+    call_families,
+    counts_of,
+    is_usage_family,
+    records_no_response_id,
+    text_call_keys,
+)
 from costline.processor.units import NS_PER_S, S_PER_HOUR, hour_start_s
 
 log = logging.getLogger("costline.processor.ledger")
@@ -73,6 +83,9 @@ class LedgerWriter:
         self._last_retention = 0.0
         self._text_keys_newest = _newest_text_key(engine)
         self._runs = RunRecorder(engine.dialect.paramstyle)
+        self._usage_on = False
+        """The ledger's usage family is on (`model.USAGE_FAMILY_ON` found or written by a committed batch): never
+        turned off, so once known it is no longer looked up."""
 
     def record(self, entries: Sequence[Entry], *, now: int, retention_hours: int = DEFAULT_RETENTION_HOURS,
                runs: RunPolicy | None = DEFAULT_RUN_POLICY) -> list[Entry]:
@@ -80,25 +93,30 @@ class LedgerWriter:
         this batch). `now` (unix seconds, the caller's clock) stamps the identity keys for retention and is the hour of
         a call without a start time. `runs`: which runs the new calls are added to (`ledger.runs`), None for none.
 
-        Three statements per batch whatever its size (look up its keys, insert its new calls' keys, upsert their
-        hourly rows; a fourth takes back keys when another processor billed one of its calls meanwhile), all as
-        driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a thousand bound parameters
-        is expanded anew on every call) cost more than SQLite's work for them. A ledger upgraded from text keys
-        looks those up too, until the newest of them is older than `retention_hours`.
+        Four statements per batch whatever its size (look up its keys, insert its new calls' keys, insert the marks
+        that pair spans of one call across batches, upsert their hourly rows; another takes back keys when another
+        processor billed one of its calls meanwhile, and a batch with siblings of calls billed before looks further
+        ordinals up: `_Identities`), all as driver-level SQL: SQLAlchemy's per-statement compilation (an `IN` of a
+        thousand bound parameters is expanded anew on every call) cost more than SQLite's work for them. A ledger
+        upgraded from text keys looks those up too, until the newest of them is older than `retention_hours`.
         """
         if not entries:
             return []
         try:
             with self.transaction() as conn:
-                seen = self._billed_among(conn, entries)
+                identities = _Identities(entries, lambda keys: set(self._lookup(conn, call_keys.name, sorted(keys))),
+                                         usage_on=self._usage_on)
                 cutoff = now - retention_hours * S_PER_HOUR
                 if self._text_keys_newest is not None and self._text_keys_newest < cutoff:
                     self._text_keys_newest = _retire_text_keys(conn, cutoff)
                 if self._text_keys_newest is not None:
-                    seen.update(self._billed_as_text(conn, entries))
-                fresh = _first_sightings(entries, seen)
-                if fresh:
-                    fresh = self._claim(conn, fresh, now)
+                    identities.present.update(self._billed_as_text(conn, entries))
+                claims, marks = identities.decide()
+                if marks:
+                    self._write_marks(conn, marks, now)
+                if identities.sets_usage_on:
+                    self._write_marks(conn, {USAGE_FAMILY_ON}, USAGE_FAMILY_ON_KEPT_UNTIL)
+                fresh = self._claim(conn, claims, now) if claims else []
                 if fresh:
                     # Rows in sorted order: processors sharing one PostgreSQL ledger then take row locks in the same
                     # order, so two concurrent batches touching the same hours wait instead of deadlocking (a
@@ -111,6 +129,7 @@ class LedgerWriter:
                     conn.execute(delete(call_keys).where(call_keys.c.billed_at < cutoff))
         except SQLAlchemyError as err:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
+        self._usage_on = identities.usage_on  # committed: the flag is in the ledger
         return fresh
 
     @contextmanager
@@ -210,17 +229,18 @@ class LedgerWriter:
             raise LedgerUnavailable(f"ledger write failed: {type(err).__name__}: {err}") from err
         return changed
 
-    def _claim(self, conn: Connection, fresh: list[Entry], now: int) -> list[Entry]:
-        """Write the keys of `fresh` (its entries' keys are distinct: `_first_sightings`); returns the entries all of
-        whose keys this transaction wrote. Another processor may have written one since the lookup — the other span
-        of the same call, billed at the same moment: on PostgreSQL the insert waits for that transaction and, once it
-        commits, skips the key. Such an entry is billed there, not here, and the keys it did get are taken back.
+    def _claim(self, conn: Connection, claims: list[tuple[Entry, tuple[bytes, ...]]], now: int) -> list[Entry]:
+        """Write the exclusive keys of each entry in `claims` (distinct across entries: `_Identities.decide`); returns
+        the entries all of whose keys this transaction wrote. Another processor may have written one since the lookup
+        — the other span of the same call, billed at the same moment: on PostgreSQL the insert waits for that
+        transaction and, once it commits, skips the key. Such an entry is billed there, not here, and the keys it did
+        get are taken back.
 
         Keys first, then rows, each in sorted order: two batches claiming the same keys wait for each other in one
         order (no deadlock), and neither holds a row lock while it waits."""
-        keys = sorted(k for e in fresh for k in e.keys)
+        keys = sorted(k for _, ks in claims for k in ks)
         if not keys:  # a batch of spans without any identity (see `model.call_keys`) has none to remember
-            return fresh
+            return [e for e, _ in claims]
         claimed: set[bytes] = set()
         for i in range(0, len(keys), KEYS_PER_LOOKUP):
             chunk = keys[i : i + KEYS_PER_LOOKUP]
@@ -229,14 +249,25 @@ class LedgerWriter:
                 + ", ".join([f"({self._mark}, {self._mark})"] * n) + " ON CONFLICT DO NOTHING RETURNING dedup_key"))
             claimed.update(key for (key,) in conn.exec_driver_sql(sql, tuple(v for k in chunk for v in (k, now))))
         if len(claimed) == len(keys):
-            return fresh
-        won = [e for e in fresh if all(k in claimed for k in e.keys)]
-        taken_back = sorted(k for e in fresh if not all(k in claimed for k in e.keys) for k in e.keys if k in claimed)
+            return [e for e, _ in claims]
+        won = [e for e, ks in claims if all(k in claimed for k in ks)]
+        taken_back = sorted(k for _, ks in claims if not all(k in claimed for k in ks) for k in ks if k in claimed)
         for i in range(0, len(taken_back), KEYS_PER_LOOKUP):
             chunk = taken_back[i : i + KEYS_PER_LOOKUP]
             conn.exec_driver_sql(self._statement("release", len(chunk), lambda n: (
                 f"DELETE FROM {call_keys.name} WHERE dedup_key IN ({', '.join([self._mark] * n)})")), tuple(chunk))
         return won
+
+    def _write_marks(self, conn: Connection, marks: set[bytes], now: int) -> None:
+        """Write marks (`model.Family.mark_key`, and the usage family's claims): shared by the spans that write them,
+        so a mark already there is no conflict."""
+        keys = sorted(marks)
+        for i in range(0, len(keys), KEYS_PER_LOOKUP):
+            chunk = keys[i : i + KEYS_PER_LOOKUP]
+            sql = self._statement("mark", len(chunk), lambda n: (
+                f"INSERT INTO {call_keys.name} (dedup_key, billed_at) VALUES "
+                + ", ".join([f"({self._mark}, {self._mark})"] * n) + " ON CONFLICT DO NOTHING"))
+            conn.exec_driver_sql(sql, tuple(v for k in chunk for v in (k, now)))
 
     def _statement(self, kind: str, n: int, make) -> str:
         """The SQL of `kind` for `n` keys, cached: batches come in a handful of sizes (the exporter's batch size,
@@ -247,10 +278,6 @@ class LedgerWriter:
                 self._sql_cache.clear()
             sql = self._sql_cache[(kind, n)] = make(n)
         return sql
-
-    def _billed_among(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
-        """The keys of `entries` already in the ledger. In sorted order: the B-tree is walked forwards."""
-        return set(self._lookup(conn, call_keys.name, sorted({k for e in entries for k in e.keys})))
 
     def _billed_as_text(self, conn: Connection, entries: Sequence[Entry]) -> set[bytes]:
         """The keys of those `entries` that an earlier release billed under text keys (`model.text_call_keys`,
@@ -294,18 +321,153 @@ def _retire_text_keys(conn: Connection, cutoff: int) -> int | None:
     return newest
 
 
-def _first_sightings(entries: Iterable[Entry], seen: set[bytes]) -> list[Entry]:
-    """The entries none of whose keys is in `seen`, adding their keys as they pass: a key already billed (an
-    exporter's retry), or met earlier in this batch (the same span twice, or two spans of one call), bills nothing.
-    An entry without keys is always fresh."""
-    fresh: list[Entry] = []
-    for e in entries:
-        keys = e.keys
-        if keys and not seen.isdisjoint(keys):
-            continue
-        fresh.append(e)
-        seen.update(keys)
-    return fresh
+_ORDINALS_PER_LOOKUP = 16
+"""Ordinals of one family looked up at once when a span's first ordinal is taken (a sibling billed before it)."""
+_MAX_ORDINAL = 1024
+"""Past this many same-source spans of one family within a second or two (a load test against a fake provider), a
+span is its own call and paired with nothing: its span key still meets its retries."""
+
+
+class _Probe:
+    """The keys that decide one ordinal of one family, computed once: its source's marks (the second before, its own,
+    the one after) and the claims in each evidence space, in their windows."""
+
+    __slots__ = ("marks", "evidence")
+
+    def __init__(self, family: Family, ordinal: int) -> None:
+        s = family.second
+        self.marks = (family.mark_key(ordinal, s - 1), family.mark_key(ordinal, s), family.mark_key(ordinal, s + 1))
+        self.evidence = tuple((space, tuple(family.claim_key(space, ordinal, w) for w in family.claim_windows(space)))
+                              for space in family.evidence)
+
+    def keys(self) -> list[bytes]:
+        return [*self.marks, *(k for _, keys in self.evidence for k in keys)]
+
+
+class _Identities:
+    """Which of a batch's entries are calls not billed yet, by `model.call_keys` and `model.call_families`: the keys
+    to claim for each, and the marks to write. One lookup of every entry's keys and its families' first ordinals;
+    further ordinals only for spans whose first one is taken (siblings of calls billed before), a lookup each."""
+
+    def __init__(self, entries: Sequence[Entry], lookup: Callable[[set[bytes]], set[bytes]], *,
+                 usage_on: bool = True) -> None:
+        self.entries = entries
+        self._lookup = lookup
+        self._probes: dict[tuple[int, int], _Probe] = {}
+        families = [call_families(e.call) if e.keys and e.call.span_id else () for e in entries]
+        # The usage family only once the ledger has seen a source recording no response id (the flag, looked up
+        # with the batch's other keys), or this batch holds one of its spans (which sets the flag).
+        self.sets_usage_on = not usage_on and any(records_no_response_id(f) for fs in families for f in fs)
+        self.usage_on = usage_on or self.sets_usage_on
+        self.families = families if self.usage_on else [
+            tuple(f for f in fs if not is_usage_family(f)) for fs in families]
+        wanted = {k for e in entries for k in e.keys}
+        for fs in self.families:
+            for family in fs:
+                wanted.update(self._probe(family, 0).keys())
+        if not self.usage_on:
+            wanted.add(USAGE_FAMILY_ON)
+        self.known = wanted
+        self.present = lookup(wanted)
+        """Keys billed before, and those this batch writes, as it decides."""
+        self._hints: dict[tuple, int] = {}
+        if not self.usage_on and USAGE_FAMILY_ON in self.present:  # set since this writer last looked: once
+            self.usage_on = True
+            self.families = families
+            usage = {k for fs in families for f in fs if is_usage_family(f) for k in self._probe(f, 0).keys()}
+            self.known.update(usage)
+            self.present.update(lookup(usage))
+
+    def _probe(self, family: Family, ordinal: int) -> _Probe:
+        probe = self._probes.get((id(family), ordinal))
+        if probe is None:
+            probe = self._probes[(id(family), ordinal)] = _Probe(family, ordinal)
+        return probe
+
+    def decide(self) -> tuple[list[tuple[Entry, tuple[bytes, ...]]], set[bytes]]:
+        present = self.present
+        claims: list[tuple[Entry, tuple[bytes, ...]]] = []
+        marks: set[bytes] = set()
+        for e, families in zip(self.entries, self.families, strict=True):
+            keys = e.keys
+            if not families:  # no span id: any of its keys is a call billed (an exporter's retry, or its twin)
+                if keys and not present.isdisjoint(keys):
+                    continue
+                present.update(keys)
+                claims.append((e, keys))
+                continue
+            span_key = keys[-1]  # `call_keys` puts the span key last
+            if span_key in present:
+                continue  # the same span: a retry, or twice in this batch
+            found: list[bytes] = []  # the marks of the families that found this call's other span
+            owned: list[bytes] = [span_key]
+            own_marks: list[bytes] = []
+            for family in families:
+                ordinal = self._ordinal(family)
+                if ordinal is None:
+                    continue
+                probe = self._probe(family, ordinal)
+                mark = probe.marks[1]  # under its own second
+                if self._met(family, ordinal, probe):
+                    found.append(mark)
+                    continue
+                own_marks.append(mark)
+                if family.exclusive:  # the response family: its evidence is its own claim space, same windows
+                    owned.extend(probe.evidence[0][1])
+                else:
+                    own_marks.append(family.claim_key(family.claim, ordinal, family.second))
+            if found:  # another source's span of this call was billed: this one is paired with it
+                found.append(span_key)  # remembered, so that its retry is met before its source's marks move it on
+                present.update(found)
+                marks.update(found)
+                continue
+            present.update(owned)
+            present.update(own_marks)
+            marks.update(own_marks)
+            claims.append((e, tuple(owned)))
+        return claims, marks
+
+    def _ordinal(self, family: Family) -> int | None:
+        """The first ordinal of `family` its source holds no mark of (within a second either side); None past
+        `_MAX_ORDINAL` (the span is then its own call, paired with nothing). Ordinals below the hint of the same
+        family and second were taken when last asked, and a batch only takes more: the search starts there, so a
+        batch of many identical spans costs a lookup per doubling, not one per span and ordinal."""
+        hint_key = (family.identity, family.claim, family.source, family.second)
+        ordinal = self._hints.get(hint_key, 0)
+        present, known = self.present, self.known
+        while ordinal < _MAX_ORDINAL:
+            probe = self._probe(family, ordinal)
+            if not known.issuperset(probe.marks):
+                self._fetch(family, ordinal, max(_ORDINALS_PER_LOOKUP, ordinal))
+            if present.isdisjoint(probe.marks):
+                if ordinal and not known.issuperset(probe.keys()):  # ordinal 0: looked up first
+                    self._fetch(family, ordinal, _ORDINALS_PER_LOOKUP)
+                if ordinal:
+                    self._hints[hint_key] = ordinal
+                return ordinal
+            ordinal += 1
+        self._hints[hint_key] = _MAX_ORDINAL
+        return None
+
+    def _met(self, family: Family, ordinal: int, probe: _Probe) -> bool:
+        """Whether another source's span holds `ordinal` in one of `family`'s evidence spaces."""
+        present, s = self.present, family.second
+        for space, claimed in probe.evidence:
+            if not present.isdisjoint(claimed):
+                if space == family.claim:
+                    return True
+                own = [family.mark_key(ordinal, w, space) for w in (s - 1, s, s + 1)]  # rare: looked up when met
+                if not self.known.issuperset(own):
+                    self.known.update(own)
+                    present.update(self._lookup(set(own)))
+                if present.isdisjoint(own):
+                    return True
+        return False
+
+    def _fetch(self, family: Family, first: int, count: int) -> None:
+        wanted = {k for o in range(first, first + count) for k in self._probe(family, o).keys()} - self.known
+        self.known.update(wanted)
+        self.present.update(self._lookup(wanted))
 
 
 def hourly_rows(entries: Iterable[Entry], now_ns: int) -> list[tuple]:

@@ -21,6 +21,7 @@ from costline.processor.ingest.normalize.context import price_context
 from costline.processor.ingest.normalize.providers import UNKNOWN, canonical_provider
 from costline.processor.ingest.normalize.resource import resource_attributes, shared
 from costline.processor.ingest.normalize.sources import (
+    AGGREGATE_KINDS,
     BOOL,
     COUNT,
     FLOAT,
@@ -301,6 +302,8 @@ def _is_call(source: Source, decoded: _Decoded, has_usage: bool) -> bool:
     elif operation is None and "provider" not in values and "request_type" not in values:
         return False
     if operation in NON_CALL_OPERATIONS:
+        return False
+    if "aggregate" in values and values["aggregate"] in AGGREGATE_KINDS:  # an agent run, workflow, outer SDK span
         return False
     if decoded.invalid is not None:
         raise decoded.invalid

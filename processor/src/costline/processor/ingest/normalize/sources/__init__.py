@@ -12,6 +12,7 @@ import importlib
 import pkgutil
 
 from costline.processor.ingest.normalize.sources.base import (
+    AGGREGATE_KINDS,
     BOOL,
     COUNT,
     FLOAT,
@@ -23,7 +24,7 @@ from costline.processor.ingest.normalize.sources.base import (
     Source,
 )
 
-__all__ = ["BOOL", "COUNT", "FLOAT", "MARKER", "NON_CALL_OPERATIONS", "OWNER", "SEMCONV_SOURCE", "SOURCES", "STR",
+__all__ = ["AGGREGATE_KINDS", "BOOL", "COUNT", "FLOAT", "MARKER", "NON_CALL_OPERATIONS", "OWNER", "SEMCONV_SOURCE", "SOURCES", "STR",
            "TOKENS", "Source", "docs_table"]
 
 

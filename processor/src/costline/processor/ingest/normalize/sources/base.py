@@ -27,6 +27,8 @@ Field = Literal[
     "web_searches", "code_executions",
     # price context, a cost someone else computed, and what groups calls into runs
     "service_tier", "processing", "reported_cost", "conversation_id", "session_id",
+    # what a framework calls a span that groups calls (an agent run, a workflow, an SDK's outer span)
+    "aggregate",
 ]
 
 # How a field's value is decoded (compared by identity on the hot path).
@@ -38,6 +40,8 @@ DECODER: dict[str, str] = {name: STR for name in Field.__args__}  # type: ignore
 DECODER.update({name: TOKENS for name in TOKEN_FIELDS})
 DECODER.update({"stream": BOOL, "ttft": FLOAT, "retries": COUNT, "reported_cost": FLOAT})
 
+TRACELOOP_SPAN_KIND = "traceloop.span.kind"  # OpenLLMetry (Python and JS): workflow, task, agent, tool, llm
+AI_OPERATION_ID = "ai.operationId"  # Vercel AI SDK: `ai.generateText` (outer) vs `ai.generateText.doGenerate` (call)
 GEN_AI_TOTAL = "gen_ai.usage.total_tokens"  # not semconv, but written by several peers
 GEN_AI_IS_STREAMING = "gen_ai.is_streaming"
 
@@ -76,6 +80,7 @@ SEMCONV: dict[Field, tuple[str, ...]] = {
     "processing": (A.COSTLINE_REQUEST_PROCESSING,),
     "conversation_id": (A.GEN_AI_CONVERSATION_ID,),
     "session_id": (A.SESSION_ID,),
+    "aggregate": (TRACELOOP_SPAN_KIND, AI_OPERATION_ID),
 }
 
 
@@ -153,5 +158,17 @@ class Source:
         object.__setattr__(self, "keymap", keymap)
 
 
-NON_CALL_OPERATIONS = frozenset({"execute_tool", "invoke_workflow", "create_agent"})
-"""Semconv operations that are not a model API call: never billed (an agent's tool run, a workflow)."""
+NON_CALL_OPERATIONS = frozenset({"execute_tool", "invoke_workflow", "create_agent", "invoke_agent", "agent",
+                                 "workflow", "task", "chain"})
+"""Operations that are not a model API call: never billed, whatever usage they carry and whatever else arrives with
+them (an agent's tool run; an agent run or workflow, whose usage is the sum of its calls': semconv `invoke_agent`,
+pydantic-ai's agent run span, which writes it)."""
+
+AGGREGATE_KINDS = frozenset({
+    # OpenLLMetry's `traceloop.span.kind` (Python and JS): only `llm` spans (and those without a kind) are calls.
+    "workflow", "task", "agent", "tool",
+    # Vercel AI SDK's outer spans (`ai.operationId`): the calls are their `.doGenerate`, `.doStream`, `.doEmbed`.
+    "ai.generateText", "ai.streamText", "ai.generateObject", "ai.streamObject", "ai.embed", "ai.embedMany",
+})
+"""Values of a span's `aggregate` field (`TRACELOOP_SPAN_KIND`, `AI_OPERATION_ID`) that make it a span grouping
+calls, never a call: decided by the span alone, so a parent exported after its children is still not billed."""
