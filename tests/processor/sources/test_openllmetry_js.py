@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 
 from tests.processor.sources.node_workload import CLAUDE, GPT, billed, cost_nano, nano
 from tests.processor.sources.recorded import FIXTURES, Fixture, bill, load
@@ -30,6 +29,8 @@ def test_anthropic_cache_outside_the_input_and_openai_as_reported(tmp_path):
 
 # OpenLLMetry-JS's Anthropic span wraps the Anthropic SDK's own (on by default in @anthropic-ai/sdk): two sources on
 # one call, parent and child. OpenLLMetry's span has no response id, so only the in-batch wrapper rule joins them.
+TRANSITION_REQUESTS = 3
+"""Two calls, each described twice: the first billed twice (the transition), the second once."""
 PAIRS = FIXTURES.parent / "spans-cross-export" / "openllmetry-js" / "node-with-anthropic-sdk-spans.json"
 
 
@@ -50,7 +51,21 @@ def test_its_span_and_the_anthropic_sdks_in_one_export_are_one_call(tmp_path):
     assert cost_nano(rows[CLAUDE]) == 2_425_000
 
 
-@pytest.mark.xfail(strict=True, reason="cross-export identity (issue 22 item 1, dedupe/call_keys): OpenLLMetry-JS's "
-                   "Anthropic span has no response id, so its pair exported apart bills twice")
-def test_its_span_and_the_anthropic_sdks_in_separate_exports_are_one_call(tmp_path):
-    assert _pairs_billed(tmp_path, one_export=False)[CLAUDE]["requests"] == 2
+def test_its_span_and_the_anthropic_sdks_in_separate_exports_are_one_call_once_the_ledger_pairs_by_usage(tmp_path):
+    """OpenLLMetry-JS's span has no response id: exported apart from the SDK's, the pair is joined by the usage family
+    (provider, model, usage, start), which a ledger keeps once it has billed a span of a source without response ids
+    (docs/sources.md, "Two spans, one call"). Here a Node OpenInference span (no response id) was billed before."""
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    _, warm = bill(load(FIXTURES / "openinference" / "node-openai-js.json"), url)
+    warm.close()
+    rows, ledger = bill(load(PAIRS), url)
+    ledger.close()
+    assert rows[CLAUDE]["requests"] == 2
+    assert cost_nano(rows[CLAUDE]) == 2_425_000
+
+
+def test_on_a_ledger_that_never_saw_a_source_without_response_ids_the_first_pair_bills_twice(tmp_path):
+    """The documented transition: the SDK's span (with a response id) of the first call was billed before the ledger
+    knew to keep the usage family; the next calls pair."""
+    rows = _pairs_billed(tmp_path, one_export=False)
+    assert rows[CLAUDE]["requests"] == TRANSITION_REQUESTS

@@ -47,6 +47,9 @@ FIELDS = extend(
     total=("ai.usage.totalTokens",),
     ttft=("ai.response.msToFirstChunk",),  # milliseconds: `refine` makes it seconds
 )
+# `ai.operationId` is this source's own call rule (`is_call`, through `extra`): not the base's generic aggregate field,
+# which would take the key first and leave `is_call` nothing to read.
+FIELDS["aggregate"] = ()
 
 
 def _provider(raw: str) -> str:
