@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-
 from tests.processor.sources.node_workload import CLAUDE, GPT, billed, cost_nano, nano
 from tests.processor.sources.recorded import FIXTURES, Fixture, bill, load
 
