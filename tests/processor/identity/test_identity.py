@@ -273,3 +273,36 @@ def test_the_usage_family_is_written_only_once_a_source_without_response_ids_is_
         q.export(request_of([oi], scope=OI))
         q.export(request_of([oi], scope=OI))  # a retry
         assert requests(first, f"sdk-first-{i}") == 1
+
+
+def test_only_a_source_that_records_no_response_id_turns_the_usage_family_on(tmp_path):
+    """Costline's own embeddings spans have no response id either: they are not paired by usage and leave the
+    ledger's usage family off (its lookups and writes cost every call); an OpenInference span turns it on."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import select
+
+    from costline.processor.config.core import parse_config
+    from costline.processor.ledger import Ledger
+    from costline.processor.ledger.schema import call_keys
+    from costline.processor.model import USAGE_FAMILY_ON
+    from costline.processor.service import assemble_pipeline
+    from tests.processor.conftest import make_call
+
+    ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
+    pipeline = assemble_pipeline(parse_config({}), ledger, clock=lambda: datetime.now(timezone.utc))
+
+    def flag() -> bool:
+        with ledger.engine.connect() as conn:
+            return conn.execute(select(call_keys.c.dedup_key).where(call_keys.c.dedup_key == USAGE_FAMILY_ON)).first() \
+                is not None
+
+    embeddings = make_call(1, model="text-embedding-3-small")
+    embeddings.source = "costline"
+    pipeline.ingest_calls([embeddings])
+    assert not flag()
+    oi = make_call(2, model="gpt-4o-mini")
+    oi.source, oi.pairs_by_usage = "openinference", True
+    pipeline.ingest_calls([oi])
+    assert flag()
+    pipeline.close()

@@ -213,7 +213,8 @@ def test_the_pipeline_tells_forwarding_which_spans_are_calls(tmp_path) -> None:
     from costline.processor.service import assemble_pipeline
 
     billed = llm_span()
-    duplicate = llm_span(trace_id=billed.trace_id)  # the same call described twice (same response id and usage)
+    # The same span sent twice in one request (one source's spans with different span ids are different calls).
+    duplicate = llm_span(trace_id=billed.trace_id, span_id=billed.span_id)
     del duplicate.attributes[:]
     duplicate.attributes.extend(billed.attributes)
     invalid = llm_span(input_tokens=-5)

@@ -69,9 +69,12 @@ def test_override_from_config_and_unpriced_model_never_zero(db_url):
 def test_retried_batch_and_duplicates_within_a_batch_bill_once(db_url):
     pipeline = pipeline_for(db_url)
     batch = [make_call(i, model="gpt-4o-mini") for i in range(5)]
+    # Its own usage: spans of other sources with the same usage in the same second would pair with it by usage
+    # (docs/sources.md, "Two spans, one call": the usage family's failure mode).
+    ours, peers = (make_call(n, model="gpt-4o-mini", response_id="resp_1", input_tokens=2000) for n in (9, 10))
+    ours.source, peers.source = "costline", "openllmetry"  # two instrumentations' spans of one API call
     batch += [make_call(0, model="gpt-4o-mini"),  # the same span twice in one request
-              make_call(9, model="gpt-4o-mini", response_id="resp_1"),
-              make_call(10, model="gpt-4o-mini", response_id="resp_1")]  # two spans, one API call
+              ours, peers]
     assert len(pipeline.ingest_calls(batch)) == 6
     assert pipeline.ingest_calls(batch) == []  # the exporter's retry
     assert pipeline.ledger.usage(NOV1, DEC1, [])[0]["requests"] == 6

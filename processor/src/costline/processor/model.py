@@ -70,6 +70,9 @@ class LLMCall:
     """Server-side web searches the provider ran for the call (billed per search)."""
     code_executions: int = 0
     """Server-side code executions billed per run."""
+    pairs_by_usage: bool = False
+    """Its source records no response id (`Source.pairs_by_usage`): without one, the call is paired with another
+    source's span of it by usage (`call_families`)."""
     has_usage: bool = False
     """True when the span reported any token count; a failed call without usage bills nothing, a successful one is
     counted as *usage missing* (`Counts.USAGE_MISSING_REQUESTS`), never silently $0."""
@@ -566,7 +569,7 @@ def call_families(call: LLMCall) -> tuple[Family, ...]:
                  f"{call.input_tokens}.{call.output_tokens}.{call.cache_read_tokens}.{call.cache_write_tokens}")
         if call.response_id:
             families.append(Family(usage.encode(), call.source, second, USAGE_WITH_ID, (USAGE_WITHOUT_ID,), False))
-        else:
+        elif call.pairs_by_usage:  # a source that records no response id: paired by usage (see above)
             families.append(Family(usage.encode(), call.source, second, USAGE_WITHOUT_ID,
                                    (USAGE_WITH_ID, USAGE_WITHOUT_ID), False))
     return tuple(families)

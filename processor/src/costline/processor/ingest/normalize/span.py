@@ -224,7 +224,7 @@ def _build(source: Source, decoded: _Decoded, span: Span, resource: Mapping[str,
         stream=stream, retries=get("retries") or 0, response_id=get("response_id"), trace_id=span.trace_id,
         span_id=span.span_id, parent_span_id=span.parent_span_id, start_time_unix_nano=span.start_time_unix_nano,
         end_time_unix_nano=span.end_time_unix_nano, source=source.name, server_address=get("server_address"),
-        owner=owner, api_key_fingerprint=decoded.fingerprint, environment=res.environment,
+        pairs_by_usage=source.pairs_by_usage, owner=owner, api_key_fingerprint=decoded.fingerprint, environment=res.environment,
         service_name=res.service_name, adjusted=adjusted,
         conversation_id=get("conversation_id"), session_id=get("session_id"),  # type: ignore[arg-type]
     ))

@@ -134,6 +134,10 @@ class Source:
     cache_excluded_for: frozenset[str] = frozenset()
     """Providers for which this source's input count does NOT include cache tokens (everything else: includes)."""
     default_provider: str | None = None
+    pairs_by_usage: bool = False
+    """The source records no response id on (some of) its calls: its spans without one are paired with another
+    source's span of the same call by usage (`model.call_families`, the usage family), and the first such span turns
+    that pairing on for the ledger. Other sources' spans without a response id (an embeddings call) are not paired."""
     ttft_streams_only: bool = False
     """The source writes a "time to first token" on non-streamed calls too (the whole latency): keep it for streams."""
     refine: Refine | None = None

@@ -32,6 +32,7 @@ def _refine(values: MutableMapping[str, object]) -> None:
 SOURCE = Source(
     "botocore", SEMCONV, "operation", precedence=28, scopes=(BOTOCORE_SCOPE,), refine=_refine,
     cache_excluded_for=frozenset({PROVIDER_AWS_BEDROCK}),
+    pairs_by_usage=True,  # records no response id on (some of) its calls
     doc=SourceDoc(
         tested="opentelemetry-instrumentation-botocore 0.66b2 on botocore 1.44.18 (recorded against a local server "
                "speaking Converse, ConverseStream and InvokeModel)",

@@ -75,6 +75,7 @@ SOURCE = Source(
     refine=_refine, is_call=_is_call,
     extra={"usage_details": (LANGFUSE_USAGE,), "cost_details": (LANGFUSE_COST,),
            "completion_start": (LANGFUSE_COMPLETION_START,)},
+    pairs_by_usage=True,  # records no response id on (some of) its calls
     doc=SourceDoc(
         tested="langfuse 5.2.0 (Python), `langfuse.openai` on openai 3.x (recorded: chat, stream, cached chat, "
                "Responses, embeddings); @langfuse/openai + @langfuse/tracing 5.11.1 on openai 6.30.1 (Node 20, "

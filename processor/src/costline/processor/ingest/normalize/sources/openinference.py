@@ -52,6 +52,7 @@ FIELDS: dict[Field, tuple[str, ...]] = {
 SOURCE = Source(
     "openinference", FIELDS, "openinference", precedence=50, scopes=("openinference.", "@arizeai/openinference-"),
     markers=(OI_SPAN_KIND,),
+    pairs_by_usage=True,  # records no response id on (some of) its calls
     doc=SourceDoc(
         tested="openinference-instrumentation-openai 0.1.66; openinference-instrumentation-anthropic 3.1.0 beside the "
                "anthropic SDK's own spans (both recorded); @arizeai/openinference-instrumentation-openai 4.2.7 "

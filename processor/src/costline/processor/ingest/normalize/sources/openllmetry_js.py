@@ -17,6 +17,7 @@ from costline.processor.ingest.normalize.sources.base import SEMCONV, Source, So
 SOURCE = Source(
     "openllmetry-js", SEMCONV, "operation", precedence=30, scopes=("@traceloop/instrumentation-",),
     cache_excluded_for=frozenset({A.PROVIDER_ANTHROPIC}),
+    pairs_by_usage=True,  # records no response id on (some of) its calls
     doc=SourceDoc(
         tested="@traceloop/node-server-sdk 0.27.0 (instrumentation-openai, -anthropic 0.27.0; recorded, Node 20)",
         reports="semconv usage; Anthropic cache read and creation; no OpenAI cached count; OpenAI streams carry "
