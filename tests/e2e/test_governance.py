@@ -19,13 +19,11 @@ import sys
 import threading
 import urllib.error
 import urllib.request
-import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from costline.fingerprint import fingerprint
 from costline.processor.config.settings import Address, Settings
@@ -34,8 +32,8 @@ from costline.processor.service import Service
 from costline.processor.units import period_ends, period_starts
 from costline.testing.fake_provider import FakeProviderServer
 from tests.e2e.test_guard import APP, run_app
-from tests.postgres import require_postgres
 from tests.polling import poll
+from tests.postgres import fresh_database, require_postgres
 
 KEY = "sk-e2e-governance-weekly-0004"
 FINGERPRINT = fingerprint(KEY)
@@ -58,24 +56,14 @@ api:
     - {{name: app, sha256: "{hash_token(TOKENS['guard'])}", role: guard}}
 """
 RULE = "key acme/discovery/erin/erin-app weekly"
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture
 def postgres_url():
     """A fresh database on the suite's PostgreSQL, dropped afterwards."""
     require_postgres()
-    name = f"costline_gov_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
+    with fresh_database("costline_gov") as url:
+        yield url
 
 class Processor:
     """What `run_app` needs of a processor (its OTLP and API URLs), with the API URL the guard asks."""

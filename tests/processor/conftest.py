@@ -1,17 +1,15 @@
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from costline.processor.model import LLMCall
+from tests.postgres import POSTGRES_ADMIN, fresh_database  # noqa: F401 - POSTGRES_ADMIN: the fault suites' import
 from tests.processor.served import serving  # noqa: F401 - a fixture (a real `costline serve`, stopped after the test)
 
 EXAMPLE_CONFIG = Path(__file__).with_name("example.yaml")
-POSTGRES_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -20,17 +18,8 @@ def db_url(request, tmp_path):
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"
         return
-    name = f"costline_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
+    with fresh_database() as url:
+        yield url
 
 def at(year, month, day, hour=12) -> int:
     return int(datetime(year, month, day, hour, tzinfo=timezone.utc).timestamp() * 1e9)

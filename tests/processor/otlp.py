@@ -11,22 +11,14 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, InstrumentationSc
 from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span, Status
 
+from tests.processor.ingest.normalize.spans import any_value
+
 Attr = str | bool | int | float
 
 RECENT_NS = (time.time_ns() // 3_600_000_000_000 - 1) * 3_600_000_000_000 + 1_600_000_000_000
 """The default span start: in the hour before the suite started (26 minutes 40 seconds into it), one value for the
 whole run, so that a span built twice is the same span; recent, since the processor rejects spans older than
 `limits.max_span_age_hours` (72 hours by default)."""
-
-
-def any_value(value: Attr) -> AnyValue:
-    if isinstance(value, bool):
-        return AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return AnyValue(int_value=value)
-    if isinstance(value, float):
-        return AnyValue(double_value=value)
-    return AnyValue(string_value=value)
 
 
 def attributes(values: Mapping[str, Attr]) -> list[KeyValue]:
