@@ -117,3 +117,13 @@ def expected_rows(fixture: Fixture) -> dict[tuple[str, str, str], dict[str, int]
 def billed_units(billed: dict[tuple[str, str, str], dict[str, int]]) -> dict[tuple[str, str, str], dict[str, int]]:
     """`bill`'s result without cost and unpriced (compared with `expected_rows`)."""
     return {k: {n: v for n, v in row.items() if n not in ("cost_pico", "unpriced")} for k, row in billed.items()}
+
+
+def assert_costs_within_a_nano_dollar(billed: dict[tuple[str, str, str], dict[str, int]],
+                                      want: dict[tuple[str, str, str], object]) -> None:
+    """Each (provider, model, operation)'s billed cost within 1e-9 USD of the hand computation `want` (USD)."""
+    from decimal import Decimal
+
+    for key, usd in want.items():
+        assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - Decimal(usd)) <= Decimal("1e-9"), key
+

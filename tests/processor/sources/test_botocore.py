@@ -11,7 +11,15 @@ from pathlib import Path
 import pytest
 
 from tests.processor.sources.live import live_fixture
-from tests.processor.sources.recorded import FIXTURES, Fixture, bill, billed_units, expected_rows, load
+from tests.processor.sources.recorded import (
+    FIXTURES,
+    Fixture,
+    assert_costs_within_a_nano_dollar,
+    bill,
+    billed_units,
+    expected_rows,
+    load,
+)
 
 M = Decimal(1_000_000)
 CLAUDE = "global.anthropic.claude-sonnet-4-5-20250929-v1:0"
@@ -35,8 +43,7 @@ def _check(fixture: Fixture, tmp_path: Path) -> None:
     want = {("aws.bedrock", CLAUDE, "chat"): chat + stream + cached + cached_stream,
             ("aws.bedrock", TITAN, "embeddings"): 16 * TITAN_EMBED_V2 / M}
     assert {key: row["unpriced"] for key, row in billed.items()} == dict.fromkeys(want, 0)
-    for key, usd in want.items():
-        assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - usd) <= Decimal("1e-9"), key
+    assert_costs_within_a_nano_dollar(billed, want)
 
 
 def test_bedrock_recorded_calls_bill_the_cache_beside_the_input(tmp_path):

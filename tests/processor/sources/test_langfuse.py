@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.processor.sources.live import live_fixture
-from tests.processor.sources.recorded import FIXTURES, Fixture, bill, billed_units, expected_rows, load
+from tests.processor.sources.recorded import (
+    FIXTURES,
+    Fixture,
+    assert_costs_within_a_nano_dollar,
+    bill,
+    billed_units,
+    expected_rows,
+    load,
+)
 
 M = Decimal(1_000_000)
 # List prices (USD per million tokens), genai-prices 0.2.5 = OpenAI's pricing page:
@@ -31,8 +39,7 @@ def _check(fixture: Fixture, tmp_path: Path) -> None:
             ("openai", "o3", "chat"): responses,
             ("openai", "text-embedding-3-small", "embeddings"): 16 * EMBED_3_SMALL / M}
     assert {key: row["unpriced"] for key, row in billed.items()} == dict.fromkeys(want, 0)
-    for key, usd in want.items():
-        assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - usd) <= Decimal("1e-9"), key
+    assert_costs_within_a_nano_dollar(billed, want)
 
 
 def test_langfuse_recorded_generations_are_billed_once_at_list_price(tmp_path):

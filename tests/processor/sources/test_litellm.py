@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from tests.processor.sources.recorded import FIXTURES, bill, billed_units, expected_rows, load
+from tests.processor.sources.recorded import (
+    FIXTURES,
+    assert_costs_within_a_nano_dollar,
+    bill,
+    billed_units,
+    expected_rows,
+    load,
+)
 
 M = Decimal(1_000_000)
 # List prices (USD per million tokens), genai-prices 0.2.5 = the providers' pages:
@@ -32,8 +39,7 @@ def test_litellm_workload_is_billed_once_each_at_its_list_price(tmp_path):
             ("openai", "text-embedding-3-small", "embeddings"): embeddings,
             ("anthropic", "claude-sonnet-4-5", "chat"): claude}
     assert {key: row["unpriced"] for key, row in billed.items()} == dict.fromkeys(want, 0)
-    for key, usd in want.items():
-        assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - usd) <= Decimal("1e-9"), key
+    assert_costs_within_a_nano_dollar(billed, want)
 
 
 def test_the_raw_request_child_is_no_call_and_the_usage_object_is_read_as_a_literal():

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from tests.processor.sources.live import live_fixture
-from tests.processor.sources.recorded import FIXTURES, Fixture, bill, billed_units, expected_rows, load
+from tests.processor.sources.recorded import (
+    FIXTURES,
+    Fixture,
+    assert_costs_within_a_nano_dollar,
+    bill,
+    billed_units,
+    expected_rows,
+    load,
+)
 
 M = Decimal(1_000_000)
 # List prices (USD per million tokens), genai-prices 0.2.5 = the providers' pages:
@@ -35,8 +43,7 @@ def _check(fixture: Fixture, tmp_path: Path) -> None:
     assert {key: (row["requests"], row["unpriced"]) for key, row in billed.items()} == {
         ("openai", "gpt-4o-2024-08-06", "chat"): (3, 0), ("openai", "text-embedding-3-small", "embeddings"): (1, 0),
         ("anthropic", "claude-sonnet-4-5", "chat"): (2, 0)}
-    for key, usd in want.items():
-        assert abs(Decimal(billed[key]["cost_pico"]) / 10**12 - usd) <= Decimal("1e-9"), key
+    assert_costs_within_a_nano_dollar(billed, want)
 
 
 def test_logfire_recorded_workload_is_one_request_per_call_at_list_price(tmp_path):
