@@ -555,7 +555,7 @@ def _add_export(subparsers: argparse._SubParsersAction) -> None:
 def _export(args: argparse.Namespace) -> int:
     from datetime import date, timedelta
 
-    from costline.processor.reports.exports import ExportError, export_day, stale_days
+    from costline.processor.reports.exports import ExportError, export_days, stale_days
 
     try:
         days = [date.fromisoformat(d) for d in args.day or ()]
@@ -580,8 +580,9 @@ def _export(args: argparse.Namespace) -> int:
                 print(f"costline export: --to {last} is before --from {first}", file=sys.stderr)
                 return 2
             days += [first + timedelta(days=i) for i in range((last - first).days + 1)]
-        for day in sorted(set(days)) or stale_days(config, ledger, now, changed_since_s=None):
-            result = export_day(config, ledger, day, Path(args.out_dir), clock=CLOCK)
+        wanted = sorted(set(days)) or stale_days(config, ledger, now, changed_since_s=None)
+        for result in export_days(config, ledger, wanted, Path(args.out_dir), clock=CLOCK):
+            day = result.day
             print(f"{day}: " + ", ".join(f"{name} {result.rows[name]} rows -> {path}"
                                          for name, path in result.paths.items()))
     except ExportError as err:

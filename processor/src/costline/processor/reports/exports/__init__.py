@@ -7,6 +7,14 @@ pico-dollars, never a float. A day is written whole to a hidden file beside its 
 a reader sees the previous export of the day or the new one, never a part (docs/exports.md).
 """
 
-from costline.processor.reports.exports.daily import DATASETS, ExportError, ExportResult, day_bounds, export_day, stale_days
+from costline.processor.reports.exports.daily import (
+    DATASETS,
+    ExportError,
+    ExportResult,
+    day_bounds,
+    export_day,
+    export_days,
+    stale_days,
+)
 
-__all__ = ["DATASETS", "ExportError", "ExportResult", "day_bounds", "export_day", "stale_days"]
+__all__ = ["DATASETS", "ExportError", "ExportResult", "day_bounds", "export_day", "export_days", "stale_days"]

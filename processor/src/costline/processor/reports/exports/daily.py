@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
@@ -54,16 +54,31 @@ def day_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 def export_day(config: Any, ledger: Any, day: date, out_dir: Path, *, clock: Clock) -> ExportResult:
     """Write `day`'s partitions under `out_dir`, each replacing the one there; raises `ExportError`."""
-    tz = ZoneInfo(config.timezone)
-    start, end = day_bounds(day, tz)
-    usage = usage_table(ledger.reader.hour_rows(start, end))
+    return next(export_days(config, ledger, [day], out_dir, clock=clock))
+
+
+def export_days(config: Any, ledger: Any, days: Iterable[date], out_dir: Path, *,
+                clock: Clock) -> Iterator[ExportResult]:
+    """Write each day's partitions in turn (as `export_day`), the month's statement — which the FOCUS rows name their
+    team's chargeback from — made once per month, not once per day."""
     if config.chargeback is None:  # FOCUS rows name each team's chargeback; without rules, teams are charged at cost
         config = config.model_copy(update={"chargeback": ChargebackConfig()})
-    statement = statement_for(config, ledger, Period(day.year, day.month), clock=clock)
+    statements: dict[Period, Any] = {}
+    for day in days:
+        period = Period(day.year, day.month)
+        if period not in statements:
+            statements[period] = statement_for(config, ledger, period, clock=clock)
+        yield _export(config, ledger, day, Path(out_dir), statements[period])
+
+
+def _export(config: Any, ledger: Any, day: date, out_dir: Path, statement: Any) -> ExportResult:
+    tz = config.zone
+    start, end = day_bounds(day, tz)
+    usage = usage_table(ledger.reader.hour_rows(start, end))
     rows = [r for r in focus_rows(statement, ledger.usage(start, end, list(USAGE_GROUPS), tz=tz))
             if r["ChargeCategory"] == "Usage"]
     focus = focus_table(FOCUS_COLUMNS, rows)
-    paths = {name: _write(table, Path(out_dir) / name / f"date={day.isoformat()}")
+    paths = {name: _write(table, out_dir / name / f"date={day.isoformat()}")
              for name, table in (("usage", usage), ("focus", focus))}
     return ExportResult(day, paths, {"usage": usage.num_rows, "focus": focus.num_rows})
 

@@ -17,7 +17,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from costline.processor.clock import Clock
 from costline.processor.refresher import Refresher
-from costline.processor.reports.exports.daily import ExportError, export_day, stale_days
+from costline.processor.reports.exports.daily import export_days, stale_days
 
 log = logging.getLogger("costline.processor.exports")
 
@@ -49,10 +49,9 @@ class ScheduledExports:
             config = self._config()
             try:
                 days = stale_days(config, self._ledger, now, changed_since_s=self._last_started_s)
-                for day in days:
-                    export_day(config, self._ledger, day, self._out_dir, clock=self._clock)
+                for _ in export_days(config, self._ledger, days, self._out_dir, clock=self._clock):
                     self.days_written += 1
-            except (ExportError, Exception) as err:  # the next pass retries; serving spans goes on
+            except Exception as err:  # an `ExportError` or a ledger read: the next pass retries; serving spans goes on
                 self.failures += 1
                 log.error("daily export to %s failed: %s", self._out_dir, err)
                 return
