@@ -138,6 +138,14 @@ def period_window(period: str, now: datetime, tz: ZoneInfo) -> tuple[datetime, d
     return start, period_ends({period: start}, tz)[period]
 
 
+def elapsed_share(start: datetime, end: datetime, now: datetime) -> Decimal:
+    """How much of the period [`start`, `end`) has passed at `now`, at least an hour's worth (a forecast from the first
+    minutes would divide by ~0) and at most all of it: what a period-end forecast divides the spend so far by."""
+    total = end.timestamp() - start.timestamp()
+    passed = min(max(now.timestamp() - start.timestamp(), S_PER_HOUR), total)
+    return Decimal(passed) / Decimal(total)
+
+
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 """The first instant the API and the command line accept (`from`, `to`, periods)."""
 LATEST = datetime(9999, 1, 1, tzinfo=timezone.utc)

@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 
 from costline.processor.model import BUDGET_SCOPES
 from costline.processor.ownership import UNATTRIBUTED
-from costline.processor.units import PERIODS, ceil_hour, period_starts, period_window
+from costline.processor.units import PERIODS, ceil_hour, elapsed_share, period_starts, period_window
 
 _FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 PERIOD_FIELDS = {period: f"{period}_usd" for period in PERIODS}
@@ -111,7 +111,7 @@ def suggest_budgets(config: Any, ledger: Any, now: datetime, *, period: str = "m
                 spend[(scope, owner)][i] += Decimal(row["cost_usd"])
     for key in current_budgets:
         spend[key]  # a budgeted scope without spend is suggested too (its budget may be too high)  # noqa: B018
-    elapsed = _elapsed_fraction(span.current, now)
+    elapsed = elapsed_share(*span.current, now)
     out = []
     for (scope, owner), series in spend.items():
         complete, to_date = series[:-1], series[-1]
@@ -123,14 +123,6 @@ def suggest_budgets(config: Any, ledger: Any, now: datetime, *, period: str = "m
                               trend, suggested))
     out.sort(key=lambda s: (SCOPE_ORDER.index(s.scope), s.owner))
     return out
-
-
-def _elapsed_fraction(current: tuple[datetime, datetime], now: datetime) -> Decimal:
-    """How much of the current period has passed, at least an hour's worth (the first minutes divide by ~0)."""
-    start, end = current
-    total = (end - start).total_seconds()
-    passed = max((now - start).total_seconds(), 3600.0)
-    return Decimal(min(passed, total)) / Decimal(total)
 
 
 def _trend(values: Sequence[Decimal]) -> Decimal:

@@ -17,14 +17,14 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from costline.processor.ownership import UNATTRIBUTED
 from costline.processor.reports.suggest import suggest_budgets
-from costline.processor.units import ceil_hour
+from costline.processor.units import ceil_hour, elapsed_share, period_window
 
 ANOMALY_FACTOR = Decimal(3)
 BASELINE_DAYS = 14
@@ -121,7 +121,7 @@ def build_review(config: Any, ledger: Any, now: datetime, length: timedelta) -> 
     groups = ["org", "team"]
     current = _by_team(ledger.usage(start, end, groups))
     previous = _by_team(ledger.usage(previous_start, start, groups))
-    month_start = now.astimezone(tz).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    month_start, month_end = period_window("monthly", now, tz)
     month = _by_team(ledger.usage(ceil_hour(month_start), end, groups))
     budgets = _monthly_budgets(config)
     suggested = {s.owner_name: s.suggested_usd for s in suggest_budgets(config, ledger, now)
@@ -130,7 +130,7 @@ def build_review(config: Any, ledger: Any, now: datetime, length: timedelta) -> 
     models = ledger.usage(start, end, ["org", "team", "model", "operation"])
     rates = _rates(ledger.usage(previous_start, end, ["model", "operation"]))
     daily = _daily(ledger, start - timedelta(days=BASELINE_DAYS), end, tz)
-    elapsed = _elapsed_share(month_start, now)
+    elapsed = elapsed_share(month_start, month_end, now)
     teams = sorted({*current, *previous, *((o, t) for o, t in budgets if t)}, key=lambda k: k)
 
     def line(org: str, team: str, keys: list[tuple[str, str]]) -> TeamReview:
@@ -157,8 +157,6 @@ def build_review(config: Any, ledger: Any, now: datetime, length: timedelta) -> 
 
 
 def _with(line: TeamReview, budget: Decimal | None, suggested: Decimal | None) -> TeamReview:
-    from dataclasses import replace
-
     return replace(line, monthly_budget_usd=budget, suggested_budget_usd=suggested)
 
 
@@ -175,12 +173,6 @@ def _monthly_budgets(config: Any) -> dict[tuple[str, str], Decimal]:
             if team.budget and team.budget.monthly_usd is not None:
                 out[(org.name, team.name)] = team.budget.monthly_usd
     return out
-
-
-def _elapsed_share(month_start: datetime, now: datetime) -> Decimal:
-    nxt = (month_start + timedelta(days=32)).replace(day=1)
-    total = (nxt - month_start).total_seconds()
-    return Decimal(min(max((now - month_start).total_seconds(), 3600.0), total)) / Decimal(total)
 
 
 def _untracked(ledger: Any, start: datetime, end: datetime) -> dict[tuple[str, str], Decimal]:
