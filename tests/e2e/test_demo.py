@@ -135,3 +135,17 @@ def test_demo_shows_a_team_admin_at_work_and_an_approval(demo_output):
                      ["demo-search-admin", "create", "key:b94b2339ad4e831d"],
                      ["demo-search-admin", "request", "approval:acme/search|openai|o3*"],
                      ["demo-org-admin", "approve", "approval:acme/search|openai|o3*"]], audit
+
+
+def test_demo_prints_where_it_wrote_the_export_and_the_review(demo_output):
+    """The day's Parquet partitions and the cost review page, each named with its path, and the files are there."""
+    import re
+    from pathlib import Path
+
+    export = re.search(r"usage (\d+) rows -> (\S+/export/usage/date=\d{4}-\d{2}-\d{2}/part-0\.parquet), "
+                       r"focus (\d+) rows -> (\S+/export/focus/date=\d{4}-\d{2}-\d{2}/part-0\.parquet)", demo_output)
+    assert export and int(export[1]) > 0 and int(export[3]) > 0, demo_output[-3000:]
+    review = re.search(r"review of \S+ to \S+ written to (\S+/review\.html)", demo_output)
+    assert review, demo_output[-3000:]
+    for path in (export[2], export[4], review[1]):
+        assert Path(path).is_file(), path
